@@ -1,0 +1,11 @@
+// Each area of the addon registers its exports here; addon.cc calls them all.
+#pragma once
+
+#include <napi.h>
+
+namespace flatwall {
+
+void InitLayout(Napi::Env env, Napi::Object exports);      // layout.cc
+void InitClassifier(Napi::Env env, Napi::Object exports);  // classifier_binding.cc
+
+}  // namespace flatwall

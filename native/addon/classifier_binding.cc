@@ -1,0 +1,2 @@
+#include "addon/bindings.h"
+namespace flatwall { void InitClassifier(Napi::Env, Napi::Object) {} }

@@ -1,0 +1,99 @@
+// Exports the packed-table layout of classifier/rule_table.h to JavaScript,
+// so src/rules/pack.ts writes records at offsets it never hard-codes.
+#include <cstddef>
+
+#include "addon/bindings.h"
+#include "classifier/rule_table.h"
+
+namespace flatwall {
+namespace {
+
+template <typename T>
+void Field(Napi::Env env, Napi::Object obj, const char* name, size_t offset) {
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("offset", static_cast<double>(offset));
+  f.Set("size", static_cast<double>(sizeof(T)));
+  obj.Set(name, f);
+}
+
+#define FIELD(obj, S, member) \
+  Field<decltype(S::member)>(env, obj, #member, offsetof(S, member))
+#define SUBFIELD(obj, S, sub, member) \
+  Field<decltype(S::sub.member)>(env, obj, #member, offsetof(S, sub) + offsetof(decltype(S::sub), member))
+
+Napi::Object Common(Napi::Env env, Napi::Object fields) {
+  SUBFIELD(fields, RuleRecord4, c, rule_id);
+  SUBFIELD(fields, RuleRecord4, c, arg);
+  SUBFIELD(fields, RuleRecord4, c, sport_lo);
+  SUBFIELD(fields, RuleRecord4, c, sport_hi);
+  SUBFIELD(fields, RuleRecord4, c, dport_lo);
+  SUBFIELD(fields, RuleRecord4, c, dport_hi);
+  SUBFIELD(fields, RuleRecord4, c, iif_lo);
+  SUBFIELD(fields, RuleRecord4, c, iif_hi);
+  SUBFIELD(fields, RuleRecord4, c, oif_lo);
+  SUBFIELD(fields, RuleRecord4, c, oif_hi);
+  SUBFIELD(fields, RuleRecord4, c, icmp_lo);
+  SUBFIELD(fields, RuleRecord4, c, icmp_hi);
+  SUBFIELD(fields, RuleRecord4, c, proto_lo);
+  SUBFIELD(fields, RuleRecord4, c, proto_hi);
+  SUBFIELD(fields, RuleRecord4, c, tcp_flags_mask);
+  SUBFIELD(fields, RuleRecord4, c, tcp_flags_value);
+  SUBFIELD(fields, RuleRecord4, c, ct_state_mask);
+  SUBFIELD(fields, RuleRecord4, c, flags);
+  SUBFIELD(fields, RuleRecord4, c, action);
+  return fields;
+}
+
+}  // namespace
+
+void InitLayout(Napi::Env env, Napi::Object exports) {
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("magic", static_cast<double>(kTableMagic));
+  layout.Set("version", static_cast<double>(kTableVersion));
+
+  Napi::Object header = Napi::Object::New(env);
+  header.Set("size", static_cast<double>(sizeof(TableSetHeader)));
+  FIELD(header, TableSetHeader, magic);
+  FIELD(header, TableSetHeader, version);
+  FIELD(header, TableSetHeader, table_count);
+  FIELD(header, TableSetHeader, total_bytes);
+  layout.Set("header", header);
+
+  Napi::Object desc = Napi::Object::New(env);
+  desc.Set("size", static_cast<double>(sizeof(TableDesc)));
+  FIELD(desc, TableDesc, family);
+  FIELD(desc, TableDesc, hook);
+  FIELD(desc, TableDesc, record_size);
+  FIELD(desc, TableDesc, count);
+  FIELD(desc, TableDesc, offset);
+  layout.Set("desc", desc);
+
+  Napi::Object r4 = Common(env, Napi::Object::New(env));
+  r4.Set("size", static_cast<double>(sizeof(RuleRecord4)));
+  FIELD(r4, RuleRecord4, src_lo);
+  FIELD(r4, RuleRecord4, src_hi);
+  FIELD(r4, RuleRecord4, dst_lo);
+  FIELD(r4, RuleRecord4, dst_hi);
+  layout.Set("record4", r4);
+
+  Napi::Object r6 = Common(env, Napi::Object::New(env));
+  r6.Set("size", static_cast<double>(sizeof(RuleRecord6)));
+  FIELD(r6, RuleRecord6, src_lo);
+  FIELD(r6, RuleRecord6, src_hi);
+  FIELD(r6, RuleRecord6, dst_lo);
+  FIELD(r6, RuleRecord6, dst_hi);
+  layout.Set("record6", r6);
+
+  Napi::Object actions = Napi::Object::New(env);
+  actions.Set("ACCEPT", static_cast<double>(Action::kAccept));
+  actions.Set("DROP", static_cast<double>(Action::kDrop));
+  actions.Set("REJECT", static_cast<double>(Action::kReject));
+  actions.Set("LOG", static_cast<double>(Action::kLog));
+  actions.Set("COUNT", static_cast<double>(Action::kCount));
+  actions.Set("SKIP", static_cast<double>(Action::kSkip));
+  layout.Set("actions", actions);
+
+  exports.Set("layout", layout);
+}
+
+}  // namespace flatwall

@@ -1,0 +1,2 @@
+// placeholder, replaced by the classifier implementation
+namespace flatwall { int classifier_placeholder = 0; }

@@ -1,0 +1,52 @@
+// PUBLIC API CONTRACT (the design essay goes above this line when the
+// implementation lands; keep the API below stable: the dataplane and the
+// addon are written against it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "classifier/packet_key.h"
+#include "classifier/rule_table.h"
+
+namespace flatwall {
+
+constexpr uint32_t kNoMatch = UINT32_MAX;
+
+struct BuildStats {
+  double build_seconds = 0;
+  size_t memory_bytes = 0;  // everything the classifier owns, records included
+  uint32_t records = 0;
+  uint32_t tables = 0;      // algorithm-specific: hash tables / partitions
+  std::string algorithm;
+};
+
+// First-match classifier over one table (one hook, one family). Immutable
+// once built: any number of threads may call Lookup concurrently.
+template <typename Rec, typename Key>
+class Classifier {
+ public:
+  // Copies the records. The caller has validated them (ValidateTableSet).
+  static std::unique_ptr<Classifier> Build(const Rec* records, uint32_t count);
+  virtual ~Classifier() = default;
+
+  // Index of the first record with index >= start that matches key, or
+  // kNoMatch. Records are in priority order (index 0 is highest).
+  virtual uint32_t Lookup(const Key& key, uint32_t start = 0) const = 0;
+
+  // Batch form: out[i] = Lookup(keys[i], starts ? starts[i] : 0).
+  virtual void LookupBatch(const Key* keys, const uint32_t* starts,
+                           uint32_t* out, size_t n) const = 0;
+
+  virtual const Rec& record(uint32_t i) const = 0;
+  virtual uint32_t size() const = 0;
+  virtual const BuildStats& stats() const = 0;
+};
+
+using Classifier4 = Classifier<RuleRecord4, PacketKey4>;
+using Classifier6 = Classifier<RuleRecord6, PacketKey6>;
+
+}  // namespace flatwall
