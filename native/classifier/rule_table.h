@@ -20,8 +20,8 @@
 // inclusive range [lo, hi]; a wildcard is the full range of the field.
 //
 // Non-terminal actions (LOG, COUNT, SKIP) make the dataplane look up again
-// starting after the matched record (or at `arg` for SKIP), which is how
-// iptables' "evaluation goes on" and RETURN are expressed in a flat list.
+// starting at the record index in `arg`, which is how iptables' "evaluation
+// goes on" and RETURN are expressed in a flat list.
 #pragma once
 
 #include <cstddef>
@@ -39,9 +39,14 @@ enum class Action : uint8_t {
   kAccept = 0,
   kDrop = 1,
   kReject = 2,  // arg = RejectWith
-  kLog = 3,     // non-terminal; arg = log spec index (JS side)
-  kCount = 4,   // non-terminal; a taken -j/-g jump, counted like iptables
-  kSkip = 5,    // non-terminal; RETURN: continue at record index `arg`
+  // Non-terminal actions: evaluation continues at record index `arg`, which
+  // is always greater than the record's own index. For LOG and COUNT it is
+  // the first record after the source rule's own records (a rule expanded
+  // into several records must log and count once); for SKIP (RETURN) it is
+  // the end of the inlined chain.
+  kLog = 3,    // -j LOG: emit an event, go on
+  kCount = 4,  // a rule without a verdict: a taken -j/-g jump, or no -j
+  kSkip = 5,   // RETURN
 };
 
 enum class RejectWith : uint8_t {
@@ -98,7 +103,7 @@ struct TableDesc {
 // Fields shared by both families. Addresses follow in the family record.
 struct RuleCommon {
   uint32_t rule_id;  // source rule (JS metadata index): counters and logs
-  uint32_t arg;      // SKIP target index / RejectWith / log spec index
+  uint32_t arg;      // RejectWith, or the continue index of LOG/COUNT/SKIP
   uint16_t sport_lo, sport_hi;
   uint16_t dport_lo, dport_hi;
   uint16_t iif_lo, iif_hi;    // interface ids, see "Interface ids" below
