@@ -1,0 +1,112 @@
+// The parsed rule set: what the operator wrote, chain by chain, before any
+// inlining. Both front ends (iptables-save text, the native JSON/YAML format)
+// produce this, and the printers and the compiler consume it.
+import type { Position } from './errors';
+
+export type Family = 4 | 6;
+export const BUILTIN_CHAINS = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
+export type BuiltinChain = (typeof BUILTIN_CHAINS)[number];
+export type Policy = 'ACCEPT' | 'DROP';
+
+/** A value with optional `!` in front. */
+export interface Neg<T> {
+  not: boolean;
+  v: T;
+}
+
+/**
+ * An address condition as an inclusive range of numbers. IPv4 addresses are
+ * plain numbers; IPv6 addresses are bigints. `prefix` is set when the text was
+ * a CIDR or a contiguous mask (it decides how the address is printed).
+ */
+export interface AddrRange {
+  lo: number | bigint;
+  hi: number | bigint;
+  prefix?: number;
+}
+
+export interface PortRange {
+  lo: number;
+  hi: number;
+}
+
+export interface IfaceMatch {
+  name: string; // without the trailing '+'
+  wildcard: boolean; // written as "name+"
+}
+
+export interface TcpFlags {
+  mask: number;
+  comp: number;
+}
+
+export interface IcmpType {
+  any: boolean; // --icmp-type any
+  type: number;
+  codeLo: number;
+  codeHi: number;
+}
+
+export type Match =
+  | { module: 'tcp'; sport?: Neg<PortRange>; dport?: Neg<PortRange>; flags?: Neg<TcpFlags> }
+  | { module: 'udp'; sport?: Neg<PortRange>; dport?: Neg<PortRange> }
+  | { module: 'sctp'; sport?: Neg<PortRange>; dport?: Neg<PortRange> }
+  | { module: 'icmp'; type?: Neg<IcmpType> }
+  | { module: 'icmp6'; type?: Neg<IcmpType> }
+  | { module: 'multiport'; which?: 'sports' | 'dports' | 'ports'; ports?: Neg<PortRange[]> }
+  | { module: 'iprange'; src?: Neg<AddrRange>; dst?: Neg<AddrRange> }
+  | { module: 'conntrack'; ctstate?: Neg<number> }
+  | { module: 'state'; state?: Neg<number> }
+  | { module: 'comment'; comment?: string };
+
+export type MatchModule = Match['module'];
+
+export type Target =
+  | { kind: 'ACCEPT' }
+  | { kind: 'DROP' }
+  | { kind: 'REJECT'; with: string }
+  | { kind: 'RETURN' }
+  | { kind: 'LOG'; prefix?: string; level?: number }
+  | { kind: 'jump'; chain: string }
+  | { kind: 'goto'; chain: string }
+  | { kind: 'none' };
+
+export interface Rule {
+  pos: Position; // where the rule starts (the -A/-I token)
+  src?: Neg<AddrRange>;
+  dst?: Neg<AddrRange>;
+  inIface?: Neg<IfaceMatch>;
+  outIface?: Neg<IfaceMatch>;
+  proto?: Neg<number>; // absent = all
+  matches: Match[];
+  target: Target;
+  targetPos?: Position;
+  counters?: [bigint, bigint];
+}
+
+export interface Chain {
+  name: string;
+  builtin: boolean;
+  policy?: Policy; // builtin chains only
+  counters?: [bigint, bigint];
+  pos: Position;
+  rules: Rule[];
+}
+
+/** One `*filter ... COMMIT` block of one family. */
+export interface Table {
+  name: 'filter';
+  family: Family;
+  file: string;
+  chains: Map<string, Chain>;
+}
+
+export interface RuleSet {
+  tables: Table[];
+}
+
+// Conntrack state bits (same values as native/classifier/rule_table.h CtState).
+export const CT = { INVALID: 1, NEW: 2, ESTABLISHED: 4, RELATED: 8, UNTRACKED: 16 } as const;
+export const CT_ALL = 0x1f;
+// iptables prints states in this order.
+export const CT_PRINT_ORDER: (keyof typeof CT)[] = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED'];
