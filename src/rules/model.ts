@@ -82,6 +82,8 @@ export interface Rule {
   target: Target;
   targetPos?: Position;
   counters?: [bigint, bigint];
+  /** Index into CompiledRuleSet.rules, set by the compiler. */
+  id?: number;
 }
 
 export interface Chain {

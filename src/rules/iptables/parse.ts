@@ -4,7 +4,7 @@
 // is returned (the caller gets an exception, never half a rule set).
 import { RuleError, type Position } from '../errors';
 import {
-  CT, CT_ALL, type AddrRange, type Chain, type Family, type IcmpType, type Match, type Neg, type PortRange,
+  CT, type AddrRange, type Chain, type Family, type IcmpType, type Match, type PortRange,
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
 } from '../model';
 import {
@@ -28,6 +28,7 @@ export interface ParseOptions {
 interface Token {
   text: string;
   col: number;
+  line?: number; // set when tokens come from a structured file (native format)
 }
 
 const MAX_CHAIN_NAME = 28; // XT_EXTENSION_MAXNAMELEN - 1
@@ -39,6 +40,17 @@ const MAX_MULTIPORT = 15;
 /** Split one line like iptables-restore does: whitespace, and "quoted strings". */
 export function tokenize(line: string, pos: Position): Token[] {
   const out: Token[] = [];
+  if (line.indexOf('"') === -1 && line.indexOf('\t') === -1 && line.indexOf('\r') === -1) {
+    // Fast path: no quoting, single-character separators.
+    let start = 0;
+    for (;;) {
+      const sp = line.indexOf(' ', start);
+      const end = sp === -1 ? line.length : sp;
+      if (end > start) out.push({ text: line.slice(start, end), col: start + 1 });
+      if (sp === -1) return out;
+      start = sp + 1;
+    }
+  }
   let i = 0;
   const n = line.length;
   while (i < n) {
@@ -72,7 +84,7 @@ export function tokenize(line: string, pos: Position): Token[] {
   return out;
 }
 
-class LineCursor {
+export class LineCursor {
   i = 0;
   constructor(
     readonly toks: Token[],
@@ -80,7 +92,8 @@ class LineCursor {
     readonly line: number,
   ) {}
   pos(t?: Token): Position {
-    return { file: this.file, line: this.line, col: t ? t.col : (this.toks.at(-1)?.col ?? 1) };
+    const at = t ?? this.toks.at(-1);
+    return { file: this.file, line: at?.line ?? this.line, col: at ? at.col : 1 };
   }
   peek(): Token | undefined {
     return this.toks[this.i];
@@ -251,8 +264,16 @@ const IMPLICIT_MODULE: Record<number, Match['module']> = {
   [PROTO_TCP]: 'tcp', [PROTO_UDP]: 'udp', [PROTO_SCTP]: 'sctp', [PROTO_ICMP]: 'icmp', [PROTO_ICMPV6]: 'icmp6',
 };
 
+/** What a rule needs to know about the file it is in. */
+export interface RuleContext {
+  family(): Family;
+  /** Fix the family, or fail if the file already showed the other one. */
+  setFamily(f: Family, tok: Token, cur: LineCursor): void;
+  chainExists(name: string): boolean;
+}
+
 /** Parses the options of one rule (everything after `-A CHAIN`). */
-class RuleParser {
+export class RuleParser {
   private negate: Token | undefined;
   private readonly rule: Rule;
   private srcList: { tok: Token; text: string } | undefined;
@@ -261,17 +282,23 @@ class RuleParser {
   private dstNot = false;
   private targetTok: Token | undefined;
   private protoTok: Token | undefined;
-  private readonly moduleToks = new Map<Match, Token>();
-  private readonly seen = new Set<string>();
+  private readonly moduleToks: Token[] = [];
+  private readonly seen: string[] = [];
 
   constructor(
     private readonly cur: LineCursor,
-    private readonly family: () => Family,
-    private readonly setFamily: (f: Family, tok: Token) => void,
-    private readonly chainExists: (name: string) => boolean,
+    private readonly ctx: RuleContext,
     pos: Position,
   ) {
     this.rule = { pos, matches: [], target: { kind: 'none' } };
+  }
+
+  private family(): Family {
+    return this.ctx.family();
+  }
+
+  private setFamily(f: Family, tok: Token): void {
+    this.ctx.setFamily(f, tok, this.cur);
   }
 
   private takeNegate(opt: Token, negatable: boolean): boolean {
@@ -282,8 +309,8 @@ class RuleParser {
   }
 
   private once(key: string, opt: Token): void {
-    if (this.seen.has(key)) this.cur.fail(opt, `option ${opt.text} given more than once`);
-    this.seen.add(key);
+    if (this.seen.includes(key)) this.cur.fail(opt, `option ${opt.text} given more than once`);
+    this.seen.push(key);
   }
 
   parse(): Rule[] {
@@ -375,7 +402,7 @@ class RuleParser {
     if (name === 'icmp6') this.setFamily(6, tok);
     const m = { module: name } as Match;
     this.rule.matches.push(m);
-    this.moduleToks.set(m, tok);
+    this.moduleToks.push(tok);
     return m;
   }
 
@@ -391,6 +418,7 @@ class RuleParser {
       const m = this.addModule(implicit, this.protoTok!);
       if (this.matchOption(m, t)) return;
       this.rule.matches.pop();
+      this.moduleToks.pop();
     }
     if (this.targetTok && this.rule.target.kind !== 'none') {
       this.cur.fail(t, `option ${t.text} is not supported by target ${this.targetTok.text}`);
@@ -502,7 +530,7 @@ class RuleParser {
     const name = v.text;
     if (isGoto || !['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'LOG'].includes(name)) {
       if (BUILTIN_CHAINS.includes(name as never)) this.cur.fail(v, `cannot jump to built-in chain ${name}`);
-      if (!this.chainExists(name)) {
+      if (!this.ctx.chainExists(name)) {
         this.cur.fail(v, /^[A-Z]+$/.test(name) && !isGoto
           ? `target ${name} is not supported, and no chain of that name exists`
           : `chain ${name} does not exist`);
@@ -559,8 +587,9 @@ class RuleParser {
     const r = this.rule;
     const cur: LineCursor = this.cur;
     const proto = r.proto && !r.proto.not ? r.proto.v : undefined;
-    for (const m of r.matches) {
-      const tok = this.moduleToks.get(m)!;
+    for (let i = 0; i < r.matches.length; i++) {
+      const m = r.matches[i];
+      const tok = this.moduleToks[i];
       switch (m.module) {
         case 'tcp': case 'udp': case 'sctp': {
           const want = m.module === 'tcp' ? PROTO_TCP : m.module === 'udp' ? PROTO_UDP : PROTO_SCTP;
@@ -603,16 +632,30 @@ class RuleParser {
   private expandAddresses(): Rule[] {
     const list = (l: { tok: Token; text: string } | undefined): (AddrRange | undefined)[] => {
       if (!l) return [undefined];
+      if (l.text.indexOf(',') === -1) {
+        const c = l.text.charCodeAt(0);
+        if (l.text.indexOf(':') !== -1) this.setFamily(6, l.tok);
+        else if (c >= 48 && c <= 57) this.setFamily(4, l.tok);
+        return [parseAddress(this.cur, l.tok, l.text, this.family())];
+      }
       const parts = l.text.split(',');
       if (parts.some((p) => p === '')) this.cur.fail(l.tok, `invalid address list "${l.text}"`);
       for (const p of parts) {
         if (p.includes(':')) this.setFamily(6, l.tok);
-        else if (/^[\d.]+(\/[\d.]+)?$/.test(p)) this.setFamily(4, l.tok);
+        else if (p.charCodeAt(0) >= 48 && p.charCodeAt(0) <= 57) this.setFamily(4, l.tok);
       }
       return parts.map((p) => parseAddress(this.cur, l.tok, p, this.family()));
     };
     const srcs = list(this.srcList);
     const dsts = list(this.dstList);
+    if (srcs.length === 1 && dsts.length === 1) {
+      const r = this.rule;
+      const s = srcs[0];
+      const d = dsts[0];
+      if (s && (this.srcNot || !isFull(s, this.family()))) r.src = { not: this.srcNot, v: s };
+      if (d && (this.dstNot || !isFull(d, this.family()))) r.dst = { not: this.dstNot, v: d };
+      return [r];
+    }
     const out: Rule[] = [];
     for (const s of srcs) {
       for (const d of dsts) {
@@ -643,17 +686,20 @@ function detectFamily(text: string): Family | undefined {
 export function parseIptables(text: string, opts: ParseOptions): RuleSet {
   const file = opts.file;
   let family: Family | undefined = opts.family ?? detectFamily(text);
-  const familyFixed = () => family ?? 4;
-  const setFamily = (f: Family, tok: Token, cur?: LineCursor) => {
-    if (family === undefined) family = f;
-    else if (family !== f) {
-      throw new RuleError({ file, line: cur?.line ?? 0, col: tok.col },
-        `IPv${f} syntax in an IPv${family} rule file (use separate iptables-save and ip6tables-save files)`, tok.text);
-    }
+  let table: Table | undefined;
+  const ctx: RuleContext = {
+    family: () => family ?? 4,
+    setFamily: (f, tok, cur) => {
+      if (family === undefined) family = f;
+      else if (family !== f) {
+        throw new RuleError({ file, line: cur.line, col: tok.col },
+          `IPv${f} syntax in an IPv${family} rule file (use separate iptables-save and ip6tables-save files)`, tok.text);
+      }
+    },
+    chainExists: (name) => table!.chains.has(name),
   };
 
   const tables: Table[] = [];
-  let table: Table | undefined;
   let skipping = false;
   let tableTok: { line: number; col: number; name: string } | undefined;
   const seenTables = new Set<string>();
@@ -737,11 +783,11 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
             at = idx - 1;
           }
         }
-        const rp = new RuleParser(cur, familyFixed, (f, tok) => setFamily(f, tok, cur),
-          (name) => tbl.chains.has(name), cur.pos(cmd));
+        const rp = new RuleParser(cur, ctx, cur.pos(cmd));
         const rules = rp.parse();
         if (counters) for (const r of rules) r.counters = counters;
-        chain.rules.splice(at, 0, ...rules);
+        if (at === chain.rules.length) for (const r of rules) chain.rules.push(r);
+        else chain.rules.splice(at, 0, ...rules);
         break;
       }
       case '-N': case '--new-chain': case '--new': {
@@ -870,10 +916,4 @@ export function isIptablesText(text: string): boolean {
   return /^\s*(\*filter|\*\w+|#|:|-A|COMMIT)/m.test(text.slice(0, 2048)) && !/^\s*[{\[]/.test(text);
 }
 
-// Re-exported for the native format, which feeds rules through the same parser.
-export { RuleParser as _RuleParser, LineCursor as _LineCursor };
 export type { Token };
-export function negOf<T>(v: T, not = false): Neg<T> {
-  return { not, v };
-}
-export { CT_ALL };

@@ -1,0 +1,50 @@
+// Shared CLI plumbing: exit codes, usage errors, progress on stderr.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export const EXIT_OK = 0;
+export const EXIT_ERRORS = 1; // the input had errors, or the operation failed
+export const EXIT_USAGE = 2; // bad command line
+
+export class UsageError extends Error {}
+
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = true) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+/**
+ * Progress for long work, on stderr only: a rewritten line on a terminal, a
+ * line per quarter otherwise, and nothing for work that ends within a second.
+ */
+export class Progress {
+  private readonly start = performance.now();
+  private lastQuarter = -1;
+  private drew = false;
+  constructor(
+    private readonly label: string,
+    private readonly quiet = false,
+  ) {}
+
+  update(done: number, total: number, unit = 'lines'): void {
+    if (this.quiet || performance.now() - this.start < 1000 || total <= 0) return;
+    const pct = Math.min(100, Math.floor((done / total) * 100));
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\r${this.label}: ${pct}% (${done}/${total} ${unit})\x1b[K`);
+      this.drew = true;
+    } else {
+      const q = Math.floor(pct / 25);
+      if (q > this.lastQuarter) {
+        this.lastQuarter = q;
+        process.stderr.write(`${this.label}: ${pct}% (${done}/${total} ${unit})\n`);
+      }
+    }
+  }
+
+  done(): void {
+    if (this.drew) process.stderr.write('\r\x1b[K');
+    this.drew = false;
+  }
+}

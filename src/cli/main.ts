@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// flatwall command line. Each subcommand validates its arguments and calls
+// into the library; exit codes follow Linux conventions (0 ok, 1 errors found,
+// 2 usage).
+import { EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError } from './args';
+import { runCheck } from './check';
+import { runPrint } from './print';
+import { runGen } from './gen';
+
+const VERSION: string = require('../../../package.json').version;
+
+const HELP = `Usage: flatwall COMMAND [OPTIONS]
+
+A userspace packet-filtering firewall whose speed does not depend on the
+number of rules. Reads iptables-save / ip6tables-save files or its native
+JSON/YAML format.
+
+Commands:
+  check FILE...    parse, validate and compile rules; print a summary
+  print FILE...    print rules in canonical iptables-save form, or convert them
+  gen FAMILY N     generate a deterministic rule set for tests and benchmarks
+
+Run 'flatwall COMMAND --help' for a command's options.
+
+Options:
+  -h, --help       show this help
+  -V, --version    show the version
+`;
+
+type Command = (argv: string[]) => number | Promise<number>;
+const COMMANDS: Record<string, Command> = {
+  check: runCheck,
+  print: runPrint,
+  gen: runGen,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    process.stdout.write(HELP);
+    return cmd === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (cmd === '-V' || cmd === '--version') {
+    process.stdout.write(`flatwall ${VERSION}\n`);
+    return EXIT_OK;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) {
+    process.stderr.write(`flatwall: unknown command '${cmd}'\nTry 'flatwall --help'.\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`flatwall ${cmd}: ${err.message}\nTry 'flatwall ${cmd} --help'.\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`flatwall ${cmd}: ${(err as Error).stack ?? err}\n`);
+    return EXIT_ERRORS;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

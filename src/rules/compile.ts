@@ -1,0 +1,450 @@
+// RuleSet -> packed first-match tables, one per (family, hook).
+//
+// How chains become one flat list (see docs/ARCHITECTURE.md, "Semantics"):
+//
+// * A rule is a conjunction of field conditions. Each field becomes a list of
+//   disjoint ranges (a negation is the complement: up to two ranges; a
+//   multiport list is several). The rule becomes the cross product: one
+//   record per combination, all sharing the rule's id. `--ports` (source OR
+//   destination port) and `! --tcp-flags` (some masked bit differs) are
+//   disjunctions and add records the same way.
+// * `-j CHAIN` emits a COUNT record for the jump rule itself (so its counter
+//   moves, as in iptables), then CHAIN's rules inlined with the jump's
+//   condition intersected into each of them. A RETURN inside becomes a SKIP
+//   record to the first record after the inlined chain; falling off the end
+//   needs nothing, the next record is the caller's next rule.
+// * `-g CHAIN` inlines the same way, but RETURN (and falling off the end, a
+//   SKIP record with the goto's condition) leaves the chain that did the goto:
+//   it jumps to wherever that chain's own RETURN would.
+// * In a built-in chain, RETURN and the end go to the policy, which is the
+//   last record and matches everything.
+// * LOG and rules without a target are non-terminal: their records continue
+//   at the first record after the rule's own records, so a rule expanded into
+//   several records logs and counts a packet once.
+//
+// Every record keeps its source rule's id; the ids index `CompiledRuleSet.rules`
+// (file, line, chain, position). A chain called from k places is inlined k
+// times, so the expansion is bounded (maxRecords) with an error naming it.
+import { RuleError } from './errors';
+import { IfaceClasses } from './iface';
+import {
+  BUILTIN_CHAINS, CT_ALL, type AddrRange, type BuiltinChain, type Chain, type Family, type IfaceMatch, type Neg,
+  type Rule, type RuleSet, type Table,
+} from './model';
+import { V4_MAX, V6_MAX } from './address';
+import { REJECT_CODE } from './iptables/names';
+import { TableWriter, ACTION, type Cond, type Hook, HOOKS } from './pack';
+
+export interface SourceRule {
+  id: number;
+  family: Family;
+  chain: string;
+  /** 1-based position in its chain, as `iptables -L --line-numbers`; 0 for a policy. */
+  index: number;
+  file: string;
+  line: number;
+  rule?: Rule; // absent for policies
+  policy?: 'ACCEPT' | 'DROP';
+}
+
+export interface TableInfo {
+  family: Family;
+  hook: Hook;
+  records: number;
+}
+
+export interface CompiledRuleSet {
+  buffer: ArrayBuffer;
+  tables: TableInfo[];
+  rules: SourceRule[];
+  ifaces: IfaceClasses;
+  source: RuleSet;
+  stats: CompileStats;
+}
+
+export interface CompileStats {
+  families: Family[];
+  chains: number;
+  userChains: number;
+  sourceRules: number;
+  records: number;
+  rulesPerHook: Record<string, number>; // "ipv4/FORWARD" -> source rules reachable from it
+  features: Record<string, number>; // match feature -> rules using it
+}
+
+export interface CompileOptions {
+  /** Upper bound on records per table (inlining and negation expansion). */
+  maxRecords?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export const DEFAULT_MAX_RECORDS = 1 << 23;
+
+type Ranges = [number, number][];
+type AddrRanges = [number | bigint, number | bigint][];
+
+function complement(lo: number, hi: number, max: number): Ranges {
+  const out: Ranges = [];
+  if (lo > 0) out.push([0, lo - 1]);
+  if (hi < max) out.push([hi + 1, max]);
+  return out;
+}
+
+/** Sorted, merged complement of a union of ranges. */
+function complementUnion(list: Ranges, max: number): Ranges {
+  const sorted = [...list].sort((a, b) => a[0] - b[0]);
+  const out: Ranges = [];
+  let next = 0;
+  for (const [lo, hi] of sorted) {
+    if (lo > next) out.push([next, lo - 1]);
+    next = Math.max(next, hi + 1);
+  }
+  if (next <= max) out.push([next, max]);
+  return out;
+}
+
+function addrRanges(a: Neg<AddrRange>, family: Family): AddrRanges {
+  if (!a.not) return [[a.v.lo, a.v.hi]];
+  if (family === 4) return complement(a.v.lo as number, a.v.hi as number, V4_MAX);
+  const lo = a.v.lo as bigint;
+  const hi = a.v.hi as bigint;
+  const out: AddrRanges = [];
+  if (lo > 0n) out.push([0n, lo - 1n]);
+  if (hi < V6_MAX) out.push([hi + 1n, V6_MAX]);
+  return out;
+}
+
+export function fullCond(family: Family, ifaceMax: number): Cond {
+  return {
+    srcLo: family === 4 ? 0 : 0n, srcHi: family === 4 ? V4_MAX : V6_MAX,
+    dstLo: family === 4 ? 0 : 0n, dstHi: family === 4 ? V4_MAX : V6_MAX,
+    sportLo: 0, sportHi: 65535, dportLo: 0, dportHi: 65535,
+    protoLo: 0, protoHi: 255, iifLo: 0, iifHi: ifaceMax, oifLo: 0, oifHi: ifaceMax,
+    icmpLo: 0, icmpHi: 0xffff, tcpMask: 0, tcpValue: 0, ct: CT_ALL, needsL4: false,
+  };
+}
+
+const maxOf = (a: number | bigint, b: number | bigint) => (a > b ? a : b);
+const minOf = (a: number | bigint, b: number | bigint) => (a < b ? a : b);
+
+/** a AND b, or undefined when nothing can match both. */
+export function intersect(a: Cond, b: Cond): Cond | undefined {
+  // Two positive tcp-flags tests must agree on the bits both look at.
+  const both = a.tcpMask & b.tcpMask;
+  if ((a.tcpValue & both) !== (b.tcpValue & both)) return undefined;
+  const c: Cond = {
+    srcLo: maxOf(a.srcLo, b.srcLo), srcHi: minOf(a.srcHi, b.srcHi),
+    dstLo: maxOf(a.dstLo, b.dstLo), dstHi: minOf(a.dstHi, b.dstHi),
+    sportLo: Math.max(a.sportLo, b.sportLo), sportHi: Math.min(a.sportHi, b.sportHi),
+    dportLo: Math.max(a.dportLo, b.dportLo), dportHi: Math.min(a.dportHi, b.dportHi),
+    protoLo: Math.max(a.protoLo, b.protoLo), protoHi: Math.min(a.protoHi, b.protoHi),
+    iifLo: Math.max(a.iifLo, b.iifLo), iifHi: Math.min(a.iifHi, b.iifHi),
+    oifLo: Math.max(a.oifLo, b.oifLo), oifHi: Math.min(a.oifHi, b.oifHi),
+    icmpLo: Math.max(a.icmpLo, b.icmpLo), icmpHi: Math.min(a.icmpHi, b.icmpHi),
+    tcpMask: a.tcpMask | b.tcpMask, tcpValue: a.tcpValue | b.tcpValue,
+    ct: a.ct & b.ct, needsL4: a.needsL4 || b.needsL4,
+  };
+  if (c.srcLo > c.srcHi || c.dstLo > c.dstHi || c.sportLo > c.sportHi || c.dportLo > c.dportHi ||
+      c.protoLo > c.protoHi || c.iifLo > c.iifHi || c.oifLo > c.oifHi || c.icmpLo > c.icmpHi || c.ct === 0) {
+    return undefined;
+  }
+  return c;
+}
+
+type RangeKey = 'src' | 'dst' | 'sport' | 'dport' | 'proto' | 'iif' | 'oif' | 'icmp';
+
+/** Narrow one field of `c` in place to [lo, hi]; false when that empties it. */
+const KEYS: Record<RangeKey, [keyof Cond, keyof Cond]> = {
+  src: ['srcLo', 'srcHi'], dst: ['dstLo', 'dstHi'], sport: ['sportLo', 'sportHi'], dport: ['dportLo', 'dportHi'],
+  proto: ['protoLo', 'protoHi'], iif: ['iifLo', 'iifHi'], oif: ['oifLo', 'oifHi'], icmp: ['icmpLo', 'icmpHi'],
+};
+
+function narrow(c: Cond, key: RangeKey, lo: number | bigint, hi: number | bigint): boolean {
+  const [kl, kh] = KEYS[key];
+  const nl = maxOf(c[kl] as number | bigint, lo);
+  const nh = minOf(c[kh] as number | bigint, hi);
+  if (nl > nh) return false;
+  (c as unknown as Record<string, number | bigint>)[kl] = nl;
+  (c as unknown as Record<string, number | bigint>)[kh] = nh;
+  return true;
+}
+
+/**
+ * Narrow every cond by one field's alternatives (a disjunction): in place
+ * for the common single alternative, one copy per alternative otherwise.
+ */
+function refine(conds: Cond[], key: RangeKey, alts: [number | bigint, number | bigint][]): Cond[] {
+  const out: Cond[] = [];
+  if (alts.length === 1) {
+    for (const c of conds) if (narrow(c, key, alts[0][0], alts[0][1])) out.push(c);
+    return out;
+  }
+  for (const c of conds) {
+    for (const [lo, hi] of alts) {
+      const d = { ...c };
+      if (narrow(d, key, lo, hi)) out.push(d);
+    }
+  }
+  return out;
+}
+
+function portRanges(p: Neg<{ lo: number; hi: number }>): Ranges {
+  return p.not ? complement(p.v.lo, p.v.hi, 65535) : [[p.v.lo, p.v.hi]];
+}
+
+/** The rule's own condition as a disjunction of single-range conds. */
+export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[] {
+  let conds: Cond[] = [fullCond(family, ifaces.count - 1)];
+  if (r.src) conds = refine(conds, 'src', addrRanges(r.src, family));
+  if (r.dst) conds = refine(conds, 'dst', addrRanges(r.dst, family));
+  if (r.proto) conds = refine(conds, 'proto', r.proto.not ? complement(r.proto.v, r.proto.v, 255) : [[r.proto.v, r.proto.v]]);
+  const iface = (m: Neg<IfaceMatch>): Ranges => {
+    const [lo, hi] = ifaces.range(m.v);
+    return m.not ? complement(lo, hi, ifaces.count - 1) : [[lo, hi]];
+  };
+  if (r.inIface) conds = refine(conds, 'iif', iface(r.inIface));
+  if (r.outIface) conds = refine(conds, 'oif', iface(r.outIface));
+  for (const m of r.matches) {
+    if (conds.length === 0) break;
+    switch (m.module) {
+      case 'tcp': case 'udp': case 'sctp':
+        for (const c of conds) c.needsL4 = true;
+        if (m.sport) conds = refine(conds, 'sport', portRanges(m.sport));
+        if (m.dport) conds = refine(conds, 'dport', portRanges(m.dport));
+        if (m.module === 'tcp' && m.flags) {
+          const { mask, comp } = m.flags.v;
+          // Positive: one mask/value test. Negated: some masked bit differs,
+          // one alternative per bit, each a positive one-bit test.
+          const alts: [number, number][] = m.flags.not
+            ? [0x01, 0x02, 0x04, 0x08, 0x10, 0x20].filter((b) => mask & b).map((b) => [b, ~comp & b])
+            : [[mask, comp & mask]];
+          const next: Cond[] = [];
+          for (const c of conds) {
+            for (const [mk, val] of alts) {
+              const both = c.tcpMask & mk;
+              if ((c.tcpValue & both) !== (val & both)) continue;
+              next.push({ ...c, tcpMask: c.tcpMask | mk, tcpValue: c.tcpValue | val });
+            }
+          }
+          conds = next;
+        }
+        break;
+      case 'icmp': case 'icmp6': {
+        for (const c of conds) c.needsL4 = true;
+        const t = m.type!;
+        if (t.v.any) {
+          if (t.not) conds = [];
+          break;
+        }
+        const lo = (t.v.type << 8) | t.v.codeLo;
+        const hi = (t.v.type << 8) | t.v.codeHi;
+        conds = refine(conds, 'icmp', t.not ? complement(lo, hi, 0xffff) : [[lo, hi]]);
+        break;
+      }
+      case 'multiport': {
+        for (const c of conds) c.needsL4 = true;
+        const list: Ranges = m.ports!.v.map((p) => [p.lo, p.hi]);
+        const inSet = m.ports!.not ? complementUnion(list, 65535) : list;
+        if (m.which === 'sports') conds = refine(conds, 'sport', inSet);
+        else if (m.which === 'dports') conds = refine(conds, 'dport', inSet);
+        else if (m.ports!.not) conds = refine(refine(conds, 'sport', inSet), 'dport', inSet);
+        else conds = [...refine(conds.map((c) => ({ ...c })), 'sport', inSet), ...refine(conds, 'dport', inSet)];
+        break;
+      }
+      case 'iprange':
+        if (m.src) conds = refine(conds, 'src', addrRanges(m.src, family));
+        if (m.dst) conds = refine(conds, 'dst', addrRanges(m.dst, family));
+        break;
+      case 'conntrack': case 'state': {
+        const s = m.module === 'state' ? m.state : m.ctstate;
+        if (!s) break;
+        const mask = s.not ? ~s.v & CT_ALL : s.v;
+        conds = conds.filter((c) => (c.ct &= mask) !== 0);
+        break;
+      }
+      case 'comment':
+        break;
+    }
+  }
+  return conds;
+}
+
+/** The interfaces every table of the rule set names (for the class map). */
+function* ifaceMatches(rs: RuleSet): Generator<IfaceMatch> {
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        if (r.inIface) yield r.inIface.v;
+        if (r.outIface) yield r.outIface.v;
+      }
+    }
+  }
+}
+
+class ChainInliner {
+  private readonly stack: string[] = [];
+  readonly reachable = new Set<Rule>();
+
+  constructor(
+    private readonly table: Table,
+    private readonly hook: BuiltinChain,
+    private readonly w: TableWriter,
+    private readonly ifaces: IfaceClasses,
+    private readonly maxRecords: number,
+  ) {}
+
+  run(policyId: number, policy: 'ACCEPT' | 'DROP'): void {
+    const root = this.table.chains.get(this.hook)!;
+    const returns: number[] = [];
+    this.chain(root, undefined, returns);
+    const policyIndex = this.w.count;
+    for (const i of returns) this.w.setArg(i, policyIndex);
+    this.w.push(fullCond(this.table.family, this.ifaces.count - 1), ACTION[policy], 0, policyId);
+  }
+
+  private emit(conds: Cond[], action: number, arg: number, rule: Rule): number[] {
+    const id = rule.id!;
+    const at: number[] = [];
+    if (this.w.count + conds.length > this.maxRecords) {
+      throw new RuleError(rule.pos,
+        `rule expansion exceeds ${this.maxRecords} records in the IPv${this.table.family} ${this.hook} table ` +
+        `(chains inlined at many call sites, or many negations; raise --max-records if intended)`);
+    }
+    for (const c of conds) at.push(this.w.push(c, action, arg, id));
+    return at;
+  }
+
+  /** Inline `chain` under context `ctx` (undefined = everything). RETURN records go to `returns`. */
+  private chain(chain: Chain, ctx: Cond[] | undefined, returns: number[]): void {
+    this.stack.push(chain.name);
+    const family = this.table.family;
+    for (const r of chain.rules) {
+      let conds = ruleConds(r, family, this.ifaces);
+      if (ctx) {
+        const both: Cond[] = [];
+        for (const a of ctx) {
+          for (const b of conds) {
+            const c = intersect(a, b);
+            if (c) both.push(c);
+          }
+        }
+        conds = both;
+      }
+      if (conds.length === 0) continue; // can never match here
+      this.reachable.add(r);
+      const t = r.target;
+      switch (t.kind) {
+        case 'ACCEPT': case 'DROP':
+          this.emit(conds, ACTION[t.kind], 0, r);
+          break;
+        case 'REJECT':
+          this.emit(conds, ACTION.REJECT, REJECT_CODE[t.with], r);
+          break;
+        case 'LOG': case 'none': {
+          const at = this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r);
+          for (const i of at) this.w.setArg(i, this.w.count);
+          break;
+        }
+        case 'RETURN':
+          returns.push(...this.emit(conds, ACTION.SKIP, 0, r));
+          break;
+        case 'jump': case 'goto': {
+          const target = this.table.chains.get(t.chain)!;
+          if (this.stack.includes(t.chain)) {
+            throw new RuleError(r.targetPos ?? r.pos,
+              `chain loop: ${[...this.stack, t.chain].join(' -> ')}`, t.chain);
+          }
+          const counted = this.emit(conds, ACTION.COUNT, 0, r);
+          for (const i of counted) this.w.setArg(i, this.w.count);
+          if (t.kind === 'jump') {
+            const inner: number[] = [];
+            this.chain(target, conds, inner);
+            for (const i of inner) this.w.setArg(i, this.w.count);
+          } else {
+            this.chain(target, conds, returns);
+            returns.push(...this.emit(conds, ACTION.SKIP, 0, r));
+          }
+          break;
+        }
+      }
+    }
+    this.stack.pop();
+  }
+}
+
+/** Compile a parsed rule set into the packed tables the classifier builds from. */
+export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet {
+  const maxRecords = opts.maxRecords ?? DEFAULT_MAX_RECORDS;
+  const ifaces = new IfaceClasses(ifaceMatches(rs));
+  const families = [...new Set(rs.tables.map((t) => t.family))].sort();
+  for (const f of families) {
+    const n = rs.tables.filter((t) => t.family === f).length;
+    if (n > 1) {
+      const dup = rs.tables.filter((t) => t.family === f)[1];
+      throw new RuleError({ file: dup.file, line: 1, col: 1 }, `more than one IPv${f} filter table in the rule set`);
+    }
+  }
+
+  // Source rule ids: one per rule and one per built-in policy, in file order.
+  const rules: SourceRule[] = [];
+  const policyIds = new Map<string, number>();
+  let totalRules = 0;
+  const features: Record<string, number> = {};
+  const feature = (k: string) => (features[k] = (features[k] ?? 0) + 1);
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      if (c.builtin) {
+        policyIds.set(`${t.family}/${c.name}`, rules.length);
+        rules.push({ id: rules.length, family: t.family, chain: c.name, index: 0, file: t.file, line: c.pos.line, policy: c.policy });
+      }
+      c.rules.forEach((r, i) => {
+        r.id = rules.length;
+        rules.push({ id: rules.length, family: t.family, chain: c.name, index: i + 1, file: r.pos.file, line: r.pos.line, rule: r });
+        totalRules++;
+        if (r.src || r.dst) feature('address');
+        if (r.src?.not || r.dst?.not || r.proto?.not || r.inIface?.not || r.outIface?.not) feature('negation');
+        if (r.inIface || r.outIface) feature('interface');
+        if (r.proto) feature('protocol');
+        for (const m of r.matches) feature(`-m ${m.module}`);
+        feature(r.target.kind === 'goto' ? '-g CHAIN' : `-j ${r.target.kind === 'jump' ? 'CHAIN' : r.target.kind === 'none' ? '(none)' : r.target.kind}`);
+      });
+    }
+  }
+
+  const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
+  const tables: TableInfo[] = [];
+  const rulesPerHook: Record<string, number> = {};
+  let done = 0;
+  for (const t of rs.tables) {
+    for (const hook of HOOKS) {
+      w.beginTable(t.family, hook);
+      const chain = t.chains.get(hook)!;
+      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords);
+      inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
+      const n = w.endTable();
+      tables.push({ family: t.family, hook, records: n });
+      rulesPerHook[`ipv${t.family}/${hook}`] = inl.reachable.size;
+      done += n;
+      opts.onProgress?.(done, done);
+    }
+  }
+  const userChains = rs.tables.reduce((n, t) => n + [...t.chains.values()].filter((c) => !c.builtin).length, 0);
+  return {
+    buffer: w.finish(),
+    tables,
+    rules,
+    ifaces,
+    source: rs,
+    stats: {
+      families,
+      chains: rs.tables.reduce((n, t) => n + t.chains.size, 0),
+      userChains,
+      sourceRules: totalRules,
+      records: tables.reduce((n, t) => n + t.records, 0),
+      rulesPerHook,
+      features,
+    },
+  };
+}
+
+export { BUILTIN_CHAINS };
