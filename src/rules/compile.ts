@@ -45,6 +45,8 @@ export interface SourceRule {
   line: number;
   rule?: Rule; // absent for policies
   policy?: 'ACCEPT' | 'DROP';
+  /** The SKIP records that end a -g'd chain: not a rule of the operator's, never counted. */
+  internal?: boolean;
 }
 
 export interface TableInfo {
@@ -215,9 +217,15 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[]
           const { mask, comp } = m.flags.v;
           // Positive: one mask/value test. Negated: some masked bit differs,
           // one alternative per bit, each a positive one-bit test.
+          // The kernel compares (flags & mask) == comp, so comp bits outside
+          // the mask make the test always false (or, negated, always true).
+          if (comp & ~mask) {
+            if (!m.flags.not) conds = [];
+            break;
+          }
           const alts: [number, number][] = m.flags.not
             ? [0x01, 0x02, 0x04, 0x08, 0x10, 0x20].filter((b) => mask & b).map((b) => [b, ~comp & b])
-            : [[mask, comp & mask]];
+            : [[mask, comp]];
           const next: Cond[] = [];
           for (const c of conds) {
             for (const [mk, val] of alts) {
@@ -291,6 +299,7 @@ class ChainInliner {
     private readonly w: TableWriter,
     private readonly ifaces: IfaceClasses,
     private readonly maxRecords: number,
+    private readonly internalId: number,
   ) {}
 
   run(policyId: number, policy: 'ACCEPT' | 'DROP'): void {
@@ -302,8 +311,8 @@ class ChainInliner {
     this.w.push(fullCond(this.table.family, this.ifaces.count - 1), ACTION[policy], 0, policyId);
   }
 
-  private emit(conds: Cond[], action: number, arg: number, rule: Rule): number[] {
-    const id = rule.id!;
+  private emit(conds: Cond[], action: number, arg: number, rule: Rule, internal = false): number[] {
+    const id = internal ? this.internalId : rule.id!;
     const at: number[] = [];
     if (this.w.count + conds.length > this.maxRecords) {
       throw new RuleError(rule.pos,
@@ -362,7 +371,8 @@ class ChainInliner {
             for (const i of inner) this.w.setArg(i, this.w.count);
           } else {
             this.chain(target, conds, returns);
-            returns.push(...this.emit(conds, ACTION.SKIP, 0, r));
+            // Falling off the end of a -g'd chain returns from this chain.
+            returns.push(...this.emit(conds, ACTION.SKIP, 0, r, true));
           }
           break;
         }
@@ -411,6 +421,9 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
     }
   }
 
+  const internalId = rules.length;
+  rules.push({ id: internalId, family: families[0] ?? 4, chain: '', index: -1, file: '', line: 0, internal: true });
+
   const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
   const tables: TableInfo[] = [];
   const rulesPerHook: Record<string, number> = {};
@@ -419,7 +432,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
     for (const hook of HOOKS) {
       w.beginTable(t.family, hook);
       const chain = t.chains.get(hook)!;
-      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords);
+      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId);
       inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
       const n = w.endTable();
       tables.push({ family: t.family, hook, records: n });
