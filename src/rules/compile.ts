@@ -266,7 +266,8 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[]
       case 'conntrack': case 'state': {
         const s = m.module === 'state' ? m.state : m.ctstate;
         if (!s) break;
-        const mask = s.not ? ~s.v & CT_ALL : s.v;
+        // SNAT/DNAT bits never occur here (no NAT), so they drop out.
+        const mask = (s.not ? ~s.v : s.v) & CT_ALL;
         conds = conds.filter((c) => (c.ct &= mask) !== 0);
         break;
       }

@@ -107,8 +107,10 @@ export interface RuleSet {
   tables: Table[];
 }
 
-// Conntrack state bits (same values as native/classifier/rule_table.h CtState).
-export const CT = { INVALID: 1, NEW: 2, ESTABLISHED: 4, RELATED: 8, UNTRACKED: 16 } as const;
+// Conntrack state bits. The first five are native/classifier/rule_table.h
+// CtState, what a packet can carry. SNAT and DNAT are kept for printing only:
+// flatwall does no NAT, so no packet is ever in those states.
+export const CT = { INVALID: 1, NEW: 2, ESTABLISHED: 4, RELATED: 8, UNTRACKED: 16, SNAT: 32, DNAT: 64 } as const;
 export const CT_ALL = 0x1f;
 // iptables prints states in this order.
-export const CT_PRINT_ORDER: (keyof typeof CT)[] = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED'];
+export const CT_PRINT_ORDER: (keyof typeof CT)[] = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT'];

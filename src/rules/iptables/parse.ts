@@ -11,7 +11,7 @@ import {
   V4_MAX, V6_MAX, maskLength4, maskLength6, parseIPv4, parseIPv6, prefixRange4, prefixRange6,
 } from '../address';
 import {
-  ICMPV6_TYPES, ICMP_TYPES, LOG_LEVELS, PROTO_BY_NAME, PROTO_DCCP, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP,
+  ICMPV6_TYPES, ICMP_TYPES, LOG_LEVELS, LOG_LEVEL_DEFAULT, PROTO_BY_NAME, PROTO_DCCP, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP,
   PROTO_TCP, PROTO_UDP, PROTO_UDPLITE, REJECT_V4, REJECT_V6, SERVICES, TCP_FLAGS_ALL, TCP_FLAG_NAMES,
 } from './names';
 
@@ -243,15 +243,12 @@ function parseIcmpType(cur: LineCursor, tok: Token, s: string, v6: boolean): Icm
   return { any: false, type, codeLo: code, codeHi: code };
 }
 
-function parseStates(cur: LineCursor, tok: Token, s: string): number {
+function parseStates(cur: LineCursor, tok: Token, s: string, natStates: boolean): number {
   let mask = 0;
   for (const part of s.split(',')) {
-    const bit = (CT as Record<string, number>)[part.toUpperCase()];
-    if (bit === undefined) {
-      cur.fail(tok, part === 'SNAT' || part === 'DNAT'
-        ? `conntrack state ${part} is not supported (flatwall does no NAT)`
-        : `unknown conntrack state "${part}"`);
-    }
+    const name = part.toUpperCase();
+    const bit = (CT as Record<string, number>)[name];
+    if (bit === undefined || (!natStates && (name === 'SNAT' || name === 'DNAT'))) cur.fail(tok, `unknown conntrack state "${part}"`);
     mask |= bit;
   }
   return mask;
@@ -499,7 +496,7 @@ export class RuleParser {
           key('ctstate');
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'a list of states');
-          m.ctstate = { not, v: parseStates(cur, v, v.text) };
+          m.ctstate = { not, v: parseStates(cur, v, v.text, true) };
           return true;
         }
         if (o.startsWith('--ct')) cur.fail(t, `conntrack option ${o} is not supported (only --ctstate)`);
@@ -510,7 +507,7 @@ export class RuleParser {
         {
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'a list of states');
-          m.state = { not, v: parseStates(cur, v, v.text) };
+          m.state = { not, v: parseStates(cur, v, v.text, false) };
         }
         return true;
       case 'comment':
@@ -575,7 +572,7 @@ export class RuleParser {
       } else {
         const level = /^\d$/.test(v.text) ? Number(v.text) : LOG_LEVELS[v.text.toLowerCase()];
         if (level === undefined || level > 7) cur.fail(v, `invalid log level "${v.text}"`);
-        target.level = level;
+        target.level = level === LOG_LEVEL_DEFAULT ? undefined : level;
       }
       return true;
     }
