@@ -14,8 +14,8 @@
 //   each other; the rest are uniformly random.
 // * Overlap in ports: arbitrary ranges that are never prefix-aligned (odd
 //   start, even end, so [lo, hi] needs up to 30 prefixes to express) and are
-//   centred on a few hot spots (22, 53, 80, 443, 1024, 3306, 8080, 32768,
-//   50000) with heavy-tailed widths, so ranges overlap each other partially;
+//   centred on a few hot spots (22, 53, 80, 123, 443, 1024, 3306, 8080,
+//   32768, 50000) with heavy-tailed widths, so ranges overlap each other partially;
 //   exact ports mostly from the same hot spots; source and destination both
 //   constrained in many rules; 8% of tcp/udp rules use multiport lists mixing
 //   ports and ranges.
