@@ -1,0 +1,432 @@
+#include "dataplane/dataplane.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+#include "dataplane/parse.h"
+#include "dataplane/reject.h"
+#include "io/tap_port.h"
+
+namespace flatwall {
+
+namespace {
+constexpr uint64_t kIdle = UINT64_MAX;  // worker holds no ruleset (blocked, or not running)
+constexpr uint64_t kWaking = 0;         // worker is about to reload current_
+constexpr uint32_t kMaxBatch = 256;
+constexpr int kIdlePollMs = 1000;   // Stop wakes pollers through the eventfd
+constexpr int kStallPollMs = 1;     // waiting for TX ring room
+
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no syscall
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+}  // namespace
+
+struct alignas(64) Dataplane::WorkerState {
+  std::atomic<uint64_t> observed{kIdle};
+  alignas(64) WorkerCounters counters;
+  TokenBucket bucket;  // worker-private
+  LogRing logs;
+};
+
+Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
+  const auto& ports = config_.ports;
+  if (ports.empty() || ports.size() % 2 != 0)
+    throw std::invalid_argument("dataplane: ports must come in pairs (bump in the wire)");
+  if (ports.size() > kMaxPorts) throw std::invalid_argument("dataplane: too many ports");
+  if (config_.workers == 0 || config_.workers > 64)
+    throw std::invalid_argument("dataplane: workers must be 1..64");
+  if (config_.batch == 0 || config_.batch > kMaxBatch)
+    throw std::invalid_argument("dataplane: batch must be 1..256");
+  for (const auto& p : ports) {
+    if (p.name.empty()) throw std::invalid_argument("dataplane: port without a name");
+    if (p.kind == PortKind::kAfPacket && (p.ring_frames == 0 || p.frame_size < 2048))
+      throw std::invalid_argument("dataplane: port " + p.name + ": bad ring size");
+  }
+  for (uint32_t w = 0; w < config_.workers; ++w) {
+    workers_.push_back(std::make_unique<WorkerState>());
+    workers_.back()->bucket.Configure(config_.log_rate_per_sec / config_.workers);
+  }
+  kernel_drops_.assign(ports.size(), 0);
+}
+
+Dataplane::~Dataplane() { Stop(); }
+
+void Dataplane::Start() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("dataplane: already started");
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
+  for (const auto& p : config_.ports) {
+    if (p.kind == PortKind::kTap) {
+      queues.push_back(std::move(io::OpenTapPort(p.name, config_.workers).queues));
+    } else {
+      io::AfPacketOptions o;
+      o.frame_size = p.frame_size;
+      o.rx_frames = o.tx_frames = p.ring_frames;
+      o.qdisc_bypass = config_.qdisc_bypass;
+      o.promisc = config_.promisc;
+      queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, o));
+    }
+  }
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  queues_ = std::move(queues);
+  stop_.store(false);
+  running_ = true;
+  for (uint32_t w = 0; w < config_.workers; ++w) threads_.emplace_back([this, w] { RunWorker(w); });
+}
+
+void Dataplane::Stop() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (!running_) return;
+  stop_.store(true);
+  const uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  for (size_t p = 0; p < queues_.size(); ++p)
+    for (auto& q : queues_[p]) kernel_drops_[p] += q->TakeKernelDrops();
+  queues_.clear();  // closes sockets / TAP fds
+  close(wake_fd_);
+  wake_fd_ = -1;
+  running_ = false;
+}
+
+// ---- ruleset swap ----------------------------------------------------------
+
+uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
+                             uint32_t rule_count) {
+  if (iface_ids.empty())
+    for (const auto& p : config_.ports) iface_ids.push_back(p.iface_class_id);
+  if (iface_ids.size() != config_.ports.size())
+    throw std::invalid_argument("ruleset: ifaceClassIds must have one id per port");
+  std::shared_ptr<Ruleset> rs(
+      Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers).release());
+  std::lock_guard<std::mutex> swap(swap_mu_);
+  rs->generation = next_generation_++;
+  std::shared_ptr<Ruleset> old;
+  {
+    std::lock_guard<std::mutex> lock(owner_mu_);
+    old = std::move(current_owner_);
+    current_owner_ = rs;
+  }
+  current_.store(rs.get(), std::memory_order_seq_cst);
+  WaitQuiescent(rs->generation);
+  return rs->generation;  // `old` is released here, after every worker left it
+}
+
+void Dataplane::WaitQuiescent(uint64_t generation) {
+  for (auto& ws : workers_) {
+    for (;;) {
+      const uint64_t v = ws->observed.load(std::memory_order_seq_cst);
+      if (v == kIdle || (v != kWaking && v >= generation)) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+}
+
+// ---- counters and logs -------------------------------------------------------
+
+CountersSnapshot Dataplane::Counters() {
+  CountersSnapshot s;
+  std::shared_ptr<Ruleset> rs;
+  {
+    std::lock_guard<std::mutex> lock(owner_mu_);
+    rs = current_owner_;
+  }
+  if (rs) {
+    s.generation = rs->generation;
+    const uint32_t n = rs->rule_count();
+    s.rule_packets.assign(n, 0);
+    s.rule_bytes.assign(n, 0);
+    for (uint32_t w = 0; w < rs->workers(); ++w) {
+      const RuleCounterArray& a = rs->counters(w);
+      for (uint32_t i = 0; i < n; ++i) {
+        s.rule_packets[i] += a[i].packets.Get();
+        s.rule_bytes[i] += a[i].bytes.Get();
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(life_mu_);
+    for (size_t p = 0; p < queues_.size(); ++p)
+      for (auto& q : queues_[p]) kernel_drops_[p] += q->TakeKernelDrops();
+    for (size_t p = 0; p < config_.ports.size(); ++p) {
+      PortSnapshot ps;
+      ps.name = config_.ports[p].name;
+      ps.kernel_drops = kernel_drops_[p];
+      s.ports.push_back(std::move(ps));
+    }
+  }
+  for (auto& ws : workers_) {
+    const WorkerCounters& c = ws->counters;
+    for (size_t p = 0; p < s.ports.size(); ++p) {
+      PortSnapshot& ps = s.ports[p];
+      ps.rx_packets += c.ports[p].rx_packets.Get();
+      ps.rx_bytes += c.ports[p].rx_bytes.Get();
+      ps.tx_packets += c.ports[p].tx_packets.Get();
+      ps.tx_bytes += c.ports[p].tx_bytes.Get();
+      ps.drops += c.ports[p].drops.Get();
+      ps.rx_per_worker.push_back(c.ports[p].rx_packets.Get());
+    }
+    for (uint32_t r = 0; r < kDropReasonCount; ++r) s.drops[r] += c.drops[r].Get();
+    s.accept += c.accept.Get();
+    s.drop += c.drop.Get();
+    s.reject += c.reject.Get();
+    s.reject_sent += c.reject_sent.Get();
+    s.log_emitted += c.log_emitted.Get();
+    s.log_rate_limited += c.log_rate_limited.Get();
+    s.log_queue_full += c.log_queue_full.Get();
+    s.batches += c.batches.Get();
+  }
+  return s;
+}
+
+void Dataplane::PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped) {
+  std::lock_guard<std::mutex> lock(poll_mu_);
+  for (auto& ws : workers_) {
+    if (out->size() >= max) break;
+    ws->logs.Drain([out](const LogEvent& e) { out->push_back(e); }, uint32_t(max - out->size()));
+  }
+  uint64_t lost = 0;
+  for (auto& ws : workers_)
+    lost += ws->counters.log_rate_limited.Get() + ws->counters.log_queue_full.Get();
+  *dropped = lost - logs_dropped_reported_;
+  logs_dropped_reported_ = lost;
+}
+
+// ---- the worker --------------------------------------------------------------
+
+namespace {
+
+// What one matched record does to the worker's state: per-rule counters
+// (every matched record, terminal or not, like iptables counts every rule a
+// packet matched) and LOG events.
+struct Visit {
+  RuleCounterArray* rules;
+  WorkerCounters* counters;
+  TokenBucket* bucket;
+  LogRing* logs;
+  const ParsedFrame* pf;
+  uint64_t ts_ns;
+  uint32_t bytes;
+  uint8_t iif, oif;
+
+  void OnMatch(const RuleCommon& r) {
+    if (r.rule_id < rules->size()) {
+      RuleCounter& c = (*rules)[r.rule_id];
+      c.packets.Inc();
+      c.bytes.Add(bytes);
+    }
+  }
+  void OnLog(const RuleCommon& r) {
+    if (!bucket->Take(ts_ns)) {
+      counters->log_rate_limited.Inc();
+      return;
+    }
+    LogEvent e;
+    std::memset(&e, 0, sizeof e);
+    e.ts_ns = ts_ns;
+    e.rule_id = r.rule_id;
+    e.len = bytes;
+    e.iif = iif, e.oif = oif;
+    e.fragment = pf->later_fragment;
+    const KeyCommon* c;
+    if (pf->cls == FrameClass::kIPv4) {
+      e.family = 4;
+      e.src[0] = pf->key4.src, e.dst[0] = pf->key4.dst;
+      c = &pf->key4.c;
+    } else {
+      e.family = 6;
+      std::memcpy(e.src, pf->key6.src, 16);
+      std::memcpy(e.dst, pf->key6.dst, 16);
+      c = &pf->key6.c;
+    }
+    e.proto = c->proto, e.sport = c->sport, e.dport = c->dport, e.icmp = c->icmp;
+    e.tcp_flags = c->tcp_flags;
+    if (logs->Push(e)) counters->log_emitted.Inc();
+    else counters->log_queue_full.Inc();
+  }
+};
+
+}  // namespace
+
+void Dataplane::RunWorker(uint32_t w) {
+  WorkerState& ws = *workers_[w];
+  WorkerCounters& ctr = ws.counters;
+  const uint32_t nports = uint32_t(queues_.size());
+  const uint32_t batch = config_.batch;
+  const bool non_ip_accept = config_.non_ip_accept;
+
+  if (config_.cpu_pin) {
+    // Pin worker w to the w-th CPU this process may run on.
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+      const int n = CPU_COUNT(&allowed);
+      int want = n ? int(w % uint32_t(n)) : 0, cpu = -1;
+      for (int i = 0; i < CPU_SETSIZE && want >= 0; ++i)
+        if (CPU_ISSET(i, &allowed) && want-- == 0) cpu = i;
+      if (cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+      }
+    }
+  }
+
+  io::Queue* q[kMaxPorts];
+  for (uint32_t p = 0; p < nports; ++p) q[p] = queues_[p][w].get();
+  io::RxFrame frames[kMaxBatch];
+  ParsedFrame pf;
+  pollfd pfds[kMaxPorts + 1];
+
+  while (!stop_.load(std::memory_order_relaxed)) {
+    // Batch boundary: pick up the current ruleset and say so.
+    Ruleset* rs = current_.load(std::memory_order_seq_cst);
+    ws.observed.store(rs ? rs->generation : kIdle, std::memory_order_release);
+    const uint64_t batch_ns = NowNs();
+    bool progress = false;
+    bool stalled[kMaxPorts] = {};  // out port p had no TX room
+
+    for (uint32_t in = 0; in < nports; ++in) {
+      const uint32_t out = in ^ 1;
+      io::Queue* iq = q[in];
+      io::Queue* oq = q[out];
+      const uint32_t n = iq->RxBurst(frames, batch);
+      if (n == 0) continue;
+      ctr.batches.Inc();
+      uint32_t done = 0;
+      for (; done < n; ++done) {
+        if (!oq->TxHasRoom()) {
+          oq->TxFlush();
+          if (!oq->TxHasRoom()) {
+            stalled[out] = true;  // keep the rest in the RX ring: backpressure
+            break;
+          }
+        }
+        const io::RxFrame& f = frames[done];
+        PortCounters& pin = ctr.ports[in];
+        pin.rx_packets.Inc();
+        pin.rx_bytes.Add(f.len);
+        auto drop = [&](DropReason r) {
+          ctr.drops[uint8_t(r)].Inc();
+          pin.drops.Inc();
+        };
+        if (f.truncated || !f.data) {
+          drop(DropReason::kRxTruncated);
+          continue;
+        }
+        const auto* vh = reinterpret_cast<const io::VnetHdr*>(f.vnet);
+        ParseFrame(f.data, f.len, vh->gso_type != io::kVnetGsoNone, &pf);
+        bool forward = false;
+        switch (pf.cls) {
+          case FrameClass::kMalformed:
+            drop(pf.reason);
+            break;
+          case FrameClass::kArp:
+          case FrameClass::kNdp:
+            forward = true;
+            break;
+          case FrameClass::kOther:
+            if (non_ip_accept) forward = true;
+            else drop(DropReason::kNonIpPolicy);
+            break;
+          case FrameClass::kIPv4:
+          case FrameClass::kIPv6: {
+            if (!rs) {
+              drop(DropReason::kNoRuleset);
+              break;
+            }
+            Visit v{&rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
+                    pf.l3_len, uint8_t(in), uint8_t(out)};
+            const RuleCommon* verdict;
+            if (pf.cls == FrameClass::kIPv4) {
+              pf.key4.c.iif = rs->iface_id(in), pf.key4.c.oif = rs->iface_id(out);
+              verdict = rs->Forward(pf.key4, v);
+            } else {
+              pf.key6.c.iif = rs->iface_id(in), pf.key6.c.oif = rs->iface_id(out);
+              verdict = rs->Forward(pf.key6, v);
+            }
+            if (!verdict) {
+              drop(DropReason::kNoVerdict);
+              break;
+            }
+            switch (Action(verdict->action)) {
+              case Action::kAccept:
+                ctr.accept.Inc();
+                forward = true;
+                break;
+              case Action::kReject: {
+                ctr.reject.Inc();
+                drop(DropReason::kRuleReject);
+                // The answer goes back out of the input port.
+                uint8_t* tx = iq->TxReserve();
+                if (tx) {
+                  std::memset(tx, 0, io::kVnetHdrLen);  // complete checksums, no GSO
+                  const uint32_t len = BuildReject(f.data, f.len, pf, RejectWith(verdict->arg),
+                                                   tx + io::kVnetHdrLen,
+                                                   iq->TxCapacity() - io::kVnetHdrLen);
+                  if (len && iq->TxCommit(len + io::kVnetHdrLen)) {
+                    ctr.reject_sent.Inc();
+                    ctr.ports[in].tx_packets.Inc();
+                    ctr.ports[in].tx_bytes.Add(len);
+                  }
+                }
+                break;
+              }
+              default:
+                ctr.drop.Inc();
+                drop(DropReason::kRuleDrop);
+                break;
+            }
+            break;
+          }
+        }
+        if (forward) {
+          // Vnet header and frame, unchanged: GSO and checksum metadata pass
+          // through to the kernel on the other side.
+          if (oq->TxSend(f.vnet, f.len + io::kVnetHdrLen)) {
+            ctr.ports[out].tx_packets.Inc();
+            ctr.ports[out].tx_bytes.Add(f.len);
+          } else {
+            drop(DropReason::kTxRingFull);
+          }
+        }
+      }
+      iq->RxRelease(done);
+      if (done) progress = true;
+    }
+    for (uint32_t p = 0; p < nports; ++p) q[p]->TxFlush();
+    if (progress) continue;
+
+    // Nothing to do: block. Poll every port for input, except ports whose
+    // output is stalled (their frames are waiting in the RX ring; polling
+    // for input would spin), which wait for the output to become writable.
+    bool any_stall = false;
+    for (uint32_t p = 0; p < nports; ++p) {
+      pfds[p].fd = q[p]->fd();
+      pfds[p].events = stalled[p ^ 1] ? 0 : POLLIN;
+      if (stalled[p]) pfds[p].events |= POLLOUT, any_stall = true;
+      pfds[p].revents = 0;
+    }
+    pfds[nports] = {wake_fd_, POLLIN, 0};
+    ws.observed.store(kIdle, std::memory_order_seq_cst);
+    (void)poll(pfds, nports + 1, any_stall ? kStallPollMs : kIdlePollMs);
+    ws.observed.store(kWaking, std::memory_order_seq_cst);
+  }
+  for (uint32_t p = 0; p < nports; ++p) q[p]->TxFlush();
+  ws.observed.store(kIdle, std::memory_order_seq_cst);
+}
+
+}  // namespace flatwall

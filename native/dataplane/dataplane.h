@@ -1,0 +1,145 @@
+// The dataplane: a transparent bump in the wire between pairs of ports
+// (port 0 <-> port 1, 2 <-> 3, ...), run by N worker threads.
+//
+// Threads
+//   Each worker owns one queue of every port (an AF_PACKET socket with RX
+//   and TX rings in the port's fanout group, or one TAP queue) and runs
+//   Worker::Run: RX burst from each port, parse, classify, apply the
+//   verdict (forward into the peer port's TX ring, drop, or answer a REJECT
+//   into the input port's TX ring), one TX flush per port per batch, and
+//   poll() when there is nothing to do. No locks, no allocation, no
+//   syscalls per packet (TAP ports excepted: read/write per frame). The JS
+//   thread only configures, swaps rulesets, reads counters and drains logs.
+//
+// Per-frame policy
+//   IPv4 / IPv6           FORWARD table of the current ruleset, with
+//                         iif = input port's class id, oif = peer's.
+//   ARP, NDP (ICMPv6 133-137)   forwarded, never filtered.
+//   any other ethertype   nonIpPolicy: accept (default) or drop.
+//   malformed             dropped, counted by reason (parse.h).
+//   before the first setRules: IP is dropped (no_ruleset): fail closed.
+//
+// Ruleset swap (RCU / quiescent-state style)
+//   current_ is an atomic pointer. A worker loads it at every batch
+//   boundary and then announces the generation it now uses in its own
+//   `observed` word; before blocking in poll() it announces kIdle (it holds
+//   no ruleset while blocked) and on waking it announces kWaking and loads
+//   current_ again before touching any ruleset. SetRules builds the new
+//   Ruleset off the JS thread, stores it in current_ (seq_cst), then waits
+//   until every worker's word is kIdle or >= the new generation; only then
+//   is the previous generation released. The seq_cst store/load pairs make
+//   the idle case safe (a worker that was idle when checked must see the new
+//   pointer when it wakes). The hot path pays one load and one store per
+//   batch, both plain moves on x86.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dataplane/counters.h"
+#include "dataplane/log_ring.h"
+#include "dataplane/ruleset.h"
+#include "io/afpacket_port.h"
+#include "io/port.h"
+
+namespace flatwall {
+
+enum class PortKind : uint8_t { kAfPacket, kTap };
+
+struct PortConfig {
+  std::string name;
+  PortKind kind = PortKind::kAfPacket;
+  uint32_t ring_frames = io::kDefaultRingFrames;  // per RX and per TX ring (AF_PACKET)
+  uint32_t frame_size = io::kDefaultFrameSize;
+  uint16_t iface_class_id = 0;  // used until a ruleset says otherwise
+};
+
+struct DataplaneConfig {
+  std::vector<PortConfig> ports;  // an even number: pairs (0,1), (2,3)...
+  uint32_t workers = 1;
+  bool cpu_pin = false;
+  bool non_ip_accept = true;     // nonIpPolicy
+  double log_rate_per_sec = 1000;  // across all workers
+  bool qdisc_bypass = false;
+  bool promisc = true;
+  uint32_t batch = 64;           // frames per RX burst
+};
+
+struct PortSnapshot {
+  std::string name;
+  uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0, drops = 0;
+  uint64_t kernel_drops = 0;  // RX ring full (PACKET_STATISTICS), cumulative
+  std::vector<uint64_t> rx_per_worker;
+};
+
+struct CountersSnapshot {
+  uint64_t generation = 0;
+  std::vector<uint64_t> rule_packets, rule_bytes;  // indexed by rule_id
+  std::vector<PortSnapshot> ports;
+  uint64_t drops[kDropReasonCount] = {};
+  uint64_t accept = 0, drop = 0, reject = 0, reject_sent = 0;
+  uint64_t log_emitted = 0, log_rate_limited = 0, log_queue_full = 0;
+  uint64_t batches = 0;
+};
+
+class Dataplane {
+ public:
+  explicit Dataplane(DataplaneConfig config);  // validates; throws std::invalid_argument
+  ~Dataplane();
+
+  // Opens every port's queues and starts the workers. Throws on failure
+  // (nothing left open).
+  void Start();
+  // Stops and joins the workers, closes the sockets/TAP fds (a TAP device
+  // we created disappears with its last fd). Idempotent. Blocking.
+  void Stop();
+  bool running() const { return running_; }
+
+  // Builds a ruleset from a packed table buffer and publishes it; returns
+  // its generation once no worker can still use the previous one. Blocking
+  // (build time + at most one batch per worker): call off the JS thread.
+  // An empty iface_ids keeps the ports' configured class ids.
+  uint64_t SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
+                    uint32_t rule_count);
+
+  CountersSnapshot Counters();
+  // Moves up to `max` queued LOG events into *out; *dropped gets the events
+  // lost (rate limit + full queue) since the previous call.
+  void PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped);
+
+  const DataplaneConfig& config() const { return config_; }
+
+  // ---- used by the workers ----
+  struct WorkerState;
+
+ private:
+  void RunWorker(uint32_t w);
+  void WaitQuiescent(uint64_t generation);
+
+  DataplaneConfig config_;
+  bool running_ = false;
+  std::atomic<bool> stop_{false};
+  int wake_fd_ = -1;  // eventfd: wakes pollers on Stop
+
+  // queues_[port][worker]
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> queues_;
+  std::vector<std::unique_ptr<WorkerState>> workers_;
+  std::vector<std::thread> threads_;
+  std::vector<uint64_t> kernel_drops_;  // per port, accumulated by Counters()
+
+  std::atomic<Ruleset*> current_{nullptr};
+  std::shared_ptr<Ruleset> current_owner_;  // guarded by owner_mu_
+  std::mutex owner_mu_;
+  std::mutex swap_mu_;   // one SetRules at a time
+  std::mutex poll_mu_;   // one log consumer at a time
+  std::mutex life_mu_;   // Start/Stop/Counters vs each other
+  uint64_t next_generation_ = 1;
+  uint64_t logs_dropped_reported_ = 0;
+};
+
+}  // namespace flatwall
