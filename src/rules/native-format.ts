@@ -265,7 +265,15 @@ export function ruleToNative(r: Rule, family: Family): Record<string, unknown> {
       case '-i': set('in', next()); break;
       case '-o': set('out', next()); break;
       case '-p': set('proto', next()); break;
-      case '-m': next(); break;
+      case '-m': {
+        // A bare -m tcp/udp/sctp still means "has a complete L4 header"
+        // (never a non-first fragment); a full port range says the same.
+        const mod = next();
+        if (['tcp', 'udp', 'sctp'].includes(mod) && !['--sport', '--dport', '--tcp-flags', '!'].includes(toks[i + 1])) {
+          o.sport = '0:65535';
+        }
+        break;
+      }
       case '--sport': set('sport', num(next())); break;
       case '--dport': set('dport', num(next())); break;
       case '--sports': case '--dports': case '--ports':
