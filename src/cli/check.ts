@@ -60,6 +60,7 @@ export function runCheck(argv: string[]): number {
         ok: true, files: positionals, tables: compiled.source.tables.map((t) => ({ name: t.name, family: `ipv${t.family}`, file: t.file })),
         chains: s.chains, userChains: s.userChains, rules: s.sourceRules, records: s.records, hooks: perHook,
         features: s.features, interfaceClasses: compiled.ifaces.count, seconds: timings,
+        maxRssBytes: process.resourceUsage().maxRSS * 1024,
       }, null, 2)}\n`);
       return EXIT_OK;
     }
