@@ -292,7 +292,8 @@ function* ifaceMatches(rs: RuleSet): Generator<IfaceMatch> {
 
 class ChainInliner {
   private readonly stack: string[] = [];
-  readonly reachable = new Set<Rule>();
+  /** Source rules this hook can reach, each counted once however often it is inlined. */
+  reachable = 0;
 
   constructor(
     private readonly table: Table,
@@ -301,6 +302,7 @@ class ChainInliner {
     private readonly ifaces: IfaceClasses,
     private readonly maxRecords: number,
     private readonly internalId: number,
+    private readonly seen: Uint8Array,
   ) {}
 
   run(policyId: number, policy: 'ACCEPT' | 'DROP'): void {
@@ -341,7 +343,10 @@ class ChainInliner {
         conds = both;
       }
       if (conds.length === 0) continue; // can never match here
-      this.reachable.add(r);
+      if (this.seen[r.id!] === 0) {
+        this.seen[r.id!] = 1;
+        this.reachable++;
+      }
       const t = r.target;
       switch (t.kind) {
         case 'ACCEPT': case 'DROP':
@@ -383,6 +388,13 @@ class ChainInliner {
   }
 }
 
+const MODULE_FEATURE: Record<string, string> = Object.fromEntries(
+  ['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 'conntrack', 'state', 'comment'].map((m) => [m, `-m ${m}`]));
+const TARGET_FEATURE: Record<string, string> = {
+  ACCEPT: '-j ACCEPT', DROP: '-j DROP', REJECT: '-j REJECT', RETURN: '-j RETURN', LOG: '-j LOG',
+  jump: '-j CHAIN', goto: '-g CHAIN', none: 'no target',
+};
+
 /** Compile a parsed rule set into the packed tables the classifier builds from. */
 export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet {
   const maxRecords = opts.maxRecords ?? DEFAULT_MAX_RECORDS;
@@ -416,13 +428,14 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
         if (r.src?.not || r.dst?.not || r.proto?.not || r.inIface?.not || r.outIface?.not) feature('negation');
         if (r.inIface || r.outIface) feature('interface');
         if (r.proto) feature('protocol');
-        for (const m of r.matches) feature(`-m ${m.module}`);
-        feature(r.target.kind === 'goto' ? '-g CHAIN' : `-j ${r.target.kind === 'jump' ? 'CHAIN' : r.target.kind === 'none' ? '(none)' : r.target.kind}`);
+        for (const m of r.matches) feature(MODULE_FEATURE[m.module]);
+        feature(TARGET_FEATURE[r.target.kind]);
       });
     }
   }
 
   const internalId = rules.length;
+  const seen = new Uint8Array(internalId);
   rules.push({ id: internalId, family: families[0] ?? 4, chain: '', index: -1, file: '', line: 0, internal: true });
 
   const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
@@ -433,11 +446,12 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
     for (const hook of HOOKS) {
       w.beginTable(t.family, hook);
       const chain = t.chains.get(hook)!;
-      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId);
+      seen.fill(0);
+      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId, seen);
       inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
       const n = w.endTable();
       tables.push({ family: t.family, hook, records: n });
-      rulesPerHook[`ipv${t.family}/${hook}`] = inl.reachable.size;
+      rulesPerHook[`ipv${t.family}/${hook}`] = inl.reachable;
       done += n;
       opts.onProgress?.(done, done);
     }
