@@ -156,6 +156,15 @@ RingGeometry PlanRing(uint32_t frame_size, uint32_t frames) {
   return best;  // frame_size 0 when a frame exceeds 4 MB
 }
 
+std::vector<tpacket2_hdr*> AfPacketQueue::MapSlots(uint8_t* base, const RingGeometry& g) {
+  std::vector<tpacket2_hdr*> slots(g.frame_nr);
+  const uint32_t per_block = g.block_size / g.frame_size;
+  for (uint32_t i = 0; i < g.frame_nr; ++i)
+    slots[i] = reinterpret_cast<tpacket2_hdr*>(base + size_t(i / per_block) * g.block_size +
+                                               size_t(i % per_block) * g.frame_size);
+  return slots;
+}
+
 AfPacketQueue::~AfPacketQueue() {
   if (map_) munmap(map_, map_len_);
   if (fd_ >= 0) close(fd_);
@@ -309,6 +318,8 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
     SetupRing(s->fd_, PACKET_TX_RING, tx, ifname);
     s->map_len_ = rx.bytes() + tx.bytes();
     s->map_ = MapRings(s->fd_, s->map_len_, ifname);
+    s->rx_slots_ = AfPacketQueue::MapSlots(s->map_, rx);
+    s->tx_slots_ = AfPacketQueue::MapSlots(s->map_ + rx.bytes(), tx);
     Bind(s->fd_, ifindex, ifname);
     if (o.promisc) JoinPromisc(s->fd_, ifindex, ifname);
     if (queues > 1) group = JoinFanout(s->fd_, group, ifname);

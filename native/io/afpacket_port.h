@@ -100,18 +100,19 @@ class AfPacketQueue final : public Queue {
   friend std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string&, uint32_t,
                                                               const AfPacketOptions&);
   AfPacketQueue() = default;
-  tpacket2_hdr* RxSlot(uint32_t i) const {
-    return reinterpret_cast<tpacket2_hdr*>(map_ + size_t(i) * rx_.frame_size);
-  }
-  tpacket2_hdr* TxSlot(uint32_t i) const {
-    return reinterpret_cast<tpacket2_hdr*>(map_ + rx_.bytes() + size_t(i) * tx_.frame_size);
-  }
+  // Frames are laid out block by block: a block holds block_size /
+  // frame_size frames and its tail is unused, so frame i is NOT at
+  // i * frame_size. The addresses are computed once (MapSlots).
+  tpacket2_hdr* RxSlot(uint32_t i) const { return rx_slots_[i]; }
+  tpacket2_hdr* TxSlot(uint32_t i) const { return tx_slots_[i]; }
+  static std::vector<tpacket2_hdr*> MapSlots(uint8_t* base, const RingGeometry& g);
   bool PrepareRx(tpacket2_hdr* h, RxFrame* f);
 
   int fd_ = -1;
   uint8_t* map_ = nullptr;
   size_t map_len_ = 0;
   RingGeometry rx_, tx_;
+  std::vector<tpacket2_hdr*> rx_slots_, tx_slots_;
   uint32_t rx_head_ = 0;     // first frame not yet released
   uint32_t tx_head_ = 0;     // next TX slot we fill
   uint32_t tx_unsent_ = 0;   // oldest committed slot the kernel may not have taken
