@@ -171,11 +171,18 @@ function narrow(c: Cond, key: RangeKey, lo: number | bigint, hi: number | bigint
   return true;
 }
 
+/** Narrow every cond by one range, in place (the common, allocation-free case). */
+function narrowAll(conds: Cond[], key: RangeKey, lo: number | bigint, hi: number | bigint): Cond[] {
+  if (conds.length === 1) return narrow(conds[0], key, lo, hi) ? conds : [];
+  return conds.filter((c) => narrow(c, key, lo, hi));
+}
+
 /**
  * Narrow every cond by one field's alternatives (a disjunction): in place
  * for the common single alternative, one copy per alternative otherwise.
  */
 function refine(conds: Cond[], key: RangeKey, alts: [number | bigint, number | bigint][]): Cond[] {
+  if (alts.length === 1) return narrowAll(conds, key, alts[0][0], alts[0][1]);
   const out: Cond[] = [];
   if (alts.length === 1) {
     for (const c of conds) if (narrow(c, key, alts[0][0], alts[0][1])) out.push(c);
@@ -197,9 +204,9 @@ function portRanges(p: Neg<{ lo: number; hi: number }>): Ranges {
 /** The rule's own condition as a disjunction of single-range conds. */
 export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[] {
   let conds: Cond[] = [fullCond(family, ifaces.count - 1)];
-  if (r.src) conds = refine(conds, 'src', addrRanges(r.src, family));
-  if (r.dst) conds = refine(conds, 'dst', addrRanges(r.dst, family));
-  if (r.proto) conds = refine(conds, 'proto', r.proto.not ? complement(r.proto.v, r.proto.v, 255) : [[r.proto.v, r.proto.v]]);
+  if (r.src) conds = r.src.not ? refine(conds, 'src', addrRanges(r.src, family)) : narrowAll(conds, 'src', r.src.v.lo, r.src.v.hi);
+  if (r.dst) conds = r.dst.not ? refine(conds, 'dst', addrRanges(r.dst, family)) : narrowAll(conds, 'dst', r.dst.v.lo, r.dst.v.hi);
+  if (r.proto) conds = r.proto.not ? refine(conds, 'proto', complement(r.proto.v, r.proto.v, 255)) : narrowAll(conds, 'proto', r.proto.v, r.proto.v);
   const iface = (m: Neg<IfaceMatch>): Ranges => {
     const [lo, hi] = ifaces.range(m.v);
     return m.not ? complement(lo, hi, ifaces.count - 1) : [[lo, hi]];
@@ -211,8 +218,8 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[]
     switch (m.module) {
       case 'tcp': case 'udp': case 'sctp':
         for (const c of conds) c.needsL4 = true;
-        if (m.sport) conds = refine(conds, 'sport', portRanges(m.sport));
-        if (m.dport) conds = refine(conds, 'dport', portRanges(m.dport));
+        if (m.sport) conds = m.sport.not ? refine(conds, 'sport', portRanges(m.sport)) : narrowAll(conds, 'sport', m.sport.v.lo, m.sport.v.hi);
+        if (m.dport) conds = m.dport.not ? refine(conds, 'dport', portRanges(m.dport)) : narrowAll(conds, 'dport', m.dport.v.lo, m.dport.v.hi);
         if (m.module === 'tcp' && m.flags) {
           const { mask, comp } = m.flags.v;
           // Positive: one mask/value test. Negated: some masked bit differs,
@@ -314,16 +321,26 @@ class ChainInliner {
     this.w.push(fullCond(this.table.family, this.ifaces.count - 1), ACTION[policy], 0, policyId);
   }
 
-  private emit(conds: Cond[], action: number, arg: number, rule: Rule, internal = false): number[] {
+  /** Appends one record per cond; they are contiguous, so returns the first index. */
+  private emit(conds: Cond[], action: number, arg: number, rule: Rule, internal = false): number {
     const id = internal ? this.internalId : rule.id!;
-    const at: number[] = [];
+    const first = this.w.count;
     if (this.w.count + conds.length > this.maxRecords) {
       throw new RuleError(rule.pos,
         `rule expansion exceeds ${this.maxRecords} records in the IPv${this.table.family} ${this.hook} table ` +
         `(chains inlined at many call sites, or many negations; raise --max-records if intended)`);
     }
-    for (const c of conds) at.push(this.w.push(c, action, arg, id));
-    return at;
+    for (const c of conds) this.w.push(c, action, arg, id);
+    return first;
+  }
+
+  /** Records [first, end of table) continue at the current end: the next record to come. */
+  private continueHere(first: number): void {
+    for (let i = first; i < this.w.count; i++) this.w.setArg(i, this.w.count);
+  }
+
+  private pushRange(list: number[], first: number): void {
+    for (let i = first; i < this.w.count; i++) list.push(i);
   }
 
   /** Inline `chain` under context `ctx` (undefined = everything). RETURN records go to `returns`. */
@@ -355,13 +372,11 @@ class ChainInliner {
         case 'REJECT':
           this.emit(conds, ACTION.REJECT, REJECT_CODE[t.with], r);
           break;
-        case 'LOG': case 'none': {
-          const at = this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r);
-          for (const i of at) this.w.setArg(i, this.w.count);
+        case 'LOG': case 'none':
+          this.continueHere(this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r));
           break;
-        }
         case 'RETURN':
-          returns.push(...this.emit(conds, ACTION.SKIP, 0, r));
+          this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r));
           break;
         case 'jump': case 'goto': {
           const target = this.table.chains.get(t.chain)!;
@@ -369,8 +384,7 @@ class ChainInliner {
             throw new RuleError(r.targetPos ?? r.pos,
               `chain loop: ${[...this.stack, t.chain].join(' -> ')}`, t.chain);
           }
-          const counted = this.emit(conds, ACTION.COUNT, 0, r);
-          for (const i of counted) this.w.setArg(i, this.w.count);
+          this.continueHere(this.emit(conds, ACTION.COUNT, 0, r));
           if (t.kind === 'jump') {
             const inner: number[] = [];
             this.chain(target, conds, inner);
@@ -378,7 +392,7 @@ class ChainInliner {
           } else {
             this.chain(target, conds, returns);
             // Falling off the end of a -g'd chain returns from this chain.
-            returns.push(...this.emit(conds, ACTION.SKIP, 0, r, true));
+            this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r, true));
           }
           break;
         }

@@ -131,17 +131,30 @@ export class LineCursor {
   }
 }
 
+/** Decimal digits only (no sign, no spaces), at most `max`. */
 function parseUint(s: string, max: number): number | undefined {
-  if (!/^\d{1,10}$/.test(s)) return undefined;
-  const v = Number(s);
+  if (s.length === 0 || s.length > 10) return undefined;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return undefined;
+    v = v * 10 + c;
+  }
   return v <= max ? v : undefined;
 }
 
-function parsePort(cur: LineCursor, tok: Token, s: string): number {
-  const v = /^\d+$/.test(s) ? parseUint(s, 65535) : SERVICES[s];
-  if (v === undefined) {
-    cur.fail(tok, /^\d+$/.test(s) ? `port ${s} is out of range 0-65535` : `unknown port or service "${s}"`);
+function isDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
   }
+  return s.length > 0;
+}
+
+function parsePort(cur: LineCursor, tok: Token, s: string): number {
+  const digits = isDigits(s);
+  const v = digits ? parseUint(s, 65535) : SERVICES[s];
+  if (v === undefined) cur.fail(tok, digits ? `port ${s} is out of range 0-65535` : `unknown port or service "${s}"`);
   return v;
 }
 
@@ -325,9 +338,15 @@ export class RuleParser {
     return n !== undefined;
   }
 
-  private once(key: string, opt: Token): void {
-    if (this.seen.includes(key)) this.cur.fail(opt, `option ${opt.text} given more than once`);
+  private readonly seenOwner: (Match | undefined)[] = [];
+
+  /** Each option once per rule, or once per match module instance for module options. */
+  private once(key: string, opt: Token, owner?: Match): void {
+    for (let i = 0; i < this.seen.length; i++) {
+      if (this.seen[i] === key && this.seenOwner[i] === owner) this.cur.fail(opt, `option ${opt.text} given more than once`);
+    }
     this.seen.push(key);
+    this.seenOwner.push(owner);
   }
 
   parse(): Rule[] {
@@ -358,7 +377,7 @@ export class RuleParser {
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'a protocol');
           const name = v.text.toLowerCase();
-          const num = /^\d+$/.test(name) ? parseUint(name, 255) : PROTO_BY_NAME[name];
+          const num = isDigits(name) ? parseUint(name, 255) : PROTO_BY_NAME[name];
           if (num === undefined) cur.fail(v, `unknown protocol "${v.text}"`);
           if (num !== 0 || not) this.rule.proto = { not, v: num };
           this.protoTok = v;
@@ -446,7 +465,7 @@ export class RuleParser {
   private matchOption(m: Match, t: Token): boolean {
     const cur: LineCursor = this.cur;
     const o = t.text;
-    const key = (k: string) => this.once(`${m.module}:${k}`, t);
+    const key = (k: string) => this.once(k, t, m);
     switch (m.module) {
       case 'tcp': case 'udp': case 'sctp':
         if (o === '--sport' || o === '--source-port' || o === '--dport' || o === '--destination-port') {
