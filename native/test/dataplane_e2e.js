@@ -132,7 +132,9 @@ except socket.timeout: print('timeout')
   check('DROP: connection times out', !r.ok && Date.now() - t0 >= 1900, r.status);
 
   // TCP throughput through the bridge (GSO super-packets via vnet headers).
+  const c0 = dp.counters();
   const tcp = iperf('10.9.0.2');
+  const c1 = dp.counters();
   check('iperf3 TCP through the bridge', tcp.ok && tcp.gbps > 0.1, tcp);
   console.log(JSON.stringify({ measure: 'bridge_tcp', kind_b: KIND_B, workers: WORKERS, ...tcp }));
   const tcp6 = iperf('fd00:9::2');
@@ -140,11 +142,47 @@ except socket.timeout: print('timeout')
   console.log(JSON.stringify({ measure: 'bridge_tcp6', kind_b: KIND_B, workers: WORKERS, ...tcp6 }));
   console.log(JSON.stringify({ measure: 'bridge_ping_ms', v4: p4.avg, v6: p6.avg }));
 
-  // Symmetric fanout: with one TCP flow, both directions ran on one worker.
-  c = dp.counters();
+  // Symmetric steering: during the single-flow IPv4 iperf run, the worker
+  // that received the data (port A) also received the ACKs (port B).
   if (WORKERS > 1) {
-    const busyA = c.ports[0].rxPerWorker, busyB = c.ports[1].rxPerWorker;
-    console.log(JSON.stringify({ rxPerWorker: { [FA]: busyA, [FB]: busyB } }));
+    const delta = (p) => c1.ports[p].rxPerWorker.map((v, w) => v - c0.ports[p].rxPerWorker[w]);
+    const dA = delta(0), dB = delta(1);
+    const argmax = (a) => a.indexOf(Math.max(...a));
+    const share = (a) => Math.max(...a) / a.reduce((x, y) => x + y, 0);
+    console.log(JSON.stringify({ rxPerWorkerDuringIperf: { [FA]: dA, [FB]: dB } }));
+    check('symmetric fanout: both directions of the flow on one worker',
+          argmax(dA) === argmax(dB) && share(dA) > 0.95 && share(dB) > 0.95, { dA, dB });
+
+    // Many flows: 64 UDP flows (distinct source ports), 3 datagrams each
+    // way A->B, and the receiver answers each with 2 datagrams (B->A). If
+    // every flow's two directions meet on one worker, each worker received
+    // on port B exactly twice what it received on port A.
+    const echo = spawn('ip', ['netns', 'exec', R, 'python3', '-c', `
+import socket
+s=socket.socket(); s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 7000)); s.settimeout(8)
+try:
+    while True:
+        d,a=s.recvfrom(100); s.sendto(d,a); s.sendto(d,a)
+except socket.timeout: pass`], { stdio: 'ignore' });
+    await sleep(500);
+    const u0 = dp.counters();
+    sh(inS(`python3 -c "
+import socket,time
+socks=[]
+for i in range(64):
+    s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('10.9.0.1', 40000+i)); socks.append(s)
+for r in range(3):
+    for s in socks: s.sendto(b'x', ('10.9.0.2', 7000))
+    time.sleep(0.05)
+time.sleep(0.5)
+"`));
+    const u1 = dp.counters();
+    echo.kill();
+    const ua = u1.ports[0].rxPerWorker.map((v, w) => v - u0.ports[0].rxPerWorker[w]);
+    const ub = u1.ports[1].rxPerWorker.map((v, w) => v - u0.ports[1].rxPerWorker[w]);
+    check('symmetric fanout over 64 flows: per worker, B->A = 2 x A->B',
+          ua.reduce((x, y) => x + y, 0) >= 192 && ua.every((a, w) => Math.abs(ub[w] - 2 * a) <= 2) &&
+          ua.filter((a) => a > 0).length > 1, { ua, ub });
   }
 
   // Ruleset swap under load: swap every 50 ms during an iperf run.
