@@ -294,6 +294,12 @@ const IMPLICIT_MODULE: Record<number, Match['module']> = {
   [PROTO_TCP]: 'tcp', [PROTO_UDP]: 'udp', [PROTO_SCTP]: 'sctp', [PROTO_ICMP]: 'icmp', [PROTO_ICMPV6]: 'icmp6',
 };
 
+// Targets without options are immutable, so all rules share one object each.
+const NO_TARGET: Target = Object.freeze({ kind: 'none' });
+const PLAIN_TARGETS: Record<string, Target> = {
+  ACCEPT: Object.freeze({ kind: 'ACCEPT' }), DROP: Object.freeze({ kind: 'DROP' }), RETURN: Object.freeze({ kind: 'RETURN' }),
+};
+
 /** What a rule needs to know about the file it is in. */
 export interface RuleContext {
   family(): Family;
@@ -320,7 +326,11 @@ export class RuleParser {
     private readonly ctx: RuleContext,
     pos: Position,
   ) {
-    this.rule = { pos, matches: [], target: { kind: 'none' } };
+    // Every field present from the start: one object shape for all rules.
+    this.rule = {
+      pos, src: undefined, dst: undefined, inIface: undefined, outIface: undefined, proto: undefined,
+      matches: [], target: NO_TARGET, targetPos: undefined, counters: undefined, id: undefined,
+    };
   }
 
   private family(): Family {
@@ -436,7 +446,9 @@ export class RuleParser {
   private addModule(name: Match['module'], tok: Token): Match {
     if (name === 'icmp') this.setFamily(4, tok);
     if (name === 'icmp6') this.setFamily(6, tok);
-    const m = { module: name } as Match;
+    const m = (name === 'tcp' ? { module: name, sport: undefined, dport: undefined, flags: undefined }
+      : name === 'udp' || name === 'sctp' ? { module: name, sport: undefined, dport: undefined }
+        : { module: name }) as Match;
     this.rule.matches.push(m);
     this.moduleToks.push(tok);
     return m;
@@ -579,7 +591,7 @@ export class RuleParser {
       case 'LOG':
         return { kind: 'LOG' };
       default:
-        return { kind: name as 'ACCEPT' | 'DROP' | 'RETURN' };
+        return PLAIN_TARGETS[name];
     }
   }
 
