@@ -87,6 +87,13 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
     c.log_rate_per_sec = rate.As<Napi::Number>().DoubleValue();
   }
   c.qdisc_bypass = Bool(o, "qdiscBypass", false);
+  const Napi::Value txm = o.Get("txMode");
+  if (!txm.IsUndefined()) {
+    const std::string s = txm.IsString() ? txm.As<Napi::String>().Utf8Value() : "";
+    if (s == "ring") c.tx_ring = true;
+    else if (s == "sendmmsg") c.tx_ring = false;
+    else throw Napi::TypeError::New(env, "Dataplane: txMode must be 'ring' or 'sendmmsg'");
+  }
   c.promisc = Bool(o, "promisc", true);
   c.batch = U32(o, "batch", c.batch);
   return c;

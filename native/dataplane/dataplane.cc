@@ -74,6 +74,7 @@ void Dataplane::Start() {
       o.frame_size = p.frame_size;
       o.rx_frames = o.tx_frames = p.ring_frames;
       o.qdisc_bypass = config_.qdisc_bypass;
+      o.tx_ring = config_.tx_ring;
       o.promisc = config_.promisc;
       queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, o));
     }
@@ -404,10 +405,13 @@ void Dataplane::RunWorker(uint32_t w) {
           }
         }
       }
+      // Flush before giving the RX frames back: in sendmmsg mode the queued
+      // messages point into them.
+      oq->TxFlush();
+      iq->TxFlush();
       iq->RxRelease(done);
       if (done) progress = true;
     }
-    for (uint32_t p = 0; p < nports; ++p) q[p]->TxFlush();
     if (progress) continue;
 
     // Nothing to do: block. Poll every port for input, except ports whose

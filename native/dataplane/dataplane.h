@@ -66,6 +66,7 @@ struct DataplaneConfig {
   bool non_ip_accept = true;     // nonIpPolicy
   double log_rate_per_sec = 1000;  // across all workers
   bool qdisc_bypass = false;
+  bool tx_ring = true;           // AF_PACKET TX: ring (true) or sendmmsg (false)
   bool promisc = true;
   uint32_t batch = 64;           // frames per RX burst
 };

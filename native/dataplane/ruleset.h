@@ -1,6 +1,7 @@
-// One ruleset generation as the workers see it: the FORWARD classifiers of
-// both families, the interface class id of every port under this ruleset,
-// and the per-rule counters of this generation (one array per worker).
+// One ruleset generation as the workers see it: the validated TableSet
+// (classifier/table_set.h) with the FORWARD classifier of each family, the
+// interface class id of every port under this ruleset, and the per-rule
+// counters of this generation (one array per worker).
 //
 // Immutable after Build except the counters. Published to the workers
 // through Dataplane's RCU-style slot (dataplane.h): a worker reads the
@@ -15,17 +16,19 @@
 #include "classifier/classifier.h"
 #include "classifier/packet_key.h"
 #include "classifier/rule_table.h"
+#include "classifier/table_set.h"
 #include "dataplane/counters.h"
 
 namespace flatwall {
 
 class Ruleset {
  public:
-  // Validates `buffer` (the packed table set of rule_table.h) and builds the
-  // classifiers. `iface_ids[p]` is port p's interface class id; every
-  // rule_id in the tables must be < rule_count. Throws std::invalid_argument
-  // with a message for JavaScript. Slow for big rulesets: never call it on
-  // the JS thread or a worker.
+  // Validates `buffer` (TableSet::Build: the one validation of the packed
+  // format) and builds the classifiers; checks that every rule_id is
+  // < rule_count (the counters are indexed by it). `iface_ids[p]` is port
+  // p's interface class id. Throws std::invalid_argument with a message for
+  // JavaScript. Slow for big rulesets: never call it on the JS thread or a
+  // worker.
   static std::unique_ptr<Ruleset> Build(const uint8_t* buffer, size_t len,
                                         std::vector<uint16_t> iface_ids, uint32_t rule_count,
                                         uint32_t workers);
@@ -40,21 +43,21 @@ class Ruleset {
   uint32_t records4() const { return fwd4_ ? fwd4_->size() : 0; }
   uint32_t records6() const { return fwd6_ ? fwd6_->size() : 0; }
 
-  // The FORWARD verdict for `key`. Visits every matched record in order:
-  // v.OnMatch(record) for each (terminal or not: counters), and
-  // v.OnLog(record) for LOG records; non-terminal records (LOG, COUNT,
-  // SKIP) continue the lookup at their `arg` (always > their own index, so
-  // this terminates within the table size). Returns the terminal record
-  // (ACCEPT/DROP/REJECT), or nullptr when the table has none for this key
-  // (which a validated table, ending in its policy, never does). A family
-  // without a FORWARD table accepts everything (iptables' empty chain).
+  // The FORWARD verdict for `key`, by the TableSet's Evaluate loop: every
+  // matched record (terminal or not) is reported to v.OnMatch(record)
+  // (counters), LOG records also to v.OnLog(record); LOG, COUNT and SKIP
+  // continue at their `arg`. Returns the terminal record (ACCEPT/DROP/
+  // REJECT), or nullptr when nothing matched (a validated table ends in a
+  // catch-all policy, so only a port whose interface id lies outside the
+  // table's interface classes can get there). A family without a FORWARD
+  // table accepts everything (iptables' empty chain with policy ACCEPT).
   template <typename V>
   const RuleCommon* Forward(const PacketKey4& key, V& v) const {
-    return Walk(fwd4_.get(), key, v);
+    return Walk(fwd4_, key, v);
   }
   template <typename V>
   const RuleCommon* Forward(const PacketKey6& key, V& v) const {
-    return Walk(fwd6_.get(), key, v);
+    return Walk(fwd6_, key, v);
   }
   static const RuleCommon kAcceptAll;
 
@@ -64,37 +67,21 @@ class Ruleset {
   template <typename C, typename K, typename V>
   static const RuleCommon* Walk(const C* cls, const K& key, V& v) {
     if (!cls) return &kAcceptAll;
-    uint32_t start = 0;
-    const uint32_t n = cls->size();
-    while (start < n) {
-      const uint32_t i = cls->Lookup(key, start);
-      if (i == kNoMatch) return nullptr;
+    const Verdict verdict = Evaluate(*cls, key, [cls, &v](uint32_t i) {
       const RuleCommon& r = cls->record(i).c;
       v.OnMatch(r);
-      switch (Action(r.action)) {
-        case Action::kAccept:
-        case Action::kDrop:
-        case Action::kReject:
-          return &r;
-        case Action::kLog:
-          v.OnLog(r);
-          break;
-        case Action::kCount:
-        case Action::kSkip:
-          break;
-      }
-      if (r.arg <= i) return nullptr;  // validated away; never loop
-      start = r.arg;
-    }
-    return nullptr;
+      if (Action(r.action) == Action::kLog) v.OnLog(r);
+    });
+    if (verdict.index == kNoMatch) return nullptr;
+    return &cls->record(verdict.index).c;
   }
 
+  std::shared_ptr<const TableSet> tables_;
+  const Classifier4* fwd4_ = nullptr;  // owned by tables_
+  const Classifier6* fwd6_ = nullptr;
   std::vector<uint16_t> iface_ids_;
   uint32_t rule_count_ = 0;
-  std::unique_ptr<Classifier4> fwd4_;
-  std::unique_ptr<Classifier6> fwd6_;
   std::vector<std::unique_ptr<RuleCounterArray>> counters_;
-  std::vector<uint8_t> keep_;  // the buffer, should a classifier refer to it
 };
 
 }  // namespace flatwall

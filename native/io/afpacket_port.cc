@@ -241,17 +241,24 @@ void AfPacketQueue::RxRelease(uint32_t n) {
 // at the slot's pages). WRONG_FORMAT cannot stay with PACKET_LOSS set, but
 // would also mean "free".
 bool AfPacketQueue::TxHasRoom() {
+  if (!use_ring_) return mm_n_ < kMmsgBatch;
   const uint32_t st = LoadStatus(TxSlot(tx_head_));
   return st == TP_STATUS_AVAILABLE || st == TP_STATUS_WRONG_FORMAT;
 }
 
 uint8_t* AfPacketQueue::TxReserve() {
   if (!TxHasRoom()) return nullptr;
+  if (!use_ring_) return scratch_.data() + size_t(mm_n_) * kScratchSlot;
   return reinterpret_cast<uint8_t*>(TxSlot(tx_head_)) + kTxDataOffset;
 }
 
 bool AfPacketQueue::TxCommit(uint32_t len) {
   if (len > TxCapacity()) return false;
+  if (!use_ring_) {
+    iov_[mm_n_] = iovec{scratch_.data() + size_t(mm_n_) * kScratchSlot, len};
+    ++mm_n_;
+    return true;
+  }
   tpacket2_hdr* h = TxSlot(tx_head_);
   h->tp_len = len;  // vnet header included: the kernel strips it
   StoreStatus(h, TP_STATUS_SEND_REQUEST);
@@ -261,6 +268,11 @@ bool AfPacketQueue::TxCommit(uint32_t len) {
 }
 
 bool AfPacketQueue::TxSend(const uint8_t* buf, uint32_t len) {
+  if (!use_ring_) {
+    if (mm_n_ == kMmsgBatch || len > kVnetHdrLen + kMaxFrame) return false;
+    iov_[mm_n_++] = iovec{const_cast<uint8_t*>(buf), len};  // sent from where it is
+    return true;
+  }
   if (len > TxCapacity()) return false;
   uint8_t* p = TxReserve();
   if (!p) return false;
@@ -275,6 +287,22 @@ bool AfPacketQueue::TxSend(const uint8_t* buf, uint32_t len) {
 // SEND_REQUEST: we remember the oldest slot not yet taken and call again at
 // the next batch.
 void AfPacketQueue::TxFlush() {
+  if (!use_ring_) {
+    // packet_snd copies each message into a fresh skb (one copy, where the
+    // TX ring costs our copy into the ring plus, on veth, the kernel's
+    // skb_copy_ubufs of the ring pages when the skb crosses namespaces).
+    uint32_t done = 0;
+    while (done < mm_n_) {
+      const int n = sendmmsg(fd_, mmsg_.data() + done, mm_n_ - done, MSG_DONTWAIT);
+      if (n <= 0) break;
+      done += uint32_t(n);
+    }
+    if (done < mm_n_)
+      tx_dropped_.store(tx_dropped_.load(std::memory_order_relaxed) + (mm_n_ - done),
+                        std::memory_order_relaxed);
+    mm_n_ = 0;
+    return;
+  }
   while (tx_pending_ && LoadStatus(TxSlot(tx_unsent_)) != TP_STATUS_SEND_REQUEST) {
     if (++tx_unsent_ == tx_.frame_nr) tx_unsent_ = 0;
     --tx_pending_;
@@ -290,8 +318,11 @@ void AfPacketQueue::TxFlush() {
 uint64_t AfPacketQueue::TakeKernelDrops() {
   tpacket_stats st{};
   socklen_t len = sizeof st;
-  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return 0;
-  return st.tp_drops;  // the kernel resets the counters on read
+  const uint64_t now = tx_dropped_.load(std::memory_order_relaxed);
+  const uint64_t tx = now - tx_dropped_reported_;
+  tx_dropped_reported_ = now;
+  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return tx;
+  return st.tp_drops + tx;  // the kernel resets the counters on read
 }
 
 std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, uint32_t queues,
@@ -315,11 +346,23 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
     SetPreRingOptions(s->fd_, o, ifname);
     SizeSendBuffer(s->fd_, tx);
     SetupRing(s->fd_, PACKET_RX_RING, rx, ifname);
-    SetupRing(s->fd_, PACKET_TX_RING, tx, ifname);
-    s->map_len_ = rx.bytes() + tx.bytes();
+    s->use_ring_ = o.tx_ring;
+    if (o.tx_ring) {
+      SetupRing(s->fd_, PACKET_TX_RING, tx, ifname);
+    } else {
+      s->tx_ = RingGeometry{};
+      s->mmsg_.assign(AfPacketQueue::kMmsgBatch, mmsghdr{});
+      s->iov_.assign(AfPacketQueue::kMmsgBatch, iovec{});
+      s->scratch_.assign(size_t(AfPacketQueue::kMmsgBatch) * AfPacketQueue::kScratchSlot, 0);
+      for (uint32_t i = 0; i < AfPacketQueue::kMmsgBatch; ++i) {
+        s->mmsg_[i].msg_hdr.msg_iov = &s->iov_[i];
+        s->mmsg_[i].msg_hdr.msg_iovlen = 1;
+      }
+    }
+    s->map_len_ = rx.bytes() + s->tx_.bytes();
     s->map_ = MapRings(s->fd_, s->map_len_, ifname);
     s->rx_slots_ = AfPacketQueue::MapSlots(s->map_, rx);
-    s->tx_slots_ = AfPacketQueue::MapSlots(s->map_ + rx.bytes(), tx);
+    if (o.tx_ring) s->tx_slots_ = AfPacketQueue::MapSlots(s->map_ + rx.bytes(), tx);
     Bind(s->fd_, ifindex, ifname);
     if (o.promisc) JoinPromisc(s->fd_, ifindex, ifname);
     if (queues > 1) group = JoinFanout(s->fd_, group, ifname);

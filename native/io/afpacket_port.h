@@ -35,6 +35,8 @@
 #pragma once
 
 #include <linux/if_packet.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <cstdint>
@@ -55,6 +57,11 @@ struct AfPacketOptions {
   uint32_t rx_frames = kDefaultRingFrames;  // rounded up to fill whole blocks
   uint32_t tx_frames = kDefaultRingFrames;
   bool qdisc_bypass = false;  // PACKET_QDISC_BYPASS: skip the egress qdisc
+  // true: PACKET_TX_RING, one sendto(MSG_DONTWAIT) per batch (the default).
+  // false: no TX ring; one sendmmsg(MSG_DONTWAIT) per batch whose iovecs
+  // point into the RX ring frames (the worker flushes before releasing
+  // them). One copy fewer on veth, see TxFlush.
+  bool tx_ring = true;
   bool promisc = true;        // PACKET_MR_PROMISC (reference counted, undone on close)
 };
 
@@ -84,7 +91,9 @@ class AfPacketQueue final : public Queue {
   bool TxHasRoom() override;
   bool TxSend(const uint8_t* buf, uint32_t len) override;
   uint8_t* TxReserve() override;
-  uint32_t TxCapacity() const override { return tx_.frame_size - kTxDataOffset; }
+  uint32_t TxCapacity() const override {
+    return use_ring_ ? tx_.frame_size - kTxDataOffset : kScratchSlot;
+  }
   bool TxCommit(uint32_t len) override;
   void TxFlush() override;
   uint64_t TakeKernelDrops() override;
@@ -95,6 +104,10 @@ class AfPacketQueue final : public Queue {
   // TX frame data offset: without PACKET_TX_HAS_OFF the kernel reads the
   // frame at TPACKET2_HDRLEN - sizeof(sockaddr_ll) = the aligned header.
   static constexpr uint32_t kTxDataOffset = TPACKET_ALIGN(sizeof(tpacket2_hdr));
+  // sendmmsg mode: messages per flush, and the buffers TxReserve hands out
+  // (REJECT answers, at most kMaxRejectFrame + vnet header).
+  static constexpr uint32_t kMmsgBatch = 256;
+  static constexpr uint32_t kScratchSlot = 2048;
 
  private:
   friend std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string&, uint32_t,
@@ -117,6 +130,17 @@ class AfPacketQueue final : public Queue {
   uint32_t tx_head_ = 0;     // next TX slot we fill
   uint32_t tx_unsent_ = 0;   // oldest committed slot the kernel may not have taken
   uint32_t tx_pending_ = 0;  // committed slots since tx_unsent_
+  // sendmmsg mode
+  bool use_ring_ = true;
+  std::vector<mmsghdr> mmsg_;
+  std::vector<iovec> iov_;
+  std::vector<uint8_t> scratch_;
+  uint32_t mm_n_ = 0;
+  // Messages sendmmsg refused, monotonic: written by the worker only (load +
+  // store, no RMW), read by the control thread, which remembers what it
+  // reported. Reported with the kernel's RX drops.
+  std::atomic<uint64_t> tx_dropped_{0};
+  uint64_t tx_dropped_reported_ = 0;
   std::string ifname_;
 };
 

@@ -1,6 +1,7 @@
 // Unit tests of the dataplane's pieces that need no interface: ring
 // geometry, the log ring and its rate limit, and ruleset evaluation (LOG /
-// COUNT / SKIP continuation, counters, validation).
+// COUNT / SKIP continuation through TableSet's Evaluate, counters, and the
+// validation errors JavaScript gets).
 #include <stdexcept>
 #include <string>
 
@@ -171,14 +172,14 @@ DP_TEST(RulesetRefusesBadBuffers) {
   DP_CHECK(Refused(bad, 2, "total_bytes"));
   DP_CHECK(Refused(good, 1, "rule_id"));
   DP_CHECK(Refused(PackForward({Rule4(Wild(0, Action::kLog, 0)), Rule4(Wild(1, Action::kAccept))}, {}), 2,
-                   "continue index"));
-  DP_CHECK(Refused(PackForward({Rule4(Wild(0, Action::kLog, 1))}, {}), 2, "last record"));
+                   "continuation index"));
+  DP_CHECK(Refused(PackForward({Rule4(ProtoPort(Wild(0, Action::kAccept), 6, 80))}, {}), 2, "last record"));
   auto oob = good;
   TableDesc d;
   std::memcpy(&d, oob.data() + sizeof(TableSetHeader), sizeof d);
   d.count = 1000;
   std::memcpy(oob.data() + sizeof(TableSetHeader), &d, sizeof d);
-  DP_CHECK(Refused(oob, 2, "out of bounds"));
+  DP_CHECK(Refused(oob, 2, "outside the record area"));
 }
 
 }  // namespace
