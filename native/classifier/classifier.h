@@ -22,6 +22,10 @@ struct BuildStats {
   uint32_t records = 0;
   uint32_t tables = 0;      // algorithm-specific: hash tables / partitions
   std::string algorithm;
+  // Records the tuple tables could not take (tuple cap reached, or more
+  // than the collision limit of records sharing one hash key); they live in
+  // the fallback split tree. Always 0 for "linear".
+  uint32_t fallback_records = 0;
 };
 
 // First-match classifier over one table (one hook, one family). Immutable
@@ -48,5 +52,49 @@ class Classifier {
 
 using Classifier4 = Classifier<RuleRecord4, PacketKey4>;
 using Classifier6 = Classifier<RuleRecord6, PacketKey6>;
+extern template class Classifier<RuleRecord4, PacketKey4>;  // classifier.cc
+extern template class Classifier<RuleRecord6, PacketKey6>;
+
+// Algorithm selection, for benchmarks and tests. Build() above is
+// BuildClassifier with the defaults.
+struct ClassifierOptions {
+  std::string algorithm = "tuplemerge";  // or "linear" (what iptables does)
+  // 0 = default. Tests lower them to force the cap and the fallback.
+  uint32_t max_tables = 0;       // cap on hash tables per priority band
+  uint32_t collision_limit = 0;  // max records sharing one hash key
+  bool simd = true;              // vector code where the CPU has it (tests
+                                 // turn it off to check the scalar path)
+};
+
+// True for the names BuildClassifier accepts.
+bool IsKnownAlgorithm(const std::string& name);
+
+// Throw std::invalid_argument for an unknown algorithm name.
+std::unique_ptr<Classifier4> BuildClassifier4(const RuleRecord4* records, uint32_t count,
+                                              const ClassifierOptions& options = {});
+std::unique_ptr<Classifier6> BuildClassifier6(const RuleRecord6* records, uint32_t count,
+                                              const ClassifierOptions& options = {});
+inline std::unique_ptr<Classifier4> BuildClassifier4(const RuleRecord4* records, uint32_t count,
+                                                     const std::string& algorithm) {
+  ClassifierOptions o;
+  o.algorithm = algorithm;
+  return BuildClassifier4(records, count, o);
+}
+inline std::unique_ptr<Classifier6> BuildClassifier6(const RuleRecord6* records, uint32_t count,
+                                                     const std::string& algorithm) {
+  ClassifierOptions o;
+  o.algorithm = algorithm;
+  return BuildClassifier6(records, count, o);
+}
+
+// The same, overloaded on the record type, for code templated on the family.
+inline std::unique_ptr<Classifier4> BuildClassifier(const RuleRecord4* records, uint32_t count,
+                                                    const ClassifierOptions& options = {}) {
+  return BuildClassifier4(records, count, options);
+}
+inline std::unique_ptr<Classifier6> BuildClassifier(const RuleRecord6* records, uint32_t count,
+                                                    const ClassifierOptions& options = {}) {
+  return BuildClassifier6(records, count, options);
+}
 
 }  // namespace flatwall

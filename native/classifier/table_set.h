@@ -1,0 +1,116 @@
+// A whole compiled rule set (rule_table.h): validation of the packed buffer,
+// one classifier per table, and the evaluation loop that turns a sequence of
+// lookups into a verdict.
+//
+// Validation is the trust boundary between the TypeScript compiler and the
+// native code: every check a classifier or the dataplane relies on is made
+// here once, reading the buffer only through bounds-checked copies, so a
+// corrupt or hostile buffer yields an error message, never a crash.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "classifier/classifier.h"
+
+namespace flatwall {
+
+// One table of a validated buffer.
+struct TableInfo {
+  Family family;
+  Hook hook;
+  uint32_t count;   // records, policy included
+  uint32_t offset;  // byte offset of the first record in the buffer
+};
+
+// Checks the whole buffer: header (magic, version, total_bytes == size),
+// descriptors (family, hook, record size, count >= 1, 4-byte aligned
+// records inside the buffer, after the descriptors, not overlapping), and
+// every record: lo <= hi for every range, known action, flags and ct bits,
+// REJECT's RejectWith in range, LOG/COUNT/SKIP continuing at an index after
+// their own and inside the table, and a last record that is a terminal
+// catch-all (every field full range, ct mask kCtAny, no L4 requirement, no
+// tcp flags, ACCEPT/DROP/REJECT). For iif/oif "full range" means [0, D]
+// with D at least every interface id the table uses (the compiler's
+// interface classes are 0..D). On failure returns false and sets *error to
+// a message naming the table and the record.
+bool ParseTableSet(const void* data, size_t size, std::vector<TableInfo>* tables,
+                   std::string* error);
+
+// The same, for callers that only want the verdict: "" when valid.
+std::string ValidateTableSet(const void* data, size_t size);
+
+// The records of table `info` of a validated buffer, copied out (the buffer
+// need not be aligned for RuleRecord4/6).
+std::vector<RuleRecord4> CopyRecords4(const void* data, const TableInfo& info);
+std::vector<RuleRecord6> CopyRecords6(const void* data, const TableInfo& info);
+
+// One classifier per table of a buffer. Immutable once built, so one
+// instance is shared (std::shared_ptr<const TableSet>) by every worker, and
+// a new rule set is swapped in atomically by replacing the pointer.
+class TableSet {
+ public:
+  // Validates, then builds every table's classifier. Returns null and sets
+  // *error on an invalid buffer or an unknown algorithm.
+  static std::shared_ptr<const TableSet> Build(const void* data, size_t size,
+                                               const ClassifierOptions& options,
+                                               std::string* error);
+
+  size_t size() const { return tables_.size(); }
+  const TableInfo& info(size_t i) const { return tables_[i].info; }
+  // The classifier of table i, or null when the table is of the other family.
+  const Classifier4* v4(size_t i) const { return tables_[i].v4.get(); }
+  const Classifier6* v6(size_t i) const { return tables_[i].v6.get(); }
+  // Index of the table for (family, hook), or -1.
+  int Find(Family family, Hook hook) const;
+
+ private:
+  struct Table {
+    TableInfo info;
+    std::unique_ptr<Classifier4> v4;
+    std::unique_ptr<Classifier6> v6;
+  };
+  std::vector<Table> tables_;
+};
+
+// The result of evaluating one key against one table.
+struct Verdict {
+  Action action;     // ACCEPT, DROP or REJECT; DROP when nothing matched
+  uint32_t arg;      // RejectWith for REJECT, else the record's arg
+  uint32_t index;    // the terminal record, or kNoMatch
+};
+
+// Walks a table the way the dataplane does: look up, report the match to
+// `on_match(index)` (counters, LOG events), and continue at the record's arg
+// for LOG, COUNT and SKIP, until a terminal record. Bounded: every
+// continuation index is strictly greater than the record's own (validation
+// guarantees it; the loop also enforces it, so an unvalidated table cannot
+// make it spin). A key that matches nothing, which a valid table cannot
+// produce since it ends in a catch-all, is dropped with index kNoMatch.
+template <typename C, typename Key, typename OnMatch>
+Verdict Evaluate(const C& classifier, const Key& key, OnMatch&& on_match) {
+  uint32_t start = 0;
+  for (;;) {
+    const uint32_t r = classifier.Lookup(key, start);
+    if (r == kNoMatch) return Verdict{Action::kDrop, 0, kNoMatch};
+    on_match(r);
+    const RuleCommon& c = classifier.record(r).c;
+    const Action a = static_cast<Action>(c.action);
+    if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
+      if (c.arg <= r) return Verdict{Action::kDrop, 0, kNoMatch};
+      start = c.arg;
+      continue;
+    }
+    return Verdict{a, c.arg, r};
+  }
+}
+
+template <typename C, typename Key>
+Verdict Evaluate(const C& classifier, const Key& key) {
+  return Evaluate(classifier, key, [](uint32_t) {});
+}
+
+}  // namespace flatwall

@@ -1,0 +1,952 @@
+// The tuple classifier. The design, its invariants and the reasons for the
+// constants are in the essay at the top of classifier.h; comments here cover
+// the local decisions only.
+#include "classifier/tuple_merge.h"
+
+#include <algorithm>
+#if defined(__x86_64__)
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own
+// _mm512_undefined_* placeholders.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "classifier/huge_alloc.h"
+#include "classifier/split_tree.h"
+
+namespace flatwall {
+namespace detail {
+namespace {
+
+// ---------------------------------------------------------------- hashing
+//
+// Two hashes of the same masked fields. The filter hash (32 bits) is built
+// from 32-bit multiplies and shifts only, so that sixteen keys can be hashed
+// per AVX-512 instruction; its top bits pick the filter word and its low 12
+// bits the two filter bits. The slot hash (64 bits) is computed only for the
+// few keys that pass a filter, and places the bucket's run.
+
+// One 64x64->128 multiply folded (the core of wyhash): cheap, and every
+// input bit reaches the middle of the product.
+inline uint64_t Mum(uint64_t a, uint64_t b) {
+  const u128 p = u128(a) * b;
+  return uint64_t(p) ^ uint64_t(p >> 64);
+}
+
+constexpr uint64_t kK1 = 0xa0761d6478bd642fULL;
+constexpr uint64_t kK2 = 0xe7037ed1a0b428dbULL;
+constexpr uint64_t kK3 = 0x8ebc6af09c88c6e3ULL;
+constexpr uint64_t kK4 = 0x589965cc75374cc3ULL;
+constexpr uint64_t kK5 = 0x1d8e4e27c47d124fULL;
+// Odd 32-bit multipliers for the filter hash, one per hashed word.
+constexpr uint32_t kC[10] = {0x9E3779B1u, 0x85EBCA77u, 0xC2B2AE3Du, 0x27D4EB2Fu, 0x165667B1u,
+                             0xD3A2646Du, 0xFD7046C5u, 0xB55A4F09u, 0x2C1B3C6Du, 0x297A2D39u};
+
+inline uint32_t Fmix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bu;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35u;
+  h ^= h >> 16;
+  return h;
+}
+
+inline uint32_t Ports(uint16_t sport, uint16_t dport) { return uint32_t(sport) << 16 | dport; }
+
+// The hashed fields of a key, of a record's lower bounds, or of a table's
+// masks, unpacked once so that each table costs a few ANDs and multiplies.
+template <typename Rec>
+struct Words;
+
+template <>
+struct Words<RuleRecord4> {
+  uint32_t src = 0, dst = 0, ports = 0, proto = 0;
+
+  static Words Of(const PacketKey4& k) {
+    return {k.src, k.dst, Ports(k.c.sport, k.c.dport), k.c.proto};
+  }
+  static Words Of(const RuleRecord4& r) {
+    return {r.src_lo, r.dst_lo, Ports(r.c.sport_lo, r.c.dport_lo), r.c.proto_lo};
+  }
+  static Words Mask(uint32_t src, uint32_t dst, uint32_t ports, uint32_t proto) {
+    return {src, dst, ports, proto};
+  }
+  uint32_t FilterHash(const Words& m) const {
+    return Fmix32(((src & m.src) * kC[0]) ^ ((dst & m.dst) * kC[1]) ^
+                  ((ports & m.ports) * kC[2]) ^ ((proto & m.proto) * kC[3]));
+  }
+  uint64_t SlotHash(const Words& m) const {
+    const uint64_t x = uint64_t(src & m.src) << 32 | (dst & m.dst);
+    const uint64_t y = uint64_t(ports & m.ports) << 8 | (proto & m.proto);
+    return Mum(x ^ kK1, y ^ kK2);
+  }
+};
+
+template <>
+struct Words<RuleRecord6> {
+  uint32_t src[4] = {}, dst[4] = {};
+  uint32_t ports = 0, proto = 0;
+
+  static Words Of(const PacketKey6& k) {
+    Words w;
+    for (int i = 0; i < 4; ++i) w.src[i] = k.src[i], w.dst[i] = k.dst[i];
+    w.ports = Ports(k.c.sport, k.c.dport);
+    w.proto = k.c.proto;
+    return w;
+  }
+  static Words Of(const RuleRecord6& r) {
+    Words w;
+    for (int i = 0; i < 4; ++i) w.src[i] = r.src_lo[i], w.dst[i] = r.dst_lo[i];
+    w.ports = Ports(r.c.sport_lo, r.c.dport_lo);
+    w.proto = r.c.proto_lo;
+    return w;
+  }
+  static Words Mask(u128 src, u128 dst, uint32_t ports, uint32_t proto) {
+    Words w;
+    StoreWords(w.src, src);
+    StoreWords(w.dst, dst);
+    w.ports = ports;
+    w.proto = proto;
+    return w;
+  }
+  uint32_t FilterHash(const Words& m) const {
+    uint32_t h = ((ports & m.ports) * kC[8]) ^ ((proto & m.proto) * kC[9]);
+    for (int i = 0; i < 4; ++i)
+      h ^= ((src[i] & m.src[i]) * kC[i]) ^ ((dst[i] & m.dst[i]) * kC[4 + i]);
+    return Fmix32(h);
+  }
+  uint64_t SlotHash(const Words& m) const {
+    auto pair = [](const uint32_t* v, const uint32_t* mk, int i) {
+      return uint64_t(v[i] & mk[i]) << 32 | (v[i + 1] & mk[i + 1]);
+    };
+    const uint64_t s = Mum(pair(src, m.src, 0) ^ kK1, pair(src, m.src, 2) ^ kK2);
+    const uint64_t d = Mum(pair(dst, m.dst, 0) ^ kK3, pair(dst, m.dst, 2) ^ kK4);
+    const uint64_t y = uint64_t(ports & m.ports) << 8 | (proto & m.proto);
+    return Mum(s ^ y ^ kK5, d ^ kK1);
+  }
+};
+
+// ----------------------------------------------------------------- tuples
+
+// Prefix lengths of the five hashed fields; proto is 0 (not hashed) or 8.
+struct Tuple {
+  uint8_t s = 0, d = 0, sp = 0, dp = 0, pr = 0;
+
+  uint32_t Code() const {
+    return uint32_t(s) | uint32_t(d) << 8 | uint32_t(sp) << 16 | uint32_t(dp) << 21 |
+           uint32_t(pr ? 1 : 0) << 26;
+  }
+  bool operator==(const Tuple& o) const { return Code() == o.Code(); }
+  bool Zero() const { return Code() == 0; }
+  // A table can hold a record iff the table's masks are no longer than the
+  // record's common prefixes in every field: then the record's lower bound
+  // and every value of its ranges agree under the masks, so a matching
+  // packet always hashes to the record's bucket.
+  bool Covers(const Tuple& rule) const {
+    return s <= rule.s && d <= rule.d && sp <= rule.sp && dp <= rule.dp && pr <= rule.pr;
+  }
+  int Specificity() const { return s + d + sp + dp + pr; }
+};
+
+inline int Lcp(uint32_t lo, uint32_t hi) {
+  const uint32_t x = lo ^ hi;
+  return x ? __builtin_clz(x) : 32;
+}
+inline int Lcp(u128 lo, u128 hi) {
+  const u128 x = lo ^ hi;
+  const uint64_t top = uint64_t(x >> 64), bottom = uint64_t(x);
+  if (top) return __builtin_clzll(top);
+  return bottom ? 64 + __builtin_clzll(bottom) : 128;
+}
+inline int Lcp16(uint16_t lo, uint16_t hi) {
+  const uint32_t x = uint32_t(lo ^ hi);
+  return x ? __builtin_clz(x) - 16 : 16;
+}
+
+template <typename Addr, int kBits>
+Addr PrefixMask(int len) {
+  // Shift in at least `unsigned` so uint16_t does not promote to int.
+  using W = std::conditional_t<(sizeof(Addr) < sizeof(unsigned)), unsigned, Addr>;
+  return len == 0 ? Addr(0) : Addr(W(~W(0)) << (kBits - len));
+}
+
+template <typename Rec>
+Tuple NaturalTuple(const Rec& r) {
+  using F = Family<Rec>;
+  Tuple t;
+  t.s = uint8_t(Lcp(F::SrcLo(r), F::SrcHi(r)));
+  t.d = uint8_t(Lcp(F::DstLo(r), F::DstHi(r)));
+  t.sp = uint8_t(Lcp16(r.c.sport_lo, r.c.sport_hi));
+  t.dp = uint8_t(Lcp16(r.c.dport_lo, r.c.dport_hi));
+  t.pr = r.c.proto_lo == r.c.proto_hi ? 8 : 0;
+  return t;
+}
+
+// The table a group of records opens first: address lengths snapped down to
+// a coarse grid, ports and protocol not hashed. This is TupleMerge's
+// relaxation pushed further than the paper's (which keeps exact ports and
+// trims lengths by a few bits): every table costs every lookup a probe, so
+// here the table count is what is minimised, and the records that collide
+// too much under a coarse tuple escape to their exact tuple instead.
+template <int kBits>
+uint8_t Snap(uint8_t len) {
+  // IPv4 grid {0, 16, 24}; IPv6 {0, 32, 48, 64}.
+  if (kBits == 32) return len >= 24 ? 24 : len >= 16 ? 16 : 0;
+  return len >= 64 ? 64 : len >= 48 ? 48 : len >= 32 ? 32 : 0;
+}
+
+template <int kBits>
+Tuple Relax(Tuple t) {
+  Tuple r;
+  r.s = Snap<kBits>(t.s);
+  r.d = Snap<kBits>(t.d);
+  return r;
+}
+
+// ---------------------------------------------------------------- entries
+
+// Entry flags: two bits of semantics, six of displacement (how far the
+// entry sits past its home slot; kDispUnknown when that does not fit).
+enum EntryFlags : uint8_t {
+  kEntryNeedsL4 = 1 << 0,  // the record's kRuleNeedsL4
+  kEntryVerify = 1 << 1,   // the entry is a filter: check the full record
+};
+constexpr int kDispShift = 2;
+constexpr uint32_t kDispUnknown = 63;
+constexpr uint32_t kEmpty = UINT32_MAX;  // index of an empty slot
+
+// v in [lo, lo + width] with one subtraction and one unsigned comparison.
+template <typename T>
+inline uint32_t InRange(T v, T lo, T width) {
+  return uint32_t(T(v - lo) <= width);
+}
+
+// The part of a bucket entry common to both families: ports, protocol,
+// conntrack mask and the L4 requirement, i.e. what decides almost every
+// comparison besides the addresses. iif/oif/icmp/tcp flags are usually
+// wildcards; when a record uses one, kEntryVerify sends the comparison on to
+// the full record. Ranges are stored as (lo, hi - lo).
+struct EntryTail {
+  uint16_t sp_lo = 0, sp_w = 0, dp_lo = 0, dp_w = 0;
+  uint8_t pr_lo = 0, pr_w = 0, ct_mask = 0, flags = 0;
+  uint32_t index = kEmpty;
+
+  // iif/oif count as wildcards when they span the classifier's whole
+  // interface domain [0, max_iif] / [0, max_oif] (see TupleMerge::Lookup).
+  void Set(const RuleCommon& c, uint32_t i, bool verify, uint32_t disp, uint16_t max_iif,
+           uint16_t max_oif) {
+    sp_lo = c.sport_lo, sp_w = uint16_t(c.sport_hi - c.sport_lo);
+    dp_lo = c.dport_lo, dp_w = uint16_t(c.dport_hi - c.dport_lo);
+    pr_lo = c.proto_lo, pr_w = uint8_t(c.proto_hi - c.proto_lo);
+    ct_mask = c.ct_state_mask;
+    index = i;
+    const bool tcp_trivial =
+        c.tcp_flags_mask == 0 && c.tcp_flags_value == 0 && !(c.flags & kRuleTcpFlagsInvert);
+    const bool rest_trivial = c.iif_lo == 0 && c.iif_hi == max_iif && c.oif_lo == 0 &&
+                              c.oif_hi == max_oif && c.icmp_lo == 0 && c.icmp_hi == 0xffff;
+    flags = uint8_t(((c.flags & kRuleNeedsL4) ? kEntryNeedsL4 : 0) |
+                    (verify || !tcp_trivial || !rest_trivial ? kEntryVerify : 0) |
+                    std::min(disp, kDispUnknown) << kDispShift);
+  }
+  uint32_t disp() const { return flags >> kDispShift; }
+  // Branch-free on purpose: the outcome of each comparison is random, so
+  // short-circuit evaluation would cost a misprediction per field.
+  uint32_t Match(const KeyCommon& k) const {
+    return InRange<uint16_t>(k.sport, sp_lo, sp_w) & InRange<uint16_t>(k.dport, dp_lo, dp_w) &
+           InRange<uint8_t>(k.proto, pr_lo, pr_w) & ((k.ct_state & ct_mask) != 0) &
+           ((k.flags | ~flags) & kEntryNeedsL4);
+  }
+};
+
+template <typename Rec>
+struct Entry;
+
+// Two IPv4 entries per cache line.
+template <>
+struct Entry<RuleRecord4> {
+  uint32_t src_lo = 0, src_w = 0, dst_lo = 0, dst_w = 0;
+  EntryTail t;
+
+  void Set(const RuleRecord4& r, uint32_t i, uint32_t disp, uint16_t max_iif, uint16_t max_oif) {
+    src_lo = r.src_lo, src_w = r.src_hi - r.src_lo;
+    dst_lo = r.dst_lo, dst_w = r.dst_hi - r.dst_lo;
+    t.Set(r.c, i, false, disp, max_iif, max_oif);
+  }
+  uint32_t Match(const PacketKey4& k) const {
+    return InRange(k.src, src_lo, src_w) & InRange(k.dst, dst_lo, dst_w) & t.Match(k.c);
+  }
+};
+static_assert(sizeof(Entry<RuleRecord4>) == 32, "two v4 entries per cache line");
+
+// IPv6: the top 64 bits of each address range. They are an exact test when
+// the range is a prefix of at most /64 (the common case), else a filter in
+// front of the full record.
+template <>
+struct Entry<RuleRecord6> {
+  uint64_t src_lo = 0, src_w = 0, dst_lo = 0, dst_w = 0;
+  EntryTail t;
+
+  void Set(const RuleRecord6& r, uint32_t i, uint32_t disp, uint16_t max_iif, uint16_t max_oif) {
+    const u128 sl = LoadWords(r.src_lo), sh = LoadWords(r.src_hi);
+    const u128 dl = LoadWords(r.dst_lo), dh = LoadWords(r.dst_hi);
+    src_lo = uint64_t(sl >> 64), src_w = uint64_t(sh >> 64) - src_lo;
+    dst_lo = uint64_t(dl >> 64), dst_w = uint64_t(dh >> 64) - dst_lo;
+    const bool exact = uint64_t(sl) == 0 && uint64_t(sh) == ~0ULL && uint64_t(dl) == 0 &&
+                       uint64_t(dh) == ~0ULL;
+    t.Set(r.c, i, !exact, disp, max_iif, max_oif);
+  }
+  uint32_t Match(const PacketKey6& k) const {
+    const uint64_t s = (uint64_t(k.src[0]) << 32) | k.src[1];
+    const uint64_t d = (uint64_t(k.dst[0]) << 32) | k.dst[1];
+    return InRange(s, src_lo, src_w) & InRange(d, dst_lo, dst_w) & t.Match(k.c);
+  }
+};
+static_assert(sizeof(Entry<RuleRecord6>) == 48, "v6 entry layout");
+
+// A record that matches every key except, possibly, by interface (the
+// policy, typically: the compiler writes an interface wildcard as the range
+// of its interface classes) is kept out of the tables: checking its two
+// interface ranges per key gives an upper bound on the answer for free.
+template <typename Rec>
+bool IsDefault(const Rec& r) {
+  using F = Family<Rec>;
+  using A = typename F::Addr;
+  const RuleCommon& c = r.c;
+  return F::SrcLo(r) == 0 && F::SrcHi(r) == A(~A(0)) && F::DstLo(r) == 0 &&
+         F::DstHi(r) == A(~A(0)) && c.sport_lo == 0 && c.sport_hi == 0xffff && c.dport_lo == 0 &&
+         c.dport_hi == 0xffff && c.icmp_lo == 0 && c.icmp_hi == 0xffff && c.proto_lo == 0 &&
+         c.proto_hi == 0xff && c.tcp_flags_mask == 0 && c.tcp_flags_value == 0 &&
+         (c.ct_state_mask & kCtAny) == kCtAny && !(c.flags & (kRuleNeedsL4 | kRuleTcpFlagsInvert));
+}
+
+// ------------------------------------------------------------- build maps
+
+// Open-addressed map from a 64-bit bucket hash to the number of records in
+// that bucket; the build consults it once per (record, candidate table).
+class CountMap {
+ public:
+  CountMap() { Rehash(16); }
+  // Adds one to the count of h unless it already reached `limit`.
+  bool TryIncrement(uint64_t h, uint32_t limit) {
+    size_t i = Find(h);
+    if (counts_[i] == 0) {
+      if ((used_ + 1) * 2 > keys_.size()) {
+        Rehash(keys_.size() * 2);
+        i = Find(h);
+      }
+      keys_[i] = h;
+      counts_[i] = 1;
+      ++used_;
+      return true;
+    }
+    if (counts_[i] >= limit) return false;
+    ++counts_[i];
+    return true;
+  }
+  size_t size() const { return used_; }
+
+ private:
+  size_t Find(uint64_t h) const {
+    const size_t mask = keys_.size() - 1;
+    size_t i = size_t(h ^ (h >> 29)) & mask;
+    while (counts_[i] != 0 && keys_[i] != h) i = (i + 1) & mask;
+    return i;
+  }
+  void Rehash(size_t n) {
+    std::vector<uint64_t> keys(n);
+    std::vector<uint32_t> counts(n, 0);
+    keys.swap(keys_);
+    counts.swap(counts_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (counts[i] == 0) continue;
+      const size_t j = Find(keys[i]);
+      keys_[j] = keys[i];
+      counts_[j] = counts[i];
+    }
+  }
+  std::vector<uint64_t> keys_;
+  std::vector<uint32_t> counts_;
+  size_t used_ = 0;
+};
+
+inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
+
+// The filter: one bit array per table, two bits per bucket in one 64-bit
+// word chosen by the top bits of the filter hash. Sized at 8 to 16 bits per
+// bucket (a power of two of words), which gives 1.5-5% false positives.
+constexpr uint32_t kFilterBitsPerBucket = 8;
+inline uint64_t FilterBits(uint32_t h) { return (1ULL << (h & 63)) | (1ULL << ((h >> 6) & 63)); }
+inline uint32_t FilterWord(uint32_t h, uint32_t shift) { return uint32_t(uint64_t(h) >> shift); }
+// Home slot from the slot hash: multiply-shift range reduction, so the slot
+// array needs no power-of-two size.
+inline uint32_t Reduce(uint64_t h, uint32_t n) { return uint32_t(((h >> 32) * n) >> 32); }
+
+// Keys per batch step: enough candidates in flight to keep the memory
+// system busy, few enough that the per-key state stays in L1.
+constexpr size_t kBatch = 32;
+// Tables per candidate pass: bounds the candidate buffers (on the stack,
+// since lookups run concurrently) while keeping early termination between
+// passes.
+constexpr size_t kTablesPerPass = 16;
+constexpr size_t kCandidates = kBatch * kTablesPerPass + 16;  // + one vector of slack
+
+// The IPv4 keys of a batch, one array per hashed field, for the vector
+// filter pass.
+struct Columns4 {
+  alignas(64) uint32_t src[kBatch];
+  alignas(64) uint32_t dst[kBatch];
+  alignas(64) uint32_t ports[kBatch];
+  alignas(64) uint32_t proto[kBatch];
+  alignas(64) uint32_t start[kBatch];
+};
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FLATWALL_HAVE_AVX512 1
+bool CpuHasAvx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return has;
+}
+
+#define FLATWALL_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+
+FLATWALL_AVX512 inline __m512i HashColumn(const uint32_t* col, uint32_t mask, uint32_t mul) {
+  const __m512i v = _mm512_and_si512(_mm512_load_si512(col), _mm512_set1_epi32(int(mask)));
+  return _mm512_mullo_epi32(v, _mm512_set1_epi32(int(mul)));
+}
+
+// FilterBits for eight hashes.
+FLATWALL_AVX512 inline __m512i BitsOf(__m256i h32) {
+  const __m512i one = _mm512_set1_epi64(1), low6 = _mm512_set1_epi64(63);
+  const __m512i h64 = _mm512_cvtepu32_epi64(h32);
+  return _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_and_si512(h64, low6)),
+                         _mm512_sllv_epi64(one, _mm512_and_si512(_mm512_srli_epi64(h64, 6), low6)));
+}
+
+// The filter pass of one IPv4 table over a batch, sixteen keys per step:
+// bit-identical to FilterHash/FilterBits/FilterWord, and appends the ids of
+// the keys that pass (id_base + key) to `out` with a compress.
+FLATWALL_AVX512 uint32_t FilterPass512(const Columns4& kc, size_t m, const Words<RuleRecord4>& mk,
+                                       const uint64_t* filter, uint32_t shift, uint32_t max_index,
+                                       uint32_t id_base, uint32_t* out) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m128i wshift = _mm_cvtsi32_si128(int(shift));
+  uint32_t n = 0;
+  for (size_t b = 0; b < m; b += 16) {
+    const __mmask16 lanes = m - b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - b)) - 1);
+    __m512i h = _mm512_xor_si512(
+        _mm512_xor_si512(HashColumn(kc.src + b, mk.src, kC[0]), HashColumn(kc.dst + b, mk.dst, kC[1])),
+        _mm512_xor_si512(HashColumn(kc.ports + b, mk.ports, kC[2]),
+                         HashColumn(kc.proto + b, mk.proto, kC[3])));
+    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+    h = _mm512_mullo_epi32(h, _mm512_set1_epi32(int(0x85ebca6bu)));
+    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 13));
+    h = _mm512_mullo_epi32(h, _mm512_set1_epi32(int(0xc2b2ae35u)));
+    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+    const __m512i idx = _mm512_srl_epi32(h, wshift);  // a shift of 32 gives word 0
+    const __m512i w_lo = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), __mmask8(lanes),
+                                                     _mm512_castsi512_si256(idx), filter, 8);
+    const __m512i w_hi =
+        _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), __mmask8(lanes >> 8),
+                                    _mm512_extracti64x4_epi64(idx, 1), filter, 8);
+    const __m512i b_lo = BitsOf(_mm512_castsi512_si256(h));
+    const __m512i b_hi = BitsOf(_mm512_extracti64x4_epi64(h, 1));
+    const __mmask8 p_lo = _mm512_cmpeq_epi64_mask(_mm512_and_si512(w_lo, b_lo), b_lo);
+    const __mmask8 p_hi = _mm512_cmpeq_epi64_mask(_mm512_and_si512(w_hi, b_hi), b_hi);
+    __mmask16 pass = __mmask16((uint32_t(p_hi) << 8 | p_lo) & lanes);
+    pass &= _mm512_cmple_epu32_mask(_mm512_load_si512(kc.start + b),
+                                    _mm512_set1_epi32(int(max_index)));
+    const __m512i ids = _mm512_add_epi32(iota, _mm512_set1_epi32(int(id_base + b)));
+    _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32(pass, ids));
+    n += uint32_t(__builtin_popcount(pass));
+  }
+  return n;
+}
+#endif
+
+// ------------------------------------------------------------- classifier
+
+template <typename Rec>
+class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
+  using F = Family<Rec>;
+  using Key = typename F::Key;
+  using Addr = typename F::Addr;
+  using E = Entry<Rec>;
+  using W = Words<Rec>;
+  static constexpr int kBits = F::kAddrBits;
+  // Slots per entry: a load factor of 1/2 keeps runs to a couple of entries.
+  static constexpr uint32_t kSlotsPerEntry = 2;
+  static constexpr size_t kTreeBudgetFactor = 4;
+  // Defaults are checked for every key; more than a few (a table of
+  // per-interface policies, say) go to the trees like any other record.
+  static constexpr size_t kMaxDefaults = 4;
+  // Priority bands: [0, 1024), then each band 8 times the previous one.
+  static constexpr uint32_t kFirstBand = 1024;
+  static constexpr uint32_t kBandGrowth = 8;
+
+  struct Table {
+    W masks;
+    const uint64_t* filter = nullptr;
+    const E* entries = nullptr;
+    uint32_t shift = 32;  // filter word = filter hash >> shift
+    uint32_t nslots = 0;
+    uint32_t min_index = 0, max_index = 0;
+  };
+
+  // The records [begin, end) with their own tables (ascending min_index)
+  // and fallback tree.
+  struct Band {
+    uint32_t begin = 0, end = 0;
+    uint32_t first_table = 0, end_table = 0;
+    SplitTree<Rec> tree;
+  };
+
+  struct Default {
+    uint32_t index;
+    uint16_t iif_lo, iif_hi, oif_lo, oif_hi;
+  };
+
+ public:
+  TupleMerge(const Rec* records, uint32_t count, const TupleMergeParams& params)
+      : recs_(records, records + count) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Build(params);
+    stats_.build_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    stats_.records = count;
+    stats_.algorithm = "tuplemerge";
+    size_t bytes = sizeof(*this) + HugeAllocator<Rec>::Footprint(recs_.capacity()) +
+                   tables_.capacity() * sizeof(Table) + bands_.capacity() * sizeof(Band) +
+                   HugeAllocator<uint64_t>::Footprint(filters_.capacity()) +
+                   HugeAllocator<E>::Footprint(entries_.capacity()) +
+                   defaults_.capacity() * sizeof(Default);
+    for (const Band& b : bands_) bytes += b.tree.memory_bytes();
+    stats_.memory_bytes = bytes;
+#ifdef FLATWALL_HAVE_AVX512
+    vector_ = std::is_same<Rec, RuleRecord4>::value && params.simd && CpuHasAvx512();
+#endif
+  }
+
+  // No record names an interface id above max_iif_/max_oif_, so a key
+  // beyond them matches nothing; every other key satisfies a record whose
+  // interface range is [0, max], which is what lets entries treat such a
+  // range (the compiler's interface wildcard) as no condition at all.
+  bool OutOfDomain(const Key& k) const { return k.c.iif > max_iif_ || k.c.oif > max_oif_; }
+
+  uint32_t Lookup(const Key& k, uint32_t start) const override {
+    if (OutOfDomain(k)) return kNoMatch;
+    uint32_t best = DefaultFor(k, start);
+    const W w = W::Of(k);
+    for (const Band& b : bands_) {
+      if (b.begin >= best) break;  // bands ascend: nothing later can win
+      if (b.end <= start) continue;
+      if (!b.tree.empty() && b.tree.min_index() < best && b.tree.max_index() >= start)
+        best = b.tree.Lookup(recs_.data(), k, start, best);
+      for (uint32_t ti = b.first_table; ti < b.end_table; ++ti) {
+        const Table& t = tables_[ti];
+        if (t.min_index >= best) break;  // a band's tables ascend by min_index
+        if (t.max_index < start) continue;
+        const uint32_t h = w.FilterHash(t.masks);
+        const uint64_t bits = FilterBits(h);
+        if ((t.filter[FilterWord(h, t.shift)] & bits) != bits) continue;
+        best = ScanRun(t, Reduce(w.SlotHash(t.masks), t.nslots), k, start, best);
+      }
+    }
+    return best;
+  }
+
+  void LookupBatch(const Key* keys, const uint32_t* starts, uint32_t* out,
+                   size_t n) const override {
+    for (size_t base = 0; base < n; base += kBatch) {
+      const size_t m = std::min(kBatch, n - base);
+      LookupChunk(keys + base, starts ? starts + base : nullptr, out + base, m);
+    }
+  }
+
+  const Rec& record(uint32_t i) const override { return recs_[i]; }
+  uint32_t size() const override { return uint32_t(recs_.size()); }
+  const BuildStats& stats() const override { return stats_; }
+
+ private:
+  // The first default record at or after start that takes k's interfaces:
+  // an upper bound on the answer that no table needs to store.
+  uint32_t DefaultFor(const Key& k, uint32_t start) const {
+    for (const Default& d : defaults_) {
+      if (d.index >= start && k.c.iif >= d.iif_lo && k.c.iif <= d.iif_hi &&
+          k.c.oif >= d.oif_lo && k.c.oif <= d.oif_hi)
+        return d.index;
+    }
+    return kNoMatch;
+  }
+
+  // Entries sit in home order (a bucket's entries contiguous and ascending
+  // by index) from their home slot on, each tagged with its displacement,
+  // so the run scan knows which entries are this bucket's and stops at the
+  // first entry homed further on, or at an empty slot.
+  uint32_t ScanRun(const Table& t, uint32_t home, const Key& k, uint32_t start,
+                   uint32_t best) const {
+    const E* base = t.entries;
+    for (uint32_t pos = home;; ++pos) {
+      const E& e = base[pos];
+      const uint32_t i = e.t.index;
+      if (i == kEmpty) return best;
+      const uint32_t disp = e.t.disp();
+      if (disp != kDispUnknown) {
+        const uint32_t h = pos - disp;
+        if (h < home) continue;
+        if (h > home || i >= best) return best;
+      } else if (i >= best) {
+        continue;  // home unknown: cannot stop on it, only skip it
+      }
+      if ((uint32_t(i >= start) & e.Match(k)) &&
+          (!(e.t.flags & kEntryVerify) || Matches(recs_[i], k))) {
+        best = i;
+        if (disp != kDispUnknown) return best;
+      }
+    }
+  }
+
+  // Stage (1) for one table: which of the m active keys pass its filter.
+  uint32_t FilterPass(const Table& t, uint32_t ti, const W* w, const uint32_t* start, size_t m,
+                      const Columns4& columns, uint32_t* out) const {
+#ifdef FLATWALL_HAVE_AVX512
+    if constexpr (std::is_same<Rec, RuleRecord4>::value) {
+      if (vector_)
+        return FilterPass512(columns, m, t.masks, t.filter, t.shift, t.max_index, ti << 8, out);
+    }
+#endif
+    uint32_t n = 0;
+    for (size_t j = 0; j < m; ++j) {
+      const uint32_t h = w[j].FilterHash(t.masks);
+      const uint64_t bits = FilterBits(h);
+      const bool pass =
+          ((t.filter[FilterWord(h, t.shift)] & bits) == bits) & (start[j] <= t.max_index);
+      out[n] = ti << 8 | uint32_t(j);
+      n += pass;
+    }
+    return n;
+  }
+
+  // Band by band, for the keys a band can still improve: the band's tree,
+  // then three stages over its tables. (1) For every table and key, hash
+  // and test the table's filter, small enough to stay in cache, and collect
+  // the survivors without branching. (2) Prefetch the home slot of every
+  // candidate: the only likely misses to DRAM, all in flight together. (3)
+  // Scan the candidates' runs. A key leaves as soon as its best match
+  // precedes the next band, which on real rule sets, whose broad rules come
+  // early, spares most keys the big bands entirely.
+  void LookupChunk(const Key* k, const uint32_t* starts, uint32_t* best, size_t m) const {
+    W w_all[kBatch];
+    uint32_t start_all[kBatch];
+    for (size_t i = 0; i < m; ++i) {
+      // An out-of-domain key gets start = kNoMatch: no band takes it.
+      start_all[i] = OutOfDomain(k[i]) ? kNoMatch : starts ? starts[i] : 0;
+      best[i] = DefaultFor(k[i], start_all[i]);
+      w_all[i] = W::Of(k[i]);
+    }
+    // The active keys of the current band, compacted: j indexes these.
+    uint32_t act[kBatch];
+    W w[kBatch];
+    uint32_t start[kBatch];
+    Columns4 columns;
+    uint32_t cand[kCandidates];
+    uint32_t home[kCandidates];
+    for (const Band& b : bands_) {
+      size_t na = 0;
+      bool any_later = false;
+      for (size_t i = 0; i < m; ++i) {
+        if (best[i] <= b.begin) continue;
+        any_later = true;
+        if (start_all[i] >= b.end) continue;
+        act[na++] = uint32_t(i);
+      }
+      if (!any_later) break;
+      if (na == 0) continue;
+      if (!b.tree.empty()) {
+        for (size_t j = 0; j < na; ++j) {
+          const uint32_t i = act[j];
+          if (b.tree.min_index() < best[i] && b.tree.max_index() >= start_all[i])
+            best[i] = b.tree.Lookup(recs_.data(), k[i], start_all[i], best[i]);
+        }
+      }
+      for (size_t j = 0; j < na; ++j) {
+        w[j] = w_all[act[j]];
+        start[j] = start_all[act[j]];
+      }
+      if constexpr (std::is_same<Rec, RuleRecord4>::value) {
+        if (vector_) {
+          for (size_t j = 0; j < na; ++j) {
+            columns.src[j] = w[j].src;
+            columns.dst[j] = w[j].dst;
+            columns.ports[j] = w[j].ports;
+            columns.proto[j] = w[j].proto;
+            columns.start[j] = start[j];
+          }
+        }
+      }
+      for (uint32_t t0 = b.first_table; t0 < b.end_table; t0 += uint32_t(kTablesPerPass)) {
+        const uint32_t t1 = std::min<uint32_t>(b.end_table, t0 + uint32_t(kTablesPerPass));
+        uint32_t nc = 0;
+        for (uint32_t ti = t0; ti < t1; ++ti)
+          nc += FilterPass(tables_[ti], ti, w, start, na, columns, cand + nc);
+        for (uint32_t c = 0; c < nc; ++c) {
+          const Table& t = tables_[cand[c] >> 8];
+          home[c] = Reduce(w[cand[c] & 0xff].SlotHash(t.masks), t.nslots);
+          Prefetch(&t.entries[home[c]]);
+        }
+        for (uint32_t c = 0; c < nc; ++c) {
+          const Table& t = tables_[cand[c] >> 8];
+          const uint32_t i = act[cand[c] & 0xff];
+          if (t.min_index >= best[i]) continue;
+          best[i] = ScanRun(t, home[c], k[i], start_all[i], best[i]);
+        }
+      }
+    }
+  }
+
+  void Build(const TupleMergeParams& params);
+  void BuildBand(Band& band, const std::vector<uint32_t>& records,
+                 const TupleMergeParams& params);
+
+  HugeVector<Rec> recs_;
+  std::vector<Band> bands_;
+  std::vector<Table> tables_;  // band by band
+  HugeVector<uint64_t> filters_;
+  HugeVector<E> entries_;
+  std::vector<Default> defaults_;  // ascending, at most kMaxDefaults
+  uint16_t max_iif_ = 0, max_oif_ = 0;
+  BuildStats stats_;
+  bool vector_ = false;
+};
+
+template <typename Rec>
+void TupleMerge<Rec>::Build(const TupleMergeParams& params) {
+  const uint32_t n = uint32_t(recs_.size());
+  for (const Rec& r : recs_) {
+    max_iif_ = std::max(max_iif_, r.c.iif_hi);
+    max_oif_ = std::max(max_oif_, r.c.oif_hi);
+  }
+  // Defaults bound the answer and need no table.
+  std::vector<uint32_t> rest;
+  rest.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    if (IsDefault(recs_[i]) && defaults_.size() < kMaxDefaults) {
+      const RuleCommon& c = recs_[i].c;
+      defaults_.push_back({i, c.iif_lo, c.iif_hi, c.oif_lo, c.oif_hi});
+    } else {
+      rest.push_back(i);
+    }
+  }
+  // Cut the rest into bands. Building a band's tables needs the sizes of
+  // all its tables first (the arrays are shared), so each band is built
+  // into its own arrays and appended.
+  uint64_t begin = 0, size = kFirstBand;
+  size_t r = 0;
+  while (begin < n) {
+    const uint64_t end = std::min<uint64_t>(n, begin + size);
+    Band band;
+    band.begin = uint32_t(begin);
+    band.end = uint32_t(end);
+    std::vector<uint32_t> records;
+    while (r < rest.size() && rest[r] < end) records.push_back(rest[r++]);
+    if (!records.empty()) {
+      BuildBand(band, records, params);
+      bands_.push_back(std::move(band));
+    }
+    begin = end;
+    size *= kBandGrowth;
+  }
+  // The tables point into filters_ and entries_, which only now stop
+  // moving: resolve the offsets the band builds left in the pointers.
+  for (Table& t : tables_) {
+    t.filter = filters_.data() + reinterpret_cast<uintptr_t>(t.filter);
+    t.entries = entries_.data() + reinterpret_cast<uintptr_t>(t.entries);
+  }
+  stats_.tables = uint32_t(tables_.size());
+  for (const Band& b : bands_) {
+    if (!b.tree.empty()) {
+      stats_.tables += 1;
+      stats_.fallback_records += b.tree.size();
+    }
+  }
+}
+
+template <typename Rec>
+void TupleMerge<Rec>::BuildBand(Band& band, const std::vector<uint32_t>& records,
+                                const TupleMergeParams& params) {
+  const uint32_t limit = std::max<uint32_t>(1, params.collision_limit);
+  std::vector<uint64_t> order;
+  order.reserve(records.size());
+  std::vector<uint32_t> leftovers;
+  for (uint32_t i : records) {
+    const Tuple nat = NaturalTuple(recs_[i]);
+    if (nat.Zero()) leftovers.push_back(i);  // nothing to hash on: the tree's job
+    else order.push_back(uint64_t(nat.Code()) << 32 | i);
+  }
+  // Group the records by exact tuple; big groups choose their tables first.
+  std::sort(order.begin(), order.end());
+  struct Group {
+    uint32_t begin, end;
+  };
+  std::vector<Group> groups;
+  for (uint32_t b = 0; b < order.size();) {
+    uint32_t e = b + 1;
+    while (e < order.size() && (order[e] >> 32) == (order[b] >> 32)) ++e;
+    groups.push_back({b, e});
+    b = e;
+  }
+  std::stable_sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+    return a.end - a.begin > b.end - b.begin;
+  });
+
+  struct BuildTable {
+    Tuple tuple;
+    W masks;
+    CountMap counts;
+    std::vector<uint32_t> rules;
+  };
+  std::vector<BuildTable> tables;
+  std::vector<uint32_t> compat;
+  auto find_table = [&](const Tuple& t) -> int {
+    for (size_t i = 0; i < tables.size(); ++i)
+      if (tables[i].tuple == t) return int(i);
+    return -1;
+  };
+  // Most specific first: the fewest collisions, and coarse tables stay
+  // free for the records that only they can take.
+  auto sort_compat = [&]() {
+    std::stable_sort(compat.begin(), compat.end(), [&](uint32_t a, uint32_t b) {
+      return tables[a].tuple.Specificity() > tables[b].tuple.Specificity();
+    });
+  };
+  auto masks_of = [](const Tuple& t) {
+    return W::Mask(PrefixMask<Addr, kBits>(t.s), PrefixMask<Addr, kBits>(t.d),
+                   Ports(PrefixMask<uint16_t, 16>(t.sp), PrefixMask<uint16_t, 16>(t.dp)),
+                   t.pr ? 0xffu : 0u);
+  };
+
+  for (const Group& g : groups) {
+    const Tuple nat = NaturalTuple(recs_[uint32_t(order[g.begin])]);
+    compat.clear();
+    for (size_t i = 0; i < tables.size(); ++i)
+      if (tables[i].tuple.Covers(nat)) compat.push_back(uint32_t(i));
+    sort_compat();
+    for (uint32_t o = g.begin; o < g.end; ++o) {
+      const uint32_t r = uint32_t(order[o]);
+      const W rw = W::Of(recs_[r]);
+      bool placed = false;
+      for (uint32_t ti : compat) {
+        BuildTable& t = tables[ti];
+        if (t.counts.TryIncrement(rw.SlotHash(t.masks), limit)) {
+          t.rules.push_back(r);
+          placed = true;
+          break;
+        }
+      }
+      if (placed) continue;
+      // Every table that could take r is full where r hashes. Open the
+      // relaxed table for r's tuple, else the exact one; past the cap, r
+      // goes to the tree.
+      if (tables.size() < params.max_tables) {
+        const Tuple candidates[2] = {Relax<kBits>(nat), nat};
+        for (const Tuple& c : candidates) {
+          if (c.Zero() || find_table(c) >= 0) continue;
+          BuildTable t;
+          t.tuple = c;
+          t.masks = masks_of(c);
+          t.counts.TryIncrement(rw.SlotHash(t.masks), limit);
+          t.rules.push_back(r);
+          tables.push_back(std::move(t));
+          compat.push_back(uint32_t(tables.size() - 1));
+          sort_compat();
+          placed = true;
+          break;
+        }
+      }
+      if (!placed) leftovers.push_back(r);
+    }
+  }
+
+  // Lay the band's tables out at the end of the shared arrays. Pointers
+  // are stored as offsets until Build() resolves them.
+  struct Placed {
+    uint32_t home, rule;
+    bool operator<(const Placed& o) const { return home != o.home ? home < o.home : rule < o.rule; }
+  };
+  std::vector<Placed> placed;
+  std::vector<Table> built;
+  for (BuildTable& bt : tables) {
+    const size_t buckets = std::max<size_t>(1, bt.counts.size());
+    bt.counts = CountMap();
+    uint32_t wbits = 0;
+    while ((size_t(64) << wbits) < buckets * kFilterBitsPerBucket) ++wbits;
+    Table t;
+    t.masks = bt.masks;
+    t.shift = 32 - wbits;
+    t.nslots = uint32_t(bt.rules.size() * kSlotsPerEntry);
+    placed.clear();
+    for (uint32_t r : bt.rules)
+      placed.push_back({Reduce(W::Of(recs_[r]).SlotHash(bt.masks), t.nslots), r});
+    std::sort(placed.begin(), placed.end());
+    std::vector<uint32_t>().swap(bt.rules);
+
+    const size_t filter_at = filters_.size();
+    filters_.resize(filter_at + (size_t(1) << wbits), 0);
+    // The last run may spill past nslots: size by the last position used,
+    // plus one empty slot that ends every scan.
+    uint32_t last = 0;
+    for (size_t i = 0; i < placed.size(); ++i)
+      last = i == 0 ? placed[i].home : std::max(last + 1, placed[i].home);
+    const size_t entries_at = entries_.size();
+    entries_.resize(entries_at + last + 2, E());
+    uint64_t* filter = filters_.data() + filter_at;
+    E* entries = entries_.data() + entries_at;
+    uint32_t pos = 0, lo = UINT32_MAX, hi = 0;
+    for (size_t i = 0; i < placed.size(); ++i) {
+      const Placed& p = placed[i];
+      pos = i == 0 ? p.home : std::max(pos + 1, p.home);
+      const uint32_t h = W::Of(recs_[p.rule]).FilterHash(bt.masks);
+      filter[FilterWord(h, t.shift)] |= FilterBits(h);
+      entries[pos].Set(recs_[p.rule], p.rule, pos - p.home, max_iif_, max_oif_);
+      lo = std::min(lo, p.rule);
+      hi = std::max(hi, p.rule);
+    }
+    t.filter = reinterpret_cast<const uint64_t*>(uintptr_t(filter_at));
+    t.entries = reinterpret_cast<const E*>(uintptr_t(entries_at));
+    t.min_index = lo;
+    t.max_index = hi;
+    built.push_back(t);
+  }
+  std::stable_sort(built.begin(), built.end(),
+                   [](const Table& a, const Table& b) { return a.min_index < b.min_index; });
+  band.first_table = uint32_t(tables_.size());
+  tables_.insert(tables_.end(), built.begin(), built.end());
+  band.end_table = uint32_t(tables_.size());
+  if (!leftovers.empty()) {
+    std::sort(leftovers.begin(), leftovers.end());
+    band.tree.Build(recs_.data(), leftovers, kTreeBudgetFactor * leftovers.size() + 64);
+  }
+}
+
+}  // namespace
+
+template <typename Rec>
+std::unique_ptr<Classifier<Rec, typename Family<Rec>::Key>> BuildTupleMerge(
+    const Rec* records, uint32_t count, const TupleMergeParams& params) {
+  return std::make_unique<TupleMerge<Rec>>(records, count, params);
+}
+
+template std::unique_ptr<Classifier4> BuildTupleMerge<RuleRecord4>(const RuleRecord4*, uint32_t,
+                                                                   const TupleMergeParams&);
+template std::unique_ptr<Classifier6> BuildTupleMerge<RuleRecord6>(const RuleRecord6*, uint32_t,
+                                                                   const TupleMergeParams&);
+
+}  // namespace detail
+}  // namespace flatwall
