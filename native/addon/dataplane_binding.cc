@@ -96,6 +96,7 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   }
   c.promisc = Bool(o, "promisc", true);
   c.batch = U32(o, "batch", c.batch);
+  c.busy_poll_us = U32(o, "busyPollUs", c.busy_poll_us);
   return c;
 }
 

@@ -25,6 +25,14 @@ constexpr uint32_t kMaxBatch = 256;
 constexpr int kIdlePollMs = 1000;   // Stop wakes pollers through the eventfd
 constexpr int kStallPollMs = 1;     // waiting for TX ring room
 
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 uint64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no syscall
@@ -291,6 +299,8 @@ void Dataplane::RunWorker(uint32_t w) {
   io::RxFrame frames[kMaxBatch];
   ParsedFrame pf;
   pollfd pfds[kMaxPorts + 1];
+  const uint64_t busy_poll_ns = uint64_t(config_.busy_poll_us) * 1000;
+  uint64_t last_work_ns = 0;
 
   while (!stop_.load(std::memory_order_relaxed)) {
     // Batch boundary: pick up the current ruleset and say so.
@@ -412,7 +422,19 @@ void Dataplane::RunWorker(uint32_t w) {
       iq->RxRelease(done);
       if (done) progress = true;
     }
-    if (progress) continue;
+    if (progress) {
+      last_work_ns = batch_ns;
+      continue;
+    }
+    // Briefly keep polling the rings after traffic (busy_poll_ns): a frame
+    // arriving within that window is picked up without the poll() sleep and
+    // wake-up, which is most of the bridge's added latency. Then sleep.
+    bool any_stalled = false;
+    for (uint32_t p = 0; p < nports; ++p) any_stalled |= stalled[p];
+    if (!any_stalled && batch_ns - last_work_ns < busy_poll_ns) {
+      CpuRelax();
+      continue;
+    }
 
     // Nothing to do: block. Poll every port for input, except ports whose
     // output is stalled (their frames are waiting in the RX ring; polling

@@ -69,6 +69,7 @@ struct DataplaneConfig {
   bool tx_ring = true;           // AF_PACKET TX: ring (true) or sendmmsg (false)
   bool promisc = true;
   uint32_t batch = 64;           // frames per RX burst
+  uint32_t busy_poll_us = 0;     // keep polling the rings this long after traffic before sleeping
 };
 
 struct PortSnapshot {
