@@ -6,6 +6,8 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flatwall::InitLayout(env, exports);
   flatwall::InitClassifier(env, exports);
+  flatwall::InitDataplane(env, exports);
+  flatwall::InitReplay(env, exports);
   return exports;
 }
 
