@@ -6,6 +6,7 @@ import { EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError } from './args';
 import { runCheck } from './check';
 import { runPrint } from './print';
 import { runGen } from './gen';
+import { runReplay } from './replay';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -19,6 +20,7 @@ Commands:
   check FILE...    parse, validate and compile rules; print a summary
   print FILE...    print rules in canonical iptables-save form, or convert them
   gen FAMILY N     generate a deterministic rule set for tests and benchmarks
+  replay           decide every frame of a pcap capture offline (--rules, --pcap)
 
 Run 'flatwall COMMAND --help' for a command's options.
 
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, Command> = {
   check: runCheck,
   print: runPrint,
   gen: runGen,
+  replay: runReplay,
 };
 
 export async function main(argv: string[]): Promise<number> {
