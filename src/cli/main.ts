@@ -7,6 +7,7 @@ import { runCheck } from './check';
 import { runPrint } from './print';
 import { runGen } from './gen';
 import { runReplay } from './replay';
+import { runRun } from './run';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -21,6 +22,7 @@ Commands:
   print FILE...    print rules in canonical iptables-save form, or convert them
   gen FAMILY N     generate a deterministic rule set for tests and benchmarks
   replay           decide every frame of a pcap capture offline (--rules, --pcap)
+  run              run the firewall between pairs of ports (--port, --tap, --rules)
 
 Run 'flatwall COMMAND --help' for a command's options.
 
@@ -35,6 +37,7 @@ const COMMANDS: Record<string, Command> = {
   print: runPrint,
   gen: runGen,
   replay: runReplay,
+  run: runRun,
 };
 
 export async function main(argv: string[]): Promise<number> {
