@@ -55,10 +55,6 @@ const char* CheckRecord(const Rec& r, uint32_t index, uint32_t count, uint16_t m
   const Action a = Action(c.action);
   if (a == Action::kReject && c.arg > uint32_t(RejectWith::kIcmp6PortUnreachable))
     return "REJECT with an unknown reject-with";
-  if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
-    if (c.arg <= index) return "continuation index (arg) is not after the record";
-    if (c.arg >= count) return "continuation index (arg) is past the end of the table";
-  }
   if (index + 1 == count) {
     const bool full = F::SrcLo(r) == 0 && F::SrcHi(r) == A(~A(0)) && F::DstLo(r) == 0 &&
                       F::DstHi(r) == A(~A(0)) && c.sport_lo == 0 && c.sport_hi == 0xffff &&
@@ -73,6 +69,10 @@ const char* CheckRecord(const Rec& r, uint32_t index, uint32_t count, uint16_t m
       return "last record (the policy) has a tcp flags match";
     if (a != Action::kAccept && a != Action::kDrop && a != Action::kReject)
       return "last record (the policy) is not ACCEPT, DROP or REJECT";
+  }
+  if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
+    if (c.arg <= index) return "continuation index (arg) is not after the record";
+    if (c.arg >= count) return "continuation index (arg) is past the end of the table";
   }
   return nullptr;
 }

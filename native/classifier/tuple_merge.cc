@@ -899,13 +899,13 @@ void TupleMerge<Rec>::BuildBand(Band& band, const std::vector<uint32_t>& records
 
     const size_t filter_at = filters_.size();
     filters_.resize(filter_at + (size_t(1) << wbits), 0);
-    // The last run may spill past nslots: size by the last position used,
-    // plus one empty slot that ends every scan.
+    // Homes are below nslots, but the last run may spill past it: size by
+    // whichever ends later, plus one empty slot that ends every scan.
     uint32_t last = 0;
     for (size_t i = 0; i < placed.size(); ++i)
       last = i == 0 ? placed[i].home : std::max(last + 1, placed[i].home);
     const size_t entries_at = entries_.size();
-    entries_.resize(entries_at + last + 2, E());
+    entries_.resize(entries_at + std::max<size_t>(t.nslots, size_t(last) + 1) + 1, E());
     uint64_t* filter = filters_.data() + filter_at;
     E* entries = entries_.data() + entries_at;
     uint32_t pos = 0, lo = UINT32_MAX, hi = 0;
