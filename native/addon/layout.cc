@@ -3,6 +3,7 @@
 #include <cstddef>
 
 #include "addon/bindings.h"
+#include "classifier/packet_key.h"
 #include "classifier/rule_table.h"
 
 namespace flatwall {
@@ -41,6 +42,24 @@ Napi::Object Common(Napi::Env env, Napi::Object fields) {
   SUBFIELD(fields, RuleRecord4, c, ct_state_mask);
   SUBFIELD(fields, RuleRecord4, c, flags);
   SUBFIELD(fields, RuleRecord4, c, action);
+  return fields;
+}
+
+// The packed key layouts (classifier/packet_key.h) the classifier's lookup,
+// evaluate and bench functions take, so that the TS side packs keys at
+// offsets it never hard-codes.
+template <typename Key>
+Napi::Object KeyCommonFields(Napi::Env env, Napi::Object fields) {
+  SUBFIELD(fields, Key, c, sport);
+  SUBFIELD(fields, Key, c, dport);
+  SUBFIELD(fields, Key, c, iif);
+  SUBFIELD(fields, Key, c, oif);
+  SUBFIELD(fields, Key, c, icmp);
+  SUBFIELD(fields, Key, c, proto);
+  SUBFIELD(fields, Key, c, tcp_flags);
+  SUBFIELD(fields, Key, c, ct_state);
+  SUBFIELD(fields, Key, c, flags);
+  fields.Set("size", static_cast<double>(sizeof(Key)));
   return fields;
 }
 
@@ -92,6 +111,28 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   actions.Set("COUNT", static_cast<double>(Action::kCount));
   actions.Set("SKIP", static_cast<double>(Action::kSkip));
   layout.Set("actions", actions);
+
+  Napi::Object k4 = KeyCommonFields<PacketKey4>(env, Napi::Object::New(env));
+  FIELD(k4, PacketKey4, src);
+  FIELD(k4, PacketKey4, dst);
+  layout.Set("key4", k4);
+
+  Napi::Object k6 = KeyCommonFields<PacketKey6>(env, Napi::Object::New(env));
+  FIELD(k6, PacketKey6, src);  // uint32[4], most significant word first
+  FIELD(k6, PacketKey6, dst);
+  layout.Set("key6", k6);
+
+  Napi::Object key_flags = Napi::Object::New(env);
+  key_flags.Set("HAS_L4", static_cast<double>(kKeyHasL4));
+  layout.Set("keyFlags", key_flags);
+
+  Napi::Object ct = Napi::Object::New(env);  // a key carries exactly one
+  ct.Set("INVALID", static_cast<double>(kCtInvalid));
+  ct.Set("NEW", static_cast<double>(kCtNew));
+  ct.Set("ESTABLISHED", static_cast<double>(kCtEstablished));
+  ct.Set("RELATED", static_cast<double>(kCtRelated));
+  ct.Set("UNTRACKED", static_cast<double>(kCtUntracked));
+  layout.Set("ctState", ct);
 
   exports.Set("layout", layout);
 }

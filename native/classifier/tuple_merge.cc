@@ -405,6 +405,7 @@ struct Columns4 {
   alignas(64) uint32_t ports[kBatch];
   alignas(64) uint32_t proto[kBatch];
   alignas(64) uint32_t start[kBatch];
+  alignas(64) uint32_t best[kBatch];
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -434,8 +435,8 @@ FLATWALL_AVX512 inline __m512i BitsOf(__m256i h32) {
 // bit-identical to FilterHash/FilterBits/FilterWord, and appends the ids of
 // the keys that pass (id_base + key) to `out` with a compress.
 FLATWALL_AVX512 uint32_t FilterPass512(const Columns4& kc, size_t m, const Words<RuleRecord4>& mk,
-                                       const uint64_t* filter, uint32_t shift, uint32_t max_index,
-                                       uint32_t id_base, uint32_t* out) {
+                                       const uint64_t* filter, uint32_t shift, uint32_t min_index,
+                                       uint32_t max_index, uint32_t id_base, uint32_t* out) {
   const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m128i wshift = _mm_cvtsi32_si128(int(shift));
   uint32_t n = 0;
@@ -463,6 +464,8 @@ FLATWALL_AVX512 uint32_t FilterPass512(const Columns4& kc, size_t m, const Words
     __mmask16 pass = __mmask16((uint32_t(p_hi) << 8 | p_lo) & lanes);
     pass &= _mm512_cmple_epu32_mask(_mm512_load_si512(kc.start + b),
                                     _mm512_set1_epi32(int(max_index)));
+    pass &= _mm512_cmpgt_epu32_mask(_mm512_load_si512(kc.best + b),
+                                    _mm512_set1_epi32(int(min_index)));
     const __m512i ids = _mm512_add_epi32(iota, _mm512_set1_epi32(int(id_base + b)));
     _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32(pass, ids));
     n += uint32_t(__builtin_popcount(pass));
@@ -613,21 +616,24 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
     }
   }
 
-  // Stage (1) for one table: which of the m active keys pass its filter.
-  uint32_t FilterPass(const Table& t, uint32_t ti, const W* w, const uint32_t* start, size_t m,
-                      const Columns4& columns, uint32_t* out) const {
+  // Stage (1) for one table: which of the m active keys pass its filter
+  // and could still improve (start <= max_index, min_index < best).
+  uint32_t FilterPass(const Table& t, uint32_t ti, const W* w, const uint32_t* start,
+                      const uint32_t* best, size_t m, const Columns4& columns,
+                      uint32_t* out) const {
 #ifdef FLATWALL_HAVE_AVX512
     if constexpr (std::is_same<Rec, RuleRecord4>::value) {
       if (vector_)
-        return FilterPass512(columns, m, t.masks, t.filter, t.shift, t.max_index, ti << 8, out);
+        return FilterPass512(columns, m, t.masks, t.filter, t.shift, t.min_index, t.max_index,
+                             ti << 8, out);
     }
 #endif
     uint32_t n = 0;
     for (size_t j = 0; j < m; ++j) {
       const uint32_t h = w[j].FilterHash(t.masks);
       const uint64_t bits = FilterBits(h);
-      const bool pass =
-          ((t.filter[FilterWord(h, t.shift)] & bits) == bits) & (start[j] <= t.max_index);
+      const bool pass = ((t.filter[FilterWord(h, t.shift)] & bits) == bits) &
+                        (start[j] <= t.max_index) & (best[j] > t.min_index);
       out[n] = ti << 8 | uint32_t(j);
       n += pass;
     }
@@ -654,18 +660,19 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
     // The active keys of the current band, compacted: j indexes these.
     uint32_t act[kBatch];
     W w[kBatch];
-    uint32_t start[kBatch];
+    uint32_t start[kBatch], bbest[kBatch];
     Columns4 columns;
     uint32_t cand[kCandidates];
     uint32_t home[kCandidates];
     for (const Band& b : bands_) {
+      // Compacted without branches: which keys are still open is random.
       size_t na = 0;
-      bool any_later = false;
+      uint32_t any_later = 0;
       for (size_t i = 0; i < m; ++i) {
-        if (best[i] <= b.begin) continue;
-        any_later = true;
-        if (start_all[i] >= b.end) continue;
-        act[na++] = uint32_t(i);
+        const uint32_t open = uint32_t(best[i] > b.begin);
+        any_later |= open;
+        act[na] = uint32_t(i);
+        na += open & uint32_t(start_all[i] < b.end);
       }
       if (!any_later) break;
       if (na == 0) continue;
@@ -691,21 +698,42 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
           }
         }
       }
+      uint32_t worst = 0;  // the largest best of the band's active keys
+      for (size_t j = 0; j < na; ++j) {
+        bbest[j] = best[act[j]];
+        worst = std::max(worst, bbest[j]);
+      }
+      if constexpr (std::is_same<Rec, RuleRecord4>::value) {
+        if (vector_)
+          for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
+      }
       for (uint32_t t0 = b.first_table; t0 < b.end_table; t0 += uint32_t(kTablesPerPass)) {
         const uint32_t t1 = std::min<uint32_t>(b.end_table, t0 + uint32_t(kTablesPerPass));
         uint32_t nc = 0;
-        for (uint32_t ti = t0; ti < t1; ++ti)
-          nc += FilterPass(tables_[ti], ti, w, start, na, columns, cand + nc);
+        for (uint32_t ti = t0; ti < t1; ++ti) {
+          // The band's tables ascend by min_index: past `worst`, none helps.
+          if (tables_[ti].min_index >= worst) break;
+          nc += FilterPass(tables_[ti], ti, w, start, bbest, na, columns, cand + nc);
+        }
         for (uint32_t c = 0; c < nc; ++c) {
           const Table& t = tables_[cand[c] >> 8];
           home[c] = Reduce(w[cand[c] & 0xff].SlotHash(t.masks), t.nslots);
           Prefetch(&t.entries[home[c]]);
         }
+        worst = 0;
         for (uint32_t c = 0; c < nc; ++c) {
           const Table& t = tables_[cand[c] >> 8];
-          const uint32_t i = act[cand[c] & 0xff];
+          const uint32_t j = cand[c] & 0xff, i = act[j];
           if (t.min_index >= best[i]) continue;
           best[i] = ScanRun(t, home[c], k[i], start_all[i], best[i]);
+        }
+        for (size_t j = 0; j < na; ++j) {
+          bbest[j] = best[act[j]];
+          worst = std::max(worst, bbest[j]);
+        }
+        if constexpr (std::is_same<Rec, RuleRecord4>::value) {
+          if (vector_)
+            for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
         }
       }
     }
@@ -764,7 +792,11 @@ void TupleMerge<Rec>::Build(const TupleMergeParams& params) {
     size *= kBandGrowth;
   }
   // The tables point into filters_ and entries_, which only now stop
-  // moving: resolve the offsets the band builds left in the pointers.
+  // moving: trim the growth slack, then resolve the offsets the band
+  // builds left in the pointers.
+  filters_.shrink_to_fit();
+  entries_.shrink_to_fit();
+  tables_.shrink_to_fit();
   for (Table& t : tables_) {
     t.filter = filters_.data() + reinterpret_cast<uintptr_t>(t.filter);
     t.entries = entries_.data() + reinterpret_cast<uintptr_t>(t.entries);
