@@ -56,8 +56,11 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
     throw std::invalid_argument("dataplane: workers must be 1..64");
   if (config_.batch == 0 || config_.batch > kMaxBatch)
     throw std::invalid_argument("dataplane: batch must be 1..256");
-  for (const auto& p : ports) {
+  for (size_t i = 0; i < ports.size(); ++i) {
+    const auto& p = ports[i];
     if (p.name.empty()) throw std::invalid_argument("dataplane: port without a name");
+    for (size_t j = 0; j < i; ++j)
+      if (ports[j].name == p.name) throw std::invalid_argument("dataplane: port " + p.name + " given twice");
     if (p.kind == PortKind::kAfPacket && (p.ring_frames == 0 || p.frame_size < 2048))
       throw std::invalid_argument("dataplane: port " + p.name + ": bad ring size");
   }

@@ -30,6 +30,12 @@ void CheckRuleIds(const C* cls, uint32_t rule_count, const char* name) {
 
 std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
                                         uint32_t rule_count, uint32_t workers) {
+  // Counters are rule_count x 16 bytes per worker: refuse absurd counts
+  // before allocating (the compiler's rule ids are dense).
+  constexpr uint32_t kMaxRuleCount = 1u << 26;
+  if (rule_count > kMaxRuleCount)
+    throw std::invalid_argument("ruleset: ruleCount " + std::to_string(rule_count) + " exceeds " +
+                                std::to_string(kMaxRuleCount));
   std::unique_ptr<Ruleset> rs(new Ruleset());
   std::string error;
   rs->tables_ = TableSet::Build(buf, len, ClassifierOptions{}, &error);

@@ -74,7 +74,8 @@ async function main() {
     { name: FA, kind: 'afpacket', ifaceClassId: 1 },
     { name: FB, kind: KIND_B, ifaceClassId: 2 },
   ];
-  const dp = new native.Dataplane({ ports, workers: WORKERS, nonIpPolicy: 'accept', logRatePerSec: 50 });
+  const dp = new native.Dataplane({ ports, workers: WORKERS, nonIpPolicy: 'accept', logRatePerSec: 50,
+                                    txMode: process.env.TXMODE || 'ring' });
   const buf = pack(native.layout, RULE);
 
   // IP before any ruleset: fail closed.

@@ -7,7 +7,8 @@
 #   afpacket|tap  kind of port B (port A is always AF_PACKET)
 #   workers       dataplane worker threads (default 1)
 #   --direct      also measure iperf3 over a direct veth pair, for comparison
-# Env: FLATWALL_ADDON (the .node to test), IPERF_SECONDS (default 5).
+# Env: FLATWALL_ADDON (the .node to test), IPERF_SECONDS (default 5),
+#      TXMODE (ring | sendmmsg, default ring).
 # Every name carries this shell's PID; everything is removed on exit.
 set -u
 KIND_B=${1:-afpacket}
