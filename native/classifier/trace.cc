@@ -130,12 +130,21 @@ typename Family<Rec>::Key Targeted(Rng& rng, const Rec& r) {
   return k;
 }
 
+// Random keys draw interface ids from the ids the table can tell apart:
+// [0, D] when records write an interface wildcard as [0, D] (the
+// compiler's classes), one past the largest id named when they use the
+// full 16-bit range as the wildcard.
 template <typename Rec>
 struct RandomSpace {
-  uint16_t max_iface = 0;  // largest interface id a record names, + 1
+  uint16_t max_iif = 0, max_oif = 0;
   uint8_t protos[8];
   int nprotos = 0;
 };
+
+inline void Widen(uint16_t lo, uint16_t hi, uint16_t* max) {
+  const uint16_t top = hi == 0xffff ? uint16_t(lo == 0 ? 1 : lo) : hi;
+  *max = std::max(*max, top);
+}
 
 template <typename Rec>
 RandomSpace<Rec> Survey(const Rec* records, uint32_t count) {
@@ -143,8 +152,8 @@ RandomSpace<Rec> Survey(const Rec* records, uint32_t count) {
   bool seen[256] = {};
   for (uint32_t i = 0; i < count; ++i) {
     const RuleCommon& c = records[i].c;
-    for (uint16_t v : {c.iif_lo, c.iif_hi, c.oif_lo, c.oif_hi})
-      if (v != 0xffff) s.max_iface = std::max<uint16_t>(s.max_iface, uint16_t(v + 1));
+    Widen(c.iif_lo, c.iif_hi, &s.max_iif);
+    Widen(c.oif_lo, c.oif_hi, &s.max_oif);
     if (c.proto_lo == c.proto_hi && !seen[c.proto_lo] && s.nprotos < 8) {
       seen[c.proto_lo] = true;
       s.protos[s.nprotos++] = c.proto_lo;
@@ -161,8 +170,8 @@ typename Family<Rec>::Key RandomKey(Rng& rng, const RandomSpace<Rec>& space) {
   F::SetDst(k, Random<typename F::Addr>(rng));
   k.c.sport = Random<uint16_t>(rng);
   k.c.dport = Random<uint16_t>(rng);
-  k.c.iif = uint16_t(rng.Below(space.max_iface + 1u));
-  k.c.oif = uint16_t(rng.Below(space.max_iface + 1u));
+  k.c.iif = uint16_t(rng.Below(space.max_iif + 1u));
+  k.c.oif = uint16_t(rng.Below(space.max_oif + 1u));
   // Mostly the protocols the table names, sometimes anything.
   k.c.proto = space.nprotos && rng.Below(8) ? space.protos[rng.Below(uint32_t(space.nprotos))]
                                             : Random<uint8_t>(rng);

@@ -490,8 +490,10 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
   // Defaults are checked for every key; more than a few (a table of
   // per-interface policies, say) go to the trees like any other record.
   static constexpr size_t kMaxDefaults = 4;
-  // Priority bands: [0, 1024), then each band 8 times the previous one.
-  static constexpr uint32_t kFirstBand = 1024;
+  // Priority bands: the first at least kFirstBand records, then each band 8
+  // times the previous one (see FirstBand).
+  static constexpr uint32_t kFirstBand = 4096;
+  static constexpr uint32_t kMaxFirstBand = 65536;
   static constexpr uint32_t kBandGrowth = 8;
 
   struct Table {
@@ -740,6 +742,7 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
   }
 
   void Build(const TupleMergeParams& params);
+  uint64_t FirstBand() const;
   void BuildBand(Band& band, const std::vector<uint32_t>& records,
                  const TupleMergeParams& params);
 
@@ -772,10 +775,8 @@ void TupleMerge<Rec>::Build(const TupleMergeParams& params) {
       rest.push_back(i);
     }
   }
-  // Cut the rest into bands. Building a band's tables needs the sizes of
-  // all its tables first (the arrays are shared), so each band is built
-  // into its own arrays and appended.
-  uint64_t begin = 0, size = kFirstBand;
+  // Cut the rest into bands, each built into the shared arrays in turn.
+  uint64_t begin = 0, size = FirstBand();
   size_t r = 0;
   while (begin < n) {
     const uint64_t end = std::min<uint64_t>(n, begin + size);
@@ -808,6 +809,29 @@ void TupleMerge<Rec>::Build(const TupleMergeParams& params) {
       stats_.fallback_records += b.tree.size();
     }
   }
+}
+
+// Where the first band ends decides how many keys never leave it. A record
+// that is a wildcard in both addresses and both ports ("-p tcp -j ...")
+// answers every key of its protocol that gets that far, so the first band
+// reaches past the first such record when it comes early enough (on
+// ClassBench-like acl sets, one at ~1.4k answers ~90% of targeted keys).
+template <typename Rec>
+uint64_t TupleMerge<Rec>::FirstBand() const {
+  using A = typename F::Addr;
+  const uint32_t n = uint32_t(std::min<size_t>(recs_.size(), kMaxFirstBand));
+  for (uint32_t i = 0; i < n; ++i) {
+    const Rec& r = recs_[i];
+    const RuleCommon& c = r.c;
+    if (F::SrcLo(r) == 0 && F::SrcHi(r) == A(~A(0)) && F::DstLo(r) == 0 &&
+        F::DstHi(r) == A(~A(0)) && c.sport_lo == 0 && c.sport_hi == 0xffff && c.dport_lo == 0 &&
+        c.dport_hi == 0xffff) {
+      uint64_t size = kFirstBand;
+      while (size <= i) size *= 2;
+      return size;
+    }
+  }
+  return kFirstBand;
 }
 
 template <typename Rec>
