@@ -8,6 +8,7 @@ import { runPrint } from './print';
 import { runGen } from './gen';
 import { runReplay } from './replay';
 import { runRun } from './run';
+import { runLab } from './lab';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -23,6 +24,7 @@ Commands:
   gen FAMILY N     generate a deterministic rule set for tests and benchmarks
   replay           decide every frame of a pcap capture offline (--rules, --pcap)
   run              run the firewall between pairs of ports (--port, --tap, --rules)
+  lab              namespace lab: firewall + rules between a sender and a receiver, traffic check
 
 Run 'flatwall COMMAND --help' for a command's options.
 
@@ -38,6 +40,7 @@ const COMMANDS: Record<string, Command> = {
   gen: runGen,
   replay: runReplay,
   run: runRun,
+  lab: runLab,
 };
 
 export async function main(argv: string[]): Promise<number> {
