@@ -1,0 +1,427 @@
+// End-to-end benchmark: the seed paper's experiment (Kurek et al. 2024, see
+// /work/shared/reference/seed-firewall-paper.md) on one machine. Sender ->
+// Firewall -> Receiver network namespaces joined by veth pairs; in the middle
+// flatwall (an L2 bump in the wire) or kernel forwarding with iptables-legacy,
+// iptables-nft, nft (one rule per line) or nft-set (the rules folded into one
+// set); `flatwall gen chain N` rule sets (N-1 rules that never match, then
+// ACCEPT), N = 1 ... 1M.
+//
+//   npm run bench:e2e [-- --quick] [--engines a,b] [--counts 1,1000] [--duration S]
+//                        [--workers N] [--load-timeout S] [--out DIR]
+//
+// Metrics per (engine, N), the seed paper's rows: idle ping delay, TCP and UDP
+// (1400 B) throughput (iperf3), TCP and UDP request/response rate and TCP
+// connection rate (nettool: netperf is not packaged here, see
+// src/lab/nettool.ts), ICMP latency under a TCP load, TCP latency (hping3 SYN
+// to a listening port), rule load time, firewall memory, and the 64-byte
+// packet rate (iperf3 UDP, 18-byte payload = 60-byte frames + FCS).
+//
+// Everything is bounded: each measurement has a fixed duration and a hard
+// timeout; loads have a budget (--load-timeout) and a point whose load is
+// predicted to exceed it (linear in N from the previous point) is skipped and
+// marked so. Writes bench/results/e2e.json (after every point), e2e.md and
+// e2e-*.svg; progress goes to stderr.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ENGINES, engineMode, engineTools, isEngine, startEngine, type EngineName, type LoadReport } from '../src/lab/engines';
+import { writeGenerated } from '../src/lab/rules';
+import { Topology, installTeardown } from '../src/lab/topology';
+import { hpingSyn, iperf, ping, pingUnderLoad, rr, startEchoServer } from '../src/lab/traffic';
+import { missingTools } from '../src/lab/tools';
+import { svgPlot } from './plot';
+
+// ---------------------------------------------------------------- options
+const argv = process.argv.slice(2);
+const flag = (n: string) => argv.includes(n);
+const opt = (n: string) => {
+  const i = argv.indexOf(n);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+if (flag('--help') || flag('-h')) {
+  process.stdout.write(readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+  process.exit(0);
+}
+const quick = flag('--quick');
+const engines = (opt('--engines') ?? ENGINES.join(',')).split(',').filter(Boolean);
+for (const e of engines) if (!isEngine(e)) fail(`unknown engine ${e} (one of ${ENGINES.join(', ')})`);
+const counts = (opt('--counts') ?? (quick ? '1,1000,100000,1000000' : '1,10,100,1000,10000,100000,1000000')).split(',').map(Number);
+if (counts.some((n) => !Number.isInteger(n) || n < 1)) fail('--counts: positive integers');
+const D = Number(opt('--duration') ?? (quick ? 1 : 3)); // seconds per throughput / rate measurement
+const workers = Number(opt('--workers') ?? 1);
+const loadTimeout = Number(opt('--load-timeout') ?? (quick ? 30 : 180));
+const outDir = opt('--out') ?? join(__dirname, '..', '..', 'bench', 'results');
+// In quick mode only the two engines the targets compare are run at 1M
+// rules (the nft loads at 1M take 20-60 s each and would not fit 5 minutes).
+const QUICK_1M = new Set<EngineName>(['flatwall', 'iptables-legacy']);
+
+function fail(msg: string): never {
+  process.stderr.write(`bench:e2e: ${msg}\n`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------- metrics
+interface MetricDef {
+  key: string;
+  label: string;
+  unit: string;
+  higher: boolean;
+  logY: boolean;
+  digits: number;
+}
+const METRICS: MetricDef[] = [
+  { key: 'idle_ping_ms', label: 'idle ping delay', unit: 'ms', higher: false, logY: true, digits: 3 },
+  { key: 'tcp_mbps', label: 'TCP throughput', unit: 'Mb/s', higher: true, logY: true, digits: 0 },
+  { key: 'udp_mbps', label: 'UDP throughput (1400 B)', unit: 'Mb/s', higher: true, logY: true, digits: 1 },
+  { key: 'tcp_rr', label: 'TCP requests/s', unit: '/s', higher: true, logY: true, digits: 0 },
+  { key: 'udp_rr', label: 'UDP requests/s', unit: '/s', higher: true, logY: true, digits: 0 },
+  { key: 'tcp_crr', label: 'TCP connections/s', unit: '/s', higher: true, logY: true, digits: 0 },
+  { key: 'icmp_load_ms', label: 'ICMP latency under TCP load', unit: 'ms', higher: false, logY: true, digits: 3 },
+  { key: 'syn_ms', label: 'TCP latency (hping3 SYN)', unit: 'ms', higher: false, logY: true, digits: 3 },
+  { key: 'load_s', label: 'rule load time', unit: 's', higher: false, logY: true, digits: 3 },
+  { key: 'mem_mb', label: 'firewall memory', unit: 'MB', higher: false, logY: true, digits: 1 },
+  { key: 'pps64_k', label: '64-byte packet rate (per worker)', unit: 'kpps', higher: true, logY: true, digits: 1 },
+];
+
+interface Point {
+  engine: EngineName;
+  rules: number;
+  status: 'ok' | 'skipped' | 'failed';
+  reason?: string;
+  /** Metric values (null: not measured / no result). */
+  m: Record<string, number | null>;
+  /** Metrics whose measurement hit its time box (partial or no result). */
+  timeboxed: string[];
+  notes: string[];
+  load?: LoadReport;
+  raw: Record<string, unknown>;
+  loadavg: number[];
+  seconds: number;
+}
+
+const points: Point[] = [];
+const startedAt = new Date().toISOString();
+const tStart = performance.now();
+
+function say(s: string): void {
+  const t = ((performance.now() - tStart) / 1000).toFixed(0).padStart(4);
+  process.stderr.write(`bench:e2e ${t}s ${s}\n`);
+}
+
+function toolVersion(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim();
+  } catch {
+    return 'n/a';
+  }
+}
+
+const machine = {
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model,
+  memGb: +(totalmem() / 2 ** 30).toFixed(1),
+  kernel: toolVersion('uname', ['-r']),
+  node: process.version,
+  iperf3: toolVersion('iperf3', ['--version']),
+  nft: toolVersion('nft', ['--version']),
+  iptables: toolVersion('iptables-legacy', ['--version']),
+};
+
+// ---------------------------------------------------------------- one point
+async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted?: number): Promise<Point> {
+  const p: Point = { engine, rules: n, status: 'ok', m: {}, timeboxed: [], notes: [], raw: {}, loadavg: loadavg().map((x) => +x.toFixed(2)), seconds: 0 };
+  const t0 = performance.now();
+  for (const mt of METRICS) p.m[mt.key] = null;
+  if (quick && n >= 1_000_000 && !QUICK_1M.has(engine)) {
+    p.status = 'skipped';
+    p.reason = `--quick: 1M rules only for ${[...QUICK_1M].join(' and ')}`;
+    return p;
+  }
+  if (predicted !== undefined && predicted > loadTimeout) {
+    p.status = 'skipped';
+    p.reason = `predicted load time ${predicted.toFixed(0)} s (linear from the previous point) exceeds the ${loadTimeout} s budget (--load-timeout)`;
+    return p;
+  }
+  const missing = missingTools(engineTools(engine));
+  if (missing.length) {
+    p.status = 'skipped';
+    p.reason = `missing ${missing.join(', ')}`;
+    return p;
+  }
+  const topo = Topology.create(engineMode(engine), 'fwbench');
+  const step = (s: string) => say(`${engine} ${n.toLocaleString('en-US')} rules: ${s}`);
+  try {
+    step('loading rules');
+    let fw;
+    try {
+      fw = await startEngine(engine, topo, file, { timeoutMs: loadTimeout * 1000, workDir, workers, rules: n });
+    } catch (e) {
+      const msg = (e as Error).message;
+      p.status = /did not finish within|not ready within/.test(msg) ? 'skipped' : 'failed';
+      p.reason = p.status === 'skipped' ? `load exceeded the ${loadTimeout} s budget: ${msg}` : msg;
+      return p;
+    }
+    p.load = fw.report;
+    p.m.load_s = fw.report.loadSeconds;
+    await startEchoServer(topo);
+    await ping(topo, { count: 2, intervalS: 0.2, deadlineS: 4 }); // neighbour entries, route caches
+
+    step('idle ping');
+    const ip = await ping(topo, { count: quick ? 20 : 50, intervalS: quick ? 0.02 : 0.05, deadlineS: quick ? 4 : 8 });
+    p.raw.idle_ping = ip;
+    p.m.idle_ping_ms = ip.avgMs ?? null;
+
+    step(`TCP throughput ${D} s`);
+    const tcp = await iperf(topo, { seconds: D });
+    p.raw.tcp = tcp;
+    p.m.tcp_mbps = tcp.bps !== undefined ? tcp.bps / 1e6 : null;
+    if (tcp.timedOut) p.timeboxed.push('tcp_mbps');
+
+    step(`UDP 1400 B throughput ${D} s`);
+    const udp = await iperf(topo, { seconds: D, udp: true, len: 1400 });
+    p.raw.udp = udp;
+    p.m.udp_mbps = udp.bps !== undefined ? udp.bps / 1e6 : null;
+    if (udp.timedOut) p.timeboxed.push('udp_mbps');
+
+    for (const [key, kind] of [['tcp_rr', 'tcp-rr'], ['udp_rr', 'udp-rr'], ['tcp_crr', 'tcp-crr']] as const) {
+      step(`${kind} ${D} s`);
+      const r = await rr(topo, kind, D);
+      p.raw[key] = r;
+      p.m[key] = r.perSecond ?? null;
+      if (r.timedOut) p.timeboxed.push(key);
+    }
+
+    step(`ICMP latency under TCP load ${D + 1} s`);
+    const pl = await pingUnderLoad(topo, D + 1);
+    p.raw.icmp_load = pl;
+    p.m.icmp_load_ms = pl.avgMs ?? null;
+
+    if (missingTools(['hping3']).length === 0) {
+      step('hping3 SYN latency');
+      const slow = (ip.avgMs ?? 0) > 5; // long chains: fewer probes, same time box
+      const syn = await hpingSyn(topo, { count: slow ? 10 : 20, intervalMs: slow ? 100 : 20 });
+      p.raw.syn = syn;
+      p.m.syn_ms = syn.avgMs ?? null;
+    } else p.notes.push('hping3 missing: no SYN latency');
+
+    step(`64-byte packet rate ${D} s`);
+    const small = await iperf(topo, { seconds: D, udp: true, len: 18 });
+    p.raw.pps64 = small;
+    if (small.pps !== undefined) p.m.pps64_k = small.pps / 1000 / (engine === 'flatwall' ? workers : 1);
+    if (small.timedOut) p.timeboxed.push('pps64_k');
+    if (small.lostPct !== undefined && small.lostPct < 1) p.notes.push('64-byte rate limited by the iperf3 sender (no loss)');
+
+    const mem = fw.memory();
+    p.raw.memory = mem;
+    p.m.mem_mb = mem.rssMb ?? mem.kernelMb ?? null;
+    if (engine === 'flatwall') p.raw.counters = await fw.stop();
+    else await fw.stop();
+    for (const [k, v] of Object.entries(p.raw)) {
+      const err = (v as { error?: string } | undefined)?.error;
+      if (err) p.notes.push(`${k}: ${err}`);
+    }
+  } catch (e) {
+    p.status = 'failed';
+    p.reason = (e as Error).message;
+  } finally {
+    await topo.destroy();
+    p.seconds = +((performance.now() - t0) / 1000).toFixed(1);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------- output
+const fmtN = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n));
+
+function cell(p: Point | undefined, mt: MetricDef): string {
+  if (!p) return '';
+  if (p.status !== 'ok') return p.status === 'skipped' ? 'skip' : 'fail';
+  const v = p.m[mt.key];
+  if (v === null || v === undefined) return '–';
+  const s = v.toFixed(mt.digits);
+  return p.timeboxed.includes(mt.key) ? `${s}*` : s;
+}
+
+function find(engine: string, n: number): Point | undefined {
+  return points.find((p) => p.engine === engine && p.rules === n);
+}
+
+function val(engine: string, n: number, key: string): number | null {
+  const p = find(engine, n);
+  return p && p.status === 'ok' ? p.m[key] ?? null : null;
+}
+
+interface Target {
+  name: string;
+  value: number | null;
+  goal: string;
+  met: boolean | null;
+  detail: string;
+}
+
+function targets(): Target[] {
+  const top = Math.max(...counts);
+  const t: Target[] = [];
+  const fw = (k: string) => val('flatwall', top, k);
+  const fw1 = (k: string) => val('flatwall', 1, k);
+  const k1 = (k: string) => val('iptables-legacy', 1, k);
+  const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
+  for (const [k, name] of [['tcp_mbps', 'TCP'], ['udp_mbps', 'UDP']] as const) {
+    const r = ratio(fw(k), k1(k));
+    t.push({ name: `flatwall@${fmtN(top)} ${name} / kernel forwarding (iptables-legacy@1) ${name}`, value: r, goal: '>= 0.90', met: r === null ? null : r >= 0.9, detail: `${fw(k)?.toFixed(1)} / ${k1(k)?.toFixed(1)} Mb/s` });
+  }
+  for (const [k, name] of [['tcp_mbps', 'TCP'], ['udp_mbps', 'UDP']] as const) {
+    const r = ratio(fw(k), fw1(k));
+    t.push({ name: `flatwall ${name}: ${fmtN(top)} rules / 1 rule`, value: r, goal: '>= 0.90', met: r === null ? null : r >= 0.9, detail: `${fw(k)?.toFixed(1)} / ${fw1(k)?.toFixed(1)} Mb/s` });
+  }
+  const a = fw('idle_ping_ms');
+  const b = k1('idle_ping_ms');
+  const added = a !== null && b !== null ? (a - b) * 1000 : null;
+  t.push({ name: `idle ping RTT added by flatwall@${fmtN(top)} over kernel forwarding (iptables-legacy@1)`, value: added, goal: '<= 30 us', met: added === null ? null : added <= 30, detail: `${a} ms vs ${b} ms` });
+  const u = ratio(fw('udp_mbps'), val('iptables-legacy', top, 'udp_mbps'));
+  t.push({ name: `flatwall@${fmtN(top)} UDP / iptables-legacy@${fmtN(top)} UDP`, value: u, goal: '>= 500x', met: u === null ? null : u >= 500, detail: `${fw('udp_mbps')?.toFixed(1)} / ${val('iptables-legacy', top, 'udp_mbps')?.toFixed(3)} Mb/s` });
+  return t;
+}
+
+function markdown(done: boolean): string {
+  const L: string[] = [];
+  L.push(`# End-to-end benchmark${quick ? ' (--quick)' : ''}`);
+  L.push('');
+  L.push(`Sender -> Firewall -> Receiver in network namespaces on one ${machine.cpus}-vCPU VM (${machine.cpu}; kernel ${machine.kernel}), veth links.`);
+  L.push(`flatwall is an L2 bump in the wire (\`flatwall run --port fa --port fb\`, ${workers} worker${workers > 1 ? 's' : ''}); the kernel engines forward (routing) in the Firewall namespace.`);
+  L.push(`Rules: \`flatwall gen chain N\` (N-1 rules that never match, then ACCEPT). ${D} s per throughput/rate measurement.`);
+  L.push(`Started ${startedAt}, ${done ? 'finished' : 'PARTIAL (still running)'} after ${((performance.now() - tStart) / 1000).toFixed(0)} s. Command: \`npm run bench:e2e${argv.length ? ` -- ${argv.join(' ')}` : ''}\`.`);
+  L.push('');
+  L.push('Tools: iperf3 (throughput; UDP `-b 0`, the receiver\'s rate is reported), ping, hping3 (SYN to a listening port), and');
+  L.push('nettool (src/lab/nettool.ts; a Node stand-in for netperf TCP_RR / UDP_RR / TCP_CRR, one transaction in flight, since netperf is not packaged in Debian here).');
+  L.push('Memory: flatwall = resident set of the `flatwall run` process; kernel engines = growth of Slab + VmallocUsed while loading (whole machine, approximate).');
+  L.push('64-byte rate: iperf3 UDP with 18-byte payloads (60-byte frames); on this VM the single iperf3 sender is often the limit. `skip` = not run (reason in the JSON), `*` = hit its time box, `–` = no result.');
+  L.push('The VM is shared (2 vCPUs, other jobs ran concurrently); the 1-minute load average at each point is in the JSON.');
+  L.push('');
+  const tg = targets();
+  L.push('## Targets (same run)');
+  L.push('');
+  L.push('| target | measured | goal | met |');
+  L.push('|---|---:|---|---|');
+  for (const t of tg) {
+    const v = t.value === null ? 'n/a' : t.goal.includes('us') ? `${t.value.toFixed(1)} us` : t.goal.includes('x') ? `${t.value.toFixed(0)}x` : t.value.toFixed(2);
+    L.push(`| ${t.name} (${t.detail}) | ${v} | ${t.goal} | ${t.met === null ? 'n/a' : t.met ? 'yes' : '**no**'} |`);
+  }
+  L.push('');
+  for (const e of engines) {
+    L.push(`## ${e}`);
+    L.push('');
+    L.push(`| metric | ${counts.map(fmtN).join(' | ')} |`);
+    L.push(`|---|${counts.map(() => '---:').join('|')}|`);
+    for (const mt of METRICS) L.push(`| ${mt.label} (${mt.unit}) | ${counts.map((n) => cell(find(e, n), mt)).join(' | ')} |`);
+    const skipped = counts.map((n) => find(e, n)).filter((p) => p && p.status !== 'ok');
+    for (const p of skipped) L.push(`\n${fmtN(p!.rules)}: ${p!.status}: ${p!.reason}`);
+    L.push('');
+  }
+  for (const other of engines.filter((e) => e !== 'flatwall')) {
+    if (!engines.includes('flatwall')) break;
+    L.push(`## Ratio flatwall / ${other}`);
+    L.push('');
+    L.push('Same metric, same rule count. For throughput and rates > 1 means flatwall is better; for latencies, load time and memory < 1 does.');
+    L.push('');
+    L.push(`| metric | ${counts.map(fmtN).join(' | ')} |`);
+    L.push(`|---|${counts.map(() => '---:').join('|')}|`);
+    for (const mt of METRICS) {
+      const row = counts.map((n) => {
+        const a = val('flatwall', n, mt.key);
+        const b = val(other, n, mt.key);
+        if (a === null || b === null || b === 0) return '';
+        const r = a / b;
+        return r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2);
+      });
+      L.push(`| ${mt.label} | ${row.join(' | ')} |`);
+    }
+    L.push('');
+  }
+  L.push('## Side by side: throughput relative to each engine\'s own 1-rule value');
+  L.push('');
+  L.push(`| engine | metric | ${counts.map(fmtN).join(' | ')} |`);
+  L.push(`|---|---|${counts.map(() => '---:').join('|')}|`);
+  for (const e of engines) {
+    for (const k of ['tcp_mbps', 'udp_mbps']) {
+      const base = val(e, 1, k);
+      L.push(`| ${e} | ${k === 'tcp_mbps' ? 'TCP' : 'UDP'} | ${counts.map((n) => {
+        const v = val(e, n, k);
+        return v === null || !base ? '' : (v / base).toFixed(3);
+      }).join(' | ')} |`);
+    }
+  }
+  L.push('');
+  L.push('Plots (log x axis): ' + METRICS.map((m) => `[${m.label}](e2e-${m.key}.svg)`).join(', ') + '.');
+  L.push('');
+  return L.join('\n');
+}
+
+function writeResults(done: boolean): void {
+  mkdirSync(outDir, { recursive: true });
+  const json = {
+    benchmark: 'e2e', quick, done, startedAt, seconds: +((performance.now() - tStart) / 1000).toFixed(1),
+    command: `npm run bench:e2e${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+    machine, engines, counts, durationSeconds: D, workers, loadTimeoutSeconds: loadTimeout,
+    metrics: METRICS.map(({ key, label, unit }) => ({ key, label, unit })),
+    targets: targets(), points,
+  };
+  writeFileSync(join(outDir, 'e2e.json'), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(outDir, 'e2e.md'), markdown(done));
+  if (!done) return;
+  for (const mt of METRICS) {
+    const series = engines.map((e) => ({
+      name: e,
+      points: counts.flatMap((n) => {
+        const y = val(e, n, mt.key);
+        return y === null ? [] : [{ x: n, y }];
+      }),
+    }));
+    writeFileSync(join(outDir, `e2e-${mt.key}.svg`), svgPlot(series, { title: `${mt.label}${quick ? ' (quick)' : ''}`, xLabel: 'rules (chain family)', yLabel: `${mt.label} (${mt.unit})`, logY: mt.logY }));
+  }
+}
+
+// ---------------------------------------------------------------- main
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
+  const missing = missingTools(['ip', 'ping', 'iperf3']);
+  if (missing.length) fail(`needs ${missing.join(', ')}`);
+  installTeardown(true, (sig) => say(`${sig}: tearing down, partial results in ${outDir}/e2e.json`));
+  const workDir = mkdtempSync(join(tmpdir(), `flatwall-bench-e2e-${process.pid}-`));
+  process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
+  const files = new Map<number, string>();
+  const total = counts.length * engines.length;
+  say(`${engines.length} engines x ${counts.length} rule counts, ${D} s per measurement${quick ? ' (--quick)' : ''}`);
+  const lastLoad = new Map<string, { n: number; s: number }>();
+  let k = 0;
+  for (const n of counts) {
+    const file = join(workDir, `chain-${n}.rules`);
+    const gs = await writeGenerated({ family: 'chain', rules: n }, file);
+    say(`generated chain:${n} in ${gs.toFixed(2)} s`);
+    files.set(n, file);
+    // Interleaved: every engine at this rule count, one after the other, so
+    // that changes in the machine's background load hit all of them alike.
+    for (const e of engines as EngineName[]) {
+      k++;
+      say(`[${k}/${total}] ${e} with ${n.toLocaleString('en-US')} rules`);
+      const prev = lastLoad.get(e);
+      const predicted = prev ? (prev.s * n) / prev.n : undefined;
+      const p = await measure(e, n, file, workDir, prev && prev.s > 1 ? predicted : undefined);
+      if (p.load) lastLoad.set(e, { n, s: p.load.loadSeconds + (p.load.translateSeconds ?? 0) });
+      if (p.status !== 'ok') say(`${e} ${n}: ${p.status}: ${p.reason}`);
+      else say(`${e} ${n}: TCP ${p.m.tcp_mbps?.toFixed(0)} Mb/s, UDP ${p.m.udp_mbps?.toFixed(1)} Mb/s, ping ${p.m.idle_ping_ms} ms, load ${p.m.load_s?.toFixed(2)} s (${p.seconds} s)`);
+      points.push(p);
+      writeResults(false);
+    }
+    rmSync(file, { force: true });
+  }
+  writeResults(true);
+  process.stdout.write(markdown(true));
+  process.stdout.write(`\nwritten: ${outDir}/e2e.json, e2e.md, e2e-*.svg\n`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench:e2e: ${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});
