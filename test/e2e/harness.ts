@@ -37,12 +37,32 @@ export interface LabOptions {
   fwhost?: boolean;
   /** Echo servers (nettool server) to start in the receiver on these ports. */
   echoPorts?: number[];
+  /** Run the firewall from this container image (podman, in F's namespace) instead of `flatwall run`. */
+  image?: string;
+}
+
+/** The podman command that runs `flatwall <args>` from `image` inside network namespace `ns` as a CNF. */
+export function podmanRun(image: string, name: string, ns: string, mounts: string[], args: string[]): string[] {
+  return [
+    // No systemd here to own the container's cgroup.
+    '--cgroup-manager=cgroupfs',
+    'run', '--rm', '--name', name, '--network', `ns:/run/netns/${ns}`,
+    // AF_PACKET sockets and rings, promiscuous mode, SO_SNDBUFFORCE.
+    '--cap-add', 'NET_RAW', '--cap-add', 'NET_ADMIN',
+    // Explicit limits: podman's defaults copy the host's hard limits, which
+    // runc may not be allowed to set here.
+    '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096',
+    ...mounts.flatMap((m) => ['-v', `${m}:${m}:ro`]),
+    image, ...args,
+  ];
 }
 
 export class E2eLab {
   readonly dir: string;
   readonly files: Record<string, string> = {};
   fw!: Background;
+  /** The podman container's name, when the firewall runs from an image. */
+  container?: string;
 
   private constructor(readonly topo: Topology) {
     this.dir = mkdtempSync(join(tmpdir(), 'flatwall-e2e-'));
@@ -59,10 +79,16 @@ export class E2eLab {
       }
       const rules = Object.values(lab.files).flatMap((f) => ['-r', f]);
       const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : ['--port', 'fa', '--port', 'fb'];
-      const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules];
-      lab.fw = topo.adopt(new Background(o.fwhost ? 'fwhost' : 'flatwall run', process.execPath, args, {
-        ns: topo.firewall, stdin: o.fwhost, maxLifetimeMs: 120_000,
-      }));
+      if (o.image) {
+        lab.container = `flatwall-cnf-${process.pid}-${Date.now() % 1e6}`;
+        const args = podmanRun(o.image, lab.container, topo.firewall, [lab.dir], ['run', ...ports, ...rules]);
+        lab.fw = topo.adopt(new Background('flatwall container', 'podman', args, { maxLifetimeMs: 120_000 }));
+      } else {
+        const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules];
+        lab.fw = topo.adopt(new Background(o.fwhost ? 'fwhost' : 'flatwall run', process.execPath, args, {
+          ns: topo.firewall, stdin: o.fwhost, maxLifetimeMs: 120_000,
+        }));
+      }
       await lab.fw.waitFor((l) => l.includes('"ready"'), 30_000, 'ready line');
       if (o.tap) lab.moveTaps();
       for (const p of o.echoPorts ?? []) {
@@ -135,6 +161,7 @@ export class E2eLab {
   }
 
   async close(): Promise<void> {
+    if (this.container) await run('podman', ['rm', '-f', '-t', '0', this.container], { timeoutMs: 30_000, allowFail: true });
     await this.topo.destroy();
     rmSync(this.dir, { recursive: true, force: true });
   }
