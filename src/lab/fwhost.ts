@@ -9,6 +9,8 @@
 // stdin, one JSON line each:
 //   counters   {"counters": {...}, "rules": [{file, line, chain, packets, bytes}]}
 //   reload     {"reloaded": true} or {"reloaded": false, "error": "..."}
+//   conntrack  {"conntrack": [entries]}   (Firewall.conntrackList)
+//   conntrack-flush  {"flushed": n}        (Firewall.conntrackFlush)
 //   stop       drains, prints {"stopped": counters} and exits 0 (also on stdin EOF / SIGTERM)
 import { createInterface } from 'node:readline';
 import { Firewall, type PortSpec } from '../control/firewall';
@@ -65,6 +67,12 @@ async function main(): Promise<void> {
         } catch (e) {
           json({ reloaded: false, error: (e as Error).message });
         }
+        break;
+      case 'conntrack':
+        json({ conntrack: await fw.conntrackList() });
+        break;
+      case 'conntrack-flush':
+        json({ flushed: await fw.conntrackFlush() });
         break;
       case 'stop':
         await stop();
