@@ -211,10 +211,23 @@ uint32_t Table::Hash(const Key& k) const {
   return uint32_t(h);
 }
 
+// The key's two candidate buckets (two-choice hashing): independent bits of
+// the hash, never the same bucket.
+void Table::Buckets(uint32_t hash, Entry* out[kProbeBuckets]) const {
+  const uint32_t b1 = hash & bucket_mask_;
+  uint32_t h = hash;  // murmur3's fmix32: every output bit depends on every input bit
+  h ^= h >> 16, h *= 0x85ebca6bu, h ^= h >> 13, h *= 0xc2b2ae35u, h ^= h >> 16;
+  uint32_t b2 = h & bucket_mask_;
+  if (b2 == b1) b2 = b1 ^ 1;
+  out[0] = &slots_[size_t(b1) * kSlotsPerBucket];
+  out[1] = &slots_[size_t(b2) * kSlotsPerBucket];
+}
+
 Entry* Table::Find(const Key& k, uint32_t hash, uint64_t now_ns) {
-  const uint32_t b0 = hash & bucket_mask_;
+  Entry* buckets[kProbeBuckets];
+  Buckets(hash, buckets);
   for (uint32_t b = 0; b < kProbeBuckets; ++b) {
-    Entry* bucket = &slots_[((b0 + b) & bucket_mask_) * kSlotsPerBucket];
+    Entry* bucket = buckets[b];
     for (uint32_t s = 0; s < kSlotsPerBucket; ++s) {
       Entry* e = &bucket[s];
       if (!(e->flags & kUsed) || e->hash != hash || !(e->key == k)) continue;
@@ -442,30 +455,35 @@ void Table::TrackIcmpError(const uint8_t* frame, const ParsedFrame& pf, uint8_t 
 
 bool Table::Commit(const Result& r, uint64_t now_ns) {
   if (!r.pending) return true;
-  const uint32_t b0 = r.entry.hash & bucket_mask_;
-  Entry* free_slot = nullptr;
+  Entry* buckets[kProbeBuckets];
+  Buckets(r.entry.hash, buckets);
+  Entry* free_slot[kProbeBuckets] = {nullptr, nullptr};
+  uint32_t used[kProbeBuckets] = {0, 0};
   Entry* victim = nullptr;
   Entry* dup = nullptr;
   for (uint32_t b = 0; b < kProbeBuckets; ++b) {
-    Entry* bucket = &slots_[((b0 + b) & bucket_mask_) * kSlotsPerBucket];
     for (uint32_t s = 0; s < kSlotsPerBucket; ++s) {
-      Entry* e = &bucket[s];
-      if (!(e->flags & kUsed)) {
-        if (!free_slot) free_slot = e;
-        continue;
-      }
-      if (Expired(*e, now_ns)) {
+      Entry* e = &buckets[b][s];
+      if ((e->flags & kUsed) && Expired(*e, now_ns)) {
         Remove(e);
         stats_.expired.Inc();
-        if (!free_slot) free_slot = e;
+      }
+      if (!(e->flags & kUsed)) {
+        if (!free_slot[b]) free_slot[b] = e;
         continue;
       }
+      ++used[b];
       if (e->hash == r.entry.hash && e->key == r.entry.key) dup = e;
       else if (!victim && !(e->flags & kAssured)) victim = e;
     }
   }
+  // The less loaded bucket: keeps both fill levels low, so a full pair
+  // (early drop before the table is full) is rare.
+  Entry* free = used[1] < used[0] ? free_slot[1] : free_slot[0];
+  if (!free) free = free_slot[0] ? free_slot[0] : free_slot[1];
+  if (!free && count_ < limit_) free = Displace(buckets, now_ns);
   if (dup) return true;  // cannot happen for one worker; harmless
-  if (!free_slot || count_ >= limit_) {
+  if (!free || count_ >= limit_) {
     if (!victim) {
       stats_.insert_failed.Inc();
       stats_.drop.Inc();
@@ -473,13 +491,39 @@ bool Table::Commit(const Result& r, uint64_t now_ns) {
     }
     Remove(victim);  // netfilter's early_drop
     stats_.early_drop.Inc();
-    if (!free_slot) free_slot = victim;
+    if (!free) free = victim;
   }
-  *free_slot = r.entry;
+  *free = r.entry;
   ++count_;
   stats_.entries.v.store(count_, std::memory_order_relaxed);
   stats_.insert.Inc();
   return true;
+}
+
+// Both buckets of a new key are full: move one of their entries to its own
+// other bucket if that has room (one cuckoo step, bounded: 8 entries x 4
+// slots), and return the slot it left. Null when none can move.
+Entry* Table::Displace(Entry* const buckets[kProbeBuckets], uint64_t now_ns) {
+  for (uint32_t b = 0; b < kProbeBuckets; ++b) {
+    for (uint32_t s = 0; s < kSlotsPerBucket; ++s) {
+      Entry* e = &buckets[b][s];
+      Entry* own[kProbeBuckets];
+      Buckets(e->hash, own);
+      Entry* alt = own[0] == buckets[b] ? own[1] : own[0];
+      for (uint32_t t = 0; t < kSlotsPerBucket; ++t) {
+        Entry* d = &alt[t];
+        if ((d->flags & kUsed) && !Expired(*d, now_ns)) continue;
+        if (d->flags & kUsed) {
+          Remove(d);
+          stats_.expired.Inc();
+        }
+        *d = *e;
+        e->flags = 0;
+        return e;
+      }
+    }
+  }
+  return nullptr;
 }
 
 void Table::Gc(uint64_t now_ns, uint32_t budget) {

@@ -62,9 +62,12 @@
 // Table
 //   Preallocated at construction, never grown: a power-of-two array of
 //   buckets of kSlotsPerBucket 64-byte entries (one cache line each). A key
-//   lives in its home bucket or the next one (kProbeBuckets buckets = 8
-//   slots); a lookup compares at most those 8 slots, a delete just clears the
-//   slot (no tombstones: probing never goes further). The entry count is
+//   lives in one of two buckets chosen by independent bits of its hash
+//   (two-choice hashing; an insert takes the less loaded one), so a lookup
+//   compares at most 8 slots and a delete just clears the slot (no
+//   tombstones: probing never goes further). When both buckets are full, an
+//   insert first tries one cuckoo step (move one of their 8 entries to its
+//   own other bucket). The entry count is
 //   bounded by `limit` (the per-worker share of --conntrack-max); capacity is
 //   about 1.5x the limit so that probe windows rarely fill. When an insert
 //   finds no free slot in its window, or the table already holds `limit`
@@ -248,7 +251,9 @@ class Table {
   static constexpr uint32_t kProbeBuckets = 2;
 
  private:
+  void Buckets(uint32_t hash, Entry* out[2]) const;
   Entry* Find(const Key& k, uint32_t hash, uint64_t now_ns);
+  Entry* Displace(Entry* const buckets[2], uint64_t now_ns);
   void Remove(Entry* e);
   uint32_t Hash(const Key& k) const;
   void TrackTcp(const ParsedFrame& pf, const KeyCommon& kc, const Key& key, bool a_is_src,
