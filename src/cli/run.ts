@@ -26,6 +26,8 @@ Options:
       --stats-interval S  log counters every S seconds (default 0: only at exit)
       --conntrack-max N   tracked connections, all workers together (default 262144)
       --no-conntrack      stateless: no connection tracking, every packet UNTRACKED
+      --ct-tcp-loose      pick up TCP connections mid-stream (nf_conntrack_tcp_loose=1);
+                          default: a TCP packet other than SYN without an entry is INVALID
       --ct-timeout NAME=S conntrack timeout in seconds (repeatable); NAME is one of
                           tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait
                           tcp_close_wait tcp_last_ack tcp_time_wait tcp_close
@@ -52,6 +54,7 @@ export async function runRun(argv: string[]): Promise<number> {
     'stats-interval': { type: 'string', default: '0' },
     'conntrack-max': { type: 'string' },
     'no-conntrack': { type: 'boolean' },
+    'ct-tcp-loose': { type: 'boolean' },
     'ct-timeout': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   }, false);
@@ -94,6 +97,7 @@ export async function runRun(argv: string[]): Promise<number> {
       ports, ruleFiles: values.rules, workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
       conntrack: !values['no-conntrack'], conntrackMax: int('conntrack-max', values['conntrack-max'], 1), conntrackTimeouts,
+      conntrackTcpLoose: values['ct-tcp-loose'],
     });
     const loaded = await fw.load();
     fw.start();

@@ -27,6 +27,8 @@ export interface FirewallOptions {
   conntrackMax?: number;
   /** Timeouts in seconds by netfilter name: tcp_established, tcp_syn_sent, ..., udp, udp_stream, icmp, generic. */
   conntrackTimeouts?: Record<string, number>;
+  /** Pick up TCP connections mid-stream (nf_conntrack_tcp_loose; default false: a non-SYN without an entry is INVALID). */
+  conntrackTcpLoose?: boolean;
 }
 
 /** Which conntrack entries a list or flush applies to (all given fields must match). */
@@ -114,6 +116,7 @@ export class Firewall {
       conntrack: opts.conntrack ?? true,
       conntrackMax: opts.conntrackMax,
       conntrackTimeouts: opts.conntrackTimeouts,
+      conntrackTcpLoose: opts.conntrackTcpLoose ?? false,
     });
   }
 
