@@ -35,6 +35,8 @@ export interface LabOptions {
   tap?: boolean;
   /** The in-process Firewall host (per-rule counters over stdio) instead of `flatwall run`. */
   fwhost?: boolean;
+  /** Packet worker threads (-w); default 1. */
+  workers?: number;
   /** Echo servers (nettool server) to start in the receiver on these ports. */
   echoPorts?: number[];
 }
@@ -57,7 +59,7 @@ export class E2eLab {
         lab.files[name] = join(lab.dir, name);
         writeFileSync(lab.files[name], text);
       }
-      const rules = Object.values(lab.files).flatMap((f) => ['-r', f]);
+      const rules = [...Object.values(lab.files).flatMap((f) => ['-r', f]), ...(o.workers ? ['-w', String(o.workers)] : [])];
       const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : ['--port', 'fa', '--port', 'fb'];
       const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules];
       lab.fw = topo.adopt(new Background(o.fwhost ? 'fwhost' : 'flatwall run', process.execPath, args, {
