@@ -91,12 +91,14 @@ export async function runRun(argv: string[]): Promise<number> {
     conntrackTimeouts[m[1]] = Number(m[2]);
   }
 
+  const conntrackMax = int('conntrack-max', values['conntrack-max'], 1);
+
   let fw: Firewall;
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules, workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
-      conntrack: !values['no-conntrack'], conntrackMax: int('conntrack-max', values['conntrack-max'], 1), conntrackTimeouts,
+      conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
       conntrackTcpLoose: values['ct-tcp-loose'],
     });
     const loaded = await fw.load();
