@@ -16,12 +16,12 @@
 // N rules; an established packet stops at rule 1 (stateful) or walks them
 // all (stateless flatwall; the classifier does not care).
 //
-//   npm run bench:conntrack [-- --quick] [--seconds S] [--engines a,b]
+//   npm run bench:conntrack [-- --quick] [--seconds S] [--repeat R] [--engines a,b]
 import { execFileSync } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startEngine, type EngineName } from '../src/lab/engines';
 import { writeGenerated } from '../src/lab/rules';
@@ -36,6 +36,9 @@ const arg = (name: string) => {
   return i >= 0 ? args[i + 1] : undefined;
 };
 const seconds = Number(arg('--seconds') ?? (quick ? 3 : 5));
+// Rounds per size; the variants' order rotates each round so that none is
+// always first after the rules load (noisy shared machines: compare medians).
+const repeat = Number(arg('--repeat') ?? 2);
 const sizes = quick ? [1, 10_000] : [1, 1_000_000];
 type Variant = 'flatwall-stateful' | 'flatwall-stateless' | 'iptables';
 const variants = (arg('--engines')?.split(',') ?? ['flatwall-stateful', 'flatwall-stateless', 'iptables']) as Variant[];
@@ -143,20 +146,35 @@ async function main(): Promise<void> {
     for (const n of sizes) {
       say(`generating ${n} rules`);
       const file = await writeRules(n, dir);
-      for (const v of variants) {
-        say(`${v}, ${n} rules: load, ${seconds} s tcp-crr, ${seconds} s iperf3`);
-        const p = await measure(v, n, file, dir);
-        say(`  ${p.error ?? `${p.connPerSec?.toFixed(0)} conn/s, ${p.tcpGbps?.toFixed(2)} Gb/s`}`);
-        points.push(p);
+      for (let round = 0; round < repeat; round++) {
+        const order = variants.map((_, i) => variants[(i + round) % variants.length]);
+        for (const v of order) {
+          say(`round ${round + 1}/${repeat}: ${v}, ${n} rules: load, ${seconds} s tcp-crr, ${seconds} s iperf3`);
+          const p = await measure(v, n, file, dir);
+          say(`  ${p.error ?? `${p.connPerSec?.toFixed(0)} conn/s, ${p.tcpGbps?.toFixed(2)} Gb/s`}`);
+          points.push(p);
+        }
       }
       rmSync(file);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  const median = (xs: Array<number | undefined>) => {
+    const v = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+    return v.length ? (v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2) : undefined;
+  };
+  const of = (v: Variant, n: number) => points.filter((p) => p.variant === v && p.rules === n);
+  const summary = sizes.flatMap((n) => variants.map((v) => ({
+    variant: v, rules: n, runs: of(v, n).length,
+    loadSeconds: median(of(v, n).map((p) => p.loadSeconds)),
+    connPerSec: median(of(v, n).map((p) => p.connPerSec)),
+    tcpGbps: median(of(v, n).map((p) => p.tcpGbps)),
+    errors: of(v, n).filter((p) => p.error || p.tcp?.error || p.crr?.error).map((p) => p.error ?? p.tcp?.error ?? p.crr?.error),
+  })));
   const ratio = (n: number) => {
-    const s = points.find((p) => p.variant === 'flatwall-stateful' && p.rules === n)?.tcpGbps;
-    const l = points.find((p) => p.variant === 'flatwall-stateless' && p.rules === n)?.tcpGbps;
+    const s = summary.find((p) => p.variant === 'flatwall-stateful' && p.rules === n)?.tcpGbps;
+    const l = summary.find((p) => p.variant === 'flatwall-stateless' && p.rules === n)?.tcpGbps;
     return s && l ? s / l : undefined;
   };
   const flatMem = points.find((p) => p.conntrack?.memoryBytes)?.conntrack;
@@ -167,11 +185,11 @@ async function main(): Promise<void> {
   };
   const fmt = (x: number | undefined, d = 0) => (x === undefined ? '-' : x.toFixed(d));
   const md = [
-    `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${seconds} s per measurement, one run.`,
+    `Machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end; ${seconds} s per measurement, ${repeat} rounds (medians; every run in the JSON).`,
     '',
-    '| engine | rules | load s | new TCP conn/s | established TCP Gb/s | conntrack entries after |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...points.map((p) => `| ${p.variant} | ${p.rules} | ${fmt(p.loadSeconds, 2)} | ${p.error ? `error: ${p.error}` : fmt(p.connPerSec)} | ${fmt(p.tcpGbps, 2)} | ${fmt(p.conntrack?.entries)} |`),
+    '| engine | rules | load s | new TCP conn/s | established TCP Gb/s | runs | errors |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...summary.map((p) => `| ${p.variant} | ${p.rules} | ${fmt(p.loadSeconds, 2)} | ${fmt(p.connPerSec)} | ${fmt(p.tcpGbps, 2)} | ${p.runs} | ${p.errors.join('; ')} |`),
     '',
     ...sizes.map((n) => `Stateful / stateless flatwall throughput at ${n} rules: ${ratio(n) !== undefined ? `${(100 * ratio(n)!).toFixed(0)} %` : '-'}`),
     '',
@@ -181,7 +199,7 @@ async function main(): Promise<void> {
     const m = micro as Record<string, Record<string, number>>;
     md.push('', `Table micro-benchmark (${micro.flows} flows): per-worker ${fmt(m.per_worker.insert_per_s / 1e6, 2)} M inserts/s, ${fmt(m.per_worker.lookup_per_s / 1e6, 2)} M lookups/s (cold), ${fmt(m.per_worker.hot_lookup_per_s / 1e6, 1)} M/s (hot); mutex-shared with 2 threads ${fmt(m.mutex_Nt.lookup_per_s / 1e6, 2)} M lookups/s vs per-worker ${fmt(m.per_worker_Nt.lookup_per_s / 1e6, 2)} M.`);
   }
-  const result = { machine: { cpus: cpus().length, node: process.version }, seconds, quick, points, memory, micro,
+  const result = { machine: { cpus: cpus().length, node: process.version, loadavg: loadavg() }, seconds, repeat, quick, summary, points, memory, micro,
     statefulOverStateless: Object.fromEntries(sizes.map((n) => [n, ratio(n)])) };
   const name = quick ? 'conntrack-quick' : 'conntrack';
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);

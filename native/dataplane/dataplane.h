@@ -77,7 +77,7 @@ struct DataplaneConfig {
   uint32_t conntrack_max = 262144;  // all workers together (each gets its share)
   ct::Timeouts ct_timeouts;
   bool ct_tcp_loose = false;
-  uint32_t ct_gc_budget = 256;      // table slots the GC visits per batch
+  uint32_t ct_gc_budget = 32;       // table slots the GC visits per batch (x128 per idle second)
   uint32_t flow_cache = 4096;       // flow cache entries per worker; 0 = off
 };
 
