@@ -581,6 +581,10 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
 
 void InitDataplane(Napi::Env env, Napi::Object exports) {
   exports.Set("Dataplane", DataplaneWrap::Define(env));
+  // The conntrack timeout names conntrackTimeouts accepts (for CLI checks).
+  Napi::Array names = Napi::Array::New(env);
+  for (const char* const* n = ct::Timeouts::kNames; *n; ++n) names.Set(names.Length(), *n);
+  exports.Set("conntrackTimeoutNames", names);
 }
 
 }  // namespace flatwall

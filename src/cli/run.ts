@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { native } from '../native';
 import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
@@ -37,9 +38,6 @@ Options:
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
 be opened), 2 on usage errors.
 `;
-
-const CT_TIMEOUT_NAMES = ['tcp_syn_sent', 'tcp_syn_recv', 'tcp_established', 'tcp_fin_wait', 'tcp_close_wait', 'tcp_last_ack',
-  'tcp_time_wait', 'tcp_close', 'tcp_syn_sent2', 'udp', 'udp_stream', 'icmp', 'generic'];
 
 export async function runRun(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -87,7 +85,8 @@ export async function runRun(argv: string[]): Promise<number> {
   for (const kv of values['ct-timeout'] ?? []) {
     const m = /^([a-z0-9_]+)=(\d+)$/.exec(kv);
     if (!m || Number(m[2]) < 1) throw new UsageError(`--ct-timeout must be NAME=SECONDS (seconds >= 1), got "${kv}"`);
-    if (!CT_TIMEOUT_NAMES.includes(m[1])) throw new UsageError(`--ct-timeout: unknown timeout "${m[1]}" (known: ${CT_TIMEOUT_NAMES.join(', ')})`);
+    const known: string[] = native().conntrackTimeoutNames;
+    if (!known.includes(m[1])) throw new UsageError(`--ct-timeout: unknown timeout "${m[1]}" (known: ${known.join(', ')})`);
     conntrackTimeouts[m[1]] = Number(m[2]);
   }
 
