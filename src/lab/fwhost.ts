@@ -3,7 +3,7 @@
 // tests that need what `flatwall run` does not print: the per-rule counters.
 // Run it inside the Firewall namespace:
 //
-//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME]
+//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-loose]
 //
 // It prints {"ready":...} once the rules are active, then answers lines on
 // stdin, one JSON line each:
@@ -19,12 +19,14 @@ const argv = process.argv.slice(2);
 const ports: PortSpec[] = [];
 const ruleFiles: string[] = [];
 let workers = 1;
+let conntrackTcpLoose = false;
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--port') ports.push({ name: argv[++i], kind: 'afpacket' });
   else if (a === '--tap') ports.push({ name: argv[++i], kind: 'tap' });
   else if (a === '-r' || a === '--rules') ruleFiles.push(argv[++i]);
   else if (a === '-w') workers = Number(argv[++i]);
+  else if (a === '--ct-tcp-loose') conntrackTcpLoose = true;
   else {
     process.stderr.write(`fwhost: unknown argument ${a}\n`);
     process.exit(2);
@@ -34,7 +36,7 @@ for (let i = 0; i < argv.length; i++) {
 const json = (o: unknown) => process.stdout.write(`${JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))}\n`);
 
 async function main(): Promise<void> {
-  const fw = new Firewall({ ports, ruleFiles, workers });
+  const fw = new Firewall({ ports, ruleFiles, workers, conntrackTcpLoose });
   const loaded = await fw.load();
   fw.start();
   json({ ready: loaded });
