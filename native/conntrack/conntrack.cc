@@ -193,7 +193,8 @@ bool Filter::Matches(const Entry& e) const {
 }
 
 Table::Table(const Config& c)
-    : timeouts_(c.timeouts), tcp_loose_(c.tcp_loose), limit_(c.limit ? c.limit : 1) {
+    : timeouts_(c.timeouts), tcp_loose_(c.tcp_loose), limit_(c.limit ? c.limit : 1),
+      related_(c.related_index), related_mask_(c.related_mask) {
   seed_ = c.seed ? c.seed : std::random_device{}();
   const uint32_t slots = std::max<uint32_t>(kSlotsPerBucket * kProbeBuckets,
                                             NextPow2(uint64_t(limit_) * 3 / 2));
@@ -203,12 +204,35 @@ Table::Table(const Config& c)
   std::memset(static_cast<void*>(slots_.get()), 0, sizeof(Entry) * slots);
 }
 
-uint32_t Table::Hash(const Key& k) const {
+uint64_t Table::Hash64(const Key& k) const {
   uint64_t w[5];
   std::memcpy(w, &k, sizeof w);
   uint64_t h = seed_;
   for (uint64_t x : w) h = Mix(h ^ x);
-  return uint32_t(h);
+  return h;
+}
+
+uint32_t Table::Hash(const Key& k) const { return uint32_t(Hash64(k)); }
+
+// ---- the shared existence index (see conntrack.h: Threads) ----
+
+void Table::Publish(const Key& k) {
+  if (!related_) return;
+  const uint64_t fp = Hash64(k) | 1;
+  related_[(fp >> 32) & related_mask_].store(fp, std::memory_order_relaxed);
+}
+
+void Table::Unpublish(const Key& k) {
+  if (!related_) return;
+  uint64_t fp = Hash64(k) | 1;
+  // Only our own fingerprint: another flow may have taken the slot since.
+  related_[(fp >> 32) & related_mask_].compare_exchange_strong(fp, 0, std::memory_order_relaxed);
+}
+
+bool Table::Published(const Key& k) const {
+  if (!related_) return false;
+  const uint64_t fp = Hash64(k) | 1;
+  return related_[(fp >> 32) & related_mask_].load(std::memory_order_relaxed) == fp;
 }
 
 // The key's two candidate buckets (two-choice hashing): independent bits of
@@ -243,6 +267,7 @@ Entry* Table::Find(const Key& k, uint32_t hash, uint64_t now_ns) {
 }
 
 void Table::Remove(Entry* e) {
+  Unpublish(e->key);
   e->flags = 0;
   --count_;
   stats_.entries.v.store(count_, std::memory_order_relaxed);
@@ -448,7 +473,9 @@ void Table::TrackIcmpError(const uint8_t* frame, const ParsedFrame& pf, uint8_t 
   Key key;
   MakeKey(family, src, dst, sport, dport, proto, kind, zone, ordered, &key);
   Entry* e = Find(key, Hash(key), now_ns);
-  if (!e) return invalid();
+  // Another worker's flow (the error was steered by its own addresses):
+  // the shared existence index says whether it is tracked.
+  if (!e && !Published(key)) return invalid();
   stats_.found.Inc();
   r->state = kCtRelated;
 }
@@ -494,6 +521,7 @@ bool Table::Commit(const Result& r, uint64_t now_ns) {
     if (!free) free = victim;
   }
   *free = r.entry;
+  Publish(r.entry.key);
   ++count_;
   stats_.entries.v.store(count_, std::memory_order_relaxed);
   stats_.insert.Inc();

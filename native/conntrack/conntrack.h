@@ -86,18 +86,32 @@
 //   budget of slots (a cursor sweeps the whole table over time).
 //
 // Threads
-//   A ConnTable has exactly one user at a time: the worker that owns it (see
+//   A Table has exactly one user at a time: the worker that owns it (see
 //   native/dataplane/README.md for why per-worker tables are sound: symmetric
 //   fanout puts both directions of a flow on the same worker). No locks, no
 //   atomics on the hot path except the single-writer counters; control
 //   operations (List, Flush, Delete) are executed by the owning worker at a
 //   batch boundary, or directly when no worker runs.
+//   The one thing steering does not bring to the right worker is an ICMP
+//   error: it is hashed on its own addresses and protocol. For it, the
+//   tables of one dataplane share an existence index: an array of atomic
+//   64-bit fingerprints (the keyed hash of a flow's key, same secret seed in
+//   every table), where a table stores a flow's fingerprint when it inserts
+//   it (one relaxed store) and clears it when it removes it (one CAS, only if
+//   the slot still holds that fingerprint). An error whose quoted flow is not
+//   in the local table is RELATED when its fingerprint is in the index. Cost:
+//   nothing per packet; one atomic store per new flow, one CAS per removed
+//   flow. A slot shared by two flows keeps the newer one (the older flow's
+//   errors may then be INVALID on other workers); a false match needs a
+//   64-bit collision under a random seed. An expired flow stays in the index
+//   until its table removes it (lookup, insert or GC).
 //
 // Complexity: Track/Commit O(1) (at most 8 slot compares + one insert), Gc
 // O(budget), List/Flush O(capacity). Memory: 64 bytes per slot, capacity =
 // next power of two >= 1.5 * limit, so 64-128 bytes per allowed entry.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -143,7 +157,11 @@ struct Config {
   uint32_t limit = 262144;  // entries this table may hold
   Timeouts timeouts;
   bool tcp_loose = false;  // pick up mid-stream TCP connections (see above)
-  uint32_t seed = 0;       // hash seed; 0 = random
+  uint32_t seed = 0;       // hash seed; 0 = random. Tables sharing an index share it.
+  // The shared existence index (power-of-two size, mask = size - 1), or
+  // null: only needed when several tables (workers) exist.
+  std::atomic<uint64_t>* related_index = nullptr;
+  uint32_t related_mask = 0;
 };
 
 // Canonical flow key, embedded in the entry. 40 bytes.
@@ -253,6 +271,10 @@ class Table {
  private:
   void Buckets(uint32_t hash, Entry* out[2]) const;
   Entry* Find(const Key& k, uint32_t hash, uint64_t now_ns);
+  uint64_t Hash64(const Key& k) const;
+  void Publish(const Key& k);
+  void Unpublish(const Key& k);
+  bool Published(const Key& k) const;
   Entry* Displace(Entry* const buckets[2], uint64_t now_ns);
   void Remove(Entry* e);
   uint32_t Hash(const Key& k) const;
@@ -273,6 +295,8 @@ class Table {
   uint32_t gc_cursor_ = 0;
   std::unique_ptr<Entry[]> slots_;
   Stats stats_;
+  std::atomic<uint64_t>* related_;  // shared, not owned; null with one table
+  uint32_t related_mask_;
 };
 
 // Fills `key` (canonical) from an original-direction tuple; returns whether

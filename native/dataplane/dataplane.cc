@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 
@@ -89,6 +90,16 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
     throw std::invalid_argument("dataplane: conntrackMax must be at most 268435456");
   if (config_.flow_cache > (1u << 24))
     throw std::invalid_argument("dataplane: flowCache must be at most 16777216");
+  // Several tables: one secret seed for all, and the shared existence index
+  // for ICMP errors that reach another worker than their flow
+  // (conntrack.h: Threads). 2 slots per allowed entry, at most 4M (32 MB).
+  const uint32_t ct_seed = std::random_device{}() | 1;
+  if (config_.conntrack && config_.workers > 1) {
+    uint32_t n = 1024;
+    while (n < 2ull * config_.conntrack_max && n < (1u << 22)) n <<= 1;
+    related_.reset(new std::atomic<uint64_t>[n]());
+    related_size_ = n;
+  }
   for (uint32_t w = 0; w < config_.workers; ++w) {
     workers_.push_back(std::make_unique<WorkerState>(config_.flow_cache));
     WorkerState& ws = *workers_.back();
@@ -98,6 +109,9 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
       c.limit = (config_.conntrack_max + config_.workers - 1) / config_.workers;
       c.timeouts = config_.ct_timeouts;
       c.tcp_loose = config_.ct_tcp_loose;
+      c.seed = ct_seed;
+      c.related_index = related_.get();
+      c.related_mask = related_size_ ? related_size_ - 1 : 0;
       ws.ct = std::make_unique<ct::Table>(c);
     }
     ws.cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -252,6 +266,7 @@ CountersSnapshot Dataplane::Counters() {
       x.memory_bytes += uint64_t(ws->ct->capacity()) * sizeof(ct::Entry);
     }
   }
+  s.conntrack.memory_bytes += uint64_t(related_size_) * sizeof(uint64_t);
   s.conntrack.enabled = config_.conntrack;
   s.conntrack.limit = config_.conntrack ? config_.conntrack_max : 0;
   return s;

@@ -167,6 +167,10 @@ class Dataplane {
 
   // queues_[port][worker]
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues_;
+  // Shared conntrack existence index (several workers only); declared
+  // before workers_ so that it outlives the tables pointing into it.
+  std::unique_ptr<std::atomic<uint64_t>[]> related_;
+  uint32_t related_size_ = 0;
   std::vector<std::unique_ptr<WorkerState>> workers_;
   std::vector<std::thread> threads_;
   std::vector<uint64_t> kernel_drops_;  // per port, accumulated by Counters()

@@ -4,6 +4,7 @@
 // failure, timeouts and GC under an injected clock, control operations.
 #include "conntrack/conntrack.h"
 
+#include <atomic>
 #include <memory>
 
 #include "classifier/rule_table.h"
@@ -245,6 +246,42 @@ DP_TEST(CtRelatedIcmpErrorsV4V6) {
       (void)SeeFrame(t, cttest::IcmpError(s, c, m), kSec);
     }
   }
+}
+
+DP_TEST(CtRelatedAcrossTablesThroughTheSharedIndex) {
+  // Two workers' tables: the flow lives in `a`, its ICMP error reaches `b`.
+  std::unique_ptr<std::atomic<uint64_t>[]> index(new std::atomic<uint64_t>[64]());
+  ct::Config c = Cfg();
+  c.related_index = index.get();
+  c.related_mask = 63;
+  ct::Table a(c), b(c);
+  ct::Table lone(Cfg());  // no index: cannot know
+  const Pkt udp = Udp(A, B, 4000, 53);
+  const auto err = cttest::IcmpError(B, A, cttest::Ip(udp));
+  DP_CHECK_EQ(SeeFrame(b, err, kSec), kCtInvalid);
+  See(a, udp, kSec);
+  DP_CHECK_EQ(SeeFrame(b, err, kSec), kCtRelated);
+  DP_CHECK_EQ(SeeFrame(lone, err, kSec), kCtInvalid);
+  // Not any error: one quoting another flow is still INVALID.
+  DP_CHECK_EQ(SeeFrame(b, cttest::IcmpError(B, A, cttest::Ip(Udp(A, B, 4001, 53))), kSec), kCtInvalid);
+  // Removed from `a` (flush, or expiry + GC): gone from the index too.
+  a.Flush(ct::Filter{});
+  DP_CHECK_EQ(SeeFrame(b, err, kSec), kCtInvalid);
+  See(a, udp, kSec);
+  a.Gc(1000 * kSec, a.capacity());
+  DP_CHECK_EQ(SeeFrame(b, err, 1000 * kSec), kCtInvalid);
+  // Moved by a cuckoo step or sharing a slot: a removal never clears
+  // another flow's fingerprint.
+  for (uint16_t p = 1; p <= 200; ++p) See(a, Udp(A, B, p, 53), 2000 * kSec);
+  See(a, udp, 2000 * kSec);
+  DP_CHECK_EQ(SeeFrame(b, err, 2000 * kSec), kCtRelated);
+  for (uint16_t p = 1; p <= 200; ++p) {
+    ct::FlowView d;
+    d.family = 4, d.proto = 17, d.sport = p, d.dport = 53;
+    d.src[0] = 0x0a000001, d.dst[0] = 0x0a000002;
+    a.Delete(d);
+  }
+  DP_CHECK_EQ(SeeFrame(b, err, 2000 * kSec), kCtRelated);
 }
 
 DP_TEST(CtLaterFragmentUntrackedAndZones) {
