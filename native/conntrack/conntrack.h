@@ -106,9 +106,11 @@
 //   64-bit collision under a random seed. An expired flow stays in the index
 //   until its table removes it (lookup, insert or GC).
 //
-// Complexity: Track/Commit O(1) (at most 8 slot compares + one insert), Gc
-// O(budget), List/Flush O(capacity). Memory: 64 bytes per slot, capacity =
-// next power of two >= 1.5 * limit, so 64-128 bytes per allowed entry.
+// Complexity: Track/Commit O(1) (at most 8 slot compares + one insert, or a
+// cuckoo step of at most 32 compares), Gc O(budget), List/Flush O(capacity).
+// Memory: 64 bytes per slot, capacity = next power of two >= 1.5 * limit,
+// so 96-192 bytes per allowed entry, plus (several workers) 16 bytes per
+// allowed entry of shared index.
 #pragma once
 
 #include <atomic>
