@@ -9,6 +9,9 @@
 //   dp.start();
 //   dp.counters();   // see Counters() below
 //   dp.pollLogs(max?);  // LOG events; the array's `dropped` = events lost since last poll
+//   await dp.conntrackList({ filter?, limit? })  // rows, see RowObject
+//   await dp.conntrackFlush(filter?)             // -> entries removed
+//   await dp.conntrackDelete(tuple)              // -> true if it existed
 //   await dp.stop();
 //
 // Everything that can block (building a ruleset, waiting for the workers to
@@ -43,6 +46,8 @@ bool Bool(const Napi::Object& o, const char* key, bool dflt) {
   if (v.IsUndefined() || v.IsNull()) return dflt;
   return v.ToBoolean().Value();
 }
+
+std::string AddrString(uint8_t family, const uint32_t w[4]);
 
 DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   if (!arg.IsObject()) throw Napi::TypeError::New(env, "Dataplane: options object expected");
@@ -97,7 +102,139 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   c.promisc = Bool(o, "promisc", true);
   c.batch = U32(o, "batch", c.batch);
   c.busy_poll_us = U32(o, "busyPollUs", c.busy_poll_us);
+  c.conntrack = Bool(o, "conntrack", c.conntrack);
+  c.conntrack_max = U32(o, "conntrackMax", c.conntrack_max);
+  c.ct_tcp_loose = Bool(o, "conntrackTcpLoose", c.ct_tcp_loose);
+  c.flow_cache = U32(o, "flowCache", c.flow_cache);
+  const Napi::Value to = o.Get("conntrackTimeouts");
+  if (!to.IsUndefined() && !to.IsNull()) {
+    if (!to.IsObject()) throw Napi::TypeError::New(env, "Dataplane: conntrackTimeouts must be an object");
+    const Napi::Object t = to.As<Napi::Object>();
+    const Napi::Array names = t.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      const std::string name = names.Get(i).ToString().Utf8Value();
+      const uint32_t secs = U32(t, name.c_str(), 0);
+      if (secs == 0) throw Napi::RangeError::New(env, "Dataplane: conntrackTimeouts." + name + " must be >= 1");
+      if (!c.ct_timeouts.Set(name, secs)) {
+        std::string known;
+        for (const char* const* n = ct::Timeouts::kNames; *n; ++n) known += std::string(known.empty() ? "" : ", ") + *n;
+        throw Napi::RangeError::New(env, "Dataplane: unknown conntrack timeout '" + name + "' (known: " + known + ")");
+      }
+    }
+  }
   return c;
+}
+
+// ---- conntrack filters, tuples and rows ----------------------------------
+
+uint8_t ProtoNumber(Napi::Env env, const Napi::Value& v) {
+  if (v.IsNumber()) {
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 255 && d == double(uint8_t(d)))) throw Napi::RangeError::New(env, "conntrack: proto must be 0..255");
+    return uint8_t(d);
+  }
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "tcp") return 6;
+  if (s == "udp") return 17;
+  if (s == "icmp") return 1;
+  if (s == "icmpv6" || s == "ipv6-icmp") return 58;
+  if (s == "sctp") return 132;
+  if (s == "udplite") return 136;
+  if (s == "dccp") return 33;
+  if (s == "gre") return 47;
+  if (s == "esp") return 50;
+  throw Napi::TypeError::New(env, "conntrack: unknown proto '" + s + "'");
+}
+
+// Parses an IPv4/IPv6 literal into host-order words; returns the family.
+uint8_t ParseAddr(Napi::Env env, const Napi::Value& v, uint32_t w[4]) {
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  w[0] = w[1] = w[2] = w[3] = 0;
+  in_addr a4;
+  in6_addr a6;
+  if (inet_pton(AF_INET, s.c_str(), &a4) == 1) {
+    w[0] = ntohl(a4.s_addr);
+    return 4;
+  }
+  if (inet_pton(AF_INET6, s.c_str(), &a6) == 1) {
+    for (int i = 0; i < 4; ++i) {
+      uint32_t be;
+      std::memcpy(&be, &a6.s6_addr[4 * i], 4);
+      w[i] = ntohl(be);
+    }
+    return 6;
+  }
+  throw Napi::TypeError::New(env, "conntrack: bad address '" + s + "'");
+}
+
+ct::Filter ParseFilter(Napi::Env env, const Napi::Value& v) {
+  ct::Filter f;
+  if (v.IsUndefined() || v.IsNull()) return f;
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "conntrack: filter must be an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  const uint32_t fam = U32(o, "family", 0);
+  if (fam != 0 && fam != 4 && fam != 6) throw Napi::RangeError::New(env, "conntrack: family must be 4 or 6");
+  f.family = uint8_t(fam);
+  if (!o.Get("proto").IsUndefined()) f.proto = ProtoNumber(env, o.Get("proto"));
+  if (!o.Get("addr").IsUndefined()) {
+    const uint8_t af = ParseAddr(env, o.Get("addr"), f.addr);
+    if (f.family && f.family != af) throw Napi::RangeError::New(env, "conntrack: addr is not of the filter's family");
+    f.family = af;
+    f.has_addr = true;
+  }
+  if (!o.Get("port").IsUndefined()) {
+    const uint32_t p = U32(o, "port", 0);
+    if (p > 65535) throw Napi::RangeError::New(env, "conntrack: port must be 0..65535");
+    f.port = int(p);
+  }
+  if (!o.Get("zone").IsUndefined()) f.zone = int(std::min<uint32_t>(U32(o, "zone", 0), 255));
+  return f;
+}
+
+ct::FlowView ParseTuple(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "conntrackDelete: tuple object expected");
+  const Napi::Object o = v.As<Napi::Object>();
+  ct::FlowView t;
+  t.proto = ProtoNumber(env, o.Get("proto"));
+  const uint8_t f1 = ParseAddr(env, o.Get("src"), t.src);
+  const uint8_t f2 = ParseAddr(env, o.Get("dst"), t.dst);
+  if (f1 != f2) throw Napi::TypeError::New(env, "conntrackDelete: src and dst of different families");
+  t.family = f1;
+  const bool icmp = t.proto == (f1 == 4 ? 1 : 58);
+  if (icmp) {
+    const uint32_t id = U32(o, "id", 0);
+    if (id > 65535) throw Napi::RangeError::New(env, "conntrackDelete: id must be 0..65535");
+    t.sport = t.dport = uint16_t(id);
+    t.kind = uint8_t(U32(o, "kind", 1));  // echo unless told
+  } else {
+    const uint32_t sp = U32(o, "sport", 0), dp = U32(o, "dport", 0);
+    if (sp > 65535 || dp > 65535) throw Napi::RangeError::New(env, "conntrackDelete: ports must be 0..65535");
+    t.sport = uint16_t(sp), t.dport = uint16_t(dp);
+  }
+  t.zone = uint8_t(std::min<uint32_t>(U32(o, "zone", 0), 255));
+  return t;
+}
+
+Napi::Object RowObject(Napi::Env env, const ct::FlowView& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("family", double(r.family));
+  o.Set("proto", double(r.proto));
+  o.Set("zone", double(r.zone));
+  o.Set("src", AddrString(r.family, r.src));
+  o.Set("dst", AddrString(r.family, r.dst));
+  if (r.kind) {
+    o.Set("id", double(r.sport));
+    o.Set("kind", double(r.kind));
+  } else {
+    o.Set("sport", double(r.sport));
+    o.Set("dport", double(r.dport));
+  }
+  if (r.proto == 6) o.Set("state", ct::TcpStateName(r.tcp_state));
+  o.Set("timeout", double(r.expires_in_ms / 1000));
+  o.Set("unreplied", !r.seen_reply);
+  o.Set("assured", r.assured);
+  o.Set("packets", double(r.packets));
+  return o;
 }
 
 // Copies the bytes of an ArrayBuffer, TypedArray (Buffer) or DataView.
@@ -198,6 +335,42 @@ class StopWorker : public PromiseWorker {
   std::shared_ptr<Dataplane> dp_;
 };
 
+// A conntrack control operation, run by the workers (Dataplane::Conntrack)
+// off the JS thread.
+class ConntrackWorker : public PromiseWorker {
+ public:
+  ConntrackWorker(Napi::Env env, std::shared_ptr<Dataplane> dp, std::unique_ptr<ConntrackCommand> cmd)
+      : PromiseWorker(env), dp_(std::move(dp)), cmd_(std::move(cmd)) {}
+  void Execute() override {
+    try {
+      dp_->Conntrack(cmd_.get());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    switch (cmd_->op) {
+      case ConntrackCommand::Op::kList: {
+        Napi::Array a = Napi::Array::New(env, cmd_->rows.size());
+        for (size_t i = 0; i < cmd_->rows.size(); ++i) a.Set(uint32_t(i), RowObject(env, cmd_->rows[i]));
+        deferred_.Resolve(a);
+        break;
+      }
+      case ConntrackCommand::Op::kFlush:
+        deferred_.Resolve(Napi::Number::New(env, double(cmd_->count)));
+        break;
+      case ConntrackCommand::Op::kDelete:
+        deferred_.Resolve(Napi::Boolean::New(env, cmd_->count > 0));
+        break;
+    }
+  }
+
+ private:
+  std::shared_ptr<Dataplane> dp_;
+  std::unique_ptr<ConntrackCommand> cmd_;
+};
+
 class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -206,7 +379,10 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("start", &DataplaneWrap::Start),
                         InstanceMethod("stop", &DataplaneWrap::Stop),
                         InstanceMethod("counters", &DataplaneWrap::Counters),
-                        InstanceMethod("pollLogs", &DataplaneWrap::PollLogs)});
+                        InstanceMethod("pollLogs", &DataplaneWrap::PollLogs),
+                        InstanceMethod("conntrackList", &DataplaneWrap::ConntrackList),
+                        InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
+                        InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete)});
   }
 
   explicit DataplaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataplaneWrap>(info) {
@@ -301,7 +477,67 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     logs.Set("queueFull", double(s.log_queue_full));
     r.Set("logs", logs);
     r.Set("batches", double(s.batches));
+    // node_exporter's nf_conntrack names: node_nf_conntrack_entries,
+    // node_nf_conntrack_entries_limit, node_nf_conntrack_stat_<name>.
+    Napi::Object ctr = Napi::Object::New(env);
+    const ConntrackSnapshot& c = s.conntrack;
+    ctr.Set("enabled", c.enabled);
+    ctr.Set("entries", double(c.entries));
+    ctr.Set("limit", double(c.limit));
+    ctr.Set("found", double(c.found));
+    ctr.Set("invalid", double(c.invalid));
+    ctr.Set("ignore", double(c.ignore));
+    ctr.Set("insert", double(c.insert));
+    ctr.Set("insert_failed", double(c.insert_failed));
+    ctr.Set("drop", double(c.drop));
+    ctr.Set("early_drop", double(c.early_drop));
+    ctr.Set("expired", double(c.expired));
+    ctr.Set("memoryBytes", double(c.memory_bytes));
+    r.Set("conntrack", ctr);
+    Napi::Object fc = Napi::Object::New(env);
+    fc.Set("hits", double(s.flow_cache_hits));
+    fc.Set("misses", double(s.flow_cache_misses));
+    r.Set("flowCache", fc);
     return r;
+  }
+
+  Napi::Value RunConntrack(Napi::Env env, std::unique_ptr<ConntrackCommand> cmd) {
+    auto* w = new ConntrackWorker(env, dp_, std::move(cmd));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  // conntrackList({ filter?, limit? = 10000 }) -> Promise<row[]>
+  Napi::Value ConntrackList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto cmd = std::make_unique<ConntrackCommand>();
+    cmd->op = ConntrackCommand::Op::kList;
+    cmd->limit = 10000;
+    if (info[0].IsObject()) {
+      const Napi::Object o = info[0].As<Napi::Object>();
+      cmd->filter = ParseFilter(env, o.Get("filter"));
+      cmd->limit = U32(o, "limit", 10000);
+    } else if (!info[0].IsUndefined()) {
+      throw Napi::TypeError::New(env, "conntrackList: options object expected");
+    }
+    return RunConntrack(env, std::move(cmd));
+  }
+
+  // conntrackFlush(filter?) -> Promise<number of entries removed>
+  Napi::Value ConntrackFlush(const Napi::CallbackInfo& info) {
+    auto cmd = std::make_unique<ConntrackCommand>();
+    cmd->op = ConntrackCommand::Op::kFlush;
+    cmd->filter = ParseFilter(info.Env(), info[0]);
+    return RunConntrack(info.Env(), std::move(cmd));
+  }
+
+  // conntrackDelete({ proto, src, dst, sport, dport | id, zone? }) -> Promise<boolean>
+  Napi::Value ConntrackDelete(const Napi::CallbackInfo& info) {
+    auto cmd = std::make_unique<ConntrackCommand>();
+    cmd->op = ConntrackCommand::Op::kDelete;
+    cmd->tuple = ParseTuple(info.Env(), info[0]);
+    return RunConntrack(info.Env(), std::move(cmd));
   }
 
   Napi::Value PollLogs(const Napi::CallbackInfo& info) {
@@ -345,6 +581,10 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
 
 void InitDataplane(Napi::Env env, Napi::Object exports) {
   exports.Set("Dataplane", DataplaneWrap::Define(env));
+  // The conntrack timeout names conntrackTimeouts accepts (for CLI checks).
+  Napi::Array names = Napi::Array::New(env);
+  for (const char* const* n = ct::Timeouts::kNames; *n; ++n) names.Set(names.Length(), *n);
+  exports.Set("conntrackTimeoutNames", names);
 }
 
 }  // namespace flatwall

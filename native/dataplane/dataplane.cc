@@ -9,9 +9,11 @@
 
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 #include <system_error>
 
+#include "dataplane/flow_cache.h"
 #include "dataplane/parse.h"
 #include "dataplane/reject.h"
 #include "io/tap_port.h"
@@ -38,13 +40,31 @@ uint64_t NowNs() {
   clock_gettime(CLOCK_REALTIME, &ts);  // vDSO: no syscall
   return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
+
+// Conntrack time: monotonic (a wall-clock step must not expire or revive
+// flows), read once per batch.
+uint64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no syscall
+  return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
 }  // namespace
 
 struct alignas(64) Dataplane::WorkerState {
+  explicit WorkerState(uint32_t flow_cache) : cache(flow_cache) {}
+  ~WorkerState() {
+    if (cmd_fd >= 0) close(cmd_fd);
+  }
   std::atomic<uint64_t> observed{kIdle};
   alignas(64) WorkerCounters counters;
   TokenBucket bucket;  // worker-private
   LogRing logs;
+  std::unique_ptr<ct::Table> ct;   // this worker's flows; null when conntrack is off
+  FlowCache cache;                 // worker-private
+  // Control mailbox: the control thread stores a command and signals
+  // cmd_fd; the worker runs it at a batch boundary and clears `cmd`.
+  alignas(64) std::atomic<ConntrackCommand*> cmd{nullptr};
+  int cmd_fd = -1;
 };
 
 Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
@@ -64,9 +84,38 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
     if (p.kind == PortKind::kAfPacket && (p.ring_frames == 0 || p.frame_size < 2048))
       throw std::invalid_argument("dataplane: port " + p.name + ": bad ring size");
   }
+  if (config_.conntrack && config_.conntrack_max == 0)
+    throw std::invalid_argument("dataplane: conntrackMax must be at least 1");
+  if (config_.conntrack_max > (1u << 28))
+    throw std::invalid_argument("dataplane: conntrackMax must be at most 268435456");
+  if (config_.flow_cache > (1u << 24))
+    throw std::invalid_argument("dataplane: flowCache must be at most 16777216");
+  // Several tables: one secret seed for all, and the shared existence index
+  // for ICMP errors that reach another worker than their flow
+  // (conntrack.h: Threads). 2 slots per allowed entry, at most 4M (32 MB).
+  const uint32_t ct_seed = std::random_device{}() | 1;
+  if (config_.conntrack && config_.workers > 1) {
+    uint32_t n = 1024;
+    while (n < 2ull * config_.conntrack_max && n < (1u << 22)) n <<= 1;
+    related_.reset(new std::atomic<uint64_t>[n]());
+    related_size_ = n;
+  }
   for (uint32_t w = 0; w < config_.workers; ++w) {
-    workers_.push_back(std::make_unique<WorkerState>());
-    workers_.back()->bucket.Configure(config_.log_rate_per_sec / config_.workers);
+    workers_.push_back(std::make_unique<WorkerState>(config_.flow_cache));
+    WorkerState& ws = *workers_.back();
+    ws.bucket.Configure(config_.log_rate_per_sec / config_.workers);
+    if (config_.conntrack) {
+      ct::Config c;
+      c.limit = (config_.conntrack_max + config_.workers - 1) / config_.workers;
+      c.timeouts = config_.ct_timeouts;
+      c.tcp_loose = config_.ct_tcp_loose;
+      c.seed = ct_seed;
+      c.related_index = related_.get();
+      c.related_mask = related_size_ ? related_size_ - 1 : 0;
+      ws.ct = std::make_unique<ct::Table>(c);
+    }
+    ws.cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ws.cmd_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   }
   kernel_drops_.assign(ports.size(), 0);
 }
@@ -200,8 +249,63 @@ CountersSnapshot Dataplane::Counters() {
     s.log_rate_limited += c.log_rate_limited.Get();
     s.log_queue_full += c.log_queue_full.Get();
     s.batches += c.batches.Get();
+    s.flow_cache_hits += ws->cache.hits();
+    s.flow_cache_misses += ws->cache.misses();
+    if (ws->ct) {
+      const ct::Stats& t = ws->ct->stats();
+      ConntrackSnapshot& x = s.conntrack;
+      x.entries += t.entries.Get();
+      x.found += t.found.Get();
+      x.invalid += t.invalid.Get();
+      x.ignore += t.ignore.Get();
+      x.insert += t.insert.Get();
+      x.insert_failed += t.insert_failed.Get();
+      x.drop += t.drop.Get();
+      x.early_drop += t.early_drop.Get();
+      x.expired += t.expired.Get();
+      x.memory_bytes += uint64_t(ws->ct->capacity()) * sizeof(ct::Entry);
+    }
   }
+  s.conntrack.memory_bytes += uint64_t(related_size_) * sizeof(uint64_t);
+  s.conntrack.enabled = config_.conntrack;
+  s.conntrack.limit = config_.conntrack ? config_.conntrack_max : 0;
   return s;
+}
+
+// ---- conntrack control -----------------------------------------------------
+
+namespace {
+// One command on one table; `now_ns` for listings.
+void ApplyCommand(ct::Table& t, ConntrackCommand* c, uint64_t now_ns) {
+  switch (c->op) {
+    case ConntrackCommand::Op::kList:
+      if (c->rows.size() < c->limit) c->count += t.List(c->filter, c->limit - c->rows.size(), now_ns, &c->rows);
+      break;
+    case ConntrackCommand::Op::kFlush:
+      c->count += t.Flush(c->filter);
+      break;
+    case ConntrackCommand::Op::kDelete:
+      c->count += t.Delete(c->tuple) ? 1 : 0;
+      break;
+  }
+}
+}  // namespace
+
+void Dataplane::Conntrack(ConntrackCommand* cmd) {
+  if (!config_.conntrack) return;
+  std::lock_guard<std::mutex> ctl(ct_mu_);     // one command at a time
+  std::lock_guard<std::mutex> lock(life_mu_);  // workers neither start nor stop meanwhile
+  for (auto& ws : workers_) {
+    if (!running_) {
+      ApplyCommand(*ws->ct, cmd, MonoNs());
+      continue;
+    }
+    ws->cmd.store(cmd, std::memory_order_release);
+    const uint64_t one = 1;
+    (void)!write(ws->cmd_fd, &one, sizeof one);
+    while (ws->cmd.load(std::memory_order_acquire) != nullptr)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
 }
 
 void Dataplane::PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped) {
@@ -301,7 +405,10 @@ void Dataplane::RunWorker(uint32_t w) {
   for (uint32_t p = 0; p < nports; ++p) q[p] = queues_[p][w].get();
   io::RxFrame frames[kMaxBatch];
   ParsedFrame pf;
-  pollfd pfds[kMaxPorts + 1];
+  pollfd pfds[kMaxPorts + 2];
+  ct::Table* const ct = ws.ct.get();
+  const uint32_t gc_budget = config_.ct_gc_budget;
+  ct::Result cr;
   const uint64_t busy_poll_ns = uint64_t(config_.busy_poll_us) * 1000;
   uint64_t last_work_ns = 0;
 
@@ -310,6 +417,14 @@ void Dataplane::RunWorker(uint32_t w) {
     Ruleset* rs = current_.load(std::memory_order_seq_cst);
     ws.observed.store(rs ? rs->generation : kIdle, std::memory_order_release);
     const uint64_t batch_ns = NowNs();
+    const uint64_t mono_ns = ct ? MonoNs() : 0;
+    if (ConntrackCommand* cmd = ws.cmd.load(std::memory_order_acquire)) {
+      uint64_t v;
+      (void)!read(ws.cmd_fd, &v, sizeof v);
+      ApplyCommand(*ct, cmd, mono_ns);
+      ws.cmd.store(nullptr, std::memory_order_release);
+    }
+    if (ct) ct->Gc(mono_ns, gc_budget);
     bool progress = false;
     bool stalled[kMaxPorts] = {};  // out port p had no TX room
 
@@ -364,20 +479,31 @@ void Dataplane::RunWorker(uint32_t w) {
             }
             Visit v{&rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
                     pf.l3_len, uint8_t(in), uint8_t(out)};
-            const RuleCommon* verdict;
-            if (pf.cls == FrameClass::kIPv4) {
-              pf.key4.c.iif = rs->iface_id(in), pf.key4.c.oif = rs->iface_id(out);
-              verdict = rs->Forward(pf.key4, v);
-            } else {
-              pf.key6.c.iif = rs->iface_id(in), pf.key6.c.oif = rs->iface_id(out);
-              verdict = rs->Forward(pf.key6, v);
+            // Conntrack before the rules, as netfilter's PRE_ROUTING: the
+            // state of an existing flow is updated now, a new flow waits
+            // for the verdict (Commit below). Zone = the port pair.
+            KeyCommon& kc = pf.cls == FrameClass::kIPv4 ? pf.key4.c : pf.key6.c;
+            cr.pending = false;
+            if (ct) {
+              ct->Track(f.data, pf, uint8_t(in >> 1), mono_ns, &cr);
+              kc.ct_state = cr.state;
             }
+            kc.iif = rs->iface_id(in), kc.oif = rs->iface_id(out);
+            const RuleCommon* verdict = pf.cls == FrameClass::kIPv4
+                                            ? ws.cache.Forward(*rs, rs->generation, pf.key4, v)
+                                            : ws.cache.Forward(*rs, rs->generation, pf.key6, v);
             if (!verdict) {
               drop(DropReason::kNoVerdict);
               break;
             }
             switch (Action(verdict->action)) {
               case Action::kAccept:
+                // netfilter confirms a new conntrack when its packet is
+                // accepted; a full table without an evictable entry drops it.
+                if (cr.pending && !ct->Commit(cr, mono_ns)) {
+                  drop(DropReason::kConntrackFull);
+                  break;
+                }
                 ctr.accept.Inc();
                 forward = true;
                 break;
@@ -450,8 +576,14 @@ void Dataplane::RunWorker(uint32_t w) {
       pfds[p].revents = 0;
     }
     pfds[nports] = {wake_fd_, POLLIN, 0};
+    pfds[nports + 1] = {ws.cmd_fd, POLLIN, 0};
     ws.observed.store(kIdle, std::memory_order_seq_cst);
-    (void)poll(pfds, nports + 1, any_stall ? kStallPollMs : kIdlePollMs);
+    const int ready = poll(pfds, nports + 2, any_stall ? kStallPollMs : kIdlePollMs);
+    // A whole idle period (kIdlePollMs without a frame): sweep a bigger
+    // slice of the conntrack table, so expired flows leave the entry count
+    // without traffic. Not before every poll: under load the worker polls
+    // between bursts, and a 256 KB sweep each time cost real throughput.
+    if (ready == 0 && ct && !any_stall) ct->Gc(MonoNs(), gc_budget * 128);
     ws.observed.store(kWaking, std::memory_order_seq_cst);
   }
   for (uint32_t p = 0; p < nports; ++p) q[p]->TxFlush();

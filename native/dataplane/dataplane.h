@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "conntrack/conntrack.h"
 #include "dataplane/counters.h"
 #include "dataplane/log_ring.h"
 #include "dataplane/ruleset.h"
@@ -70,6 +71,22 @@ struct DataplaneConfig {
   bool promisc = true;
   uint32_t batch = 64;           // frames per RX burst
   uint32_t busy_poll_us = 0;     // keep polling the rings this long after traffic before sleeping
+  // Connection tracking (native/conntrack/conntrack.h). Off: every key is
+  // UNTRACKED and no table is allocated.
+  bool conntrack = true;
+  uint32_t conntrack_max = 262144;  // all workers together (each gets its share)
+  ct::Timeouts ct_timeouts;
+  bool ct_tcp_loose = false;
+  uint32_t ct_gc_budget = 32;       // table slots the GC visits per batch (x128 per idle second)
+  uint32_t flow_cache = 4096;       // flow cache entries per worker; 0 = off
+};
+
+// Conntrack counters summed over workers (node_exporter's nf_conntrack names).
+struct ConntrackSnapshot {
+  bool enabled = false;
+  uint64_t entries = 0, limit = 0, found = 0, invalid = 0, ignore = 0, insert = 0;
+  uint64_t insert_failed = 0, drop = 0, early_drop = 0, expired = 0;
+  uint64_t memory_bytes = 0;  // table memory, all workers
 };
 
 struct PortSnapshot {
@@ -87,6 +104,18 @@ struct CountersSnapshot {
   uint64_t accept = 0, drop = 0, reject = 0, reject_sent = 0;
   uint64_t log_emitted = 0, log_rate_limited = 0, log_queue_full = 0;
   uint64_t batches = 0;
+  ConntrackSnapshot conntrack;
+  uint64_t flow_cache_hits = 0, flow_cache_misses = 0;
+};
+
+// A control operation on the conntrack tables (see Dataplane::Conntrack).
+struct ConntrackCommand {
+  enum class Op : uint8_t { kList, kFlush, kDelete } op = Op::kList;
+  ct::Filter filter;        // kList, kFlush
+  size_t limit = 0;         // kList: at most this many rows in total
+  ct::FlowView tuple;       // kDelete: original or reply direction tuple
+  std::vector<ct::FlowView> rows;  // kList result
+  size_t count = 0;         // rows listed, entries flushed or deleted
 };
 
 class Dataplane {
@@ -114,6 +143,14 @@ class Dataplane {
   // lost (rate limit + full queue) since the previous call.
   void PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped);
 
+  // Runs a conntrack control operation on every worker's table, by the
+  // worker itself at its next batch boundary (woken through its eventfd if
+  // it sleeps), or directly when the dataplane is not running: never
+  // concurrently with packet processing. Blocking (at most one batch per
+  // worker plus the operation): call off the JS thread. A no-op when
+  // conntrack is off.
+  void Conntrack(ConntrackCommand* cmd);
+
   const DataplaneConfig& config() const { return config_; }
 
   // ---- used by the workers ----
@@ -130,6 +167,10 @@ class Dataplane {
 
   // queues_[port][worker]
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues_;
+  // Shared conntrack existence index (several workers only); declared
+  // before workers_ so that it outlives the tables pointing into it.
+  std::unique_ptr<std::atomic<uint64_t>[]> related_;
+  uint32_t related_size_ = 0;
   std::vector<std::unique_ptr<WorkerState>> workers_;
   std::vector<std::thread> threads_;
   std::vector<uint64_t> kernel_drops_;  // per port, accumulated by Counters()
@@ -139,7 +180,8 @@ class Dataplane {
   std::mutex owner_mu_;
   std::mutex swap_mu_;   // one SetRules at a time
   std::mutex poll_mu_;   // one log consumer at a time
-  std::mutex life_mu_;   // Start/Stop/Counters vs each other
+  std::mutex life_mu_;   // Start/Stop/Counters/Conntrack vs each other
+  std::mutex ct_mu_;     // one conntrack command at a time
   uint64_t next_generation_ = 1;
   uint64_t logs_dropped_reported_ = 0;
 };

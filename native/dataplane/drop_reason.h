@@ -37,7 +37,8 @@ namespace flatwall {
   X(kNoRuleset, "no_ruleset")                  /* IP before the first setRules */   \
   X(kRuleDrop, "rule_drop")                    /* DROP verdict */                   \
   X(kRuleReject, "rule_reject")                /* REJECT verdict (reply or not) */  \
-  X(kNoVerdict, "no_verdict")                  /* table ended without a verdict */
+  X(kNoVerdict, "no_verdict")                  /* table ended without a verdict */ \
+  X(kConntrackFull, "conntrack_full")          /* accepted NEW flow, table full */
 
 enum class DropReason : uint8_t {
   kNone = 0,

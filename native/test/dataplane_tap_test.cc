@@ -283,6 +283,42 @@ void Body(PortKind kind, bool* skipped) {
   DP_CHECK_EQ(rx, ok);
   DP_CHECK_EQ(s1.generation, 42u);
 
+  // 8. Conntrack control under traffic: the workers keep updating their
+  //    tables while lists and flushes run (by the workers, at batch
+  //    boundaries; a build with -fsanitize=thread checks there is no race).
+  //    Generation 42 is `buf`, which accepts the SYN: each one is tracked.
+  ConntrackCommand clear;  // the fixture flows of steps 2-7
+  clear.op = ConntrackCommand::Op::kFlush;
+  dp.Conntrack(&clear);
+  DP_CHECK(clear.count > 0);
+  sending.store(true);
+  std::thread sender2([&] {
+    while (sending.load()) {
+      Send(sa, good[0]);
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  });
+  size_t listed = 0, flushed = 0;
+  for (int i = 0; i < 40; ++i) {
+    ConntrackCommand list;
+    list.op = ConntrackCommand::Op::kList;
+    list.limit = 100;
+    dp.Conntrack(&list);
+    for (const auto& row : list.rows) DP_CHECK(row.proto == 6 && row.sport == 1234 && row.dport == 80);
+    listed += list.rows.size();
+    ConntrackCommand flush;
+    flush.op = ConntrackCommand::Op::kFlush;
+    dp.Conntrack(&flush);
+    flushed += flush.count;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  sending.store(false);
+  sender2.join();
+  DP_CHECK(listed > 0 && flushed > 0);
+  const CountersSnapshot s2 = dp.Counters();
+  DP_CHECK(s2.conntrack.enabled && s2.conntrack.insert >= flushed);
+  DP_CHECK(s2.conntrack.entries <= 1);  // one flow (the same SYN), at most one entry left
+
   close(sa), close(sb);
   dp.Stop();
   if (kind == PortKind::kTap) {

@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { native } from '../native';
 import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
@@ -24,6 +25,14 @@ Options:
       --ring-frames N     frames per RX/TX ring (default: the addon's)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
+      --conntrack-max N   tracked connections, all workers together (default 262144)
+      --no-conntrack      stateless: no connection tracking, every packet UNTRACKED
+      --ct-tcp-loose      pick up TCP connections mid-stream (nf_conntrack_tcp_loose=1);
+                          default: a TCP packet other than SYN without an entry is INVALID
+      --ct-timeout NAME=S conntrack timeout in seconds (repeatable); NAME is one of
+                          tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait
+                          tcp_close_wait tcp_last_ack tcp_time_wait tcp_close
+                          tcp_syn_sent2 udp udp_stream icmp generic
   -h, --help              show this help
 
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
@@ -41,6 +50,10 @@ export async function runRun(argv: string[]): Promise<number> {
     'ring-frames': { type: 'string' },
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
+    'conntrack-max': { type: 'string' },
+    'no-conntrack': { type: 'boolean' },
+    'ct-tcp-loose': { type: 'boolean' },
+    'ct-timeout': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   }, false);
   if (values.help) {
@@ -68,15 +81,28 @@ export async function runRun(argv: string[]): Promise<number> {
   const statsInterval = int('stats-interval', values['stats-interval'], 0)!;
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');
 
+  const conntrackTimeouts: Record<string, number> = {};
+  for (const kv of values['ct-timeout'] ?? []) {
+    const m = /^([a-z0-9_]+)=(\d+)$/.exec(kv);
+    if (!m || Number(m[2]) < 1) throw new UsageError(`--ct-timeout must be NAME=SECONDS (seconds >= 1), got "${kv}"`);
+    const known: string[] = native().conntrackTimeoutNames;
+    if (!known.includes(m[1])) throw new UsageError(`--ct-timeout: unknown timeout "${m[1]}" (known: ${known.join(', ')})`);
+    conntrackTimeouts[m[1]] = Number(m[2]);
+  }
+
+  const conntrackMax = int('conntrack-max', values['conntrack-max'], 1);
+
   let fw: Firewall;
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules, workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
+      conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
+      conntrackTcpLoose: values['ct-tcp-loose'],
     });
     const loaded = await fw.load();
     fw.start();
-    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, files: values.rules, pid: process.pid });
+    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
     if (err instanceof RuleError) process.stderr.write(`flatwall: ${err.message}\n`);
@@ -102,5 +128,5 @@ export async function runRun(argv: string[]): Promise<number> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function summary(c: any): Record<string, unknown> {
   const drops = Object.fromEntries(Object.entries(c.dropsByReason as Record<string, number>).filter(([, v]) => v > 0));
-  return { generation: c.generation, verdicts: c.verdicts, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
+  return { generation: c.generation, verdicts: c.verdicts, conntrack: c.conntrack, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
 }

@@ -21,6 +21,82 @@ export interface FirewallOptions {
   nonIpPolicy?: 'accept' | 'drop';
   ringFrames?: number;
   logRatePerSec?: number;
+  /** Connection tracking (default on); false = stateless, every packet UNTRACKED. */
+  conntrack?: boolean;
+  /** Tracked connections, all workers together (default 262144, netfilter's usual nf_conntrack_max). */
+  conntrackMax?: number;
+  /** Timeouts in seconds by netfilter name: tcp_established, tcp_syn_sent, ..., udp, udp_stream, icmp, generic. */
+  conntrackTimeouts?: Record<string, number>;
+  /** Pick up TCP connections mid-stream (nf_conntrack_tcp_loose; default false: a non-SYN without an entry is INVALID). */
+  conntrackTcpLoose?: boolean;
+}
+
+/** Which conntrack entries a list or flush applies to (all given fields must match). */
+export interface ConntrackFilter {
+  family?: 4 | 6;
+  /** Protocol number or name (tcp, udp, icmp, icmpv6, sctp, ...). */
+  proto?: number | string;
+  /** Either endpoint's address. */
+  addr?: string;
+  /** Either endpoint's port. */
+  port?: number;
+  /** The port pair (0 = ports 1st/2nd, 1 = 3rd/4th, ...). */
+  zone?: number;
+}
+
+/** One connection, in its original direction (what `conntrack -L` shows). */
+export interface ConntrackEntry {
+  family: 4 | 6;
+  proto: number;
+  zone: number;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  /** ICMP queries: the identifier and kind (1 echo, 2 timestamp, 3 info, 4 address mask). */
+  id?: number;
+  kind?: number;
+  /** TCP only: NONE, SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2. */
+  state?: string;
+  /** Seconds until it expires. */
+  timeout: number;
+  /** No reply seen yet (conntrack's [UNREPLIED]). */
+  unreplied: boolean;
+  /** conntrack's [ASSURED]: never evicted by early drop. */
+  assured: boolean;
+  packets: number;
+}
+
+/** The connection to delete: original or reply direction, ICMP by id. */
+export interface ConntrackTuple {
+  proto: number | string;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+  id?: number;
+  zone?: number;
+}
+
+/**
+ * counters().conntrack: summed over workers; names follow node_exporter's
+ * nf_conntrack collectors (node_nf_conntrack_entries, _entries_limit,
+ * node_nf_conntrack_stat_found, _invalid, _ignore, _insert, _insert_failed,
+ * _drop, _early_drop). `expired` and `memoryBytes` are flatwall's own.
+ */
+export interface ConntrackCounters {
+  enabled: boolean;
+  entries: number;
+  limit: number;
+  found: number;
+  invalid: number;
+  ignore: number;
+  insert: number;
+  insert_failed: number;
+  drop: number;
+  early_drop: number;
+  expired: number;
+  memoryBytes: number;
 }
 
 export class Firewall {
@@ -37,6 +113,10 @@ export class Firewall {
       cpuPin: opts.cpuPin ?? false,
       nonIpPolicy: opts.nonIpPolicy ?? 'accept',
       logRatePerSec: opts.logRatePerSec,
+      conntrack: opts.conntrack ?? true,
+      conntrackMax: opts.conntrackMax,
+      conntrackTimeouts: opts.conntrackTimeouts,
+      conntrackTcpLoose: opts.conntrackTcpLoose ?? false,
     });
   }
 
@@ -78,6 +158,29 @@ export class Firewall {
 
   counters() {
     return this.dp.counters();
+  }
+
+  // ---- connection tracking (run by the workers at a batch boundary, off the JS thread) ----
+
+  /** Tracked connections matching `filter`, at most `limit` (default 10000). */
+  conntrackList(filter: ConntrackFilter = {}, limit = 10000): Promise<ConntrackEntry[]> {
+    return this.dp.conntrackList({ filter, limit });
+  }
+
+  /** Connections tracked now (node_nf_conntrack_entries) and the limit. */
+  conntrackCount(): { entries: number; limit: number } {
+    const c = this.dp.counters().conntrack as ConntrackCounters;
+    return { entries: c.entries, limit: c.limit };
+  }
+
+  /** Removes the matching connections (all without a filter); resolves to how many. */
+  conntrackFlush(filter: ConntrackFilter = {}): Promise<number> {
+    return this.dp.conntrackFlush(filter);
+  }
+
+  /** Removes one connection; resolves to whether it existed. */
+  conntrackDelete(tuple: ConntrackTuple): Promise<boolean> {
+    return this.dp.conntrackDelete(tuple);
   }
 
   private drainLogs(): void {

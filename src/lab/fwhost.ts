@@ -3,12 +3,14 @@
 // tests that need what `flatwall run` does not print: the per-rule counters.
 // Run it inside the Firewall namespace:
 //
-//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME]
+//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-loose]
 //
 // It prints {"ready":...} once the rules are active, then answers lines on
 // stdin, one JSON line each:
 //   counters   {"counters": {...}, "rules": [{file, line, chain, packets, bytes}]}
 //   reload     {"reloaded": true} or {"reloaded": false, "error": "..."}
+//   conntrack  {"conntrack": [entries]}   (Firewall.conntrackList)
+//   conntrack-flush  {"flushed": n}        (Firewall.conntrackFlush)
 //   stop       drains, prints {"stopped": counters} and exits 0 (also on stdin EOF / SIGTERM)
 import { createInterface } from 'node:readline';
 import { Firewall, type PortSpec } from '../control/firewall';
@@ -17,12 +19,14 @@ const argv = process.argv.slice(2);
 const ports: PortSpec[] = [];
 const ruleFiles: string[] = [];
 let workers = 1;
+let conntrackTcpLoose = false;
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--port') ports.push({ name: argv[++i], kind: 'afpacket' });
   else if (a === '--tap') ports.push({ name: argv[++i], kind: 'tap' });
   else if (a === '-r' || a === '--rules') ruleFiles.push(argv[++i]);
   else if (a === '-w') workers = Number(argv[++i]);
+  else if (a === '--ct-tcp-loose') conntrackTcpLoose = true;
   else {
     process.stderr.write(`fwhost: unknown argument ${a}\n`);
     process.exit(2);
@@ -32,7 +36,7 @@ for (let i = 0; i < argv.length; i++) {
 const json = (o: unknown) => process.stdout.write(`${JSON.stringify(o, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))}\n`);
 
 async function main(): Promise<void> {
-  const fw = new Firewall({ ports, ruleFiles, workers });
+  const fw = new Firewall({ ports, ruleFiles, workers, conntrackTcpLoose });
   const loaded = await fw.load();
   fw.start();
   json({ ready: loaded });
@@ -65,6 +69,12 @@ async function main(): Promise<void> {
         } catch (e) {
           json({ reloaded: false, error: (e as Error).message });
         }
+        break;
+      case 'conntrack':
+        json({ conntrack: await fw.conntrackList() });
+        break;
+      case 'conntrack-flush':
+        json({ flushed: await fw.conntrackFlush() });
         break;
       case 'stop':
         await stop();

@@ -35,6 +35,10 @@ export interface LabOptions {
   tap?: boolean;
   /** The in-process Firewall host (per-rule counters over stdio) instead of `flatwall run`. */
   fwhost?: boolean;
+  /** Extra arguments for the firewall process (e.g. --ct-tcp-loose). */
+  fwArgs?: string[];
+  /** Packet worker threads (-w); default 1. */
+  workers?: number;
   /** Echo servers (nettool server) to start in the receiver on these ports. */
   echoPorts?: number[];
   /** Run the firewall from this container image (podman, in F's namespace) instead of `flatwall run`. */
@@ -77,7 +81,7 @@ export class E2eLab {
         lab.files[name] = join(lab.dir, name);
         writeFileSync(lab.files[name], text);
       }
-      const rules = Object.values(lab.files).flatMap((f) => ['-r', f]);
+      const rules = [...Object.values(lab.files).flatMap((f) => ['-r', f]), ...(o.workers ? ['-w', String(o.workers)] : []), ...(o.fwArgs ?? [])];
       const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : ['--port', 'fa', '--port', 'fb'];
       if (o.image) {
         lab.container = `flatwall-cnf-${process.pid}-${Date.now() % 1e6}`;

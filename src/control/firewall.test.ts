@@ -1,0 +1,56 @@
+// The Firewall's conntrack surface without traffic (no ports are opened
+// before start()): options reach the dataplane, counters have the
+// node_exporter-style fields, list/count/flush/delete work on an idle
+// dataplane, bad input is refused; and `flatwall run`'s conntrack flags.
+// Traffic through it: test/e2e/conntrack-*.test.ts.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Firewall } from './firewall';
+
+const ports = [{ name: 'ctx0', kind: 'afpacket' as const }, { name: 'ctx1', kind: 'afpacket' as const }];
+
+test('conntrack options, counters and control on an idle dataplane', async () => {
+  const fw = new Firewall({ ports, ruleFiles: [], workers: 2, conntrackMax: 1000, conntrackTimeouts: { udp: 5, tcp_established: 3600 } });
+  assert.deepEqual(fw.conntrackCount(), { entries: 0, limit: 1000 });
+  const c = fw.counters().conntrack;
+  for (const k of ['entries', 'limit', 'found', 'invalid', 'ignore', 'insert', 'insert_failed', 'drop', 'early_drop', 'expired', 'memoryBytes'])
+    assert.equal(typeof c[k], 'number', k);
+  assert.equal(c.enabled, true);
+  // 2 workers x next power of two >= 1.5 x 500 slots x 64 bytes, plus the
+  // shared ICMP-error index: 2048 fingerprints of 8 bytes.
+  assert.equal(c.memoryBytes, 2 * 1024 * 64 + 2048 * 8);
+  assert.deepEqual(await fw.conntrackList({ proto: 'tcp', addr: '10.0.0.1' }, 10), []);
+  assert.equal(await fw.conntrackFlush(), 0);
+  assert.equal(await fw.conntrackDelete({ proto: 'udp', src: '10.0.0.1', dst: '10.0.0.2', sport: 1, dport: 2 }), false);
+  assert.equal(await fw.conntrackDelete({ proto: 'icmpv6', src: 'fd00::1', dst: 'fd00::2', id: 7 }), false);
+});
+
+test('conntrack off: nothing tracked, no table', async () => {
+  const fw = new Firewall({ ports, ruleFiles: [], workers: 1, conntrack: false });
+  const c = fw.counters().conntrack;
+  assert.equal(c.enabled, false);
+  assert.equal(c.memoryBytes, 0);
+  assert.deepEqual(await fw.conntrackList(), []);
+});
+
+test('bad conntrack input is refused with a message', () => {
+  assert.throws(() => new Firewall({ ports, ruleFiles: [], workers: 1, conntrackTimeouts: { tcp_bogus: 5 } }), /unknown conntrack timeout 'tcp_bogus'/);
+  assert.throws(() => new Firewall({ ports, ruleFiles: [], workers: 1, conntrackTimeouts: { udp: 0 } }), /must be >= 1/);
+  assert.throws(() => new Firewall({ ports, ruleFiles: [], workers: 1, conntrackMax: 0 }), /conntrackMax/);
+  const fw = new Firewall({ ports, ruleFiles: [], workers: 1 });
+  assert.throws(() => fw.conntrackList({ addr: '10.0.0.300' }), /bad address/);
+  assert.throws(() => fw.conntrackList({ proto: 'bogus' }), /unknown proto/);
+  assert.throws(() => fw.conntrackDelete({ proto: 'tcp', src: '10.0.0.1', dst: 'fd00::1' }), /different families/);
+});
+
+test('flatwall run: conntrack flags are checked before anything starts (exit 2)', () => {
+  const cli = join(__dirname, '..', 'cli', 'main.js');
+  const run = (...extra: string[]) => spawnSync(process.execPath, [cli, 'run', '--port', 'ctx0', '--port', 'ctx1', '-r', '/nonexistent', ...extra], { encoding: 'utf8' });
+  for (const bad of [['--ct-timeout', 'bogus=5'], ['--ct-timeout', 'udp=x'], ['--ct-timeout', 'udp=0'], ['--conntrack-max', '0']]) {
+    const r = run(...bad);
+    assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
+  }
+  assert.match(spawnSync(process.execPath, [cli, 'run', '--help'], { encoding: 'utf8' }).stdout, /--no-conntrack/);
+});
