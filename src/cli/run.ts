@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
@@ -24,7 +25,8 @@ Options:
       --ring-frames N     frames per RX/TX ring (default: the addon's)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
-  -h, --help              show this help
+  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
+${API_HELP}  -h, --help              show this help
 
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
 be opened), 2 on usage errors.
@@ -41,6 +43,8 @@ export async function runRun(argv: string[]): Promise<number> {
     'ring-frames': { type: 'string' },
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
+    'restore-counters': { type: 'boolean', short: 'c' },
+    ...API_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   }, false);
   if (values.help) {
@@ -68,18 +72,25 @@ export async function runRun(argv: string[]): Promise<number> {
   const statsInterval = int('stats-interval', values['stats-interval'], 0)!;
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');
 
+  const apiConf = apiConfig(values);
   let fw: Firewall;
+  let api: ApiHandle | undefined;
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules, workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
+      restoreCounters: values['restore-counters'],
     });
+    // The API comes up first: /health answers and /ready says 503 until the rules are active.
+    api = await startApi(fw, apiConf);
     const loaded = await fw.load();
     fw.start();
-    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, files: values.rules, pid: process.pid });
+    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, files: values.rules, pid: process.pid, api: api?.where });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
     if (err instanceof RuleError) process.stderr.write(`flatwall: ${err.message}\n`);
+    else process.stderr.write(`flatwall run: ${(err as Error).message}\n`);
+    await api?.close();
     return EXIT_ERRORS;
   }
 
@@ -94,6 +105,7 @@ export async function runRun(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   if (stats) clearInterval(stats);
+  await api?.close();
   await fw.stop();
   log('info', 'stopped', summary(fw.counters()));
   return EXIT_OK;

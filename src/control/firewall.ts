@@ -3,10 +3,13 @@
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
 import { loadRuleFiles } from '../rules/load';
-import type { CompiledRuleSet } from '../rules/compile';
+import { compile, type CompiledRuleSet } from '../rules/compile';
+import type { RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
+import { CounterBank, type LiveCounters } from './counters';
+import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 
 export interface PortSpec {
   name: string;
@@ -21,6 +24,34 @@ export interface FirewallOptions {
   nonIpPolicy?: 'accept' | 'drop';
   ringFrames?: number;
   logRatePerSec?: number;
+  /** Seed per-rule counters from the files' [packets:bytes] (iptables-restore -c). */
+  restoreCounters?: boolean;
+}
+
+/** What the last rule set activation did, for /metrics and the API. */
+export interface ReloadStatus {
+  generation: number;
+  /** Seconds since the epoch of the last attempt, its duration, and whether it worked. */
+  lastAttempt: number;
+  lastSeconds: number;
+  lastOk: boolean;
+  lastError?: string;
+  /** Time of the last successful activation. */
+  lastSuccess: number;
+  buildSeconds: number;
+  memoryBytes: number;
+  carried: number;
+  succeeded: number;
+  failed: number;
+}
+
+export interface Activation {
+  rules: number;
+  records: number;
+  seconds: number;
+  generation: number;
+  buildSeconds: number;
+  carried: number;
 }
 
 export class Firewall {
@@ -29,6 +60,15 @@ export class Firewall {
   private rules: CompiledRuleSet | undefined;
   private logTimer: NodeJS.Timeout | undefined;
   private reloading = false;
+  private readonly bank = new CounterBank();
+  // Rule set changes run one at a time, in arrival order.
+  private chain: Promise<unknown> = Promise.resolve();
+  private swapping = 0;
+  private started = false;
+  readonly status: ReloadStatus = {
+    generation: 0, lastAttempt: 0, lastSeconds: 0, lastOk: false, lastSuccess: 0, buildSeconds: 0, memoryBytes: 0, carried: 0,
+    succeeded: 0, failed: 0,
+  };
 
   constructor(private readonly opts: FirewallOptions) {
     this.dp = new (native().Dataplane)({
@@ -45,17 +85,93 @@ export class Firewall {
   }
 
   /** Parse, compile and swap in the rule files. On any error the running rules stay. */
-  async load(): Promise<{ rules: number; records: number; seconds: number; generation: number }> {
-    const t0 = performance.now();
-    const { compiled } = loadRuleFiles(this.opts.ruleFiles);
-    const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
-    const { generation } = await this.dp.setRules(compiled.buffer, ids, compiled.rules.length);
-    this.rules = compiled;
-    return { rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds: (performance.now() - t0) / 1000, generation };
+  load(): Promise<Activation> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      return this.attempt(t0, async () => loadRuleFiles(this.opts.ruleFiles).compiled, this.opts.restoreCounters ?? false);
+    });
+  }
+
+  /** Replace the whole rule set (PUT /rules). `restore`: take counters from it. */
+  replace(rs: RuleSet, restore = false): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => compile(rs), restore));
+  }
+
+  /** One edit (insert, append, delete, policy), on a copy of the running rule set. */
+  edit(makeOp: (running: RuleSet) => RuleOp): Promise<Activation & { op: RuleOp }> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      const running = this.rules?.source ?? { tables: [] };
+      const op = makeOp(running);
+      const next = cloneRuleSet(running);
+      applyRuleOp(next, op);
+      return { ...(await this.attempt(t0, async () => compile(next), false)), op };
+    });
+  }
+
+  /** Activate an already compiled rule set (a snapshot). */
+  activate(compiled: CompiledRuleSet): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => compiled, this.opts.restoreCounters ?? false));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean): Promise<Activation> {
+    this.status.lastAttempt = Date.now() / 1000;
+    this.swapping++;
+    try {
+      const compiled = await build();
+      const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
+      const r = await this.dp.setRules(compiled.buffer, ids, compiled.rules.length);
+      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore);
+      this.rules = compiled;
+      const seconds = (performance.now() - t0) / 1000;
+      Object.assign(this.status, {
+        generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
+        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried: this.bank.lastCarried,
+      });
+      this.status.succeeded++;
+      return {
+        rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
+        buildSeconds: r.buildSeconds, carried: this.bank.lastCarried,
+      };
+    } catch (err) {
+      Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });
+      this.status.failed++;
+      throw err;
+    } finally {
+      this.swapping--;
+    }
+  }
+
+  /** Rules are active and the ports are open. */
+  get ready(): boolean {
+    return this.started && this.rules !== undefined;
+  }
+
+  /**
+   * Per-rule counters as the operator sees them (carried over reloads).
+   * Waits for a swap in progress, so the counters and `ruleset` agree.
+   */
+  async ruleCounters(): Promise<{ ruleset: CompiledRuleSet | undefined; get: (id: number) => [bigint, bigint] }> {
+    while (this.swapping > 0) await this.chain;
+    const c = this.dp.counters();
+    const live: LiveCounters = c.rules;
+    return { ruleset: this.rules, get: (id) => this.bank.get(id, live) };
+  }
+
+  /** Zero per-rule counters (all, or the given rule ids). */
+  zero(ids?: number[]): Promise<number> {
+    return this.serial(async () => this.bank.zero(this.dp.counters().rules, ids));
   }
 
   start(): void {
     this.dp.start();
+    this.started = true;
     this.logTimer = setInterval(() => this.drainLogs(), 200);
   }
 
@@ -99,6 +215,7 @@ export class Firewall {
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     if (this.logTimer) clearInterval(this.logTimer);
     this.drainLogs();
     await this.dp.stop();
