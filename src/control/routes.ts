@@ -170,6 +170,8 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     return { body: { generation: fw.status.generation, total, offset, limit, next: offset + limit < total ? offset + limit : null, chains, rules } };
   });
 
+  router.add('POST', '/reload', async () => ({ body: { reloaded: true, ...(await fw.load()) } }));
+
   router.add('PUT', '/rules', async (req) => {
     const text = await req.text();
     const family = familyParam(req.query.get('family'), undefined);

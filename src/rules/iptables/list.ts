@@ -20,9 +20,6 @@ export interface ListColumns {
   extra: string;
 }
 
-// xtables_chain_protos: the names -n still prints.
-const CHAIN_PROTOS: Record<number, string> = { 6: 'tcp', 132: 'sctp', 17: 'udp', 136: 'udplite', 1: 'icmp', 58: 'ipv6-icmp', 50: 'esp', 51: 'ah', 135: 'ipv6-mh', 0: 'all' };
-
 function addr(a: Neg<AddrRange> | undefined, family: Family): string {
   if (!a) return family === 4 ? '0.0.0.0/0' : '::/0';
   const full = family === 4 ? 32 : 128;
@@ -103,8 +100,6 @@ function targetText(r: Rule): string {
       return ` reject-with ${t.with}`;
     case 'LOG':
       return ` LOG flags 0 level ${t.level ?? 4}${t.prefix ? ` prefix "${t.prefix}"` : ''}`;
-    case 'goto':
-      return ' [goto]';
     default:
       return '';
   }
@@ -114,7 +109,9 @@ export function listColumns(r: Rule, family: Family): ListColumns {
   const t = r.target;
   const target = t.kind === 'jump' || t.kind === 'goto' ? t.chain : t.kind === 'none' ? '' : t.kind;
   const p = r.proto;
-  const prot = p ? `${p.not ? '!' : ''}${CHAIN_PROTOS[p.v] ?? String(p.v)}` : 'all';
+  // iptables 1.8.9 (Debian 12, the reference) prints the number under -n;
+  // "all" is protocol 0.
+  const prot = p ? `${p.not ? '!' : ''}${p.v}` : '0';
   return {
     target,
     prot,
@@ -123,6 +120,7 @@ export function listColumns(r: Rule, family: Family): ListColumns {
     out: iface(r.outIface),
     source: addr(r.src, family),
     destination: addr(r.dst, family),
-    extra: matchText(r, family) + targetText(r),
+    // iptables prints "[goto] " right after the destination, before the matches.
+    extra: (t.kind === 'goto' ? '[goto] ' : '') + matchText(r, family) + targetText(r),
   };
 }
