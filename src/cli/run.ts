@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
 
@@ -19,6 +20,9 @@ Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
       --tap NAME          a TAP port (created if missing; repeatable)
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
+      --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
+                          files, if given, are the fallback when it is refused
+                          and what SIGHUP / ctl reload read
   -w, --workers N         packet worker threads (default 1)
       --cpu-pin           pin worker i to CPU i
       --non-ip POLICY     frames other than IP/ARP/NDP: accept (default) or drop
@@ -37,6 +41,7 @@ export async function runRun(argv: string[]): Promise<number> {
     port: { type: 'string', multiple: true },
     tap: { type: 'string', multiple: true },
     rules: { type: 'string', short: 'r', multiple: true },
+    snapshot: { type: 'string' },
     workers: { type: 'string', short: 'w', default: '1' },
     'cpu-pin': { type: 'boolean' },
     'non-ip': { type: 'string', default: 'accept' },
@@ -61,7 +66,7 @@ export async function runRun(argv: string[]): Promise<number> {
     }
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
-  if (!values.rules?.length) throw new UsageError('--rules FILE is required');
+  if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -77,14 +82,15 @@ export async function runRun(argv: string[]): Promise<number> {
   let api: ApiHandle | undefined;
   try {
     fw = new Firewall({
-      ports, ruleFiles: values.rules, workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
+      ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
       restoreCounters: values['restore-counters'],
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
     api = await startApi(fw, apiConf);
-    const loaded = await fw.load();
+    const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
+    if (snap) setImmediate(() => void adoptSnapshotMetadata(fw, snap, loaded.generation));
     log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, files: values.rules, pid: process.pid, api: api?.where });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
@@ -109,6 +115,34 @@ export async function runRun(argv: string[]): Promise<number> {
   await fw.stop();
   log('info', 'stopped', summary(fw.counters()));
   return EXIT_OK;
+}
+
+/** The snapshot if it is good, else the rule files (if any). */
+async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFiles: number) {
+  if (snapshot) {
+    try {
+      const snap = readSnapshot(snapshot);
+      const loaded = await fw.activateSnapshot(snap);
+      return { loaded: { ...loaded, snapshot }, snap };
+    } catch (err) {
+      if (ruleFiles === 0) throw err;
+      log('error', 'snapshot refused; compiling the rule files instead', { snapshot, error: (err as Error).message });
+    }
+  }
+  return { loaded: await fw.load(), snap: undefined as LoadedSnapshot | undefined };
+}
+
+/** After forwarding started: parse the snapshot's metadata for the API. */
+async function adoptSnapshotMetadata(fw: Firewall, snap: LoadedSnapshot, generation: number): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const compiled = snap.restore();
+    if (await fw.adoptMetadata(generation, compiled)) {
+      log('info', 'snapshot metadata loaded', { rules: compiled.stats.sourceRules, seconds: (performance.now() - t0) / 1000 });
+    }
+  } catch (err) {
+    log('error', 'snapshot metadata unusable; rules keep forwarding, listing unavailable until a reload', { error: (err as Error).message });
+  }
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

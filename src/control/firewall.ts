@@ -10,6 +10,7 @@ import { native } from '../native';
 import { log } from './log';
 import { CounterBank, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
+import type { LoadedSnapshot } from './snapshot';
 
 export interface PortSpec {
   name: string;
@@ -65,6 +66,8 @@ export class Firewall {
   private chain: Promise<unknown> = Promise.resolve();
   private swapping = 0;
   private started = false;
+  // Started from a snapshot whose rule metadata is not parsed yet.
+  private metadataPending = false;
   readonly status: ReloadStatus = {
     generation: 0, lastAttempt: 0, lastSeconds: 0, lastOk: false, lastSuccess: 0, buildSeconds: 0, memoryBytes: 0, carried: 0,
     succeeded: 0, failed: 0,
@@ -80,15 +83,49 @@ export class Firewall {
     });
   }
 
+  /** The active rule set with its source; undefined before the first one (or while a snapshot's metadata loads). */
   get ruleset(): CompiledRuleSet | undefined {
-    return this.rules;
+    return this.metadataPending ? undefined : this.rules;
+  }
+
+  get loadingMetadata(): boolean {
+    return this.metadataPending;
   }
 
   /** Parse, compile and swap in the rule files. On any error the running rules stay. */
   load(): Promise<Activation> {
     return this.serial(async () => {
       const t0 = performance.now();
-      return this.attempt(t0, async () => loadRuleFiles(this.opts.ruleFiles).compiled, this.opts.restoreCounters ?? false);
+      return this.attempt(t0, async () => {
+        if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
+        return loadRuleFiles(this.opts.ruleFiles).compiled;
+      }, this.opts.restoreCounters ?? false);
+    });
+  }
+
+  /**
+   * Forward from a snapshot's verified tables at once; the rule metadata
+   * (listing, per-rule counters by identity) comes later with adoptMetadata.
+   */
+  activateSnapshot(snap: LoadedSnapshot): Promise<Activation> {
+    const shell: CompiledRuleSet = {
+      buffer: snap.buffer, tables: snap.header.tables, rules: [], ifaces: snap.ifaces, source: { tables: [] }, stats: snap.header.stats,
+    };
+    return this.serial(async () => {
+      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount);
+      this.metadataPending = true;
+      return r;
+    });
+  }
+
+  /** The snapshot's parsed metadata, if no other rule set replaced it meanwhile. */
+  adoptMetadata(generation: number, compiled: CompiledRuleSet): Promise<boolean> {
+    return this.serial(async () => {
+      if (!this.metadataPending || this.status.generation !== generation) return false;
+      this.bank.swap(compiled, undefined, false);
+      this.rules = compiled;
+      this.metadataPending = false;
+      return true;
     });
   }
 
@@ -120,15 +157,16 @@ export class Firewall {
     return p;
   }
 
-  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean): Promise<Activation> {
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number): Promise<Activation> {
     this.status.lastAttempt = Date.now() / 1000;
     this.swapping++;
     try {
       const compiled = await build();
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
-      const r = await this.dp.setRules(compiled.buffer, ids, compiled.rules.length);
+      const r = await this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
       this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore);
       this.rules = compiled;
+      this.metadataPending = false;
       const seconds = (performance.now() - t0) / 1000;
       Object.assign(this.status, {
         generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,

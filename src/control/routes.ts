@@ -43,7 +43,11 @@ const truthy = (v: string | null) => v === '1' || v === 'true' || v === 'yes';
 
 function requireRules(fw: Firewall): CompiledRuleSet {
   const rs = fw.ruleset;
-  if (!rs) throw new ApiError(503, 'not_ready', 'no rule set is active yet');
+  if (!rs) {
+    throw fw.loadingMetadata
+      ? new ApiError(503, 'loading', 'the rules are active (from a snapshot); their listing is still loading', {}, { 'Retry-After': '2' })
+      : new ApiError(503, 'not_ready', 'no rule set is active yet');
+  }
   return rs;
 }
 
@@ -173,6 +177,8 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
   router.add('POST', '/reload', async () => ({ body: { reloaded: true, ...(await fw.load()) } }));
 
   router.add('PUT', '/rules', async (req) => {
+    // A partial (one-family) replace merges with the running tables, which must be known.
+    if (fw.loadingMetadata) requireRules(fw);
     const text = await req.text();
     const family = familyParam(req.query.get('family'), undefined);
     const next = parseBody(text, String(req.headers['content-type'] ?? ''), family);
