@@ -129,9 +129,13 @@ export class Firewall {
     });
   }
 
-  /** Replace the whole rule set (PUT /rules). `restore`: take counters from it. */
-  replace(rs: RuleSet, restore = false): Promise<Activation> {
-    return this.serial(() => this.attempt(performance.now(), async () => compile(rs), restore));
+  /**
+   * Replace the rule set (PUT /rules): a RuleSet, or a function that parses
+   * one given the running source (run in turn, so a parse error counts as a
+   * failed attempt). `restore`: take counters from it.
+   */
+  replace(rs: RuleSet | ((running: RuleSet | undefined) => RuleSet), restore = false): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => compile(typeof rs === 'function' ? rs(this.ruleset?.source) : rs), restore));
   }
 
   /** One edit (insert, append, delete, policy), on a copy of the running rule set. */

@@ -77,14 +77,14 @@ function references(t: Table, name: string): number {
   return n;
 }
 
-/** The body of PUT /rules as a rule set, by Content-Type. */
-function parseBody(text: string, contentType: string, family: Family | undefined): RuleSet {
+/** The parser for a PUT /rules body, by Content-Type (415 before anything is read). */
+function bodyParser(contentType: string, family: Family | undefined): (text: string) => RuleSet {
   const ct = contentType.split(';')[0].trim().toLowerCase();
   if (['application/json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'].includes(ct)) {
-    return parseNative(text, REQUEST_FILE);
+    return (text) => parseNative(text, REQUEST_FILE);
   }
   if (ct === '' || ct === 'text/plain' || ct === 'application/x-iptables-save' || ct === 'application/octet-stream') {
-    return parseIptables(text, { file: REQUEST_FILE, family });
+    return (text) => parseIptables(text, { file: REQUEST_FILE, family });
   }
   throw new ApiError(415, 'unsupported_media_type',
     `Content-Type ${ct} is not supported: use text/plain (iptables-save) or application/json / application/yaml (native format)`);
@@ -179,11 +179,13 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
   router.add('PUT', '/rules', async (req) => {
     // A partial (one-family) replace merges with the running tables, which must be known.
     if (fw.loadingMetadata) requireRules(fw);
+    const parse = bodyParser(String(req.headers['content-type'] ?? ''), familyParam(req.query.get('family'), undefined));
     const text = await req.text();
-    const family = familyParam(req.query.get('family'), undefined);
-    const next = parseBody(text, String(req.headers['content-type'] ?? ''), family);
-    if (next.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter table');
-    const r = await fw.replace(mergeTables(fw.ruleset?.source, next), truthy(req.query.get('counters')));
+    const r = await fw.replace((running) => {
+      const next = parse(text);
+      if (next.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter table');
+      return mergeTables(running, next);
+    }, truthy(req.query.get('counters')));
     return { body: { replaced: true, ...r } };
   }, opts.maxRulesBody ?? RULES_BODY_LIMIT);
 

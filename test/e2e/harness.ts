@@ -37,15 +37,20 @@ export interface LabOptions {
   fwhost?: boolean;
   /** Echo servers (nettool server) to start in the receiver on these ports. */
   echoPorts?: number[];
+  /** More `flatwall run` arguments (--snapshot, --metrics-rules, ...). */
+  runArgs?: string[];
 }
 
 export class E2eLab {
   readonly dir: string;
   readonly files: Record<string, string> = {};
   fw!: Background;
+  /** The management API socket of `flatwall run` (in the lab's scratch directory). */
+  readonly apiSocket: string;
 
   private constructor(readonly topo: Topology) {
     this.dir = mkdtempSync(join(tmpdir(), 'flatwall-e2e-'));
+    this.apiSocket = join(this.dir, 'api.sock');
   }
 
   static async start(o: LabOptions): Promise<E2eLab> {
@@ -59,7 +64,7 @@ export class E2eLab {
       }
       const rules = Object.values(lab.files).flatMap((f) => ['-r', f]);
       const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : ['--port', 'fa', '--port', 'fb'];
-      const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules];
+      const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules, '--api-socket', lab.apiSocket, ...(o.runArgs ?? [])];
       lab.fw = topo.adopt(new Background(o.fwhost ? 'fwhost' : 'flatwall run', process.execPath, args, {
         ns: topo.firewall, stdin: o.fwhost, maxLifetimeMs: 120_000,
       }));
