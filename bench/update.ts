@@ -64,6 +64,7 @@ interface Point {
   /** flatwall: the server's own breakdown. */
   serverSeconds?: number;
   buildSeconds?: number;
+  timings?: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
   error?: string;
 }
 
@@ -95,7 +96,7 @@ async function flatwallPoints(dir: string, files: Map<number, [string, string]>,
       try {
         await put(a);
         const r = await put(b);
-        points.push({ engine: 'flatwall', rules: n, updateSeconds: r.secs, serverSeconds: r.j.seconds, buildSeconds: r.j.buildSeconds });
+        points.push({ engine: 'flatwall', rules: n, updateSeconds: r.secs, serverSeconds: r.j.seconds, buildSeconds: r.j.buildSeconds, timings: r.j.timings });
         progress(`  ${r.secs.toFixed(3)} s (server ${r.j.seconds.toFixed(3)} s, classifier build ${r.j.buildSeconds.toFixed(3)} s)`);
       } catch (err) {
         points.push({ engine: 'flatwall', rules: n, error: (err as Error).message });
@@ -203,7 +204,7 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   }
   const fw = points.filter((p) => p.engine === 'flatwall' && p.serverSeconds !== undefined);
   if (fw.length) {
-    out.push('', 'flatwall breakdown (server side): ' + fw.map((p) => `${p.rules}: total ${p.serverSeconds!.toFixed(3)} s, classifier build ${p.buildSeconds!.toFixed(3)} s`).join('; ') + '.');
+    out.push('', 'flatwall breakdown (server side): ' + fw.map((p) => `${p.rules}: total ${p.serverSeconds!.toFixed(3)} s = parse + compile ${p.timings?.compileSeconds.toFixed(3) ?? '?'} s, setRules ${p.timings?.setRulesSeconds.toFixed(3) ?? '?'} s (classifier build ${p.buildSeconds!.toFixed(3)} s), counter carry-over ${p.timings?.countersSeconds.toFixed(3) ?? '?'} s`).join('; ') + '.');
   }
   const errs = points.filter((p) => p.error);
   if (errs.length) out.push('', 'Failures: ' + errs.map((p) => `${p.engine} at ${p.rules}: ${p.error}`).join('; '));

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile } from '../rules/compile';
 import { parseIptables } from '../rules/iptables/parse';
-import { CounterBank, ruleKeys, type LiveCounters } from './counters';
+import { CounterBank, matchKeys, ruleKeys, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, parseRuleCommand } from './ruleops';
 
 const head = ':INPUT ACCEPT [0:0]\n:FORWARD DROP [9:900]\n:OUTPUT ACCEPT [0:0]\n';
@@ -27,9 +27,14 @@ test('keys: same spelling, different spelling of the same rule, occurrences', ()
   const k = ruleKeys(c.rules);
   const a = k[idOf(c, 'FORWARD', 1)];
   const b = k[idOf(c, 'FORWARD', 2)];
-  assert.equal(a.replace(/#\d+$/, ''), b.replace(/#\d+$/, ''), 'canonical spec');
-  assert.notEqual(a, b, 'the second identical rule is occurrence #1');
+  assert.equal(a, b, 'same parsed rule, same key');
+  assert.notEqual(a, k[idOf(c, 'FORWARD', 3)]);
   assert.equal(k[c.rules.length - 1], '', 'the internal id is never carried');
+});
+
+test('matchKeys: the k-th copy continues the k-th copy', () => {
+  assert.deepEqual([...matchKeys(['a', 'b', 'a', '', 'c'], ['b', 'a', 'x', 'a', 'a', ''])], [1, 0, -1, 2, -1, -1]);
+  assert.deepEqual([...matchKeys(['a'], ['a', 'a'])], [0, -1]);
 });
 
 test('replace: unchanged rules carry (even when moved), changed ones start at zero, policy carries', () => {

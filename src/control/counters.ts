@@ -6,10 +6,10 @@
 // So the control plane keeps a signed base per rule id, and a rule's counter
 // is base + the dataplane's live count for the current generation.
 //
-// Identity of a rule across generations (documented in docs/ARCHITECTURE.md,
-// "Counters across reloads"): family, chain, canonical rule spec (the
-// iptables-save spelling, so `--dport 22` and `--destination-port 22` are the
-// same rule) and occurrence index (the k-th rule with that spec in that
+// Identity of a rule across generations (documented in docs/API.md,
+// "Counters across reloads"): family, chain, the parsed rule (what its
+// canonical iptables-save spec says, so `--dport 22` and
+// `--destination-port 22` are the same rule) and occurrence index (the k-th rule with that spec in that
 // chain). Moving a rule within its chain keeps its counters; changing any
 // option makes it a new rule that starts at zero. A built-in chain's policy
 // is keyed by family and chain alone, so it keeps its counters when the
@@ -23,44 +23,120 @@
 // the rule file set the counters of the rules that carry them (chain lines
 // seed the policies), replacing what was carried over.
 import type { CompiledRuleSet, SourceRule } from '../rules/compile';
-import type { Rule } from '../rules/model';
-import { ruleSpec } from '../rules/iptables/print';
+import type { Match, Neg, PortRange, Rule, Target } from '../rules/model';
 
 export interface LiveCounters {
   packets: BigUint64Array;
   bytes: BigUint64Array;
 }
 
-// Specs of rule objects already seen: an edit of one rule in a million keeps
-// the other Rule objects, so their keys are not printed again.
-const specCache = new WeakMap<Rule, string>();
+// Identity strings are built from char codes, not decimal text: number to
+// decimal conversion of 32-bit addresses dominated the cost at a million
+// rules. Every field is self-delimiting (a marker, then fixed-width codes or
+// a length-prefixed string), so two different rules never give the same key.
+const C = String.fromCharCode;
+const neg = (n: { not: boolean } | undefined) => (n === undefined ? '-' : n.not ? '!' : '=');
+const str = (t: string) => C(t.length) + t;
+const val = (v: number | bigint) => (typeof v === 'bigint' ? str(v.toString(36)) : C(v >>> 16, v & 0xffff));
+const addr = (a: Rule['src']) => (a ? neg(a) + val(a.v.lo) + val(a.v.hi) : '-');
+const port = (p: Neg<PortRange> | undefined) => (!p || (!p.not && p.v.lo === 0 && p.v.hi === 65535) ? '-' : neg(p) + C(p.v.lo, p.v.hi));
+const MODULES = ['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 'conntrack', 'state', 'comment'];
 
-function specOf(r: Rule, family: 4 | 6): string {
-  let s = specCache.get(r);
-  if (s === undefined) {
-    s = ruleSpec(r, family);
-    specCache.set(r, s);
+function matchKey(m: Match): string {
+  const k = C(MODULES.indexOf(m.module));
+  switch (m.module) {
+    case 'tcp': case 'udp': case 'sctp':
+      return k + port(m.sport) + port(m.dport) + (m.module === 'tcp' && m.flags && (m.flags.v.mask !== 0 || m.flags.not) ? neg(m.flags) + C(m.flags.v.mask, m.flags.v.comp) : '-');
+    case 'icmp': case 'icmp6': {
+      const t = m.type!;
+      return k + neg(t) + (t.v.any ? 'a' : C(t.v.type, t.v.codeLo, t.v.codeHi));
+    }
+    case 'multiport':
+      return k + str(m.which ?? '') + neg(m.ports) + str(m.ports!.v.map((p) => C(p.lo, p.hi)).join(''));
+    case 'iprange':
+      return k + addr(m.src) + addr(m.dst);
+    case 'conntrack':
+      return k + (m.ctstate ? neg(m.ctstate) + C(m.ctstate.v) : '-');
+    case 'state':
+      return k + neg(m.state) + C(m.state!.v);
+    case 'comment':
+      return k + str(m.comment ?? '');
   }
-  return s;
 }
 
-/** The identity key of every source rule, indexed by rule id ('' = never carried). */
+function targetKey(t: Target): string {
+  switch (t.kind) {
+    case 'REJECT': return `R${str(t.with)}`;
+    case 'LOG': return `L${C(t.level ?? 0xffff)}${t.prefix === undefined ? '-' : `=${str(t.prefix)}`}`;
+    case 'jump': return `J${str(t.chain)}`;
+    case 'goto': return `G${str(t.chain)}`;
+    default: return str(t.kind);
+  }
+}
+
+/**
+ * The rule as parsed, as a string: equal for two rules exactly when what
+ * they match and do is equal (when their canonical specs are equal), but
+ * cheap to build at a million rules. Not for display.
+ */
+export function ruleIdentity(r: Rule): string {
+  const iface = (i: Rule['inIface']) => (i ? neg(i) + str(i.v.name) + (i.v.wildcard ? '+' : '.') : '-');
+  let s = addr(r.src) + addr(r.dst) + iface(r.inIface) + iface(r.outIface) + (r.proto ? neg(r.proto) + C(r.proto.v) : '-') + C(r.matches.length);
+  for (const m of r.matches) s += matchKey(m);
+  return s + targetKey(r.target);
+}
+
+/**
+ * The identity key of every source rule, indexed by rule id ('' = never
+ * carried). Identical rules in one chain share a key; their occurrence order
+ * tells them apart (see CounterBank.swap).
+ */
 export function ruleKeys(rules: SourceRule[]): string[] {
   const keys = new Array<string>(rules.length);
-  const seen = new Map<string, number>();
   for (const sr of rules) {
-    if (sr.internal) {
-      keys[sr.id] = '';
-    } else if (!sr.rule) {
-      keys[sr.id] = `${sr.family}\t${sr.chain}\t:policy`;
-    } else {
-      const base = `${sr.family}\t${sr.chain}\t${specOf(sr.rule, sr.family)}`;
-      const k = seen.get(base) ?? 0;
-      seen.set(base, k + 1);
-      keys[sr.id] = `${base}\t#${k}`;
-    }
+    if (sr.internal) keys[sr.id] = '';
+    else if (!sr.rule) keys[sr.id] = `${sr.family}\t${sr.chain}\t:policy`;
+    else keys[sr.id] = `${sr.family}\t${sr.chain}\t${ruleIdentity(sr.rule)}`;
   }
   return keys;
+}
+
+/**
+ * For each new rule id, the old rule id it continues, or -1: the k-th rule
+ * with a key in the new set continues the k-th rule with that key in the old
+ * set (rule ids are in chain order).
+ */
+export function matchKeys(oldKeys: string[], newKeys: string[]): Int32Array {
+  // One map entry per distinct old key; the rare duplicates become arrays.
+  const old = new Map<string, number | number[]>();
+  for (let i = 0; i < oldKeys.length; i++) {
+    const k = oldKeys[i];
+    if (k === '') continue;
+    const e = old.get(k);
+    if (e === undefined) old.set(k, i);
+    else if (typeof e === 'number') old.set(k, [e, i]);
+    else e.push(i);
+  }
+  const out = new Int32Array(newKeys.length).fill(-1);
+  const taken = new Uint8Array(oldKeys.length);
+  const nth = new Map<string, number>(); // occurrences so far, for duplicated keys only
+  for (let i = 0; i < newKeys.length; i++) {
+    const k = newKeys[i];
+    if (k === '') continue;
+    const e = old.get(k);
+    if (e === undefined) continue;
+    if (typeof e === 'number') {
+      if (!taken[e]) {
+        taken[e] = 1;
+        out[i] = e;
+      }
+    } else {
+      const n = nth.get(k) ?? 0;
+      nth.set(k, n + 1);
+      if (n < e.length) out[i] = e[n];
+    }
+  }
+  return out;
 }
 
 /** Counters of the file ([p:b] on rules, chain lines for policies), by rule id. */
@@ -91,11 +167,10 @@ export class CounterBank {
     const bb = new BigInt64Array(n);
     let carried = 0;
     if (this.keys.length > 0) {
-      const old = new Map<string, number>();
-      for (let i = 0; i < this.keys.length; i++) if (this.keys[i] !== '') old.set(this.keys[i], i);
+      const from = matchKeys(this.keys, keys);
       for (let i = 0; i < n; i++) {
-        const j = keys[i] === '' ? undefined : old.get(keys[i]);
-        if (j === undefined) continue;
+        const j = from[i];
+        if (j < 0) continue;
         bp[i] = this.basePackets[j] + BigInt.asIntN(64, previous?.packets[j] ?? 0n);
         bb[i] = this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n);
         carried++;

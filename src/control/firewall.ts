@@ -53,6 +53,8 @@ export interface Activation {
   generation: number;
   buildSeconds: number;
   carried: number;
+  /** Where the time went: parse + compile (JS), setRules (native build + swap), counter carry-over (JS). */
+  timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
 }
 
 export class Firewall {
@@ -166,9 +168,12 @@ export class Firewall {
     this.swapping++;
     try {
       const compiled = await build();
+      const t1 = performance.now();
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
       const r = await this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
+      const t2 = performance.now();
       this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore);
+      const t3 = performance.now();
       this.rules = compiled;
       this.metadataPending = false;
       const seconds = (performance.now() - t0) / 1000;
@@ -180,6 +185,7 @@ export class Firewall {
       return {
         rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
         buildSeconds: r.buildSeconds, carried: this.bank.lastCarried,
+        timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
       };
     } catch (err) {
       Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });

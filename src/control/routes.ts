@@ -69,12 +69,18 @@ function chainIds(c: CompiledRuleSet): Map<string, number[]> {
   return m;
 }
 
+/** Jumps and gotos to each user chain (computed once per table). */
+const refCache = new WeakMap<Table, Map<string, number>>();
 function references(t: Table, name: string): number {
-  let n = 0;
-  for (const c of t.chains.values()) {
-    for (const r of c.rules) if ((r.target.kind === 'jump' || r.target.kind === 'goto') && r.target.chain === name) n++;
+  let m = refCache.get(t);
+  if (!m) {
+    m = new Map();
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) if (r.target.kind === 'jump' || r.target.kind === 'goto') m.set(r.target.chain, (m.get(r.target.chain) ?? 0) + 1);
+    }
+    refCache.set(t, m);
   }
-  return n;
+  return m.get(name) ?? 0;
 }
 
 /** The parser for a PUT /rules body, by Content-Type (415 before anything is read). */
