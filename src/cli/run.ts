@@ -121,9 +121,11 @@ export async function runRun(argv: string[]): Promise<number> {
 async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFiles: number) {
   if (snapshot) {
     try {
+      const t0 = performance.now();
       const snap = readSnapshot(snapshot);
+      const readSeconds = (performance.now() - t0) / 1000;
       const loaded = await fw.activateSnapshot(snap);
-      return { loaded: { ...loaded, snapshot }, snap };
+      return { loaded: { ...loaded, snapshot, snapshotReadSeconds: readSeconds }, snap };
     } catch (err) {
       if (ruleFiles === 0) throw err;
       log('error', 'snapshot refused; compiling the rule files instead', { snapshot, error: (err as Error).message });
