@@ -36,7 +36,7 @@ const opt = (n: string) => {
 };
 const quick = flag('--quick');
 const SIZES = (opt('--sizes') ?? (quick ? '1000,10000' : '1000,100000,1000000')).split(',').map(Number);
-const KERNEL = (opt('--engines') ?? 'iptables-nft,iptables-legacy,nft').split(',').filter(Boolean) as EngineName[];
+const KERNEL = (opt('--engines') ?? 'iptables-nft,iptables-legacy,nft').split(',').filter((e) => e && e !== 'none') as EngineName[];
 const TIMEOUT_MS = Number(opt('--timeout') ?? 600) * 1000;
 const outDir = join(__dirname, '..', '..', 'bench', 'results');
 mkdirSync(outDir, { recursive: true });

@@ -353,10 +353,11 @@ function formatStats(s: Record<string, any>): string {
 
 export async function runCtl(argv: string[]): Promise<number> {
   const { g, rest } = globals(argv);
-  if (rest[0] === '--help' || rest.length === 0) {
+  if (rest[0] === '--help') {
     process.stdout.write(CTL_HELP);
-    return rest.length === 0 && !argv.includes('-h') && !argv.includes('--help') ? 2 : EXIT_OK;
+    return EXIT_OK;
   }
+  if (rest.length === 0) throw new UsageError('a command is needed: reload, list, insert, append, delete, policy, stats, zero or save');
   return execute(g, rest[0], rest.slice(1));
 }
 

@@ -159,9 +159,10 @@ export class CounterBank {
   /**
    * A new generation replaced the old one. `previous` = the old
    * generation's final live counters (from setRules), absent for the first.
+   * `keys` = ruleKeys(next.rules), when the caller computed them already
+   * (while the dataplane was building the classifier).
    */
-  swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean): void {
-    const keys = ruleKeys(next.rules);
+  swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean, keys = ruleKeys(next.rules)): void {
     const n = next.rules.length;
     const bp = new BigInt64Array(n);
     const bb = new BigInt64Array(n);

@@ -8,7 +8,7 @@ import type { RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
-import { CounterBank, type LiveCounters } from './counters';
+import { CounterBank, ruleKeys, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import type { LoadedSnapshot } from './snapshot';
 
@@ -53,7 +53,7 @@ export interface Activation {
   generation: number;
   buildSeconds: number;
   carried: number;
-  /** Where the time went: parse + compile (JS), setRules (native build + swap), counter carry-over (JS). */
+  /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter keys computed meanwhile), counter carry-over (JS). */
   timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
 }
 
@@ -170,9 +170,20 @@ export class Firewall {
       const compiled = await build();
       const t1 = performance.now();
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
-      const r = await this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
+      // The classifier builds on the libuv pool; meanwhile this thread
+      // computes the counter identity keys of the new rules. If the build
+      // fails, the keys are simply dropped.
+      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
+      let keys: string[];
+      try {
+        keys = ruleKeys(compiled.rules);
+      } catch (err) {
+        await pending.catch(() => undefined);
+        throw err;
+      }
+      const r = await pending;
       const t2 = performance.now();
-      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore);
+      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore, keys);
       const t3 = performance.now();
       this.rules = compiled;
       this.metadataPending = false;
