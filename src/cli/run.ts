@@ -80,6 +80,7 @@ export async function runRun(argv: string[]): Promise<number> {
   const apiConf = apiConfig(values);
   let fw: Firewall;
   let api: ApiHandle | undefined;
+  const stopMetadata = new AbortController();
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
@@ -90,7 +91,7 @@ export async function runRun(argv: string[]): Promise<number> {
     api = await startApi(fw, apiConf);
     const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
-    if (snap) setImmediate(() => void adoptSnapshotMetadata(fw, snap, loaded.generation));
+    if (snap) setImmediate(() => void adoptSnapshotMetadata(fw, snap, loaded.generation, stopMetadata.signal));
     log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, files: values.rules, pid: process.pid, api: api?.where });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
@@ -111,6 +112,7 @@ export async function runRun(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   if (stats) clearInterval(stats);
+  stopMetadata.abort();
   await api?.close();
   await fw.stop();
   log('info', 'stopped', summary(fw.counters()));
@@ -135,14 +137,15 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
 }
 
 /** After forwarding started: parse the snapshot's metadata for the API. */
-async function adoptSnapshotMetadata(fw: Firewall, snap: LoadedSnapshot, generation: number): Promise<void> {
+async function adoptSnapshotMetadata(fw: Firewall, snap: LoadedSnapshot, generation: number, signal: AbortSignal): Promise<void> {
   const t0 = performance.now();
   try {
-    const compiled = snap.restore();
+    const compiled = await snap.restore(signal);
     if (await fw.adoptMetadata(generation, compiled)) {
       log('info', 'snapshot metadata loaded', { rules: compiled.stats.sourceRules, seconds: (performance.now() - t0) / 1000 });
     }
   } catch (err) {
+    if (signal.aborted) return;
     log('error', 'snapshot metadata unusable; rules keep forwarding, listing unavailable until a reload', { error: (err as Error).message });
   }
 }

@@ -116,8 +116,11 @@ export interface LoadedSnapshot {
   /** The packed tables, verified. */
   buffer: ArrayBuffer;
   ifaces: IfaceClasses;
-  /** Verify and parse the metadata into a full CompiledRuleSet (slow at 1M rules: after activation). */
-  restore(): CompiledRuleSet;
+  /**
+   * Verify and parse the metadata into a full CompiledRuleSet (seconds at 1M
+   * rules, so after activation; yields to the event loop as it goes).
+   */
+  restore(signal?: AbortSignal, chunk?: number): Promise<CompiledRuleSet>;
 }
 
 export function readSnapshot(file: string): LoadedSnapshot {
@@ -153,11 +156,13 @@ export function readSnapshot(file: string): LoadedSnapshot {
   const ifaces = IfaceClasses.fromCuts(header.ifaceCuts);
   return {
     header, buffer, ifaces,
-    restore: () => restoreCompiled(file, header, buffer, ifaces, data.subarray(tEnd)),
+    restore: (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, data.subarray(tEnd), chunk, signal),
   };
 }
 
-function restoreCompiled(file: string, header: Header, buffer: ArrayBuffer, ifaces: IfaceClasses, rest: Buffer): CompiledRuleSet {
+const CHUNK = 20_000;
+
+async function restoreCompiled(file: string, header: Header, buffer: ArrayBuffer, ifaces: IfaceClasses, rest: Buffer, chunk: number, signal?: AbortSignal): Promise<CompiledRuleSet> {
   const meta = rest.subarray(32);
   if (!sha(meta).equals(rest.subarray(0, 32))) throw new SnapshotError(`${file}: metadata checksum mismatch: rule listing unavailable (reload from source)`);
   const n = header.ruleCount;
@@ -165,13 +170,26 @@ function restoreCompiled(file: string, header: Header, buffer: ArrayBuffer, ifac
   if (textLen < 0) throw new SnapshotError(`${file}: truncated metadata`);
   const text = meta.subarray(0, textLen).toString('utf8');
   const lines = new Uint32Array(meta.buffer.slice(meta.byteOffset + textLen, meta.byteOffset + meta.length));
-  // The text holds one table per COMMIT; each is parsed as the family it was.
+  // The text holds one table per COMMIT; each is parsed as the family it
+  // was, in pieces of CHUNK rule lines with a yield to the event loop in
+  // between, so signals and API requests are served during a million-rule
+  // parse.
   const tables: Table[] = [];
   for (const [i, part] of text.split(/^COMMIT\n/m).filter((p) => p.trim()).entries()) {
     const info = header.chains[i];
-    const t = parseIptables(`${part}COMMIT\n`, { file, family: info.family }).tables[0];
-    t.file = info.file;
-    tables.push(t);
+    const lines = part.split('\n');
+    const head = lines.filter((l) => l.startsWith('#') || l.startsWith('*') || l.startsWith(':')).join('\n');
+    const body = lines.filter((l) => l.startsWith('-A '));
+    let table: Table | undefined;
+    for (let at = 0; at === 0 || at < body.length; at += chunk) {
+      if (signal?.aborted) throw new SnapshotError(`${file}: metadata loading stopped`);
+      const piece = parseIptables(`${head}\n${body.slice(at, at + chunk).join('\n')}\nCOMMIT\n`, { file, family: info.family }).tables[0];
+      if (!table) table = piece;
+      else for (const [name, c] of piece.chains) table.chains.get(name)!.rules.push(...c.rules);
+      await new Promise((r) => setImmediate(r));
+    }
+    table!.file = info.file;
+    tables.push(table!);
   }
   const source: RuleSet = { tables };
   tables.forEach((t, i) => {
