@@ -72,7 +72,8 @@ interface Extra {
   rules: number;
   insert: { engine: string; seconds?: number; error?: string }[];
   swapUnderLoad?: { sent: number; replies: number; lost: number; putSeconds: number };
-  restart?: { sourceSeconds: number; snapshotSeconds: number; compileSeconds: number; snapshotBytes?: number };
+  restart?: { sourceSeconds: number; snapshotSeconds: number; compileSeconds: number; snapshotBytes?: number; snapshotReadSeconds?: number; snapshotBuildSeconds?: number };
+  restartError?: string;
 }
 
 async function flatwallPoints(dir: string, files: Map<number, [string, string]>, points: Point[], extra: Extra): Promise<void> {
@@ -164,13 +165,17 @@ async function restart(dir: string, file: string, n: number, extra: Extra): Prom
     const time = async (extraArgs: string[]) => {
       const e = await startEngine('flatwall', topo, file, { timeoutMs: TIMEOUT_MS, workDir: dir, extraArgs: ['--api-socket', 'off', ...extraArgs] });
       await e.stop();
-      return e.report.startupSeconds!;
+      return e.report;
     };
     progress('restart: from source');
-    const sourceSeconds = await time([]);
+    const sourceSeconds = (await time([])).startupSeconds!;
     progress('restart: from the snapshot');
-    const snapshotSeconds = await time(['--snapshot', snap]);
-    extra.restart = { sourceSeconds, snapshotSeconds, compileSeconds: c.seconds, snapshotBytes: bytes ? Number(bytes) : undefined };
+    const snapRun = await time(['--snapshot', snap]);
+    extra.restart = {
+      sourceSeconds, snapshotSeconds: snapRun.startupSeconds!, compileSeconds: c.seconds, snapshotBytes: bytes ? Number(bytes) : undefined,
+      snapshotReadSeconds: snapRun.detail?.snapshotReadSeconds as number | undefined, snapshotBuildSeconds: snapRun.detail?.buildSeconds as number | undefined,
+    };
+    const snapshotSeconds = extra.restart.snapshotSeconds;
     progress(`  source ${sourceSeconds.toFixed(2)} s, snapshot ${snapshotSeconds.toFixed(2)} s`);
   } finally {
     await topo.destroy();
@@ -200,12 +205,13 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   }
   if (extra.restart) {
     const r = extra.restart;
-    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"): from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
+    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"): from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (of which reading + verifying the snapshot ${r.snapshotReadSeconds?.toFixed(2) ?? '?'} s, classifier build ${r.snapshotBuildSeconds?.toFixed(2) ?? '?'} s; compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
   }
   const fw = points.filter((p) => p.engine === 'flatwall' && p.serverSeconds !== undefined);
   if (fw.length) {
     out.push('', 'flatwall breakdown (server side): ' + fw.map((p) => `${p.rules}: total ${p.serverSeconds!.toFixed(3)} s = parse + compile ${p.timings?.compileSeconds.toFixed(3) ?? '?'} s, setRules ${p.timings?.setRulesSeconds.toFixed(3) ?? '?'} s (classifier build ${p.buildSeconds!.toFixed(3)} s), counter carry-over ${p.timings?.countersSeconds.toFixed(3) ?? '?'} s`).join('; ') + '.');
   }
+  if (extra.restartError) out.push('', `Restart measurement failed: ${extra.restartError}`);
   const errs = points.filter((p) => p.error);
   if (errs.length) out.push('', 'Failures: ' + errs.map((p) => `${p.engine} at ${p.rules}: ${p.error}`).join('; '));
   return `${out.join('\n')}\n`;
@@ -224,7 +230,12 @@ async function main(): Promise<void> {
     const extra: Extra = { rules: SIZES[SIZES.length - 1], insert: [] };
     await flatwallPoints(dir, files, points, extra);
     await kernelPoints(dir, files, points, extra);
-    await restart(dir, files.get(extra.rules)![0], extra.rules, extra);
+    try {
+      await restart(dir, files.get(extra.rules)![0], extra.rules, extra);
+    } catch (err) {
+      extra.restartError = (err as Error).message;
+      progress(`restart: ${extra.restartError}`);
+    }
     const meta = { date: new Date().toISOString(), cpus: cpus().length, loadavg: loadavg().map((x) => x.toFixed(1)).join(' '), quick };
     writeFileSync(join(outDir, 'update.json'), `${JSON.stringify({ meta, points, extra }, null, 2)}\n`);
     const md = markdown(points, extra, meta);
