@@ -1,5 +1,6 @@
 // Rule update benchmark: how long a new rule set takes to become active.
 //   npm run bench:update [-- --quick] [--sizes 1000,100000,1000000] [--engines iptables-nft,iptables-legacy,nft]
+//                        [--phases flatwall,kernel,restart] [--timeout SECONDS]
 //
 // For each size N (generated `acl` rule sets, two seeds, plus two rules that
 // allow a test UDP flow):
@@ -38,6 +39,7 @@ const quick = flag('--quick');
 const SIZES = (opt('--sizes') ?? (quick ? '1000,10000' : '1000,100000,1000000')).split(',').map(Number);
 const KERNEL = (opt('--engines') ?? 'iptables-nft,iptables-legacy,nft').split(',').filter((e) => e && e !== 'none') as EngineName[];
 const TIMEOUT_MS = Number(opt('--timeout') ?? 600) * 1000;
+const PHASES = new Set((opt('--phases') ?? 'flatwall,kernel,restart').split(','));
 const outDir = join(__dirname, '..', '..', 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const t0 = performance.now();
@@ -188,7 +190,7 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
     const p = points.find((x) => x.engine === e && x.rules === n);
     return !p ? '-' : p.error ? 'failed' : `${p.updateSeconds!.toFixed(3)} s`;
   };
-  const out = [
+  const out = points.length === 0 ? ['# Restart (bench/update.ts --phases restart)', ''] : [
     '# Rule update latency (bench/update.ts)',
     '',
     `${meta.date}, ${meta.cpus} CPUs, load average ${meta.loadavg}. Replace an N-rule \`acl\` set by another of the same size; flatwall: PUT /rules until the answer (rules active).`,
@@ -223,14 +225,14 @@ async function main(): Promise<void> {
   try {
     const files = new Map<number, [string, string]>();
     for (const n of SIZES) {
-      progress(`generating ${n} rules (2 seeds)`);
-      files.set(n, [ruleFile(dir, n, 1), ruleFile(dir, n, 2)]);
+      progress(`generating ${n} rules${PHASES.size === 1 && PHASES.has('restart') ? '' : ' (2 seeds)'}`);
+      files.set(n, PHASES.size === 1 && PHASES.has('restart') ? [ruleFile(dir, n, 1), ''] : [ruleFile(dir, n, 1), ruleFile(dir, n, 2)]);
     }
     const points: Point[] = [];
     const extra: Extra = { rules: SIZES[SIZES.length - 1], insert: [] };
-    await flatwallPoints(dir, files, points, extra);
-    await kernelPoints(dir, files, points, extra);
-    try {
+    if (PHASES.has('flatwall')) await flatwallPoints(dir, files, points, extra);
+    if (PHASES.has('kernel')) await kernelPoints(dir, files, points, extra);
+    if (PHASES.has('restart')) try {
       await restart(dir, files.get(extra.rules)![0], extra.rules, extra);
     } catch (err) {
       extra.restartError = (err as Error).message;

@@ -78,6 +78,25 @@ export async function runRun(argv: string[]): Promise<number> {
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');
 
   const apiConf = apiConfig(values);
+  // Signals are handled from the start: a SIGTERM that arrives while the
+  // rules load (or right after the "ready" line) stops cleanly once the
+  // start-up is done, instead of killing the process half-way.
+  let stopping: string | undefined;
+  const stopRequested = new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = sig;
+      log('info', 'stopping', { signal: sig });
+      resolve();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  let started = false;
+  process.on('SIGHUP', () => {
+    if (started) void fw.reload();
+    else log('warn', 'SIGHUP during start-up ignored');
+  });
   let fw: Firewall;
   let api: ApiHandle | undefined;
   const stopMetadata = new AbortController();
@@ -102,15 +121,8 @@ export async function runRun(argv: string[]): Promise<number> {
   }
 
   const stats = statsInterval > 0 ? setInterval(() => log('info', 'counters', summary(fw.counters())), statsInterval * 1000) : undefined;
-  process.on('SIGHUP', () => void fw.reload());
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log('info', 'stopping', { signal: sig });
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  started = true;
+  await stopRequested;
   if (stats) clearInterval(stats);
   stopMetadata.abort();
   await api?.close();
