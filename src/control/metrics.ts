@@ -98,14 +98,24 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   if (mode.kind !== 'none' && rs) {
     const { ruleset, get } = await fw.ruleCounters();
     if (ruleset) {
-      let ids = ruleset.rules.filter((r) => !r.internal).map((r) => r.id);
-      const counts = new Map(ids.map((id) => [id, get(id)]));
-      if (mode.kind === 'top') {
-        ids = ids.sort((a, b) => {
-          const d = counts.get(b)![0] - counts.get(a)![0];
-          return d > 0n ? 1 : d < 0n ? -1 : a - b;
-        }).slice(0, mode.k);
+      // One pass; top:K keeps the K largest in a small sorted array
+      // (O(rules x K) worst case, no sort or map of a million entries).
+      const chosen: { id: number; c: [bigint, bigint] }[] = [];
+      for (const r of ruleset.rules) {
+        if (r.internal) continue;
+        const c = get(r.id);
+        if (mode.kind === 'all') {
+          chosen.push({ id: r.id, c });
+          continue;
+        }
+        if (chosen.length === mode.k && c[0] <= chosen[chosen.length - 1].c[0]) continue;
+        let i = chosen.length;
+        while (i > 0 && chosen[i - 1].c[0] < c[0]) i--;
+        chosen.splice(i, 0, { id: r.id, c });
+        if (chosen.length > mode.k) chosen.pop();
       }
+      const ids = chosen.map((x) => x.id);
+      const counts = new Map(chosen.map((x) => [x.id, x.c]));
       const label = (id: number) => {
         const r = ruleset.rules[id];
         return { family: `ipv${r.family}`, chain: r.chain, num: r.rule ? String(r.index) : 'policy', file: r.file, line: String(r.line) };
