@@ -192,6 +192,40 @@ describe('flatwall ctl and the API routes against a running firewall', { skip, t
     assert.match(noToken.stderr, /--api-listen requires --api-token-file/);
   });
 
+  test('edits: text/plain POST, delete by spec, policy, native-format PUT; bad ones change nothing', async () => {
+    const before = (await api('GET', '/rules?family=4&chain=web')).json!;
+    const gen = before.generation;
+    let a = await api('POST', '/rules', '-A web -p udp -m udp --dport 53 -j ACCEPT', 'text/plain');
+    assert.equal(a.status, 201, a.body);
+    assert.deepEqual([a.json!.chain, a.json!.num], ['web', 3]);
+    a = await api('DELETE', '/rules/web', JSON.stringify({ rule: '-p udp --dport 53 -j ACCEPT' }));
+    assert.equal(a.status, 200, a.body);
+    assert.equal(a.json!.num, 3);
+    // A bad spec in a delete: the column points into what was sent.
+    a = await api('DELETE', '/rules/web', JSON.stringify({ rule: '-p udp --dport 99999 -j ACCEPT' }));
+    assert.deepEqual([a.status, a.json!.column, a.json!.token], [400, 16, '99999']);
+    for (const [body, code] of [['{"rule": 5}', 400], ['{"rule": "-D web 1"}', 400], ['{"rule": "-I nochain -j DROP"}', 400]] as const) {
+      assert.equal((await api('POST', '/rules', body)).status, code, body);
+    }
+    assert.equal((await api('PUT', '/chains/web/policy', '{"policy":"DROP"}')).status, 400, 'user chains have no policy');
+    assert.equal((await api('PUT', '/chains/FORWARD/policy', '{"policy":"REJECT"}')).status, 400);
+    assert.equal((await api('DELETE', '/rules/FORWARD/0')).status, 400);
+    assert.equal((await api('DELETE', '/rules/FORWARD/x')).status, 400);
+    assert.equal((await api('PUT', '/rules', '<xml/>', 'application/xml')).status, 415);
+    const after = (await api('GET', '/rules?family=4&chain=web')).json!;
+    assert.deepEqual(after.rules.map((r: { spec: string }) => r.spec), before.rules.map((r: { spec: string }) => r.spec));
+    assert.equal(after.generation, gen + 2, 'only the two good edits were applied');
+
+    // The native format replaces the IPv6 table only; IPv4 stays.
+    const native = JSON.stringify({ family: 'ipv6', chains: { FORWARD: { policy: 'DROP', rules: [{ proto: 'tcp', dport: 443, action: 'ACCEPT' }] } } });
+    a = await api('PUT', '/rules', native, 'application/json');
+    assert.equal(a.status, 200, a.body);
+    const six = await ctl('-6', 'save');
+    assert.match(six.stdout, /^:FORWARD DROP \[0:0\]$/m);
+    assert.match(six.stdout, /^-A FORWARD -p tcp -m tcp --dport 443 -j ACCEPT$/m);
+    assert.equal((await api('GET', '/rules?family=4')).json!.total, 21);
+  });
+
   test('ctl: usage errors exit 2, API refusals exit 1 with the message', async () => {
     assert.equal((await ctl('frobnicate')).code, 2);
     assert.equal((await ctl('policy', 'FORWARD')).code, 2);
