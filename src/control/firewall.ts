@@ -90,6 +90,10 @@ export class Firewall {
     return this.metadataPending ? undefined : this.rules;
   }
 
+  get hasRuleFiles(): boolean {
+    return this.opts.ruleFiles.length > 0;
+  }
+
   get loadingMetadata(): boolean {
     return this.metadataPending;
   }

@@ -180,7 +180,10 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     return { body: { generation: fw.status.generation, total, offset, limit, next: offset + limit < total ? offset + limit : null, chains, rules } };
   });
 
-  router.add('POST', '/reload', async () => ({ body: { reloaded: true, ...(await fw.load()) } }));
+  router.add('POST', '/reload', async () => {
+    if (!fw.hasRuleFiles) throw new ApiError(409, 'no_rule_files', 'started from a snapshot without --rules: nothing to reload (PUT /rules replaces the rules)');
+    return { body: { reloaded: true, ...(await fw.load()) } };
+  });
 
   router.add('PUT', '/rules', async (req) => {
     // A partial (one-family) replace merges with the running tables, which must be known.

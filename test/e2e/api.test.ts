@@ -119,6 +119,7 @@ describe('management API under traffic', { skip, timeout: 120_000 }, () => {
     const again = await ctl('save');
     const body = (s: string) => s.split('\n').filter((l) => !l.startsWith('#')).join('\n');
     assert.equal(body(again.stdout), body(saved.stdout), 'the snapshot holds the same rules');
+    assert.equal((await api('POST', '/reload')).status, 409, 'no --rules to reload');
     await fw.stop('SIGTERM', 10_000);
 
     // One flipped byte in the tables: refused, exit 1, clear message.
