@@ -298,7 +298,7 @@ class SetRulesWorker : public PromiseWorker {
         rule_count_(rule_count) {}
   void Execute() override {
     try {
-      generation_ = dp_->SetRules(buf_.data(), buf_.size(), std::move(ids_), rule_count_);
+      generation_ = dp_->SetRules(buf_.data(), buf_.size(), std::move(ids_), rule_count_, &info_);
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -308,6 +308,15 @@ class SetRulesWorker : public PromiseWorker {
   void OnOK() override {
     Napi::Object r = Napi::Object::New(Env());
     r.Set("generation", double(generation_));
+    r.Set("buildSeconds", info_.build_seconds);
+    r.Set("memoryBytes", double(info_.memory_bytes));
+    // The replaced generation's final per-rule counters (absent for the first).
+    if (!info_.previous_packets.empty() || generation_ > 1) {
+      Napi::Object prev = Napi::Object::New(Env());
+      prev.Set("packets", BigArray(Env(), info_.previous_packets));
+      prev.Set("bytes", BigArray(Env(), info_.previous_bytes));
+      r.Set("previous", prev);
+    }
     deferred_.Resolve(r);
   }
 
@@ -317,6 +326,7 @@ class SetRulesWorker : public PromiseWorker {
   std::vector<uint16_t> ids_;
   uint32_t rule_count_;
   uint64_t generation_ = 0;
+  Dataplane::SetRulesInfo info_;
 };
 
 class StopWorker : public PromiseWorker {
@@ -470,6 +480,9 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     verdicts.Set("drop", double(s.drop));
     verdicts.Set("reject", double(s.reject));
     verdicts.Set("rejectSent", double(s.reject_sent));
+    verdicts.Set("acceptBytes", double(s.accept_bytes));
+    verdicts.Set("dropBytes", double(s.drop_bytes));
+    verdicts.Set("rejectBytes", double(s.reject_bytes));
     r.Set("verdicts", verdicts);
     Napi::Object logs = Napi::Object::New(env);
     logs.Set("emitted", double(s.log_emitted));

@@ -38,6 +38,7 @@ struct alignas(64) WorkerCounters {
   PortCounters ports[kMaxPorts];
   Counter drops[kDropReasonCount];  // indexed by DropReason
   Counter accept, drop, reject;     // table verdicts (IP packets only)
+  Counter accept_bytes, drop_bytes, reject_bytes;  // their IP bytes (per-rule convention)
   Counter reject_sent;              // REJECT answers actually sent
   Counter log_emitted, log_rate_limited, log_queue_full;
   Counter batches;  // RX bursts processed (for batch-size diagnostics)

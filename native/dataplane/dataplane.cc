@@ -166,7 +166,7 @@ void Dataplane::Stop() {
 // ---- ruleset swap ----------------------------------------------------------
 
 uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
-                             uint32_t rule_count) {
+                             uint32_t rule_count, SetRulesInfo* info) {
   if (iface_ids.empty())
     for (const auto& p : config_.ports) iface_ids.push_back(p.iface_class_id);
   if (iface_ids.size() != config_.ports.size())
@@ -183,6 +183,11 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
   }
   current_.store(rs.get(), std::memory_order_seq_cst);
   WaitQuiescent(rs->generation);
+  if (info) {
+    info->build_seconds = rs->build_seconds();
+    info->memory_bytes = rs->memory_bytes();
+    if (old) old->SumCounters(&info->previous_packets, &info->previous_bytes);
+  }
   return rs->generation;  // `old` is released here, after every worker left it
 }
 
@@ -207,16 +212,7 @@ CountersSnapshot Dataplane::Counters() {
   }
   if (rs) {
     s.generation = rs->generation;
-    const uint32_t n = rs->rule_count();
-    s.rule_packets.assign(n, 0);
-    s.rule_bytes.assign(n, 0);
-    for (uint32_t w = 0; w < rs->workers(); ++w) {
-      const RuleCounterArray& a = rs->counters(w);
-      for (uint32_t i = 0; i < n; ++i) {
-        s.rule_packets[i] += a[i].packets.Get();
-        s.rule_bytes[i] += a[i].bytes.Get();
-      }
-    }
+    rs->SumCounters(&s.rule_packets, &s.rule_bytes);
   }
   {
     std::lock_guard<std::mutex> lock(life_mu_);
@@ -245,6 +241,9 @@ CountersSnapshot Dataplane::Counters() {
     s.drop += c.drop.Get();
     s.reject += c.reject.Get();
     s.reject_sent += c.reject_sent.Get();
+    s.accept_bytes += c.accept_bytes.Get();
+    s.drop_bytes += c.drop_bytes.Get();
+    s.reject_bytes += c.reject_bytes.Get();
     s.log_emitted += c.log_emitted.Get();
     s.log_rate_limited += c.log_rate_limited.Get();
     s.log_queue_full += c.log_queue_full.Get();
@@ -505,10 +504,12 @@ void Dataplane::RunWorker(uint32_t w) {
                   break;
                 }
                 ctr.accept.Inc();
+                ctr.accept_bytes.Add(pf.l3_len);
                 forward = true;
                 break;
               case Action::kReject: {
                 ctr.reject.Inc();
+                ctr.reject_bytes.Add(pf.l3_len);
                 drop(DropReason::kRuleReject);
                 // The answer goes back out of the input port.
                 uint8_t* tx = iq->TxReserve();
@@ -527,6 +528,7 @@ void Dataplane::RunWorker(uint32_t w) {
               }
               default:
                 ctr.drop.Inc();
+                ctr.drop_bytes.Add(pf.l3_len);
                 drop(DropReason::kRuleDrop);
                 break;
             }

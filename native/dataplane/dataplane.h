@@ -102,6 +102,7 @@ struct CountersSnapshot {
   std::vector<PortSnapshot> ports;
   uint64_t drops[kDropReasonCount] = {};
   uint64_t accept = 0, drop = 0, reject = 0, reject_sent = 0;
+  uint64_t accept_bytes = 0, drop_bytes = 0, reject_bytes = 0;
   uint64_t log_emitted = 0, log_rate_limited = 0, log_queue_full = 0;
   uint64_t batches = 0;
   ConntrackSnapshot conntrack;
@@ -135,8 +136,17 @@ class Dataplane {
   // its generation once no worker can still use the previous one. Blocking
   // (build time + at most one batch per worker): call off the JS thread.
   // An empty iface_ids keeps the ports' configured class ids.
+  // `info`, when given, receives the new ruleset's build figures and the
+  // final per-rule counters of the generation it replaced, read after every
+  // worker has left it (exact: nothing counts into it any more), so the
+  // control plane can carry counters over a swap without losing packets.
+  struct SetRulesInfo {
+    double build_seconds = 0;
+    size_t memory_bytes = 0;
+    std::vector<uint64_t> previous_packets, previous_bytes;  // empty: no previous
+  };
   uint64_t SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
-                    uint32_t rule_count);
+                    uint32_t rule_count, SetRulesInfo* info = nullptr);
 
   CountersSnapshot Counters();
   // Moves up to `max` queued LOG events into *out; *dropped gets the events

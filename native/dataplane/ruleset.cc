@@ -1,5 +1,6 @@
 #include "dataplane/ruleset.h"
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
 
@@ -36,6 +37,7 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   if (rule_count > kMaxRuleCount)
     throw std::invalid_argument("ruleset: ruleCount " + std::to_string(rule_count) + " exceeds " +
                                 std::to_string(kMaxRuleCount));
+  const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Ruleset> rs(new Ruleset());
   std::string error;
   rs->tables_ = TableSet::Build(buf, len, ClassifierOptions{}, &error);
@@ -51,7 +53,23 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   rs->rule_count_ = rule_count;
   for (uint32_t w = 0; w < workers; ++w)
     rs->counters_.push_back(std::make_unique<RuleCounterArray>(rule_count));
+  for (size_t i = 0; i < rs->tables_->size(); ++i) {
+    if (const Classifier4* c = rs->tables_->v4(i)) rs->memory_bytes_ += c->stats().memory_bytes;
+    if (const Classifier6* c = rs->tables_->v6(i)) rs->memory_bytes_ += c->stats().memory_bytes;
+  }
+  rs->build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rs;
+}
+
+void Ruleset::SumCounters(std::vector<uint64_t>* packets, std::vector<uint64_t>* bytes) const {
+  packets->assign(rule_count_, 0);
+  bytes->assign(rule_count_, 0);
+  for (const auto& a : counters_) {
+    for (uint32_t i = 0; i < rule_count_; ++i) {
+      (*packets)[i] += (*a)[i].packets.Get();
+      (*bytes)[i] += (*a)[i].bytes.Get();
+    }
+  }
 }
 
 }  // namespace flatwall

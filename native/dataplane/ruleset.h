@@ -42,6 +42,12 @@ class Ruleset {
   uint32_t workers() const { return uint32_t(counters_.size()); }
   uint32_t records4() const { return fwd4_ ? fwd4_->size() : 0; }
   uint32_t records6() const { return fwd6_ ? fwd6_->size() : 0; }
+  // Wall time of Build (validation + every classifier), and the bytes the
+  // TableSet's classifiers own (records included), for the metrics.
+  double build_seconds() const { return build_seconds_; }
+  size_t memory_bytes() const { return memory_bytes_; }
+  // Per-rule totals over every worker (rule_count entries each).
+  void SumCounters(std::vector<uint64_t>* packets, std::vector<uint64_t>* bytes) const;
 
   // The FORWARD verdict for `key`, by the TableSet's Evaluate loop: every
   // matched record (terminal or not) is reported to v.OnMatch(record)
@@ -81,6 +87,8 @@ class Ruleset {
   const Classifier6* fwd6_ = nullptr;
   std::vector<uint16_t> iface_ids_;
   uint32_t rule_count_ = 0;
+  double build_seconds_ = 0;
+  size_t memory_bytes_ = 0;
   std::vector<std::unique_ptr<RuleCounterArray>> counters_;
 };
 

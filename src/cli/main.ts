@@ -9,6 +9,8 @@ import { runGen } from './gen';
 import { runReplay } from './replay';
 import { runRun } from './run';
 import { runLab } from './lab';
+import { runCtl, runSave } from './ctl';
+import { runCompile } from './compile';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -23,7 +25,10 @@ Commands:
   print FILE...    print rules in canonical iptables-save form, or convert them
   gen FAMILY N     generate a deterministic rule set for tests and benchmarks
   replay           decide every frame of a pcap capture offline (--rules, --pcap)
+  compile FILE...  compile rules into a snapshot for fast restart (-o SNAPSHOT)
   run              run the firewall between pairs of ports (--port, --tap, --rules)
+  ctl COMMAND      talk to a running firewall: reload, list, insert, delete, policy, stats, zero
+  save [-c]        print the running rules in iptables-save form (with counters)
   lab              namespace lab: firewall + rules between a sender and a receiver, traffic check
 
 Run 'flatwall COMMAND --help' for a command's options.
@@ -41,6 +46,9 @@ const COMMANDS: Record<string, Command> = {
   replay: runReplay,
   run: runRun,
   lab: runLab,
+  ctl: runCtl,
+  save: runSave,
+  compile: runCompile,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,8 @@ import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
 import { native } from '../native';
+import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
+import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
@@ -19,6 +21,9 @@ Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
       --tap NAME          a TAP port (created if missing; repeatable)
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
+      --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
+                          files, if given, are the fallback when it is refused
+                          and what SIGHUP / ctl reload read
   -w, --workers N         packet worker threads (default 1)
       --cpu-pin           pin worker i to CPU i
       --non-ip POLICY     frames other than IP/ARP/NDP: accept (default) or drop
@@ -33,7 +38,8 @@ Options:
                           tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait
                           tcp_close_wait tcp_last_ack tcp_time_wait tcp_close
                           tcp_syn_sent2 udp udp_stream icmp generic
-  -h, --help              show this help
+  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
+${API_HELP}  -h, --help              show this help
 
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
 be opened), 2 on usage errors.
@@ -44,6 +50,7 @@ export async function runRun(argv: string[]): Promise<number> {
     port: { type: 'string', multiple: true },
     tap: { type: 'string', multiple: true },
     rules: { type: 'string', short: 'r', multiple: true },
+    snapshot: { type: 'string' },
     workers: { type: 'string', short: 'w', default: '1' },
     'cpu-pin': { type: 'boolean' },
     'non-ip': { type: 'string', default: 'accept' },
@@ -54,6 +61,8 @@ export async function runRun(argv: string[]): Promise<number> {
     'no-conntrack': { type: 'boolean' },
     'ct-tcp-loose': { type: 'boolean' },
     'ct-timeout': { type: 'string', multiple: true },
+    'restore-counters': { type: 'boolean', short: 'c' },
+    ...API_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   }, false);
   if (values.help) {
@@ -70,7 +79,7 @@ export async function runRun(argv: string[]): Promise<number> {
     }
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
-  if (!values.rules?.length) throw new UsageError('--rules FILE is required');
+  if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -92,37 +101,91 @@ export async function runRun(argv: string[]): Promise<number> {
 
   const conntrackMax = int('conntrack-max', values['conntrack-max'], 1);
 
+  const apiConf = apiConfig(values);
+  // Signals are handled from the start: a SIGTERM that arrives while the
+  // rules load (or right after the "ready" line) stops cleanly once the
+  // start-up is done, instead of killing the process half-way.
+  let stopping: string | undefined;
+  const stopRequested = new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = sig;
+      log('info', 'stopping', { signal: sig });
+      resolve();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  let started = false;
+  process.on('SIGHUP', () => {
+    if (started) void fw.reload();
+    else log('warn', 'SIGHUP during start-up ignored');
+  });
   let fw: Firewall;
+  let api: ApiHandle | undefined;
+  const stopMetadata = new AbortController();
   try {
     fw = new Firewall({
-      ports, ruleFiles: values.rules, workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
+      ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
       conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
       conntrackTcpLoose: values['ct-tcp-loose'],
+      restoreCounters: values['restore-counters'],
     });
-    const loaded = await fw.load();
+    // The API comes up first: /health answers and /ready says 503 until the rules are active.
+    api = await startApi(fw, apiConf);
+    const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
-    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid });
+    if (snap) setImmediate(() => void adoptSnapshotMetadata(fw, snap, loaded.generation, stopMetadata.signal));
+    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid, api: api?.where });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
     if (err instanceof RuleError) process.stderr.write(`flatwall: ${err.message}\n`);
+    else process.stderr.write(`flatwall run: ${(err as Error).message}\n`);
+    await api?.close();
     return EXIT_ERRORS;
   }
 
   const stats = statsInterval > 0 ? setInterval(() => log('info', 'counters', summary(fw.counters())), statsInterval * 1000) : undefined;
-  process.on('SIGHUP', () => void fw.reload());
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log('info', 'stopping', { signal: sig });
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  started = true;
+  await stopRequested;
   if (stats) clearInterval(stats);
+  stopMetadata.abort();
+  await api?.close();
   await fw.stop();
   log('info', 'stopped', summary(fw.counters()));
   return EXIT_OK;
+}
+
+/** The snapshot if it is good, else the rule files (if any). */
+async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFiles: number) {
+  if (snapshot) {
+    try {
+      const t0 = performance.now();
+      const snap = readSnapshot(snapshot);
+      const readSeconds = (performance.now() - t0) / 1000;
+      const loaded = await fw.activateSnapshot(snap);
+      return { loaded: { ...loaded, snapshot, snapshotReadSeconds: readSeconds }, snap };
+    } catch (err) {
+      if (ruleFiles === 0) throw err;
+      log('error', 'snapshot refused; compiling the rule files instead', { snapshot, error: (err as Error).message });
+    }
+  }
+  return { loaded: await fw.load(), snap: undefined as LoadedSnapshot | undefined };
+}
+
+/** After forwarding started: parse the snapshot's metadata for the API. */
+async function adoptSnapshotMetadata(fw: Firewall, snap: LoadedSnapshot, generation: number, signal: AbortSignal): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const compiled = await snap.restore(signal);
+    if (await fw.adoptMetadata(generation, compiled)) {
+      log('info', 'snapshot metadata loaded', { rules: compiled.stats.sourceRules, seconds: (performance.now() - t0) / 1000 });
+    }
+  } catch (err) {
+    if (signal.aborted) return;
+    log('error', 'snapshot metadata unusable; rules keep forwarding, listing unavailable until a reload', { error: (err as Error).message });
+  }
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

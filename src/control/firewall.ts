@@ -3,10 +3,14 @@
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
 import { loadRuleFiles } from '../rules/load';
-import type { CompiledRuleSet } from '../rules/compile';
+import { compile, type CompiledRuleSet } from '../rules/compile';
+import type { RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
+import { CounterBank, ruleKeys, type LiveCounters } from './counters';
+import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
+import type { LoadedSnapshot } from './snapshot';
 
 export interface PortSpec {
   name: string;
@@ -29,6 +33,8 @@ export interface FirewallOptions {
   conntrackTimeouts?: Record<string, number>;
   /** Pick up TCP connections mid-stream (nf_conntrack_tcp_loose; default false: a non-SYN without an entry is INVALID). */
   conntrackTcpLoose?: boolean;
+  /** Seed per-rule counters from the files' [packets:bytes] (iptables-restore -c). */
+  restoreCounters?: boolean;
 }
 
 /** Which conntrack entries a list or flush applies to (all given fields must match). */
@@ -99,12 +105,51 @@ export interface ConntrackCounters {
   memoryBytes: number;
 }
 
+/** What the last rule set activation did, for /metrics and the API. */
+export interface ReloadStatus {
+  generation: number;
+  /** Seconds since the epoch of the last attempt, its duration, and whether it worked. */
+  lastAttempt: number;
+  lastSeconds: number;
+  lastOk: boolean;
+  lastError?: string;
+  /** Time of the last successful activation. */
+  lastSuccess: number;
+  buildSeconds: number;
+  memoryBytes: number;
+  carried: number;
+  succeeded: number;
+  failed: number;
+}
+
+export interface Activation {
+  rules: number;
+  records: number;
+  seconds: number;
+  generation: number;
+  buildSeconds: number;
+  carried: number;
+  /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter keys computed meanwhile), counter carry-over (JS). */
+  timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
+}
+
 export class Firewall {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly dp: any;
   private rules: CompiledRuleSet | undefined;
   private logTimer: NodeJS.Timeout | undefined;
   private reloading = false;
+  private readonly bank = new CounterBank();
+  // Rule set changes run one at a time, in arrival order.
+  private chain: Promise<unknown> = Promise.resolve();
+  private swapping = 0;
+  private started = false;
+  // Started from a snapshot whose rule metadata is not parsed yet.
+  private metadataPending = false;
+  readonly status: ReloadStatus = {
+    generation: 0, lastAttempt: 0, lastSeconds: 0, lastOk: false, lastSuccess: 0, buildSeconds: 0, memoryBytes: 0, carried: 0,
+    succeeded: 0, failed: 0,
+  };
 
   constructor(private readonly opts: FirewallOptions) {
     this.dp = new (native().Dataplane)({
@@ -120,22 +165,156 @@ export class Firewall {
     });
   }
 
+  /** The active rule set with its source; undefined before the first one (or while a snapshot's metadata loads). */
   get ruleset(): CompiledRuleSet | undefined {
-    return this.rules;
+    return this.metadataPending ? undefined : this.rules;
+  }
+
+  get hasRuleFiles(): boolean {
+    return this.opts.ruleFiles.length > 0;
+  }
+
+  get loadingMetadata(): boolean {
+    return this.metadataPending;
   }
 
   /** Parse, compile and swap in the rule files. On any error the running rules stay. */
-  async load(): Promise<{ rules: number; records: number; seconds: number; generation: number }> {
-    const t0 = performance.now();
-    const { compiled } = loadRuleFiles(this.opts.ruleFiles);
-    const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
-    const { generation } = await this.dp.setRules(compiled.buffer, ids, compiled.rules.length);
-    this.rules = compiled;
-    return { rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds: (performance.now() - t0) / 1000, generation };
+  load(): Promise<Activation> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      return this.attempt(t0, async () => {
+        if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
+        return loadRuleFiles(this.opts.ruleFiles).compiled;
+      }, this.opts.restoreCounters ?? false);
+    });
+  }
+
+  /**
+   * Forward from a snapshot's verified tables at once; the rule metadata
+   * (listing, per-rule counters by identity) comes later with adoptMetadata.
+   */
+  activateSnapshot(snap: LoadedSnapshot): Promise<Activation> {
+    const shell: CompiledRuleSet = {
+      buffer: snap.buffer, tables: snap.header.tables, rules: [], ifaces: snap.ifaces, source: { tables: [] }, stats: snap.header.stats,
+    };
+    return this.serial(async () => {
+      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount);
+      this.metadataPending = true;
+      return r;
+    });
+  }
+
+  /** The snapshot's parsed metadata, if no other rule set replaced it meanwhile. */
+  adoptMetadata(generation: number, compiled: CompiledRuleSet): Promise<boolean> {
+    return this.serial(async () => {
+      if (!this.metadataPending || this.status.generation !== generation) return false;
+      this.bank.swap(compiled, undefined, false);
+      this.rules = compiled;
+      this.metadataPending = false;
+      return true;
+    });
+  }
+
+  /**
+   * Replace the rule set (PUT /rules): a RuleSet, or a function that parses
+   * one given the running source (run in turn, so a parse error counts as a
+   * failed attempt). `restore`: take counters from it.
+   */
+  replace(rs: RuleSet | ((running: RuleSet | undefined) => RuleSet), restore = false): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => compile(typeof rs === 'function' ? rs(this.ruleset?.source) : rs), restore));
+  }
+
+  /** One edit (insert, append, delete, policy), on a copy of the running rule set. */
+  edit(makeOp: (running: RuleSet) => RuleOp): Promise<Activation & { op: RuleOp }> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      const running = this.rules?.source ?? { tables: [] };
+      const op = makeOp(running);
+      const next = cloneRuleSet(running);
+      applyRuleOp(next, op);
+      return { ...(await this.attempt(t0, async () => compile(next), false)), op };
+    });
+  }
+
+  /** Activate an already compiled rule set (a snapshot). */
+  activate(compiled: CompiledRuleSet): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => compiled, this.opts.restoreCounters ?? false));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number): Promise<Activation> {
+    this.status.lastAttempt = Date.now() / 1000;
+    this.swapping++;
+    try {
+      const compiled = await build();
+      const t1 = performance.now();
+      const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
+      // The classifier builds on the libuv pool; meanwhile this thread
+      // computes the counter identity keys of the new rules. If the build
+      // fails, the keys are simply dropped.
+      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
+      let keys: string[];
+      try {
+        keys = ruleKeys(compiled.rules);
+      } catch (err) {
+        await pending.catch(() => undefined);
+        throw err;
+      }
+      const r = await pending;
+      const t2 = performance.now();
+      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore, keys);
+      const t3 = performance.now();
+      this.rules = compiled;
+      this.metadataPending = false;
+      const seconds = (performance.now() - t0) / 1000;
+      Object.assign(this.status, {
+        generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
+        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried: this.bank.lastCarried,
+      });
+      this.status.succeeded++;
+      return {
+        rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
+        buildSeconds: r.buildSeconds, carried: this.bank.lastCarried,
+        timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
+      };
+    } catch (err) {
+      Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });
+      this.status.failed++;
+      throw err;
+    } finally {
+      this.swapping--;
+    }
+  }
+
+  /** Rules are active and the ports are open. */
+  get ready(): boolean {
+    return this.started && this.rules !== undefined;
+  }
+
+  /**
+   * Per-rule counters as the operator sees them (carried over reloads).
+   * Waits for a swap in progress, so the counters and `ruleset` agree.
+   */
+  async ruleCounters(): Promise<{ ruleset: CompiledRuleSet | undefined; get: (id: number) => [bigint, bigint] }> {
+    while (this.swapping > 0) await this.chain;
+    const c = this.dp.counters();
+    const live: LiveCounters = c.rules;
+    return { ruleset: this.rules, get: (id) => this.bank.get(id, live) };
+  }
+
+  /** Zero per-rule counters (all, or the given rule ids). */
+  zero(ids?: number[]): Promise<number> {
+    return this.serial(async () => this.bank.zero(this.dp.counters().rules, ids));
   }
 
   start(): void {
     this.dp.start();
+    this.started = true;
     this.logTimer = setInterval(() => this.drainLogs(), 200);
   }
 
@@ -202,6 +381,7 @@ export class Firewall {
   }
 
   async stop(): Promise<void> {
+    this.started = false;
     if (this.logTimer) clearInterval(this.logTimer);
     this.drainLogs();
     await this.dp.stop();

@@ -184,6 +184,8 @@ async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions
   const args = [FLATWALL_CLI, 'run', '--port', 'fa', '--port', 'fb', '-r', rulesFile, '-w', String(o.workers ?? 1)];
   if (o.cpuPin) args.push('--cpu-pin');
   if (o.extraArgs) args.push(...o.extraArgs);
+  // Its own API socket, so labs and tests never compete for the default one.
+  if (!o.extraArgs?.includes('--api-socket')) args.push('--api-socket', join(o.workDir, 'api.sock'));
   const logFile = o.keep ? join(o.workDir, 'firewall.log') : undefined;
   const t0 = performance.now();
   const proc = new Background('flatwall run', process.execPath, args, { ns: topo.firewall, detached: o.keep, stdoutFile: logFile });
@@ -209,7 +211,7 @@ async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions
     logFile,
     report: {
       engine: 'flatwall', rules: Number(ready.rules), loadSeconds: Number(ready.seconds), startupSeconds,
-      memory: memory(), detail: { records: ready.records, workers: ready.workers },
+      memory: memory(), detail: { records: ready.records, workers: ready.workers, buildSeconds: ready.buildSeconds, snapshotReadSeconds: ready.snapshotReadSeconds },
     },
     memory,
     async stop() {

@@ -409,20 +409,13 @@ const TARGET_FEATURE: Record<string, string> = {
   jump: '-j CHAIN', goto: '-g CHAIN', none: 'no target',
 };
 
-/** Compile a parsed rule set into the packed tables the classifier builds from. */
-export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet {
-  const maxRecords = opts.maxRecords ?? DEFAULT_MAX_RECORDS;
-  const ifaces = new IfaceClasses(ifaceMatches(rs));
-  const families = [...new Set(rs.tables.map((t) => t.family))].sort();
-  for (const f of families) {
-    const n = rs.tables.filter((t) => t.family === f).length;
-    if (n > 1) {
-      const dup = rs.tables.filter((t) => t.family === f)[1];
-      throw new RuleError({ file: dup.file, line: 1, col: 1 }, `more than one IPv${f} filter table in the rule set`);
-    }
-  }
-
-  // Source rule ids: one per rule and one per built-in policy, in file order.
+/**
+ * Source rule ids: one per rule and one per built-in policy, in table and
+ * chain (Map) order, then one internal id for the SKIP records of -g chains.
+ * The packed tables carry these ids, so anything that re-reads a rule set
+ * (a snapshot) numbers it with this same function.
+ */
+export function numberRules(rs: RuleSet, families: Family[]) {
   const rules: SourceRule[] = [];
   const policyIds = new Map<string, number>();
   let totalRules = 0;
@@ -447,10 +440,26 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
       });
     }
   }
-
   const internalId = rules.length;
-  const seen = new Uint8Array(internalId);
   rules.push({ id: internalId, family: families[0] ?? 4, chain: '', index: -1, file: '', line: 0, internal: true });
+  return { rules, policyIds, totalRules, features, internalId };
+}
+
+/** Compile a parsed rule set into the packed tables the classifier builds from. */
+export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet {
+  const maxRecords = opts.maxRecords ?? DEFAULT_MAX_RECORDS;
+  const ifaces = new IfaceClasses(ifaceMatches(rs));
+  const families = [...new Set(rs.tables.map((t) => t.family))].sort();
+  for (const f of families) {
+    const n = rs.tables.filter((t) => t.family === f).length;
+    if (n > 1) {
+      const dup = rs.tables.filter((t) => t.family === f)[1];
+      throw new RuleError({ file: dup.file, line: 1, col: 1 }, `more than one IPv${f} filter table in the rule set`);
+    }
+  }
+
+  const { rules, policyIds, totalRules, features, internalId } = numberRules(rs, families);
+  const seen = new Uint8Array(internalId);
 
   const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
   const tables: TableInfo[] = [];

@@ -64,4 +64,11 @@ export class IfaceClasses {
   toJSON(): string[] {
     return this.cuts;
   }
+
+  /** The classes of a saved rule set (toJSON's output), e.g. from a snapshot. */
+  static fromCuts(cuts: string[]): IfaceClasses {
+    const c = new IfaceClasses([]);
+    (c as unknown as { cuts: string[] }).cuts = [...cuts];
+    return c;
+  }
 }

@@ -35,7 +35,7 @@ export interface LabOptions {
   tap?: boolean;
   /** The in-process Firewall host (per-rule counters over stdio) instead of `flatwall run`. */
   fwhost?: boolean;
-  /** Extra arguments for the firewall process (e.g. --ct-tcp-loose). */
+  /** Extra arguments for the firewall process (--ct-tcp-loose, --snapshot, --metrics-rules, ...). */
   fwArgs?: string[];
   /** Packet worker threads (-w); default 1. */
   workers?: number;
@@ -67,9 +67,12 @@ export class E2eLab {
   fw!: Background;
   /** The podman container's name, when the firewall runs from an image. */
   container?: string;
+  /** The management API socket of `flatwall run` (in the lab's scratch directory). */
+  readonly apiSocket: string;
 
   private constructor(readonly topo: Topology) {
     this.dir = mkdtempSync(join(tmpdir(), 'flatwall-e2e-'));
+    this.apiSocket = join(this.dir, 'api.sock');
   }
 
   static async start(o: LabOptions): Promise<E2eLab> {
@@ -88,7 +91,7 @@ export class E2eLab {
         const args = podmanRun(o.image, lab.container, topo.firewall, [lab.dir], ['run', ...ports, ...rules]);
         lab.fw = topo.adopt(new Background('flatwall container', 'podman', args, { maxLifetimeMs: 120_000 }));
       } else {
-        const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules];
+        const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules, '--api-socket', lab.apiSocket];
         lab.fw = topo.adopt(new Background(o.fwhost ? 'fwhost' : 'flatwall run', process.execPath, args, {
           ns: topo.firewall, stdin: o.fwhost, maxLifetimeMs: 120_000,
         }));

@@ -1,0 +1,254 @@
+// Rule update benchmark: how long a new rule set takes to become active.
+//   npm run bench:update [-- --quick] [--sizes 1000,100000,1000000] [--engines iptables-nft,iptables-legacy,nft]
+//                        [--phases flatwall,kernel,restart] [--timeout SECONDS]
+//
+// For each size N (generated `acl` rule sets, two seeds, plus two rules that
+// allow a test UDP flow):
+// - flatwall: PUT /rules of the seed-2 set over the running seed-1 set of
+//   the same size, timed from the request to the answer (the answer comes
+//   once the new rules are active: parsed, compiled, built, published).
+// - kernel engines in a namespace: load seed 1, then time the load of seed
+//   2 (iptables-restore replaces the table; the nft script starts with
+//   `flush ruleset`), i.e. the same replace.
+// At the largest size also:
+// - a single-rule insert (POST /rules "-I FORWARD 1 ..."), and the same
+//   `iptables -I` on the kernel engines;
+// - a UDP stream (nettool udp-burst, 500 datagrams/s, echoed back) through
+//   flatwall across a replace of the whole set: datagrams lost;
+// - restart to forwarding: `flatwall run` from the source file and from a
+//   snapshot (`flatwall compile`), process spawn to the "ready" line.
+//
+// Writes bench/results/update.json and update.md. Progress on stderr.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateLines } from '../src/rules/generate';
+import { Topology, installTeardown } from '../src/lab/topology';
+import { startEngine, FLATWALL_CLI, type EngineName, type RunningEngine } from '../src/lab/engines';
+import { startEchoServer } from '../src/lab/traffic';
+import { run } from '../src/lab/proc';
+import { apiCall } from '../src/cli/ctl';
+
+const args = process.argv.slice(2);
+const flag = (n: string) => args.includes(n);
+const opt = (n: string) => {
+  const i = args.indexOf(n);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = flag('--quick');
+const SIZES = (opt('--sizes') ?? (quick ? '1000,10000' : '1000,100000,1000000')).split(',').map(Number);
+const KERNEL = (opt('--engines') ?? 'iptables-nft,iptables-legacy,nft').split(',').filter((e) => e && e !== 'none') as EngineName[];
+const TIMEOUT_MS = Number(opt('--timeout') ?? 600) * 1000;
+const PHASES = new Set((opt('--phases') ?? 'flatwall,kernel,restart').split(','));
+const outDir = join(__dirname, '..', '..', 'bench', 'results');
+mkdirSync(outDir, { recursive: true });
+const t0 = performance.now();
+const progress = (m: string) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
+
+const ALLOW = '-A FORWARD -p udp -m udp --dport 7101 -j ACCEPT\n-A FORWARD -p udp -m udp --sport 7101 -j ACCEPT\n';
+
+// REJECT becomes DROP: the nft translation (src/lab/nft.ts) takes ACCEPT/DROP
+// only, and every engine must load the same rules.
+function ruleFile(dir: string, n: number, seed: number): string {
+  const lines = [...generateLines({ family: 'acl', rules: n, seed })].map((l) => l.replace(/ -j REJECT( --reject-with \S+)?$/, ' -j DROP'));
+  const first = lines.findIndex((l) => l.startsWith('-A '));
+  lines.splice(first < 0 ? lines.indexOf('COMMIT') : first, 0, ALLOW.trimEnd());
+  const f = join(dir, `acl-${n}-s${seed}.rules`);
+  writeFileSync(f, `${lines.join('\n')}\n`);
+  return f;
+}
+
+interface Point {
+  engine: string;
+  rules: number;
+  /** Replace of an N-rule set by another N-rule set, seconds (flatwall: PUT to answer). */
+  updateSeconds?: number;
+  /** flatwall: the server's own breakdown. */
+  serverSeconds?: number;
+  buildSeconds?: number;
+  timings?: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
+  error?: string;
+}
+
+interface Extra {
+  rules: number;
+  insert: { engine: string; seconds?: number; error?: string }[];
+  swapUnderLoad?: { sent: number; replies: number; lost: number; putSeconds: number };
+  restart?: { sourceSeconds: number; snapshotSeconds: number; compileSeconds: number; snapshotBytes?: number; snapshotReadSeconds?: number; snapshotBuildSeconds?: number };
+  restartError?: string;
+}
+
+async function flatwallPoints(dir: string, files: Map<number, [string, string]>, points: Point[], extra: Extra): Promise<void> {
+  const topo = Topology.create('bridge', 'fwbupd');
+  const sock = join(dir, 'api.sock');
+  let fw: RunningEngine | undefined;
+  try {
+    fw = await startEngine('flatwall', topo, files.get(SIZES[0])![0], { timeoutMs: TIMEOUT_MS, workDir: dir, extraArgs: ['--api-socket', sock] });
+    await startEchoServer(topo, 7101);
+    const put = async (file: string) => {
+      const body = readFileSync(file, 'utf8');
+      const s = performance.now();
+      const a = await apiCall({ socket: sock }, 'PUT', '/rules', body, 'text/plain');
+      const secs = (performance.now() - s) / 1000;
+      if (a.status !== 200) throw new Error(`PUT /rules: ${a.status} ${a.body.slice(0, 200)}`);
+      return { secs, j: a.json! };
+    };
+    for (const n of SIZES) {
+      const [a, b] = files.get(n)!;
+      progress(`flatwall: PUT ${n} rules (seed 1), then the replace by seed 2`);
+      try {
+        await put(a);
+        const r = await put(b);
+        points.push({ engine: 'flatwall', rules: n, updateSeconds: r.secs, serverSeconds: r.j.seconds, buildSeconds: r.j.buildSeconds, timings: r.j.timings });
+        progress(`  ${r.secs.toFixed(3)} s (server ${r.j.seconds.toFixed(3)} s, classifier build ${r.j.buildSeconds.toFixed(3)} s)`);
+      } catch (err) {
+        points.push({ engine: 'flatwall', rules: n, error: (err as Error).message });
+      }
+    }
+    const n = SIZES[SIZES.length - 1];
+    progress(`flatwall: single-rule insert at ${n}`);
+    const s = performance.now();
+    const ins = await apiCall({ socket: sock }, 'POST', '/rules', JSON.stringify({ rule: '-I FORWARD 1 -p tcp -m tcp --dport 23 -j DROP' }));
+    extra.insert.push(ins.status === 201 ? { engine: 'flatwall', seconds: (performance.now() - s) / 1000 } : { engine: 'flatwall', error: ins.body.slice(0, 200) });
+
+    // A stream across a whole replace: 500 datagrams/s for the replace's duration plus margins.
+    const last = points.filter((p) => p.engine === 'flatwall' && p.updateSeconds).pop();
+    const count = Math.ceil(((last?.updateSeconds ?? 2) + 3) * 500);
+    progress(`flatwall: ${count} UDP datagrams across a ${n}-rule replace`);
+    const burst = run(process.execPath, [join(__dirname, '..', 'src', 'lab', 'nettool.js'), 'udp-burst', topo.ep.receiverIp, '7101', String(count), '64'],
+      { ns: topo.sender, timeoutMs: count * 10 + 60_000 });
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = await put(files.get(n)![0]);
+    const b = JSON.parse((await burst).stdout);
+    extra.swapUnderLoad = { sent: b.sent, replies: b.replies, lost: b.sent - b.replies, putSeconds: r.secs };
+    progress(`  sent ${b.sent}, echoed ${b.replies}`);
+  } finally {
+    await fw?.stop().catch(() => undefined);
+    await topo.destroy();
+  }
+}
+
+async function kernelPoints(dir: string, files: Map<number, [string, string]>, points: Point[], extra: Extra): Promise<void> {
+  for (const engine of KERNEL) {
+    const topo = Topology.create('routed', 'fwbupk');
+    try {
+      for (const n of SIZES) {
+        const [a, b] = files.get(n)!;
+        progress(`${engine}: load ${n} rules, then the replace`);
+        try {
+          await startEngine(engine, topo, a, { timeoutMs: TIMEOUT_MS, workDir: dir, rules: n + 2 });
+          const e = await startEngine(engine, topo, b, { timeoutMs: TIMEOUT_MS, workDir: dir, rules: n + 2 });
+          points.push({ engine, rules: n, updateSeconds: e.report.loadSeconds });
+          progress(`  ${e.report.loadSeconds.toFixed(3)} s`);
+        } catch (err) {
+          points.push({ engine, rules: n, error: (err as Error).message.slice(0, 200) });
+          progress(`  ${(err as Error).message.slice(0, 200)}`);
+          break; // a bigger set would take longer still
+        }
+      }
+      if (engine !== 'nft' && points.some((p) => p.engine === engine && p.rules === SIZES[SIZES.length - 1] && p.updateSeconds)) {
+        const cmd = engine === 'iptables-legacy' ? 'iptables-legacy' : 'iptables-nft';
+        const r = await run(cmd, ['-I', 'FORWARD', '1', '-p', 'tcp', '--dport', '23', '-j', 'DROP'], { ns: topo.firewall, timeoutMs: TIMEOUT_MS, allowFail: true });
+        extra.insert.push(r.code === 0 ? { engine, seconds: r.seconds } : { engine, error: r.stderr.slice(0, 200) });
+      }
+    } finally {
+      await topo.destroy();
+    }
+  }
+}
+
+async function restart(dir: string, file: string, n: number, extra: Extra): Promise<void> {
+  const snap = join(dir, `acl-${n}.snap`);
+  progress(`restart: flatwall compile ${n} rules to a snapshot`);
+  const c = await run(process.execPath, [FLATWALL_CLI, 'compile', '-q', file, '-o', snap], { timeoutMs: TIMEOUT_MS });
+  const bytes = /(\d+) bytes/.exec(c.stderr)?.[1];
+  const topo = Topology.create('bridge', 'fwbrst');
+  try {
+    const time = async (extraArgs: string[]) => {
+      const e = await startEngine('flatwall', topo, file, { timeoutMs: TIMEOUT_MS, workDir: dir, extraArgs: ['--api-socket', 'off', ...extraArgs] });
+      await e.stop();
+      return e.report;
+    };
+    progress('restart: from source');
+    const sourceSeconds = (await time([])).startupSeconds!;
+    progress('restart: from the snapshot');
+    const snapRun = await time(['--snapshot', snap]);
+    extra.restart = {
+      sourceSeconds, snapshotSeconds: snapRun.startupSeconds!, compileSeconds: c.seconds, snapshotBytes: bytes ? Number(bytes) : undefined,
+      snapshotReadSeconds: snapRun.detail?.snapshotReadSeconds as number | undefined, snapshotBuildSeconds: snapRun.detail?.buildSeconds as number | undefined,
+    };
+    const snapshotSeconds = extra.restart.snapshotSeconds;
+    progress(`  source ${sourceSeconds.toFixed(2)} s, snapshot ${snapshotSeconds.toFixed(2)} s`);
+  } finally {
+    await topo.destroy();
+  }
+}
+
+function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>): string {
+  const engines = [...new Set(points.map((p) => p.engine))];
+  const cell = (e: string, n: number) => {
+    const p = points.find((x) => x.engine === e && x.rules === n);
+    return !p ? '-' : p.error ? 'failed' : `${p.updateSeconds!.toFixed(3)} s`;
+  };
+  const out = points.length === 0 ? ['# Restart (bench/update.ts --phases restart)', ''] : [
+    '# Rule update latency (bench/update.ts)',
+    '',
+    `${meta.date}, ${meta.cpus} CPUs, load average ${meta.loadavg}. Replace an N-rule \`acl\` set by another of the same size; flatwall: PUT /rules until the answer (rules active).`,
+    '',
+    `| engine | ${SIZES.map((n) => `${n.toLocaleString('en')} rules`).join(' | ')} |`,
+    `|---|${SIZES.map(() => '---').join('|')}|`,
+    ...engines.map((e) => `| ${e} | ${SIZES.map((n) => cell(e, n)).join(' | ')} |`),
+    '',
+    `Single-rule insert at ${extra.rules.toLocaleString('en')} rules: ${extra.insert.map((i) => `${i.engine} ${i.seconds !== undefined ? `${(i.seconds * 1000).toFixed(1)} ms` : `failed (${i.error})`}`).join(', ')}.`,
+  ];
+  if (extra.swapUnderLoad) {
+    const s = extra.swapUnderLoad;
+    out.push('', `UDP stream (500 datagrams/s, echoed) across a ${extra.rules.toLocaleString('en')}-rule replace (${s.putSeconds.toFixed(2)} s): ${s.sent} sent, ${s.replies} echoed, ${s.lost} lost.`);
+  }
+  if (extra.restart) {
+    const r = extra.restart;
+    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"): from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (of which reading + verifying the snapshot ${r.snapshotReadSeconds?.toFixed(2) ?? '?'} s, classifier build ${r.snapshotBuildSeconds?.toFixed(2) ?? '?'} s; compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
+  }
+  const fw = points.filter((p) => p.engine === 'flatwall' && p.serverSeconds !== undefined);
+  if (fw.length) {
+    out.push('', 'flatwall breakdown (server side): ' + fw.map((p) => `${p.rules}: total ${p.serverSeconds!.toFixed(3)} s = parse + compile ${p.timings?.compileSeconds.toFixed(3) ?? '?'} s, setRules ${p.timings?.setRulesSeconds.toFixed(3) ?? '?'} s (classifier build ${p.buildSeconds!.toFixed(3)} s), counter carry-over ${p.timings?.countersSeconds.toFixed(3) ?? '?'} s`).join('; ') + '.');
+  }
+  if (extra.restartError) out.push('', `Restart measurement failed: ${extra.restartError}`);
+  const errs = points.filter((p) => p.error);
+  if (errs.length) out.push('', 'Failures: ' + errs.map((p) => `${p.engine} at ${p.rules}: ${p.error}`).join('; '));
+  return `${out.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  installTeardown(true);
+  const dir = mkdtempSync(join(tmpdir(), 'flatwall-bench-update-'));
+  try {
+    const files = new Map<number, [string, string]>();
+    for (const n of SIZES) {
+      progress(`generating ${n} rules${PHASES.size === 1 && PHASES.has('restart') ? '' : ' (2 seeds)'}`);
+      files.set(n, PHASES.size === 1 && PHASES.has('restart') ? [ruleFile(dir, n, 1), ''] : [ruleFile(dir, n, 1), ruleFile(dir, n, 2)]);
+    }
+    const points: Point[] = [];
+    const extra: Extra = { rules: SIZES[SIZES.length - 1], insert: [] };
+    if (PHASES.has('flatwall')) await flatwallPoints(dir, files, points, extra);
+    if (PHASES.has('kernel')) await kernelPoints(dir, files, points, extra);
+    if (PHASES.has('restart')) try {
+      await restart(dir, files.get(extra.rules)![0], extra.rules, extra);
+    } catch (err) {
+      extra.restartError = (err as Error).message;
+      progress(`restart: ${extra.restartError}`);
+    }
+    const meta = { date: new Date().toISOString(), cpus: cpus().length, loadavg: loadavg().map((x) => x.toFixed(1)).join(' '), quick };
+    writeFileSync(join(outDir, 'update.json'), `${JSON.stringify({ meta, points, extra }, null, 2)}\n`);
+    const md = markdown(points, extra, meta);
+    writeFileSync(join(outDir, 'update.md'), md);
+    process.stdout.write(md);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:update: ${(err as Error).stack ?? err}\n`);
+  process.exitCode = 1;
+});

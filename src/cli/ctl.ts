@@ -1,0 +1,385 @@
+// flatwall ctl: the management API from the command line, and `flatwall
+// save`. `list` prints what `iptables -L -v -n` prints for the same rules
+// (same columns, widths and K/M/G numbers, xtables' print_num), so scripts
+// and eyes used to iptables read it as is.
+import { request } from 'node:http';
+import { request as requestTls } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_SOCKET } from '../control/api';
+import type { ListColumns } from '../rules/iptables/list';
+import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
+
+export const CTL_HELP = `Usage: flatwall ctl [OPTIONS] COMMAND [ARGS]
+
+Talk to a running 'flatwall run' over its management API.
+
+Commands:
+  reload [FILE...]          reload the rule files the firewall was started with,
+                            or replace the rules by FILE (iptables-save, JSON, YAML)
+  list [CHAIN]              list rules with counters, like iptables -L -v -n
+        -x                  exact numbers (no K/M/G)
+        --line-numbers      number the rules
+  insert CHAIN [N] RULE...  insert a rule (at N, default 1): insert FORWARD 3 -p tcp --dport 22 -j DROP
+  append CHAIN RULE...      append a rule
+  delete CHAIN N            delete rule N of CHAIN
+  delete CHAIN RULE...      delete the first rule that is RULE
+  policy CHAIN ACCEPT|DROP  set a built-in chain's policy
+  stats                     dataplane counters and reload status
+  zero [CHAIN]              zero the rule counters (of CHAIN)
+  save [-c]                 print the rules in iptables-save form (-c: with counters)
+
+Options:
+  -s, --socket PATH         API Unix socket (default ${DEFAULT_SOCKET})
+  -u, --url URL             API over TCP instead (http://host:port)
+  -t, --token-file FILE     bearer token for --url
+  -4, -6                    the IPv4 (default) or IPv6 table
+      --json                print the API's JSON answer as is
+  -h, --help                show this help
+
+Exit status: 0 ok, 1 the API refused or failed (message on stderr), 2 usage.
+`;
+
+export const SAVE_HELP = `Usage: flatwall save [-c] [-4|-6] [--socket PATH | --url URL --token-file F]
+
+Print the running firewall's rules in iptables-save form; -c adds the
+[packets:bytes] counters (iptables-save -c). Same options as 'flatwall ctl'.
+`;
+
+interface Conn {
+  socket?: string;
+  url?: URL;
+  token?: string;
+}
+
+interface Answer {
+  status: number;
+  body: string;
+  json?: Record<string, any>;
+}
+
+export function apiCall(c: Conn, method: string, path: string, body?: string, contentType = 'application/json'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = {};
+    if (body !== undefined) {
+      headers['Content-Type'] = contentType;
+      headers['Content-Length'] = Buffer.byteLength(body);
+    }
+    if (c.token) headers.Authorization = `Bearer ${c.token}`;
+    const opts = c.url
+      ? { method, headers, host: c.url.hostname.replace(/^\[|\]$/g, ''), port: c.url.port, path: c.url.pathname.replace(/\/$/, '') + path }
+      : { method, headers, socketPath: c.socket, path };
+    const req = (c.url?.protocol === 'https:' ? requestTls : request)(opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: Record<string, any> | undefined;
+        if ((res.headers['content-type'] ?? '').startsWith('application/json')) {
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+        }
+        resolve({ status: res.statusCode ?? 0, body: text, json });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(600_000, () => req.destroy(new Error('no answer from the API within 600 s')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+class ApiFailure extends Error {}
+
+async function call(c: Conn, method: string, path: string, body?: string, ct?: string): Promise<Answer> {
+  let a: Answer;
+  try {
+    a = await apiCall(c, method, path, body, ct);
+  } catch (err) {
+    const where = c.url ? c.url.href : c.socket;
+    throw new ApiFailure(`cannot reach the API at ${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (a.status >= 400) throw new ApiFailure(a.json?.error ? `${a.json.error}` : `HTTP ${a.status}: ${a.body.trim()}`);
+  return a;
+}
+
+// ---- iptables -L layout (iptables/xshared.c, libxtables xtables_print_num) ----
+
+/** xtables_print_num: a column, or (notable) just the number and a space. */
+export function printNum(n: bigint, exact: boolean, notable = false): string {
+  const pad = (s: string, w: number) => (notable ? s : s.padStart(w));
+  if (exact) return `${pad(n.toString(), 8)} `;
+  if (n <= 99999n) return `${pad(n.toString(), 5)} `;
+  for (const unit of ['K', 'M', 'G']) {
+    n = (n + 500n) / 1000n;
+    if (n <= 9999n) return `${pad(n.toString(), 4)}${unit} `;
+  }
+  n = (n + 500n) / 1000n;
+  return `${pad(n.toString(), 4)}T `;
+}
+
+export interface ListChain {
+  chain: string;
+  builtin: boolean;
+  policy?: string;
+  packets?: number | string;
+  bytes?: number | string;
+  references?: number;
+}
+
+export interface ListRule {
+  num: number;
+  packets: number | string;
+  bytes: number | string;
+  list: ListColumns;
+}
+
+export interface ListOptions {
+  exact: boolean;
+  lineNumbers: boolean;
+}
+
+export function chainHeader(c: ListChain, o: ListOptions): string {
+  const head = c.builtin
+    ? `Chain ${c.chain} (policy ${c.policy} ${printNum(BigInt(c.packets ?? 0), o.exact, true)}packets, ${printNum(BigInt(c.bytes ?? 0), o.exact, true)}bytes)`
+    : `Chain ${c.chain} (${c.references ?? 0} references)`;
+  let cols = o.lineNumbers ? 'num  ' : '';
+  cols += o.exact ? `${'pkts'.padStart(8)} ${'bytes'.padStart(10)} ` : `${'pkts'.padStart(5)} ${'bytes'.padStart(5)} `;
+  cols += `${'target'.padEnd(9)} `;
+  cols += ' prot opt';
+  cols += ` ${'in'.padEnd(6)} ${'out'.padEnd(6)} `;
+  cols += ` ${'source'.padEnd(19)} `;
+  cols += ` ${'destination'.padEnd(19)} `;
+  return `${head}\n${cols}`;
+}
+
+const bang = (s: string): [string, string] => (s.startsWith('!') ? ['!', s.slice(1)] : [' ', s]);
+
+export function ruleLine(r: ListRule, o: ListOptions): string {
+  const l = r.list;
+  let s = o.lineNumbers ? `${String(r.num).padEnd(4)} ` : '';
+  s += printNum(BigInt(r.packets), o.exact) + printNum(BigInt(r.bytes), o.exact);
+  s += `${l.target.padEnd(9)} `;
+  const [pn, prot] = bang(l.prot);
+  s += pn + prot.padEnd(5);
+  s += `${l.opt} `;
+  s += ` ${l.in.padEnd(6)} ${l.out.padEnd(6)} `;
+  const [sn, src] = bang(l.source);
+  const [dn, dst] = bang(l.destination);
+  s += `${sn}${src.padEnd(19)} ${dn}${dst.padEnd(19)} `;
+  return s + l.extra;
+}
+
+async function listChains(c: Conn, family: 4 | 6, chain: string | undefined, o: ListOptions): Promise<string> {
+  const out: string[] = [];
+  const rulesOf = new Map<string, ListRule[]>();
+  let chains: ListChain[] = [];
+  for (let offset: number | null = 0; offset !== null;) {
+    const q = new URLSearchParams({ family: String(family), offset: String(offset), limit: '100000' });
+    if (chain) q.set('chain', chain);
+    const a = await call(c, 'GET', `/rules?${q}`);
+    chains = a.json!.chains;
+    for (const r of a.json!.rules) {
+      if (!rulesOf.has(r.chain)) rulesOf.set(r.chain, []);
+      rulesOf.get(r.chain)!.push(r);
+    }
+    offset = a.json!.next;
+  }
+  chains.forEach((ch, i) => {
+    if (i > 0) out.push('');
+    out.push(chainHeader(ch, o));
+    for (const r of rulesOf.get(ch.chain) ?? []) out.push(ruleLine(r, o));
+  });
+  return `${out.join('\n')}\n`;
+}
+
+// ---- command line ----
+
+interface Global extends Conn {
+  family: 4 | 6;
+  json: boolean;
+}
+
+function globals(argv: string[]): { g: Global; rest: string[] } {
+  const g: Global = { family: 4, json: false };
+  let tokenFile: string | undefined;
+  let i = 0;
+  const val = (opt: string) => {
+    const v = argv[++i];
+    if (v === undefined) throw new UsageError(`option ${opt} requires a value`);
+    return v;
+  };
+  for (; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-s' || a === '--socket') g.socket = val(a);
+    else if (a.startsWith('--socket=')) g.socket = a.slice(9);
+    else if (a === '-u' || a === '--url') g.url = parseUrl(val(a));
+    else if (a.startsWith('--url=')) g.url = parseUrl(a.slice(6));
+    else if (a === '-t' || a === '--token-file') tokenFile = val(a);
+    else if (a.startsWith('--token-file=')) tokenFile = a.slice(13);
+    else if (a === '-4') g.family = 4;
+    else if (a === '-6') g.family = 6;
+    else if (a === '--json') g.json = true;
+    else if (a === '-h' || a === '--help') return { g, rest: ['--help'] };
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else break;
+  }
+  if (g.url && g.socket) throw new UsageError('--socket and --url exclude each other');
+  if (tokenFile) {
+    try {
+      g.token = readFileSync(tokenFile, 'utf8').split('\n')[0].trim();
+    } catch (err) {
+      throw new UsageError(`cannot read --token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code}`);
+    }
+  }
+  if (g.url && !g.token) throw new UsageError('--url needs --token-file (the TCP API requires a bearer token)');
+  if (!g.url) g.socket ??= DEFAULT_SOCKET;
+  return { g, rest: argv.slice(i) };
+}
+
+function parseUrl(s: string): URL {
+  try {
+    const u = new URL(s);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+    return u;
+  } catch {
+    throw new UsageError(`--url must be http://HOST:PORT, got "${s}"`);
+  }
+}
+
+/** Rule tokens back into one command line (quoting what the shell unquoted). */
+function joinRule(toks: string[]): string {
+  return toks.map((t) => (/^[^\s"']+$/.test(t) ? t : `"${t.replace(/(["\\])/g, '\\$1')}"`)).join(' ');
+}
+
+function flags(args: string[], known: string[]): { set: Set<string>; rest: string[] } {
+  const set = new Set<string>();
+  const rest: string[] = [];
+  for (const a of args) {
+    if (known.includes(a)) set.add(a);
+    else if (a === '-4' || a === '-6') continue;
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else rest.push(a);
+  }
+  return { set, rest };
+}
+
+const contentTypeOf = (file: string) => (/\.json$/i.test(file) ? 'application/json' : /\.ya?ml$/i.test(file) ? 'application/yaml' : 'text/plain');
+
+async function command(g: Global, cmd: string, args: string[]): Promise<string> {
+  const fam = `family=${g.family}`;
+  const show = (a: Answer, text: () => string) => (g.json ? a.body.endsWith('\n') ? a.body : `${a.body}\n` : text());
+  switch (cmd) {
+    case 'reload': {
+      const { rest } = flags(args, []);
+      if (rest.length === 0) {
+        const a = await call(g, 'POST', '/reload', '{}');
+        return show(a, () => `reloaded: generation ${a.json!.generation}, ${a.json!.rules} rules in ${a.json!.seconds.toFixed(3)} s\n`);
+      }
+      let out = '';
+      for (const f of rest) {
+        let text: string;
+        try {
+          text = readFileSync(f, 'utf8');
+        } catch (err) {
+          throw new ApiFailure(`cannot read ${f}: ${(err as NodeJS.ErrnoException).code}`);
+        }
+        const a = await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, text, contentTypeOf(f));
+        out += show(a, () => `${f}: generation ${a.json!.generation}, ${a.json!.rules} rules, ${a.json!.carried} counters carried over, ${a.json!.seconds.toFixed(3)} s\n`);
+      }
+      return out;
+    }
+    case 'list': {
+      const { set, rest } = flags(args, ['-x', '--line-numbers', '-n', '-v', '-L']);
+      if (rest.length > 1) throw new UsageError('list takes at most one chain');
+      return listChains(g, g.family, rest[0], { exact: set.has('-x'), lineNumbers: set.has('--line-numbers') });
+    }
+    case 'insert': case 'append': {
+      if (args.length < 2) throw new UsageError(`${cmd} needs CHAIN and a rule`);
+      const [chain, ...rule] = args;
+      const at = cmd === 'insert' && /^\d+$/.test(rule[0] ?? '') ? ` ${rule.shift()}` : '';
+      const line = `${cmd === 'insert' ? '-I' : '-A'} ${chain}${at} ${joinRule(rule)}`;
+      const a = await call(g, 'POST', '/rules', JSON.stringify({ rule: line, family: g.family }));
+      return show(a, () => `${cmd === 'insert' ? 'inserted' : 'appended'} ${chain} ${a.json!.num} (generation ${a.json!.generation}, ${(a.json!.seconds * 1000).toFixed(1)} ms)\n`);
+    }
+    case 'delete': {
+      if (args.length < 2) throw new UsageError('delete needs CHAIN and N or a rule');
+      const [chain, ...rule] = args;
+      const a = rule.length === 1 && /^\d+$/.test(rule[0])
+        ? await call(g, 'DELETE', `/rules/${encodeURIComponent(chain)}/${rule[0]}?${fam}`)
+        : await call(g, 'DELETE', `/rules/${encodeURIComponent(chain)}`, JSON.stringify({ rule: joinRule(rule), family: g.family }));
+      return show(a, () => `deleted ${chain} ${a.json!.num} (generation ${a.json!.generation})\n`);
+    }
+    case 'policy': {
+      if (args.length !== 2) throw new UsageError('policy needs CHAIN and ACCEPT or DROP');
+      const a = await call(g, 'PUT', `/chains/${encodeURIComponent(args[0])}/policy`, JSON.stringify({ policy: args[1], family: g.family }));
+      return show(a, () => `policy ${args[0]} ${args[1]} (generation ${a.json!.generation})\n`);
+    }
+    case 'zero': {
+      if (args.length > 1) throw new UsageError('zero takes at most one chain');
+      const body = args[0] ? { chain: args[0], family: g.family } : {};
+      const a = await call(g, 'POST', '/counters/reset', JSON.stringify(body));
+      return show(a, () => `zeroed ${a.json!.zeroed} counters\n`);
+    }
+    case 'stats': {
+      flags(args, []);
+      const a = await call(g, 'GET', '/stats');
+      return show(a, () => formatStats(a.json!));
+    }
+    case 'save': {
+      const { set } = flags(args, ['-c']);
+      const a = await call(g, 'GET', `/rules?format=save&${fam}${set.has('-c') ? '&counters=1' : ''}`);
+      return a.body;
+    }
+    default:
+      throw new UsageError(`unknown ctl command '${cmd}'`);
+  }
+}
+
+function formatStats(s: Record<string, any>): string {
+  const r = s.reload;
+  const lines = [
+    `ready: ${s.ready ? 'yes' : 'no'}    generation: ${r.generation}    last reload: ${r.lastOk ? 'ok' : `FAILED: ${r.lastError}`} (${r.lastSeconds.toFixed(3)} s, build ${r.buildSeconds.toFixed(3)} s, classifier ${(r.memoryBytes / 1048576).toFixed(1)} MiB)`,
+    `verdicts: accept ${s.verdicts.accept} (${s.verdicts.acceptBytes} B)  drop ${s.verdicts.drop} (${s.verdicts.dropBytes} B)  reject ${s.verdicts.reject} (${s.verdicts.rejectSent} answers sent)`,
+    'port        rx packets     rx bytes   tx packets     tx bytes        drops  kernel drops',
+    ...s.ports.map((p: Record<string, any>) => `${String(p.name).padEnd(10)}${[p.rxPackets, p.rxBytes, p.txPackets, p.txBytes, p.drops].map((v: number) => String(v).padStart(13)).join('')}${String(p.kernelDrops).padStart(14)}`),
+  ];
+  const drops = Object.entries(s.dropsByReason as Record<string, number>).filter(([, v]) => v > 0);
+  if (drops.length) lines.push(`drops: ${drops.map(([k, v]) => `${k} ${v}`).join('  ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runCtl(argv: string[]): Promise<number> {
+  const { g, rest } = globals(argv);
+  if (rest[0] === '--help') {
+    process.stdout.write(CTL_HELP);
+    return EXIT_OK;
+  }
+  if (rest.length === 0) throw new UsageError('a command is needed: reload, list, insert, append, delete, policy, stats, zero or save');
+  return execute(g, rest[0], rest.slice(1));
+}
+
+export async function runSave(argv: string[]): Promise<number> {
+  const { g, rest } = globals(argv.filter((a) => a !== '-c'));
+  if (rest[0] === '--help') {
+    process.stdout.write(SAVE_HELP);
+    return EXIT_OK;
+  }
+  if (rest.length) throw new UsageError(`unexpected argument ${rest[0]}`);
+  return execute(g, 'save', argv.includes('-c') ? ['-c'] : []);
+}
+
+async function execute(g: Global, cmd: string, args: string[]): Promise<number> {
+  try {
+    process.stdout.write(await command(g, cmd, args));
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof ApiFailure) {
+      process.stderr.write(`flatwall ctl ${cmd}: ${err.message}\n`);
+      return EXIT_ERRORS;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,122 @@
+// The API server on its own (no firewall): Unix socket mode and stale
+// socket handling, the TCP listener's token, routing errors, body limits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, existsSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApiError, ApiServer, Router } from './api';
+import { apiCall } from '../cli/ctl';
+import { RuleError } from '../rules/errors';
+
+const TOKEN = 'correct-horse-battery-staple';
+
+function router(): Router {
+  return new Router()
+    .add('GET', '/health', () => ({ body: { status: 'ok' } }))
+    .add('PUT', '/echo', async (req) => ({ body: { got: await req.text() } }), 16)
+    .add('POST', '/json', async (req) => ({ body: await req.json() }))
+    .add('GET', '/items/:id', (req) => ({ body: { id: req.params.id } }))
+    .add('GET', '/rule-error', () => {
+      throw new RuleError({ file: '<request>', line: 3, col: 7 }, 'bad thing', 'tok');
+    })
+    .add('GET', '/teapot', () => {
+      throw new ApiError(418, 'teapot', 'short and stout');
+    });
+}
+
+function scratch(): string {
+  return mkdtempSync(join(tmpdir(), 'flatwall-api-'));
+}
+
+test('Unix socket: mode 0600, answers, removed on close', async () => {
+  const dir = scratch();
+  const sock = join(dir, 'sub', 'api.sock');
+  const s = new ApiServer(router(), { socket: sock });
+  try {
+    await s.start();
+    assert.equal(statSync(sock).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dir, 'sub')).mode & 0o777, 0o700);
+    const a = await apiCall({ socket: sock }, 'GET', '/health');
+    assert.equal(a.status, 200);
+    assert.deepEqual(a.json, { status: 'ok' });
+    assert.deepEqual((await apiCall({ socket: sock }, 'GET', '/items/a%2Fb')).json, { id: 'a/b' });
+  } finally {
+    await s.close();
+  }
+  assert.equal(existsSync(sock), false);
+  rmSync(dir, { recursive: true });
+});
+
+test('a stale socket is replaced; a live one or a non-socket file is refused', async () => {
+  const dir = scratch();
+  const sock = join(dir, 'api.sock');
+  // Stale: the socket of a process that was killed (nobody listens on it).
+  spawnSync(process.execPath, ['-e', "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))", sock]);
+  assert.ok(existsSync(sock), 'a dead socket file is left');
+  const s = new ApiServer(router(), { socket: sock });
+  await s.start();
+  try {
+    assert.equal((await apiCall({ socket: sock }, 'GET', '/health')).status, 200);
+    // Live: a second server on the same path is refused.
+    const t = new ApiServer(router(), { socket: sock });
+    await assert.rejects(t.start(), /another process is serving the API/);
+  } finally {
+    await s.close();
+  }
+  writeFileSync(sock, 'not a socket');
+  await assert.rejects(new ApiServer(router(), { socket: sock }).start(), /exists and is not a socket/);
+  rmSync(dir, { recursive: true });
+});
+
+test('TCP: refused without a token at construction; requests need the right bearer token', async () => {
+  assert.throws(() => new ApiServer(router(), { listen: '127.0.0.1:0' }), /without a token/);
+  const s = new ApiServer(router(), { listen: '127.0.0.1:0', token: TOKEN });
+  await s.start();
+  try {
+    const url = new URL(`http://127.0.0.1:${s.tcpAddress!.port}`);
+    const none = await apiCall({ url }, 'GET', '/health');
+    assert.equal(none.status, 401);
+    assert.equal(none.json!.code, 'unauthorized');
+    const wrong = await apiCall({ url, token: `${TOKEN}x` }, 'GET', '/health');
+    assert.equal(wrong.status, 401);
+    const short = await apiCall({ url, token: TOKEN.slice(0, 5) }, 'GET', '/health');
+    assert.equal(short.status, 401);
+    const ok = await apiCall({ url, token: TOKEN }, 'GET', '/health');
+    assert.equal(ok.status, 200);
+  } finally {
+    await s.close();
+  }
+});
+
+test('errors are JSON: 404, 405 with Allow, 413, bad JSON, rule errors with position, handler errors', async () => {
+  const dir = scratch();
+  const sock = join(dir, 'api.sock');
+  const s = new ApiServer(router(), { socket: sock });
+  await s.start();
+  const call = (m: string, p: string, b?: string) => apiCall({ socket: sock }, m, p, b);
+  try {
+    const nf = await call('GET', '/nope');
+    assert.deepEqual([nf.status, nf.json!.code], [404, 'not_found']);
+    const na = await call('DELETE', '/health');
+    assert.deepEqual([na.status, na.json!.code], [405, 'method_not_allowed']);
+    assert.match(na.json!.error, /allowed: GET/);
+    const big = await call('PUT', '/echo', 'x'.repeat(17));
+    assert.deepEqual([big.status, big.json!.code], [413, 'body_too_large']);
+    assert.deepEqual((await call('PUT', '/echo', 'x'.repeat(16))).json, { got: 'x'.repeat(16) });
+    const bj = await call('POST', '/json', '{"a":');
+    assert.deepEqual([bj.status, bj.json!.code], [400, 'bad_json']);
+    const arr = await call('POST', '/json', '[1]');
+    assert.equal(arr.status, 400);
+    assert.deepEqual((await call('POST', '/json', '{"a":1}')).json, { a: 1 });
+    const re = await call('GET', '/rule-error');
+    assert.equal(re.status, 400);
+    assert.deepEqual([re.json!.code, re.json!.file, re.json!.line, re.json!.column, re.json!.token], ['rule_error', '<request>', 3, 7, 'tok']);
+    const tp = await call('GET', '/teapot');
+    assert.deepEqual([tp.status, tp.json!.error], [418, 'short and stout']);
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true });
+  }
+});

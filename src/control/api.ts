@@ -1,0 +1,327 @@
+// The management API: HTTP/1.1 (node:http) on a Unix socket, and optionally
+// on TCP with a bearer token.
+//
+// How it works: a Router maps (method, path pattern) to a handler; the
+// server reads at most the route's body limit, calls the handler and writes
+// its result as JSON (or text). Every failure becomes a JSON error object
+// {error, code, ...} with a status: 400 bad input (rule errors add file,
+// line, column and token), 401 missing/wrong token, 404 unknown path, 405
+// known path with another method (with Allow), 413 body too large, 415
+// unsupported Content-Type, 503 not ready, 500 anything unexpected.
+//
+// Invariants:
+// - The Unix socket is created mode 0600 (umask while binding, then chmod)
+//   in a directory of mode 0700 we create if missing; a stale socket (one
+//   nobody answers on) is replaced, a live one is an error; the socket is
+//   removed by close().
+// - A TCP listener never starts without a token; the token is compared in
+//   constant time (SHA-256 of both sides, timingSafeEqual).
+// - The API listens only where told (a Unix path, an ADDR:PORT); it has
+//   nothing to do with the dataplane ports.
+//
+// Adding a route: router.add('GET', '/conntrack/:id', handler). Handlers
+// get {params, query, headers, text(), json()} and return {status?, body}
+// or throw ApiError.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createConnection } from 'node:net';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { RuleError } from '../rules/errors';
+import { log } from './log';
+
+export const DEFAULT_SOCKET = '/run/flatwall/flatwall.sock';
+export const SMALL_BODY = 64 * 1024;
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export interface ApiRequest {
+  method: string;
+  path: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  headers: IncomingMessage['headers'];
+  /** The body as text (read once, within the route's limit). */
+  text(): Promise<string>;
+  /** The body as a JSON object; an empty body is {}. */
+  json(): Promise<Record<string, unknown>>;
+}
+
+export interface ApiResponse {
+  status?: number;
+  /** An object is sent as JSON; a string as text/plain (or `contentType`). */
+  body: unknown;
+  contentType?: string;
+}
+
+export type Handler = (req: ApiRequest) => ApiResponse | Promise<ApiResponse>;
+
+interface Route {
+  method: string;
+  parts: string[];
+  handler: Handler;
+  maxBody: number;
+}
+
+export class Router {
+  private readonly routes: Route[] = [];
+
+  /** `pattern`: /a/:param/b; `maxBody`: bytes of request body accepted. */
+  add(method: string, pattern: string, handler: Handler, maxBody = SMALL_BODY): this {
+    this.routes.push({ method, parts: pattern.split('/').filter(Boolean), handler, maxBody });
+    return this;
+  }
+
+  match(method: string, path: string): { route: Route; params: Record<string, string> } {
+    const segs = path.split('/').filter(Boolean);
+    const allowed = new Set<string>();
+    for (const r of this.routes) {
+      const params = matchParts(r.parts, segs);
+      if (!params) continue;
+      if (r.method === method || (method === 'HEAD' && r.method === 'GET')) return { route: r, params };
+      allowed.add(r.method);
+    }
+    if (allowed.size === 0) throw new ApiError(404, 'not_found', `no such endpoint: ${path}`);
+    const allow = [...allowed].join(', ');
+    throw new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${path} (allowed: ${allow})`, {}, { Allow: allow });
+  }
+}
+
+function matchParts(parts: string[], segs: string[]): Record<string, string> | undefined {
+  if (parts.length !== segs.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i].startsWith(':')) {
+      try {
+        params[parts[i].slice(1)] = decodeURIComponent(segs[i]);
+      } catch {
+        return undefined;
+      }
+    } else if (parts[i] !== segs[i]) {
+      return undefined;
+    }
+  }
+  return params;
+}
+
+export interface ApiServerOptions {
+  /** Unix socket path; undefined = none. */
+  socket?: string;
+  /** TCP "ADDR:PORT" ([v6]:port for IPv6); requires `token`. */
+  listen?: string;
+  token?: string;
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new Error(`--api-listen must be ADDR:PORT or [ADDR]:PORT, got "${s}"`);
+  return { host: m[1], port };
+}
+
+function tokenDigest(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export class ApiServer {
+  private readonly servers: Server[] = [];
+  private socketPath: string | undefined;
+  private readonly tokenHash: Buffer | undefined;
+  /** The TCP address actually bound (port 0 picks one). */
+  tcpAddress: { host: string; port: number } | undefined;
+
+  constructor(
+    private readonly router: Router,
+    private readonly opts: ApiServerOptions,
+  ) {
+    if (opts.listen && !opts.token) throw new Error('refusing a TCP API listener without a token (--api-token-file)');
+    this.tokenHash = opts.token ? tokenDigest(opts.token) : undefined;
+  }
+
+  async start(): Promise<void> {
+    try {
+      if (this.opts.socket) await this.listenUnix(this.opts.socket);
+      if (this.opts.listen) await this.listenTcp(parseListen(this.opts.listen));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async listenUnix(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    await removeStaleSocket(path);
+    const srv = createServer((req, res) => void this.handle(req, res, false));
+    const old = process.umask(0o177);
+    try {
+      await listen(srv, () => srv.listen(path));
+    } finally {
+      process.umask(old);
+    }
+    chmodSync(path, 0o600);
+    this.socketPath = path;
+    this.servers.push(srv);
+  }
+
+  private async listenTcp(addr: { host: string; port: number }): Promise<void> {
+    const srv = createServer((req, res) => void this.handle(req, res, true));
+    await listen(srv, () => srv.listen(addr.port, addr.host));
+    const a = srv.address();
+    if (a && typeof a === 'object') this.tcpAddress = { host: a.address, port: a.port };
+    this.servers.push(srv);
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+    // Always hash and compare, so timing does not reveal whether a header was sent.
+    const given = tokenDigest(m ? m[1] : '');
+    return timingSafeEqual(given, this.tokenHash!) && m !== null;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, tcp: boolean): Promise<void> {
+    const t0 = performance.now();
+    let status = 500;
+    const url = new URL(req.url ?? '/', 'http://flatwall');
+    try {
+      if (tcp && !this.authorized(req)) {
+        throw new ApiError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer TOKEN)', {}, { 'WWW-Authenticate': 'Bearer' });
+      }
+      const { route, params } = this.router.match(req.method ?? 'GET', url.pathname);
+      let body: Promise<string> | undefined;
+      const text = () => (body ??= readBody(req, route.maxBody));
+      const r = await route.handler({
+        method: req.method ?? 'GET', path: url.pathname, params, query: url.searchParams, headers: req.headers,
+        text,
+        json: async () => {
+          const t = (await text()).trim();
+          if (t === '') return {};
+          let v: unknown;
+          try {
+            v = JSON.parse(t);
+          } catch (err) {
+            throw new ApiError(400, 'bad_json', `request body is not valid JSON: ${(err as Error).message}`);
+          }
+          if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ApiError(400, 'bad_json', 'request body must be a JSON object');
+          return v as Record<string, unknown>;
+        },
+      });
+      // Drain what the handler did not read, so the connection stays usable.
+      if (!body) await text().catch(() => undefined);
+      status = r.status ?? 200;
+      send(res, status, r.body, r.contentType, req.method === 'HEAD');
+    } catch (err) {
+      const e = toApiError(err);
+      status = e.status;
+      send(res, e.status, { error: e.message, code: e.code, ...e.extra }, undefined, false, e.headers);
+      if (e.status === 413) req.resume();
+      if (e.status >= 500) log('error', 'api error', { method: req.method, path: url.pathname, error: (err as Error).stack ?? String(err) });
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD' || status >= 400) {
+      log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'api', {
+        method: req.method, path: url.pathname, status, ms: Math.round((performance.now() - t0) * 10) / 10, transport: tcp ? 'tcp' : 'unix',
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => {
+      s.close(() => r());
+      s.closeAllConnections?.();
+    })));
+    this.servers.length = 0;
+    if (this.socketPath) {
+      try {
+        unlinkSync(this.socketPath);
+      } catch {
+        // already gone
+      }
+      this.socketPath = undefined;
+    }
+  }
+}
+
+function listen(srv: Server, go: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.once('listening', () => {
+      srv.off('error', reject);
+      resolve();
+    });
+    go();
+  });
+}
+
+/** A socket file nobody answers on is left over from a crash: remove it. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket`);
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = createConnection(path);
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another process is serving the API on ${path}`);
+  unlinkSync(path);
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > max) return Promise.reject(new ApiError(413, 'body_too_large', `request body of ${declared} bytes exceeds the limit of ${max}`));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > max) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new ApiError(413, 'body_too_large', `request body exceeds the limit of ${max} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof RuleError) {
+    return new ApiError(400, 'rule_error', err.message, { reason: err.reason, file: err.file, line: err.line, column: err.col, token: err.token });
+  }
+  return new ApiError(500, 'internal', (err as Error)?.message ?? String(err));
+}
+
+const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x.toString()) : x));
+
+function send(res: ServerResponse, status: number, body: unknown, contentType: string | undefined, head: boolean, headers: Record<string, string> = {}): void {
+  const isText = typeof body === 'string';
+  const payload = isText ? (body as string) : `${json(body)}\n`;
+  res.writeHead(status, {
+    'Content-Type': contentType ?? (isText ? 'text/plain; charset=utf-8' : 'application/json'),
+    'Content-Length': Buffer.byteLength(payload),
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
+  res.end(head ? undefined : payload);
+}

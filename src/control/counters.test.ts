@@ -1,0 +1,102 @@
+// Counter identity across generations: which rules keep their counters when
+// the rule set is replaced or edited, and iptables-restore -c seeding.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { compile } from '../rules/compile';
+import { parseIptables } from '../rules/iptables/parse';
+import { CounterBank, matchKeys, ruleKeys, type LiveCounters } from './counters';
+import { applyRuleOp, cloneRuleSet, parseRuleCommand } from './ruleops';
+
+const head = ':INPUT ACCEPT [0:0]\n:FORWARD DROP [9:900]\n:OUTPUT ACCEPT [0:0]\n';
+const load = (body: string) => compile(parseIptables(`*filter\n${head}${body}COMMIT\n`, { file: 't.rules' }));
+
+function live(n: number, values: Record<number, number>): LiveCounters {
+  const packets = new BigUint64Array(n);
+  const bytes = new BigUint64Array(n);
+  for (const [id, v] of Object.entries(values)) {
+    packets[Number(id)] = BigInt(v);
+    bytes[Number(id)] = BigInt(v * 100);
+  }
+  return { packets, bytes };
+}
+
+const idOf = (c: ReturnType<typeof load>, chain: string, index: number) => c.rules.find((r) => r.chain === chain && r.index === index)!.id;
+
+test('keys: same spelling, different spelling of the same rule, occurrences', () => {
+  const c = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p tcp -m tcp --destination-port 22 -j DROP\n-A FORWARD -p udp -j ACCEPT\n');
+  const k = ruleKeys(c.rules);
+  const a = k[idOf(c, 'FORWARD', 1)];
+  const b = k[idOf(c, 'FORWARD', 2)];
+  assert.equal(a, b, 'same parsed rule, same key');
+  assert.notEqual(a, k[idOf(c, 'FORWARD', 3)]);
+  assert.equal(k[c.rules.length - 1], '', 'the internal id is never carried');
+});
+
+test('matchKeys: the k-th copy continues the k-th copy', () => {
+  assert.deepEqual([...matchKeys(['a', 'b', 'a', '', 'c'], ['b', 'a', 'x', 'a', 'a', ''])], [1, 0, -1, 2, -1, -1]);
+  assert.deepEqual([...matchKeys(['a'], ['a', 'a'])], [0, -1]);
+});
+
+test('replace: unchanged rules carry (even when moved), changed ones start at zero, policy carries', () => {
+  const bank = new CounterBank();
+  const g1 = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n-A FORWARD -p tcp --dport 80 -j ACCEPT\n');
+  bank.swap(g1, undefined, false);
+  const l1 = live(g1.rules.length, { [idOf(g1, 'FORWARD', 1)]: 5, [idOf(g1, 'FORWARD', 2)]: 7, [idOf(g1, 'FORWARD', 3)]: 11, [idOf(g1, 'FORWARD', 0)]: 3 });
+  assert.deepEqual(bank.get(idOf(g1, 'FORWARD', 2), l1), [7n, 700n]);
+  // Reordered, one changed (80 -> 8080), one new.
+  const g2 = load('-A FORWARD -p udp --dport 53 -j ACCEPT\n-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p tcp --dport 8080 -j ACCEPT\n-A FORWARD -p icmp -j ACCEPT\n');
+  bank.swap(g2, l1, false);
+  const l2 = live(g2.rules.length, { [idOf(g2, 'FORWARD', 1)]: 1 });
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 1), l2), [8n, 800n], 'udp 53: 7 before + 1 now');
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2), l2), [5n, 500n], 'tcp 22 moved, kept');
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), l2), [0n, 0n], 'changed rule starts at 0');
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 4), l2), [0n, 0n]);
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 0), l2), [3n, 300n], 'policy');
+  assert.equal(bank.lastCarried, 5, 'udp 53, tcp 22 and the three policies');
+});
+
+test('edit: inserting a rule keeps every other counter; zero resets to the live count', () => {
+  const bank = new CounterBank();
+  const g1 = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n');
+  bank.swap(g1, undefined, false);
+  const l1 = live(g1.rules.length, { [idOf(g1, 'FORWARD', 1)]: 4, [idOf(g1, 'FORWARD', 2)]: 6 });
+  const next = cloneRuleSet(g1.source);
+  applyRuleOp(next, parseRuleCommand('-I FORWARD 1 -p tcp --dport 22 -j DROP', g1.source));
+  const g2 = compile(next);
+  bank.swap(g2, l1, false);
+  const l2 = live(g2.rules.length, {});
+  // The new copy of "tcp 22" is now occurrence #0 (first in the chain) and takes the old counters.
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 1), l2), [4n, 400n]);
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2), l2), [0n, 0n]);
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), l2), [6n, 600n]);
+  const l3 = live(g2.rules.length, { [idOf(g2, 'FORWARD', 3)]: 2 });
+  bank.zero(l3);
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), l3), [0n, 0n]);
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), live(g2.rules.length, { [idOf(g2, 'FORWARD', 3)]: 5 })), [3n, 300n]);
+});
+
+test('restore (-c): file counters seed rules and policies', () => {
+  const bank = new CounterBank();
+  const g = load('[12:3456] -A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp -j ACCEPT\n');
+  bank.swap(g, undefined, true);
+  const l = live(g.rules.length, {});
+  assert.deepEqual(bank.get(idOf(g, 'FORWARD', 1), l), [12n, 3456n]);
+  assert.deepEqual(bank.get(idOf(g, 'FORWARD', 2), l), [0n, 0n]);
+  assert.deepEqual(bank.get(idOf(g, 'FORWARD', 0), l), [9n, 900n]);
+  const plain = new CounterBank();
+  plain.swap(g, undefined, false);
+  assert.deepEqual(plain.get(idOf(g, 'FORWARD', 1), l), [0n, 0n], 'without -c the file counters are ignored');
+});
+
+test('rule commands: positions of errors, ranges, delete by spec, policy of a user chain', () => {
+  const rs = parseIptables(`*filter\n${head}:web - [0:0]\n-A FORWARD -p tcp -j web\n-A web -p tcp --dport 80 -j ACCEPT\nCOMMIT\n`, { file: 't' });
+  assert.throws(() => parseRuleCommand('-I FORWARD 5 -j DROP', rs), /rule number 5 is out of range 1-2/);
+  assert.throws(() => parseRuleCommand('-A nope -j DROP', rs), /chain nope does not exist/);
+  assert.throws(() => parseRuleCommand('-A FORWARD -j nochain', rs), (e: Error & { col?: number }) => e.col === 15);
+  assert.throws(() => parseRuleCommand('-P web DROP', rs), /only built-in chains have a policy/);
+  assert.throws(() => parseRuleCommand('-D web -p tcp --dport 81 -j ACCEPT', rs), /no rule in chain web matches/);
+  const del = parseRuleCommand('-D web -p tcp -m tcp --dport 80 -j ACCEPT', rs);
+  assert.deepEqual({ ...del }, { op: 'delete', family: 4, chain: 'web', index: 1 });
+  const six = parseRuleCommand('-A FORWARD -s fd00::1 -j DROP', { tables: [...rs.tables, { ...rs.tables[0], family: 6 }] });
+  assert.equal(six.family, 6, 'an IPv6 address selects the IPv6 table');
+});

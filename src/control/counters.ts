@@ -1,0 +1,221 @@
+// Per-rule counters that outlive a rule set generation.
+//
+// The dataplane counts per rule id into arrays that belong to one generation
+// (a swap starts new ones). Operators expect `iptables -L -v` behaviour: a
+// rule that did not change keeps its counters when the rule set is replaced.
+// So the control plane keeps a signed base per rule id, and a rule's counter
+// is base + the dataplane's live count for the current generation.
+//
+// Identity of a rule across generations (documented in docs/API.md,
+// "Counters across reloads"): family, chain, the parsed rule (what its
+// canonical iptables-save spec says, so `--dport 22` and
+// `--destination-port 22` are the same rule) and occurrence index (the k-th rule with that spec in that
+// chain). Moving a rule within its chain keeps its counters; changing any
+// option makes it a new rule that starts at zero. A built-in chain's policy
+// is keyed by family and chain alone, so it keeps its counters when the
+// policy changes (as `iptables -P` does).
+//
+// At a swap, the dataplane hands back the final counters of the replaced
+// generation, read after every worker left it, so nothing counted during the
+// swap is lost: new base = old base + old generation's final count.
+//
+// Seeding (`iptables-restore -c`): with `restore`, the [packets:bytes] of
+// the rule file set the counters of the rules that carry them (chain lines
+// seed the policies), replacing what was carried over.
+import type { CompiledRuleSet, SourceRule } from '../rules/compile';
+import type { Match, Neg, PortRange, Rule, Target } from '../rules/model';
+
+export interface LiveCounters {
+  packets: BigUint64Array;
+  bytes: BigUint64Array;
+}
+
+// Identity strings are built from char codes, not decimal text: number to
+// decimal conversion of 32-bit addresses dominated the cost at a million
+// rules. Every field is self-delimiting (a marker, then fixed-width codes or
+// a length-prefixed string), so two different rules never give the same key.
+const C = String.fromCharCode;
+const neg = (n: { not: boolean } | undefined) => (n === undefined ? '-' : n.not ? '!' : '=');
+const str = (t: string) => C(t.length) + t;
+const val = (v: number | bigint) => (typeof v === 'bigint' ? str(v.toString(36)) : C(v >>> 16, v & 0xffff));
+const addr = (a: Rule['src']) => (a ? neg(a) + val(a.v.lo) + val(a.v.hi) : '-');
+const port = (p: Neg<PortRange> | undefined) => (!p || (!p.not && p.v.lo === 0 && p.v.hi === 65535) ? '-' : neg(p) + C(p.v.lo, p.v.hi));
+const MODULES = ['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 'conntrack', 'state', 'comment'];
+
+function matchKey(m: Match): string {
+  const k = C(MODULES.indexOf(m.module));
+  switch (m.module) {
+    case 'tcp': case 'udp': case 'sctp':
+      return k + port(m.sport) + port(m.dport) + (m.module === 'tcp' && m.flags && (m.flags.v.mask !== 0 || m.flags.not) ? neg(m.flags) + C(m.flags.v.mask, m.flags.v.comp) : '-');
+    case 'icmp': case 'icmp6': {
+      const t = m.type!;
+      return k + neg(t) + (t.v.any ? 'a' : C(t.v.type, t.v.codeLo, t.v.codeHi));
+    }
+    case 'multiport':
+      return k + str(m.which ?? '') + neg(m.ports) + str(m.ports!.v.map((p) => C(p.lo, p.hi)).join(''));
+    case 'iprange':
+      return k + addr(m.src) + addr(m.dst);
+    case 'conntrack':
+      return k + (m.ctstate ? neg(m.ctstate) + C(m.ctstate.v) : '-');
+    case 'state':
+      return k + neg(m.state) + C(m.state!.v);
+    case 'comment':
+      return k + str(m.comment ?? '');
+  }
+}
+
+function targetKey(t: Target): string {
+  switch (t.kind) {
+    case 'REJECT': return `R${str(t.with)}`;
+    case 'LOG': return `L${C(t.level ?? 0xffff)}${t.prefix === undefined ? '-' : `=${str(t.prefix)}`}`;
+    case 'jump': return `J${str(t.chain)}`;
+    case 'goto': return `G${str(t.chain)}`;
+    default: return str(t.kind);
+  }
+}
+
+/**
+ * The rule as parsed, as a string: equal for two rules exactly when what
+ * they match and do is equal (when their canonical specs are equal), but
+ * cheap to build at a million rules. Not for display.
+ */
+export function ruleIdentity(r: Rule): string {
+  const iface = (i: Rule['inIface']) => (i ? neg(i) + str(i.v.name) + (i.v.wildcard ? '+' : '.') : '-');
+  let s = addr(r.src) + addr(r.dst) + iface(r.inIface) + iface(r.outIface) + (r.proto ? neg(r.proto) + C(r.proto.v) : '-') + C(r.matches.length);
+  for (const m of r.matches) s += matchKey(m);
+  return s + targetKey(r.target);
+}
+
+/**
+ * The identity key of every source rule, indexed by rule id ('' = never
+ * carried). Identical rules in one chain share a key; their occurrence order
+ * tells them apart (see CounterBank.swap).
+ */
+export function ruleKeys(rules: SourceRule[]): string[] {
+  const keys = new Array<string>(rules.length);
+  for (const sr of rules) {
+    if (sr.internal) keys[sr.id] = '';
+    else if (!sr.rule) keys[sr.id] = `${sr.family}\t${sr.chain}\t:policy`;
+    else keys[sr.id] = `${sr.family}\t${sr.chain}\t${ruleIdentity(sr.rule)}`;
+  }
+  return keys;
+}
+
+/**
+ * For each new rule id, the old rule id it continues, or -1: the k-th rule
+ * with a key in the new set continues the k-th rule with that key in the old
+ * set (rule ids are in chain order).
+ */
+export function matchKeys(oldKeys: string[], newKeys: string[]): Int32Array {
+  // One map entry per distinct old key; the rare duplicates become arrays.
+  const old = new Map<string, number | number[]>();
+  for (let i = 0; i < oldKeys.length; i++) {
+    const k = oldKeys[i];
+    if (k === '') continue;
+    const e = old.get(k);
+    if (e === undefined) old.set(k, i);
+    else if (typeof e === 'number') old.set(k, [e, i]);
+    else e.push(i);
+  }
+  const out = new Int32Array(newKeys.length).fill(-1);
+  const taken = new Uint8Array(oldKeys.length);
+  const nth = new Map<string, number>(); // occurrences so far, for duplicated keys only
+  for (let i = 0; i < newKeys.length; i++) {
+    const k = newKeys[i];
+    if (k === '') continue;
+    const e = old.get(k);
+    if (e === undefined) continue;
+    if (typeof e === 'number') {
+      if (!taken[e]) {
+        taken[e] = 1;
+        out[i] = e;
+      }
+    } else {
+      const n = nth.get(k) ?? 0;
+      nth.set(k, n + 1);
+      if (n < e.length) out[i] = e[n];
+    }
+  }
+  return out;
+}
+
+/** Counters of the file ([p:b] on rules, chain lines for policies), by rule id. */
+function fileCounters(c: CompiledRuleSet, id: number): [bigint, bigint] | undefined {
+  const sr = c.rules[id];
+  if (sr.internal) return undefined;
+  if (sr.rule) return sr.rule.counters;
+  const t = c.source.tables.find((x) => x.family === sr.family);
+  return t?.chains.get(sr.chain)?.counters;
+}
+
+export class CounterBank {
+  private keys: string[] = [];
+  private basePackets = new BigInt64Array(0);
+  private baseBytes = new BigInt64Array(0);
+
+  /** Carried-over rules at the latest swap (for logs and tests). */
+  lastCarried = 0;
+
+  /**
+   * A new generation replaced the old one. `previous` = the old
+   * generation's final live counters (from setRules), absent for the first.
+   * `keys` = ruleKeys(next.rules), when the caller computed them already
+   * (while the dataplane was building the classifier).
+   */
+  swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean, keys = ruleKeys(next.rules)): void {
+    const n = next.rules.length;
+    const bp = new BigInt64Array(n);
+    const bb = new BigInt64Array(n);
+    let carried = 0;
+    if (this.keys.length > 0) {
+      const from = matchKeys(this.keys, keys);
+      for (let i = 0; i < n; i++) {
+        const j = from[i];
+        if (j < 0) continue;
+        bp[i] = this.basePackets[j] + BigInt.asIntN(64, previous?.packets[j] ?? 0n);
+        bb[i] = this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n);
+        carried++;
+      }
+    }
+    if (restore) {
+      for (let i = 0; i < n; i++) {
+        const fc = fileCounters(next, i);
+        if (fc) {
+          bp[i] = BigInt.asIntN(64, fc[0]);
+          bb[i] = BigInt.asIntN(64, fc[1]);
+        }
+      }
+    }
+    this.keys = keys;
+    this.basePackets = bp;
+    this.baseBytes = bb;
+    this.lastCarried = carried;
+  }
+
+  /** Counters of rule `id` as the operator sees them. */
+  get(id: number, live: LiveCounters): [bigint, bigint] {
+    const p = (this.basePackets[id] ?? 0n) + (live.packets[id] ?? 0n);
+    const b = (this.baseBytes[id] ?? 0n) + (live.bytes[id] ?? 0n);
+    return [p < 0n ? 0n : p, b < 0n ? 0n : b];
+  }
+
+  /**
+   * Zero the given rule ids (all when omitted): the base becomes minus the
+   * live count. Packets counted between reading `live` and this call stay
+   * counted (like `iptables -Z`, which is not atomic with traffic either).
+   */
+  zero(live: LiveCounters, ids?: Iterable<number>): number {
+    let n = 0;
+    const all = ids ?? Array.from({ length: this.basePackets.length }, (_, i) => i);
+    for (const i of all) {
+      this.basePackets[i] = -BigInt.asIntN(64, live.packets[i] ?? 0n);
+      this.baseBytes[i] = -BigInt.asIntN(64, live.bytes[i] ?? 0n);
+      n++;
+    }
+    return n;
+  }
+
+  key(id: number): string | undefined {
+    return this.keys[id];
+  }
+}

@@ -1,0 +1,130 @@
+// Prometheus text exposition (format 0.0.4) of the running firewall.
+//
+// Names follow the exporter conventions: prefix flatwall_, base units
+// (bytes, seconds), _total for counters, labels for the dimension that
+// varies (verdict, port, reason, family/hook). Per-rule series are opt-in
+// (`--metrics-rules top:K` or `all`): a million rules must not become a
+// million series unless the operator asks for it.
+import type { Firewall } from './firewall';
+
+export type RuleMetricsMode = { kind: 'none' } | { kind: 'top'; k: number } | { kind: 'all' };
+
+export function parseRuleMetrics(s: string | undefined): RuleMetricsMode {
+  if (s === undefined || s === 'none' || s === '0') return { kind: 'none' };
+  if (s === 'all') return { kind: 'all' };
+  const m = /^top:(\d+)$/.exec(s);
+  if (m && Number(m[1]) > 0) return { kind: 'top', k: Number(m[1]) };
+  throw new Error(`--metrics-rules must be none, top:K or all, got "${s}"`);
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+class Exposition {
+  private readonly out: string[] = [];
+
+  family(name: string, type: 'counter' | 'gauge', help: string): this {
+    this.out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    return this;
+  }
+
+  sample(name: string, value: number | bigint, labels: Record<string, string> = {}): this {
+    const l = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+    const num = typeof value === 'bigint' ? value.toString() : Number.isFinite(value) ? String(value) : value > 0 ? '+Inf' : value < 0 ? '-Inf' : 'NaN';
+    this.out.push(`${name}${l ? `{${l}}` : ''} ${num}`);
+    return this;
+  }
+
+  text(): string {
+    return `${this.out.join('\n')}\n`;
+  }
+}
+
+export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promise<string> {
+  const c = fw.counters();
+  const st = fw.status;
+  const e = new Exposition();
+  const P = 'flatwall_';
+
+  e.family(`${P}packets_total`, 'counter', 'IP packets decided by the FORWARD rules, by verdict.');
+  for (const v of ['accept', 'drop', 'reject'] as const) e.sample(`${P}packets_total`, c.verdicts[v], { verdict: v });
+  e.family(`${P}bytes_total`, 'counter', 'IP bytes of the packets decided by the FORWARD rules, by verdict.');
+  for (const v of ['accept', 'drop', 'reject'] as const) e.sample(`${P}bytes_total`, c.verdicts[`${v}Bytes`] ?? 0, { verdict: v });
+  e.family(`${P}reject_replies_total`, 'counter', 'TCP RST and ICMP unreachable answers sent for REJECT.').sample(`${P}reject_replies_total`, c.verdicts.rejectSent);
+
+  const ports = c.ports as Array<Record<string, number | string>>;
+  const portFamily = (name: string, key: string, help: string) => {
+    e.family(`${P}${name}`, 'counter', help);
+    for (const p of ports) e.sample(`${P}${name}`, p[key] as number, { port: p.name as string });
+  };
+  portFamily('port_receive_packets_total', 'rxPackets', 'Frames received on the port.');
+  portFamily('port_receive_bytes_total', 'rxBytes', 'Ethernet frame bytes received on the port.');
+  portFamily('port_transmit_packets_total', 'txPackets', 'Frames sent out of the port (forwarded and REJECT answers).');
+  portFamily('port_transmit_bytes_total', 'txBytes', 'Ethernet frame bytes sent out of the port.');
+  portFamily('port_drops_total', 'drops', 'Frames received on the port and not forwarded, whatever the reason.');
+  portFamily('port_kernel_drops_total', 'kernelDrops', 'Frames the kernel dropped because the port\'s receive ring was full.');
+
+  e.family(`${P}drops_total`, 'counter', 'Frames dropped, by reason.');
+  for (const [reason, n] of Object.entries(c.dropsByReason as Record<string, number>)) e.sample(`${P}drops_total`, n, { reason });
+
+  e.family(`${P}log_events_total`, 'counter', 'LOG rule events, by outcome.');
+  e.sample(`${P}log_events_total`, c.logs.emitted, { result: 'emitted' });
+  e.sample(`${P}log_events_total`, c.logs.rateLimited, { result: 'rate_limited' });
+  e.sample(`${P}log_events_total`, c.logs.queueFull, { result: 'queue_full' });
+
+  const rs = fw.ruleset;
+  e.family(`${P}rules`, 'gauge', 'Source rules reachable from each built-in chain, by family and hook.');
+  e.family(`${P}rule_records`, 'gauge', 'Classifier records (rules after chain inlining and expansion), by family and hook.');
+  if (rs) {
+    for (const t of rs.tables) {
+      const labels = { family: `ipv${t.family}`, hook: t.hook };
+      e.sample(`${P}rules`, rs.stats.rulesPerHook[`ipv${t.family}/${t.hook}`] ?? 0, labels);
+      e.sample(`${P}rule_records`, t.records, labels);
+    }
+  }
+  e.family(`${P}ready`, 'gauge', '1 when rules are active and the ports are up.').sample(`${P}ready`, fw.ready ? 1 : 0);
+  e.family(`${P}ruleset_generation`, 'gauge', 'Generation of the active rule set (1, 2, ... per swap).').sample(`${P}ruleset_generation`, st.generation);
+  e.family(`${P}reloads_total`, 'counter', 'Rule set activations attempted, by result.');
+  e.sample(`${P}reloads_total`, st.succeeded, { result: 'success' });
+  e.sample(`${P}reloads_total`, st.failed, { result: 'failure' });
+  e.family(`${P}last_reload_timestamp_seconds`, 'gauge', 'When the last rule set activation was attempted.').sample(`${P}last_reload_timestamp_seconds`, st.lastAttempt);
+  e.family(`${P}last_reload_duration_seconds`, 'gauge', 'Duration of the last attempt: parse, compile, build and swap.').sample(`${P}last_reload_duration_seconds`, st.lastSeconds);
+  e.family(`${P}last_reload_success`, 'gauge', '1 if the last attempt activated its rules, 0 if it failed (the old rules stayed).').sample(`${P}last_reload_success`, st.lastOk ? 1 : 0);
+  e.family(`${P}last_reload_success_timestamp_seconds`, 'gauge', 'When rules were last activated.').sample(`${P}last_reload_success_timestamp_seconds`, st.lastSuccess);
+  e.family(`${P}classifier_build_seconds`, 'gauge', 'Time the dataplane took to validate the tables and build the classifiers of the active rule set.').sample(`${P}classifier_build_seconds`, st.buildSeconds);
+  e.family(`${P}classifier_memory_bytes`, 'gauge', 'Memory the classifiers of the active rule set own, records included.').sample(`${P}classifier_memory_bytes`, st.memoryBytes);
+
+  if (mode.kind !== 'none' && rs) {
+    const { ruleset, get } = await fw.ruleCounters();
+    if (ruleset) {
+      // One pass; top:K keeps the K largest in a small sorted array
+      // (O(rules x K) worst case, no sort or map of a million entries).
+      const chosen: { id: number; c: [bigint, bigint] }[] = [];
+      for (const r of ruleset.rules) {
+        if (r.internal) continue;
+        const c = get(r.id);
+        if (mode.kind === 'all') {
+          chosen.push({ id: r.id, c });
+          continue;
+        }
+        if (chosen.length === mode.k && c[0] <= chosen[chosen.length - 1].c[0]) continue;
+        let i = chosen.length;
+        while (i > 0 && chosen[i - 1].c[0] < c[0]) i--;
+        chosen.splice(i, 0, { id: r.id, c });
+        if (chosen.length > mode.k) chosen.pop();
+      }
+      const ids = chosen.map((x) => x.id);
+      const counts = new Map(chosen.map((x) => [x.id, x.c]));
+      const label = (id: number) => {
+        const r = ruleset.rules[id];
+        return { family: `ipv${r.family}`, chain: r.chain, num: r.rule ? String(r.index) : 'policy', file: r.file, line: String(r.line) };
+      };
+      e.family(`${P}rule_packets_total`, 'counter', `Packets matched per rule (${mode.kind === 'all' ? 'all rules' : `top ${mode.k} by packets`}).`);
+      for (const id of ids) e.sample(`${P}rule_packets_total`, counts.get(id)![0], label(id));
+      e.family(`${P}rule_bytes_total`, 'counter', 'IP bytes matched per rule (same rules as flatwall_rule_packets_total).');
+      for (const id of ids) e.sample(`${P}rule_bytes_total`, counts.get(id)![1], label(id));
+    }
+  }
+  return e.text();
+}

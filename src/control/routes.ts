@@ -1,0 +1,284 @@
+// The firewall's API routes (see api.ts for the server and docs/API.md for
+// the endpoints). Each handler validates its input, calls one Firewall
+// method and shapes the answer; rule edits go through src/control/ruleops.ts
+// so the API accepts exactly iptables' syntax.
+import { RuleError } from '../rules/errors';
+import type { CompiledRuleSet } from '../rules/compile';
+import type { Family, RuleSet, Table } from '../rules/model';
+import { parseIptables } from '../rules/iptables/parse';
+import { parseNative } from '../rules/native-format';
+import { chainOrder, printTable, ruleSpec } from '../rules/iptables/print';
+import { listColumns } from '../rules/iptables/list';
+import type { Firewall } from './firewall';
+import { ApiError, Router, type ApiRequest } from './api';
+import { parseRuleCommand, REQUEST_FILE } from './ruleops';
+import { renderMetrics, type RuleMetricsMode } from './metrics';
+
+export const RULES_BODY_LIMIT = 512 * 1024 * 1024;
+const DEFAULT_PAGE = 1000;
+const MAX_PAGE = 100_000;
+
+export interface RouteOptions {
+  ruleMetrics: RuleMetricsMode;
+  /** Bytes accepted for PUT /rules. */
+  maxRulesBody?: number;
+}
+
+function intParam(req: ApiRequest, name: string, def: number, min: number, max: number): number {
+  const v = req.query.get(name);
+  if (v === null || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ApiError(400, 'bad_parameter', `${name} must be an integer in ${min}..${max}, got "${v}"`);
+  return n;
+}
+
+function familyParam(v: unknown, def: Family | undefined): Family | undefined {
+  if (v === undefined || v === null || v === '') return def;
+  if (v === 4 || v === '4' || v === 'ipv4') return 4;
+  if (v === 6 || v === '6' || v === 'ipv6') return 6;
+  throw new ApiError(400, 'bad_parameter', `family must be 4 or 6, got ${JSON.stringify(v)}`);
+}
+
+const truthy = (v: string | null) => v === '1' || v === 'true' || v === 'yes';
+
+function requireRules(fw: Firewall): CompiledRuleSet {
+  const rs = fw.ruleset;
+  if (!rs) {
+    throw fw.loadingMetadata
+      ? new ApiError(503, 'loading', 'the rules are active (from a snapshot); their listing is still loading', {}, { 'Retry-After': '2' })
+      : new ApiError(503, 'not_ready', 'no rule set is active yet');
+  }
+  return rs;
+}
+
+/** Rule ids of each chain by position: [policy id or -1, rule 1, rule 2, ...]. */
+const chainIdCache = new WeakMap<CompiledRuleSet, Map<string, number[]>>();
+function chainIds(c: CompiledRuleSet): Map<string, number[]> {
+  let m = chainIdCache.get(c);
+  if (!m) {
+    m = new Map();
+    for (const r of c.rules) {
+      if (r.internal) continue;
+      const k = `${r.family}/${r.chain}`;
+      let a = m.get(k);
+      if (!a) m.set(k, (a = [-1]));
+      a[r.index] = r.id;
+    }
+    chainIdCache.set(c, m);
+  }
+  return m;
+}
+
+/** Jumps and gotos to each user chain (computed once per table). */
+const refCache = new WeakMap<Table, Map<string, number>>();
+function references(t: Table, name: string): number {
+  let m = refCache.get(t);
+  if (!m) {
+    m = new Map();
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) if (r.target.kind === 'jump' || r.target.kind === 'goto') m.set(r.target.chain, (m.get(r.target.chain) ?? 0) + 1);
+    }
+    refCache.set(t, m);
+  }
+  return m.get(name) ?? 0;
+}
+
+/** The parser for a PUT /rules body, by Content-Type (415 before anything is read). */
+function bodyParser(contentType: string, family: Family | undefined): (text: string) => RuleSet {
+  const ct = contentType.split(';')[0].trim().toLowerCase();
+  if (['application/json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'].includes(ct)) {
+    return (text) => parseNative(text, REQUEST_FILE);
+  }
+  if (ct === '' || ct === 'text/plain' || ct === 'application/x-iptables-save' || ct === 'application/octet-stream') {
+    return (text) => parseIptables(text, { file: REQUEST_FILE, family });
+  }
+  throw new ApiError(415, 'unsupported_media_type',
+    `Content-Type ${ct} is not supported: use text/plain (iptables-save) or application/json / application/yaml (native format)`);
+}
+
+/** iptables-restore semantics: the tables given replace those of the same family; the others stay. */
+function mergeTables(running: RuleSet | undefined, next: RuleSet): RuleSet {
+  const families = new Set(next.tables.map((t) => t.family));
+  return { tables: [...(running?.tables ?? []).filter((t) => !families.has(t.family)), ...next.tables].sort((a, b) => a.family - b.family) };
+}
+
+/** Body field "rule" (JSON) or the whole text/plain body. */
+async function ruleText(req: ApiRequest): Promise<{ rule: string; family?: Family }> {
+  const ct = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  if (ct === 'text/plain') return { rule: (await req.text()).trim(), family: familyParam(req.query.get('family'), undefined) };
+  const b = await req.json();
+  if (typeof b.rule !== 'string') throw new ApiError(400, 'bad_request', 'body must be {"rule": "-A CHAIN ..."} (optionally "family": 4 or 6)');
+  return { rule: b.rule, family: familyParam(b.family ?? req.query.get('family') ?? undefined, undefined) };
+}
+
+/** Re-point a RuleError from a prefixed command back into what the client sent. */
+function shifted(err: unknown, by: number): unknown {
+  if (err instanceof RuleError && err.file === REQUEST_FILE) {
+    return new RuleError({ file: err.file, line: err.line, col: Math.max(1, err.col - by) }, err.reason, err.token);
+  }
+  return err;
+}
+
+export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Router()): Router {
+  router.add('GET', '/health', () => ({ body: { status: 'ok', pid: process.pid, uptimeSeconds: Math.round(process.uptime()) } }));
+
+  router.add('GET', '/ready', () => fw.ready
+    ? { body: { ready: true, generation: fw.status.generation } }
+    : { status: 503, body: { ready: false, reason: fw.ruleset ? 'ports not started' : 'no rule set active yet' } });
+
+  router.add('GET', '/metrics', async () => ({
+    body: await renderMetrics(fw, opts.ruleMetrics), contentType: 'text/plain; version=0.0.4; charset=utf-8',
+  }));
+
+  router.add('GET', '/stats', () => {
+    const c = fw.counters();
+    return { body: { ready: fw.ready, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches } };
+  });
+
+  router.add('GET', '/rules', async (req) => {
+    requireRules(fw);
+    const { ruleset, get } = await fw.ruleCounters();
+    const rs = ruleset!;
+    const family = familyParam(req.query.get('family'), undefined);
+    const chainName = req.query.get('chain') ?? undefined;
+    const tables = rs.source.tables.filter((t) => family === undefined || t.family === family);
+    if (chainName && !tables.some((t) => t.chains.has(chainName))) throw new ApiError(404, 'no_such_chain', `chain ${chainName} does not exist`);
+
+    if (req.query.get('format') === 'save') {
+      if (tables.length !== 1) throw new ApiError(400, 'bad_parameter', 'format=save prints one family: add family=4 or family=6');
+      return { body: saveText(rs, tables[0], truthy(req.query.get('counters')) ? get : undefined), contentType: 'text/plain; charset=utf-8' };
+    }
+    const offset = intParam(req, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(req, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
+    const ids = chainIds(rs);
+    const chains = [];
+    const rules = [];
+    let total = 0;
+    for (const t of tables) {
+      for (const c of chainOrder(t)) {
+        if (chainName && c.name !== chainName) continue;
+        const cid = ids.get(`${t.family}/${c.name}`) ?? [-1];
+        const pol = c.builtin && cid[0] >= 0 ? get(cid[0]) : undefined;
+        chains.push({
+          family: t.family, chain: c.name, builtin: c.builtin, policy: c.builtin ? c.policy : undefined,
+          packets: pol?.[0], bytes: pol?.[1], references: c.builtin ? undefined : references(t, c.name), rules: c.rules.length,
+        });
+        // Only the page's rules are formatted and counted.
+        const from = Math.max(0, offset - total);
+        const to = Math.min(c.rules.length, offset + limit - total);
+        for (let i = from; i < to; i++) {
+          const r = c.rules[i];
+          const [packets, bytes] = get(cid[i + 1]);
+          rules.push({
+            family: t.family, chain: c.name, num: i + 1, spec: ruleSpec(r, t.family), packets, bytes,
+            file: r.pos.file, line: r.pos.line, list: listColumns(r, t.family),
+          });
+        }
+        total += c.rules.length;
+      }
+    }
+    return { body: { generation: fw.status.generation, total, offset, limit, next: offset + limit < total ? offset + limit : null, chains, rules } };
+  });
+
+  router.add('POST', '/reload', async () => {
+    if (!fw.hasRuleFiles) throw new ApiError(409, 'no_rule_files', 'started from a snapshot without --rules: nothing to reload (PUT /rules replaces the rules)');
+    return { body: { reloaded: true, ...(await fw.load()) } };
+  });
+
+  router.add('PUT', '/rules', async (req) => {
+    // A partial (one-family) replace merges with the running tables, which must be known.
+    if (fw.loadingMetadata) requireRules(fw);
+    const parse = bodyParser(String(req.headers['content-type'] ?? ''), familyParam(req.query.get('family'), undefined));
+    const text = await req.text();
+    const r = await fw.replace((running) => {
+      const next = parse(text);
+      if (next.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter table');
+      return mergeTables(running, next);
+    }, truthy(req.query.get('counters')));
+    return { body: { replaced: true, ...r } };
+  }, opts.maxRulesBody ?? RULES_BODY_LIMIT);
+
+  router.add('POST', '/rules', async (req) => {
+    requireRules(fw);
+    const { rule, family } = await ruleText(req);
+    if (!/^\s*(-A|--append|-I|--insert)\s/.test(rule)) {
+      throw new ApiError(400, 'bad_request', 'POST /rules takes "-A CHAIN spec" or "-I CHAIN [n] spec" (delete: DELETE /rules/CHAIN/N, policy: PUT /chains/CHAIN/policy)');
+    }
+    const r = await fw.edit((running) => parseRuleCommand(rule, running, family));
+    const op = r.op as { chain: string; index: number; family: Family; op: string };
+    return { status: 201, body: { ...r, op: op.op, family: op.family, chain: op.chain, num: op.index } };
+  });
+
+  router.add('DELETE', '/rules/:chain/:num', async (req) => {
+    requireRules(fw);
+    const { chain, num } = req.params;
+    if (!/^\d+$/.test(num)) throw new ApiError(400, 'bad_parameter', `rule number must be a positive integer, got "${num}"`);
+    const family = familyParam(req.query.get('family'), 4);
+    const r = await fw.edit((running) => parseRuleCommand(`-D ${chain} ${num}`, running, family));
+    return { body: { deleted: true, ...r, op: undefined, family: r.op.family, chain, num: Number(num) } };
+  });
+
+  router.add('DELETE', '/rules/:chain', async (req) => {
+    requireRules(fw);
+    const { rule, family } = await ruleText(req);
+    const prefix = `-D ${req.params.chain} `;
+    let num = 0;
+    try {
+      const r = await fw.edit((running) => {
+        const op = parseRuleCommand(prefix + rule, running, family ?? 4);
+        num = (op as { index: number }).index;
+        return op;
+      });
+      return { body: { deleted: true, ...r, op: undefined, family: r.op.family, chain: req.params.chain, num } };
+    } catch (err) {
+      throw shifted(err, prefix.length);
+    }
+  });
+
+  const policy = async (req: ApiRequest) => {
+    requireRules(fw);
+    const b = await req.json();
+    if (typeof b.policy !== 'string') throw new ApiError(400, 'bad_request', 'body must be {"policy": "ACCEPT" | "DROP"} (optionally "family": 4 or 6)');
+    const family = familyParam(b.family ?? req.query.get('family') ?? undefined, 4);
+    const r = await fw.edit((running) => parseRuleCommand(`-P ${req.params.chain} ${b.policy}`, running, family));
+    return { body: { ...r, op: undefined, family: r.op.family, chain: req.params.chain, policy: b.policy } };
+  };
+  router.add('PUT', '/chains/:chain/policy', policy);
+  router.add('POST', '/chains/:chain/policy', policy);
+
+  router.add('POST', '/counters/reset', async (req) => {
+    const rs = requireRules(fw);
+    const b = await req.json();
+    const family = familyParam(b.family ?? req.query.get('family') ?? undefined, undefined);
+    const chain = (b.chain ?? req.query.get('chain') ?? undefined) as string | undefined;
+    if (chain !== undefined && typeof chain !== 'string') throw new ApiError(400, 'bad_request', '"chain" must be a string');
+    if (chain && !rs.source.tables.some((t) => (family === undefined || t.family === family) && t.chains.has(chain))) {
+      throw new ApiError(404, 'no_such_chain', `chain ${chain} does not exist`);
+    }
+    const ids = family === undefined && chain === undefined ? undefined
+      : rs.rules.filter((r) => !r.internal && (family === undefined || r.family === family) && (chain === undefined || r.chain === chain)).map((r) => r.id);
+    const n = await fw.zero(ids);
+    return { body: { zeroed: n } };
+  });
+
+  return router;
+}
+
+function saveText(rs: CompiledRuleSet, t: Table, get: ((id: number) => [bigint, bigint]) | undefined): string {
+  let table = t;
+  if (get) {
+    const ids = chainIds(rs);
+    const chains = new Map();
+    for (const [name, c] of t.chains) {
+      const cid = ids.get(`${t.family}/${name}`) ?? [-1];
+      chains.set(name, {
+        ...c,
+        counters: c.builtin && cid[0] >= 0 ? get(cid[0]) : [0n, 0n],
+        rules: c.rules.map((r, i) => ({ ...r, counters: get(cid[i + 1]) })),
+      });
+    }
+    table = { ...t, chains };
+  }
+  const head = `Generated by flatwall save (IPv${t.family}) on ${new Date().toUTCString()}`;
+  return `${[...printTable(table, { counters: !!get, header: head })].join('\n')}\n# Completed on ${new Date().toUTCString()}\n`;
+}
