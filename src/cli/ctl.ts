@@ -27,6 +27,15 @@ Commands:
   stats                     dataplane counters and reload status
   zero [CHAIN]              zero the rule counters (of CHAIN)
   save [-c]                 print the rules in iptables-save form (-c: with counters)
+  conntrack [-L|-C|-F|-D] [FILTER]
+                            tracked connections, like conntrack(8):
+        -L                  list (default), one line per connection
+        -C                  count (and the table's limit)
+        -F                  flush the connections FILTER selects (all without one)
+        -D -p P -s A -d B [--sport N --dport N | --icmp-id N] [--zone N]
+                            delete one connection (either direction's tuple)
+        FILTER: -f ipv4|ipv6, -p PROTO, --addr A (either end), --port N
+                (either end), --zone N (port pair), --limit N (list, default 10000)
 
 Options:
   -s, --socket PATH         API Unix socket (default ${DEFAULT_SOCKET})
@@ -328,6 +337,8 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       const a = await call(g, 'GET', '/stats');
       return show(a, () => formatStats(a.json!));
     }
+    case 'conntrack':
+      return conntrack(g, args, show);
     case 'save': {
       const { set } = flags(args, ['-c']);
       const a = await call(g, 'GET', `/rules?format=save&${fam}${set.has('-c') ? '&counters=1' : ''}`);
@@ -335,6 +346,96 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
     }
     default:
       throw new UsageError(`unknown ctl command '${cmd}'`);
+  }
+}
+
+const PROTO_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp', 33: 'dccp', 136: 'udplite', 47: 'gre' };
+
+/** One connection the way conntrack -L prints it: original tuple, then the reply tuple. */
+export function conntrackLine(e: Record<string, any>): string {
+  const name = PROTO_NAMES[e.proto] ?? 'unknown';
+  const parts = [`${name.padEnd(8)} ${e.proto} ${e.timeout}`];
+  if (e.state) parts.push(e.state);
+  const tuple = (src: string, dst: string, sport?: number, dport?: number) => {
+    let t = `src=${src} dst=${dst}`;
+    if (e.id !== undefined) t += ` type=${e.proto === 1 ? 8 : 128} code=0 id=${e.id}`;
+    else if (sport !== undefined) t += ` sport=${sport} dport=${dport}`;
+    return t;
+  };
+  parts.push(tuple(e.src, e.dst, e.sport, e.dport));
+  parts.push(`packets=${e.packets}`);
+  if (e.unreplied) parts.push('[UNREPLIED]');
+  parts.push(tuple(e.dst, e.src, e.dport, e.sport));
+  if (e.assured) parts.push('[ASSURED]');
+  parts.push(`zone=${e.zone}`);
+  return parts.join(' ');
+}
+
+async function conntrack(g: Global, args: string[], show: (a: Answer, text: () => string) => string): Promise<string> {
+  let mode: 'L' | 'C' | 'F' | 'D' = 'L';
+  const q = new URLSearchParams();
+  const del: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const val = () => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`conntrack: ${a} needs a value`);
+      return v;
+    };
+    const num = (v: string, max: number) => {
+      if (!/^\d+$/.test(v) || Number(v) > max) throw new UsageError(`conntrack: ${a} must be an integer 0..${max}, got "${v}"`);
+      return v;
+    };
+    switch (a) {
+      case '-L': case '--dump': mode = 'L'; break;
+      case '-C': case '--count': mode = 'C'; break;
+      case '-F': case '--flush': mode = 'F'; break;
+      case '-D': case '--delete': mode = 'D'; break;
+      case '-f': case '--family': {
+        const v = val();
+        if (!['ipv4', 'ipv6', '4', '6'].includes(v)) throw new UsageError(`conntrack: -f must be ipv4 or ipv6, got "${v}"`);
+        q.set('family', v.replace('ipv', ''));
+        break;
+      }
+      case '-p': case '--proto': q.set('proto', (del.proto = val())); break;
+      case '--addr': q.set('addr', val()); break;
+      case '--port': q.set('port', num(val(), 65535)); break;
+      case '--zone': q.set('zone', (del.zone = num(val(), 255))); break;
+      case '--limit': q.set('limit', num(val(), 1_000_000)); break;
+      case '-s': case '--src': case '--orig-src': del.src = val(); break;
+      case '-d': case '--dst': case '--orig-dst': del.dst = val(); break;
+      case '--sport': case '--orig-port-src': del.sport = num(val(), 65535); break;
+      case '--dport': case '--orig-port-dst': del.dport = num(val(), 65535); break;
+      case '--icmp-id': del.id = num(val(), 65535); break;
+      default: throw new UsageError(`conntrack: unknown option ${a}`);
+    }
+  }
+  if (mode !== 'D' && (del.src || del.dst || del.sport || del.dport || del.id)) {
+    throw new UsageError('conntrack: -s/-d/--sport/--dport/--icmp-id select one connection for -D; filter lists with --addr and --port');
+  }
+  switch (mode) {
+    case 'C': {
+      const a = await call(g, 'GET', '/conntrack/count');
+      return show(a, () => `${a.json!.entries}\n`);
+    }
+    case 'F': {
+      const a = await call(g, 'DELETE', `/conntrack?${q}`);
+      return show(a, () => `flatwall ctl conntrack: ${a.json!.flushed} flow entries have been deleted.\n`);
+    }
+    case 'D': {
+      for (const k of ['proto', 'src', 'dst']) if (!del[k]) throw new UsageError('conntrack -D needs -p PROTO, -s SRC and -d DST');
+      const a = await call(g, 'DELETE', `/conntrack/entry?${new URLSearchParams(del)}`);
+      return show(a, () => 'flatwall ctl conntrack: 1 flow entries have been deleted.\n');
+    }
+    default: {
+      const a = await call(g, 'GET', `/conntrack?${q}`);
+      return show(a, () => {
+        const lines = (a.json!.entries as Array<Record<string, any>>).map(conntrackLine);
+        // conntrack -L reports its total on stderr, keeping stdout parseable.
+        process.stderr.write(`flatwall ctl conntrack: ${a.json!.count} flow entries have been shown${a.json!.truncated ? ' (--limit reached)' : ''}.\n`);
+        return lines.length ? `${lines.join('\n')}\n` : '';
+      });
+    }
   }
 }
 
@@ -348,6 +449,11 @@ function formatStats(s: Record<string, any>): string {
   ];
   const drops = Object.entries(s.dropsByReason as Record<string, number>).filter(([, v]) => v > 0);
   if (drops.length) lines.push(`drops: ${drops.map(([k, v]) => `${k} ${v}`).join('  ')}`);
+  const ct = s.conntrack;
+  if (ct?.enabled) {
+    lines.push(`conntrack: ${ct.entries}/${ct.limit} entries  found ${ct.found}  insert ${ct.insert}  insert_failed ${ct.insert_failed}  invalid ${ct.invalid}  early_drop ${ct.early_drop}  drop ${ct.drop}  expired ${ct.expired}`);
+  } else if (ct) lines.push('conntrack: off (stateless)');
+  if (s.flowCache) lines.push(`flow cache: ${s.flowCache.hits} hits, ${s.flowCache.misses} misses`);
   return `${lines.join('\n')}\n`;
 }
 

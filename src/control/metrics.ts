@@ -73,6 +73,32 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   e.sample(`${P}log_events_total`, c.logs.rateLimited, { result: 'rate_limited' });
   e.sample(`${P}log_events_total`, c.logs.queueFull, { result: 'queue_full' });
 
+  // Connection tracking, named after node_exporter's nf_conntrack
+  // collectors (node_nf_conntrack_entries, _entries_limit, _stat_*).
+  const ct = c.conntrack as Record<string, number | boolean> | undefined;
+  if (ct && ct.enabled) {
+    e.family(`${P}conntrack_entries`, 'gauge', 'Connections currently tracked.').sample(`${P}conntrack_entries`, ct.entries as number);
+    e.family(`${P}conntrack_entries_limit`, 'gauge', 'Most connections the table holds (--conntrack-max).').sample(`${P}conntrack_entries_limit`, ct.limit as number);
+    const stat: Array<[string, string]> = [
+      ['found', 'Packets of connections already tracked.'],
+      ['invalid', 'Packets that could not be tracked (state INVALID).'],
+      ['ignore', 'Packets conntrack did not track (UNTRACKED).'],
+      ['insert', 'Connections inserted.'],
+      ['insert_failed', 'Connections that could not be inserted (table full, no entry to evict).'],
+      ['drop', 'Packets dropped because their new connection could not be inserted.'],
+      ['early_drop', 'Unreplied connections evicted to make room for new ones.'],
+      ['expired', 'Connections removed by their timeout.'],
+    ];
+    for (const [k, help] of stat) e.family(`${P}conntrack_stat_${k}_total`, 'counter', help).sample(`${P}conntrack_stat_${k}_total`, ct[k] as number);
+    e.family(`${P}conntrack_memory_bytes`, 'gauge', 'Memory of the connection tables (preallocated).').sample(`${P}conntrack_memory_bytes`, ct.memoryBytes as number);
+  }
+  const fc = c.flowCache as { hits: number; misses: number } | undefined;
+  if (fc) {
+    e.family(`${P}flow_cache_lookups_total`, 'counter', 'Flow cache lookups, by result.');
+    e.sample(`${P}flow_cache_lookups_total`, fc.hits, { result: 'hit' });
+    e.sample(`${P}flow_cache_lookups_total`, fc.misses, { result: 'miss' });
+  }
+
   const rs = fw.ruleset;
   e.family(`${P}rules`, 'gauge', 'Source rules reachable from each built-in chain, by family and hook.');
   e.family(`${P}rule_records`, 'gauge', 'Classifier records (rules after chain inlining and expansion), by family and hook.');

@@ -132,7 +132,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('GET', '/stats', () => {
     const c = fw.counters();
-    return { body: { ready: fw.ready, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches } };
+    return { body: { ready: fw.ready, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache } };
   });
 
   router.add('GET', '/rules', async (req) => {
@@ -261,7 +261,54 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     return { body: { zeroed: n } };
   });
 
+  // ---- connection tracking (conntrack -L / -C / -F / -D) ----
+  router.add('GET', '/conntrack', async (req) => {
+    const limit = intParam(req, 'limit', 10_000, 1, 1_000_000);
+    const filter = conntrackFilter(req);
+    const entries = await nativeCall(() => fw.conntrackList(filter, limit));
+    const { entries: tracked, limit: max } = fw.conntrackCount();
+    return { body: { entries, count: entries.length, truncated: entries.length === limit, tracked, max } };
+  });
+  router.add('GET', '/conntrack/count', () => ({ body: fw.conntrackCount() }));
+  router.add('DELETE', '/conntrack', async (req) => {
+    const filter = conntrackFilter(req);
+    return { body: { flushed: await nativeCall(() => fw.conntrackFlush(filter)) } };
+  });
+  router.add('DELETE', '/conntrack/entry', async (req) => {
+    const q = req.query;
+    for (const k of ['proto', 'src', 'dst']) if (!q.get(k)) throw new ApiError(400, 'bad_parameter', `${k} is required to delete one connection`);
+    const num = (k: string) => (q.get(k) === null ? undefined : intParam(req, k, 0, 0, 65535));
+    const tuple = { proto: q.get('proto')!, src: q.get('src')!, dst: q.get('dst')!, sport: num('sport'), dport: num('dport'), id: num('id'), zone: num('zone') };
+    const deleted = await nativeCall(() => fw.conntrackDelete(tuple));
+    if (!deleted) throw new ApiError(404, 'no_such_connection', 'no tracked connection has that tuple');
+    return { body: { deleted } };
+  });
+
   return router;
+}
+
+/** conntrack filters from the query: family, proto, addr (either end), port (either end), zone. */
+function conntrackFilter(req: ApiRequest): Record<string, number | string> {
+  const f: Record<string, number | string> = {};
+  const fam = familyParam(req.query.get('family'), undefined);
+  if (fam) f.family = fam;
+  const proto = req.query.get('proto');
+  if (proto) f.proto = /^\d+$/.test(proto) ? Number(proto) : proto;
+  const addr = req.query.get('addr');
+  if (addr) f.addr = addr;
+  if (req.query.get('port') !== null) f.port = intParam(req, 'port', 0, 0, 65535);
+  if (req.query.get('zone') !== null) f.zone = intParam(req, 'zone', 0, 0, 255);
+  return f;
+}
+
+/** The addon throws TypeError/RangeError for input it refuses (a bad address or protocol): that is the client's error. */
+async function nativeCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) throw new ApiError(400, 'bad_parameter', (err as Error).message);
+    throw err;
+  }
 }
 
 function saveText(rs: CompiledRuleSet, t: Table, get: ((id: number) => [bigint, bigint]) | undefined): string {
