@@ -940,9 +940,31 @@ void TupleMerge<Rec>::BuildBand(Band& band, const std::vector<uint32_t>& records
   };
   std::vector<Placed> placed;
   std::vector<Table> built;
+  std::vector<uint64_t> hashes;
   for (BuildTable& bt : tables) {
-    const size_t buckets = std::max<size_t>(1, bt.counts.size());
+    // Tighten the table to the longest masks all its records allow (the
+    // component-wise minimum of their natural tuples; never shorter than
+    // the tuple the table opened with, since that one covers them all).
+    // Still a valid table, and buckets only split: a coarse table whose
+    // records all turn out /24 or exact-port now sends keys that share a
+    // /16 but nothing else to an empty bucket, which the filter rejects,
+    // instead of to a run of entries that all fail.
+    Tuple tight = NaturalTuple(recs_[bt.rules.front()]);
+    for (uint32_t r : bt.rules) {
+      const Tuple nat = NaturalTuple(recs_[r]);
+      tight.s = std::min(tight.s, nat.s);
+      tight.d = std::min(tight.d, nat.d);
+      tight.sp = std::min(tight.sp, nat.sp);
+      tight.dp = std::min(tight.dp, nat.dp);
+      tight.pr = std::min(tight.pr, nat.pr);
+    }
+    bt.masks = masks_of(tight);
     bt.counts = CountMap();
+    hashes.clear();
+    for (uint32_t r : bt.rules) hashes.push_back(W::Of(recs_[r]).SlotHash(bt.masks));
+    std::sort(hashes.begin(), hashes.end());
+    const size_t buckets =
+        std::max<size_t>(1, size_t(std::unique(hashes.begin(), hashes.end()) - hashes.begin()));
     uint32_t fbits = 5;  // at least one word
     while ((size_t(1) << fbits) < buckets * kFilterBitsPerBucket) ++fbits;
     Table t;
