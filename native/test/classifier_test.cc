@@ -312,7 +312,8 @@ int CheckSet(const char* what, const std::vector<Rec>& recs, size_t nkeys, uint6
     std::vector<uint32_t> got(n);
     // Batches of odd sizes, with and without starts.
     for (size_t i = 0; i < n;) {
-      const size_t m = std::min<size_t>(n - i, 1 + rng.Below(100));
+      // Mostly within one internal chunk (64 keys), sometimes several.
+      const size_t m = std::min<size_t>(n - i, 1 + rng.Below(rng.Below(4) ? 100 : 300));
       const bool with_starts = rng.Below(4) != 0;
       c->LookupBatch(keys.data() + i, with_starts ? starts.data() + i : nullptr, got.data() + i, m);
       if (!with_starts) {
