@@ -55,6 +55,8 @@ struct Words;
 
 template <>
 struct Words<RuleRecord4> {
+  // Hashed word w is multiplied by kC[w] (the vector pass relies on it).
+  static constexpr int kWords = 4;
   uint32_t src = 0, dst = 0, ports = 0, proto = 0;
 
   static Words Of(const PacketKey4& k) {
@@ -79,6 +81,7 @@ struct Words<RuleRecord4> {
 
 template <>
 struct Words<RuleRecord6> {
+  static constexpr int kWords = 10;
   uint32_t src[4] = {}, dst[4] = {};
   uint32_t ports = 0, proto = 0;
 
@@ -390,13 +393,19 @@ constexpr size_t kBatch = 64;
 constexpr size_t kTablesPerPass = 16;
 constexpr size_t kCandidates = kBatch * kTablesPerPass + 16;  // + one vector of slack
 
-// The IPv4 keys of a batch, one array per hashed field, for the vector
-// filter pass.
-struct Columns4 {
-  alignas(64) uint32_t src[kBatch];
-  alignas(64) uint32_t dst[kBatch];
-  alignas(64) uint32_t ports[kBatch];
-  alignas(64) uint32_t proto[kBatch];
+// The hashed words of a Words<Rec> in order (word w is multiplied by
+// kC[w] in FilterHash), for the vector filter pass.
+template <typename W>
+inline void Flatten(const W& w, uint32_t* out) {
+  static_assert(sizeof(W) == sizeof(uint32_t) * W::kWords, "Words is its hashed words");
+  std::memcpy(out, &w, sizeof(W));
+}
+
+// The keys of a batch, one array per hashed word, for the vector filter
+// pass.
+template <int kWords>
+struct Columns {
+  alignas(64) uint32_t word[kWords][kBatch];
   alignas(64) uint32_t start[kBatch];
   alignas(64) uint32_t best[kBatch];
 };
@@ -425,36 +434,34 @@ struct CompactTable {
 };
 const CompactTable kCompact;
 
-FLATWALL_AVX2 inline __m256i HashColumn(const uint32_t* col, __m256i mask, uint32_t mul) {
-  const __m256i v = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(col)), mask);
+FLATWALL_AVX2 inline __m256i HashColumn(const uint32_t* col, uint32_t mask, uint32_t mul) {
+  const __m256i v = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(col)),
+                                     _mm256_set1_epi32(int(mask)));
   return _mm256_mullo_epi32(v, _mm256_set1_epi32(int(mul)));
 }
 
-// The filter pass of one IPv4 table over a batch, eight keys per step:
+// The filter pass of one table over a batch, eight keys per step:
 // bit-identical to FilterHash/FilterIndex/FilterTest, and appends the ids of
 // the keys that pass (id_base + key) to `out` through a compaction
 // permutation, without a branch per key. Lanes past m hold zeros; their
 // filter index is in bounds like any other (it is below the filter's size
 // by construction) and their result is masked off.
-FLATWALL_AVX2 uint32_t FilterPass256(const Columns4& kc, size_t m, const Words<RuleRecord4>& mk,
+template <int kWords>
+FLATWALL_AVX2 uint32_t FilterPass256(const Columns<kWords>& kc, size_t m, const uint32_t* mk,
                                      const uint32_t* filter, uint32_t shift, uint32_t min_index,
                                      uint32_t max_index, uint32_t id_base, uint32_t* out) {
   const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i nibble = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   const __m256i low4 = _mm256_set1_epi32(15), low5 = _mm256_set1_epi32(31);
   const __m256i sign = _mm256_set1_epi32(int(0x80000000u));
-  const __m256i msrc = _mm256_set1_epi32(int(mk.src)), mdst = _mm256_set1_epi32(int(mk.dst));
-  const __m256i mports = _mm256_set1_epi32(int(mk.ports)), mproto = _mm256_set1_epi32(int(mk.proto));
   // Unsigned comparisons as signed ones on sign-flipped values.
   const __m256i maxi = _mm256_set1_epi32(int(max_index ^ 0x80000000u));
   const __m256i mini = _mm256_set1_epi32(int(min_index ^ 0x80000000u));
   const __m128i wshift = _mm_cvtsi32_si128(int(shift));
   uint32_t n = 0;
   for (size_t b = 0; b < m; b += 8) {
-    const __m256i h = _mm256_xor_si256(
-        _mm256_xor_si256(HashColumn(kc.src + b, msrc, kC[0]), HashColumn(kc.dst + b, mdst, kC[1])),
-        _mm256_xor_si256(HashColumn(kc.ports + b, mports, kC[2]),
-                         HashColumn(kc.proto + b, mproto, kC[3])));
+    __m256i h = HashColumn(kc.word[0] + b, mk[0], kC[0]);
+    for (int w = 1; w < kWords; ++w) h = _mm256_xor_si256(h, HashColumn(kc.word[w] + b, mk[w], kC[w]));
     const __m256i idx = _mm256_srl_epi32(h, wshift);  // a shift of 32 gives bit 0
     const __m256i words = _mm256_i32gather_epi32(reinterpret_cast<const int*>(filter),
                                                  _mm256_srli_epi32(idx, 5), 4);
@@ -539,7 +546,7 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
     for (const Band& b : bands_) bytes += b.tree.memory_bytes();
     stats_.memory_bytes = bytes;
 #ifdef FLATWALL_HAVE_AVX2
-    vector_ = std::is_same<Rec, RuleRecord4>::value && params.simd && CpuHasAvx2();
+    vector_ = params.simd && CpuHasAvx2();
 #endif
   }
 
@@ -624,13 +631,14 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
   // Stage (1) for one table: which of the m active keys pass its filter
   // and could still improve (start <= max_index, min_index < best).
   uint32_t FilterPass(const Table& t, uint32_t ti, const W* w, const uint32_t* start,
-                      const uint32_t* best, size_t m, const Columns4& columns,
+                      const uint32_t* best, size_t m, const Columns<W::kWords>& columns,
                       uint32_t* out) const {
 #ifdef FLATWALL_HAVE_AVX2
-    if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-      if (vector_)
-        return FilterPass256(columns, m, t.masks, t.filter, t.shift, t.min_index, t.max_index,
-                             ti << 8, out);
+    if (vector_) {
+      uint32_t masks[W::kWords];
+      Flatten(t.masks, masks);
+      return FilterPass256<W::kWords>(columns, m, masks, t.filter, t.shift, t.min_index,
+                                      t.max_index, ti << 8, out);
     }
 #endif
     uint32_t n = 0;
@@ -665,7 +673,7 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
     uint32_t act[kBatch];
     W w[kBatch];
     uint32_t start[kBatch], bbest[kBatch];
-    Columns4 columns{};  // lanes past the active keys must hold something
+    Columns<W::kWords> columns{};  // lanes past the active keys must hold something
     uint32_t cand[kCandidates];
     uint32_t home[kCandidates];
     for (const Band& b : bands_) {
@@ -691,15 +699,12 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
         w[j] = w_all[act[j]];
         start[j] = start_all[act[j]];
       }
-      if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-        if (vector_) {
-          for (size_t j = 0; j < na; ++j) {
-            columns.src[j] = w[j].src;
-            columns.dst[j] = w[j].dst;
-            columns.ports[j] = w[j].ports;
-            columns.proto[j] = w[j].proto;
-            columns.start[j] = start[j];
-          }
+      if (vector_) {
+        for (size_t j = 0; j < na; ++j) {
+          uint32_t flat[W::kWords];
+          Flatten(w[j], flat);
+          for (int wi = 0; wi < W::kWords; ++wi) columns.word[wi][j] = flat[wi];
+          columns.start[j] = start[j];
         }
       }
       uint32_t worst = 0;  // the largest best of the band's active keys
@@ -707,10 +712,8 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
         bbest[j] = best[act[j]];
         worst = std::max(worst, bbest[j]);
       }
-      if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-        if (vector_)
-          for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
-      }
+      if (vector_)
+        for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
       for (uint32_t t0 = b.first_table; t0 < b.end_table; t0 += uint32_t(kTablesPerPass)) {
         const uint32_t t1 = std::min<uint32_t>(b.end_table, t0 + uint32_t(kTablesPerPass));
         uint32_t nc = 0;
@@ -735,10 +738,8 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
           bbest[j] = best[act[j]];
           worst = std::max(worst, bbest[j]);
         }
-        if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-          if (vector_)
-            for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
-        }
+        if (vector_)
+          for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
       }
     }
   }
