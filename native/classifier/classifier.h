@@ -25,11 +25,13 @@
 // HOW A LOOKUP PROCEEDS ("tuplemerge")
 // ====================================
 //
-// The records are cut by index into priority bands, [0, 1024), then each
-// band eight times the previous one. Each band is a tuple-space classifier
-// of its own (TupleMerge, Daly & Torng 2017): a few hash tables, each
-// hashing the src/dst prefixes, exact ports and exact protocol at one
-// "tuple" of prefix lengths, plus a small fallback tree. A lookup:
+// The records are cut by index into priority bands: the first at least
+// 4096 records (longer, up to 65536, so that it takes in the first record
+// that is a wildcard in both addresses and both ports), then each band
+// eight times the previous one. Each band is a tuple-space classifier of
+// its own (TupleMerge, Daly & Torng 2017): a few hash tables, each hashing
+// the src/dst prefixes, exact ports and exact protocol at one "tuple" of
+// prefix lengths, plus a small fallback tree. A lookup:
 //
 //   1. Answers kNoMatch at once if k's interface ids exceed every id a
 //      record names (the compiler numbers interface classes 0..D and writes
