@@ -1,5 +1,6 @@
 // Rule-scaling microbenchmark of the classifier alone.
-//   npm run bench:classifier [-- --quick] [--families acl,fw] [--max N] [--seconds S]
+//   npm run bench:classifier [-- --quick] [--families acl,fw] [--sizes 1000,1000000]
+//                            [--max N] [--seconds S] [--out NAME]
 //
 // For each family and rule count: build time, memory per rule, and
 // single-core lookups per second, batched and one at a time, on a
@@ -9,9 +10,14 @@
 // beyond (cost proportional to the rule count), marked as such. Every point
 // also checks tuplemerge against linear on a sample of the trace.
 //
-// Writes bench/results/classifier.json (one record per point), .md, and SVG plots.
+// Writes bench/results/NAME.json (one record per point), NAME.md and
+// NAME-{lookups,build,memory}.svg; NAME is classifier (classifier-quick with
+// --quick) unless --out says otherwise, so partial runs need not overwrite
+// the full grid. Progress goes to stderr.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { generateLines, type GenFamily } from '../src/rules/generate';
 import { parseText } from '../src/rules/load';
@@ -28,8 +34,25 @@ const opt = (n: string) => {
 const quick = flag('--quick');
 const families = (opt('--families') ?? 'chain,acl,fw,ipc,acl6,adversarial').split(',') as GenFamily[];
 const maxRules = Number(opt('--max') ?? (quick ? 10_000 : 1_000_000));
-const seconds = Number(opt('--seconds') ?? (quick ? 0.2 : 0.6));
-const SIZES = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000].filter((n) => n <= maxRules);
+const seconds = Number(opt('--seconds') ?? (quick ? 0.2 : 1.0));
+const SIZES = (opt('--sizes') ? opt('--sizes')!.split(',').map(Number) : [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000])
+  .filter((n) => n <= maxRules);
+if (SIZES.some((n) => !Number.isInteger(n) || n < 1)) {
+  process.stderr.write('bench:classifier: --sizes takes positive integers, e.g. 1000,100000\n');
+  process.exit(2);
+}
+const name = opt('--out') ?? (quick ? 'classifier-quick' : 'classifier');
+// The machine may be shared: batched and single runs alternate in this many
+// short rounds and each keeps its best, the least disturbed.
+const ROUNDS = 5;
+// The generated rule text and its AST are garbage by the time the classifier
+// builds; collect them first so that the build is not timed against the
+// collector's threads on a two-core machine.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+// Load averages seen at each point: the figures are only as good as the
+// machine was quiet.
+const loads: number[] = [];
 const LINEAR_MAX = quick ? 1_000 : 10_000; // measured up to here, extrapolated beyond
 const TRACE_KEYS = 1 << 18;
 const out = join(__dirname, '..', '..', 'bench', 'results');
@@ -60,6 +83,8 @@ async function point(family: GenFamily, n: number): Promise<void> {
   const records = compiled.tables[t].records;
   compiled = undefined as never; // let the AST go before the big allocations
 
+  gc();
+  loads.push(loadavg()[0]);
   progress(`${family} ${n}: build`);
   const tm = await native().buildClassifier(buffer, t, 'tuplemerge');
   const st = tm.stats();
@@ -81,10 +106,16 @@ async function point(family: GenFamily, n: number): Promise<void> {
   if (mismatches) process.stderr.write(`!! ${family} ${n}: ${mismatches} of ${sampleKeys} lookups disagree with linear\n`);
 
   for (const trace of ['targeted', 'random'] as const) {
+    const best = { true: 0, false: 0 };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const batch of [true, false]) {
+        const r = tm.bench(traces[trace], { batch, seconds: seconds / ROUNDS });
+        best[`${batch}`] = Math.max(best[`${batch}`], r.lookupsPerSecond);
+      }
+    }
     for (const batch of [true, false]) {
-      const r = tm.bench(traces[trace], { batch, seconds });
       results.push({ family, rules: n, algorithm: st.algorithm, build_s: st.buildSeconds, bytes_per_rule: st.bytesPerRule,
-        lookups_per_s: r.lookupsPerSecond, batch, trace, extrapolated: false, records, tables: st.tables,
+        lookups_per_s: best[`${batch}`], batch, trace, extrapolated: false, records, tables: st.tables,
         fallback_records: st.fallbackRecords, mismatches });
     }
   }
@@ -117,7 +148,9 @@ function get(f: string, n: number, alg: 'tm' | 'linear', batch: boolean, trace: 
 function markdown(): string {
   const m = (v: number | undefined) => (v === undefined ? '–' : (v / 1e6).toFixed(2));
   const lines: string[] = [];
-  lines.push(`Single core, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}. Lookups in millions per second. ` +
+  lines.push(`Single core, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), Node ${process.version}. Lookups in millions per second, ` +
+    `the best of ${ROUNDS} alternating rounds of ${(seconds / ROUNDS).toFixed(2)} s per mode. 1-minute load average during the run: ` +
+    `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} (a busy shared machine lowers every figure). ` +
     `Linear figures in *italics* are extrapolated from the largest measured size (cost proportional to rules).`, '');
   for (const f of families) {
     lines.push(`### ${f}`, '', '| rules | build s | bytes/rule | tables | batched, targeted | single, targeted | batched, random | single, random | linear, targeted | speed-up vs linear |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -151,8 +184,13 @@ function targets(): string[] {
   check('adversarial 100k: memory <= 2x acl 100k', adv && a100k && adv.bytes_per_rule <= 2 * a100k.bytes_per_rule,
     adv && a100k ? `${adv.bytes_per_rule.toFixed(0)} vs ${a100k.bytes_per_rule.toFixed(0)} B/rule` : '');
   const single = acl(big, false);
-  check(`batched >= 1.5x one at a time (acl ${big})`, a1m && single && a1m.lookups_per_s >= 1.5 * single.lookups_per_s,
-    a1m && single ? `${(a1m.lookups_per_s / single.lookups_per_s).toFixed(2)}x` : '');
+  // Judged on the targeted trace like every acl target; the random trace's
+  // ratio is shown alongside, not used.
+  const rb = get('acl', big, 'tm', true, 'random');
+  const rs = get('acl', big, 'tm', false, 'random');
+  check(`batched >= 1.5x one at a time (acl ${big}, targeted trace)`, a1m && single && a1m.lookups_per_s >= 1.5 * single.lookups_per_s,
+    a1m && single ? `${(a1m.lookups_per_s / single.lookups_per_s).toFixed(2)}x` +
+      (rb && rs ? `; random trace ${(rb.lookups_per_s / rs.lookups_per_s).toFixed(2)}x` : '') : '');
   const bad = results.filter((x) => (x.mismatches ?? 0) > 0);
   check('tuplemerge agrees with linear on every sampled lookup', bad.length === 0, bad.length ? `${bad.length} points disagree` : 'all points');
   return out;
@@ -161,8 +199,8 @@ function targets(): string[] {
 async function main(): Promise<void> {
   for (const f of families) for (const n of SIZES) await point(f, n);
   const md = `${markdown()}\nTargets:\n${targets().join('\n')}\n`;
-  writeFileSync(join(out, quick ? 'classifier-quick.json' : 'classifier.json'), `${JSON.stringify({ quick, seconds, cpu: cpus()[0]?.model, node: process.version, results }, null, 1)}\n`);
-  writeFileSync(join(out, quick ? 'classifier-quick.md' : 'classifier.md'), md);
+  writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ quick, seconds, rounds: ROUNDS, cpu: cpus()[0]?.model, node: process.version, loadavg: loads, results }, null, 1)}\n`);
+  writeFileSync(join(out, `${name}.md`), md);
   const series = (metric: (r: Rec) => number, pred: (r: Rec) => boolean, byAlg = false): Series[] => {
     const s: Series[] = [];
     for (const f of families) {
@@ -171,17 +209,16 @@ async function main(): Promise<void> {
     }
     return s;
   };
-  const tag = quick ? '-quick' : '';
-  writeFileSync(join(out, `classifier-lookups${tag}.svg`), svgPlot([
+  writeFileSync(join(out, `${name}-lookups.svg`), svgPlot([
     ...series((r) => r.lookups_per_s, (r) => r.algorithm !== 'linear' && r.batch && r.trace === 'targeted'),
     ...series((r) => r.lookups_per_s, (r) => r.algorithm === 'linear' && r.trace === 'targeted', true).filter((s) => s.name.startsWith('acl ')),
   ], { title: 'Lookups per second, one core (batched, targeted trace)', xLabel: 'rules', yLabel: 'lookups/s', logY: true }));
-  writeFileSync(join(out, `classifier-build${tag}.svg`), svgPlot(series((r) => r.build_s, (r) => r.algorithm !== 'linear' && r.batch && r.trace === 'targeted'),
+  writeFileSync(join(out, `${name}-build.svg`), svgPlot(series((r) => r.build_s, (r) => r.algorithm !== 'linear' && r.batch && r.trace === 'targeted'),
     { title: 'Build time', xLabel: 'rules', yLabel: 'seconds', logY: true }));
-  writeFileSync(join(out, `classifier-memory${tag}.svg`), svgPlot(series((r) => r.bytes_per_rule, (r) => r.algorithm !== 'linear' && r.batch && r.trace === 'targeted'),
+  writeFileSync(join(out, `${name}-memory.svg`), svgPlot(series((r) => r.bytes_per_rule, (r) => r.algorithm !== 'linear' && r.batch && r.trace === 'targeted'),
     { title: 'Memory per rule', xLabel: 'rules', yLabel: 'bytes per rule' }));
   process.stdout.write(md);
-  process.stdout.write(`\nwritten: bench/results/classifier${tag}.{json,md} and classifier-*${tag}.svg\n`);
+  process.stdout.write(`\nwritten: bench/results/${name}.{json,md} and ${name}-*.svg\n`);
 }
 
 main().catch((err) => {

@@ -4,13 +4,8 @@
 #include "classifier/tuple_merge.h"
 
 #include <algorithm>
-#if defined(__x86_64__)
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own
-// _mm512_undefined_* placeholders.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#pragma GCC diagnostic pop
 #endif
 #include <chrono>
 #include <cstdlib>
@@ -27,11 +22,13 @@ namespace {
 
 // ---------------------------------------------------------------- hashing
 //
-// Two hashes of the same masked fields. The filter hash (32 bits) is built
-// from 32-bit multiplies and shifts only, so that sixteen keys can be hashed
-// per AVX-512 instruction; its top bits pick the filter word and its low 12
-// bits the two filter bits. The slot hash (64 bits) is computed only for the
-// few keys that pass a filter, and places the bucket's run.
+// Two hashes of the same masked fields. The filter hash (32 bits) is
+// multiply-shift hashing (Dietzfelbinger): each masked word times its own odd
+// constant, the products XORed, and the TOP bits taken as the filter's bit
+// index -- the top bits of a product depend on every bit of the word, so no
+// finalising mix is needed, and 32-bit multiplies let eight keys be hashed per
+// AVX2 instruction. The slot hash (64 bits) is computed only for the few keys
+// that pass a filter, and places the bucket's run.
 
 // One 64x64->128 multiply folded (the core of wyhash): cheap, and every
 // input bit reaches the middle of the product.
@@ -49,15 +46,6 @@ constexpr uint64_t kK5 = 0x1d8e4e27c47d124fULL;
 constexpr uint32_t kC[10] = {0x9E3779B1u, 0x85EBCA77u, 0xC2B2AE3Du, 0x27D4EB2Fu, 0x165667B1u,
                              0xD3A2646Du, 0xFD7046C5u, 0xB55A4F09u, 0x2C1B3C6Du, 0x297A2D39u};
 
-inline uint32_t Fmix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bu;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35u;
-  h ^= h >> 16;
-  return h;
-}
-
 inline uint32_t Ports(uint16_t sport, uint16_t dport) { return uint32_t(sport) << 16 | dport; }
 
 // The hashed fields of a key, of a record's lower bounds, or of a table's
@@ -67,6 +55,8 @@ struct Words;
 
 template <>
 struct Words<RuleRecord4> {
+  // Hashed word w is multiplied by kC[w] (the vector pass relies on it).
+  static constexpr int kWords = 4;
   uint32_t src = 0, dst = 0, ports = 0, proto = 0;
 
   static Words Of(const PacketKey4& k) {
@@ -79,8 +69,8 @@ struct Words<RuleRecord4> {
     return {src, dst, ports, proto};
   }
   uint32_t FilterHash(const Words& m) const {
-    return Fmix32(((src & m.src) * kC[0]) ^ ((dst & m.dst) * kC[1]) ^
-                  ((ports & m.ports) * kC[2]) ^ ((proto & m.proto) * kC[3]));
+    return ((src & m.src) * kC[0]) ^ ((dst & m.dst) * kC[1]) ^ ((ports & m.ports) * kC[2]) ^
+           ((proto & m.proto) * kC[3]);
   }
   uint64_t SlotHash(const Words& m) const {
     const uint64_t x = uint64_t(src & m.src) << 32 | (dst & m.dst);
@@ -91,6 +81,7 @@ struct Words<RuleRecord4> {
 
 template <>
 struct Words<RuleRecord6> {
+  static constexpr int kWords = 10;
   uint32_t src[4] = {}, dst[4] = {};
   uint32_t ports = 0, proto = 0;
 
@@ -120,7 +111,7 @@ struct Words<RuleRecord6> {
     uint32_t h = ((ports & m.ports) * kC[8]) ^ ((proto & m.proto) * kC[9]);
     for (int i = 0; i < 4; ++i)
       h ^= ((src[i] & m.src[i]) * kC[i]) ^ ((dst[i] & m.dst[i]) * kC[4 + i]);
-    return Fmix32(h);
+    return h;
   }
   uint64_t SlotHash(const Words& m) const {
     auto pair = [](const uint32_t* v, const uint32_t* mk, int i) {
@@ -378,96 +369,116 @@ class CountMap {
 
 inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 
-// The filter: one bit array per table, two bits per bucket in one 64-bit
-// word chosen by the top bits of the filter hash. Sized at 8 to 16 bits per
-// bucket (a power of two of words), which gives 1.5-5% false positives.
-constexpr uint32_t kFilterBitsPerBucket = 8;
-inline uint64_t FilterBits(uint32_t h) { return (1ULL << (h & 63)) | (1ULL << ((h >> 6) & 63)); }
-inline uint32_t FilterWord(uint32_t h, uint32_t shift) { return uint32_t(uint64_t(h) >> shift); }
+// The filter: one bit array per table, one bit per bucket (a Bloom filter
+// with k = 1), the bit index being the top bits of the filter hash. Sized at
+// 16 to 32 bits per bucket (a power of two, at least one 32-bit word), which
+// gives 3-6% false positives for one load, a shift and a test -- cheaper
+// than two bits per bucket at the same rate, and one 32-bit gather per eight
+// keys in the vector pass.
+constexpr uint32_t kFilterBitsPerBucket = 16;
+inline uint32_t FilterIndex(uint32_t h, uint32_t shift) { return uint32_t(uint64_t(h) >> shift); }
+inline uint32_t FilterTest(const uint32_t* filter, uint32_t idx) {
+  return (filter[idx >> 5] >> (idx & 31)) & 1;
+}
 // Home slot from the slot hash: multiply-shift range reduction, so the slot
 // array needs no power-of-two size.
 inline uint32_t Reduce(uint64_t h, uint32_t n) { return uint32_t(((h >> 32) * n) >> 32); }
 
 // Keys per batch step: enough candidates in flight to keep the memory
 // system busy, few enough that the per-key state stays in L1.
-constexpr size_t kBatch = 32;
+constexpr size_t kBatch = 64;
 // Tables per candidate pass: bounds the candidate buffers (on the stack,
 // since lookups run concurrently) while keeping early termination between
 // passes.
 constexpr size_t kTablesPerPass = 16;
 constexpr size_t kCandidates = kBatch * kTablesPerPass + 16;  // + one vector of slack
 
-// The IPv4 keys of a batch, one array per hashed field, for the vector
-// filter pass.
-struct Columns4 {
-  alignas(64) uint32_t src[kBatch];
-  alignas(64) uint32_t dst[kBatch];
-  alignas(64) uint32_t ports[kBatch];
-  alignas(64) uint32_t proto[kBatch];
+// The hashed words of a Words<Rec> in order (word w is multiplied by
+// kC[w] in FilterHash), for the vector filter pass.
+template <typename W>
+inline void Flatten(const W& w, uint32_t* out) {
+  static_assert(sizeof(W) == sizeof(uint32_t) * W::kWords, "Words is its hashed words");
+  std::memcpy(out, &w, sizeof(W));
+}
+
+// The keys of a batch, one array per hashed word, for the vector filter
+// pass.
+template <int kWords>
+struct Columns {
+  alignas(64) uint32_t word[kWords][kBatch];
   alignas(64) uint32_t start[kBatch];
   alignas(64) uint32_t best[kBatch];
 };
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define FLATWALL_HAVE_AVX512 1
-bool CpuHasAvx512() {
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#define FLATWALL_HAVE_AVX2 1
+bool CpuHasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
   return has;
 }
 
-#define FLATWALL_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define FLATWALL_AVX2 __attribute__((target("avx2,popcnt")))
 
-FLATWALL_AVX512 inline __m512i HashColumn(const uint32_t* col, uint32_t mask, uint32_t mul) {
-  const __m512i v = _mm512_and_si512(_mm512_load_si512(col), _mm512_set1_epi32(int(mask)));
-  return _mm512_mullo_epi32(v, _mm512_set1_epi32(int(mul)));
+// For each 8-bit mask, the lanes whose bit is set, packed low, as nibbles:
+// the permutation that compacts a vector by that mask.
+struct CompactTable {
+  uint32_t perm[256];
+  CompactTable() {
+    for (uint32_t m = 0; m < 256; ++m) {
+      uint32_t p = 0, n = 0;
+      for (uint32_t lane = 0; lane < 8; ++lane)
+        if (m >> lane & 1) p |= lane << (4 * n++);
+      perm[m] = p;
+    }
+  }
+};
+const CompactTable kCompact;
+
+FLATWALL_AVX2 inline __m256i HashColumn(const uint32_t* col, uint32_t mask, uint32_t mul) {
+  const __m256i v = _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i*>(col)),
+                                     _mm256_set1_epi32(int(mask)));
+  return _mm256_mullo_epi32(v, _mm256_set1_epi32(int(mul)));
 }
 
-// FilterBits for eight hashes.
-FLATWALL_AVX512 inline __m512i BitsOf(__m256i h32) {
-  const __m512i one = _mm512_set1_epi64(1), low6 = _mm512_set1_epi64(63);
-  const __m512i h64 = _mm512_cvtepu32_epi64(h32);
-  return _mm512_or_si512(_mm512_sllv_epi64(one, _mm512_and_si512(h64, low6)),
-                         _mm512_sllv_epi64(one, _mm512_and_si512(_mm512_srli_epi64(h64, 6), low6)));
-}
-
-// The filter pass of one IPv4 table over a batch, sixteen keys per step:
-// bit-identical to FilterHash/FilterBits/FilterWord, and appends the ids of
-// the keys that pass (id_base + key) to `out` with a compress.
-FLATWALL_AVX512 uint32_t FilterPass512(const Columns4& kc, size_t m, const Words<RuleRecord4>& mk,
-                                       const uint64_t* filter, uint32_t shift, uint32_t min_index,
-                                       uint32_t max_index, uint32_t id_base, uint32_t* out) {
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+// The filter pass of one table over a batch, eight keys per step:
+// bit-identical to FilterHash/FilterIndex/FilterTest, and appends the ids of
+// the keys that pass (id_base + key) to `out` through a compaction
+// permutation, without a branch per key. Lanes past m hold zeros; their
+// filter index is in bounds like any other (it is below the filter's size
+// by construction) and their result is masked off.
+template <int kWords>
+FLATWALL_AVX2 uint32_t FilterPass256(const Columns<kWords>& kc, size_t m, const uint32_t* mk,
+                                     const uint32_t* filter, uint32_t shift, uint32_t min_index,
+                                     uint32_t max_index, uint32_t id_base, uint32_t* out) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i nibble = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  const __m256i low4 = _mm256_set1_epi32(15), low5 = _mm256_set1_epi32(31);
+  const __m256i sign = _mm256_set1_epi32(int(0x80000000u));
+  // Unsigned comparisons as signed ones on sign-flipped values.
+  const __m256i maxi = _mm256_set1_epi32(int(max_index ^ 0x80000000u));
+  const __m256i mini = _mm256_set1_epi32(int(min_index ^ 0x80000000u));
   const __m128i wshift = _mm_cvtsi32_si128(int(shift));
   uint32_t n = 0;
-  for (size_t b = 0; b < m; b += 16) {
-    const __mmask16 lanes = m - b >= 16 ? __mmask16(0xffff) : __mmask16((1u << (m - b)) - 1);
-    __m512i h = _mm512_xor_si512(
-        _mm512_xor_si512(HashColumn(kc.src + b, mk.src, kC[0]), HashColumn(kc.dst + b, mk.dst, kC[1])),
-        _mm512_xor_si512(HashColumn(kc.ports + b, mk.ports, kC[2]),
-                         HashColumn(kc.proto + b, mk.proto, kC[3])));
-    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
-    h = _mm512_mullo_epi32(h, _mm512_set1_epi32(int(0x85ebca6bu)));
-    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 13));
-    h = _mm512_mullo_epi32(h, _mm512_set1_epi32(int(0xc2b2ae35u)));
-    h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
-    const __m512i idx = _mm512_srl_epi32(h, wshift);  // a shift of 32 gives word 0
-    const __m512i w_lo = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), __mmask8(lanes),
-                                                     _mm512_castsi512_si256(idx), filter, 8);
-    const __m512i w_hi =
-        _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), __mmask8(lanes >> 8),
-                                    _mm512_extracti64x4_epi64(idx, 1), filter, 8);
-    const __m512i b_lo = BitsOf(_mm512_castsi512_si256(h));
-    const __m512i b_hi = BitsOf(_mm512_extracti64x4_epi64(h, 1));
-    const __mmask8 p_lo = _mm512_cmpeq_epi64_mask(_mm512_and_si512(w_lo, b_lo), b_lo);
-    const __mmask8 p_hi = _mm512_cmpeq_epi64_mask(_mm512_and_si512(w_hi, b_hi), b_hi);
-    __mmask16 pass = __mmask16((uint32_t(p_hi) << 8 | p_lo) & lanes);
-    pass &= _mm512_cmple_epu32_mask(_mm512_load_si512(kc.start + b),
-                                    _mm512_set1_epi32(int(max_index)));
-    pass &= _mm512_cmpgt_epu32_mask(_mm512_load_si512(kc.best + b),
-                                    _mm512_set1_epi32(int(min_index)));
-    const __m512i ids = _mm512_add_epi32(iota, _mm512_set1_epi32(int(id_base + b)));
-    _mm512_storeu_si512(out + n, _mm512_maskz_compress_epi32(pass, ids));
+  for (size_t b = 0; b < m; b += 8) {
+    __m256i h = HashColumn(kc.word[0] + b, mk[0], kC[0]);
+    for (int w = 1; w < kWords; ++w) h = _mm256_xor_si256(h, HashColumn(kc.word[w] + b, mk[w], kC[w]));
+    const __m256i idx = _mm256_srl_epi32(h, wshift);  // a shift of 32 gives bit 0
+    const __m256i words = _mm256_i32gather_epi32(reinterpret_cast<const int*>(filter),
+                                                 _mm256_srli_epi32(idx, 5), 4);
+    // The filter bit moved to the sign bit of its lane.
+    const __m256i hit = _mm256_sllv_epi32(words, _mm256_sub_epi32(low5, _mm256_and_si256(idx, low5)));
+    const __m256i start = _mm256_xor_si256(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(kc.start + b)), sign);
+    const __m256i best = _mm256_xor_si256(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(kc.best + b)), sign);
+    const __m256i ok = _mm256_andnot_si256(_mm256_cmpgt_epi32(start, maxi),
+                                           _mm256_and_si256(hit, _mm256_cmpgt_epi32(best, mini)));
+    uint32_t pass = uint32_t(_mm256_movemask_ps(_mm256_castsi256_ps(ok)));
+    if (m - b < 8) pass &= (1u << (m - b)) - 1;
+    const __m256i perm = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_set1_epi32(int(kCompact.perm[pass])), nibble), low4);
+    const __m256i ids = _mm256_add_epi32(iota, _mm256_set1_epi32(int(id_base + b)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + n), _mm256_permutevar8x32_epi32(ids, perm));
     n += uint32_t(__builtin_popcount(pass));
   }
   return n;
@@ -498,9 +509,9 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
 
   struct Table {
     W masks;
-    const uint64_t* filter = nullptr;
+    const uint32_t* filter = nullptr;
     const E* entries = nullptr;
-    uint32_t shift = 32;  // filter word = filter hash >> shift
+    uint32_t shift = 27;  // filter bit = filter hash >> shift
     uint32_t nslots = 0;
     uint32_t min_index = 0, max_index = 0;
   };
@@ -529,13 +540,13 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
     stats_.algorithm = "tuplemerge";
     size_t bytes = sizeof(*this) + HugeAllocator<Rec>::Footprint(recs_.capacity()) +
                    tables_.capacity() * sizeof(Table) + bands_.capacity() * sizeof(Band) +
-                   HugeAllocator<uint64_t>::Footprint(filters_.capacity()) +
+                   HugeAllocator<uint32_t>::Footprint(filters_.capacity()) +
                    HugeAllocator<E>::Footprint(entries_.capacity()) +
                    defaults_.capacity() * sizeof(Default);
     for (const Band& b : bands_) bytes += b.tree.memory_bytes();
     stats_.memory_bytes = bytes;
-#ifdef FLATWALL_HAVE_AVX512
-    vector_ = std::is_same<Rec, RuleRecord4>::value && params.simd && CpuHasAvx512();
+#ifdef FLATWALL_HAVE_AVX2
+    vector_ = params.simd && CpuHasAvx2();
 #endif
   }
 
@@ -559,8 +570,7 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
         if (t.min_index >= best) break;  // a band's tables ascend by min_index
         if (t.max_index < start) continue;
         const uint32_t h = w.FilterHash(t.masks);
-        const uint64_t bits = FilterBits(h);
-        if ((t.filter[FilterWord(h, t.shift)] & bits) != bits) continue;
+        if (!FilterTest(t.filter, FilterIndex(h, t.shift))) continue;
         best = ScanRun(t, Reduce(w.SlotHash(t.masks), t.nslots), k, start, best);
       }
     }
@@ -621,20 +631,20 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
   // Stage (1) for one table: which of the m active keys pass its filter
   // and could still improve (start <= max_index, min_index < best).
   uint32_t FilterPass(const Table& t, uint32_t ti, const W* w, const uint32_t* start,
-                      const uint32_t* best, size_t m, const Columns4& columns,
+                      const uint32_t* best, size_t m, const Columns<W::kWords>& columns,
                       uint32_t* out) const {
-#ifdef FLATWALL_HAVE_AVX512
-    if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-      if (vector_)
-        return FilterPass512(columns, m, t.masks, t.filter, t.shift, t.min_index, t.max_index,
-                             ti << 8, out);
+#ifdef FLATWALL_HAVE_AVX2
+    if (vector_) {
+      uint32_t masks[W::kWords];
+      Flatten(t.masks, masks);
+      return FilterPass256<W::kWords>(columns, m, masks, t.filter, t.shift, t.min_index,
+                                      t.max_index, ti << 8, out);
     }
 #endif
     uint32_t n = 0;
     for (size_t j = 0; j < m; ++j) {
       const uint32_t h = w[j].FilterHash(t.masks);
-      const uint64_t bits = FilterBits(h);
-      const bool pass = ((t.filter[FilterWord(h, t.shift)] & bits) == bits) &
+      const bool pass = FilterTest(t.filter, FilterIndex(h, t.shift)) &
                         (start[j] <= t.max_index) & (best[j] > t.min_index);
       out[n] = ti << 8 | uint32_t(j);
       n += pass;
@@ -663,7 +673,7 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
     uint32_t act[kBatch];
     W w[kBatch];
     uint32_t start[kBatch], bbest[kBatch];
-    Columns4 columns;
+    Columns<W::kWords> columns{};  // lanes past the active keys must hold something
     uint32_t cand[kCandidates];
     uint32_t home[kCandidates];
     for (const Band& b : bands_) {
@@ -689,15 +699,12 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
         w[j] = w_all[act[j]];
         start[j] = start_all[act[j]];
       }
-      if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-        if (vector_) {
-          for (size_t j = 0; j < na; ++j) {
-            columns.src[j] = w[j].src;
-            columns.dst[j] = w[j].dst;
-            columns.ports[j] = w[j].ports;
-            columns.proto[j] = w[j].proto;
-            columns.start[j] = start[j];
-          }
+      if (vector_) {
+        for (size_t j = 0; j < na; ++j) {
+          uint32_t flat[W::kWords];
+          Flatten(w[j], flat);
+          for (int wi = 0; wi < W::kWords; ++wi) columns.word[wi][j] = flat[wi];
+          columns.start[j] = start[j];
         }
       }
       uint32_t worst = 0;  // the largest best of the band's active keys
@@ -705,10 +712,8 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
         bbest[j] = best[act[j]];
         worst = std::max(worst, bbest[j]);
       }
-      if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-        if (vector_)
-          for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
-      }
+      if (vector_)
+        for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
       for (uint32_t t0 = b.first_table; t0 < b.end_table; t0 += uint32_t(kTablesPerPass)) {
         const uint32_t t1 = std::min<uint32_t>(b.end_table, t0 + uint32_t(kTablesPerPass));
         uint32_t nc = 0;
@@ -733,10 +738,8 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
           bbest[j] = best[act[j]];
           worst = std::max(worst, bbest[j]);
         }
-        if constexpr (std::is_same<Rec, RuleRecord4>::value) {
-          if (vector_)
-            for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
-        }
+        if (vector_)
+          for (size_t j = 0; j < na; ++j) columns.best[j] = bbest[j];
       }
     }
   }
@@ -749,7 +752,7 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
   HugeVector<Rec> recs_;
   std::vector<Band> bands_;
   std::vector<Table> tables_;  // band by band
-  HugeVector<uint64_t> filters_;
+  HugeVector<uint32_t> filters_;
   HugeVector<E> entries_;
   std::vector<Default> defaults_;  // ascending, at most kMaxDefaults
   uint16_t max_iif_ = 0, max_oif_ = 0;
@@ -934,27 +937,55 @@ void TupleMerge<Rec>::BuildBand(Band& band, const std::vector<uint32_t>& records
   // are stored as offsets until Build() resolves them.
   struct Placed {
     uint32_t home, rule;
-    bool operator<(const Placed& o) const { return home != o.home ? home < o.home : rule < o.rule; }
   };
   std::vector<Placed> placed;
   std::vector<Table> built;
+  std::vector<uint32_t> homes, first;
   for (BuildTable& bt : tables) {
+    // Tighten the table to the longest masks all its records allow (the
+    // component-wise minimum of their natural tuples; never shorter than
+    // the tuple the table opened with, since that one covers them all).
+    // Still a valid table, and buckets only split: a coarse table whose
+    // records all turn out /24 or exact-port now sends keys that share a
+    // /16 but nothing else to an empty bucket, which the filter rejects,
+    // instead of to a run of entries that all fail.
+    Tuple tight = NaturalTuple(recs_[bt.rules.front()]);
+    for (uint32_t r : bt.rules) {
+      const Tuple nat = NaturalTuple(recs_[r]);
+      tight.s = std::min(tight.s, nat.s);
+      tight.d = std::min(tight.d, nat.d);
+      tight.sp = std::min(tight.sp, nat.sp);
+      tight.dp = std::min(tight.dp, nat.dp);
+      tight.pr = std::min(tight.pr, nat.pr);
+    }
+    bt.masks = masks_of(tight);
+    bt.counts = CountMap();
+    for (uint32_t r : bt.rules) bt.counts.TryIncrement(W::Of(recs_[r]).SlotHash(bt.masks), UINT32_MAX);
     const size_t buckets = std::max<size_t>(1, bt.counts.size());
     bt.counts = CountMap();
-    uint32_t wbits = 0;
-    while ((size_t(64) << wbits) < buckets * kFilterBitsPerBucket) ++wbits;
+    uint32_t fbits = 5;  // at least one word
+    while ((size_t(1) << fbits) < buckets * kFilterBitsPerBucket) ++fbits;
     Table t;
     t.masks = bt.masks;
-    t.shift = 32 - wbits;
+    t.shift = 32 - fbits;
     t.nslots = uint32_t(bt.rules.size() * kSlotsPerEntry);
-    placed.clear();
-    for (uint32_t r : bt.rules)
-      placed.push_back({Reduce(W::Of(recs_[r]).SlotHash(bt.masks), t.nslots), r});
-    std::sort(placed.begin(), placed.end());
+    // Home order, ascending index within a home: sort the indices, then a
+    // stable counting sort by home (linear; a comparison sort of the pairs
+    // was half of the build time at 1M records).
+    std::sort(bt.rules.begin(), bt.rules.end());
+    homes.resize(bt.rules.size());
+    first.assign(size_t(t.nslots) + 1, 0);
+    for (size_t i = 0; i < bt.rules.size(); ++i) {
+      homes[i] = Reduce(W::Of(recs_[bt.rules[i]]).SlotHash(bt.masks), t.nslots);
+      ++first[homes[i] + 1];
+    }
+    for (uint32_t h = 0; h < t.nslots; ++h) first[h + 1] += first[h];
+    placed.resize(bt.rules.size());
+    for (size_t i = 0; i < bt.rules.size(); ++i) placed[first[homes[i]]++] = {homes[i], bt.rules[i]};
     std::vector<uint32_t>().swap(bt.rules);
 
     const size_t filter_at = filters_.size();
-    filters_.resize(filter_at + (size_t(1) << wbits), 0);
+    filters_.resize(filter_at + (size_t(1) << (fbits - 5)), 0);
     // Homes are below nslots, but the last run may spill past it: size by
     // whichever ends later, plus one empty slot that ends every scan.
     uint32_t last = 0;
@@ -962,19 +993,20 @@ void TupleMerge<Rec>::BuildBand(Band& band, const std::vector<uint32_t>& records
       last = i == 0 ? placed[i].home : std::max(last + 1, placed[i].home);
     const size_t entries_at = entries_.size();
     entries_.resize(entries_at + std::max<size_t>(t.nslots, size_t(last) + 1) + 1, E());
-    uint64_t* filter = filters_.data() + filter_at;
+    uint32_t* filter = filters_.data() + filter_at;
     E* entries = entries_.data() + entries_at;
     uint32_t pos = 0, lo = UINT32_MAX, hi = 0;
     for (size_t i = 0; i < placed.size(); ++i) {
       const Placed& p = placed[i];
       pos = i == 0 ? p.home : std::max(pos + 1, p.home);
       const uint32_t h = W::Of(recs_[p.rule]).FilterHash(bt.masks);
-      filter[FilterWord(h, t.shift)] |= FilterBits(h);
+      const uint32_t idx = FilterIndex(h, t.shift);
+      filter[idx >> 5] |= 1u << (idx & 31);
       entries[pos].Set(recs_[p.rule], p.rule, pos - p.home, max_iif_, max_oif_);
       lo = std::min(lo, p.rule);
       hi = std::max(hi, p.rule);
     }
-    t.filter = reinterpret_cast<const uint64_t*>(uintptr_t(filter_at));
+    t.filter = reinterpret_cast<const uint32_t*>(uintptr_t(filter_at));
     t.entries = reinterpret_cast<const E*>(uintptr_t(entries_at));
     t.min_index = lo;
     t.max_index = hi;

@@ -15,7 +15,7 @@ namespace detail {
 struct TupleMergeParams {
   uint32_t max_tables;       // per priority band
   uint32_t collision_limit;  // records per bucket
-  bool simd;                 // AVX-512 filter pass when the CPU has it
+  bool simd;                 // AVX2 batch filter pass when the CPU has it
 };
 
 // Defaults, measured (see the essay in classifier.h).
