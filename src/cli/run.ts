@@ -28,6 +28,13 @@ Options:
       --cpu-pin           pin worker i to CPU i
       --non-ip POLICY     frames other than IP/ARP/NDP: accept (default) or drop
       --ring-frames N     frames per RX/TX ring (default: the addon's)
+      --tx-mode MODE      AF_PACKET transmit: ring (PACKET_TX_RING, default) or
+                          sendmmsg (one copy less per frame: more TCP throughput
+                          on veth, more UDP loss; see native/dataplane/README.md)
+      --busy-poll US      keep polling the rings (yielding the CPU between
+                          polls) for US microseconds after traffic before
+                          sleeping in poll() (default 200000; 0 = always sleep:
+                          no CPU spent while waiting, ~40 us more latency)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
       --conntrack-max N   tracked connections, all workers together (default 262144)
@@ -55,6 +62,10 @@ export async function runRun(argv: string[]): Promise<number> {
     'cpu-pin': { type: 'boolean' },
     'non-ip': { type: 'string', default: 'accept' },
     'ring-frames': { type: 'string' },
+    'tx-mode': { type: 'string', default: 'ring' },
+    // 200 ms: request/response traffic and pings closer than that find the
+    // worker polling instead of asleep (native/dataplane/README.md, Measurements).
+    'busy-poll': { type: 'string', default: '200000' },
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
     'conntrack-max': { type: 'string' },
@@ -89,6 +100,10 @@ export async function runRun(argv: string[]): Promise<number> {
   const workers = int('workers', values.workers, 1)!;
   const statsInterval = int('stats-interval', values['stats-interval'], 0)!;
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');
+  const txMode = values['tx-mode'];
+  if (txMode !== 'ring' && txMode !== 'sendmmsg') throw new UsageError('--tx-mode must be ring or sendmmsg');
+  const busyPollUs = int('busy-poll', values['busy-poll'], 0)!;
+  if (busyPollUs > 1_000_000) throw new UsageError('--busy-poll must be at most 1000000 microseconds');
 
   const conntrackTimeouts: Record<string, number> = {};
   for (const kv of values['ct-timeout'] ?? []) {
@@ -128,6 +143,7 @@ export async function runRun(argv: string[]): Promise<number> {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
+      txMode, busyPollUs,
       conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
       conntrackTcpLoose: values['ct-tcp-loose'],
       restoreCounters: values['restore-counters'],

@@ -54,3 +54,19 @@ test('flatwall run: conntrack flags are checked before anything starts (exit 2)'
   }
   assert.match(spawnSync(process.execPath, [cli, 'run', '--help'], { encoding: 'utf8' }).stdout, /--no-conntrack/);
 });
+
+test('flatwall run: dataplane tuning flags are checked (exit 2) and reach the dataplane', () => {
+  const cli = join(__dirname, '..', 'cli', 'main.js');
+  const run = (...extra: string[]) => spawnSync(process.execPath, [cli, 'run', '--port', 'ctx0', '--port', 'ctx1', '-r', '/nonexistent', ...extra], { encoding: 'utf8' });
+  for (const bad of [['--tx-mode', 'mmap'], ['--busy-poll', '-1'], ['--busy-poll', '2000000'], ['--busy-poll', 'x']]) {
+    const r = run(...bad);
+    assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
+  }
+  // Good values pass the usage checks and fail later, on the missing rule file (exit 1).
+  const ok = run('--tx-mode', 'sendmmsg', '--busy-poll', '50');
+  assert.equal(ok.status, 1, ok.stderr);
+  assert.match(spawnSync(process.execPath, [cli, 'run', '--help'], { encoding: 'utf8' }).stdout, /--tx-mode MODE/);
+  // The Firewall hands them to the addon, which validates them too.
+  new Firewall({ ports, ruleFiles: [], workers: 1, txMode: 'sendmmsg', busyPollUs: 50 });
+  assert.throws(() => new Firewall({ ports, ruleFiles: [], workers: 1, txMode: 'x' as 'ring' }), /txMode/);
+});

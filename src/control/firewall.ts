@@ -25,6 +25,10 @@ export interface FirewallOptions {
   nonIpPolicy?: 'accept' | 'drop';
   ringFrames?: number;
   logRatePerSec?: number;
+  /** AF_PACKET transmit: 'ring' (PACKET_TX_RING, default) or 'sendmmsg' (native/dataplane/README.md, Measurements). */
+  txMode?: 'ring' | 'sendmmsg';
+  /** Keep polling the rings this many microseconds after traffic before sleeping in poll() (default 0). */
+  busyPollUs?: number;
   /** Connection tracking (default on); false = stateless, every packet UNTRACKED. */
   conntrack?: boolean;
   /** Tracked connections, all workers together (default 262144, netfilter's usual nf_conntrack_max). */
@@ -158,6 +162,8 @@ export class Firewall {
       cpuPin: opts.cpuPin ?? false,
       nonIpPolicy: opts.nonIpPolicy ?? 'accept',
       logRatePerSec: opts.logRatePerSec,
+      txMode: opts.txMode,
+      busyPollUs: opts.busyPollUs,
       conntrack: opts.conntrack ?? true,
       conntrackMax: opts.conntrackMax,
       conntrackTimeouts: opts.conntrackTimeouts,
