@@ -297,7 +297,7 @@ function markdown(done: boolean): string {
   L.push('nettool (src/lab/nettool.ts; a Node stand-in for netperf TCP_RR / UDP_RR / TCP_CRR, one transaction in flight, since netperf is not packaged in Debian here).');
   L.push('Memory: flatwall = resident set of the `flatwall run` process; kernel engines = growth of Slab + VmallocUsed while loading (whole machine, approximate).');
   L.push('64-byte rate: iperf3 UDP with 18-byte payloads (60-byte frames); on this VM the single iperf3 sender is often the limit. `skip` = not run (reason in the JSON), `*` = hit its time box, `–` = no result.');
-  L.push('The VM is shared (2 vCPUs, other jobs ran concurrently); the 1-minute load average at each point is in the JSON.');
+  L.push('The VM may be shared with other jobs (2 vCPUs); the 1-minute load average at each point is in the JSON.');
   L.push('');
   const tg = targets();
   L.push('## Targets (same run)');
