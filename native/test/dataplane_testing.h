@@ -1,64 +1,22 @@
-// A tiny self-registering test harness for the dataplane's native tests
-// (parse_*.cc, dataplane_*.cc). Tests register at static-initialisation time
-// with DP_TEST(name) and are run by flatwall::dptest::RunAll(), which the
-// native test executable's main() calls (or dataplane_test_main.cc, a
-// standalone runner for these tests alone).
+// The dataplane tests' spelling of the shared harness (test/testing.h),
+// plus their fixture readers: pcap files and expectation lines from
+// native/test/pcap.
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <cstring>
-#include <functional>
 #include <string>
 #include <vector>
+
+#include "test/testing.h"
 
 namespace flatwall {
 namespace dptest {
 
-struct Case {
-  const char* name;
-  void (*fn)();
-};
-
-inline std::vector<Case>& Registry() {
-  static std::vector<Case> cases;
-  return cases;
-}
-inline int& Failures() {
-  static int n = 0;
-  return n;
-}
-struct Registrar {
-  Registrar(const char* name, void (*fn)()) { Registry().push_back({name, fn}); }
-};
-
-// Runs every registered test whose name contains `filter` (all when null).
-// Prints one line per failed check, and the closing "N passed, N failed".
-inline int RunAll(const char* filter = nullptr, int* passed_out = nullptr, int* failed_out = nullptr) {
-  int passed = 0, failed = 0;
-  for (const Case& c : Registry()) {
-    if (filter && !std::strstr(c.name, filter)) continue;
-    const int before = Failures();
-    c.fn();
-    if (Failures() == before) {
-      ++passed;
-    } else {
-      ++failed;
-      std::printf("FAIL %s\n", c.name);
-    }
-  }
-  if (passed_out) *passed_out = passed;
-  if (failed_out) *failed_out = failed;
-  return failed;
-}
-
-inline std::string ToStr(const std::string& s) { return "\"" + s + "\""; }
-inline std::string ToStr(const char* s) { return ToStr(std::string(s)); }
-inline std::string ToStr(bool b) { return b ? "true" : "false"; }
-template <typename T>
-inline std::string ToStr(T v) { return std::to_string(v); }
+using testing::Failures;
+using testing::RunAll;
+using testing::ToStr;
 
 // Frames of a classic little-endian microsecond pcap file (what
 // pcap/gen_fixtures.py writes). Empty on any error.
@@ -99,27 +57,6 @@ inline std::string FixturePath(const std::string& name) {
 }  // namespace dptest
 }  // namespace flatwall
 
-#define DP_TEST(name)                                                          \
-  static void name();                                                          \
-  static ::flatwall::dptest::Registrar name##_registrar(#name, name);         \
-  static void name()
-
-#define DP_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::printf("  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-      ++::flatwall::dptest::Failures();                                        \
-    }                                                                          \
-  } while (0)
-
-#define DP_CHECK_EQ(a, b)                                                      \
-  do {                                                                         \
-    const auto dp_a_ = (a);                                                    \
-    const auto dp_b_ = (b);                                                    \
-    if (!(dp_a_ == dp_b_)) {                                                   \
-      std::printf("  %s:%d: %s == %s failed: %s vs %s\n", __FILE__, __LINE__,  \
-                  #a, #b, ::flatwall::dptest::ToStr(dp_a_).c_str(),             \
-                  ::flatwall::dptest::ToStr(dp_b_).c_str());                            \
-      ++::flatwall::dptest::Failures();                                        \
-    }                                                                          \
-  } while (0)
+#define DP_TEST(name) FW_TEST(name)
+#define DP_CHECK(cond) FW_CHECK(cond)
+#define DP_CHECK_EQ(a, b) FW_CHECK_EQ(a, b)
