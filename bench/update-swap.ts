@@ -59,6 +59,14 @@ export interface SwapRun {
   putStart: number;
   active: number;
   answer: number;
+  /**
+   * The PUT's stages on the same axis, from the server's timings counted back
+   * from the answer: the body upload ends when the server starts (it reads
+   * the whole body first), then parse + compile, then setRules (classifier
+   * build on a pool thread while the JS thread computes counter keys), whose
+   * end is `active`, then the counter carry-over until `answer`.
+   */
+  stages?: { serverStart: number; setRulesStart: number };
   putSeconds: number;
   server: { seconds: number; compileSeconds?: number; setRulesSeconds?: number; countersSeconds?: number; buildSeconds?: number };
   intervals: SwapInterval[];
@@ -92,8 +100,7 @@ function timestampLines(p: Background): { t: number; line: string }[] {
   return got;
 }
 
-async function put(sock: string, file: string): Promise<{ start: number; end: number; j: Record<string, any> }> {
-  const body = readFileSync(file, 'utf8');
+async function put(sock: string, body: string): Promise<{ start: number; end: number; j: Record<string, any> }> {
   const start = performance.now();
   const a = await apiCall({ socket: sock }, 'PUT', '/rules', body, 'text/plain');
   const end = performance.now();
@@ -106,6 +113,8 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
     ns: topo.receiver, maxLifetimeMs: (seconds + 60) * 1000,
   }));
   const lines = timestampLines(server);
+  // Read before the stream starts, so the bench's own file read is not in the measurement.
+  const body = readFileSync(file, 'utf8');
   try {
     await server.waitFor((l) => l.includes('Server listening'), 5000, 'iperf3 server');
     const args = ['-c', topo.ep.receiverIp, '-p', String(SWAP_PORT), '-t', String(seconds), '-i', String(INTERVAL_S), '-J', '--connect-timeout', '5000'];
@@ -115,7 +124,7 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
     // Wait for the first report so PRE_S counts from the stream's start, not the spawn.
     await server.waitFor((l) => parseServerLine(l) !== undefined, 10_000, 'first iperf3 interval');
     await new Promise((r) => setTimeout(r, PRE_S * 1000));
-    const p = await put(sock, file);
+    const p = await put(sock, body);
     progress(`  PUT answered after ${((p.end - p.start) / 1000).toFixed(2)} s`);
     const c = await client;
     await Promise.race([server.exited, new Promise((r) => setTimeout(r, 3000))]);
@@ -136,6 +145,9 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
     return {
       proto, rules, streamSeconds: seconds,
       putStart: rel(p.start), active: rel(p.end - (timings.countersSeconds ?? 0) * 1000), answer: rel(p.end), putSeconds: (p.end - p.start) / 1000,
+      stages: timings.compileSeconds === undefined ? undefined : {
+        serverStart: rel(p.end - p.j.seconds * 1000), setRulesStart: rel(p.end - p.j.seconds * 1000 + timings.compileSeconds * 1000),
+      },
       server: { seconds: p.j.seconds, compileSeconds: timings.compileSeconds, setRulesSeconds: timings.setRulesSeconds, countersSeconds: timings.countersSeconds, buildSeconds: p.j.buildSeconds },
       intervals: intervals.map(({ iv }) => iv),
       senderRetransmits: client_.end?.sum_sent?.retransmits,
@@ -160,7 +172,7 @@ export async function swapPhase(dir: string, rules: number, files: [string, stri
     fw = await startEngine('flatwall', topo, files[0], { timeoutMs, workDir: dir, extraArgs: ['--api-socket', sock] });
     // The stream must outlast the replace: estimate it from a replace by the same set.
     progress('swap: timing one replace without load, to size the streams');
-    const warm = await put(sock, files[0]);
+    const warm = await put(sock, readFileSync(files[0], 'utf8'));
     const est = (warm.end - warm.start) / 1000;
     const seconds = Math.ceil(PRE_S + est * 1.5 + POST_S);
     progress(`  ${est.toFixed(2)} s; streams of ${seconds} s`);
@@ -228,6 +240,22 @@ export function swapMarkdown(runs: SwapRun[], meta: Record<string, unknown>): st
     const w = windows(r);
     for (const k of ['before', 'during', 'after', 'all'] as const) {
       out.push(`| ${r.proto} | ${r.rules.toLocaleString('en')} | ${r.putStart.toFixed(2)} s | ${r.active.toFixed(2)} s | ${r.answer.toFixed(2)} s | ${k} | ${w[k].n} | ${f(w[k].minMbps)} | ${f(w[k].medianMbps)} | ${loss(w[k])} |`);
+    }
+  }
+  const staged = runs.filter((x) => !x.error && x.stages);
+  if (staged.length) {
+    out.push('', 'The same intervals by stage of the PUT (stage bounds from the server\'s timings; an interval counts in every stage it overlaps):', '',
+      '| run | stage | from | to | intervals | min Mb/s | median Mb/s | UDP lost / sent |', '|---|---|---|---|---|---|---|---|');
+    for (const r of staged) {
+      const full = r.intervals.filter((i) => i.end - i.start > INTERVAL_S / 2);
+      const st: [string, number, number][] = [
+        ['body upload', r.putStart, r.stages!.serverStart], ['parse + compile', r.stages!.serverStart, r.stages!.setRulesStart],
+        ['setRules (classifier build)', r.stages!.setRulesStart, r.active], ['counter carry-over', r.active, r.answer],
+      ];
+      for (const [name, a, b] of st) {
+        const w = window(full.filter((i) => i.end > a && i.start < b));
+        out.push(`| ${r.proto} | ${name} | ${a.toFixed(2)} s | ${b.toFixed(2)} s | ${w.n} | ${f(w.minMbps)} | ${f(w.medianMbps)} | ${loss(w)} |`);
+      }
     }
   }
   for (const r of runs.filter((x) => !x.error)) {
