@@ -132,7 +132,8 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
     const intervals: { t: number; iv: SwapInterval }[] = [];
     for (const { t, line } of lines) {
       const iv = parseServerLine(line);
-      if (iv) intervals.push({ t, iv });
+      // Interval reports only: never an end-of-test summary, however iperf3 words it.
+      if (iv && iv.end - iv.start <= 2 * INTERVAL_S) intervals.push({ t, iv });
     }
     if (intervals.length === 0) throw new Error(`iperf3 server reported no intervals: ${c.stdout.slice(0, 200)} ${server.stderr.slice(0, 200)}`);
     const zero = Math.min(...intervals.map(({ t, iv }) => t - iv.end * 1000));
