@@ -1,6 +1,7 @@
-// Small SVG line plots for benchmark results: log x-axis (rule counts),
-// linear or log y-axis, one line per series. No dependencies, so the plots
-// are produced wherever the benchmark runs.
+// Small SVG line plots for benchmark results: log x-axis (rule counts) or
+// linear x-axis (time series), linear or log y-axis, one line per series,
+// optional labelled vertical marks. No dependencies, so the plots are
+// produced wherever the benchmark runs.
 
 export interface Series {
   name: string;
@@ -12,6 +13,10 @@ export interface PlotOptions {
   xLabel: string;
   yLabel: string;
   logY?: boolean;
+  /** Linear x-axis from 0 (time series); the default is log x for rule counts. */
+  linearX?: boolean;
+  /** Vertical lines at these x values (e.g. events on a time axis). */
+  marks?: { x: number; label: string }[];
   width?: number;
   height?: number;
 }
@@ -26,19 +31,29 @@ function fmt(v: number): string {
   return `${+v.toPrecision(3)}`;
 }
 
+function niceStep(raw: number): number {
+  const p = 10 ** Math.floor(Math.log10(raw > 0 ? raw : 1));
+  const f = raw / p;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
+}
+
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 export function svgPlot(series: Series[], o: PlotOptions): string {
   const W = o.width ?? 760;
   const H = o.height ?? 440;
   const L = 80, R = 190, T = 40, B = 55;
-  const pts = series.flatMap((s) => s.points).filter((p) => p.x > 0 && Number.isFinite(p.y) && (!o.logY || p.y > 0));
+  const okX = (x: number) => (o.linearX ? Number.isFinite(x) && x >= 0 : x > 0);
+  const pts = series.flatMap((s) => s.points).filter((p) => okX(p.x) && Number.isFinite(p.y) && (!o.logY || p.y > 0));
   if (pts.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}"><text x="20" y="40">${esc(o.title)}: no data</text></svg>`;
-  const lx = (x: number) => Math.log10(x);
+  const lx = (x: number) => (o.linearX ? x : Math.log10(x));
   const ly = (y: number) => (o.logY ? Math.log10(y) : y);
-  let x0 = Math.floor(Math.min(...pts.map((p) => lx(p.x))));
-  let x1 = Math.ceil(Math.max(...pts.map((p) => lx(p.x))));
-  if (x1 === x0) x1 = x0 + 1;
+  // Linear x: ticks every `step` (1, 2 or 5 times a power of ten, about 10 ticks).
+  const xMax = Math.max(...pts.map((p) => p.x), ...(o.marks ?? []).map((m) => m.x));
+  const step = o.linearX ? niceStep(xMax / 10) : 1;
+  let x0 = o.linearX ? 0 : Math.floor(Math.min(...pts.map((p) => lx(p.x))));
+  let x1 = o.linearX ? Math.ceil(xMax / step) * step : Math.ceil(Math.max(...pts.map((p) => lx(p.x))));
+  if (x1 === x0) x1 = x0 + step;
   let y0 = o.logY ? Math.floor(Math.min(...pts.map((p) => ly(p.y)))) : 0;
   let y1 = o.logY ? Math.ceil(Math.max(...pts.map((p) => ly(p.y)))) : Math.max(...pts.map((p) => p.y)) * 1.1;
   if (y1 <= y0) y1 = y0 + 1;
@@ -50,10 +65,11 @@ export function svgPlot(series: Series[], o: PlotOptions): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2 - R / 2}" y="22" text-anchor="middle" font-size="15">${esc(o.title)}</text>`);
-  for (let e = x0; e <= x1; e++) {
+  for (let k = 0; x0 + k * step <= x1 + 1e-9; k++) {
+    const e = x0 + k * step;
     const x = L + ((e - x0) / (x1 - x0)) * (W - L - R);
     out.push(`<line x1="${x}" y1="${T}" x2="${x}" y2="${H - B}" stroke="#ddd"/>`);
-    out.push(`<text x="${x}" y="${H - B + 16}" text-anchor="middle">${fmt(10 ** e)}</text>`);
+    out.push(`<text x="${x}" y="${H - B + 16}" text-anchor="middle">${fmt(o.linearX ? e : 10 ** e)}</text>`);
   }
   const ticks = o.logY ? Array.from({ length: y1 - y0 + 1 }, (_, i) => 10 ** (y0 + i)) : Array.from({ length: 6 }, (_, i) => (y1 * i) / 5);
   for (const t of ticks) {
@@ -66,7 +82,7 @@ export function svgPlot(series: Series[], o: PlotOptions): string {
   out.push(`<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">${esc(o.yLabel)}</text>`);
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
-    const ps = s.points.filter((p) => p.x > 0 && Number.isFinite(p.y) && (!o.logY || p.y > 0)).sort((a, b) => a.x - b.x);
+    const ps = s.points.filter((p) => okX(p.x) && Number.isFinite(p.y) && (!o.logY || p.y > 0)).sort((a, b) => a.x - b.x);
     for (let k = 1; k < ps.length; k++) {
       const dash = ps[k].dashed || ps[k - 1].dashed ? ' stroke-dasharray="5,4"' : '';
       out.push(`<line x1="${px(ps[k - 1].x)}" y1="${py(ps[k - 1].y)}" x2="${px(ps[k].x)}" y2="${py(ps[k].y)}" stroke="${c}" stroke-width="2"${dash}/>`);
@@ -75,6 +91,12 @@ export function svgPlot(series: Series[], o: PlotOptions): string {
     const ly2 = T + 10 + i * 18;
     out.push(`<line x1="${W - R + 12}" y1="${ly2}" x2="${W - R + 32}" y2="${ly2}" stroke="${c}" stroke-width="2"/>`);
     out.push(`<text x="${W - R + 38}" y="${ly2 + 4}">${esc(s.name)}</text>`);
+  });
+  (o.marks ?? []).forEach((m, i) => {
+    if (!okX(m.x)) return;
+    const x = px(m.x);
+    out.push(`<line x1="${x}" y1="${T}" x2="${x}" y2="${H - B}" stroke="#000" stroke-width="1.5" stroke-dasharray="6,3"/>`);
+    out.push(`<text x="${x + 4}" y="${T + 14 + i * 14}">${esc(m.label)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');

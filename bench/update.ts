@@ -1,6 +1,6 @@
 // Rule update benchmark: how long a new rule set takes to become active.
 //   npm run bench:update [-- --quick] [--sizes 1000,100000,1000000] [--engines iptables-nft,iptables-legacy,nft]
-//                        [--phases flatwall,kernel,restart] [--timeout SECONDS]
+//                        [--phases flatwall,kernel,restart,swap] [--timeout SECONDS]
 //
 // For each size N (generated `acl` rule sets, two seeds, plus two rules that
 // allow a test UDP flow):
@@ -18,7 +18,14 @@
 // - restart to forwarding: `flatwall run` from the source file and from a
 //   snapshot (`flatwall compile`), process spawn to the "ready" line.
 //
-// Writes bench/results/update.json and update.md. Progress on stderr.
+// Only with --phases swap (not in the default phases; bench/update-swap.ts):
+// - iperf3 TCP, then UDP at a fixed rate, through flatwall across a replace
+//   of the whole set at the largest size: received Mb/s and UDP loss per
+//   0.1 s over time, with the PUT start and the activation marked.
+//
+// Writes bench/results/update.json and update.md (unless only the swap phase
+// ran), and for the swap phase update-swap.json, .md, -tcp.svg, -udp.svg.
+// Progress on stderr.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +35,7 @@ import { startEngine, FLATWALL_CLI, type EngineName, type RunningEngine } from '
 import { startEchoServer } from '../src/lab/traffic';
 import { run } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
+import { swapPhase, swapMarkdown, swapPlot, SWAP_ALLOW, type SwapRun } from './update-swap';
 
 const args = process.argv.slice(2);
 const flag = (n: string) => args.includes(n);
@@ -49,11 +57,11 @@ const ALLOW = '-A FORWARD -p udp -m udp --dport 7101 -j ACCEPT\n-A FORWARD -p ud
 
 // REJECT becomes DROP: the nft translation (src/lab/nft.ts) takes ACCEPT/DROP
 // only, and every engine must load the same rules.
-function ruleFile(dir: string, n: number, seed: number): string {
+function ruleFile(dir: string, n: number, seed: number, allow = ALLOW, tag = ''): string {
   const lines = [...generateLines({ family: 'acl', rules: n, seed })].map((l) => l.replace(/ -j REJECT( --reject-with \S+)?$/, ' -j DROP'));
   const first = lines.findIndex((l) => l.startsWith('-A '));
-  lines.splice(first < 0 ? lines.indexOf('COMMIT') : first, 0, ALLOW.trimEnd());
-  const f = join(dir, `acl-${n}-s${seed}.rules`);
+  lines.splice(first < 0 ? lines.indexOf('COMMIT') : first, 0, allow.trimEnd());
+  const f = join(dir, `acl-${n}-s${seed}${tag}.rules`);
   writeFileSync(f, `${lines.join('\n')}\n`);
   return f;
 }
@@ -219,10 +227,29 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   return `${out.join('\n')}\n`;
 }
 
+// The swap phase at the largest size (default 1M; --quick: 100k), its own
+// rule files (the iperf3 flows allowed first).
+async function swap(dir: string, meta: () => Record<string, unknown>): Promise<void> {
+  const n = opt('--sizes') ? SIZES[SIZES.length - 1] : quick ? 100_000 : 1_000_000;
+  progress(`swap: generating ${n} rules (2 seeds)`);
+  const files: [string, string] = [ruleFile(dir, n, 1, SWAP_ALLOW, '-swap'), ruleFile(dir, n, 2, SWAP_ALLOW, '-swap')];
+  const runs: SwapRun[] = await swapPhase(dir, n, files, TIMEOUT_MS, progress);
+  const m = meta();
+  writeFileSync(join(outDir, 'update-swap.json'), `${JSON.stringify({ meta: m, runs }, null, 2)}\n`);
+  for (const r of runs) if (!r.error) writeFileSync(join(outDir, `update-swap-${r.proto}.svg`), swapPlot(r, quick));
+  const md = swapMarkdown(runs, m);
+  writeFileSync(join(outDir, 'update-swap.md'), md);
+  process.stdout.write(md);
+  if (runs.some((r) => r.error)) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
   installTeardown(true);
   const dir = mkdtempSync(join(tmpdir(), 'flatwall-bench-update-'));
   try {
+    const meta = () => ({ date: new Date().toISOString(), cpus: cpus().length, loadavg: loadavg().map((x) => x.toFixed(1)).join(' '), quick });
+    if (PHASES.has('swap')) await swap(dir, meta);
+    if ([...PHASES].every((p) => p === 'swap')) return;
     const files = new Map<number, [string, string]>();
     for (const n of SIZES) {
       progress(`generating ${n} rules${PHASES.size === 1 && PHASES.has('restart') ? '' : ' (2 seeds)'}`);
@@ -238,9 +265,9 @@ async function main(): Promise<void> {
       extra.restartError = (err as Error).message;
       progress(`restart: ${extra.restartError}`);
     }
-    const meta = { date: new Date().toISOString(), cpus: cpus().length, loadavg: loadavg().map((x) => x.toFixed(1)).join(' '), quick };
-    writeFileSync(join(outDir, 'update.json'), `${JSON.stringify({ meta, points, extra }, null, 2)}\n`);
-    const md = markdown(points, extra, meta);
+    const m = meta();
+    writeFileSync(join(outDir, 'update.json'), `${JSON.stringify({ meta: m, points, extra }, null, 2)}\n`);
+    const md = markdown(points, extra, m);
     writeFileSync(join(outDir, 'update.md'), md);
     process.stdout.write(md);
   } finally {
