@@ -25,12 +25,7 @@ import { compile } from '../src/rules/compile';
 import { native } from '../src/native';
 import { svgPlot, type Series } from './plot';
 
-const args = process.argv.slice(2);
-const flag = (n: string) => args.includes(n);
-const opt = (n: string) => {
-  const i = args.indexOf(n);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+import { flag, opt } from './args';
 const quick = flag('--quick');
 const families = (opt('--families') ?? 'chain,acl,fw,ipc,acl6,adversarial').split(',') as GenFamily[];
 const maxRules = Number(opt('--max') ?? (quick ? 10_000 : 1_000_000));

@@ -28,13 +28,9 @@ import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
 import { iperf, ping, rr, startEchoServer, type IperfResult, type RrResult } from '../src/lab/traffic';
 import { haveCommand } from '../test/netns';
+import { flag, opt as arg } from './args';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const quick = flag('--quick');
 const seconds = Number(arg('--seconds') ?? (quick ? 3 : 5));
 // Rounds per size; the variants' order rotates each round so that none is
 // always first after the rules load (noisy shared machines: compare medians).

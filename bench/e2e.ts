@@ -31,14 +31,9 @@ import { Topology, installTeardown } from '../src/lab/topology';
 import { hpingSyn, iperf, ping, pingUnderLoad, rr, startEchoServer } from '../src/lab/traffic';
 import { missingTools } from '../src/lab/tools';
 import { svgPlot } from './plot';
+import { argv, flag, opt } from './args';
 
 // ---------------------------------------------------------------- options
-const argv = process.argv.slice(2);
-const flag = (n: string) => argv.includes(n);
-const opt = (n: string) => {
-  const i = argv.indexOf(n);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 if (flag('--help') || flag('-h')) {
   process.stdout.write(readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
   process.exit(0);

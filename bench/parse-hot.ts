@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { tokenize, parseIptables } from '../src/rules/iptables/parse';
 import { parseIPv4, parseIPv6 } from '../src/rules/address';
 import { generateLines } from '../src/rules/generate';
+import { opt } from './args';
 // benchmark.js has no bundled types; the little used here is typed below.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const Benchmark = require('benchmark') as {
@@ -30,9 +31,7 @@ interface BenchSuite {
   run(o: { async: boolean }): void;
 }
 
-const argv = process.argv.slice(2);
-const outIdx = argv.indexOf('--out');
-const outDir = outIdx >= 0 ? argv[outIdx + 1] : join(__dirname, '..', '..', 'bench', 'results');
+const outDir = opt('--out') ?? join(__dirname, '..', '..', 'bench', 'results');
 
 const text1k = [...generateLines({ family: 'acl', rules: 1000, seed: 1 })].join('\n') + '\n';
 const line = text1k.split('\n').find((l) => l.startsWith('-A FORWARD'))!;

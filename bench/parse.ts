@@ -5,13 +5,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { flag, opt as arg } from './args';
 
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const arg = (name: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+const quick = flag('--quick');
 const families = (arg('--families') ?? 'chain,acl').split(',');
 const max = Number(arg('--max') ?? (quick ? 10_000 : 1_000_000));
 const sizes = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000].filter((n) => n <= max);

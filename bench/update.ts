@@ -37,12 +37,7 @@ import { run } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
 import { swapPhase, swapMarkdown, swapPlot, SWAP_ALLOW, type SwapRun } from './update-swap';
 
-const args = process.argv.slice(2);
-const flag = (n: string) => args.includes(n);
-const opt = (n: string) => {
-  const i = args.indexOf(n);
-  return i >= 0 ? args[i + 1] : undefined;
-};
+import { flag, opt } from './args';
 const quick = flag('--quick');
 const SIZES = (opt('--sizes') ?? (quick ? '1000,10000' : '1000,100000,1000000')).split(',').map(Number);
 const KERNEL = (opt('--engines') ?? 'iptables-nft,iptables-legacy,nft').split(',').filter((e) => e && e !== 'none') as EngineName[];
