@@ -27,7 +27,7 @@ import { startEngine, type EngineName } from '../src/lab/engines';
 import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
 import { iperf, ping, rr, startEchoServer, type IperfResult, type RrResult } from '../src/lab/traffic';
-import { haveCommand } from '../test/netns';
+import { haveCommand } from '../src/lab/tools';
 import { flag, opt as arg } from './args';
 
 const quick = flag('--quick');

@@ -41,10 +41,6 @@ function parseArgs(argv) {
   return o;
 }
 
-function have(cmd) {
-  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
-}
-
 // The shared objects `file` needs, as absolute paths, from ldd's output.
 function sharedLibs(file) {
   const out = execFileSync('ldd', [file], { encoding: 'utf8' });
@@ -129,7 +125,9 @@ function main() {
     const { libs, pkgs } = assemble(rootfs);
     process.stderr.write(`  node ${process.version}, ${libs.length} shared libraries, runtime packages: ${pkgs.join(' ')}\n`);
     if (o.rootfs) return 0;
-    const tool = o.tool ?? ['podman', 'buildah', 'docker'].find(have);
+    // dist exists by now (assemble checked): use the lab's own tool probe.
+    const { haveCommand } = require(path.join(root, 'dist', 'src', 'lab', 'tools'));
+    const tool = o.tool ?? ['podman', 'buildah', 'docker'].find((t) => haveCommand(t));
     if (!tool) throw new Error('no image tool found (podman, buildah or docker); use --rootfs DIR to assemble the tree only');
     // One layer, no intermediate images left behind as build cache.
   const args = tool === 'buildah' ? ['bud', '--layers=false'] : tool === 'podman' ? ['build', '--layers=false'] : ['build'];

@@ -1,10 +1,7 @@
 // Network namespaces for tests that need the real kernel. Each namespace is
 // named after the test run, and removed even when the test fails.
 import { execFileSync, spawnSync } from 'node:child_process';
-
-export function haveCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
+import { haveCommand } from '../src/lab/tools';
 
 /**
  * Why kernel tests cannot run here, or undefined when they can. In CI the

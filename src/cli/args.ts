@@ -15,6 +15,12 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: s
   }
 }
 
+/** The family that -4 / -6 select (undefined: both); giving both is a usage error. */
+export function familyFlag(values: { '4'?: boolean; '6'?: boolean }): 4 | 6 | undefined {
+  if (values['4'] && values['6']) throw new UsageError('-4 and -6 are exclusive');
+  return values['4'] ? 4 : values['6'] ? 6 : undefined;
+}
+
 /**
  * Progress for long work, on stderr only: a rewritten line on a terminal, a
  * line per quarter otherwise, and nothing for work that ends within a second.

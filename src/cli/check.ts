@@ -1,7 +1,7 @@
 // flatwall check FILE...: parse, validate and compile, then summarise.
 import { RuleError } from '../rules/errors';
 import { loadRuleFiles } from '../rules/load';
-import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, familyFlag, parse } from './args';
 import type { Family } from '../rules/model';
 
 export const CHECK_HELP = `Usage: flatwall check [OPTIONS] FILE...
@@ -36,12 +36,11 @@ export function runCheck(argv: string[]): number {
     return EXIT_OK;
   }
   if (positionals.length === 0) throw new UsageError('check needs at least one FILE');
-  if (values['4'] && values['6']) throw new UsageError('-4 and -6 are exclusive');
+  const family: Family | undefined = familyFlag(values);
   const maxRecords = values['max-records'] !== undefined ? Number(values['max-records']) : undefined;
   if (maxRecords !== undefined && !(Number.isInteger(maxRecords) && maxRecords > 0)) {
     throw new UsageError(`--max-records must be a positive integer, got "${values['max-records']}"`);
   }
-  const family: Family | undefined = values['4'] ? 4 : values['6'] ? 6 : undefined;
   const progress = new Progress('loading', values.quiet);
   try {
     const { compiled, timings } = loadRuleFiles(positionals, {

@@ -3,7 +3,7 @@
 import { RuleError } from '../rules/errors';
 import { loadRuleFiles } from '../rules/load';
 import { writeSnapshot } from '../control/snapshot';
-import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, familyFlag, parse } from './args';
 import type { Family } from '../rules/model';
 
 export const COMPILE_HELP = `Usage: flatwall compile [OPTIONS] FILE... -o SNAPSHOT
@@ -38,8 +38,7 @@ export function runCompile(argv: string[]): number {
   }
   if (positionals.length === 0) throw new UsageError('compile needs at least one FILE');
   if (!values.output) throw new UsageError('compile needs -o SNAPSHOT');
-  if (values['4'] && values['6']) throw new UsageError('-4 and -6 are exclusive');
-  const family: Family | undefined = values['4'] ? 4 : values['6'] ? 6 : undefined;
+  const family: Family | undefined = familyFlag(values);
   const progress = new Progress('compiling', values.quiet);
   try {
     const t0 = performance.now();
