@@ -445,15 +445,28 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     return p;
   }
 
+  // counters([{ rules: false }]): without the per-rule arrays (see
+  // Dataplane::Counters).
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const CountersSnapshot s = dp_->Counters();
+    bool with_rules = true;
+    if (info.Length() > 0 && !info[0].IsUndefined()) {
+      if (!info[0].IsObject()) throw Napi::TypeError::New(env, "counters: options object expected");
+      const Napi::Value v = info[0].As<Napi::Object>().Get("rules");
+      if (!v.IsUndefined()) {
+        if (!v.IsBoolean()) throw Napi::TypeError::New(env, "counters: rules must be a boolean");
+        with_rules = v.As<Napi::Boolean>().Value();
+      }
+    }
+    const CountersSnapshot s = dp_->Counters(with_rules);
     Napi::Object r = Napi::Object::New(env);
     r.Set("generation", double(s.generation));
-    Napi::Object rules = Napi::Object::New(env);
-    rules.Set("packets", BigArray(env, s.rule_packets));
-    rules.Set("bytes", BigArray(env, s.rule_bytes));
-    r.Set("rules", rules);
+    if (with_rules) {
+      Napi::Object rules = Napi::Object::New(env);
+      rules.Set("packets", BigArray(env, s.rule_packets));
+      rules.Set("bytes", BigArray(env, s.rule_bytes));
+      r.Set("rules", rules);
+    }
     Napi::Array ports = Napi::Array::New(env, s.ports.size());
     for (size_t i = 0; i < s.ports.size(); ++i) {
       const PortSnapshot& p = s.ports[i];

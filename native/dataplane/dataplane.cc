@@ -195,7 +195,7 @@ void Dataplane::WaitQuiescent(uint64_t generation) {
 
 // ---- counters and logs -------------------------------------------------------
 
-CountersSnapshot Dataplane::Counters() {
+CountersSnapshot Dataplane::Counters(bool with_rules) {
   CountersSnapshot s;
   std::shared_ptr<Ruleset> rs;
   {
@@ -204,7 +204,7 @@ CountersSnapshot Dataplane::Counters() {
   }
   if (rs) {
     s.generation = rs->generation;
-    rs->SumCounters(&s.rule_packets, &s.rule_bytes);
+    if (with_rules) rs->SumCounters(&s.rule_packets, &s.rule_bytes);
   }
   {
     std::lock_guard<std::mutex> lock(life_mu_);

@@ -148,7 +148,10 @@ class Dataplane {
   uint64_t SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
                     uint32_t rule_count, SetRulesInfo* info = nullptr);
 
-  CountersSnapshot Counters();
+  // with_rules = false leaves rule_packets/rule_bytes empty: summing a
+  // million rules per worker is the costly part, and most readers (metrics,
+  // stats, conntrack counts) do not need it.
+  CountersSnapshot Counters(bool with_rules = true);
   // Moves up to `max` queued LOG events into *out; *dropped gets the events
   // lost (rate limit + full queue) since the previous call.
   void PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped);

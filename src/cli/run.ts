@@ -162,14 +162,14 @@ export async function runRun(argv: string[]): Promise<number> {
     return EXIT_ERRORS;
   }
 
-  const stats = statsInterval > 0 ? setInterval(() => log('info', 'counters', summary(fw.counters())), statsInterval * 1000) : undefined;
+  const stats = statsInterval > 0 ? setInterval(() => log('info', 'counters', summary(fw.counters({ rules: false }))), statsInterval * 1000) : undefined;
   started = true;
   await stopRequested;
   if (stats) clearInterval(stats);
   stopMetadata.abort();
   await api?.close();
   await fw.stop();
-  log('info', 'stopped', summary(fw.counters()));
+  log('info', 'stopped', summary(fw.counters({ rules: false })));
   return EXIT_OK;
 }
 

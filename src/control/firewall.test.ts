@@ -7,6 +7,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Firewall } from './firewall';
 
 const ports = [{ name: 'ctx0', kind: 'afpacket' as const }, { name: 'ctx1', kind: 'afpacket' as const }];
@@ -69,4 +71,25 @@ test('flatwall run: dataplane tuning flags are checked (exit 2) and reach the da
   // The Firewall hands them to the addon, which validates them too.
   new Firewall({ ports, ruleFiles: [], workers: 1, txMode: 'sendmmsg', busyPollUs: 50 });
   assert.throws(() => new Firewall({ ports, ruleFiles: [], workers: 1, txMode: 'x' as 'ring' }), /txMode/);
+});
+
+test('counters({ rules: false }) leaves out the per-rule arrays, and nothing else', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fw-counters-'));
+  try {
+    const file = join(dir, 'r.rules');
+    writeFileSync(file, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -j ACCEPT\nCOMMIT\n');
+    const fw = new Firewall({ ports, ruleFiles: [file], workers: 1 });
+    await fw.load();
+    const full = fw.counters();
+    const lean = fw.counters({ rules: false });
+    assert.ok(full.rules.packets.length >= 2, 'a loaded rule set has per-rule counters');
+    assert.equal(lean.rules, undefined);
+    const { rules: _rules, ...rest } = full;
+    assert.deepEqual(lean, rest);
+    assert.deepEqual(lean.ports.map((p: { name: string }) => p.name), ['ctx0', 'ctx1']);
+    assert.throws(() => fw.counters({ rules: 'no' } as never), /rules must be a boolean/);
+    await fw.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

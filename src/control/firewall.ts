@@ -341,8 +341,9 @@ export class Firewall {
     }
   }
 
-  counters() {
-    return this.dp.counters();
+  /** Dataplane counters; `{ rules: false }` skips the per-rule arrays (live generation only), the costly part at 1M rules. */
+  counters(opts?: { rules: boolean }) {
+    return this.dp.counters(opts);
   }
 
   // ---- connection tracking (run by the workers at a batch boundary, off the JS thread) ----
@@ -354,7 +355,7 @@ export class Firewall {
 
   /** Connections tracked now (node_nf_conntrack_entries) and the limit. */
   conntrackCount(): { entries: number; limit: number } {
-    const c = this.dp.counters().conntrack as ConntrackCounters;
+    const c = this.dp.counters({ rules: false }).conntrack as ConntrackCounters;
     return { entries: c.entries, limit: c.limit };
   }
 

@@ -42,7 +42,7 @@ class Exposition {
 }
 
 export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promise<string> {
-  const c = fw.counters();
+  const c = fw.counters({ rules: false }); // per-rule series come from ruleCounters() below
   const st = fw.status;
   const e = new Exposition();
   const P = 'flatwall_';

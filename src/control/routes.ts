@@ -131,7 +131,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
   }));
 
   router.add('GET', '/stats', () => {
-    const c = fw.counters();
+    const c = fw.counters({ rules: false });
     return { body: { ready: fw.ready, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache } };
   });
 
