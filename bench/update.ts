@@ -76,6 +76,8 @@ interface Point {
 interface Extra {
   rules: number;
   insert: { engine: string; seconds?: number; error?: string }[];
+  /** flatwall's single-rule edits at the largest size: median seconds, overlay or rebuild. */
+  edits?: { edit: string; seconds?: number; method?: string; fallback?: string; error?: string }[];
   swapUnderLoad?: { sent: number; replies: number; lost: number; putSeconds: number };
   restart?: { sourceSeconds: number; snapshotSeconds: number; compileSeconds: number; snapshotBytes?: number; snapshotReadSeconds?: number; snapshotBuildSeconds?: number };
   restartError?: string;
@@ -109,10 +111,8 @@ async function flatwallPoints(dir: string, files: Map<number, [string, string]>,
       }
     }
     const n = SIZES[SIZES.length - 1];
-    progress(`flatwall: single-rule insert at ${n}`);
-    const s = performance.now();
-    const ins = await apiCall({ socket: sock }, 'POST', '/rules', JSON.stringify({ rule: '-I FORWARD 1 -p tcp -m tcp --dport 23 -j DROP' }));
-    extra.insert.push(ins.status === 201 ? { engine: 'flatwall', seconds: (performance.now() - s) / 1000 } : { engine: 'flatwall', error: ins.body.slice(0, 200) });
+    progress(`flatwall: single-rule edits at ${n}`);
+    await singleRuleEdits(sock, n, extra);
 
     // A stream across a whole replace: 500 datagrams/s for the replace's duration plus margins.
     const last = points.filter((p) => p.engine === 'flatwall' && p.updateSeconds).pop();
@@ -128,6 +128,44 @@ async function flatwallPoints(dir: string, files: Map<number, [string, string]>,
   } finally {
     await fw?.stop().catch(() => undefined);
     await topo.destroy();
+  }
+}
+
+/**
+ * Single-rule edits over the running n-rule set, each EDIT_REPEATS times:
+ * the median request-to-answer time (the answer comes once the edit is
+ * active), and whether it took the overlay or a rebuild. The first insert
+ * is also the `insert` figure compared with the kernel engines'.
+ */
+const EDIT_REPEATS = 5;
+async function singleRuleEdits(sock: string, n: number, extra: Extra): Promise<void> {
+  const mid = Math.floor(n / 2);
+  const edits: [string, string, string, string?][] = [
+    ['insert at 1', 'POST', '/rules', '-I FORWARD 1 -p tcp -m tcp --dport 23 -j DROP'],
+    [`insert at ${mid}`, 'POST', '/rules', `-I FORWARD ${mid} -s 10.99.0.0/16 -j DROP`],
+    ['append', 'POST', '/rules', '-A FORWARD -p udp -m udp --dport 9 -j DROP'],
+    ['delete 1', 'DELETE', '/rules/FORWARD/1'],
+    [`delete ${mid}`, 'DELETE', `/rules/FORWARD/${mid}`],
+  ];
+  extra.edits = [];
+  for (const [name, method, path, rule] of edits) {
+    const times: number[] = [];
+    let server: { method?: string; fallback?: string; seconds?: number } = {};
+    let error: string | undefined;
+    for (let i = 0; i < EDIT_REPEATS && !error; i++) {
+      const s = performance.now();
+      const r = await apiCall({ socket: sock }, method, path, rule ? JSON.stringify({ rule }) : undefined);
+      if (r.status !== 200 && r.status !== 201) error = r.body.slice(0, 200);
+      else {
+        times.push((performance.now() - s) / 1000);
+        server = r.json as typeof server;
+      }
+    }
+    times.sort((a, b) => a - b);
+    const seconds = times.length ? times[times.length >> 1] : undefined;
+    extra.edits.push({ edit: name, seconds, method: server.method, fallback: server.fallback, error });
+    if (name === 'insert at 1') extra.insert.push(seconds !== undefined ? { engine: 'flatwall', seconds } : { engine: 'flatwall', error });
+    progress(`  ${name}: ${seconds !== undefined ? `${(seconds * 1000).toFixed(2)} ms (${server.method})` : error}`);
   }
 }
 
@@ -203,6 +241,8 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
     ...engines.map((e) => `| ${e} | ${SIZES.map((n) => cell(e, n)).join(' | ')} |`),
     '',
     `Single-rule insert at ${extra.rules.toLocaleString('en')} rules: ${extra.insert.map((i) => `${i.engine} ${i.seconds !== undefined ? `${(i.seconds * 1000).toFixed(1)} ms` : `failed (${i.error})`}`).join(', ')}.`,
+    ...(extra.edits ? ['', `flatwall single-rule edits at ${extra.rules.toLocaleString('en')} rules (median of ${EDIT_REPEATS}, request to active): ` +
+      extra.edits.map((e) => `${e.edit} ${e.seconds !== undefined ? `${(e.seconds * 1000).toFixed(2)} ms (${e.method})` : `failed (${e.error})`}`).join(', ') + '.'] : []),
   ];
   if (extra.swapUnderLoad) {
     const s = extra.swapUnderLoad;

@@ -6,6 +6,18 @@
 //     qdiscBypass?, promisc?, batch?
 //   });
 //   await dp.setRules(buffer, ifaceClassIds, ruleCount)  // -> { generation }
+//   await dp.applyEdits({ baseGeneration, ruleCount, v4?, v6? })  // -> { generation }
+//     v4/v6: { records: packed records, anchors: Uint32Array,
+//              dead: Uint32Array of [lo, hi) pairs, policy: action | -1 }
+//     (a single-rule edit over the running rules; dataplane/ruleset.h)
+//
+//   native.evaluateRuleset({ buffer, ruleCount, edits?: [applyEdits args],
+//                            family: 4 | 6, keys: packed PacketKey4/6 })
+//     -> { rules: Uint32Array, actions: Uint8Array, paths: number[][] }
+//   The FORWARD verdict of each key exactly as a worker walks it (Ruleset::
+//   Forward, edits applied in order): the terminal record's rule id
+//   (0xffffffff: none) and action, and every matched record's rule id.
+//   Synchronous: for tests and offline checks of edit sequences.
 //   dp.start();
 //   dp.counters();   // see Counters() below
 //   dp.pollLogs(max?);  // LOG events; the array's `dropped` = events lost since last poll
@@ -238,7 +250,7 @@ Napi::Object RowObject(Napi::Env env, const ct::FlowView& r) {
 }
 
 // Copies the bytes of an ArrayBuffer, TypedArray (Buffer) or DataView.
-std::vector<uint8_t> Bytes(Napi::Env env, const Napi::Value& v) {
+std::vector<uint8_t> Bytes(Napi::Env env, const Napi::Value& v, const char* what = "setRules: buffer") {
   const uint8_t* p = nullptr;
   size_t n = 0;
   if (v.IsArrayBuffer()) {
@@ -251,9 +263,45 @@ std::vector<uint8_t> Bytes(Napi::Env env, const Napi::Value& v) {
     auto dv = v.As<Napi::DataView>();
     p = static_cast<const uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset(), n = dv.ByteLength();
   } else {
-    throw Napi::TypeError::New(env, "setRules: buffer must be an ArrayBuffer or a typed array");
+    throw Napi::TypeError::New(env, std::string(what) + " must be an ArrayBuffer or a typed array");
   }
   return std::vector<uint8_t>(p, p + n);
+}
+
+// The applyEdits argument of one family (see the top of this file). Only
+// shapes are checked here; Ruleset::Derive checks the contents.
+template <typename Rec>
+TableEditSpec<Rec> ParseTableEdits(Napi::Env env, const Napi::Value& v, const char* fam) {
+  TableEditSpec<Rec> spec;
+  if (v.IsUndefined() || v.IsNull()) return spec;
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string("applyEdits: ") + fam + " must be an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  spec.present = true;
+  const std::string name = std::string("applyEdits: ") + fam;
+  const std::vector<uint8_t> rec = Bytes(env, o.Get("records"), (name + ".records").c_str());
+  if (rec.size() % sizeof(Rec))
+    throw Napi::RangeError::New(env, name + ".records is not a whole number of records");
+  spec.overlay.resize(rec.size() / sizeof(Rec));
+  if (!rec.empty()) std::memcpy(spec.overlay.data(), rec.data(), rec.size());
+  auto words = [&](const char* key) {
+    const std::vector<uint8_t> b = Bytes(env, o.Get(key), (name + "." + key).c_str());
+    if (b.size() % 4) throw Napi::RangeError::New(env, name + "." + key + " is not 32-bit words");
+    std::vector<uint32_t> w(b.size() / 4);
+    if (!b.empty()) std::memcpy(w.data(), b.data(), b.size());
+    return w;
+  };
+  spec.anchors = words("anchors");
+  const std::vector<uint32_t> dead = words("dead");
+  if (dead.size() % 2) throw Napi::RangeError::New(env, name + ".dead must hold [lo, hi) pairs");
+  for (size_t i = 0; i < dead.size(); i += 2) spec.dead.emplace_back(dead[i], dead[i + 1]);
+  const Napi::Value p = o.Get("policy");
+  if (!p.IsUndefined() && !p.IsNull()) {
+    if (!p.IsNumber()) throw Napi::TypeError::New(env, name + ".policy must be a number");
+    const double d = p.As<Napi::Number>().DoubleValue();
+    if (!(d >= -1 && d <= 255 && d == double(int(d)))) throw Napi::RangeError::New(env, name + ".policy is out of range");
+    spec.policy = int(d);
+  }
+  return spec;
 }
 
 Napi::Value BigArray(Napi::Env env, const std::vector<uint64_t>& v) {
@@ -329,6 +377,111 @@ class SetRulesWorker : public PromiseWorker {
   Dataplane::SetRulesInfo info_;
 };
 
+RulesetEdits ParseEdits(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "applyEdits: expected an object");
+  const Napi::Object o = v.As<Napi::Object>();
+  RulesetEdits edits;
+  for (const char* key : {"baseGeneration", "ruleCount"})
+    if (!o.Get(key).IsNumber()) throw Napi::TypeError::New(env, std::string("applyEdits: ") + key + " must be a number");
+  const double base = o.Get("baseGeneration").As<Napi::Number>().DoubleValue();
+  const double rc = o.Get("ruleCount").As<Napi::Number>().DoubleValue();
+  if (!(base >= 1 && base < 9007199254740992.0)) throw Napi::RangeError::New(env, "applyEdits: bad baseGeneration");
+  if (!(rc >= 0 && rc <= 4294967295.0)) throw Napi::RangeError::New(env, "applyEdits: bad ruleCount");
+  edits.base_generation = uint64_t(base);
+  edits.rule_count = uint32_t(rc);
+  edits.v4 = ParseTableEdits<RuleRecord4>(env, o.Get("v4"), "v4");
+  edits.v6 = ParseTableEdits<RuleRecord6>(env, o.Get("v6"), "v6");
+  return edits;
+}
+
+// Records every matched rule id of one walk (evaluateRuleset).
+struct PathRecorder {
+  std::vector<uint32_t> ids;
+  void OnMatch(const RuleCommon& r) { ids.push_back(r.rule_id); }
+  void OnLog(const RuleCommon&) {}
+};
+
+template <typename Key>
+Napi::Value EvaluateKeys(Napi::Env env, const Ruleset& rs, const std::vector<uint8_t>& keys) {
+  if (keys.size() % sizeof(Key)) throw Napi::RangeError::New(env, "evaluateRuleset: keys is not a whole number of keys");
+  const size_t n = keys.size() / sizeof(Key);
+  Napi::Uint32Array rules = Napi::Uint32Array::New(env, n);
+  Napi::Uint8Array actions = Napi::Uint8Array::New(env, n);
+  Napi::Array paths = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; ++i) {
+    Key k;
+    std::memcpy(&k, keys.data() + i * sizeof(Key), sizeof k);
+    PathRecorder rec;
+    const RuleCommon* v = rs.Forward(k, rec);
+    rules[i] = v ? v->rule_id : UINT32_MAX;
+    actions[i] = v ? v->action : 0xff;
+    Napi::Array path = Napi::Array::New(env, rec.ids.size());
+    for (size_t j = 0; j < rec.ids.size(); ++j) path.Set(uint32_t(j), double(rec.ids[j]));
+    paths.Set(uint32_t(i), path);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("rules", rules);
+  out.Set("actions", actions);
+  out.Set("paths", paths);
+  return out;
+}
+
+Napi::Value EvaluateRuleset(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "evaluateRuleset: expected an object");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  const std::vector<uint8_t> buf = Bytes(env, o.Get("buffer"), "evaluateRuleset: buffer");
+  const std::vector<uint8_t> keys = Bytes(env, o.Get("keys"), "evaluateRuleset: keys");
+  const uint32_t rule_count = U32(o, "ruleCount", 0);
+  const uint32_t family = U32(o, "family", 4);
+  if (family != 4 && family != 6) throw Napi::RangeError::New(env, "evaluateRuleset: family must be 4 or 6");
+  try {
+    std::unique_ptr<Ruleset> rs = Ruleset::Build(buf.data(), buf.size(), {}, rule_count, 1);
+    rs->generation = rs->base_generation = 1;
+    const Napi::Value edits = o.Get("edits");
+    if (!edits.IsUndefined()) {
+      if (!edits.IsArray()) throw Napi::TypeError::New(env, "evaluateRuleset: edits must be an array");
+      const Napi::Array a = edits.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        RulesetEdits e = ParseEdits(env, a.Get(i));
+        e.base_generation = 1;
+        std::unique_ptr<Ruleset> next = Ruleset::Derive(*rs, std::move(e));
+        next->base_generation = 1;
+        rs = std::move(next);
+      }
+    }
+    return family == 4 ? EvaluateKeys<PacketKey4>(env, *rs, keys) : EvaluateKeys<PacketKey6>(env, *rs, keys);
+  } catch (const std::invalid_argument& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+class ApplyEditsWorker : public PromiseWorker {
+ public:
+  ApplyEditsWorker(Napi::Env env, std::shared_ptr<Dataplane> dp, RulesetEdits edits)
+      : PromiseWorker(env), dp_(std::move(dp)), edits_(std::move(edits)) {}
+  void Execute() override {
+    try {
+      generation_ = dp_->ApplyEdits(std::move(edits_), &info_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Object r = Napi::Object::New(Env());
+    r.Set("generation", double(generation_));
+    r.Set("buildSeconds", info_.build_seconds);
+    r.Set("memoryBytes", double(info_.memory_bytes));
+    deferred_.Resolve(r);
+  }
+
+ private:
+  std::shared_ptr<Dataplane> dp_;
+  RulesetEdits edits_;
+  uint64_t generation_ = 0;
+  Dataplane::SetRulesInfo info_;
+};
+
 class StopWorker : public PromiseWorker {
  public:
   StopWorker(Napi::Env env, std::shared_ptr<Dataplane> dp) : PromiseWorker(env), dp_(std::move(dp)) {}
@@ -386,6 +539,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Dataplane",
                        {InstanceMethod("setRules", &DataplaneWrap::SetRules),
+                        InstanceMethod("applyEdits", &DataplaneWrap::ApplyEdits),
                         InstanceMethod("start", &DataplaneWrap::Start),
                         InstanceMethod("stop", &DataplaneWrap::Stop),
                         InstanceMethod("counters", &DataplaneWrap::Counters),
@@ -424,6 +578,13 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     const double rc = info[2].As<Napi::Number>().DoubleValue();
     if (!(rc >= 0 && rc <= 4294967295.0)) throw Napi::RangeError::New(env, "setRules: bad ruleCount");
     auto* w = new SetRulesWorker(env, dp_, std::move(buf), std::move(ids), uint32_t(rc));
+    Napi::Promise p = w->Promise();
+    w->Queue();
+    return p;
+  }
+
+  Napi::Value ApplyEdits(const Napi::CallbackInfo& info) {
+    auto* w = new ApplyEditsWorker(info.Env(), dp_, ParseEdits(info.Env(), info[0]));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
@@ -607,6 +768,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
 
 void InitDataplane(Napi::Env env, Napi::Object exports) {
   exports.Set("Dataplane", DataplaneWrap::Define(env));
+  exports.Set("evaluateRuleset", Napi::Function::New(env, EvaluateRuleset, "evaluateRuleset"));
   // The conntrack timeout names conntrackTimeouts accepts (for CLI checks).
   Napi::Array names = Napi::Array::New(env);
   for (const char* const* n = ct::Timeouts::kNames; *n; ++n) names.Set(names.Length(), *n);

@@ -112,6 +112,12 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   actions.Set("SKIP", static_cast<double>(Action::kSkip));
   layout.Set("actions", actions);
 
+  Napi::Object record_flags = Napi::Object::New(env);
+  record_flags.Set("NEEDS_L4", static_cast<double>(kRuleNeedsL4));
+  record_flags.Set("TCP_FLAGS_INVERT", static_cast<double>(kRuleTcpFlagsInvert));
+  record_flags.Set("RETURNS_TO_POLICY", static_cast<double>(kRuleReturnsToPolicy));
+  layout.Set("recordFlags", record_flags);
+
   Napi::Object k4 = KeyCommonFields<PacketKey4>(env, Napi::Object::New(env));
   FIELD(k4, PacketKey4, src);
   FIELD(k4, PacketKey4, dst);

@@ -81,6 +81,14 @@ enum RuleFlags : uint8_t {
   kRuleNeedsL4 = 1 << 0,
   // `! --tcp-flags`: match when (flags & mask) != value.
   kRuleTcpFlagsInvert = 1 << 1,
+  // A SKIP record whose `arg` is the policy because it leaves the built-in
+  // chain (RETURN there, or out of a chain it -g'd to), as opposed to one
+  // that resumes the built-in chain at the rule after a -j and merely lands
+  // on the policy index because that rule was the chain's last. Matching
+  // ignores it; single-rule edits need the difference (dataplane/ruleset.h:
+  // rules appended after the last rule come before the policy, and only the
+  // second kind of SKIP reaches them).
+  kRuleReturnsToPolicy = 1 << 2,
 };
 
 struct TableSetHeader {

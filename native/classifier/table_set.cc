@@ -26,19 +26,13 @@ std::string TableName(size_t t, const TableDesc& d) {
   return s;
 }
 
-// Every record check, in the order a reader would make them. Returns null
+// Record checks, in the order a reader would make them. Each returns null
 // when the record is fine, else a static description.
-//
-// The policy must be a catch-all. Interface ids are the one field whose
-// domain is not its type's: the compiler numbers the interface classes a
-// rule set distinguishes 0..D and writes a wildcard as [0, D], so the
-// policy's iif/oif are accepted as [0, D] when D covers every interface id
-// the table's other records use.
+
+// The checks every record needs, wherever it sits.
 template <typename Rec>
-const char* CheckRecord(const Rec& r, uint32_t index, uint32_t count, uint16_t max_iif,
-                        uint16_t max_oif) {
+const char* CheckFields(const Rec& r) {
   using F = detail::Family<Rec>;
-  using A = typename F::Addr;
   const RuleCommon& c = r.c;
   if (F::SrcLo(r) > F::SrcHi(r)) return "source address lo > hi";
   if (F::DstLo(r) > F::DstHi(r)) return "destination address lo > hi";
@@ -50,11 +44,29 @@ const char* CheckRecord(const Rec& r, uint32_t index, uint32_t count, uint16_t m
   if (c.proto_lo > c.proto_hi) return "proto lo > hi";
   if (c.ct_state_mask == 0) return "empty ct_state mask (the record could never match)";
   if (c.ct_state_mask & ~kCtAny) return "unknown ct_state bits";
-  if (c.flags & ~(kRuleNeedsL4 | kRuleTcpFlagsInvert)) return "unknown flag bits";
+  if (c.flags & ~(kRuleNeedsL4 | kRuleTcpFlagsInvert | kRuleReturnsToPolicy)) return "unknown flag bits";
+  if ((c.flags & kRuleReturnsToPolicy) && c.action != uint8_t(Action::kSkip))
+    return "returns-to-policy flag on a record that is not SKIP";
   if (c.action > uint8_t(Action::kSkip)) return "unknown action";
   const Action a = Action(c.action);
   if (a == Action::kReject && c.arg > uint32_t(RejectWith::kIcmp6PortUnreachable))
     return "REJECT with an unknown reject-with";
+  return nullptr;
+}
+
+// A record of a packed table. The policy must be a catch-all. Interface ids
+// are the one field whose domain is not its type's: the compiler numbers the
+// interface classes a rule set distinguishes 0..D and writes a wildcard as
+// [0, D], so the policy's iif/oif are accepted as [0, D] when D covers every
+// interface id the table's other records use.
+template <typename Rec>
+const char* CheckRecord(const Rec& r, uint32_t index, uint32_t count, uint16_t max_iif,
+                        uint16_t max_oif) {
+  using F = detail::Family<Rec>;
+  using A = typename F::Addr;
+  const RuleCommon& c = r.c;
+  if (const char* why = CheckFields(r)) return why;
+  const Action a = Action(c.action);
   if (index + 1 == count) {
     const bool full = F::SrcLo(r) == 0 && F::SrcHi(r) == A(~A(0)) && F::DstLo(r) == 0 &&
                       F::DstHi(r) == A(~A(0)) && c.sport_lo == 0 && c.sport_hi == 0xffff &&
@@ -106,7 +118,27 @@ std::vector<Rec> Copy(const void* data, const TableInfo& info) {
   return out;
 }
 
+template <typename Rec>
+const char* CheckEdit(const Rec& r, uint32_t index, uint32_t count) {
+  if (const char* why = CheckFields(r)) return why;
+  const Action a = Action(r.c.action);
+  if (a == Action::kSkip) return "SKIP (RETURN) in an edit overlay";
+  if (r.c.flags & kRuleReturnsToPolicy) return "returns-to-policy flag in an edit overlay";
+  if (a == Action::kLog || a == Action::kCount) {
+    if (r.c.arg <= index) return "continuation index (arg) is not after the record";
+    if (r.c.arg > count) return "continuation index (arg) is past the end of the overlay";
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+const char* CheckEditRecord(const RuleRecord4& r, uint32_t index, uint32_t count) {
+  return CheckEdit(r, index, count);
+}
+const char* CheckEditRecord(const RuleRecord6& r, uint32_t index, uint32_t count) {
+  return CheckEdit(r, index, count);
+}
 
 bool ParseTableSet(const void* data, size_t size, std::vector<TableInfo>* tables,
                    std::string* error) {

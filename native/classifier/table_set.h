@@ -43,6 +43,13 @@ bool ParseTableSet(const void* data, size_t size, std::vector<TableInfo>* tables
 // The same, for callers that only want the verdict: "" when valid.
 std::string ValidateTableSet(const void* data, size_t size);
 
+// The checks for one record of a single-rule edit's overlay
+// (dataplane/ruleset.h): the per-field checks of ParseTableSet, no SKIP
+// and no policy, and LOG/COUNT continuing at an index in (index, count] --
+// count meaning "after the overlay". Null when fine, else why not.
+const char* CheckEditRecord(const RuleRecord4& r, uint32_t index, uint32_t count);
+const char* CheckEditRecord(const RuleRecord6& r, uint32_t index, uint32_t count);
+
 // The records of table `info` of a validated buffer, copied out (the buffer
 // need not be aligned for RuleRecord4/6).
 std::vector<RuleRecord4> CopyRecords4(const void* data, const TableInfo& info);

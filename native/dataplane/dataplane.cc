@@ -166,7 +166,40 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
   std::shared_ptr<Ruleset> rs(
       Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers).release());
   std::lock_guard<std::mutex> swap(swap_mu_);
-  rs->generation = next_generation_++;
+  rs->generation = rs->base_generation = next_generation_;
+  std::shared_ptr<Ruleset> old = Publish(rs);
+  if (info) {
+    info->build_seconds = rs->build_seconds();
+    info->memory_bytes = rs->memory_bytes();
+    if (old) old->SumCounters(&info->previous_packets, &info->previous_bytes);
+  }
+  return rs->generation;  // `old` is released here, after every worker left it
+}
+
+uint64_t Dataplane::ApplyEdits(RulesetEdits&& edits, SetRulesInfo* info) {
+  std::lock_guard<std::mutex> swap(swap_mu_);
+  std::shared_ptr<Ruleset> cur;
+  {
+    std::lock_guard<std::mutex> lock(owner_mu_);
+    cur = current_owner_;
+  }
+  if (!cur) throw std::invalid_argument("edit: no rule set is active");
+  // Small: the overlays only. Built under swap_mu_ so `cur` stays current.
+  std::shared_ptr<Ruleset> rs(Ruleset::Derive(*cur, std::move(edits)).release());
+  rs->generation = next_generation_;
+  rs->base_generation = cur->base_generation;
+  cur.reset();
+  Publish(rs);
+  if (info) {
+    info->build_seconds = rs->build_seconds();
+    info->memory_bytes = rs->memory_bytes();
+  }
+  return rs->generation;
+}
+
+// Caller holds swap_mu_ and has set rs->generation to next_generation_.
+std::shared_ptr<Ruleset> Dataplane::Publish(const std::shared_ptr<Ruleset>& rs) {
+  ++next_generation_;
   std::shared_ptr<Ruleset> old;
   {
     std::lock_guard<std::mutex> lock(owner_mu_);
@@ -175,12 +208,7 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
   }
   current_.store(rs.get(), std::memory_order_seq_cst);
   WaitQuiescent(rs->generation);
-  if (info) {
-    info->build_seconds = rs->build_seconds();
-    info->memory_bytes = rs->memory_bytes();
-    if (old) old->SumCounters(&info->previous_packets, &info->previous_bytes);
-  }
-  return rs->generation;  // `old` is released here, after every worker left it
+  return old;
 }
 
 void Dataplane::WaitQuiescent(uint64_t generation) {
@@ -320,7 +348,7 @@ namespace {
 // (every matched record, terminal or not, like iptables counts every rule a
 // packet matched) and LOG events.
 struct Visit {
-  RuleCounterArray* rules;
+  RuleCounterView rules;
   WorkerCounters* counters;
   TokenBucket* bucket;
   LogRing* logs;
@@ -330,10 +358,9 @@ struct Visit {
   uint8_t iif, oif;
 
   void OnMatch(const RuleCommon& r) {
-    if (r.rule_id < rules->size()) {
-      RuleCounter& c = (*rules)[r.rule_id];
-      c.packets.Inc();
-      c.bytes.Add(bytes);
+    if (RuleCounter* c = rules.find(r.rule_id)) {
+      c->packets.Inc();
+      c->bytes.Add(bytes);
     }
   }
   void OnLog(const RuleCommon& r) {
@@ -468,7 +495,7 @@ void Dataplane::RunWorker(uint32_t w) {
               drop(DropReason::kNoRuleset);
               break;
             }
-            Visit v{&rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
+            Visit v{rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
                     pf.l3_len, uint8_t(in), uint8_t(out)};
             // Conntrack before the rules, as netfilter's PRE_ROUTING: the
             // state of an existing flow is updated now, a new flow waits

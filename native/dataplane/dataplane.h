@@ -147,6 +147,11 @@ class Dataplane {
   };
   uint64_t SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
                     uint32_t rule_count, SetRulesInfo* info = nullptr);
+  // Publishes the current generation with a single-rule edit applied
+  // (Ruleset::Derive: only the small overlays are built; classifiers and
+  // counters are shared, so `info` gets no previous counters). Throws
+  // std::invalid_argument when the edits do not fit the running rules.
+  uint64_t ApplyEdits(RulesetEdits&& edits, SetRulesInfo* info = nullptr);
 
   // with_rules = false leaves rule_packets/rule_bytes empty: summing a
   // million rules per worker is the costly part, and most readers (metrics,
@@ -191,7 +196,9 @@ class Dataplane {
   std::atomic<Ruleset*> current_{nullptr};
   std::shared_ptr<Ruleset> current_owner_;  // guarded by owner_mu_
   std::mutex owner_mu_;
-  std::mutex swap_mu_;   // one SetRules at a time
+  std::shared_ptr<Ruleset> Publish(const std::shared_ptr<Ruleset>& rs);
+
+  std::mutex swap_mu_;   // one SetRules/ApplyEdits at a time
   std::mutex poll_mu_;   // one log consumer at a time
   std::mutex life_mu_;   // Start/Stop/Counters/Conntrack vs each other
   std::mutex ct_mu_;     // one conntrack command at a time

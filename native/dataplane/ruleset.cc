@@ -1,5 +1,6 @@
 #include "dataplane/ruleset.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -51,8 +52,9 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   CheckRuleIds(rs->fwd6_, rule_count, "ipv6 FORWARD");
   rs->iface_ids_ = std::move(iface_ids);
   rs->rule_count_ = rule_count;
+  rs->base_rule_count_ = rule_count;
   for (uint32_t w = 0; w < workers; ++w)
-    rs->counters_.push_back(std::make_unique<RuleCounterArray>(rule_count));
+    rs->counters_.push_back(std::make_shared<RuleCounterArray>(rule_count));
   for (size_t i = 0; i < rs->tables_->size(); ++i) {
     if (const Classifier4* c = rs->tables_->v4(i)) rs->memory_bytes_ += c->stats().memory_bytes;
     if (const Classifier6* c = rs->tables_->v6(i)) rs->memory_bytes_ += c->stats().memory_bytes;
@@ -61,13 +63,105 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   return rs;
 }
 
+template <typename C, typename Rec>
+std::unique_ptr<Ruleset::TableEdits<C>> Ruleset::MakeEdits(const C* main, TableEditSpec<Rec>&& spec,
+                                                           uint32_t rule_count, const char* name) {
+  auto fail = [name](const std::string& why) {
+    throw std::invalid_argument(std::string("edit: ") + name + " FORWARD: " + why);
+  };
+  if (!main) fail("the rule set has no such table");
+  const uint32_t n = main->size();
+  const uint32_t policy = n - 1;
+  auto e = std::make_unique<TableEdits<C>>();
+  // Overlay: every record checked as the table validation would, anchors
+  // inside the main table and in merged (non-decreasing) order.
+  if (spec.anchors.size() != spec.overlay.size()) fail("one anchor per overlay record is required");
+  const uint32_t count = uint32_t(spec.overlay.size());
+  for (uint32_t i = 0; i < count; ++i) {
+    if (const char* why = CheckEditRecord(spec.overlay[i], i, count))
+      fail("overlay record " + std::to_string(i) + ": " + why);
+    if (spec.overlay[i].c.rule_id >= rule_count)
+      fail("overlay record " + std::to_string(i) + ": rule_id past ruleCount");
+    if (spec.anchors[i] > policy) fail("anchor past the policy");
+    if (i && spec.anchors[i] < spec.anchors[i - 1]) fail("anchors out of order");
+  }
+  if (count) e->overlay = BuildClassifier(spec.overlay.data(), count);
+  e->anchors = std::move(spec.anchors);
+  // Dead ranges: sorted, disjoint, never the policy.
+  std::sort(spec.dead.begin(), spec.dead.end());
+  for (size_t i = 0; i < spec.dead.size(); ++i) {
+    const auto& d = spec.dead[i];
+    if (d.first >= d.second || d.second > policy) fail("dead range outside the rules");
+    if (i && d.first < spec.dead[i - 1].second) fail("dead ranges overlap");
+  }
+  e->dead = std::move(spec.dead);
+  if (spec.policy >= 0) {
+    if (spec.policy != int(Action::kAccept) && spec.policy != int(Action::kDrop))
+      fail("policy must be ACCEPT or DROP");
+    e->policy_override = true;
+    e->policy = main->record(policy).c;
+    e->policy.action = uint8_t(spec.policy);
+  }
+  return e;
+}
+
+std::unique_ptr<Ruleset> Ruleset::Derive(const Ruleset& cur, RulesetEdits&& edits) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (edits.base_generation != cur.base_generation)
+    throw std::invalid_argument("edit: made for generation " + std::to_string(edits.base_generation) +
+                                ", but the running rules were built as generation " +
+                                std::to_string(cur.base_generation));
+  if (edits.rule_count < cur.base_rule_count_ ||
+      edits.rule_count - cur.base_rule_count_ > kEditRuleIds)
+    throw std::invalid_argument("edit: ruleCount " + std::to_string(edits.rule_count) +
+                                " outside [" + std::to_string(cur.base_rule_count_) + ", base + " +
+                                std::to_string(kEditRuleIds) + "]");
+  std::unique_ptr<Ruleset> rs(new Ruleset());
+  rs->tables_ = cur.tables_;
+  rs->fwd4_ = cur.fwd4_;
+  rs->fwd6_ = cur.fwd6_;
+  rs->iface_ids_ = cur.iface_ids_;
+  rs->base_rule_count_ = cur.base_rule_count_;
+  rs->rule_count_ = edits.rule_count;
+  rs->counters_ = cur.counters_;
+  rs->edit_counters_ = cur.edit_counters_;
+  if (rs->edit_counters_.empty())
+    for (size_t w = 0; w < cur.counters_.size(); ++w)
+      rs->edit_counters_.push_back(std::make_shared<RuleCounterArray>(kEditRuleIds));
+  // A family the edits leave out keeps its current edits.
+  rs->edits4_ = edits.v4.present ? MakeEdits(cur.fwd4_, std::move(edits.v4), edits.rule_count, "ipv4")
+                                 : cur.edits4_;
+  rs->edits6_ = edits.v6.present ? MakeEdits(cur.fwd6_, std::move(edits.v6), edits.rule_count, "ipv6")
+                                 : cur.edits6_;
+  rs->memory_bytes_ = cur.memory_bytes_ - cur.OverlayBytes() + rs->OverlayBytes();
+  rs->build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rs;
+}
+
+size_t Ruleset::OverlayBytes() const {
+  size_t n = 0;
+  if (edits4_ && edits4_->overlay) n += edits4_->overlay->stats().memory_bytes;
+  if (edits6_ && edits6_->overlay) n += edits6_->overlay->stats().memory_bytes;
+  return n;
+}
+
+uint32_t Ruleset::overlay_records() const {
+  uint32_t n = 0;
+  if (edits4_ && edits4_->overlay) n += edits4_->overlay->size();
+  if (edits6_ && edits6_->overlay) n += edits6_->overlay->size();
+  return n;
+}
+
 void Ruleset::SumCounters(std::vector<uint64_t>* packets, std::vector<uint64_t>* bytes) const {
   packets->assign(rule_count_, 0);
   bytes->assign(rule_count_, 0);
-  for (const auto& a : counters_) {
+  for (uint32_t w = 0; w < counters_.size(); ++w) {
+    const RuleCounterView view = counters(w);
     for (uint32_t i = 0; i < rule_count_; ++i) {
-      (*packets)[i] += (*a)[i].packets.Get();
-      (*bytes)[i] += (*a)[i].bytes.Get();
+      if (const RuleCounter* c = view.find(i)) {
+        (*packets)[i] += c->packets.Get();
+        (*bytes)[i] += c->bytes.Get();
+      }
     }
   }
 }

@@ -7,10 +7,45 @@
 // through Dataplane's RCU-style slot (dataplane.h): a worker reads the
 // current pointer at each batch boundary, and an old generation is freed
 // only when every worker has announced a later one or is idle.
+//
+// SINGLE-RULE EDITS
+// =================
+//
+// Rebuilding a million-record classifier takes seconds; inserting or
+// deleting one rule must not. Derive() makes a new generation that shares
+// the previous one's classifiers and counters and adds, per family:
+//
+//   - an overlay: a small classifier of the inserted rules' records, in
+//     chain order, each with an ANCHOR: the main record index it sits
+//     before (the first record of the rule it was inserted in front of, or
+//     the policy for an append). Overlay index order is merged order, so
+//     anchors never decrease;
+//   - dead ranges: the records [lo, hi) of deleted rules, skipped;
+//   - a policy override: the FORWARD policy's new action.
+//
+// The walk keeps a position in each list (m in the main table, o in the
+// overlay) and takes the earlier of the two first matches: the overlay's
+// record wins when its anchor <= the main match. A non-terminal record
+// moves both positions: an overlay record continues at its arg in the
+// overlay and at its anchor in the main table; a main record continues at
+// its arg in the main table and at the first overlay record anchored at or
+// after it -- or past the whole overlay for a SKIP flagged
+// kRuleReturnsToPolicy, which leaves the built-in chain, so rules appended
+// after it must not see the packet. Both positions only grow, so the walk
+// ends. Edits only ever sit at rule boundaries of the built-in chain (the
+// compiler's rule spans), which is what makes an anchor mean the same place
+// in every inlined path.
+//
+// Inserted rules get new rule ids past the base build's (up to
+// kEditRuleIds of them); their counters live in a per-worker array that
+// every derived generation shares, as they all share the base's, so edits
+// neither lose nor copy counts. A full rebuild folds everything back in.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "classifier/classifier.h"
@@ -20,6 +55,36 @@
 #include "dataplane/counters.h"
 
 namespace flatwall {
+
+// A single-rule edit of one family's FORWARD table, as the control plane
+// computes it: always the whole edit state relative to the base build.
+template <typename Rec>
+struct TableEditSpec {
+  bool present = false;
+  std::vector<Rec> overlay;       // inserted rules' records, in chain order
+  std::vector<uint32_t> anchors;  // per overlay record: the main index it precedes
+  std::vector<std::pair<uint32_t, uint32_t>> dead;  // deleted main records, [lo, hi)
+  int policy = -1;                // the policy's new action (ACCEPT/DROP), -1 = unchanged
+};
+
+struct RulesetEdits {
+  uint64_t base_generation = 0;  // the full build these edits apply to
+  uint32_t rule_count = 0;       // rule ids in use, inserted ones included
+  TableEditSpec<RuleRecord4> v4;
+  TableEditSpec<RuleRecord6> v6;
+};
+
+// A worker's per-rule counters under one generation: the base build's ids,
+// then the inserted rules' ids.
+struct RuleCounterView {
+  RuleCounterArray* base;
+  RuleCounterArray* edits;  // null until the first edit
+  RuleCounter* find(uint32_t id) const {
+    if (id < base->size()) return &(*base)[id];
+    id -= base->size();
+    return edits && id < edits->size() ? &(*edits)[id] : nullptr;
+  }
+};
 
 class Ruleset {
  public:
@@ -33,15 +98,27 @@ class Ruleset {
                                         std::vector<uint16_t> iface_ids, uint32_t rule_count,
                                         uint32_t workers);
 
-  uint64_t generation = 0;  // set by Dataplane when published (1, 2, ...)
+  // Inserted rule ids a chain of edits may use before a full rebuild.
+  static constexpr uint32_t kEditRuleIds = 1u << 16;
+
+  // A generation that is `current` with `edits` applied (see SINGLE-RULE
+  // EDITS): shares its classifiers and counters, builds only the overlays.
+  // Throws std::invalid_argument when the edits do not fit `current`.
+  static std::unique_ptr<Ruleset> Derive(const Ruleset& current, RulesetEdits&& edits);
+
+  uint64_t generation = 0;       // set by Dataplane when published (1, 2, ...)
+  uint64_t base_generation = 0;  // the full build under any edits (set with generation)
 
   uint16_t iface_id(uint32_t port) const { return port < iface_ids_.size() ? iface_ids_[port] : 0; }
   uint32_t rule_count() const { return rule_count_; }
-  RuleCounterArray& counters(uint32_t worker) { return *counters_[worker]; }
-  const RuleCounterArray& counters(uint32_t worker) const { return *counters_[worker]; }
+  RuleCounterView counters(uint32_t worker) const {
+    return {counters_[worker].get(), edit_counters_.empty() ? nullptr : edit_counters_[worker].get()};
+  }
   uint32_t workers() const { return uint32_t(counters_.size()); }
   uint32_t records4() const { return fwd4_ ? fwd4_->size() : 0; }
   uint32_t records6() const { return fwd6_ ? fwd6_->size() : 0; }
+  // Records in the edit overlays (0 without edits).
+  uint32_t overlay_records() const;
   // Wall time of Build (validation + every classifier), and the bytes the
   // TableSet's classifiers own (records included), for the metrics.
   double build_seconds() const { return build_seconds_; }
@@ -59,11 +136,11 @@ class Ruleset {
   // table accepts everything (iptables' empty chain with policy ACCEPT).
   template <typename V>
   const RuleCommon* Forward(const PacketKey4& key, V& v) const {
-    return Walk(fwd4_, key, v);
+    return edits4_ ? WalkEdited(*fwd4_, *edits4_, key, v) : Walk(fwd4_, key, v);
   }
   template <typename V>
   const RuleCommon* Forward(const PacketKey6& key, V& v) const {
-    return Walk(fwd6_, key, v);
+    return edits6_ ? WalkEdited(*fwd6_, *edits6_, key, v) : Walk(fwd6_, key, v);
   }
   static const RuleCommon kAcceptAll;
 
@@ -82,6 +159,69 @@ class Ruleset {
     return &cls->record(verdict.index).c;
   }
 
+  // One family's edits over its main classifier C.
+  template <typename C>
+  struct TableEdits {
+    std::unique_ptr<C> overlay;     // null when nothing is inserted
+    std::vector<uint32_t> anchors;  // per overlay record, non-decreasing
+    std::vector<std::pair<uint32_t, uint32_t>> dead;  // sorted, disjoint [lo, hi)
+    bool policy_override = false;
+    RuleCommon policy{};            // the main policy record with the new action
+  };
+
+  // The first live main record >= start matching key: a match inside a
+  // dead range resumes after the range.
+  template <typename C, typename K>
+  static uint32_t LookupLive(const C& cls, const TableEdits<C>& e, const K& key, uint32_t start) {
+    for (;;) {
+      if (start >= cls.size()) return kNoMatch;
+      const uint32_t r = cls.Lookup(key, start);
+      if (r == kNoMatch || e.dead.empty()) return r;
+      auto it = std::upper_bound(e.dead.begin(), e.dead.end(), std::make_pair(r, UINT32_MAX));
+      if (it == e.dead.begin() || r >= std::prev(it)->second) return r;
+      start = std::prev(it)->second;
+    }
+  }
+
+  // Evaluate (table_set.h) over the main table and the overlay merged.
+  template <typename C, typename K, typename V>
+  static const RuleCommon* WalkEdited(const C& cls, const TableEdits<C>& e, const K& key, V& v) {
+    const uint32_t n_over = e.overlay ? e.overlay->size() : 0;
+    const uint32_t policy = cls.size() - 1;
+    uint32_t m = 0, o = 0;
+    for (;;) {
+      const uint32_t mi = LookupLive(cls, e, key, m);
+      const uint32_t oi = o < n_over ? e.overlay->Lookup(key, o) : kNoMatch;
+      const bool over = oi != kNoMatch && (mi == kNoMatch || e.anchors[oi] <= mi);
+      if (!over && mi == kNoMatch) return nullptr;
+      const RuleCommon& r = over ? e.overlay->record(oi).c : cls.record(mi).c;
+      v.OnMatch(r);
+      const Action a = Action(r.action);
+      if (a == Action::kLog) v.OnLog(r);
+      if (a != Action::kLog && a != Action::kCount && a != Action::kSkip) {
+        return !over && mi == policy && e.policy_override ? &e.policy : &r;
+      }
+      if (over) {  // Derive checked: oi < arg <= n_over
+        o = r.arg;
+        m = std::max(m, e.anchors[oi]);
+      } else {     // validation checked: mi < arg < size
+        m = r.arg;
+        if (r.flags & kRuleReturnsToPolicy) {
+          o = n_over;
+        } else {
+          const uint32_t first = uint32_t(std::lower_bound(e.anchors.begin(), e.anchors.end(), m) -
+                                          e.anchors.begin());
+          o = std::max(o, first);
+        }
+      }
+    }
+  }
+
+  size_t OverlayBytes() const;
+  template <typename C, typename Rec>
+  static std::unique_ptr<TableEdits<C>> MakeEdits(const C* main, TableEditSpec<Rec>&& spec,
+                                                  uint32_t rule_count, const char* name);
+
   std::shared_ptr<const TableSet> tables_;
   const Classifier4* fwd4_ = nullptr;  // owned by tables_
   const Classifier6* fwd6_ = nullptr;
@@ -89,7 +229,12 @@ class Ruleset {
   uint32_t rule_count_ = 0;
   double build_seconds_ = 0;
   size_t memory_bytes_ = 0;
-  std::vector<std::unique_ptr<RuleCounterArray>> counters_;
+  // Shared by every generation derived from the same base build.
+  std::vector<std::shared_ptr<RuleCounterArray>> counters_;       // ids < base count
+  std::vector<std::shared_ptr<RuleCounterArray>> edit_counters_;  // inserted rules' ids
+  uint32_t base_rule_count_ = 0;
+  std::shared_ptr<const TableEdits<Classifier4>> edits4_;
+  std::shared_ptr<const TableEdits<Classifier6>> edits6_;
 };
 
 }  // namespace flatwall

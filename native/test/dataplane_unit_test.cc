@@ -136,7 +136,7 @@ DP_TEST(RulesetWalksNonTerminalRecords) {
   Recorder s6;
   v = rs->Forward(k6, s6);
   DP_CHECK(v && v->rule_id == 20 && Action(v->action) == Action::kDrop);
-  DP_CHECK_EQ(rs->counters(1).size(), 21u);
+  DP_CHECK_EQ(rs->counters(1).base->size(), 21u);
 }
 
 DP_TEST(RulesetWithoutTableAcceptsEverything) {

@@ -148,6 +148,8 @@ function fileCounters(c: CompiledRuleSet, id: number): [bigint, bigint] | undefi
   return t?.chains.get(sr.chain)?.counters;
 }
 
+const EDIT_HEADROOM = 4096;
+
 export class CounterBank {
   private keys: string[] = [];
   private basePackets = new BigInt64Array(0);
@@ -164,8 +166,9 @@ export class CounterBank {
    */
   swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean, keys = ruleKeys(next.rules)): void {
     const n = next.rules.length;
-    const bp = new BigInt64Array(n);
-    const bb = new BigInt64Array(n);
+    // Room for the ids single-rule edits add before the next full build.
+    const bp = new BigInt64Array(n + EDIT_HEADROOM);
+    const bb = new BigInt64Array(n + EDIT_HEADROOM);
     let carried = 0;
     if (this.keys.length > 0) {
       const from = matchKeys(this.keys, keys);
@@ -190,6 +193,28 @@ export class CounterBank {
     this.basePackets = bp;
     this.baseBytes = bb;
     this.lastCarried = carried;
+  }
+
+  /**
+   * A single-rule edit: inserted rules (new ids, counting from zero in the
+   * dataplane) and removed ones (never carried to a later rule set).
+   */
+  edit(added: SourceRule[], removed: number[]): void {
+    for (const id of removed) this.keys[id] = '';
+    const keys = ruleKeys(added);
+    for (const sr of added) {
+      if (sr.id >= this.basePackets.length) this.grow(sr.id + 1 + EDIT_HEADROOM);
+      this.keys[sr.id] = keys[sr.id];
+    }
+  }
+
+  private grow(n: number): void {
+    const bp = new BigInt64Array(n);
+    const bb = new BigInt64Array(n);
+    bp.set(this.basePackets);
+    bb.set(this.baseBytes);
+    this.basePackets = bp;
+    this.baseBytes = bb;
   }
 
   /** Counters of rule `id` as the operator sees them. */

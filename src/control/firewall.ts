@@ -10,6 +10,7 @@ import { native } from '../native';
 import { log } from './log';
 import { CounterBank, ruleKeys, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
+import { initialEditState, planEdit, type EditPlan, type EditState } from './edits';
 import type { LoadedSnapshot } from './snapshot';
 
 export interface PortSpec {
@@ -133,6 +134,13 @@ export interface Activation {
   generation: number;
   buildSeconds: number;
   carried: number;
+  /**
+   * 'rebuild': the whole rule set was compiled and its classifiers built;
+   * 'overlay': a single-rule edit applied over the running classifiers
+   * (src/control/edits.ts), with `fallback` saying why an edit was not.
+   */
+  method: 'rebuild' | 'overlay';
+  fallback?: string;
   /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter keys computed meanwhile), counter carry-over (JS). */
   timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
 }
@@ -150,6 +158,8 @@ export class Firewall {
   private started = false;
   // Started from a snapshot whose rule metadata is not parsed yet.
   private metadataPending = false;
+  // Single-rule edits since the last full build (undefined: edits rebuild).
+  private edits: EditState | undefined;
   readonly status: ReloadStatus = {
     generation: 0, lastAttempt: 0, lastSeconds: 0, lastOk: false, lastSuccess: 0, buildSeconds: 0, memoryBytes: 0, carried: 0,
     succeeded: 0, failed: 0,
@@ -236,10 +246,45 @@ export class Firewall {
       const t0 = performance.now();
       const running = this.rules?.source ?? { tables: [] };
       const op = makeOp(running);
+      const plan = this.rules && this.edits && !this.metadataPending ? planEdit(this.rules, this.edits, op) : 'no base build to edit';
+      if (typeof plan !== 'string') return { ...(await this.applyEdit(t0, plan)), op };
       const next = cloneRuleSet(running);
       applyRuleOp(next, op);
-      return { ...(await this.attempt(t0, async () => compile(next), false)), op };
+      return { ...(await this.attempt(t0, async () => compile(next), false)), fallback: plan, op };
     });
+  }
+
+  /** An edit as an overlay over the running classifiers (src/control/edits.ts). */
+  private async applyEdit(t0: number, plan: EditPlan): Promise<Activation> {
+    this.status.lastAttempt = Date.now() / 1000;
+    this.swapping++;
+    try {
+      const t1 = performance.now();
+      const r = await this.dp.applyEdits(plan.native);
+      const t2 = performance.now();
+      // Active: now commit the bookkeeping (nothing above changed it).
+      plan.compiled.rules.push(...plan.added);
+      this.bank.edit(plan.added, plan.removed);
+      this.rules = plan.compiled;
+      this.edits = plan.state;
+      const seconds = (performance.now() - t0) / 1000;
+      Object.assign(this.status, {
+        generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
+        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried: 0,
+      });
+      this.status.succeeded++;
+      return {
+        rules: plan.compiled.stats.sourceRules, records: plan.compiled.stats.records, seconds, generation: r.generation,
+        buildSeconds: r.buildSeconds, carried: 0, method: 'overlay',
+        timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (performance.now() - t2) / 1000 },
+      };
+    } catch (err) {
+      Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });
+      this.status.failed++;
+      throw err;
+    } finally {
+      this.swapping--;
+    }
   }
 
   /** Activate an already compiled rule set (a snapshot). */
@@ -276,6 +321,7 @@ export class Firewall {
       this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore, keys);
       const t3 = performance.now();
       this.rules = compiled;
+      this.edits = initialEditState(compiled, r.generation);
       this.metadataPending = false;
       const seconds = (performance.now() - t0) / 1000;
       Object.assign(this.status, {
@@ -285,7 +331,7 @@ export class Firewall {
       this.status.succeeded++;
       return {
         rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
-        buildSeconds: r.buildSeconds, carried: this.bank.lastCarried,
+        buildSeconds: r.buildSeconds, carried: this.bank.lastCarried, method: 'rebuild',
         timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
       };
     } catch (err) {

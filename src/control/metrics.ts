@@ -6,6 +6,7 @@
 // (`--metrics-rules top:K` or `all`): a million rules must not become a
 // million series unless the operator asks for it.
 import type { Firewall } from './firewall';
+import { rulePositions } from '../rules/positions';
 
 export type RuleMetricsMode = { kind: 'none' } | { kind: 'top'; k: number } | { kind: 'all' };
 
@@ -127,8 +128,9 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
       // One pass; top:K keeps the K largest in a small sorted array
       // (O(rules x K) worst case, no sort or map of a million entries).
       const chosen: { id: number; c: [bigint, bigint] }[] = [];
+      const pos = rulePositions(ruleset);
       for (const r of ruleset.rules) {
-        if (r.internal) continue;
+        if (r.internal || pos[r.id] < 0) continue; // < 0: deleted by an edit
         const c = get(r.id);
         if (mode.kind === 'all') {
           chosen.push({ id: r.id, c });
@@ -144,7 +146,7 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
       const counts = new Map(chosen.map((x) => [x.id, x.c]));
       const label = (id: number) => {
         const r = ruleset.rules[id];
-        return { family: `ipv${r.family}`, chain: r.chain, num: r.rule ? String(r.index) : 'policy', file: r.file, line: String(r.line) };
+        return { family: `ipv${r.family}`, chain: r.chain, num: r.rule ? String(pos[id]) : 'policy', file: r.file, line: String(r.line) };
       };
       e.family(`${P}rule_packets_total`, 'counter', `Packets matched per rule (${mode.kind === 'all' ? 'all rules' : `top ${mode.k} by packets`}).`);
       for (const id of ids) e.sample(`${P}rule_packets_total`, counts.get(id)![0], label(id));

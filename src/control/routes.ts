@@ -9,6 +9,7 @@ import { parseIptables } from '../rules/iptables/parse';
 import { parseNative } from '../rules/native-format';
 import { chainOrder, printTable, ruleSpec } from '../rules/iptables/print';
 import { listColumns } from '../rules/iptables/list';
+import { ruleIdsByChain } from '../rules/positions';
 import type { Firewall } from './firewall';
 import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
@@ -49,24 +50,6 @@ function requireRules(fw: Firewall): CompiledRuleSet {
       : new ApiError(503, 'not_ready', 'no rule set is active yet');
   }
   return rs;
-}
-
-/** Rule ids of each chain by position: [policy id or -1, rule 1, rule 2, ...]. */
-const chainIdCache = new WeakMap<CompiledRuleSet, Map<string, number[]>>();
-function chainIds(c: CompiledRuleSet): Map<string, number[]> {
-  let m = chainIdCache.get(c);
-  if (!m) {
-    m = new Map();
-    for (const r of c.rules) {
-      if (r.internal) continue;
-      const k = `${r.family}/${r.chain}`;
-      let a = m.get(k);
-      if (!a) m.set(k, (a = [-1]));
-      a[r.index] = r.id;
-    }
-    chainIdCache.set(c, m);
-  }
-  return m;
 }
 
 /** Jumps and gotos to each user chain (computed once per table). */
@@ -150,7 +133,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     }
     const offset = intParam(req, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(req, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
-    const ids = chainIds(rs);
+    const ids = ruleIdsByChain(rs);
     const chains = [];
     const rules = [];
     let total = 0;
@@ -314,7 +297,7 @@ async function nativeCall<T>(fn: () => Promise<T>): Promise<T> {
 function saveText(rs: CompiledRuleSet, t: Table, get: ((id: number) => [bigint, bigint]) | undefined): string {
   let table = t;
   if (get) {
-    const ids = chainIds(rs);
+    const ids = ruleIdsByChain(rs);
     const chains = new Map();
     for (const [name, c] of t.chains) {
       const cid = ids.get(`${t.family}/${name}`) ?? [-1];

@@ -8,6 +8,7 @@ import { RuleError } from '../rules/errors';
 import { BUILTIN_CHAINS, type Chain, type Family, type Policy, type Rule, type RuleSet, type Table } from '../rules/model';
 import { LineCursor, RuleParser, tokenize, type RuleContext } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
+import { ruleIdentity } from './counters';
 
 export type RuleOp =
   | { op: 'append' | 'insert'; family: Family; chain: string; index: number; rules: Rule[] }
@@ -85,9 +86,11 @@ export function parseRuleCommand(line: string, rs: RuleSet, family: Family = 4):
       // By specification: the first rule with the same canonical spec.
       const rules = new RuleParser(cur, ctx, cur.pos(cmd)).parse();
       const chain = needChain(famOf());
-      const want = ruleSpec(rules[0], famOf());
-      const i = chain.rules.findIndex((r) => ruleSpec(r, famOf()) === want);
-      if (i < 0) throw new RuleError(cur.pos(chainTok), `no rule in chain ${chain.name} matches "${want}"`, chainTok.text);
+      // Rule identities are equal exactly when canonical specs are, and
+      // several times cheaper to build over a million rules.
+      const want = ruleIdentity(rules[0]);
+      const i = chain.rules.findIndex((r) => ruleIdentity(r) === want);
+      if (i < 0) throw new RuleError(cur.pos(chainTok), `no rule in chain ${chain.name} matches "${ruleSpec(rules[0], famOf())}"`, chainTok.text);
       return { op: 'delete', family: famOf(), chain: chain.name, index: i + 1 };
     }
     case '-P': case '--policy': {

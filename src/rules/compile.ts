@@ -62,7 +62,22 @@ export interface CompiledRuleSet {
   ifaces: IfaceClasses;
   source: RuleSet;
   stats: CompileStats;
+  /**
+   * Where each rule of a built-in chain sits in its hook's table: records
+   * [spans.start[id], spans.end[id]) are the rule's own and everything it
+   * inlines (start == end when it can never match). UNSPANNED for rules of
+   * user chains. What single-rule edits anchor to (src/control/edits.ts).
+   */
+  spans?: { start: Uint32Array; end: Uint32Array };
+  /**
+   * Rule ids of each chain by position (src/rules/positions.ts), when
+   * single-rule edits moved rules since compile (SourceRule.index is the
+   * position at compile time).
+   */
+  positions?: Map<string, number[]>;
 }
+
+export const UNSPANNED = 0xffffffff;
 
 export interface CompileStats {
   families: Family[];
@@ -310,6 +325,7 @@ class ChainInliner {
     private readonly maxRecords: number,
     private readonly internalId: number,
     private readonly seen: Uint8Array,
+    private readonly spans: { start: Uint32Array; end: Uint32Array },
   ) {}
 
   run(policyId: number, policy: 'ACCEPT' | 'DROP'): void {
@@ -317,7 +333,10 @@ class ChainInliner {
     const returns: number[] = [];
     this.chain(root, undefined, returns);
     const policyIndex = this.w.count;
-    for (const i of returns) this.w.setArg(i, policyIndex);
+    for (const i of returns) {
+      this.w.setArg(i, policyIndex);
+      this.w.markReturnsToPolicy(i);
+    }
     this.w.push(fullCond(this.table.family, this.ifaces.count - 1), ACTION[policy], 0, policyId);
   }
 
@@ -347,58 +366,66 @@ class ChainInliner {
   private chain(chain: Chain, ctx: Cond[] | undefined, returns: number[]): void {
     this.stack.push(chain.name);
     const family = this.table.family;
+    const root = this.stack.length === 1;
     for (const r of chain.rules) {
-      let conds = ruleConds(r, family, this.ifaces);
-      if (ctx) {
-        const both: Cond[] = [];
-        for (const a of ctx) {
-          for (const b of conds) {
-            const c = intersect(a, b);
-            if (c) both.push(c);
-          }
-        }
-        conds = both;
-      }
-      if (conds.length === 0) continue; // can never match here
-      if (this.seen[r.id!] === 0) {
-        this.seen[r.id!] = 1;
-        this.reachable++;
-      }
-      const t = r.target;
-      switch (t.kind) {
-        case 'ACCEPT': case 'DROP':
-          this.emit(conds, ACTION[t.kind], 0, r);
-          break;
-        case 'REJECT':
-          this.emit(conds, ACTION.REJECT, REJECT_CODE[t.with], r);
-          break;
-        case 'LOG': case 'none':
-          this.continueHere(this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r));
-          break;
-        case 'RETURN':
-          this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r));
-          break;
-        case 'jump': case 'goto': {
-          const target = this.table.chains.get(t.chain)!;
-          if (this.stack.includes(t.chain)) {
-            throw new RuleError(r.targetPos ?? r.pos,
-              `chain loop: ${[...this.stack, t.chain].join(' -> ')}`, t.chain);
-          }
-          this.continueHere(this.emit(conds, ACTION.COUNT, 0, r));
-          if (t.kind === 'jump') {
-            const inner: number[] = [];
-            this.chain(target, conds, inner);
-            for (const i of inner) this.w.setArg(i, this.w.count);
-          } else {
-            this.chain(target, conds, returns);
-            // Falling off the end of a -g'd chain returns from this chain.
-            this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r, true));
-          }
-          break;
-        }
-      }
+      if (root) this.spans.start[r.id!] = this.spans.end[r.id!] = this.w.count;
+      this.rule(r, ctx, returns);
+      if (root) this.spans.end[r.id!] = this.w.count;
     }
     this.stack.pop();
+  }
+
+  private rule(r: Rule, ctx: Cond[] | undefined, returns: number[]): void {
+    const family = this.table.family;
+    let conds = ruleConds(r, family, this.ifaces);
+    if (ctx) {
+      const both: Cond[] = [];
+      for (const a of ctx) {
+        for (const b of conds) {
+          const c = intersect(a, b);
+          if (c) both.push(c);
+        }
+      }
+      conds = both;
+    }
+    if (conds.length === 0) return; // can never match here
+    if (this.seen[r.id!] === 0) {
+      this.seen[r.id!] = 1;
+      this.reachable++;
+    }
+    const t = r.target;
+    switch (t.kind) {
+      case 'ACCEPT': case 'DROP':
+        this.emit(conds, ACTION[t.kind], 0, r);
+        break;
+      case 'REJECT':
+        this.emit(conds, ACTION.REJECT, REJECT_CODE[t.with], r);
+        break;
+      case 'LOG': case 'none':
+        this.continueHere(this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r));
+        break;
+      case 'RETURN':
+        this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r));
+        break;
+      case 'jump': case 'goto': {
+        const target = this.table.chains.get(t.chain)!;
+        if (this.stack.includes(t.chain)) {
+          throw new RuleError(r.targetPos ?? r.pos,
+            `chain loop: ${[...this.stack, t.chain].join(' -> ')}`, t.chain);
+        }
+        this.continueHere(this.emit(conds, ACTION.COUNT, 0, r));
+        if (t.kind === 'jump') {
+          const inner: number[] = [];
+          this.chain(target, conds, inner);
+          for (const i of inner) this.w.setArg(i, this.w.count);
+        } else {
+          this.chain(target, conds, returns);
+          // Falling off the end of a -g'd chain returns from this chain.
+          this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r, true));
+        }
+        break;
+      }
+    }
   }
 }
 
@@ -460,6 +487,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
 
   const { rules, policyIds, totalRules, features, internalId } = numberRules(rs, families);
   const seen = new Uint8Array(internalId);
+  const spans = { start: new Uint32Array(rules.length).fill(UNSPANNED), end: new Uint32Array(rules.length).fill(UNSPANNED) };
 
   const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
   const tables: TableInfo[] = [];
@@ -470,7 +498,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
       w.beginTable(t.family, hook);
       const chain = t.chains.get(hook)!;
       seen.fill(0);
-      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId, seen);
+      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId, seen, spans);
       inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
       const n = w.endTable();
       tables.push({ family: t.family, hook, records: n });
@@ -486,6 +514,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
     rules,
     ifaces,
     source: rs,
+    spans,
     stats: {
       families,
       chains: rs.tables.reduce((n, t) => n + t.chains.size, 0),

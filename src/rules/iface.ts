@@ -61,6 +61,17 @@ export class IfaceClasses {
     return [c, c];
   }
 
+  /** Whether `m` is one of the conditions these classes were cut for (so range(m) is exact). */
+  knows(m: IfaceMatch): boolean {
+    if (m.wildcard) return m.name.length === 0 || (this.has(m.name) && this.has(successor(m.name)));
+    return this.has(m.name) && this.has(`${m.name}\0`);
+  }
+
+  private has(cut: string): boolean {
+    const i = this.classOf(cut) - 1;
+    return i >= 0 && this.cuts[i] === cut;
+  }
+
   toJSON(): string[] {
     return this.cuts;
   }

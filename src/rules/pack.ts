@@ -36,7 +36,6 @@ export const ACTION: Record<'ACCEPT' | 'DROP' | 'REJECT' | 'LOG' | 'COUNT' | 'SK
   ACCEPT: 0, DROP: 1, REJECT: 2, LOG: 3, COUNT: 4, SKIP: 5,
 };
 export const ACTION_NAME = Object.fromEntries(Object.entries(ACTION).map(([k, v]) => [v, k])) as Record<number, keyof typeof ACTION>;
-const FLAG_NEEDS_L4 = 1;
 
 function off(rec: RecordLayout, name: string): number {
   const f = rec[name] as FieldLayout | undefined;
@@ -52,6 +51,7 @@ export class Layout {
   readonly r6: Record<string, number> & { size: number };
   readonly h: Record<string, number>;
   readonly d: Record<string, number>;
+  readonly flags: NativeLayout['recordFlags'];
 
   constructor(readonly native: NativeLayout) {
     for (const [k, v] of Object.entries(ACTION)) {
@@ -62,6 +62,7 @@ export class Layout {
       for (const k of Object.keys(rec)) if (k !== 'size') o[k] = off(rec, k);
       return o as Record<string, number> & { size: number };
     };
+    this.flags = native.recordFlags;
     this.headerSize = native.header.size;
     this.descSize = native.desc.size;
     this.h = pick(native.header);
@@ -156,7 +157,7 @@ export class TableWriter {
     v.setUint8(o + r.tcp_flags_mask, c.tcpMask);
     v.setUint8(o + r.tcp_flags_value, c.tcpValue);
     v.setUint8(o + r.ct_state_mask, c.ct);
-    v.setUint8(o + r.flags, c.needsL4 ? FLAG_NEEDS_L4 : 0);
+    v.setUint8(o + r.flags, c.needsL4 ? this.L.flags.NEEDS_L4 : 0);
     v.setUint8(o + r.action, action);
     if (this.family === 4) {
       v.setUint32(o + r.src_lo, c.srcLo as number, true);
@@ -175,6 +176,17 @@ export class TableWriter {
 
   setArg(index: number, arg: number): void {
     this.view.setUint32(this.tableStart + index * this.rec.size + this.rec.arg, arg, true);
+  }
+
+  /** Marks a SKIP record as leaving the built-in chain (native kRuleReturnsToPolicy). */
+  markReturnsToPolicy(index: number): void {
+    const o = this.tableStart + index * this.rec.size + this.rec.flags;
+    this.view.setUint8(o, this.view.getUint8(o) | this.L.flags.RETURNS_TO_POLICY);
+  }
+
+  /** The current table's records alone, without header or descriptor (an edit overlay). */
+  tableRecords(): ArrayBuffer {
+    return this.buf.slice(this.tableStart, this.len);
   }
 
   finish(): ArrayBuffer {
@@ -235,7 +247,7 @@ export function decodeTables(buf: ArrayBuffer): DecodedTable[] {
         protoLo: v.getUint8(o + r.proto_lo), protoHi: v.getUint8(o + r.proto_hi),
         tcpMask: v.getUint8(o + r.tcp_flags_mask), tcpValue: v.getUint8(o + r.tcp_flags_value),
         ct: v.getUint8(o + r.ct_state_mask), flags: v.getUint8(o + r.flags),
-        needsL4: (v.getUint8(o + r.flags) & FLAG_NEEDS_L4) !== 0, action: v.getUint8(o + r.action),
+        needsL4: (v.getUint8(o + r.flags) & L.flags.NEEDS_L4) !== 0, action: v.getUint8(o + r.action),
         srcLo: family === 4 ? v.getUint32(o + r.src_lo, true) : readV6(v, o + r.src_lo),
         srcHi: family === 4 ? v.getUint32(o + r.src_hi, true) : readV6(v, o + r.src_hi),
         dstLo: family === 4 ? v.getUint32(o + r.dst_lo, true) : readV6(v, o + r.dst_lo),
