@@ -88,15 +88,31 @@ describe('management API under traffic', { skip, timeout: 120_000 }, () => {
   test('single-rule insert, delete and policy change verdicts', async () => {
     const ins = await api('POST', '/rules', JSON.stringify({ rule: '-I FORWARD 1 -p udp -m udp --dport 7101 -j DROP' }));
     assert.equal(ins.status, 201, ins.body);
+    assert.equal(ins.json!.method, 'overlay', 'an insert into FORWARD is applied without a rebuild');
     assert.equal((await lab.probe('udp', '10.0.0.2', 7101, 800)).result, 'timeout', 'inserted DROP at 1');
+    // The inserted rule counts (the probe sends until it gives up: >= 1 datagram).
+    const list = await ctl('list', '-x', '--line-numbers', 'FORWARD');
+    const first = list.stdout.split('\n').find((l) => /^1\s/.test(l));
+    assert.ok(first && /DROP\s.*udp dpt:7101$/.test(first) && Number(first.trim().split(/\s+/)[1]) >= 1, `inserted rule counted:\n${list.stdout}`);
     const del = await api('DELETE', '/rules/FORWARD/1');
     assert.equal(del.status, 200, del.body);
+    assert.equal(del.json!.method, 'overlay');
     assert.equal((await lab.probe('udp', '10.0.0.2', 7101)).result, 'ok', 'DROP deleted');
+    // Deleting a rule of the base build: 7102's DROP (rule 1 again), checked below.
+    const del2 = await api('DELETE', '/rules/FORWARD/1');
+    assert.equal(del2.json!.method, 'overlay', del2.body);
     // 7102 has a DROP rule; a UDP port without one follows the policy.
     assert.equal((await lab.probe('udp', '10.0.0.2', 7103, 800)).result, 'timeout', 'policy DROP');
     const pol = await api('PUT', '/chains/FORWARD/policy', JSON.stringify({ policy: 'ACCEPT' }));
     assert.equal(pol.status, 200, pol.body);
+    assert.equal(pol.json!.method, 'overlay');
     assert.notEqual((await lab.probe('udp', '10.0.0.2', 7103, 800)).result, 'timeout', 'policy ACCEPT lets 7103 through (no server: refused)');
+    // Its replies need the policy: only now can 7102 answer, if its DROP is gone.
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7102)).result, 'ok', 'base DROP deleted');
+    // Put it back (the snapshot test below saves these rules and expects it).
+    const back = await api('POST', '/rules', JSON.stringify({ rule: '-I FORWARD 1 -p udp -m udp --dport 7102 -j DROP' }));
+    assert.equal(back.json!.method, 'overlay', back.body);
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7102, 800)).result, 'timeout', 'DROP inserted again');
   });
 
   test('a snapshot restarts forwarding with the same rules; a corrupt one is refused', async () => {
