@@ -3,7 +3,7 @@
 //   const dp = new native.Dataplane({
 //     ports: [{ name, kind: 'afpacket' | 'tap', ringFrames?, frameSize?, ifaceClassId }],
 //     workers, cpuPin?, nonIpPolicy: 'accept' | 'drop', logRatePerSec?,
-//     qdiscBypass?, promisc?, batch?
+//     qdiscBypass?, promisc?, batch?, workerNice?, buildNice?
 //   });
 //   await dp.setRules(buffer, ifaceClassIds, ruleCount)  // -> { generation }
 //   await dp.applyEdits({ baseGeneration, ruleCount, v4?, v6? })  // -> { generation }
@@ -114,6 +114,14 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   c.promisc = Bool(o, "promisc", true);
   c.batch = U32(o, "batch", c.batch);
   c.busy_poll_us = U32(o, "busyPollUs", c.busy_poll_us);
+  for (auto [key, field] : {std::pair<const char*, int*>{"workerNice", &c.worker_nice}, {"buildNice", &c.build_nice}}) {
+    const Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) continue;
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 99;
+    if (!(d >= -20 && d <= 19 && d == double(int(d))))
+      throw Napi::RangeError::New(env, std::string("Dataplane: ") + key + " must be an integer in -20..19");
+    *field = int(d);
+  }
   c.conntrack = Bool(o, "conntrack", c.conntrack);
   c.conntrack_max = U32(o, "conntrackMax", c.conntrack_max);
   c.ct_tcp_loose = Bool(o, "conntrackTcpLoose", c.ct_tcp_loose);
@@ -685,6 +693,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     fc.Set("hits", double(s.flow_cache_hits));
     fc.Set("misses", double(s.flow_cache_misses));
     r.Set("flowCache", fc);
+    r.Set("workerNiceFailures", double(s.worker_nice_failures));
     return r;
   }
 

@@ -4,9 +4,11 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -157,14 +159,44 @@ void Dataplane::Stop() {
 
 // ---- ruleset swap ----------------------------------------------------------
 
+namespace {
+
+// This thread's nice value raised by `delta` for the scope, then restored
+// (restoring needs CAP_SYS_NICE; without it the pool thread stays nicer,
+// which only makes later builds yield too).
+class ThreadNice {
+ public:
+  explicit ThreadNice(int delta) {
+    if (delta == 0) return;
+    errno = 0;
+    const int cur = getpriority(PRIO_PROCESS, gettid());
+    if (errno == 0 && setpriority(PRIO_PROCESS, gettid(), cur + delta) == 0) saved_ = cur, set_ = true;
+  }
+  ~ThreadNice() {
+    if (set_) (void)setpriority(PRIO_PROCESS, gettid(), saved_);
+  }
+  ThreadNice(const ThreadNice&) = delete;
+  ThreadNice& operator=(const ThreadNice&) = delete;
+
+ private:
+  int saved_ = 0;
+  bool set_ = false;
+};
+
+}  // namespace
+
 uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
                              uint32_t rule_count, SetRulesInfo* info) {
   if (iface_ids.empty())
     for (const auto& p : config_.ports) iface_ids.push_back(p.iface_class_id);
   if (iface_ids.size() != config_.ports.size())
     throw std::invalid_argument("ruleset: ifaceClassIds must have one id per port");
-  std::shared_ptr<Ruleset> rs(
-      Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers).release());
+  std::shared_ptr<Ruleset> rs;
+  {
+    // The build yields the CPU to the workers (and everything else).
+    ThreadNice low(config_.build_nice);
+    rs.reset(Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers).release());
+  }
   std::lock_guard<std::mutex> swap(swap_mu_);
   rs->generation = rs->base_generation = next_generation_;
   std::shared_ptr<Ruleset> old = Publish(rs);
@@ -270,6 +302,7 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
     s.batches += c.batches.Get();
     s.flow_cache_hits += ws->cache.hits();
     s.flow_cache_misses += ws->cache.misses();
+    s.worker_nice_failures = worker_nice_failures_.load();
     if (ws->ct) {
       const ct::Stats& t = ws->ct->stats();
       ConntrackSnapshot& x = s.conntrack;
@@ -401,6 +434,10 @@ void Dataplane::RunWorker(uint32_t w) {
   const uint32_t nports = uint32_t(queues_.size());
   const uint32_t batch = config_.batch;
   const bool non_ip_accept = config_.non_ip_accept;
+
+  // Linux keeps a nice value per thread: PRIO_PROCESS with a thread id.
+  if (config_.worker_nice != 0 && setpriority(PRIO_PROCESS, gettid(), config_.worker_nice) != 0)
+    worker_nice_failures_.fetch_add(1);
 
   if (config_.cpu_pin) {
     // Pin worker w to the w-th CPU this process may run on.

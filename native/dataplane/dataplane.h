@@ -71,6 +71,14 @@ struct DataplaneConfig {
   bool promisc = true;
   uint32_t batch = 64;           // frames per RX burst
   uint32_t busy_poll_us = 0;     // keep polling the rings this long after traffic before sleeping
+  // Scheduling: the nice value of each worker thread, and of the thread
+  // that builds a new ruleset while it builds (0 = leave as is). On a
+  // machine where rule loading and forwarding share cores, workers at -10
+  // and builds at +10 keep a reload from starving the packet path.
+  // Raising priority needs CAP_SYS_NICE; a failure is counted
+  // (CountersSnapshot::worker_nice_failures), never fatal.
+  int worker_nice = 0;
+  int build_nice = 0;
   // Connection tracking (native/conntrack/conntrack.h). Off: every key is
   // UNTRACKED and no table is allocated.
   bool conntrack = true;
@@ -107,6 +115,7 @@ struct CountersSnapshot {
   uint64_t batches = 0;
   ConntrackSnapshot conntrack;
   uint64_t flow_cache_hits = 0, flow_cache_misses = 0;
+  uint32_t worker_nice_failures = 0;  // workers whose worker_nice could not be set
 };
 
 // A control operation on the conntrack tables (see Dataplane::Conntrack).
@@ -203,6 +212,7 @@ class Dataplane {
   std::mutex life_mu_;   // Start/Stop/Counters/Conntrack vs each other
   std::mutex ct_mu_;     // one conntrack command at a time
   uint64_t next_generation_ = 1;
+  std::atomic<uint32_t> worker_nice_failures_{0};
   uint64_t logs_dropped_reported_ = 0;
 };
 

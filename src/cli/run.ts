@@ -35,6 +35,11 @@ Options:
                           polls) for US microseconds after traffic before
                           sleeping in poll() (default 200000; 0 = always sleep:
                           no CPU spent while waiting, ~40 us more latency)
+      --worker-nice N     nice value of the packet workers (default -10): under
+                          CPU contention they run before rule loading; needs
+                          CAP_SYS_NICE (a warning says when it could not be set)
+      --build-nice N      nice value of a classifier build while it runs
+                          (default 10)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
       --conntrack-max N   tracked connections, all workers together (default 262144)
@@ -66,6 +71,8 @@ export async function runRun(argv: string[]): Promise<number> {
     // 200 ms: request/response traffic and pings closer than that find the
     // worker polling instead of asleep (native/dataplane/README.md, Measurements).
     'busy-poll': { type: 'string', default: '200000' },
+    'worker-nice': { type: 'string', default: '-10' },
+    'build-nice': { type: 'string', default: '10' },
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
     'conntrack-max': { type: 'string' },
@@ -104,6 +111,14 @@ export async function runRun(argv: string[]): Promise<number> {
   if (txMode !== 'ring' && txMode !== 'sendmmsg') throw new UsageError('--tx-mode must be ring or sendmmsg');
   const busyPollUs = int('busy-poll', values['busy-poll'], 0)!;
   if (busyPollUs > 1_000_000) throw new UsageError('--busy-poll must be at most 1000000 microseconds');
+  const nice = (name: 'worker-nice' | 'build-nice') => {
+    const v = values[name]!;
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v) || n < -20 || n > 19) throw new UsageError(`--${name} must be an integer in -20..19, got "${v}"`);
+    return n;
+  };
+  const workerNice = nice('worker-nice');
+  const buildNice = nice('build-nice');
 
   const conntrackTimeouts: Record<string, number> = {};
   for (const kv of values['ct-timeout'] ?? []) {
@@ -143,7 +158,7 @@ export async function runRun(argv: string[]): Promise<number> {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
-      txMode, busyPollUs,
+      txMode, busyPollUs, workerNice, buildNice,
       conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
       conntrackTcpLoose: values['ct-tcp-loose'],
       restoreCounters: values['restore-counters'],
@@ -153,6 +168,11 @@ export async function runRun(argv: string[]): Promise<number> {
     const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
     if (snap) setImmediate(() => void adoptSnapshotMetadata(fw, snap, loaded.generation, stopMetadata.signal));
+    // The workers set their priority as they start; a failure is counted.
+    setTimeout(() => {
+      const failed = fw.counters({ rules: false }).workerNiceFailures;
+      if (failed) log('warn', 'could not set the packet workers\' priority (needs CAP_SYS_NICE); they run at the default', { workerNice, workers: failed });
+    }, 500).unref();
     log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid, api: api?.where });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });

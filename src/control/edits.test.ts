@@ -153,7 +153,7 @@ test('random edit sequences: the overlay walks every key as a full rebuild does'
         edits = [];
       } else {
         overlays++;
-        plan.compiled.rules.push(...plan.added);
+        plan.commit();
         running = plan.compiled;
         state = plan.state;
         edits = [...edits, plan.native];

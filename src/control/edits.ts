@@ -71,15 +71,26 @@ interface NativeTableEdits {
 export interface EditPlan {
   state: EditState;
   compiled: CompiledRuleSet;
-  /** SourceRules of the inserted rules, to append to compiled.rules once active. */
+  /** SourceRules of the inserted rules. */
   added: SourceRule[];
   /** Ids whose rule is gone (their counters are never carried over). */
   removed: number[];
   native: { baseGeneration: number; ruleCount: number; v4?: NativeTableEdits; v6?: NativeTableEdits };
+  /**
+   * Makes `compiled` true: splices the edited chain's rule and position
+   * arrays in place and appends `added` to the rule list. Call it once the
+   * dataplane has the edit, and only then: until that point nothing the
+   * running rule set holds has changed. In place because copying a
+   * million-entry array per edit cost more than the rest of the edit.
+   */
+  commit(): void;
 }
 
 export function initialEditState(compiled: CompiledRuleSet, generation: number): EditState | undefined {
   if (!compiled.spans) return undefined;
+  // The positions are an O(rules) pass: paid here, with the full build,
+  // not by the first edit.
+  compiled.positions = new Map(ruleIdsByChain(compiled));
   return { baseGeneration: generation, base: compiled, baseRuleCount: compiled.rules.length, families: new Map() };
 }
 
@@ -102,7 +113,7 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
   const fam: FamilyEdits = { overlay: prev.overlay, dead: prev.dead, policy: prev.policy };
   const isInserted = (id: number) => id >= state.baseRuleCount;
   const anchorOf = (id: number) => (isInserted(id) ? fam.overlay.find((o) => o.id === id)!.anchor : base.spans!.start[id]);
-  let nextIds = ids;
+  let spliceIds = () => {};
   const added: SourceRule[] = [];
   const removed: number[] = [];
 
@@ -120,8 +131,8 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
       const firstId = running.rules.length;
       const fresh: OverlayRule[] = op.rules.map((rule, k) => ({ id: firstId + k, rule, anchor }));
       fam.overlay = [...fam.overlay.slice(0, at), ...fresh, ...fam.overlay.slice(at)];
-      nextIds = ids.slice();
-      nextIds.splice(p, 0, ...fresh.map((f) => f.id));
+      const newIds = fresh.map((f) => f.id);
+      spliceIds = () => ids.splice(p, 0, ...newIds);
       for (const [k, f] of fresh.entries()) {
         added.push({ id: f.id, family: op.family, chain: 'FORWARD', index: p + k, file: f.rule.pos.file, line: f.rule.pos.line, rule: f.rule });
       }
@@ -134,8 +145,7 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
       } else if (base.spans.start[id] < base.spans.end[id]) {
         fam.dead = [...fam.dead, [base.spans.start[id], base.spans.end[id]]];
       }
-      nextIds = ids.slice();
-      nextIds.splice(op.index, 1);
+      spliceIds = () => ids.splice(op.index, 1);
       removed.push(id);
       break;
     }
@@ -152,18 +162,24 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
 
   const families = new Map(state.families);
   families.set(op.family, fam);
-  const positions = new Map(ruleIdsByChain(running));
-  positions.set(key, nextIds);
-  const source = withChain(running.source, op, nextIds.length - 1);
+  const { source, spliceRules } = withChain(running.source, op);
   const delta = added.length - removed.length;
   return {
     state: { ...state, families },
     compiled: {
-      ...running, source, positions,
+      ...running, source,
       stats: { ...running.stats, sourceRules: running.stats.sourceRules + delta },
     },
     added,
     removed,
+    commit: () => {
+      spliceIds();
+      spliceRules();
+      running.rules.push(...added);
+      if (ids.length - 1 !== source.tables.find((t) => t.family === op.family)!.chains.get(op.chain)!.rules.length) {
+        throw new Error(`edit bookkeeping: chain ${op.chain} and its positions disagree`);
+      }
+    },
     native: {
       baseGeneration: state.baseGeneration, ruleCount,
       [op.family === 4 ? 'v4' : 'v6']: {
@@ -219,24 +235,22 @@ function packOverlay(fam: FamilyEdits, family: Family, running: CompiledRuleSet)
   return { buffer: w.tableRecords(), anchors, records: n };
 }
 
-/** `rs` with op's chain replaced by a copy that has the edit (other chains and tables shared). */
-function withChain(rs: RuleSet, op: RuleOp, length: number): RuleSet {
-  return {
+/**
+ * `rs` with op's chain replaced by a new Chain object (policy applied; other
+ * chains and tables shared) whose rule array gets the edit at commit.
+ */
+function withChain(rs: RuleSet, op: RuleOp): { source: RuleSet; spliceRules: () => void } {
+  let spliceRules = () => {};
+  const source = {
     tables: rs.tables.map((t): Table => {
       if (t.family !== op.family) return t;
       const chains = new Map(t.chains);
       const c = t.chains.get(op.chain)!;
-      let rules = c.rules;
-      if (op.op === 'insert' || op.op === 'append') {
-        rules = rules.slice();
-        rules.splice(op.index - 1, 0, ...op.rules);
-      } else if (op.op === 'delete') {
-        rules = rules.slice();
-        rules.splice(op.index - 1, 1);
-      }
-      if (rules.length !== length) throw new Error(`edit bookkeeping: chain ${op.chain} has ${rules.length} rules, positions say ${length}`);
-      chains.set(op.chain, { ...c, rules, policy: op.op === 'policy' ? op.policy : c.policy });
+      if (op.op === 'insert' || op.op === 'append') spliceRules = () => c.rules.splice(op.index - 1, 0, ...op.rules);
+      else if (op.op === 'delete') spliceRules = () => c.rules.splice(op.index - 1, 1);
+      chains.set(op.chain, { ...c, policy: op.op === 'policy' ? op.policy : c.policy });
       return { ...t, chains };
     }),
   };
+  return { source, spliceRules };
 }

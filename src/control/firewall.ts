@@ -30,6 +30,9 @@ export interface FirewallOptions {
   txMode?: 'ring' | 'sendmmsg';
   /** Keep polling the rings this many microseconds after traffic before sleeping in poll() (default 0). */
   busyPollUs?: number;
+  /** Nice value of the packet workers, and of a classifier build while it runs (default 0 each; see native DataplaneConfig). */
+  workerNice?: number;
+  buildNice?: number;
   /** Connection tracking (default on); false = stateless, every packet UNTRACKED. */
   conntrack?: boolean;
   /** Tracked connections, all workers together (default 262144, netfilter's usual nf_conntrack_max). */
@@ -174,6 +177,8 @@ export class Firewall {
       logRatePerSec: opts.logRatePerSec,
       txMode: opts.txMode,
       busyPollUs: opts.busyPollUs,
+      workerNice: opts.workerNice,
+      buildNice: opts.buildNice,
       conntrack: opts.conntrack ?? true,
       conntrackMax: opts.conntrackMax,
       conntrackTimeouts: opts.conntrackTimeouts,
@@ -263,7 +268,7 @@ export class Firewall {
       const r = await this.dp.applyEdits(plan.native);
       const t2 = performance.now();
       // Active: now commit the bookkeeping (nothing above changed it).
-      plan.compiled.rules.push(...plan.added);
+      plan.commit();
       this.bank.edit(plan.added, plan.removed);
       this.rules = plan.compiled;
       this.edits = plan.state;
