@@ -6,6 +6,7 @@ import { compile } from '../rules/compile';
 import { parseIptables } from '../rules/iptables/parse';
 import { CounterBank, matchKeys, ruleKeys, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, parseRuleCommand } from './ruleops';
+import type { Rule } from '../rules/model';
 
 const head = ':INPUT ACCEPT [0:0]\n:FORWARD DROP [9:900]\n:OUTPUT ACCEPT [0:0]\n';
 const load = (body: string) => compile(parseIptables(`*filter\n${head}${body}COMMIT\n`, { file: 't.rules' }));
@@ -52,7 +53,7 @@ test('replace: unchanged rules carry (even when moved), changed ones start at ze
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), l2), [0n, 0n], 'changed rule starts at 0');
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 4), l2), [0n, 0n]);
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 0), l2), [3n, 300n], 'policy');
-  assert.equal(bank.lastCarried, 5, 'udp 53, tcp 22 and the three policies');
+  assert.equal(bank.lastCarried, 3, 'udp 53, tcp 22 and the FORWARD policy (the only counted rules)');
 });
 
 test('edit: inserting a rule keeps every other counter; zero resets to the live count', () => {
@@ -99,4 +100,53 @@ test('rule commands: positions of errors, ranges, delete by spec, policy of a us
   assert.deepEqual({ ...del }, { op: 'delete', family: 4, chain: 'web', index: 1 });
   const six = parseRuleCommand('-A FORWARD -s fd00::1 -j DROP', { tables: [...rs.tables, { ...rs.tables[0], family: 6 }] });
   assert.equal(six.family, 6, 'an IPv6 address selects the IPv6 table');
+});
+
+test('swap carries exactly what matching every rule by identity would (fingerprints only narrow the search)', () => {
+  const lines = ['-p tcp --dport 22 -j DROP', '-p tcp -m tcp --destination-port 22 -j DROP', '-p udp -j ACCEPT', '-s 10.0.0.0/8 -j ACCEPT',
+    '-s 10.0.0.0/8 -j DROP', '-d 10.0.0.1 -p tcp -m multiport --dports 80,443 -j ACCEPT', '-j LOG', '-p icmp -j ACCEPT', '-s fd00::/8 -j DROP'];
+  let seed = 7;
+  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const body = () => Array.from({ length: 3 + rnd(12) }, () => `-A FORWARD ${lines[rnd(8)]}\n`).join('');
+  for (let round = 0; round < 200; round++) {
+    const g1 = load(body());
+    const g2 = load(body());
+    const counts: Record<number, number> = {};
+    for (const r of g1.rules) if (!r.internal && rnd(3) === 0) counts[r.id] = 1 + rnd(50);
+    const l1 = live(g1.rules.length, counts);
+    const bank = new CounterBank();
+    bank.swap(g1, undefined, false);
+    bank.swap(g2, l1, false);
+    const from = matchKeys(ruleKeys(g1.rules), ruleKeys(g2.rules));
+    const l2 = live(g2.rules.length, {});
+    let carried = 0;
+    for (let i = 0; i < g2.rules.length; i++) {
+      const want = from[i] >= 0 && !g2.rules[i].internal ? BigInt(counts[from[i]] ?? 0) : 0n;
+      if (want) carried++;
+      assert.deepEqual(bank.get(i, l2), [want, want * 100n], `round ${round} rule ${i}`);
+    }
+    assert.equal(bank.lastCarried, carried);
+  }
+});
+
+test('edits: inserted rules keep their counters into the next full build; deleted ones never pass theirs on', () => {
+  const bank = new CounterBank();
+  const g1 = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n');
+  bank.swap(g1, undefined, false);
+  // -I FORWARD 1 "-p icmp -j ACCEPT" as an overlay (new id at the end), -D the udp 53 rule.
+  const ins = parseRuleCommand('-I FORWARD 1 -p icmp -j ACCEPT', g1.source);
+  const id = g1.rules.length;
+  const added = [{ id, family: 4 as const, chain: 'FORWARD', index: 1, file: '<request>', line: 1, rule: (ins as { rules: Rule[] }).rules[0] }];
+  g1.rules.push(...added);
+  const udp = idOf(g1, 'FORWARD', 2);
+  bank.edit(added, [udp]);
+  const l1 = live(g1.rules.length, { [id]: 9, [udp]: 4, [idOf(g1, 'FORWARD', 1)]: 2 });
+  assert.deepEqual(bank.get(id, l1), [9n, 900n]);
+  // The full build of the edited rules, with the deleted rule written back in at its old place.
+  const g2 = load('-A FORWARD -p icmp -j ACCEPT\n-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n');
+  bank.swap(g2, l1, false);
+  const l2 = live(g2.rules.length, {});
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 1), l2), [9n, 900n], 'the inserted rule carried');
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2), l2), [2n, 200n]);
+  assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), l2), [0n, 0n], 'a deleted rule passes nothing on');
 });

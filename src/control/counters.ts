@@ -93,12 +93,26 @@ export function ruleIdentity(r: Rule): string {
  */
 export function ruleKeys(rules: SourceRule[]): string[] {
   const keys = new Array<string>(rules.length);
-  for (const sr of rules) {
-    if (sr.internal) keys[sr.id] = '';
-    else if (!sr.rule) keys[sr.id] = `${sr.family}\t${sr.chain}\t:policy`;
-    else keys[sr.id] = `${sr.family}\t${sr.chain}\t${ruleIdentity(sr.rule)}`;
-  }
+  for (const sr of rules) keys[sr.id] = ruleKey(sr);
   return keys;
+}
+
+function ruleKey(sr: SourceRule): string {
+  if (sr.internal) return '';
+  if (!sr.rule) return `${sr.family}\t${sr.chain}\t:policy`;
+  return `${sr.family}\t${sr.chain}\t${ruleIdentity(sr.rule)}`;
+}
+
+/** The fingerprint of every rule, by id. */
+export function fingerprints(rules: SourceRule[]): Uint32Array {
+  const out = new Uint32Array(rules.length);
+  for (let i = 0; i < rules.length; i++) out[i] = rules[i].internal ? 0 : ruleFingerprint(rules[i]);
+  return out;
+}
+
+/** ruleKeys of the given ids only, in that order. */
+function keysOf(rules: SourceRule[], ids: number[]): string[] {
+  return ids.map((id) => ruleKey(rules[id]));
 }
 
 /**
@@ -150,35 +164,93 @@ function fileCounters(c: CompiledRuleSet, id: number): [bigint, bigint] | undefi
 
 const EDIT_HEADROOM = 4096;
 
+// A cheap numeric digest of a rule's identity: equal identities give equal
+// fingerprints (it reads only fields the identity fully covers), so a swap
+// can compute the costly string keys for the few rules whose fingerprint
+// some counted old rule shares, instead of for every rule of both sets.
+const fieldHash = (h: number, v: number) => Math.imul(h ^ v, 0x9e3779b1) ^ (h >>> 15);
+const low32 = (v: number | bigint | undefined) => (v === undefined ? 0x5bd1e995 : typeof v === 'bigint' ? Number(v & 0xffffffffn) : v);
+const chainHashes = new Map<string, number>();
+function chainHash(family: number, chain: string): number {
+  const k = `${family}${chain}`;
+  let h = chainHashes.get(k);
+  if (h === undefined) {
+    h = 0x811c9dc5;
+    for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
+    if (chainHashes.size < 65536) chainHashes.set(k, h);
+  }
+  return h;
+}
+const TARGET_CODE: Record<string, number> = { ACCEPT: 1, DROP: 2, REJECT: 3, LOG: 4, RETURN: 5, jump: 6, goto: 7, none: 8 };
+
+export function ruleFingerprint(sr: SourceRule): number {
+  let h = chainHash(sr.family, sr.chain);
+  const r = sr.rule;
+  if (!r) return fieldHash(h, 0x706f6c);
+  h = fieldHash(h, low32(r.src?.v.lo));
+  h = fieldHash(h, low32(r.src?.v.hi));
+  h = fieldHash(h, low32(r.dst?.v.lo));
+  h = fieldHash(h, low32(r.dst?.v.hi));
+  h = fieldHash(h, r.proto ? r.proto.v : 0x10000);
+  h = fieldHash(h, (TARGET_CODE[r.target.kind] << 8) | r.matches.length);
+  return r.matches.length ? fieldHash(h, r.matches[0].module.length) : h;
+}
+
 export class CounterBank {
-  private keys: string[] = [];
+  // The rules of the current generation (edits append to this array) and
+  // their fingerprints; ids whose rule an edit deleted.
+  private rules: SourceRule[] = [];
+  private fps = new Uint32Array(0);
+  private removed = new Set<number>();
   private basePackets = new BigInt64Array(0);
   private baseBytes = new BigInt64Array(0);
 
-  /** Carried-over rules at the latest swap (for logs and tests). */
+  /** Rules whose (non-zero) counters continued into the latest generation (for logs and tests). */
   lastCarried = 0;
 
   /**
    * A new generation replaced the old one. `previous` = the old
    * generation's final live counters (from setRules), absent for the first.
-   * `keys` = ruleKeys(next.rules), when the caller computed them already
-   * (while the dataplane was building the classifier).
+   * `fps` = the fingerprints of next.rules, when the caller computed them
+   * already (while the dataplane was building the classifier).
+   *
+   * Only old rules with something to carry matter: their fingerprints pick
+   * the candidates on both sides, and matchKeys pairs the candidates by
+   * identity and occurrence exactly as it would pair the whole sets (every
+   * rule sharing a candidate's identity shares its fingerprint, so is a
+   * candidate too).
    */
-  swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean, keys = ruleKeys(next.rules)): void {
+  swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean, fps = fingerprints(next.rules)): void {
     const n = next.rules.length;
     // Room for the ids single-rule edits add before the next full build.
     const bp = new BigInt64Array(n + EDIT_HEADROOM);
     const bb = new BigInt64Array(n + EDIT_HEADROOM);
     let carried = 0;
-    if (this.keys.length > 0) {
-      const from = matchKeys(this.keys, keys);
-      for (let i = 0; i < n; i++) {
-        const j = from[i];
-        if (j < 0) continue;
-        bp[i] = this.basePackets[j] + BigInt.asIntN(64, previous?.packets[j] ?? 0n);
-        bb[i] = this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n);
-        carried++;
+    const total = (j: number): [bigint, bigint] => [
+      this.basePackets[j] + BigInt.asIntN(64, previous?.packets[j] ?? 0n),
+      this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n),
+    ];
+    const counted = new Set<number>();
+    for (let j = 0; j < this.rules.length; j++) {
+      if (this.removed.has(j) || this.rules[j].internal) continue;
+      const [p, b] = total(j);
+      if (p !== 0n || b !== 0n) counted.add(this.fps[j]);
+    }
+    if (counted.size > 0) {
+      const oldIds: number[] = [];
+      for (let j = 0; j < this.rules.length; j++) {
+        if (counted.has(this.fps[j]) && !this.removed.has(j) && !this.rules[j].internal) oldIds.push(j);
       }
+      const newIds: number[] = [];
+      for (let i = 0; i < n; i++) if (counted.has(fps[i]) && !next.rules[i].internal) newIds.push(i);
+      const from = matchKeys(keysOf(this.rules, oldIds), keysOf(next.rules, newIds));
+      newIds.forEach((i, k) => {
+        if (from[k] < 0) return;
+        const [p, b] = total(oldIds[from[k]]);
+        bp[i] = p;
+        bb[i] = b;
+        if (p !== 0n || b !== 0n) carried++;
+      });
     }
     if (restore) {
       for (let i = 0; i < n; i++) {
@@ -189,32 +261,38 @@ export class CounterBank {
         }
       }
     }
-    this.keys = keys;
+    this.rules = next.rules;
+    this.fps = new Uint32Array(n + EDIT_HEADROOM);
+    this.fps.set(fps);
+    this.removed = new Set();
     this.basePackets = bp;
     this.baseBytes = bb;
     this.lastCarried = carried;
   }
 
   /**
-   * A single-rule edit: inserted rules (new ids, counting from zero in the
-   * dataplane) and removed ones (never carried to a later rule set).
+   * A single-rule edit: inserted rules (already appended to the rule list
+   * the bank holds; new ids, counting from zero in the dataplane) and
+   * removed ones (never carried to a later rule set).
    */
   edit(added: SourceRule[], removed: number[]): void {
-    for (const id of removed) this.keys[id] = '';
-    const keys = ruleKeys(added);
+    for (const id of removed) this.removed.add(id);
     for (const sr of added) {
       if (sr.id >= this.basePackets.length) this.grow(sr.id + 1 + EDIT_HEADROOM);
-      this.keys[sr.id] = keys[sr.id];
+      this.fps[sr.id] = ruleFingerprint(sr);
     }
   }
 
   private grow(n: number): void {
     const bp = new BigInt64Array(n);
     const bb = new BigInt64Array(n);
+    const fps = new Uint32Array(n);
     bp.set(this.basePackets);
     bb.set(this.baseBytes);
+    fps.set(this.fps);
     this.basePackets = bp;
     this.baseBytes = bb;
+    this.fps = fps;
   }
 
   /** Counters of rule `id` as the operator sees them. */
@@ -238,9 +316,5 @@ export class CounterBank {
       n++;
     }
     return n;
-  }
-
-  key(id: number): string | undefined {
-    return this.keys[id];
   }
 }

@@ -8,7 +8,7 @@ import type { RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
-import { CounterBank, ruleKeys, type LiveCounters } from './counters';
+import { CounterBank, fingerprints, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import { initialEditState, planEdit, type EditPlan, type EditState } from './edits';
 import type { LoadedSnapshot } from './snapshot';
@@ -144,7 +144,7 @@ export interface Activation {
    */
   method: 'rebuild' | 'overlay';
   fallback?: string;
-  /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter keys computed meanwhile), counter carry-over (JS). */
+  /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter fingerprints computed meanwhile), counter carry-over (JS). */
   timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
 }
 
@@ -311,19 +311,19 @@ export class Firewall {
       const t1 = performance.now();
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
       // The classifier builds on the libuv pool; meanwhile this thread
-      // computes the counter identity keys of the new rules. If the build
-      // fails, the keys are simply dropped.
+      // computes the counter fingerprints of the new rules. If the build
+      // fails, they are simply dropped.
       const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
-      let keys: string[];
+      let fps: Uint32Array;
       try {
-        keys = ruleKeys(compiled.rules);
+        fps = fingerprints(compiled.rules);
       } catch (err) {
         await pending.catch(() => undefined);
         throw err;
       }
       const r = await pending;
       const t2 = performance.now();
-      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore, keys);
+      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore, fps);
       const t3 = performance.now();
       this.rules = compiled;
       this.edits = initialEditState(compiled, r.generation);
