@@ -277,6 +277,12 @@ function flags(args: string[], known: string[]): { set: Set<string>; rest: strin
 
 const contentTypeOf = (file: string) => (/\.json$/i.test(file) ? 'application/json' : /\.ya?ml$/i.test(file) ? 'application/yaml' : 'text/plain');
 
+/** How an edit was applied: "generation 7, 2.1 ms, overlay" or "..., rebuild: why". */
+function applied(a: Answer): string {
+  const j = a.json!;
+  return `generation ${j.generation}, ${(j.seconds * 1000).toFixed(1)} ms, ${j.method}${j.fallback ? `: ${j.fallback}` : ''}`;
+}
+
 async function command(g: Global, cmd: string, args: string[]): Promise<string> {
   const fam = `family=${g.family}`;
   const show = (a: Answer, text: () => string) => (g.json ? a.body.endsWith('\n') ? a.body : `${a.body}\n` : text());
@@ -311,7 +317,7 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       const at = cmd === 'insert' && /^\d+$/.test(rule[0] ?? '') ? ` ${rule.shift()}` : '';
       const line = `${cmd === 'insert' ? '-I' : '-A'} ${chain}${at} ${joinRule(rule)}`;
       const a = await call(g, 'POST', '/rules', JSON.stringify({ rule: line, family: g.family }));
-      return show(a, () => `${cmd === 'insert' ? 'inserted' : 'appended'} ${chain} ${a.json!.num} (generation ${a.json!.generation}, ${(a.json!.seconds * 1000).toFixed(1)} ms)\n`);
+      return show(a, () => `${cmd === 'insert' ? 'inserted' : 'appended'} ${chain} ${a.json!.num} (${applied(a)})\n`);
     }
     case 'delete': {
       if (args.length < 2) throw new UsageError('delete needs CHAIN and N or a rule');
@@ -319,12 +325,12 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       const a = rule.length === 1 && /^\d+$/.test(rule[0])
         ? await call(g, 'DELETE', `/rules/${encodeURIComponent(chain)}/${rule[0]}?${fam}`)
         : await call(g, 'DELETE', `/rules/${encodeURIComponent(chain)}`, JSON.stringify({ rule: joinRule(rule), family: g.family }));
-      return show(a, () => `deleted ${chain} ${a.json!.num} (generation ${a.json!.generation})\n`);
+      return show(a, () => `deleted ${chain} ${a.json!.num} (${applied(a)})\n`);
     }
     case 'policy': {
       if (args.length !== 2) throw new UsageError('policy needs CHAIN and ACCEPT or DROP');
       const a = await call(g, 'PUT', `/chains/${encodeURIComponent(args[0])}/policy`, JSON.stringify({ policy: args[1], family: g.family }));
-      return show(a, () => `policy ${args[0]} ${args[1]} (generation ${a.json!.generation})\n`);
+      return show(a, () => `policy ${args[0]} ${args[1]} (${applied(a)})\n`);
     }
     case 'zero': {
       if (args.length > 1) throw new UsageError('zero takes at most one chain');
