@@ -19,13 +19,30 @@ import { Firewall } from './firewall';
 
 const pick = <T>(rng: Prng, a: readonly T[]): T => a[rng.int(a.length)];
 
-const ADDRS = ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24', '10.1.2.3', '10.2.0.0/16', '192.168.0.0/16', '10.1.3.0/24'];
+/** What differs between the families: rule addresses, ICMP, packet addresses. */
+interface Fam {
+  family: 4 | 6;
+  addrs: string[];
+  icmp: string;
+  hosts: bigint[];
+}
+const V4: Fam = {
+  family: 4, icmp: 'icmp',
+  addrs: ['10.0.0.0/8', '10.1.0.0/16', '10.1.2.0/24', '10.1.2.3', '10.2.0.0/16', '192.168.0.0/16', '10.1.3.0/24'],
+  hosts: [0x0a010203n, 0x0a010205n, 0x0a010301n, 0x0a020001n, 0xc0a80101n, 0x0a050505n, 0x08080808n],
+};
+const V6: Fam = {
+  family: 6, icmp: 'ipv6-icmp',
+  addrs: ['fd00::/8', 'fd00:1::/32', 'fd00:1:2::/48', 'fd00:1:2::3', 'fd00:2::/32', '2001:db8::/32', 'fd00:1:3::/48'],
+  hosts: [0xfd000001000200000000000000000003n, 0xfd000001000200000000000000000005n, 0xfd000001000300000000000000000001n,
+    0xfd000002000000000000000000000001n, 0x20010db8000000000000000000000001n, 0xfd050000000000000000000000000005n, 0x20014860000000000000000000008888n],
+};
 const PORTS = ['22', '53', '80', '443', '1000:2000', '1500:1600'];
 
-function randomMatch(rng: Prng): string {
+function randomMatch(rng: Prng, f: Fam): string {
   const parts: string[] = [];
-  if (rng.int(2)) parts.push(`${rng.int(4) ? '' : '! '}-s ${pick(rng, ADDRS)}`);
-  if (rng.int(2)) parts.push(`-d ${pick(rng, ADDRS)}`);
+  if (rng.int(2)) parts.push(`${rng.int(4) ? '' : '! '}-s ${pick(rng, f.addrs)}`);
+  if (rng.int(2)) parts.push(`-d ${pick(rng, f.addrs)}`);
   if (rng.int(4) === 0) parts.push(`-i ${pick(rng, ['eth0', 'eth1', 'eth+'])}`);
   const proto = rng.int(4);
   if (proto === 1 || proto === 2) {
@@ -33,7 +50,7 @@ function randomMatch(rng: Prng): string {
     parts.push(`-p ${p}`);
     if (rng.int(3)) parts.push(`-m ${p} ${rng.int(5) ? '' : '! '}--dport ${pick(rng, PORTS)}`);
   } else if (proto === 3) {
-    parts.push('-p icmp');
+    parts.push(`-p ${f.icmp}`);
   }
   if (rng.int(6) === 0) parts.push(`-m conntrack --ctstate ${pick(rng, ['NEW', 'ESTABLISHED,RELATED', 'INVALID'])}`);
   return parts.join(' ');
@@ -51,31 +68,31 @@ function randomTarget(rng: Prng, userChains: string[], inUser: boolean): string 
   return '-j ACCEPT';
 }
 
-function randomRuleSet(rng: Prng): string {
+function randomRuleSet(rng: Prng, f: Fam): string {
   const users = ['U1', 'U2'];
   const lines = ['*filter', `:INPUT ACCEPT [0:0]`, `:FORWARD ${pick(rng, ['ACCEPT', 'DROP'])} [0:0]`, ':OUTPUT ACCEPT [0:0]', ':U1 - [0:0]', ':U2 - [0:0]'];
   for (const u of users) {
-    for (let i = rng.int(4); i > 0; i--) lines.push(`-A ${u} ${randomMatch(rng)} ${randomTarget(rng, [], true)}`);
+    for (let i = rng.int(4); i > 0; i--) lines.push(`-A ${u} ${randomMatch(rng, f)} ${randomTarget(rng, [], true)}`);
   }
-  for (let i = 4 + rng.int(20); i > 0; i--) lines.push(`-A FORWARD ${randomMatch(rng)} ${randomTarget(rng, users, false)}`);
+  for (let i = 4 + rng.int(20); i > 0; i--) lines.push(`-A FORWARD ${randomMatch(rng, f)} ${randomTarget(rng, users, false)}`);
   lines.push('COMMIT', '');
   return lines.join('\n');
 }
 
-function randomOp(rng: Prng, compiled: CompiledRuleSet): RuleOp {
+function randomOp(rng: Prng, compiled: CompiledRuleSet, f: Fam): RuleOp {
   const fwd = compiled.source.tables[0].chains.get('FORWARD')!;
   const n = fwd.rules.length;
   const chain = rng.int(10) === 0 ? 'U1' : 'FORWARD'; // user chains rebuild
   const len = compiled.source.tables[0].chains.get(chain)!.rules.length;
   const r = rng.int(10);
   let cmd: string;
-  if (r < 4) cmd = `-I ${chain} ${1 + rng.int(len + 1)} ${randomMatch(rng)} ${randomTarget(rng, chain === 'FORWARD' ? ['U1', 'U2'] : [], chain !== 'FORWARD')}`;
-  else if (r < 6) cmd = `-A ${chain} ${randomMatch(rng)} ${randomTarget(rng, [], true)}`;
+  if (r < 4) cmd = `-I ${chain} ${1 + rng.int(len + 1)} ${randomMatch(rng, f)} ${randomTarget(rng, chain === 'FORWARD' ? ['U1', 'U2'] : [], chain !== 'FORWARD')}`;
+  else if (r < 6) cmd = `-A ${chain} ${randomMatch(rng, f)} ${randomTarget(rng, [], true)}`;
   else if (r < 9 && len > 0) cmd = `-D ${chain} ${1 + rng.int(len)}`;
   else if (n > 0 && r === 9) cmd = `-P FORWARD ${pick(rng, ['ACCEPT', 'DROP'])}`;
-  else cmd = `-A FORWARD ${randomMatch(rng)} -j LOG`;
+  else cmd = `-A FORWARD ${randomMatch(rng, f)} -j LOG`;
   if (rng.int(15) === 0) cmd = `-I FORWARD 1 -i wan${rng.int(3)} -j DROP`; // a new interface: rebuild
-  return parseRuleCommand(cmd, compiled.source);
+  return parseRuleCommand(cmd, compiled.source, f.family);
 }
 
 const IFACES = ['eth0', 'eth1', 'eth9', 'wan0', 'wan1', 'lo'];
@@ -84,21 +101,25 @@ const IFACES = ['eth0', 'eth1', 'eth9', 'wan0', 'wan1', 'lo'];
  * Random IPv4 keys packed as native PacketKey4, drawn near the rules' own
  * values; interfaces by name, as the rule set `c` numbers them.
  */
-function randomKeys(rng: Prng, n: number, ifaces: CompiledRuleSet[]): Uint8Array[] {
-  const L = native().layout.key4!;
+function randomKeys(rng: Prng, n: number, ifaces: CompiledRuleSet[], f: Fam): Uint8Array[] {
+  const L = (f.family === 4 ? native().layout.key4 : native().layout.key6)!;
   const o = (f: string) => (L[f] as { offset: number }).offset;
   const buf = new Uint8Array(n * L.size);
   const v = new DataView(buf.buffer);
   const names: [string, string][] = [];
-  const hosts = [0x0a010203, 0x0a010205, 0x0a010301, 0x0a020001, 0xc0a80101, 0x0a050505, 0x08080808];
+  const addr = (at: number, a: bigint) => {
+    if (f.family === 4) v.setUint32(at, Number(a), true);
+    else for (let w = 0; w < 4; w++) v.setUint32(at + 4 * w, Number((a >> BigInt(96 - 32 * w)) & 0xffffffffn), true);
+  };
+  const icmpProto = f.family === 4 ? 1 : 58;
   for (let i = 0; i < n; i++) {
     const b = i * L.size;
-    const proto = pick(rng, [6, 17, 1, 6, 17, 47]);
-    v.setUint32(b + o('src'), pick(rng, hosts), true);
-    v.setUint32(b + o('dst'), pick(rng, hosts), true);
-    v.setUint16(b + o('sport'), proto === 1 || proto === 47 ? 0 : pick(rng, [22, 53, 80, 443, 1000, 1550, 2000, 40000]), true);
-    v.setUint16(b + o('dport'), proto === 1 || proto === 47 ? 0 : pick(rng, [22, 53, 80, 443, 999, 1000, 1550, 2000, 2001]), true);
-    v.setUint16(b + o('icmp'), proto === 1 ? 0x0800 : 0, true);
+    const proto = pick(rng, [6, 17, icmpProto, 6, 17, 47]);
+    addr(b + o('src'), pick(rng, f.hosts));
+    addr(b + o('dst'), pick(rng, f.hosts));
+    v.setUint16(b + o('sport'), proto === icmpProto || proto === 47 ? 0 : pick(rng, [22, 53, 80, 443, 1000, 1550, 2000, 40000]), true);
+    v.setUint16(b + o('dport'), proto === icmpProto || proto === 47 ? 0 : pick(rng, [22, 53, 80, 443, 999, 1000, 1550, 2000, 2001]), true);
+    v.setUint16(b + o('icmp'), proto === icmpProto ? (f.family === 4 ? 0x0800 : 0x8000) : 0, true);
     names.push([pick(rng, IFACES), pick(rng, IFACES)]);
     v.setUint8(b + o('proto'), proto);
     v.setUint8(b + o('tcp_flags'), proto === 6 ? pick(rng, [2, 16, 18]) : 0);
@@ -120,8 +141,8 @@ function randomKeys(rng: Prng, n: number, ifaces: CompiledRuleSet[]): Uint8Array
  * Each key's walk through `buffer` with `edits` applied, rule ids replaced
  * by chain:position in `names` (the same in both numberings).
  */
-function walks(buffer: ArrayBuffer, ruleCount: number, edits: unknown[], names: CompiledRuleSet, keys: Uint8Array): string[] {
-  const r = native().evaluateRuleset({ buffer, ruleCount, edits, family: 4, keys });
+function walks(buffer: ArrayBuffer, ruleCount: number, edits: unknown[], names: CompiledRuleSet, keys: Uint8Array, family: 4 | 6): string[] {
+  const r = native().evaluateRuleset({ buffer, ruleCount, edits, family, keys });
   const pos = rulePositions(names);
   const name = (id: number) => {
     if (id === 0xffffffff) return 'none';
@@ -135,13 +156,14 @@ function walks(buffer: ArrayBuffer, ruleCount: number, edits: unknown[], names: 
 test('random edit sequences: the overlay walks every key as a full rebuild does', () => {
   let overlays = 0;
   let rebuilds = 0;
-  for (let seed = 1; seed <= 40; seed++) {
+  const overlaysV6 = { n: 0 };
+  for (const [f, seeds] of [[V4, 40], [V6, 15]] as const) for (let seed = 1; seed <= seeds; seed++) {
     const rng = new Prng(seed);
-    let running = compile(parseIptables(randomRuleSet(rng), { file: 'r.rules' }));
+    let running = compile(parseIptables(randomRuleSet(rng, f), { file: 'r.rules', family: f.family }));
     let state: EditState = initialEditState(running, 1)!;
     let edits: unknown[] = [];
     for (let step = 0; step < 25; step++) {
-      const op = randomOp(rng, running);
+      const op = randomOp(rng, running, f);
       const next = cloneRuleSet(running.source);
       applyRuleOp(next, op);
       const full = compile(next);
@@ -153,20 +175,22 @@ test('random edit sequences: the overlay walks every key as a full rebuild does'
         edits = [];
       } else {
         overlays++;
+        if (f.family === 6) overlaysV6.n++;
         plan.commit();
         running = plan.compiled;
         state = plan.state;
         edits = [...edits, plan.native];
       }
-      const [k1, k2] = randomKeys(rng, 300, [running, full]);
-      const got = walks(state.base.buffer, state.baseRuleCount, edits, running, k1);
-      const want = walks(full.buffer, full.rules.length, [], full, k2);
+      const [k1, k2] = randomKeys(rng, 300, [running, full], f);
+      const got = walks(state.base.buffer, state.baseRuleCount, edits, running, k1, f.family);
+      const want = walks(full.buffer, full.rules.length, [], full, k2, f.family);
       for (let i = 0; i < want.length; i++) {
-        if (got[i] !== want[i]) assert.fail(`seed ${seed} step ${step} (${JSON.stringify(op, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).slice(0, 200)}) key ${i}: overlay ${got[i]}, rebuild ${want[i]}`);
+        if (got[i] !== want[i]) assert.fail(`IPv${f.family} seed ${seed} step ${step} (${JSON.stringify(op, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).slice(0, 200)}) key ${i}: overlay ${got[i]}, rebuild ${want[i]}`);
       }
     }
   }
-  assert.ok(overlays > 500, `overlay edits: ${overlays}`);
+  assert.ok(overlays > 700, `overlay edits: ${overlays}`);
+  assert.ok(overlaysV6.n > 200, `IPv6 overlay edits: ${overlaysV6.n}`);
   assert.ok(rebuilds > 20, `rebuilds: ${rebuilds}`);
 });
 
@@ -217,4 +241,33 @@ test('Firewall.edit: FORWARD edits take the overlay, the rest rebuild; listing a
   assert.equal(fw.status.generation, gen);
   assert.equal(spec().length, 7);
   await fw.stop();
+});
+
+test('malformed edits are refused by the dataplane, naming what is wrong', () => {
+  const c = compile(parseIptables(`*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -j ACCEPT\n-A FORWARD -p udp -j LOG\nCOMMIT\n`, { file: 'm.rules' }));
+  const state = initialEditState(c, 1)!;
+  const plan = planEdit(c, state, parseRuleCommand('-I FORWARD 2 -s 10.0.0.1 -j LOG', c.source));
+  assert.ok(typeof plan !== 'string');
+  const good = plan.native.v4!;
+  const keys = new Uint8Array(native().layout.key4!.size);
+  const run = (v4: object, ruleCount = plan.native.ruleCount) =>
+    native().evaluateRuleset({ buffer: c.buffer, ruleCount: c.rules.length, family: 4, keys, edits: [{ baseGeneration: 1, ruleCount, v4 }] });
+  run(good); // the plan itself is fine
+  const policy = c.tables.find((t) => t.hook === 'FORWARD' && t.family === 4)!.records - 1;
+  const bad: [object, RegExp, number?][] = [
+    [{ ...good, anchors: new Uint32Array([policy + 1]) }, /anchor past the policy/],
+    [{ ...good, anchors: new Uint32Array(0) }, /one anchor per overlay record/],
+    [{ ...good, dead: new Uint32Array([0, policy + 1]) }, /dead range outside the rules/],
+    [{ ...good, dead: new Uint32Array([0, 1, 0, 1]) }, /dead ranges overlap/],
+    [{ ...good, dead: new Uint32Array([1]) }, /pairs/],
+    [{ ...good, policy: 2 }, /policy must be ACCEPT or DROP/],
+    [{ ...good, records: good.records.slice(0, 10) }, /whole number of records/],
+    [{ ...good }, /ruleCount .* outside/, c.rules.length + 70000],
+    [{ ...good }, /rule_id past ruleCount/, c.rules.length],
+  ];
+  // An overlay LOG continuing past the overlay's end + 1.
+  const far = good.records.slice(0);
+  new DataView(far).setUint32((native().layout.record4 as Record<string, { offset: number }>).arg.offset, 5, true);
+  bad.push([{ ...good, records: far }, /continuation index \(arg\) is past the end of the overlay/]);
+  for (const [v4, re, rc] of bad) assert.throws(() => run(v4, rc), re);
 });
