@@ -217,6 +217,8 @@ test('Firewall.edit: FORWARD edits take the overlay, the rest rebuild; listing a
   assert.equal((await edit('-P FORWARD ACCEPT')).method, 'overlay');
   assert.deepEqual(spec(), ['-i eth0 -j U1', '-s 10.9.9.9/32 -j DROP', '-j LOG', '-p udp -j ACCEPT']);
   assert.equal(fw.ruleset!.source.tables[0].chains.get('FORWARD')!.policy, 'ACCEPT');
+  assert.equal(fw.ruleset!.stats.rulesPerHook['ipv4/FORWARD'], 5, 'flatwall_rules follows the edits (the rule in U1 is reachable too)');
+  assert.equal(fw.ruleset!.stats.sourceRules, 5, 'four in FORWARD, one in U1');
   // The inserted rules have counters (zero: no traffic), and the dataplane counts their ids.
   const { ruleset, get } = await fw.ruleCounters();
   const inserted = ruleIdsByChain(ruleset!).get('4/FORWARD')![2];

@@ -164,11 +164,17 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
   families.set(op.family, fam);
   const { source, spliceRules } = withChain(running.source, op);
   const delta = added.length - removed.length;
+  const hookKey = `ipv${op.family}/FORWARD`;
   return {
     state: { ...state, families },
     compiled: {
       ...running, source,
-      stats: { ...running.stats, sourceRules: running.stats.sourceRules + delta },
+      stats: {
+        ...running.stats, sourceRules: running.stats.sourceRules + delta,
+        // Rules the hook can reach (flatwall_rules): an approximation after
+        // edits, counting an inserted or deleted rule even if it can never match.
+        rulesPerHook: { ...running.stats.rulesPerHook, [hookKey]: (running.stats.rulesPerHook[hookKey] ?? 0) + delta },
+      },
     },
     added,
     removed,
