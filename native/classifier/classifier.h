@@ -203,6 +203,8 @@ namespace flatwall {
 
 constexpr uint32_t kNoMatch = UINT32_MAX;
 
+class ImageWriter;  // classifier/image.h
+
 struct BuildStats {
   double build_seconds = 0;
   size_t memory_bytes = 0;  // everything the classifier owns, records included
@@ -235,6 +237,11 @@ class Classifier {
   virtual const Rec& record(uint32_t i) const = 0;
   virtual uint32_t size() const = 0;
   virtual const BuildStats& stats() const = 0;
+
+  // Appends this classifier's section of an image (classifier/image.h): an
+  // ImageAlgorithm id, then the built structure without the records.
+  // LoadClassifier4/6 (image.h) read it back.
+  virtual void SaveImage(ImageWriter* out) const = 0;
 };
 
 using Classifier4 = Classifier<RuleRecord4, PacketKey4>;

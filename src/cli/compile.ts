@@ -2,15 +2,17 @@
 // snapshot that `flatwall run --snapshot` starts from without either.
 import { RuleError } from '../rules/errors';
 import { loadRuleFiles } from '../rules/load';
-import { writeSnapshot } from '../control/snapshot';
+import { buildImage, writeSnapshot } from '../control/snapshot';
 import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, familyFlag, parse } from './args';
 import type { Family } from '../rules/model';
 
 export const COMPILE_HELP = `Usage: flatwall compile [OPTIONS] FILE... -o SNAPSHOT
 
-Parse and compile rule files (as 'flatwall check' does) and write a snapshot:
-the packed tables plus the rule metadata, versioned and checksummed, so that
-'flatwall run --snapshot SNAPSHOT' forwards without parsing or compiling.
+Parse and compile rule files (as 'flatwall check' does), build the
+classifiers, and write a snapshot: the packed tables, the built classifiers
+and the rule metadata, versioned and checksummed, so that
+'flatwall run --snapshot SNAPSHOT' forwards without parsing, compiling or
+building.
 A snapshot is tied to the native table layout of this flatwall build; one
 from another build is refused (recompile it). Counters in the files are not
 kept.
@@ -24,7 +26,7 @@ Options:
 Exit status: 0 written, 1 rule errors or write failure, 2 usage errors.
 `;
 
-export function runCompile(argv: string[]): number {
+export async function runCompile(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, {
     output: { type: 'string', short: 'o' },
     '4': { type: 'boolean', short: '4' },
@@ -44,7 +46,8 @@ export function runCompile(argv: string[]): number {
     const t0 = performance.now();
     const { compiled } = loadRuleFiles(positionals, { family, onParseProgress: (_f, d, t) => progress.update(d, t) });
     progress.done();
-    const { bytes } = writeSnapshot(values.output, compiled, positionals);
+    const image = await buildImage(compiled);
+    const { bytes } = writeSnapshot(values.output, compiled, positionals, image);
     process.stderr.write(`${values.output}: ${compiled.stats.sourceRules} rules, ${compiled.stats.records} records, ${bytes} bytes in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
     return EXIT_OK;
   } catch (err) {

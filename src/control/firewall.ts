@@ -135,6 +135,8 @@ export interface Activation {
   carried: number;
   /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter keys computed meanwhile), counter carry-over (JS). */
   timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
+  /** From a snapshot: whether its classifier image was used, else why not (the classifiers were built from its tables). */
+  image?: { loaded: boolean; error?: string };
 }
 
 export class Firewall {
@@ -196,7 +198,9 @@ export class Firewall {
   }
 
   /**
-   * Forward from a snapshot's verified tables at once; the rule metadata
+   * Forward from a snapshot's verified tables at once, with the classifiers
+   * loaded from its image (or built from the tables if the native side
+   * refuses the image: Activation.image says why); the rule metadata
    * (listing, per-rule counters by identity) comes later with adoptMetadata.
    */
   activateSnapshot(snap: LoadedSnapshot): Promise<Activation> {
@@ -204,7 +208,7 @@ export class Firewall {
       buffer: snap.buffer, tables: snap.header.tables, rules: [], ifaces: snap.ifaces, source: { tables: [] }, stats: snap.header.stats,
     };
     return this.serial(async () => {
-      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount);
+      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount, snap.image);
       this.metadataPending = true;
       return r;
     });
@@ -253,7 +257,7 @@ export class Firewall {
     return p;
   }
 
-  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number): Promise<Activation> {
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number, image?: Uint8Array): Promise<Activation> {
     this.status.lastAttempt = Date.now() / 1000;
     this.swapping++;
     try {
@@ -263,7 +267,7 @@ export class Firewall {
       // The classifier builds on the libuv pool; meanwhile this thread
       // computes the counter identity keys of the new rules. If the build
       // fails, the keys are simply dropped.
-      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
+      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length, image);
       let keys: string[];
       try {
         keys = ruleKeys(compiled.rules);
@@ -287,6 +291,7 @@ export class Firewall {
         rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
         buildSeconds: r.buildSeconds, carried: this.bank.lastCarried,
         timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
+        ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
       };
     } catch (err) {
       Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });

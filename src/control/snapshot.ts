@@ -1,15 +1,18 @@
 // Rule set snapshots: `flatwall compile FILE... -o SNAPSHOT` writes what the
-// dataplane needs to start forwarding without parsing or compiling, and
-// `flatwall run --snapshot` loads it.
+// dataplane needs to start forwarding without parsing, compiling or building
+// a classifier, and `flatwall run --snapshot` loads it.
 //
 // Layout (little endian):
 //
 //   0   "FLATWSNP"                      magic
-//   8   u32 format version (1)
+//   8   u32 format version (2)
 //   12  u32 header length H
-//   16  32 bytes SHA-256 of [48, 48 + H + tables length): header + packed tables
+//   16  32 bytes SHA-256 of [48, 48 + H + tables length + image length):
+//       header + packed tables + classifier image
 //   48  header (JSON, H bytes)
 //   ... packed tables (the exact buffer compile() produced)
+//   ... classifier image (header.imageLength bytes, 0 when absent): every
+//       table's classifier as built, native/classifier/image.h
 //   ... 32 bytes SHA-256 of the metadata that follows
 //   ... metadata: the rule set as iptables-save text (chains in the source's
 //       order, so numberRules() gives every rule the id it has in the
@@ -21,13 +24,22 @@
 // classes, the tables and per-chain rule counts (a cross-check of the
 // re-read metadata).
 //
+// The classifier image is what makes a restart fast: building the
+// classifiers of a million rules takes about a second, loading them from
+// the image a few tens of milliseconds. The native side checks the image
+// on its own (format version, a fingerprint of the classifier build, a hash
+// of the packed tables it belongs to, bounds of every count and offset) and,
+// if it refuses it, builds from the packed tables instead and says why
+// (setRules' imageError; `flatwall run` logs it). Format 1 snapshots (no
+// image) are refused like any other format mismatch: recompile them.
+//
 // Why two checksums: starting from a snapshot must forward within a second
-// at a million rules. The tables are verified before they are used; the
-// metadata (listing, counters by rule, file:line) is only needed by the API,
-// so it is verified and parsed after the rules are active. Until then the
-// rule endpoints answer 503. A damaged metadata section does not stop the
-// firewall (its tables were verified); the API reports why listing is
-// unavailable and a reload from source restores it.
+// at a million rules. The tables and the image are verified before they are
+// used; the metadata (listing, counters by rule, file:line) is only needed by
+// the API, so it is verified and parsed after the rules are active. Until
+// then the rule endpoints answer 503. A damaged metadata section does not
+// stop the firewall (its tables were verified); the API reports why listing
+// is unavailable and a reload from source restores it.
 //
 // Counters are not stored ([p:b] in the sources are ignored).
 import { createHash } from 'node:crypto';
@@ -40,7 +52,7 @@ import { parseIptables } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
 
 const MAGIC = Buffer.from('FLATWSNP');
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 const PREFIX = 48;
 const VERSION: string = require('../../../package.json').version;
 
@@ -53,6 +65,8 @@ interface Header {
   sources: string[];
   ruleCount: number;
   tablesLength: number;
+  /** Bytes of classifier image after the tables (0: none, build on load). */
+  imageLength: number;
   ifaceCuts: string[];
   tables: TableInfo[];
   stats: CompileStats;
@@ -82,11 +96,18 @@ const sha = (...parts: Buffer[]) => {
   return h.digest();
 };
 
-export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[]): { bytes: number } {
+/** The classifier image of compiled tables (native buildImage: built off the JS thread). */
+export async function buildImage(c: CompiledRuleSet): Promise<Buffer> {
+  return Buffer.from(await native().buildImage(c.buffer) as ArrayBuffer);
+}
+
+/** Write `c` (and the classifier image of its tables, see buildImage) to `file`. */
+export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[], image?: Uint8Array): { bytes: number } {
   const tables = Buffer.from(c.buffer);
+  const img = image ? Buffer.from(image.buffer, image.byteOffset, image.byteLength) : Buffer.alloc(0);
   const header: Header = {
     layout: layoutId(), flatwall: VERSION, created: new Date().toISOString(), sources,
-    ruleCount: c.rules.length, tablesLength: tables.length, ifaceCuts: c.ifaces.toJSON(), tables: c.tables, stats: c.stats,
+    ruleCount: c.rules.length, tablesLength: tables.length, imageLength: img.length, ifaceCuts: c.ifaces.toJSON(), tables: c.tables, stats: c.stats,
     chains: c.source.tables.map((t) => ({ family: t.family, file: t.file, counts: [...t.chains.values()].map((ch): [string, number] => [ch.name, ch.rules.length]) })),
   };
   const h = Buffer.from(JSON.stringify(header));
@@ -97,13 +118,13 @@ export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(SNAPSHOT_FORMAT, 8);
   prefix.writeUInt32LE(h.length, 12);
-  sha(h, tables).copy(prefix, 16);
+  sha(h, tables, img).copy(prefix, 16);
   // Write beside, then rename: a crash never leaves half a snapshot under the name.
   const tmp = `${file}.tmp${process.pid}`;
   const fd = openSync(tmp, 'w', 0o644);
   let bytes = 0;
   try {
-    for (const b of [prefix, h, tables, sha(meta), meta]) bytes += writeSync(fd, b);
+    for (const b of [prefix, h, tables, img, sha(meta), meta]) bytes += writeSync(fd, b);
   } finally {
     closeSync(fd);
   }
@@ -115,6 +136,8 @@ export interface LoadedSnapshot {
   header: Header;
   /** The packed tables, verified. */
   buffer: ArrayBuffer;
+  /** The classifier image of those tables, verified (a view of the file's bytes); undefined if the snapshot has none. */
+  image: Buffer | undefined;
   ifaces: IfaceClasses;
   /**
    * Verify and parse the metadata into a full CompiledRuleSet (seconds at 1M
@@ -146,17 +169,20 @@ export function readSnapshot(file: string): LoadedSnapshot {
     return fail('corrupt header (checksum mismatch)');
   }
   const tEnd = PREFIX + hlen + (header.tablesLength ?? -1);
-  if (!(header.tablesLength >= 0) || tEnd + 32 > data.length) fail('truncated (tables)');
+  if (!(header.tablesLength >= 0) || tEnd > data.length) fail('truncated (tables)');
+  const iEnd = tEnd + (header.imageLength ?? -1);
+  if (!(header.imageLength >= 0) || iEnd + 32 > data.length) fail('truncated (classifier image)');
   const tables = data.subarray(PREFIX + hlen, tEnd);
-  if (!sha(hbuf, tables).equals(data.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
+  const image = data.subarray(tEnd, iEnd);
+  if (!sha(hbuf, tables, image).equals(data.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
   if (header.layout !== layoutId()) {
     fail(`made for another native table layout (${header.layout}, flatwall ${header.flatwall}); this build uses ${layoutId()} (flatwall ${VERSION}): recompile it`);
   }
   const buffer = tables.buffer.slice(tables.byteOffset, tables.byteOffset + tables.length) as ArrayBuffer;
   const ifaces = IfaceClasses.fromCuts(header.ifaceCuts);
   return {
-    header, buffer, ifaces,
-    restore: (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, data.subarray(tEnd), chunk, signal),
+    header, buffer, ifaces, image: image.length ? image : undefined,
+    restore: (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, data.subarray(iEnd), chunk, signal),
   };
 }
 
