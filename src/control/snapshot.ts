@@ -43,7 +43,7 @@
 //
 // Counters are not stored ([p:b] in the sources are ignored).
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync, renameSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync, renameSync } from 'node:fs';
 import { native } from '../native';
 import { IfaceClasses } from '../rules/iface';
 import { numberRules, type CompiledRuleSet, type CompileStats, type TableInfo } from '../rules/compile';
@@ -140,28 +140,54 @@ export interface LoadedSnapshot {
   image: Buffer | undefined;
   ifaces: IfaceClasses;
   /**
-   * Verify and parse the metadata into a full CompiledRuleSet (seconds at 1M
-   * rules, so after activation; yields to the event loop as it goes).
+   * Read, verify and parse the metadata into a full CompiledRuleSet (seconds
+   * at 1M rules, so after activation; yields to the event loop as it goes).
+   * The snapshot file stays open until the first call.
    */
   restore(signal?: AbortSignal, chunk?: number): Promise<CompiledRuleSet>;
 }
 
 export function readSnapshot(file: string): LoadedSnapshot {
-  let data: Buffer;
+  let fd: number;
   try {
-    data = readFileSync(file);
+    fd = openSync(file, 'r');
   } catch (err) {
     throw new SnapshotError(`${file}: cannot read snapshot: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  try {
+    return readOpen(file, fd);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** `length` bytes at `pos` of fd, into `into` (or a new Buffer). */
+function readAt(fd: number, pos: number, length: number, into: Uint8Array = Buffer.allocUnsafe(length)): Buffer {
+  for (let done = 0; done < length;) {
+    const n = readSync(fd, into, done, length - done, pos + done);
+    if (n === 0) throw new SnapshotError('unexpected end of file');
+    done += n;
+  }
+  return Buffer.from(into.buffer, into.byteOffset, length);
+}
+
+// Reads what forwarding needs (header, tables, image) straight into the
+// buffers that are handed on, without a copy; the metadata, a third of the
+// file at 1M rules, is read only by restore(), from the same open file (a
+// snapshot replaced on disk meanwhile cannot mix in).
+function readOpen(file: string, fd: number): LoadedSnapshot {
   const fail = (why: string): never => {
     throw new SnapshotError(`${file}: ${why}`);
   };
-  if (data.length < PREFIX || !data.subarray(0, 8).equals(MAGIC)) fail('not a flatwall snapshot (bad magic)');
-  const format = data.readUInt32LE(8);
+  const size = fstatSync(fd).size;
+  const prefix = size < PREFIX ? undefined : readAt(fd, 0, PREFIX);
+  if (!prefix || !prefix.subarray(0, 8).equals(MAGIC)) return fail('not a flatwall snapshot (bad magic)');
+  const format = prefix.readUInt32LE(8);
   if (format !== SNAPSHOT_FORMAT) fail(`snapshot format ${format}, this flatwall reads format ${SNAPSHOT_FORMAT}`);
-  const hlen = data.readUInt32LE(12);
-  if (PREFIX + hlen > data.length) fail('truncated (header)');
-  const hbuf = data.subarray(PREFIX, PREFIX + hlen);
+  const hlen = prefix.readUInt32LE(12);
+  if (PREFIX + hlen > size) fail('truncated (header)');
+  const hbuf = readAt(fd, PREFIX, hlen);
   let header: Header;
   try {
     header = JSON.parse(hbuf.toString('utf8'));
@@ -169,20 +195,31 @@ export function readSnapshot(file: string): LoadedSnapshot {
     return fail('corrupt header (checksum mismatch)');
   }
   const tEnd = PREFIX + hlen + (header.tablesLength ?? -1);
-  if (!(header.tablesLength >= 0) || tEnd > data.length) fail('truncated (tables)');
+  if (!(header.tablesLength >= 0) || tEnd > size) fail('truncated (tables)');
   const iEnd = tEnd + (header.imageLength ?? -1);
-  if (!(header.imageLength >= 0) || iEnd + 32 > data.length) fail('truncated (classifier image)');
-  const tables = data.subarray(PREFIX + hlen, tEnd);
-  const image = data.subarray(tEnd, iEnd);
-  if (!sha(hbuf, tables, image).equals(data.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
+  if (!(header.imageLength >= 0) || iEnd + 32 > size) fail('truncated (classifier image)');
+  const buffer = new ArrayBuffer(header.tablesLength);
+  const tables = readAt(fd, PREFIX + hlen, header.tablesLength, new Uint8Array(buffer));
+  const image = readAt(fd, tEnd, header.imageLength);
+  if (!sha(hbuf, tables, image).equals(prefix.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
   if (header.layout !== layoutId()) {
     fail(`made for another native table layout (${header.layout}, flatwall ${header.flatwall}); this build uses ${layoutId()} (flatwall ${VERSION}): recompile it`);
   }
-  const buffer = tables.buffer.slice(tables.byteOffset, tables.byteOffset + tables.length) as ArrayBuffer;
   const ifaces = IfaceClasses.fromCuts(header.ifaceCuts);
+  let rest: Buffer | undefined;
+  const metadata = (): Buffer => {
+    if (!rest) {
+      try {
+        rest = readAt(fd, iEnd, size - iEnd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return rest;
+  };
   return {
     header, buffer, ifaces, image: image.length ? image : undefined,
-    restore: (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, data.subarray(iEnd), chunk, signal),
+    restore: async (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, metadata(), chunk, signal),
   };
 }
 
