@@ -225,6 +225,8 @@ async function restart(dir: string, file: string, n: number, extra: Extra): Prom
 
 function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>): string {
   const engines = [...new Set(points.map((p) => p.engine))];
+  // The sizes measured (a restart-only run keeps the points of the last full run).
+  const sizes = [...new Set(points.map((p) => p.rules))].sort((a, b) => a - b);
   const cell = (e: string, n: number) => {
     const p = points.find((x) => x.engine === e && x.rules === n);
     return !p ? '-' : p.error ? 'failed' : `${p.updateSeconds!.toFixed(3)} s`;
@@ -234,9 +236,9 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
     '',
     `${meta.date}, ${meta.cpus} CPUs, load average ${meta.loadavg}. Replace an N-rule \`acl\` set by another of the same size; flatwall: PUT /rules until the answer (rules active).`,
     '',
-    `| engine | ${SIZES.map((n) => `${n.toLocaleString('en')} rules`).join(' | ')} |`,
-    `|---|${SIZES.map(() => '---').join('|')}|`,
-    ...engines.map((e) => `| ${e} | ${SIZES.map((n) => cell(e, n)).join(' | ')} |`),
+    `| engine | ${sizes.map((n) => `${n.toLocaleString('en')} rules`).join(' | ')} |`,
+    `|---|${sizes.map(() => '---').join('|')}|`,
+    ...engines.map((e) => `| ${e} | ${sizes.map((n) => cell(e, n)).join(' | ')} |`),
     '',
     `Single-rule insert at ${extra.rules.toLocaleString('en')} rules: ${extra.insert.map((i) => `${i.engine} ${i.seconds !== undefined ? `${(i.seconds * 1000).toFixed(1)} ms` : `failed (${i.error})`}`).join(', ')}.`,
   ];
@@ -247,9 +249,9 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   if (extra.restart) {
     const r = extra.restart;
     const n = r.runs?.length ?? 1;
-    const when = r.meta ? ` (${r.meta.date}, load average ${r.meta.loadavg})` : '';
+    const when = r.meta ? `; ${r.meta.date}, load average ${r.meta.loadavg}` : '';
     const cls = r.imageLoaded ? 'classifiers loaded from the snapshot\'s image' : `classifier build${r.imageError ? ` (image refused: ${r.imageError})` : ''}`;
-    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"${n > 1 ? `, median of ${n} runs` : ''})${when}: from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (of which reading + verifying the snapshot ${r.snapshotReadSeconds?.toFixed(2) ?? '?'} s, ${cls} ${r.snapshotBuildSeconds?.toFixed(2) ?? '?'} s; compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
+    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"${n > 1 ? `, median of ${n} runs` : ''}${when}): from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (of which reading + verifying the snapshot ${r.snapshotReadSeconds?.toFixed(2) ?? '?'} s, ${cls} ${r.snapshotBuildSeconds?.toFixed(2) ?? '?'} s; compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
     if (r.noImageSeconds !== undefined) out.push('', `The same snapshot without its classifier image (\`compile --no-image\`, classifiers built at start), in the same runs: ${r.noImageSeconds.toFixed(2)} s (build ${r.noImageBuildSeconds?.toFixed(2) ?? '?'} s).`);
     if (n > 1) {
       const list = (k: 'snapshotSeconds' | 'sourceSeconds' | 'noImageSeconds') => r.runs!.map((x) => `${x[k]?.toFixed(2) ?? '?'} s`).join(', ');

@@ -167,6 +167,13 @@
 // which every x86-64 machine this runs on has (AVX-512 code could not be
 // exercised on the development machine, so it could not be kept tested).
 //
+// IMAGES
+// ======
+//
+// A built classifier can be saved (SaveImage) and loaded back without
+// rebuilding (image.h: format, versioning, the checks made on load); that
+// is what makes a restart from a snapshot fast.
+//
 // KNOWN LIMITS
 // ============
 //

@@ -252,24 +252,9 @@ std::shared_ptr<const TableSet> TableSet::LoadOrBuild(const void* data, size_t s
     *error = "unknown classifier algorithm \"" + options.algorithm + "\"";
     return nullptr;
   }
-  const uint8_t* b = static_cast<const uint8_t*>(data);
   if (image) {
     try {
-      ImageReader in(static_cast<const uint8_t*>(image), image_size);
-      CheckImageHeader(&in, data, size, infos.size());
-      auto set = std::shared_ptr<TableSet>(new TableSet());
-      for (size_t i = 0; i < infos.size(); ++i) {
-        const TableInfo& info = infos[i];
-        ImageCheck(in.U32("table family") == uint32_t(info.family), "image", "table family differs");
-        ImageReader section = in.Section("table section");
-        Table t;
-        t.info = info;
-        if (info.family == Family::kIPv4) t.v4 = LoadClassifier4(b + info.offset, info.count, &section, options.simd);
-        else t.v6 = LoadClassifier6(b + info.offset, info.count, &section, options.simd);
-        ImageCheck(section.left() == 0, "image", "table section has trailing bytes");
-        set->tables_.push_back(std::move(t));
-      }
-      ImageCheck(in.left() == 0, "image", "trailing bytes after the last table");
+      auto set = FromImage(data, size, infos, image, image_size, options.simd);
       if (image_error) image_error->clear();
       return set;
     } catch (const ImageError& e) {
@@ -291,6 +276,28 @@ std::shared_ptr<const TableSet> TableSet::LoadOrBuild(const void* data, size_t s
     }
     set->tables_.push_back(std::move(t));
   }
+  return set;
+}
+
+std::shared_ptr<const TableSet> TableSet::FromImage(const void* data, size_t size,
+                                                    const std::vector<TableInfo>& infos,
+                                                    const void* image, size_t image_size,
+                                                    bool simd) {
+  const uint8_t* b = static_cast<const uint8_t*>(data);
+  ImageReader in(static_cast<const uint8_t*>(image), image_size);
+  CheckImageHeader(&in, data, size, infos.size());
+  auto set = std::shared_ptr<TableSet>(new TableSet());
+  for (const TableInfo& info : infos) {
+    ImageCheck(in.U32("table family") == uint32_t(info.family), "image", "table family differs");
+    ImageReader section = in.Section("table section");
+    Table t;
+    t.info = info;
+    if (info.family == Family::kIPv4) t.v4 = LoadClassifier4(b + info.offset, info.count, &section, simd);
+    else t.v6 = LoadClassifier6(b + info.offset, info.count, &section, simd);
+    ImageCheck(section.left() == 0, "image", "table section has trailing bytes");
+    set->tables_.push_back(std::move(t));
+  }
+  ImageCheck(in.left() == 0, "image", "trailing bytes after the last table");
   return set;
 }
 

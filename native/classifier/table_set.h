@@ -84,6 +84,11 @@ class TableSet {
   int Find(Family family, Hook hook) const;
 
  private:
+  // The classifiers of a validated buffer from its image; throws ImageError.
+  static std::shared_ptr<const TableSet> FromImage(const void* data, size_t size,
+                                                   const std::vector<TableInfo>& infos,
+                                                   const void* image, size_t image_size, bool simd);
+
   struct Table {
     TableInfo info;
     std::unique_ptr<Classifier4> v4;
