@@ -1,6 +1,6 @@
 // Rule update benchmark: how long a new rule set takes to become active.
 //   npm run bench:update [-- --quick] [--sizes 1000,100000,1000000] [--engines iptables-nft,iptables-legacy,nft]
-//                        [--phases flatwall,kernel,restart,swap] [--timeout SECONDS]
+//                        [--phases flatwall,kernel,restart,swap] [--timeout SECONDS] [--repeat N]
 //
 // For each size N (generated `acl` rule sets, two seeds, plus two rules that
 // allow a test UDP flow):
@@ -16,7 +16,9 @@
 // - a UDP stream (nettool udp-burst, 500 datagrams/s, echoed back) through
 //   flatwall across a replace of the whole set: datagrams lost;
 // - restart to forwarding: `flatwall run` from the source file and from a
-//   snapshot (`flatwall compile`), process spawn to the "ready" line.
+//   snapshot (`flatwall compile`: packed tables + classifier image), process
+//   spawn to the "ready" line; --repeat N runs each N times (alternating)
+//   and reports the medians.
 //
 // Only with --phases swap (not in the default phases; bench/update-swap.ts):
 // - iperf3 TCP, then UDP at a fixed rate, through flatwall across a replace
@@ -24,7 +26,8 @@
 //   0.1 s over time, with the PUT start and the activation marked.
 //
 // Writes bench/results/update.json and update.md (unless only the swap phase
-// ran), and for the swap phase update-swap.json, .md, -tcp.svg, -udp.svg.
+// ran; a restart-only run replaces just the restart figures of the existing
+// files), and for the swap phase update-swap.json, .md, -tcp.svg, -udp.svg.
 // Progress on stderr.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -43,6 +46,7 @@ const SIZES = (opt('--sizes') ?? (quick ? '1000,10000' : '1000,100000,1000000'))
 const KERNEL = (opt('--engines') ?? 'iptables-nft,iptables-legacy,nft').split(',').filter((e) => e && e !== 'none') as EngineName[];
 const TIMEOUT_MS = Number(opt('--timeout') ?? 600) * 1000;
 const PHASES = new Set((opt('--phases') ?? 'flatwall,kernel,restart').split(','));
+const REPEAT = Math.max(1, Number(opt('--repeat') ?? 1));
 const outDir = join(__dirname, '..', '..', 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const t0 = performance.now();
@@ -79,7 +83,16 @@ interface Extra {
   /** flatwall's single-rule edits at the largest size: median seconds, overlay or rebuild. */
   edits?: { edit: string; seconds?: number; method?: string; fallback?: string; error?: string }[];
   swapUnderLoad?: { sent: number; replies: number; lost: number; putSeconds: number };
-  restart?: { sourceSeconds: number; snapshotSeconds: number; compileSeconds: number; snapshotBytes?: number; snapshotReadSeconds?: number; snapshotBuildSeconds?: number };
+  /** Medians over `runs` (each field's own median). */
+  restart?: {
+    sourceSeconds: number; snapshotSeconds: number; compileSeconds: number; snapshotBytes?: number; snapshotReadSeconds?: number; snapshotBuildSeconds?: number;
+    /** Classifiers loaded from the snapshot's image (false: refused and built, with the reason). */
+    imageLoaded?: boolean; imageError?: string;
+    /** The same snapshot compiled with --no-image (classifiers built at start), same runs. */
+    noImageSeconds?: number; noImageBuildSeconds?: number;
+    runs?: { sourceSeconds: number; snapshotSeconds: number; snapshotReadSeconds?: number; snapshotBuildSeconds?: number; noImageSeconds?: number; noImageBuildSeconds?: number }[];
+    meta?: Record<string, unknown>;
+  };
   restartError?: string;
 }
 
@@ -198,11 +211,20 @@ async function kernelPoints(dir: string, files: Map<number, [string, string]>, p
   }
 }
 
+function median(v: number[]): number | undefined {
+  if (v.length === 0) return undefined;
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 async function restart(dir: string, file: string, n: number, extra: Extra): Promise<void> {
   const snap = join(dir, `acl-${n}.snap`);
   progress(`restart: flatwall compile ${n} rules to a snapshot`);
   const c = await run(process.execPath, [FLATWALL_CLI, 'compile', '-q', file, '-o', snap], { timeoutMs: TIMEOUT_MS });
   const bytes = /(\d+) bytes/.exec(c.stderr)?.[1];
+  // The same snapshot without the classifier image: the rebuild path, side by side.
+  const bare = join(dir, `acl-${n}-noimage.snap`);
+  await run(process.execPath, [FLATWALL_CLI, 'compile', '-q', '--no-image', file, '-o', bare], { timeoutMs: TIMEOUT_MS });
   const topo = Topology.create('bridge', 'fwbrst');
   try {
     const time = async (extraArgs: string[]) => {
@@ -210,16 +232,30 @@ async function restart(dir: string, file: string, n: number, extra: Extra): Prom
       await e.stop();
       return e.report;
     };
-    progress('restart: from source');
-    const sourceSeconds = (await time([])).startupSeconds!;
-    progress('restart: from the snapshot');
-    const snapRun = await time(['--snapshot', snap]);
+    const runs: NonNullable<NonNullable<Extra['restart']>['runs']> = [];
+    let image: { loaded?: boolean; error?: string } | undefined;
+    for (let i = 1; i <= REPEAT; i++) {
+      progress(`restart ${i}/${REPEAT}: from source`);
+      const sourceSeconds = (await time([])).startupSeconds!;
+      progress(`restart ${i}/${REPEAT}: from the snapshot`);
+      const snapRun = await time(['--snapshot', snap]);
+      image = snapRun.detail?.image as typeof image;
+      progress(`restart ${i}/${REPEAT}: from the snapshot without an image`);
+      const bareRun = await time(['--snapshot', bare]);
+      runs.push({
+        sourceSeconds, snapshotSeconds: snapRun.startupSeconds!,
+        snapshotReadSeconds: snapRun.detail?.snapshotReadSeconds as number | undefined, snapshotBuildSeconds: snapRun.detail?.buildSeconds as number | undefined,
+        noImageSeconds: bareRun.startupSeconds!, noImageBuildSeconds: bareRun.detail?.buildSeconds as number | undefined,
+      });
+      progress(`  source ${sourceSeconds.toFixed(2)} s, snapshot ${snapRun.startupSeconds!.toFixed(2)} s, without image ${bareRun.startupSeconds!.toFixed(2)} s`);
+    }
+    const med = (k: keyof (typeof runs)[number]) => median(runs.map((r) => r[k]).filter((v): v is number => v !== undefined));
     extra.restart = {
-      sourceSeconds, snapshotSeconds: snapRun.startupSeconds!, compileSeconds: c.seconds, snapshotBytes: bytes ? Number(bytes) : undefined,
-      snapshotReadSeconds: snapRun.detail?.snapshotReadSeconds as number | undefined, snapshotBuildSeconds: snapRun.detail?.buildSeconds as number | undefined,
+      sourceSeconds: med('sourceSeconds')!, snapshotSeconds: med('snapshotSeconds')!, compileSeconds: c.seconds, snapshotBytes: bytes ? Number(bytes) : undefined,
+      snapshotReadSeconds: med('snapshotReadSeconds'), snapshotBuildSeconds: med('snapshotBuildSeconds'),
+      imageLoaded: image?.loaded ?? false, imageError: image?.error, runs,
+      noImageSeconds: med('noImageSeconds'), noImageBuildSeconds: med('noImageBuildSeconds'),
     };
-    const snapshotSeconds = extra.restart.snapshotSeconds;
-    progress(`  source ${sourceSeconds.toFixed(2)} s, snapshot ${snapshotSeconds.toFixed(2)} s`);
   } finally {
     await topo.destroy();
   }
@@ -227,6 +263,8 @@ async function restart(dir: string, file: string, n: number, extra: Extra): Prom
 
 function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>): string {
   const engines = [...new Set(points.map((p) => p.engine))];
+  // The sizes measured (a restart-only run keeps the points of the last full run).
+  const sizes = [...new Set(points.map((p) => p.rules))].sort((a, b) => a - b);
   const cell = (e: string, n: number) => {
     const p = points.find((x) => x.engine === e && x.rules === n);
     return !p ? '-' : p.error ? 'failed' : `${p.updateSeconds!.toFixed(3)} s`;
@@ -236,9 +274,9 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
     '',
     `${meta.date}, ${meta.cpus} CPUs, load average ${meta.loadavg}. Replace an N-rule \`acl\` set by another of the same size; flatwall: PUT /rules until the answer (rules active).`,
     '',
-    `| engine | ${SIZES.map((n) => `${n.toLocaleString('en')} rules`).join(' | ')} |`,
-    `|---|${SIZES.map(() => '---').join('|')}|`,
-    ...engines.map((e) => `| ${e} | ${SIZES.map((n) => cell(e, n)).join(' | ')} |`),
+    `| engine | ${sizes.map((n) => `${n.toLocaleString('en')} rules`).join(' | ')} |`,
+    `|---|${sizes.map(() => '---').join('|')}|`,
+    ...engines.map((e) => `| ${e} | ${sizes.map((n) => cell(e, n)).join(' | ')} |`),
     '',
     `Single-rule insert at ${extra.rules.toLocaleString('en')} rules: ${extra.insert.map((i) => `${i.engine} ${i.seconds !== undefined ? `${(i.seconds * 1000).toFixed(1)} ms` : `failed (${i.error})`}`).join(', ')}.`,
     ...(extra.edits ? ['', `flatwall single-rule edits at ${extra.rules.toLocaleString('en')} rules (median of ${EDIT_REPEATS}, request to active): ` +
@@ -250,7 +288,15 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   }
   if (extra.restart) {
     const r = extra.restart;
-    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"): from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (of which reading + verifying the snapshot ${r.snapshotReadSeconds?.toFixed(2) ?? '?'} s, classifier build ${r.snapshotBuildSeconds?.toFixed(2) ?? '?'} s; compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
+    const n = r.runs?.length ?? 1;
+    const when = r.meta ? `; ${r.meta.date}, load average ${r.meta.loadavg}` : '';
+    const cls = r.imageLoaded ? 'classifiers loaded from the snapshot\'s image' : `classifier build${r.imageError ? ` (image refused: ${r.imageError})` : ''}`;
+    out.push('', `Restart to forwarding at ${extra.rules.toLocaleString('en')} rules (spawn to "ready"${n > 1 ? `, median of ${n} runs` : ''}${when}): from source ${r.sourceSeconds.toFixed(2)} s, from a snapshot ${r.snapshotSeconds.toFixed(2)} s (of which reading + verifying the snapshot ${r.snapshotReadSeconds?.toFixed(2) ?? '?'} s, ${cls} ${r.snapshotBuildSeconds?.toFixed(2) ?? '?'} s; compile ${r.compileSeconds.toFixed(1)} s, ${r.snapshotBytes} bytes).`);
+    if (r.noImageSeconds !== undefined) out.push('', `The same snapshot without its classifier image (\`compile --no-image\`, classifiers built at start), in the same runs: ${r.noImageSeconds.toFixed(2)} s (build ${r.noImageBuildSeconds?.toFixed(2) ?? '?'} s).`);
+    if (n > 1) {
+      const list = (k: 'snapshotSeconds' | 'sourceSeconds' | 'noImageSeconds') => r.runs!.map((x) => `${x[k]?.toFixed(2) ?? '?'} s`).join(', ');
+      out.push('', `Runs: from a snapshot ${list('snapshotSeconds')}; without image ${list('noImageSeconds')}; from source ${list('sourceSeconds')}.`);
+    }
   }
   const fw = points.filter((p) => p.engine === 'flatwall' && p.serverSeconds !== undefined);
   if (fw.length) {
@@ -278,6 +324,14 @@ async function swap(dir: string, meta: () => Record<string, unknown>): Promise<v
   if (runs.some((r) => r.error)) process.exitCode = 1;
 }
 
+function lastResults(): { meta: Record<string, unknown>; points: Point[]; extra: Extra } | undefined {
+  try {
+    return JSON.parse(readFileSync(join(outDir, 'update.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   installTeardown(true);
   const dir = mkdtempSync(join(tmpdir(), 'flatwall-bench-update-'));
@@ -300,7 +354,17 @@ async function main(): Promise<void> {
       extra.restartError = (err as Error).message;
       progress(`restart: ${extra.restartError}`);
     }
-    const m = meta();
+    let m: Record<string, unknown> = meta();
+    if (PHASES.size === 1 && PHASES.has('restart') && extra.restart) {
+      // Only the restart figures are new: keep the rest of the last full run.
+      const last = lastResults();
+      if (last) {
+        extra.restart.meta = m;
+        Object.assign(extra, { ...last.extra, restart: extra.restart, restartError: undefined });
+        points.push(...last.points);
+        m = last.meta;
+      }
+    }
     writeFileSync(join(outDir, 'update.json'), `${JSON.stringify({ meta: m, points, extra }, null, 2)}\n`);
     const md = markdown(points, extra, m);
     writeFileSync(join(outDir, 'update.md'), md);

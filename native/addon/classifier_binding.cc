@@ -1,6 +1,8 @@
 // The classifier in JavaScript:
 //
 //   validateTables(buffer): string | null
+//   buildImage(buffer): Promise<ArrayBuffer>  // classifier image (classifier/image.h)
+//                                             // of every table, for setRules
 //   buildClassifier(buffer, tableIndex, algorithm = 'tuplemerge'): Promise<Classifier>
 //   classifier.stats(): {algorithm, family, hook, records, tables, fallbackRecords,
 //                        buildSeconds, memoryBytes, bytesPerRule}
@@ -431,6 +433,58 @@ Napi::Value BuildClassifierJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// Builds every table's classifier as the dataplane would (TableSet::Build,
+// default options) and serializes them, off the JS thread. The image is
+// handed to JavaScript without a copy.
+class ImageWorker : public Napi::AsyncWorker {
+ public:
+  ImageWorker(Napi::Env env, std::vector<uint8_t> bytes)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), bytes_(std::move(bytes)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      std::string error;
+      auto set = TableSet::Build(bytes_.data(), bytes_.size(), ClassifierOptions{}, &error);
+      if (!set) {
+        SetError(error);
+        return;
+      }
+      image_ = std::make_unique<std::vector<uint8_t>>(set->SaveImage(bytes_.data(), bytes_.size()));
+    } catch (const std::bad_alloc&) {
+      SetError("out of memory building the classifier image");
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    std::vector<uint8_t>* v = image_.release();
+    deferred_.Resolve(Napi::ArrayBuffer::New(env, v->data(), v->size(),
+                                             [](Napi::Env, void*, std::vector<uint8_t>* hint) { delete hint; },
+                                             v));
+  }
+
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<uint8_t> bytes_;
+  std::unique_ptr<std::vector<uint8_t>> image_;
+};
+
+Napi::Value BuildImageJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) throw Napi::TypeError::New(env, "buildImage(buffer) needs a buffer");
+  const Bytes b = BytesOf(info[0], "buffer");
+  auto* worker = new ImageWorker(env, std::vector<uint8_t>(b.data, b.data + b.size));
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
 Napi::Value ValidateTablesJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1) throw Napi::TypeError::New(env, "validateTables(buffer) needs a buffer");
@@ -450,6 +504,7 @@ void InitClassifier(Napi::Env env, Napi::Object exports) {
   exports.Set("buildClassifier",
               Napi::Function::New(env, BuildClassifierJs, "buildClassifier", ref));
   exports.Set("validateTables", Napi::Function::New(env, ValidateTablesJs, "validateTables"));
+  exports.Set("buildImage", Napi::Function::New(env, BuildImageJs, "buildImage"));
 }
 
 }  // namespace flatwall

@@ -5,7 +5,10 @@
 //     workers, cpuPin?, nonIpPolicy: 'accept' | 'drop', logRatePerSec?,
 //     qdiscBypass?, promisc?, batch?, workerNice?, buildNice?
 //   });
-//   await dp.setRules(buffer, ifaceClassIds, ruleCount)  // -> { generation }
+//   await dp.setRules(buffer, ifaceClassIds, ruleCount, image?)
+//       // -> { generation, buildSeconds, memoryBytes, previous?, imageError? }
+//       // image: a classifier image of buffer (buildImage); imageError says
+//       // why it was refused (the classifiers were then built from buffer)
 //   await dp.applyEdits({ baseGeneration, ruleCount, v4?, v6? })  // -> { generation }
 //     v4/v6: { records: packed records, anchors: Uint32Array,
 //              dead: Uint32Array of [lo, hi) pairs, policy: action | -1 }
@@ -346,15 +349,41 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
+// The bytes of a JS buffer used in place by a worker: the reference keeps
+// the ArrayBuffer alive (its backing store does not move) until the worker
+// is deleted, on the JS thread. For big read-only inputs, where a copy
+// would cost more than the work.
+struct PinnedBytes {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  Napi::ObjectReference ref;
+};
+
+PinnedBytes Pin(Napi::Env env, const Napi::Value& v, const char* what) {
+  PinnedBytes b;
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    b.data = static_cast<const uint8_t*>(ab.Data()), b.size = ab.ByteLength();
+  } else if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    b.data = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset(), b.size = ta.ByteLength();
+  } else {
+    throw Napi::TypeError::New(env, std::string(what) + " must be an ArrayBuffer or a typed array");
+  }
+  b.ref = Napi::Persistent(v.As<Napi::Object>());
+  return b;
+}
+
 class SetRulesWorker : public PromiseWorker {
  public:
   SetRulesWorker(Napi::Env env, std::shared_ptr<Dataplane> dp, std::vector<uint8_t> buf,
-                 std::vector<uint16_t> ids, uint32_t rule_count)
+                 std::vector<uint16_t> ids, uint32_t rule_count, PinnedBytes image)
       : PromiseWorker(env), dp_(std::move(dp)), buf_(std::move(buf)), ids_(std::move(ids)),
-        rule_count_(rule_count) {}
+        rule_count_(rule_count), image_(std::move(image)) {}
   void Execute() override {
     try {
-      generation_ = dp_->SetRules(buf_.data(), buf_.size(), std::move(ids_), rule_count_, &info_);
+      generation_ = dp_->SetRules(buf_.data(), buf_.size(), std::move(ids_), rule_count_, &info_,
+                                  image_.data, image_.size);
     } catch (const std::exception& e) {
       SetError(e.what());
     }
@@ -366,6 +395,7 @@ class SetRulesWorker : public PromiseWorker {
     r.Set("generation", double(generation_));
     r.Set("buildSeconds", info_.build_seconds);
     r.Set("memoryBytes", double(info_.memory_bytes));
+    if (!info_.image_error.empty()) r.Set("imageError", info_.image_error);
     // The replaced generation's final per-rule counters (absent for the first).
     if (!info_.previous_packets.empty() || generation_ > 1) {
       Napi::Object prev = Napi::Object::New(Env());
@@ -381,6 +411,7 @@ class SetRulesWorker : public PromiseWorker {
   std::vector<uint8_t> buf_;
   std::vector<uint16_t> ids_;
   uint32_t rule_count_;
+  PinnedBytes image_;
   uint64_t generation_ = 0;
   Dataplane::SetRulesInfo info_;
 };
@@ -585,7 +616,10 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     if (!info[2].IsNumber()) throw Napi::TypeError::New(env, "setRules: ruleCount must be a number");
     const double rc = info[2].As<Napi::Number>().DoubleValue();
     if (!(rc >= 0 && rc <= 4294967295.0)) throw Napi::RangeError::New(env, "setRules: bad ruleCount");
-    auto* w = new SetRulesWorker(env, dp_, std::move(buf), std::move(ids), uint32_t(rc));
+    PinnedBytes image;
+    if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull())
+      image = Pin(env, info[3], "setRules: image");
+    auto* w = new SetRulesWorker(env, dp_, std::move(buf), std::move(ids), uint32_t(rc), std::move(image));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;

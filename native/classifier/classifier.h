@@ -167,6 +167,13 @@
 // which every x86-64 machine this runs on has (AVX-512 code could not be
 // exercised on the development machine, so it could not be kept tested).
 //
+// IMAGES
+// ======
+//
+// A built classifier can be saved (SaveImage) and loaded back without
+// rebuilding (image.h: format, versioning, the checks made on load); that
+// is what makes a restart from a snapshot fast.
+//
 // KNOWN LIMITS
 // ============
 //
@@ -203,6 +210,8 @@ namespace flatwall {
 
 constexpr uint32_t kNoMatch = UINT32_MAX;
 
+class ImageWriter;  // classifier/image.h
+
 struct BuildStats {
   double build_seconds = 0;
   size_t memory_bytes = 0;  // everything the classifier owns, records included
@@ -235,6 +244,11 @@ class Classifier {
   virtual const Rec& record(uint32_t i) const = 0;
   virtual uint32_t size() const = 0;
   virtual const BuildStats& stats() const = 0;
+
+  // Appends this classifier's section of an image (classifier/image.h): an
+  // ImageAlgorithm id, then the built structure without the records.
+  // LoadClassifier4/6 (image.h) read it back.
+  virtual void SaveImage(ImageWriter* out) const = 0;
 };
 
 using Classifier4 = Classifier<RuleRecord4, PacketKey4>;

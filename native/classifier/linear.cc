@@ -30,6 +30,8 @@ class Linear final : public Classifier<Rec, typename Family<Rec>::Key> {
   const Rec& record(uint32_t i) const override { return recs_[i]; }
   uint32_t size() const override { return uint32_t(recs_.size()); }
   const BuildStats& stats() const override { return stats_; }
+  // Nothing is built beyond the records, which the image does not hold.
+  void SaveImage(ImageWriter* w) const override { w->U32(uint32_t(ImageAlgorithm::kLinear)); }
 
  private:
   std::vector<Rec> recs_;

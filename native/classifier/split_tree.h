@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "classifier/family.h"
+#include "classifier/image.h"
 
 namespace flatwall {
 namespace detail {
@@ -143,6 +144,65 @@ class SplitTree {
     return nodes_.capacity() * sizeof(Node) + leaf_rules_.capacity() * sizeof(uint32_t);
   }
   size_t references() const { return leaf_rules_.size(); }
+
+  // The tree in an image (classifier/image.h), field by field: nodes have
+  // padding, which must not reach the file.
+  void Save(ImageWriter* w) const {
+    w->U32(size_);
+    w->U32(min_index_);
+    w->U32(max_index_);
+    w->U32(uint32_t(nodes_.size()));
+    for (const Node& n : nodes_) {
+      if constexpr (sizeof(V) == sizeof(uint32_t)) {
+        w->U32(uint32_t(n.point));
+      } else {
+        w->U64(uint64_t(n.point >> 64));
+        w->U64(uint64_t(n.point));
+      }
+      w->U32(n.child[0]);
+      w->U32(n.child[1]);
+      w->U32(n.field);
+    }
+    w->Array(leaf_rules_.data(), leaf_rules_.size());
+  }
+
+  // Reads what Save wrote and checks what Lookup relies on: fields below
+  // kFields, children after their parent (so a descent ends) and inside
+  // the node array, leaves inside the leaf array, record indices below
+  // `count`.
+  void Load(ImageReader* r, uint32_t count) {
+    size_ = r->U32("tree size");
+    min_index_ = r->U32("tree min index");
+    max_index_ = r->U32("tree max index");
+    const uint32_t n = r->Count("tree nodes", sizeof(V) + 3 * sizeof(uint32_t));
+    nodes_.resize(n);
+    for (Node& node : nodes_) {
+      if constexpr (sizeof(V) == sizeof(uint32_t)) {
+        node.point = r->U32("tree node");
+      } else {
+        const uint64_t hi = r->U64("tree node");
+        node.point = (V(hi) << 64) | r->U64("tree node");
+      }
+      node.child[0] = r->U32("tree node");
+      node.child[1] = r->U32("tree node");
+      const uint32_t field = r->U32("tree node");
+      ImageCheck(field == kLeaf || field < uint32_t(kFields), "tree node", "unknown field");
+      node.field = uint8_t(field);
+    }
+    r->Array(&leaf_rules_, "tree leaves");
+    ImageCheck((size_ == 0) == nodes_.empty(), "tree", "size disagrees with its nodes");
+    for (uint32_t i = 0; i < n; ++i) {
+      const Node& node = nodes_[i];
+      if (node.field == kLeaf) {
+        ImageCheck(uint64_t(node.child[0]) + node.child[1] <= leaf_rules_.size(), "tree leaf",
+                   "runs past the leaf array");
+      } else {
+        ImageCheck(node.child[0] > i && node.child[0] < n && node.child[1] > i && node.child[1] < n,
+                   "tree node", "child out of order or out of range");
+      }
+    }
+    for (uint32_t rule : leaf_rules_) ImageCheck(rule < count, "tree leaf", "record index out of range");
+  }
 
  private:
   static constexpr uint8_t kLeaf = 0xff;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "classifier/family.h"
+#include "classifier/image.h"
 
 namespace flatwall {
 namespace {
@@ -249,11 +250,50 @@ std::vector<RuleRecord6> CopyRecords6(const void* data, const TableInfo& info) {
 std::shared_ptr<const TableSet> TableSet::Build(const void* data, size_t size,
                                                 const ClassifierOptions& options,
                                                 std::string* error) {
+  return LoadOrBuild(data, size, nullptr, 0, options, error, nullptr);
+}
+
+namespace {
+
+// The image's header (image.h) for this buffer: anything else is refused.
+void CheckImageHeader(ImageReader* in, const void* data, size_t size, size_t tables) {
+  ImageCheck(in->U32("image magic") == kImageMagic, "image", "bad magic (not a classifier image)");
+  const uint32_t version = in->U32("image version");
+  if (version != kImageVersion)
+    throw ImageError("image format " + std::to_string(version) + ", this build reads format " +
+                     std::to_string(kImageVersion));
+  ImageCheck(in->U64("image fingerprint") == ImageFingerprint(), "image",
+             "made by another build of the classifier (fingerprint differs)");
+  const uint64_t hash = in->U64("image tables hash");
+  const uint64_t bytes = in->U64("image tables size");
+  ImageCheck(bytes == size && hash == HashBytes(data, size), "image",
+             "made for other packed tables");
+  ImageCheck(in->U32("image table count") == tables, "image", "table count differs");
+}
+
+}  // namespace
+
+std::shared_ptr<const TableSet> TableSet::LoadOrBuild(const void* data, size_t size,
+                                                      const void* image, size_t image_size,
+                                                      const ClassifierOptions& options,
+                                                      std::string* error,
+                                                      std::string* image_error) {
   std::vector<TableInfo> infos;
   if (!ParseTableSet(data, size, &infos, error)) return nullptr;
   if (!IsKnownAlgorithm(options.algorithm)) {
     *error = "unknown classifier algorithm \"" + options.algorithm + "\"";
     return nullptr;
+  }
+  if (image) {
+    try {
+      auto set = FromImage(data, size, infos, image, image_size, options.simd);
+      if (image_error) image_error->clear();
+      return set;
+    } catch (const ImageError& e) {
+      if (image_error) *image_error = e.what();
+    } catch (const std::bad_alloc&) {
+      if (image_error) *image_error = "out of memory loading the image";
+    }
   }
   auto set = std::shared_ptr<TableSet>(new TableSet());
   for (const TableInfo& info : infos) {
@@ -269,6 +309,47 @@ std::shared_ptr<const TableSet> TableSet::Build(const void* data, size_t size,
     set->tables_.push_back(std::move(t));
   }
   return set;
+}
+
+std::shared_ptr<const TableSet> TableSet::FromImage(const void* data, size_t size,
+                                                    const std::vector<TableInfo>& infos,
+                                                    const void* image, size_t image_size,
+                                                    bool simd) {
+  const uint8_t* b = static_cast<const uint8_t*>(data);
+  ImageReader in(static_cast<const uint8_t*>(image), image_size);
+  CheckImageHeader(&in, data, size, infos.size());
+  auto set = std::shared_ptr<TableSet>(new TableSet());
+  for (const TableInfo& info : infos) {
+    ImageCheck(in.U32("table family") == uint32_t(info.family), "image", "table family differs");
+    ImageReader section = in.Section("table section");
+    Table t;
+    t.info = info;
+    if (info.family == Family::kIPv4) t.v4 = LoadClassifier4(b + info.offset, info.count, &section, simd);
+    else t.v6 = LoadClassifier6(b + info.offset, info.count, &section, simd);
+    ImageCheck(section.left() == 0, "image", "table section has trailing bytes");
+    set->tables_.push_back(std::move(t));
+  }
+  ImageCheck(in.left() == 0, "image", "trailing bytes after the last table");
+  return set;
+}
+
+std::vector<uint8_t> TableSet::SaveImage(const void* data, size_t size) const {
+  ImageWriter w;
+  w.U32(kImageMagic);
+  w.U32(kImageVersion);
+  w.U64(ImageFingerprint());
+  w.U64(HashBytes(data, size));
+  w.U64(size);
+  w.U32(uint32_t(tables_.size()));
+  for (const Table& t : tables_) {
+    w.U32(uint32_t(t.info.family));
+    const size_t at = w.size();
+    w.U64(0);  // the section's size, patched below
+    if (t.v4) t.v4->SaveImage(&w);
+    else t.v6->SaveImage(&w);
+    w.PatchU64(at, w.size() - at - sizeof(uint64_t));
+  }
+  return std::move(w.bytes());
 }
 
 int TableSet::Find(Family family, Hook hook) const {

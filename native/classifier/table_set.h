@@ -66,6 +66,22 @@ class TableSet {
                                                const ClassifierOptions& options,
                                                std::string* error);
 
+  // Validates like Build, then loads every classifier from `image`
+  // (classifier/image.h) instead of building it -- if the image is one of
+  // exactly this buffer, made by this build, and well formed. Otherwise
+  // builds as Build does and sets *image_error to why the image was
+  // refused (left empty when it was used). Returns null and sets *error
+  // only when the buffer itself is invalid (or the build fails). A null
+  // `image` is Build.
+  static std::shared_ptr<const TableSet> LoadOrBuild(const void* data, size_t size,
+                                                     const void* image, size_t image_size,
+                                                     const ClassifierOptions& options,
+                                                     std::string* error, std::string* image_error);
+
+  // The image of every classifier of this set, built from the buffer
+  // `data` (which the image is then tied to).
+  std::vector<uint8_t> SaveImage(const void* data, size_t size) const;
+
   size_t size() const { return tables_.size(); }
   const TableInfo& info(size_t i) const { return tables_[i].info; }
   // The classifier of table i, or null when the table is of the other family.
@@ -75,6 +91,11 @@ class TableSet {
   int Find(Family family, Hook hook) const;
 
  private:
+  // The classifiers of a validated buffer from its image; throws ImageError.
+  static std::shared_ptr<const TableSet> FromImage(const void* data, size_t size,
+                                                   const std::vector<TableInfo>& infos,
+                                                   const void* image, size_t image_size, bool simd);
+
   struct Table {
     TableInfo info;
     std::unique_ptr<Classifier4> v4;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "classifier/huge_alloc.h"
+#include "classifier/image.h"
 #include "classifier/split_tree.h"
 
 namespace flatwall {
@@ -534,21 +535,20 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
       : recs_(records, records + count) {
     const auto t0 = std::chrono::steady_clock::now();
     Build(params);
-    stats_.build_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    stats_.records = count;
-    stats_.algorithm = "tuplemerge";
-    size_t bytes = sizeof(*this) + HugeAllocator<Rec>::Footprint(recs_.capacity()) +
-                   tables_.capacity() * sizeof(Table) + bands_.capacity() * sizeof(Band) +
-                   HugeAllocator<uint32_t>::Footprint(filters_.capacity()) +
-                   HugeAllocator<E>::Footprint(entries_.capacity()) +
-                   defaults_.capacity() * sizeof(Default);
-    for (const Band& b : bands_) bytes += b.tree.memory_bytes();
-    stats_.memory_bytes = bytes;
-#ifdef FLATWALL_HAVE_AVX2
-    vector_ = params.simd && CpuHasAvx2();
-#endif
+    Finish(t0, params.simd);
   }
+
+  // From an image section (classifier/image.h) over `count` records copied
+  // from `records` (possibly unaligned). Throws ImageError.
+  TupleMerge(const void* records, uint32_t count, ImageReader* in, bool simd) {
+    const auto t0 = std::chrono::steady_clock::now();
+    recs_.resize(count);
+    if (count) std::memcpy(recs_.data(), records, size_t(count) * sizeof(Rec));
+    Load(in);
+    Finish(t0, simd);
+  }
+
+  void SaveImage(ImageWriter* w) const override;
 
   // No record names an interface id above max_iif_/max_oif_, so a key
   // beyond them matches nothing; every other key satisfies a record whose
@@ -745,6 +745,8 @@ class TupleMerge final : public Classifier<Rec, typename Family<Rec>::Key> {
   }
 
   void Build(const TupleMergeParams& params);
+  void Load(ImageReader* in);
+  void Finish(std::chrono::steady_clock::time_point t0, bool simd);
   uint64_t FirstBand() const;
   void BuildBand(Band& band, const std::vector<uint32_t>& records,
                  const TupleMergeParams& params);
@@ -805,13 +807,147 @@ void TupleMerge<Rec>::Build(const TupleMergeParams& params) {
     t.filter = filters_.data() + reinterpret_cast<uintptr_t>(t.filter);
     t.entries = entries_.data() + reinterpret_cast<uintptr_t>(t.entries);
   }
+}
+
+template <typename Rec>
+void TupleMerge<Rec>::Finish(std::chrono::steady_clock::time_point t0, bool simd) {
+  stats_.build_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats_.records = uint32_t(recs_.size());
+  stats_.algorithm = "tuplemerge";
+  size_t bytes = sizeof(*this) + HugeAllocator<Rec>::Footprint(recs_.capacity()) +
+                 tables_.capacity() * sizeof(Table) + bands_.capacity() * sizeof(Band) +
+                 HugeAllocator<uint32_t>::Footprint(filters_.capacity()) +
+                 HugeAllocator<E>::Footprint(entries_.capacity()) +
+                 defaults_.capacity() * sizeof(Default);
+  for (const Band& b : bands_) bytes += b.tree.memory_bytes();
+  stats_.memory_bytes = bytes;
   stats_.tables = uint32_t(tables_.size());
+  stats_.fallback_records = 0;
   for (const Band& b : bands_) {
     if (!b.tree.empty()) {
       stats_.tables += 1;
       stats_.fallback_records += b.tree.size();
     }
   }
+#ifdef FLATWALL_HAVE_AVX2
+  vector_ = simd && CpuHasAvx2();
+#endif
+}
+
+// ------------------------------------------------------------------ image
+//
+// The section layout is Save's sequence of writes; Load reads it back in
+// the same order and checks, before any lookup can run, every invariant
+// that keeps a lookup inside its arrays (image.h lists them). The filters
+// and the slot arrays, nearly all of the bytes, are one bulk copy each.
+
+template <typename Rec>
+void TupleMerge<Rec>::SaveImage(ImageWriter* w) const {
+  w->U32(uint32_t(ImageAlgorithm::kTupleMerge));
+  w->U32(uint32_t(recs_.size()));
+  w->U32(uint32_t(max_iif_) | uint32_t(max_oif_) << 16);
+  w->U32(uint32_t(defaults_.size()));
+  for (const Default& d : defaults_) {
+    w->U32(d.index);
+    w->U32(uint32_t(d.iif_lo) | uint32_t(d.iif_hi) << 16);
+    w->U32(uint32_t(d.oif_lo) | uint32_t(d.oif_hi) << 16);
+  }
+  w->U32(uint32_t(bands_.size()));
+  for (const Band& b : bands_) {
+    w->U32(b.begin);
+    w->U32(b.end);
+    w->U32(b.first_table);
+    w->U32(b.end_table);
+    b.tree.Save(w);
+  }
+  w->U32(uint32_t(tables_.size()));
+  for (const Table& t : tables_) {
+    uint32_t masks[W::kWords];
+    Flatten(t.masks, masks);
+    w->Raw(masks, sizeof masks);
+    w->U64(uint64_t(t.filter - filters_.data()));
+    w->U64(uint64_t(t.entries - entries_.data()));
+    w->U32(t.shift);
+    w->U32(t.nslots);
+    w->U32(t.min_index);
+    w->U32(t.max_index);
+  }
+  w->Array(filters_.data(), filters_.size());
+  w->Array(entries_.data(), entries_.size());
+}
+
+template <typename Rec>
+void TupleMerge<Rec>::Load(ImageReader* in) {
+  const uint32_t n = uint32_t(recs_.size());
+  ImageCheck(in->U32("classifier record count") == n, "classifier",
+             "record count differs from the table's");
+  const uint32_t ifs = in->U32("interface domain");
+  max_iif_ = uint16_t(ifs), max_oif_ = uint16_t(ifs >> 16);
+  const uint32_t nd = in->Count("defaults", 12);
+  ImageCheck(nd <= kMaxDefaults, "defaults", "more than the classifier keeps");
+  for (uint32_t i = 0; i < nd; ++i) {
+    Default d;
+    d.index = in->U32("default");
+    const uint32_t iif = in->U32("default"), oif = in->U32("default");
+    d.iif_lo = uint16_t(iif), d.iif_hi = uint16_t(iif >> 16);
+    d.oif_lo = uint16_t(oif), d.oif_hi = uint16_t(oif >> 16);
+    ImageCheck(d.index < n, "default", "record index out of range");
+    defaults_.push_back(d);
+  }
+  const uint32_t nb = in->Count("bands", 32);
+  bands_.resize(nb);
+  for (Band& b : bands_) {
+    b.begin = in->U32("band");
+    b.end = in->U32("band");
+    b.first_table = in->U32("band");
+    b.end_table = in->U32("band");
+    b.tree.Load(in, n);
+  }
+  constexpr size_t kTableBytes = sizeof(uint32_t) * W::kWords + 2 * sizeof(uint64_t) + 4 * sizeof(uint32_t);
+  const uint32_t nt = in->Count("tables", kTableBytes);
+  // LookupChunk packs a table number and a key slot into one word (ti << 8).
+  ImageCheck(nt < (1u << 24), "tables", "too many");
+  struct Offsets {
+    uint64_t filter, entries;
+  };
+  std::vector<Offsets> offsets(nt);
+  tables_.resize(nt);
+  for (uint32_t i = 0; i < nt; ++i) {
+    Table& t = tables_[i];
+    uint32_t masks[W::kWords];
+    in->Raw(masks, sizeof masks, "table masks");
+    std::memcpy(&t.masks, masks, sizeof masks);
+    offsets[i].filter = in->U64("table");
+    offsets[i].entries = in->U64("table");
+    t.shift = in->U32("table");
+    t.nslots = in->U32("table");
+    t.min_index = in->U32("table");
+    t.max_index = in->U32("table");
+  }
+  in->Array(&filters_, "filters");
+  in->Array(&entries_, "slot arrays");
+  for (const Band& b : bands_)
+    ImageCheck(b.first_table <= b.end_table && b.end_table <= nt, "band", "table range out of range");
+  // Every run scan ends at an empty slot; the array's last slot is one, so
+  // no scan, from any home of any table, can leave the array.
+  ImageCheck(nt == 0 || (!entries_.empty() && entries_.back().t.index == kEmpty), "slot arrays",
+             "do not end in an empty slot");
+  for (uint32_t i = 0; i < nt; ++i) {
+    Table& t = tables_[i];
+    // The filter has 2^(32 - shift) bits, at least one word (Build).
+    ImageCheck(t.shift <= 27, "table", "filter shift out of range");
+    const uint64_t words = uint64_t(1) << (27 - t.shift);
+    ImageCheck(offsets[i].filter <= filters_.size() && words <= filters_.size() - offsets[i].filter,
+               "table", "filter outside the filter array");
+    ImageCheck(offsets[i].entries <= entries_.size() &&
+                   uint64_t(t.nslots) < entries_.size() - offsets[i].entries,
+               "table", "slots outside the slot array");
+    t.filter = filters_.data() + offsets[i].filter;
+    t.entries = entries_.data() + offsets[i].entries;
+  }
+  for (const E& e : entries_)
+    ImageCheck(e.t.index == kEmpty || e.t.index < n, "slot", "record index out of range");
 }
 
 // Where the first band ends decides how many keys never leave it. A record
@@ -1031,6 +1167,51 @@ std::unique_ptr<Classifier<Rec, typename Family<Rec>::Key>> BuildTupleMerge(
   return std::make_unique<TupleMerge<Rec>>(records, count, params);
 }
 
+template <typename Rec>
+std::unique_ptr<Classifier<Rec, typename Family<Rec>::Key>> LoadTupleMerge(const void* records,
+                                                                          uint32_t count,
+                                                                          ImageReader* in,
+                                                                          bool simd) {
+  return std::make_unique<TupleMerge<Rec>>(records, count, in, simd);
+}
+
+// What an image depends on besides its own fields: the sizes of what is
+// copied in bulk, the hash functions that placed every record, and the
+// encoding of an entry. Fixed inputs through this build's code; a change
+// to any of it changes the result and refuses older images.
+template <typename Rec>
+uint64_t FamilyFingerprint() {
+  Rec r{};
+  r.c.sport_lo = 1000, r.c.sport_hi = 1023, r.c.dport_lo = 443, r.c.dport_hi = 443;
+  r.c.proto_lo = r.c.proto_hi = 6;
+  r.c.icmp_hi = 0xffff, r.c.ct_state_mask = kCtNew, r.c.flags = kRuleNeedsL4;
+  r.c.tcp_flags_mask = 0x12, r.c.tcp_flags_value = 0x02;
+  using F = Family<Rec>;
+  F::SetSrc(r, typename F::Addr(0x0a000000), typename F::Addr(0x0a0000ff));
+  F::SetDst(r, typename F::Addr(0xc0a80101), typename F::Addr(0xc0a80101));
+  const Words<Rec> w = Words<Rec>::Of(r);
+  uint32_t mask_words[Words<Rec>::kWords];
+  for (uint32_t& x : mask_words) x = 0xfff0f0f0u;
+  Words<Rec> m;
+  std::memcpy(&m, mask_words, sizeof m);
+  Entry<Rec> e;
+  e.Set(r, 7, 3, 2, 5);
+  const uint64_t parts[] = {sizeof(Rec), sizeof(Entry<Rec>), sizeof(Words<Rec>),
+                            w.FilterHash(m), w.SlotHash(m), FilterIndex(0xdeadbeef, 20),
+                            Reduce(0x0123456789abcdefULL, 1000), HashBytes(&e, sizeof e)};
+  return HashBytes(parts, sizeof parts);
+}
+
+uint64_t TupleMergeFingerprint() {
+  const uint64_t parts[] = {FamilyFingerprint<RuleRecord4>(), FamilyFingerprint<RuleRecord6>(),
+                            kDispShift, kDispUnknown, kEmpty, kFilterBitsPerBucket};
+  return HashBytes(parts, sizeof parts);
+}
+
+template std::unique_ptr<Classifier4> LoadTupleMerge<RuleRecord4>(const void*, uint32_t,
+                                                                  ImageReader*, bool);
+template std::unique_ptr<Classifier6> LoadTupleMerge<RuleRecord6>(const void*, uint32_t,
+                                                                  ImageReader*, bool);
 template std::unique_ptr<Classifier4> BuildTupleMerge<RuleRecord4>(const RuleRecord4*, uint32_t,
                                                                    const TupleMergeParams&);
 template std::unique_ptr<Classifier6> BuildTupleMerge<RuleRecord6>(const RuleRecord6*, uint32_t,

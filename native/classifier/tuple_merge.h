@@ -8,6 +8,7 @@
 
 #include "classifier/classifier.h"
 #include "classifier/family.h"
+#include "classifier/image.h"
 
 namespace flatwall {
 namespace detail {
@@ -25,6 +26,16 @@ constexpr uint32_t kDefaultCollisionLimit = 4;
 template <typename Rec>
 std::unique_ptr<Classifier<Rec, typename Family<Rec>::Key>> BuildTupleMerge(
     const Rec* records, uint32_t count, const TupleMergeParams& params);
+
+// From an image section (classifier/image.h); throws ImageError.
+template <typename Rec>
+std::unique_ptr<Classifier<Rec, typename Family<Rec>::Key>> LoadTupleMerge(const void* records,
+                                                                          uint32_t count,
+                                                                          ImageReader* in,
+                                                                          bool simd);
+
+// Changes whenever the meaning of a tuple classifier image would (image.h).
+uint64_t TupleMergeFingerprint();
 
 template <typename Rec>
 std::unique_ptr<Classifier<Rec, typename Family<Rec>::Key>> BuildLinear(const Rec* records,

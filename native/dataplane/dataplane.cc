@@ -186,7 +186,8 @@ class ThreadNice {
 }  // namespace
 
 uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
-                             uint32_t rule_count, SetRulesInfo* info) {
+                             uint32_t rule_count, SetRulesInfo* info, const uint8_t* image,
+                             size_t image_len) {
   if (iface_ids.empty())
     for (const auto& p : config_.ports) iface_ids.push_back(p.iface_class_id);
   if (iface_ids.size() != config_.ports.size())
@@ -195,7 +196,9 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
   {
     // The build yields the CPU to the workers (and everything else).
     ThreadNice low(config_.build_nice);
-    rs.reset(Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers).release());
+    rs.reset(Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers, image,
+                            image_len, info ? &info->image_error : nullptr)
+                 .release());
   }
   std::lock_guard<std::mutex> swap(swap_mu_);
   rs->generation = rs->base_generation = next_generation_;

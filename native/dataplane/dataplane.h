@@ -149,13 +149,17 @@ class Dataplane {
   // final per-rule counters of the generation it replaced, read after every
   // worker has left it (exact: nothing counts into it any more), so the
   // control plane can carry counters over a swap without losing packets.
+  // `image`, when given, is a classifier image of `buf` (Ruleset::Build);
+  // info->image_error then says why it was refused, if it was.
   struct SetRulesInfo {
     double build_seconds = 0;
     size_t memory_bytes = 0;
     std::vector<uint64_t> previous_packets, previous_bytes;  // empty: no previous
+    std::string image_error;
   };
   uint64_t SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
-                    uint32_t rule_count, SetRulesInfo* info = nullptr);
+                    uint32_t rule_count, SetRulesInfo* info = nullptr,
+                    const uint8_t* image = nullptr, size_t image_len = 0);
   // Publishes the current generation with a single-rule edit applied
   // (Ruleset::Derive: only the small overlays are built; classifiers and
   // counters are shared, so `info` gets no previous counters). Throws

@@ -31,7 +31,8 @@ void CheckRuleIds(const C* cls, uint32_t rule_count, const char* name) {
 }  // namespace
 
 std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
-                                        uint32_t rule_count, uint32_t workers) {
+                                        uint32_t rule_count, uint32_t workers, const uint8_t* image,
+                                        size_t image_len, std::string* image_error) {
   // Counters are rule_count x 16 bytes per worker: refuse absurd counts
   // before allocating (the compiler's rule ids are dense).
   constexpr uint32_t kMaxRuleCount = 1u << 26;
@@ -41,7 +42,7 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Ruleset> rs(new Ruleset());
   std::string error;
-  rs->tables_ = TableSet::Build(buf, len, ClassifierOptions{}, &error);
+  rs->tables_ = TableSet::LoadOrBuild(buf, len, image, image_len, ClassifierOptions{}, &error, image_error);
   if (!rs->tables_) throw std::invalid_argument("ruleset: " + error);
   // A bridge only forwards: the FORWARD tables are the ones that apply.
   const int t4 = rs->tables_->Find(Family::kIPv4, Hook::kForward);

@@ -45,6 +45,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -93,10 +94,13 @@ class Ruleset {
   // < rule_count (the counters are indexed by it). `iface_ids[p]` is port
   // p's interface class id. Throws std::invalid_argument with a message for
   // JavaScript. Slow for big rulesets: never call it on the JS thread or a
-  // worker.
+  // worker. With `image` (a classifier image of this buffer, see
+  // classifier/image.h) the classifiers are loaded from it instead of
+  // built; a refused image falls back to building, and *image_error says why.
   static std::unique_ptr<Ruleset> Build(const uint8_t* buffer, size_t len,
                                         std::vector<uint16_t> iface_ids, uint32_t rule_count,
-                                        uint32_t workers);
+                                        uint32_t workers, const uint8_t* image = nullptr,
+                                        size_t image_len = 0, std::string* image_error = nullptr);
 
   // Inserted rule ids a chain of edits may use before a full rebuild.
   static constexpr uint32_t kEditRuleIds = 1u << 16;

@@ -13,9 +13,11 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "classifier/classifier.h"
+#include "classifier/image.h"
 #include "classifier/trace.h"
 #include "test/classifier_testing.h"
 #include "test/synth.h"
@@ -272,6 +274,38 @@ void ReportMinimal(std::vector<Rec> recs, const Key& k, uint32_t start,
               int(c->Lookup(k, start)), int(got_batch));
 }
 
+// ----------------------------------------------------------------- image
+
+template <typename Rec, typename Key>
+std::unique_ptr<Classifier<Rec, Key>> LoadImage(const std::vector<Rec>& recs, ImageReader* r,
+                                                bool simd) {
+  if constexpr (std::is_same_v<Rec, RuleRecord4>)
+    return LoadClassifier4(recs.data(), uint32_t(recs.size()), r, simd);
+  else
+    return LoadClassifier6(recs.data(), uint32_t(recs.size()), r, simd);
+}
+
+// The classifier saved to an image and loaded back over the same records.
+// The loaded one must describe the same structure: same statistics, and
+// saving it again gives the same bytes.
+template <typename Rec, typename Key>
+std::unique_ptr<Classifier<Rec, Key>> RoundTrip(const Classifier<Rec, Key>& built,
+                                                const std::vector<Rec>& recs, bool simd) {
+  ImageWriter w;
+  built.SaveImage(&w);
+  ImageReader r(w.bytes().data(), w.size());
+  auto loaded = LoadImage<Rec, Key>(recs, &r, simd);
+  CL_CHECK_EQ(r.left(), size_t(0));
+  CL_CHECK_EQ(loaded->size(), built.size());
+  CL_CHECK_EQ(loaded->stats().tables, built.stats().tables);
+  CL_CHECK_EQ(loaded->stats().fallback_records, built.stats().fallback_records);
+  CL_CHECK(loaded->stats().algorithm == built.stats().algorithm);
+  ImageWriter again;
+  loaded->SaveImage(&again);
+  CL_CHECK(again.bytes() == w.bytes());
+  return loaded;
+}
+
 // ------------------------------------------------------------ the check
 
 std::vector<ClassifierOptions> Variants() {
@@ -300,7 +334,8 @@ size_t SoakFactor() {
 }
 
 // Checks `nkeys` lookups of each variant (and of "linear", on a share of
-// them) against the reference. Returns the number of disagreements.
+// them) against the reference, each as built and as loaded back from its
+// image (classifier/image.h). Returns the number of disagreements.
 template <typename Rec, typename Key>
 int CheckSet(const char* what, const std::vector<Rec>& recs, size_t nkeys, uint64_t seed) {
   const size_t soak = SoakFactor();
@@ -318,8 +353,11 @@ int CheckSet(const char* what, const std::vector<Rec>& recs, size_t nkeys, uint6
   linear.algorithm = "linear";
   variants.push_back(linear);
   int bad = 0;
-  for (const ClassifierOptions& o : variants) {
+  for (size_t v = 0; v < 2 * variants.size(); ++v) {
+    const ClassifierOptions& o = variants[v / 2];
+    const bool from_image = v % 2 == 1;
     auto c = Make<Rec, Key>(recs, o);
+    if (from_image) c = RoundTrip<Rec, Key>(*c, recs, o.simd);
     const size_t n = o.algorithm == "linear" ? std::min<size_t>(keys.size(), 2000) : keys.size();
     std::vector<uint32_t> got(n);
     // Batches of odd sizes, with and without starts.
@@ -339,9 +377,10 @@ int CheckSet(const char* what, const std::vector<Rec>& recs, size_t nkeys, uint6
       const uint32_t single = c->Lookup(keys[i], starts[i]);
       if (single == want[i] && got[i] == want[i]) continue;
       ++bad;
-      std::printf("  %s: %s disagrees on key %zu (start %u): want %d, Lookup %d\n", what,
-                  o.algorithm.c_str(), i, starts[i], int(want[i]), int(single));
-      ReportMinimal<Rec, Key>(recs, keys[i], starts[i], o);
+      std::printf("  %s: %s%s disagrees on key %zu (start %u): want %d, Lookup %d\n", what,
+                  o.algorithm.c_str(), from_image ? " (loaded from its image)" : "", i, starts[i],
+                  int(want[i]), int(single));
+      if (!from_image) ReportMinimal<Rec, Key>(recs, keys[i], starts[i], o);
       return bad;  // one minimal case is worth more than a flood
     }
   }

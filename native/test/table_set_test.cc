@@ -1,10 +1,14 @@
 // Table-set validation (every malformed-buffer class, with its message),
-// random mutations of valid buffers (never a crash: run under ASan), and the
-// Evaluate loop over LOG/COUNT/SKIP chains.
+// random mutations of valid buffers (never a crash: run under ASan), loading
+// from a classifier image (round trip, refusals, truncated and mutated
+// images), and the Evaluate loop over LOG/COUNT/SKIP chains.
 #include <cstring>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "classifier/image.h"
 #include "classifier/table_set.h"
 #include "classifier/trace.h"
 #include "test/classifier_testing.h"
@@ -253,6 +257,181 @@ CL_TEST(TableSetBuildsOneClassifierPerTable) {
   p.header().magic = 0;
   CL_CHECK(TableSet::Build(p.bytes.data(), p.bytes.size(), ClassifierOptions{}, &error) == nullptr);
   CL_CHECK(Contains(error, "magic"));
+}
+
+// --------------------------------------------------------------- images
+//
+// A TableSet loaded from its classifier image (classifier/image.h) answers
+// as the built one; an image that does not belong to the buffer, or that is
+// truncated or corrupted anywhere, is refused with a reason -- the set is
+// then built from the buffer -- or, where the damage is in data no bounds
+// check can judge (a filter word, an entry's port range), loaded and used
+// without any out-of-bounds access (these tests run under ASan).
+
+// Lookups of `n` trace keys (targeted and random, with and without a
+// start) on two classifiers of the same records. Returns the number of
+// keys they answer differently; with `same` false only exercises them.
+template <typename C>
+int Compare(const C& a, const C& b, size_t n, uint64_t seed, bool same = true) {
+  using Rec = std::decay_t<decltype(a.record(0))>;
+  std::vector<Rec> recs(a.size());
+  for (uint32_t i = 0; i < a.size(); ++i) recs[i] = a.record(i);
+  TraceOptions o;
+  o.seed = seed;
+  auto keys = MakeTrace(recs.data(), a.size(), n / 2, o);
+  o.mode = TraceOptions::Mode::kRandom;
+  auto random = MakeTrace(recs.data(), a.size(), n - n / 2, o);
+  keys.insert(keys.end(), random.begin(), random.end());
+  std::vector<uint32_t> starts(keys.size());
+  Rng rng(seed);
+  for (uint32_t& s : starts) s = rng.Below(4) ? 0 : rng.Below(a.size() + 1);
+  std::vector<uint32_t> ga(keys.size()), gb(keys.size());
+  a.LookupBatch(keys.data(), starts.data(), ga.data(), keys.size());
+  b.LookupBatch(keys.data(), starts.data(), gb.data(), keys.size());
+  int bad = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const uint32_t sa = a.Lookup(keys[i], starts[i]), sb = b.Lookup(keys[i], starts[i]);
+    const Verdict va = Evaluate(a, keys[i]), vb = Evaluate(b, keys[i]);
+    bad += int(sa != sb || ga[i] != gb[i] || sa != ga[i] || va.index != vb.index);
+  }
+  return same ? bad : 0;
+}
+
+int CompareSets(const TableSet& a, const TableSet& b, size_t n, uint64_t seed, bool same = true) {
+  int bad = 0;
+  for (size_t t = 0; t < a.size(); ++t) {
+    if (a.v4(t)) bad += Compare(*a.v4(t), *b.v4(t), n, seed + t, same);
+    if (a.v6(t)) bad += Compare(*a.v6(t), *b.v6(t), n, seed + t, same);
+  }
+  return bad;
+}
+
+struct Imaged {
+  Packed packed;
+  std::shared_ptr<const TableSet> built;
+  std::vector<uint8_t> image;
+};
+
+Imaged MakeImaged(Packed p) {
+  Imaged m{std::move(p), nullptr, {}};
+  std::string error;
+  m.built = TableSet::Build(m.packed.bytes.data(), m.packed.bytes.size(), ClassifierOptions{}, &error);
+  if (m.built) m.image = m.built->SaveImage(m.packed.bytes.data(), m.packed.bytes.size());
+  return m;
+}
+
+// Loads `image` (an exact-size heap copy, so that any overread is caught)
+// over m's buffer.
+std::shared_ptr<const TableSet> LoadImage(const Imaged& m, const std::vector<uint8_t>& image,
+                                          std::string* image_error) {
+  std::unique_ptr<uint8_t[]> exact(new uint8_t[image.size() ? image.size() : 1]);
+  if (!image.empty()) std::memcpy(exact.get(), image.data(), image.size());
+  std::string error;
+  auto set = TableSet::LoadOrBuild(m.packed.bytes.data(), m.packed.bytes.size(), exact.get(),
+                                   image.size(), ClassifierOptions{}, &error, image_error);
+  CL_CHECK(set != nullptr);
+  CL_CHECK(error.empty());
+  return set;
+}
+
+CL_TEST(TableSetImageLoadsAndAnswersAsBuilt) {
+  // Several bands (acl past 4096 records), the trees (adversarial), every
+  // field kind (extras), both families.
+  const std::pair<synth::Shape, synth::Shape> shapes[] = {
+      {synth::Shape::kAcl, synth::Shape::kAdversarial},
+      {synth::Shape::kAdversarial, synth::Shape::kAcl},
+      {synth::Shape::kExtras, synth::Shape::kWildcard},
+      {synth::Shape::kPortRanges, synth::Shape::kExtras}};
+  uint64_t seed = 1;
+  for (const auto& [s4, s6] : shapes) {
+    const Imaged m = MakeImaged(Pack(synth::Rules4(s4, 9000, seed), synth::Rules6(s6, 2500, seed + 1)));
+    CL_CHECK(m.built != nullptr);
+    if (!m.built) return;
+    std::string image_error = "unset";
+    auto loaded = LoadImage(m, m.image, &image_error);
+    CL_CHECK_EQ(image_error, std::string());
+    if (!loaded) return;
+    CL_CHECK_EQ(CompareSets(*m.built, *loaded, 30000, seed), 0);
+    CL_CHECK(loaded->SaveImage(m.packed.bytes.data(), m.packed.bytes.size()) == m.image);
+    seed += 2;
+  }
+}
+
+CL_TEST(TableSetImageRefusedFallsBackToBuilding) {
+  const Imaged m = MakeImaged(Valid());
+  auto refused = [&](const Imaged& over, const std::vector<uint8_t>& image, const char* why) {
+    std::string image_error;
+    auto set = LoadImage(over, image, &image_error);
+    if (!Contains(image_error, why)) {
+      std::printf("  expected an image error containing \"%s\", got \"%s\"\n", why, image_error.c_str());
+      ++::flatwall::cltest::Failures();
+    }
+    // Built from the buffer instead: the same answers as a fresh build.
+    if (set) CL_CHECK_EQ(CompareSets(*MakeImaged(over.packed).built, *set, 4000, 3), 0);
+  };
+  std::vector<uint8_t> img = m.image;
+  img[0] ^= 1;
+  refused(m, img, "bad magic");
+  img = m.image;
+  img[4] = 99;
+  refused(m, img, "format 99");
+  img = m.image;
+  img[8] ^= 1;
+  refused(m, img, "another build");
+  // The same image over other tables: one rule id differs.
+  Imaged other = MakeImaged(Valid());
+  other.packed.rec<RuleRecord4>(0, 3).c.rule_id ^= 1;
+  refused(other, m.image, "other packed tables");
+  refused(m, {}, "truncated");
+  img = m.image;
+  img.push_back(0);
+  refused(m, img, "trailing bytes");
+  // A bad buffer is an error whatever the image.
+  Packed bad = m.packed;
+  bad.header().magic = 0;
+  std::string error, image_error;
+  CL_CHECK(TableSet::LoadOrBuild(bad.bytes.data(), bad.bytes.size(), m.image.data(), m.image.size(),
+                                 ClassifierOptions{}, &error, &image_error) == nullptr);
+  CL_CHECK(Contains(error, "magic"));
+}
+
+CL_TEST(TableSetImageSurvivesTruncationAndMutations) {
+  const Imaged m = MakeImaged(Pack(synth::Rules4(synth::Shape::kAdversarial, 400, 11),
+                                   synth::Rules6(synth::Shape::kExtras, 300, 12)));
+  CL_CHECK(m.built != nullptr);
+  if (!m.built) return;
+  const size_t n = m.image.size();
+  // Every truncation of the structural front, then a sampling of the rest.
+  for (size_t len = 0; len < n; len += len < 1024 ? 1 : 251) {
+    std::string image_error;
+    LoadImage(m, std::vector<uint8_t>(m.image.begin(), m.image.begin() + len), &image_error);
+    CL_CHECK(!image_error.empty());
+  }
+  Rng rng(77);
+  size_t accepted = 0, refused = 0;
+  for (int round = 0; round < 1500; ++round) {
+    std::vector<uint8_t> b = m.image;
+    const uint32_t edits = 1 + rng.Below(4);
+    for (uint32_t e = 0; e < edits; ++e) {
+      // Half the edits in the first few KB: headers, counts, offsets, trees.
+      const uint32_t span = rng.Below(2) ? uint32_t(std::min<size_t>(n, 1024)) : uint32_t(n);
+      const uint32_t at = 36 + rng.Below(span - 36);  // past the header (tested above)
+      switch (rng.Below(3)) {
+        case 0: b[at] = uint8_t(rng.Next()); break;
+        case 1: b[at] ^= uint8_t(1u << rng.Below(8)); break;
+        default: b[at] = rng.Below(2) ? 0 : 0xff;
+      }
+    }
+    std::string image_error;
+    auto set = LoadImage(m, b, &image_error);
+    if (!set) continue;
+    ++(image_error.empty() ? accepted : refused);
+    // Whatever was loaded must be safe to use; answers may differ.
+    CompareSets(*m.built, *set, 300, uint64_t(round), false);
+  }
+  std::printf("  mutated images: %zu loaded, %zu refused\n", accepted, refused);
+  CL_CHECK(accepted > 0);
+  CL_CHECK(refused > 0);
 }
 
 // ------------------------------------------------------------- Evaluate

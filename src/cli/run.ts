@@ -201,6 +201,11 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
       const snap = readSnapshot(snapshot);
       const readSeconds = (performance.now() - t0) / 1000;
       const loaded = await fw.activateSnapshot(snap);
+      if (!loaded.image?.loaded) {
+        log('warn', 'snapshot classifier image refused; built the classifiers from its tables instead', {
+          snapshot, error: loaded.image?.error ?? 'the snapshot has no classifier image',
+        });
+      }
       return { loaded: { ...loaded, snapshot, snapshotReadSeconds: readSeconds }, snap };
     } catch (err) {
       if (ruleFiles === 0) throw err;

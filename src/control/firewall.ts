@@ -146,6 +146,8 @@ export interface Activation {
   fallback?: string;
   /** Where the time went: parse + compile (JS), setRules (native build + swap, with the counter fingerprints computed meanwhile), counter carry-over (JS). */
   timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
+  /** From a snapshot: whether its classifier image was used, else why not (the classifiers were built from its tables). */
+  image?: { loaded: boolean; error?: string };
 }
 
 export class Firewall {
@@ -211,7 +213,9 @@ export class Firewall {
   }
 
   /**
-   * Forward from a snapshot's verified tables at once; the rule metadata
+   * Forward from a snapshot's verified tables at once, with the classifiers
+   * loaded from its image (or built from the tables if the native side
+   * refuses the image: Activation.image says why); the rule metadata
    * (listing, per-rule counters by identity) comes later with adoptMetadata.
    */
   activateSnapshot(snap: LoadedSnapshot): Promise<Activation> {
@@ -219,7 +223,7 @@ export class Firewall {
       buffer: snap.buffer, tables: snap.header.tables, rules: [], ifaces: snap.ifaces, source: { tables: [] }, stats: snap.header.stats,
     };
     return this.serial(async () => {
-      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount);
+      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount, snap.image);
       this.metadataPending = true;
       return r;
     });
@@ -303,7 +307,7 @@ export class Firewall {
     return p;
   }
 
-  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number): Promise<Activation> {
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number, image?: Uint8Array): Promise<Activation> {
     this.status.lastAttempt = Date.now() / 1000;
     this.swapping++;
     try {
@@ -313,7 +317,7 @@ export class Firewall {
       // The classifier builds on the libuv pool; meanwhile this thread
       // computes the counter fingerprints of the new rules. If the build
       // fails, they are simply dropped.
-      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length);
+      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length, image);
       let fps: Uint32Array;
       try {
         fps = fingerprints(compiled.rules);
@@ -338,6 +342,7 @@ export class Firewall {
         rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
         buildSeconds: r.buildSeconds, carried: this.bank.lastCarried, method: 'rebuild',
         timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
+        ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
       };
     } catch (err) {
       Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });

@@ -1,5 +1,7 @@
 // Snapshots: a round trip gives the same tables and the same rule ids and
-// metadata; every kind of damage is refused with its reason.
+// metadata; every kind of damage is refused with its reason; the classifier
+// image is used by the dataplane, and a refused image falls back to
+// building from the snapshot's tables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,8 @@ import { createHash } from 'node:crypto';
 import { compile } from '../rules/compile';
 import { parseIptables } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
-import { readSnapshot, writeSnapshot, SnapshotError } from './snapshot';
+import { buildImage, readSnapshot, writeSnapshot, SnapshotError } from './snapshot';
+import { Firewall } from './firewall';
 
 const V4 = `*filter
 :INPUT ACCEPT [0:0]
@@ -46,9 +49,12 @@ test('round trip: same tables, rule ids, specs, files and lines, interface class
   try {
     const c = build();
     const f = join(dir, 'fw.snap');
-    writeSnapshot(f, c, ['v4.rules', 'v6.rules']);
+    const image = await buildImage(c);
+    assert.ok(image.length > 0);
+    writeSnapshot(f, c, ['v4.rules', 'v6.rules'], image);
     const s = readSnapshot(f);
     assert.deepEqual(Buffer.from(s.buffer), Buffer.from(c.buffer));
+    assert.deepEqual(s.image, image);
     assert.equal(s.header.ruleCount, c.rules.length);
     for (const name of ['eth0', 'veth7', 'lo', 'zzz']) assert.equal(s.ifaces.classOf(name), c.ifaces.classOf(name), name);
     const r = await s.restore();
@@ -84,7 +90,7 @@ test('damage is refused with its reason', async () => {
       await assert.rejects(async () => readSnapshot(p).restore(), (e: Error) => e instanceof SnapshotError && re.test(e.message), name);
     };
     await variant('magic', (b) => (b.write('XXXX', 0), b), /bad magic/);
-    await variant('format', (b) => (b.writeUInt32LE(99, 8), b), /format 99, this flatwall reads format 1/);
+    await variant('format', (b) => (b.writeUInt32LE(99, 8), b), /format 99, this flatwall reads format 2/);
     await variant('truncated', (b) => b.subarray(0, 48 + hlen + 10), /truncated/);
     await variant('table byte', (b) => ((b[48 + hlen + 5] ^= 1), b), /checksum mismatch/);
     await variant('header byte', (b) => ((b[50] ^= 0x20), b), /checksum mismatch|corrupt header/);
@@ -100,7 +106,64 @@ test('damage is refused with its reason', async () => {
     createHash('sha256').update(nh).update(tables).digest().copy(prefix, 16);
     writeFileSync(p, Buffer.concat([prefix, nh, good.subarray(48 + hlen)]));
     assert.throws(() => readSnapshot(p), /another native table layout .* recompile it/);
+    // A format 1 snapshot (before classifier images) is refused: recompile it.
+    await variant('format 1', (b) => (b.writeUInt32LE(1, 8), b), /format 1, this flatwall reads format 2/);
     assert.throws(() => readSnapshot(join(dir, 'missing.snap')), /cannot read snapshot: ENOENT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A snapshot whose image bytes are `edit`ed, re-signed so that only the
+// native side can tell.
+function resigned(good: Buffer, edit: (image: Buffer) => void): Buffer {
+  const b = Buffer.from(good);
+  const hlen = b.readUInt32LE(12);
+  const h = JSON.parse(b.subarray(48, 48 + hlen).toString());
+  const tEnd = 48 + hlen + h.tablesLength;
+  edit(b.subarray(tEnd, tEnd + h.imageLength));
+  createHash('sha256').update(b.subarray(48, tEnd + h.imageLength)).digest().copy(b, 16);
+  return b;
+}
+
+test('the dataplane loads the classifier image; a refused image falls back to building from the tables', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flatwall-snap-'));
+  const ports = [{ name: 'snx0', kind: 'afpacket' as const }, { name: 'snx1', kind: 'afpacket' as const }];
+  try {
+    const c = build();
+    const f = join(dir, 'fw.snap');
+    writeSnapshot(f, c, ['v4.rules', 'v6.rules'], await buildImage(c));
+    // Ports open only at start(): activation alone needs no interfaces.
+    const fw = new Firewall({ ports, ruleFiles: [], workers: 1 });
+    const loaded = await fw.activateSnapshot(readSnapshot(f));
+    assert.deepEqual(loaded.image, { loaded: true, error: undefined });
+    const loadedMemory = fw.status.memoryBytes;
+    assert.ok(loadedMemory > 0);
+
+    const good = readFileSync(f);
+    const cases: [string, (img: Buffer) => void, RegExp][] = [
+      ['fingerprint', (img) => { img[8] ^= 1; }, /another build/],
+      ['format', (img) => img.writeUInt32LE(7, 4), /image format 7/],
+      ['tables hash', (img) => { img[16] ^= 1; }, /other packed tables/],
+      ['a count', (img) => img.writeUInt32LE(0xffffffff, 60), /defaults: count 4294967295 exceeds the image/],
+    ];
+    for (const [name, edit, re] of cases) {
+      const p = join(dir, `${name}.snap`);
+      writeFileSync(p, resigned(good, edit));
+      const fw2 = new Firewall({ ports, ruleFiles: [], workers: 1 });
+      const r = await fw2.activateSnapshot(readSnapshot(p));
+      assert.equal(r.image?.loaded, false, name);
+      assert.match(r.image!.error!, re, name);
+      // Built from the tables instead: the same classifiers, to the byte.
+      assert.equal(r.generation, 1, name);
+      assert.equal(fw2.status.memoryBytes, loadedMemory, name);
+    }
+    // No image at all (written without one): built from the tables.
+    const bare = join(dir, 'bare.snap');
+    writeSnapshot(bare, c, ['v4.rules']);
+    assert.equal(readSnapshot(bare).image, undefined);
+    const r = await new Firewall({ ports, ruleFiles: [], workers: 1 }).activateSnapshot(readSnapshot(bare));
+    assert.equal(r.image, undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

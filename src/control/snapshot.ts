@@ -1,15 +1,18 @@
 // Rule set snapshots: `flatwall compile FILE... -o SNAPSHOT` writes what the
-// dataplane needs to start forwarding without parsing or compiling, and
-// `flatwall run --snapshot` loads it.
+// dataplane needs to start forwarding without parsing, compiling or building
+// a classifier, and `flatwall run --snapshot` loads it.
 //
 // Layout (little endian):
 //
 //   0   "FLATWSNP"                      magic
-//   8   u32 format version (1)
+//   8   u32 format version (2)
 //   12  u32 header length H
-//   16  32 bytes SHA-256 of [48, 48 + H + tables length): header + packed tables
+//   16  32 bytes SHA-256 of [48, 48 + H + tables length + image length):
+//       header + packed tables + classifier image
 //   48  header (JSON, H bytes)
 //   ... packed tables (the exact buffer compile() produced)
+//   ... classifier image (header.imageLength bytes, 0 when absent): every
+//       table's classifier as built, native/classifier/image.h
 //   ... 32 bytes SHA-256 of the metadata that follows
 //   ... metadata: the rule set as iptables-save text (chains in the source's
 //       order, so numberRules() gives every rule the id it has in the
@@ -21,17 +24,26 @@
 // classes, the tables and per-chain rule counts (a cross-check of the
 // re-read metadata).
 //
+// The classifier image is what makes a restart fast: building the
+// classifiers of a million rules takes about a second, loading them from
+// the image a few tens of milliseconds. The native side checks the image
+// on its own (format version, a fingerprint of the classifier build, a hash
+// of the packed tables it belongs to, bounds of every count and offset) and,
+// if it refuses it, builds from the packed tables instead and says why
+// (setRules' imageError; `flatwall run` logs it). Format 1 snapshots (no
+// image) are refused like any other format mismatch: recompile them.
+//
 // Why two checksums: starting from a snapshot must forward within a second
-// at a million rules. The tables are verified before they are used; the
-// metadata (listing, counters by rule, file:line) is only needed by the API,
-// so it is verified and parsed after the rules are active. Until then the
-// rule endpoints answer 503. A damaged metadata section does not stop the
-// firewall (its tables were verified); the API reports why listing is
-// unavailable and a reload from source restores it.
+// at a million rules. The tables and the image are verified before they are
+// used; the metadata (listing, counters by rule, file:line) is only needed by
+// the API, so it is verified and parsed after the rules are active. Until
+// then the rule endpoints answer 503. A damaged metadata section does not
+// stop the firewall (its tables were verified); the API reports why listing
+// is unavailable and a reload from source restores it.
 //
 // Counters are not stored ([p:b] in the sources are ignored).
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, writeSync, renameSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync, renameSync } from 'node:fs';
 import { native } from '../native';
 import { IfaceClasses } from '../rules/iface';
 import { numberRules, type CompiledRuleSet, type CompileStats, type TableInfo } from '../rules/compile';
@@ -40,7 +52,7 @@ import { parseIptables } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
 
 const MAGIC = Buffer.from('FLATWSNP');
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 const PREFIX = 48;
 const VERSION: string = require('../../../package.json').version;
 
@@ -53,6 +65,8 @@ interface Header {
   sources: string[];
   ruleCount: number;
   tablesLength: number;
+  /** Bytes of classifier image after the tables (0: none, build on load). */
+  imageLength: number;
   ifaceCuts: string[];
   tables: TableInfo[];
   stats: CompileStats;
@@ -82,11 +96,18 @@ const sha = (...parts: Buffer[]) => {
   return h.digest();
 };
 
-export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[]): { bytes: number } {
+/** The classifier image of compiled tables (native buildImage: built off the JS thread). */
+export async function buildImage(c: CompiledRuleSet): Promise<Buffer> {
+  return Buffer.from(await native().buildImage(c.buffer) as ArrayBuffer);
+}
+
+/** Write `c` (and the classifier image of its tables, see buildImage) to `file`. */
+export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[], image?: Uint8Array): { bytes: number } {
   const tables = Buffer.from(c.buffer);
+  const img = image ? Buffer.from(image.buffer, image.byteOffset, image.byteLength) : Buffer.alloc(0);
   const header: Header = {
     layout: layoutId(), flatwall: VERSION, created: new Date().toISOString(), sources,
-    ruleCount: c.rules.length, tablesLength: tables.length, ifaceCuts: c.ifaces.toJSON(), tables: c.tables, stats: c.stats,
+    ruleCount: c.rules.length, tablesLength: tables.length, imageLength: img.length, ifaceCuts: c.ifaces.toJSON(), tables: c.tables, stats: c.stats,
     chains: c.source.tables.map((t) => ({ family: t.family, file: t.file, counts: [...t.chains.values()].map((ch): [string, number] => [ch.name, ch.rules.length]) })),
   };
   const h = Buffer.from(JSON.stringify(header));
@@ -97,13 +118,13 @@ export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(SNAPSHOT_FORMAT, 8);
   prefix.writeUInt32LE(h.length, 12);
-  sha(h, tables).copy(prefix, 16);
+  sha(h, tables, img).copy(prefix, 16);
   // Write beside, then rename: a crash never leaves half a snapshot under the name.
   const tmp = `${file}.tmp${process.pid}`;
   const fd = openSync(tmp, 'w', 0o644);
   let bytes = 0;
   try {
-    for (const b of [prefix, h, tables, sha(meta), meta]) bytes += writeSync(fd, b);
+    for (const b of [prefix, h, tables, img, sha(meta), meta]) bytes += writeSync(fd, b);
   } finally {
     closeSync(fd);
   }
@@ -115,30 +136,58 @@ export interface LoadedSnapshot {
   header: Header;
   /** The packed tables, verified. */
   buffer: ArrayBuffer;
+  /** The classifier image of those tables, verified (a view of the file's bytes); undefined if the snapshot has none. */
+  image: Buffer | undefined;
   ifaces: IfaceClasses;
   /**
-   * Verify and parse the metadata into a full CompiledRuleSet (seconds at 1M
-   * rules, so after activation; yields to the event loop as it goes).
+   * Read, verify and parse the metadata into a full CompiledRuleSet (seconds
+   * at 1M rules, so after activation; yields to the event loop as it goes).
+   * The snapshot file stays open until the first call.
    */
   restore(signal?: AbortSignal, chunk?: number): Promise<CompiledRuleSet>;
 }
 
 export function readSnapshot(file: string): LoadedSnapshot {
-  let data: Buffer;
+  let fd: number;
   try {
-    data = readFileSync(file);
+    fd = openSync(file, 'r');
   } catch (err) {
     throw new SnapshotError(`${file}: cannot read snapshot: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  try {
+    return readOpen(file, fd);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** `length` bytes at `pos` of fd, into `into` (or a new Buffer). */
+function readAt(fd: number, pos: number, length: number, into: Uint8Array = Buffer.allocUnsafe(length)): Buffer {
+  for (let done = 0; done < length;) {
+    const n = readSync(fd, into, done, length - done, pos + done);
+    if (n === 0) throw new SnapshotError('unexpected end of file');
+    done += n;
+  }
+  return Buffer.from(into.buffer, into.byteOffset, length);
+}
+
+// Reads what forwarding needs (header, tables, image) straight into the
+// buffers that are handed on, without a copy; the metadata, a third of the
+// file at 1M rules, is read only by restore(), from the same open file (a
+// snapshot replaced on disk meanwhile cannot mix in).
+function readOpen(file: string, fd: number): LoadedSnapshot {
   const fail = (why: string): never => {
     throw new SnapshotError(`${file}: ${why}`);
   };
-  if (data.length < PREFIX || !data.subarray(0, 8).equals(MAGIC)) fail('not a flatwall snapshot (bad magic)');
-  const format = data.readUInt32LE(8);
+  const size = fstatSync(fd).size;
+  const prefix = size < PREFIX ? undefined : readAt(fd, 0, PREFIX);
+  if (!prefix || !prefix.subarray(0, 8).equals(MAGIC)) return fail('not a flatwall snapshot (bad magic)');
+  const format = prefix.readUInt32LE(8);
   if (format !== SNAPSHOT_FORMAT) fail(`snapshot format ${format}, this flatwall reads format ${SNAPSHOT_FORMAT}`);
-  const hlen = data.readUInt32LE(12);
-  if (PREFIX + hlen > data.length) fail('truncated (header)');
-  const hbuf = data.subarray(PREFIX, PREFIX + hlen);
+  const hlen = prefix.readUInt32LE(12);
+  if (PREFIX + hlen > size) fail('truncated (header)');
+  const hbuf = readAt(fd, PREFIX, hlen);
   let header: Header;
   try {
     header = JSON.parse(hbuf.toString('utf8'));
@@ -146,17 +195,31 @@ export function readSnapshot(file: string): LoadedSnapshot {
     return fail('corrupt header (checksum mismatch)');
   }
   const tEnd = PREFIX + hlen + (header.tablesLength ?? -1);
-  if (!(header.tablesLength >= 0) || tEnd + 32 > data.length) fail('truncated (tables)');
-  const tables = data.subarray(PREFIX + hlen, tEnd);
-  if (!sha(hbuf, tables).equals(data.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
+  if (!(header.tablesLength >= 0) || tEnd > size) fail('truncated (tables)');
+  const iEnd = tEnd + (header.imageLength ?? -1);
+  if (!(header.imageLength >= 0) || iEnd + 32 > size) fail('truncated (classifier image)');
+  const buffer = new ArrayBuffer(header.tablesLength);
+  const tables = readAt(fd, PREFIX + hlen, header.tablesLength, new Uint8Array(buffer));
+  const image = readAt(fd, tEnd, header.imageLength);
+  if (!sha(hbuf, tables, image).equals(prefix.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
   if (header.layout !== layoutId()) {
     fail(`made for another native table layout (${header.layout}, flatwall ${header.flatwall}); this build uses ${layoutId()} (flatwall ${VERSION}): recompile it`);
   }
-  const buffer = tables.buffer.slice(tables.byteOffset, tables.byteOffset + tables.length) as ArrayBuffer;
   const ifaces = IfaceClasses.fromCuts(header.ifaceCuts);
+  let rest: Buffer | undefined;
+  const metadata = (): Buffer => {
+    if (!rest) {
+      try {
+        rest = readAt(fd, iEnd, size - iEnd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return rest;
+  };
   return {
-    header, buffer, ifaces,
-    restore: (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, data.subarray(tEnd), chunk, signal),
+    header, buffer, ifaces, image: image.length ? image : undefined,
+    restore: async (signal, chunk = CHUNK) => restoreCompiled(file, header, buffer, ifaces, metadata(), chunk, signal),
   };
 }
 

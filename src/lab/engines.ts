@@ -211,7 +211,7 @@ async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions
     logFile,
     report: {
       engine: 'flatwall', rules: Number(ready.rules), loadSeconds: Number(ready.seconds), startupSeconds,
-      memory: memory(), detail: { records: ready.records, workers: ready.workers, buildSeconds: ready.buildSeconds, snapshotReadSeconds: ready.snapshotReadSeconds },
+      memory: memory(), detail: { records: ready.records, workers: ready.workers, buildSeconds: ready.buildSeconds, snapshotReadSeconds: ready.snapshotReadSeconds, image: ready.image },
     },
     memory,
     async stop() {

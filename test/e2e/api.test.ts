@@ -129,6 +129,7 @@ describe('management API under traffic', { skip, timeout: 120_000 }, () => {
       [FLATWALL_CLI, 'run', '--port', 'fa', '--port', 'fb', '--snapshot', snap, '--api-socket', lab.apiSocket], { ns: lab.topo.firewall, maxLifetimeMs: 60_000 }));
     const ready = parseJson(await fw.waitFor((l) => parseJson(l)?.msg === 'ready', 30_000, 'ready'))!;
     assert.equal(ready.snapshot, snap);
+    assert.deepEqual(ready.image, { loaded: true }, 'classifiers loaded from the snapshot\'s image, not rebuilt');
     assert.equal((await lab.probe('udp', '10.0.0.2', 7101)).result, 'ok');
     assert.equal((await lab.probe('udp', '10.0.0.2', 7102, 800)).result, 'timeout');
     await fw.waitFor((l) => parseJson(l)?.msg === 'snapshot metadata loaded', 30_000, 'metadata');
