@@ -53,6 +53,8 @@ export interface SwapInterval {
 
 export interface SwapRun {
   proto: 'tcp' | 'udp';
+  /** Which flatwall settings (SwapVariant.name). */
+  variant: string;
   rules: number;
   streamSeconds: number;
   /** On the stream's time axis, seconds. */
@@ -108,7 +110,7 @@ async function put(sock: string, body: string): Promise<{ start: number; end: nu
   return { start, end, j: a.json! };
 }
 
-async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules: number, file: string, seconds: number, progress: (m: string) => void): Promise<SwapRun> {
+async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules: number, file: string, seconds: number, progress: (m: string) => void): Promise<Omit<SwapRun, 'variant'>> {
   const server = topo.adopt(new Background(`iperf3 server (${proto})`, 'iperf3', ['-s', '-1', '-p', String(SWAP_PORT), '-i', String(INTERVAL_S), '--forceflush'], {
     ns: topo.receiver, maxLifetimeMs: (seconds + 60) * 1000,
   }));
@@ -159,37 +161,56 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
   }
 }
 
+/** flatwall settings compared side by side in one swap phase. */
+export interface SwapVariant {
+  name: string;
+  args: string[];
+}
+export const SWAP_VARIANTS: SwapVariant[] = [
+  { name: 'priority', args: [] }, // flatwall run's defaults: workers at nice -10, builds at +10
+  { name: 'equal', args: ['--worker-nice', '0', '--build-nice', '0'] },
+];
+
 /**
- * The swap phase: flatwall with `files[0]` loaded, then a TCP run replacing
- * it by `files[1]` and a UDP run replacing it back by `files[0]`.
+ * The swap phase, for each variant: flatwall with `files[0]` loaded, then a
+ * TCP run replacing it by `files[1]` and a UDP run replacing it back by
+ * `files[0]`.
  */
-export async function swapPhase(dir: string, rules: number, files: [string, string], timeoutMs: number, progress: (m: string) => void): Promise<SwapRun[]> {
-  const topo = Topology.create('bridge', 'fwbswp');
-  const sock = join(dir, 'swap-api.sock');
-  let fw: RunningEngine | undefined;
+export async function swapPhase(dir: string, rules: number, files: [string, string], timeoutMs: number, progress: (m: string) => void,
+  variants: SwapVariant[] = SWAP_VARIANTS): Promise<SwapRun[]> {
   const runs: SwapRun[] = [];
-  try {
-    progress(`swap: flatwall run with ${rules} rules`);
-    fw = await startEngine('flatwall', topo, files[0], { timeoutMs, workDir: dir, extraArgs: ['--api-socket', sock] });
-    // The stream must outlast the replace: estimate it from a replace by the same set.
-    progress('swap: timing one replace without load, to size the streams');
-    const warm = await put(sock, readFileSync(files[0], 'utf8'));
-    const est = (warm.end - warm.start) / 1000;
-    const seconds = Math.ceil(PRE_S + est * 1.5 + POST_S);
-    progress(`  ${est.toFixed(2)} s; streams of ${seconds} s`);
-    for (const [proto, file] of [['tcp', files[1]], ['udp', files[0]]] as const) {
-      try {
-        runs.push(await swapRun(topo, sock, proto, rules, file, seconds, progress));
-      } catch (err) {
-        progress(`  ${proto}: ${(err as Error).message}`);
-        runs.push({ proto, rules, streamSeconds: seconds, putStart: NaN, active: NaN, answer: NaN, putSeconds: NaN, server: { seconds: NaN }, intervals: [], error: (err as Error).message.slice(0, 300) });
+  for (const v of variants) {
+    const topo = Topology.create('bridge', 'fwbswp');
+    const sock = join(dir, 'swap-api.sock');
+    let fw: RunningEngine | undefined;
+    try {
+      progress(`swap [${v.name}]: flatwall run with ${rules} rules ${v.args.join(' ')}`);
+      fw = await startEngine('flatwall', topo, files[0], { timeoutMs, workDir: dir, extraArgs: ['--api-socket', sock, ...v.args] });
+      // The stream must outlast the replace: estimate it from a replace by the same set.
+      progress('swap: timing one replace without load, to size the streams');
+      const warm = await put(sock, readFileSync(files[0], 'utf8'));
+      const est = (warm.end - warm.start) / 1000;
+      const seconds = Math.ceil(PRE_S + est * 1.5 + POST_S);
+      progress(`  ${est.toFixed(2)} s; streams of ${seconds} s`);
+      for (const [proto, file] of [['tcp', files[1]], ['udp', files[0]]] as const) {
+        try {
+          runs.push({ ...(await swapRun(topo, sock, proto, rules, file, seconds, progress)), variant: v.name });
+        } catch (err) {
+          progress(`  ${proto}: ${(err as Error).message}`);
+          runs.push({ proto, variant: v.name, rules, streamSeconds: seconds, putStart: NaN, active: NaN, answer: NaN, putSeconds: NaN, server: { seconds: NaN }, intervals: [], error: (err as Error).message.slice(0, 300) });
+        }
       }
+    } finally {
+      await fw?.stop().catch(() => undefined);
+      await topo.destroy();
     }
-  } finally {
-    await fw?.stop().catch(() => undefined);
-    await topo.destroy();
   }
   return runs;
+}
+
+/** The plot file of a run. */
+export function swapPlotName(r: SwapRun): string {
+  return `update-swap-${r.proto}${r.variant === SWAP_VARIANTS[0].name ? '' : `-${r.variant}`}.svg`;
 }
 
 interface Window {
@@ -228,19 +249,20 @@ export function swapMarkdown(runs: SwapRun[], meta: Record<string, unknown>): st
     '',
     `${meta.date}, ${meta.cpus} CPUs, load average ${meta.loadavg}. flatwall on the bridge lab; iperf3 through it, receiver-side reports every ${INTERVAL_S} s; ` +
       `PUT /rules replaces the whole \`acl\` set by another of the same size ${PRE_S} s into each stream. ` +
-      `"Active" = dataplane publish (PUT answer minus the counter carry-over that follows it). TCP and UDP (${UDP_RATE_MBPS} Mb/s offered, ${UDP_LEN} B) are separate runs.`,
+      `"Active" = dataplane publish (PUT answer minus the counter carry-over that follows it). TCP and UDP (${UDP_RATE_MBPS} Mb/s offered, ${UDP_LEN} B) are separate runs. ` +
+      `Variants, run one after the other: ${SWAP_VARIANTS.map((v) => `"${v.name}" (${v.args.length ? v.args.join(' ') : 'flatwall run\'s defaults: packet workers at nice -10, classifier builds at +10'})`).join(', ')}.`,
     '',
     '| run | rules | PUT start | active | answer | window | intervals | min Mb/s | median Mb/s | UDP lost / sent |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of runs) {
     if (r.error) {
-      out.push(`| ${r.proto} | ${r.rules.toLocaleString('en')} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
+      out.push(`| ${r.proto} ${r.variant} | ${r.rules.toLocaleString('en')} | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
       continue;
     }
     const w = windows(r);
     for (const k of ['before', 'during', 'after', 'all'] as const) {
-      out.push(`| ${r.proto} | ${r.rules.toLocaleString('en')} | ${r.putStart.toFixed(2)} s | ${r.active.toFixed(2)} s | ${r.answer.toFixed(2)} s | ${k} | ${w[k].n} | ${f(w[k].minMbps)} | ${f(w[k].medianMbps)} | ${loss(w[k])} |`);
+      out.push(`| ${r.proto} ${r.variant} | ${r.rules.toLocaleString('en')} | ${r.putStart.toFixed(2)} s | ${r.active.toFixed(2)} s | ${r.answer.toFixed(2)} s | ${k} | ${w[k].n} | ${f(w[k].minMbps)} | ${f(w[k].medianMbps)} | ${loss(w[k])} |`);
     }
   }
   const staged = runs.filter((x) => !x.error && x.stages);
@@ -255,13 +277,13 @@ export function swapMarkdown(runs: SwapRun[], meta: Record<string, unknown>): st
       ];
       for (const [name, a, b] of st) {
         const w = window(full.filter((i) => i.end > a && i.start < b));
-        out.push(`| ${r.proto} | ${name} | ${a.toFixed(2)} s | ${b.toFixed(2)} s | ${w.n} | ${f(w.minMbps)} | ${f(w.medianMbps)} | ${loss(w)} |`);
+        out.push(`| ${r.proto} ${r.variant} | ${name} | ${a.toFixed(2)} s | ${b.toFixed(2)} s | ${w.n} | ${f(w.minMbps)} | ${f(w.medianMbps)} | ${loss(w)} |`);
       }
     }
   }
   for (const r of runs.filter((x) => !x.error)) {
     const extra = r.proto === 'tcp' ? `TCP retransmits (sender): ${r.senderRetransmits ?? '?'}` : `UDP datagrams sent (client): ${r.senderPackets ?? '?'}`;
-    out.push('', `${r.proto}: PUT took ${r.putSeconds.toFixed(2)} s (server ${r.server.seconds.toFixed(2)} s = parse + compile ${r.server.compileSeconds?.toFixed(2)} s, setRules ${r.server.setRulesSeconds?.toFixed(2)} s, counter carry-over ${r.server.countersSeconds?.toFixed(2)} s); ${extra}. Plot: update-swap-${r.proto}.svg`);
+    out.push('', `${r.proto} ${r.variant}: PUT took ${r.putSeconds.toFixed(2)} s (server ${r.server.seconds.toFixed(2)} s = parse + compile ${r.server.compileSeconds?.toFixed(2)} s, setRules ${r.server.setRulesSeconds?.toFixed(2)} s, counter carry-over ${r.server.countersSeconds?.toFixed(2)} s); ${extra}. Plot: ${swapPlotName(r)}`);
   }
   return `${out.join('\n')}\n`;
 }
@@ -271,7 +293,7 @@ export function swapPlot(r: SwapRun, quick: boolean): string {
   const series = [{ name: `${r.proto.toUpperCase()} received`, points: pts.map((i) => ({ x: i.end, y: i.mbps })) }];
   if (r.proto === 'udp') series.push({ name: 'UDP lost', points: pts.map((i) => ({ x: i.end, y: ((i.lost ?? 0) * UDP_LEN * 8) / 1e6 / (i.end - i.start) })) });
   return svgPlot(series, {
-    title: `${r.proto.toUpperCase()} across a ${r.rules.toLocaleString('en')}-rule replace${quick ? ' (quick)' : ''}`,
+    title: `${r.proto.toUpperCase()} across a ${r.rules.toLocaleString('en')}-rule replace (${r.variant})${quick ? ' (quick)' : ''}`,
     xLabel: 'seconds since the stream started', yLabel: 'Mb/s (per 0.1 s, receiver)', linearX: true,
     marks: [{ x: r.putStart, label: 'PUT /rules' }, { x: r.active, label: 'new rules active' }],
   });

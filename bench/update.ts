@@ -1,6 +1,7 @@
 // Rule update benchmark: how long a new rule set takes to become active.
 //   npm run bench:update [-- --quick] [--sizes 1000,100000,1000000] [--engines iptables-nft,iptables-legacy,nft]
-//                        [--phases flatwall,kernel,restart,swap] [--timeout SECONDS] [--repeat N]
+//                        [--phases flatwall,kernel,restart,swap] [--timeout SECONDS]
+//                        [--swap-variants priority,equal] [--repeat N]
 //
 // For each size N (generated `acl` rule sets, two seeds, plus two rules that
 // allow a test UDP flow):
@@ -23,11 +24,14 @@
 // Only with --phases swap (not in the default phases; bench/update-swap.ts):
 // - iperf3 TCP, then UDP at a fixed rate, through flatwall across a replace
 //   of the whole set at the largest size: received Mb/s and UDP loss per
-//   0.1 s over time, with the PUT start and the activation marked.
+//   0.1 s over time, with the PUT start and the activation marked; once
+//   with flatwall run's scheduling defaults ("priority": workers at nice
+//   -10, builds at +10) and once with everything at nice 0 ("equal").
 //
 // Writes bench/results/update.json and update.md (unless only the swap phase
 // ran; a restart-only run replaces just the restart figures of the existing
-// files), and for the swap phase update-swap.json, .md, -tcp.svg, -udp.svg.
+// files), and for the swap phase update-swap.json, .md and one plot per run
+// (update-swap-tcp.svg, -udp.svg, -tcp-equal.svg, -udp-equal.svg).
 // Progress on stderr.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -38,7 +42,7 @@ import { startEngine, FLATWALL_CLI, type EngineName, type RunningEngine } from '
 import { startEchoServer } from '../src/lab/traffic';
 import { run } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
-import { swapPhase, swapMarkdown, swapPlot, SWAP_ALLOW, type SwapRun } from './update-swap';
+import { swapPhase, swapMarkdown, swapPlot, swapPlotName, SWAP_ALLOW, SWAP_VARIANTS, type SwapRun } from './update-swap';
 
 import { flag, opt } from './args';
 const quick = flag('--quick');
@@ -314,10 +318,13 @@ async function swap(dir: string, meta: () => Record<string, unknown>): Promise<v
   const n = opt('--sizes') ? SIZES[SIZES.length - 1] : quick ? 100_000 : 1_000_000;
   progress(`swap: generating ${n} rules (2 seeds)`);
   const files: [string, string] = [ruleFile(dir, n, 1, SWAP_ALLOW, '-swap'), ruleFile(dir, n, 2, SWAP_ALLOW, '-swap')];
-  const runs: SwapRun[] = await swapPhase(dir, n, files, TIMEOUT_MS, progress);
+  const names = (opt('--swap-variants') ?? SWAP_VARIANTS.map((v) => v.name).join(',')).split(',');
+  const variants = SWAP_VARIANTS.filter((v) => names.includes(v.name));
+  if (variants.length !== names.length) throw new Error(`--swap-variants: known ${SWAP_VARIANTS.map((v) => v.name).join(', ')}`);
+  const runs: SwapRun[] = await swapPhase(dir, n, files, TIMEOUT_MS, progress, variants);
   const m = meta();
   writeFileSync(join(outDir, 'update-swap.json'), `${JSON.stringify({ meta: m, runs }, null, 2)}\n`);
-  for (const r of runs) if (!r.error) writeFileSync(join(outDir, `update-swap-${r.proto}.svg`), swapPlot(r, quick));
+  for (const r of runs) if (!r.error) writeFileSync(join(outDir, swapPlotName(r)), swapPlot(r, quick));
   const md = swapMarkdown(runs, m);
   writeFileSync(join(outDir, 'update-swap.md'), md);
   process.stdout.write(md);
