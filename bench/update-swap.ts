@@ -21,7 +21,7 @@
 // torn down on failure by the caller's Topology.
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { Background, run } from '../src/lab/proc';
+import { Background, run, runSync } from '../src/lab/proc';
 import { startEngine, type RunningEngine } from '../src/lab/engines';
 import { Topology } from '../src/lab/topology';
 import { apiCall } from '../src/cli/ctl';
@@ -75,6 +75,13 @@ export interface SwapRun {
   /** Client's end summary: TCP retransmits, UDP sent datagrams. */
   senderRetransmits?: number;
   senderPackets?: number;
+  /** UDP: where the datagrams went missing (lossWhere()). */
+  lossWhere?: {
+    sent: number; received: number; flatwallRx: number; ringFull: number; notForwarded: number; flatwallTx: number;
+    beforeFlatwall: number; afterFlatwall: number;
+    /** Of afterFlatwall: dropped by the receiving socket, buffer full (the iperf3 server did not read in time). */
+    receiverRcvbufErrors?: number;
+  };
   error?: string;
 }
 
@@ -110,6 +117,43 @@ async function put(sock: string, body: string): Promise<{ start: number; end: nu
   return { start, end, j: a.json! };
 }
 
+interface PortStats { name: string; rxPackets: number; txPackets: number; drops: number; kernelDrops: number }
+
+async function portStats(sock: string): Promise<PortStats[]> {
+  const a = await apiCall({ socket: sock }, 'GET', '/stats');
+  if (a.status !== 200) throw new Error(`GET /stats: ${a.status}`);
+  return a.json!.ports as PortStats[];
+}
+
+/**
+ * Where a UDP stream's datagrams went missing, from flatwall's port counters
+ * over the whole stream (a few control packets -- ARP, iperf3's TCP control
+ * connection -- are in them too): before flatwall's RX ring, in it (ring
+ * full: the kernel's tp_drops), inside flatwall (not forwarded), or after
+ * flatwall sent them (the receiver host).
+ */
+function lossWhere(before: PortStats[], after: PortStats[], sent: number, received: number) {
+  const d = after.map((p, i) => ({
+    rx: p.rxPackets - before[i].rxPackets, tx: p.txPackets - before[i].txPackets,
+    drops: p.drops - before[i].drops, kernelDrops: p.kernelDrops - before[i].kernelDrops,
+  }));
+  const inIdx = d[0].rx >= d[1].rx ? 0 : 1;
+  const ingress = d[inIdx];
+  const egress = d[1 - inIdx];
+  return {
+    sent, received, flatwallRx: ingress.rx, ringFull: ingress.kernelDrops, notForwarded: ingress.drops, flatwallTx: egress.tx,
+    beforeFlatwall: sent - ingress.rx - ingress.kernelDrops, afterFlatwall: egress.tx - received,
+  };
+}
+
+/** The receiver's UDP receive-buffer drops so far (/proc/net/snmp, Udp: RcvbufErrors; per network namespace). */
+function rcvbufErrors(ns: string): number {
+  const lines = runSync('cat', ['/proc/net/snmp'], { ns }).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const [names, values] = lines.map((l) => l.trim().split(/\s+/));
+  const i = names?.indexOf('RcvbufErrors') ?? -1;
+  return i > 0 ? Number(values[i]) : NaN;
+}
+
 async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules: number, file: string, seconds: number, progress: (m: string) => void): Promise<Omit<SwapRun, 'variant'>> {
   const server = topo.adopt(new Background(`iperf3 server (${proto})`, 'iperf3', ['-s', '-1', '-p', String(SWAP_PORT), '-i', String(INTERVAL_S), '--forceflush'], {
     ns: topo.receiver, maxLifetimeMs: (seconds + 60) * 1000,
@@ -122,6 +166,8 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
     const args = ['-c', topo.ep.receiverIp, '-p', String(SWAP_PORT), '-t', String(seconds), '-i', String(INTERVAL_S), '-J', '--connect-timeout', '5000'];
     if (proto === 'udp') args.push('-u', '-b', `${UDP_RATE_MBPS}M`, '-l', String(UDP_LEN));
     progress(`swap: iperf3 ${proto.toUpperCase()} ${seconds} s, PUT /rules (${rules} rules) after ${PRE_S} s`);
+    const stats0 = proto === 'udp' ? await portStats(sock) : undefined;
+    const rcvbuf0 = rcvbufErrors(topo.receiver);
     const client = run('iperf3', args, { ns: topo.sender, timeoutMs: (seconds + 30) * 1000, allowFail: true });
     // Wait for the first report so PRE_S counts from the stream's start, not the spawn.
     await server.waitFor((l) => parseServerLine(l) !== undefined, 10_000, 'first iperf3 interval');
@@ -130,6 +176,8 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
     progress(`  PUT answered after ${((p.end - p.start) / 1000).toFixed(2)} s`);
     const c = await client;
     await Promise.race([server.exited, new Promise((r) => setTimeout(r, 3000))]);
+    const stats1 = stats0 ? await portStats(sock) : undefined;
+    const receiverRcvbufErrors = rcvbufErrors(topo.receiver) - rcvbuf0;
     if (c.timedOut) throw new Error('iperf3 client did not finish in time');
     const intervals: { t: number; iv: SwapInterval }[] = [];
     for (const { t, line } of lines) {
@@ -155,6 +203,9 @@ async function swapRun(topo: Topology, sock: string, proto: 'tcp' | 'udp', rules
       intervals: intervals.map(({ iv }) => iv),
       senderRetransmits: client_.end?.sum_sent?.retransmits,
       senderPackets: client_.end?.sum?.packets,
+      lossWhere: stats0 && stats1 && client_.end?.sum?.packets !== undefined
+        ? { ...lossWhere(stats0, stats1, client_.end.sum.packets, client_.end.sum.packets - intervals.reduce((a, { iv }) => a + (iv.lost ?? 0), 0)), receiverRcvbufErrors }
+        : undefined,
     };
   } finally {
     await server.stop('SIGKILL', 1000);
@@ -282,7 +333,9 @@ export function swapMarkdown(runs: SwapRun[], meta: Record<string, unknown>): st
     }
   }
   for (const r of runs.filter((x) => !x.error)) {
-    const extra = r.proto === 'tcp' ? `TCP retransmits (sender): ${r.senderRetransmits ?? '?'}` : `UDP datagrams sent (client): ${r.senderPackets ?? '?'}`;
+    const w = r.lossWhere;
+    const where = w ? `; of the ${w.sent - w.received} lost: ${w.beforeFlatwall} before flatwall's RX ring, ${w.ringFull} at a full RX ring, ${w.notForwarded} not forwarded, ${w.afterFlatwall} after flatwall sent them (${w.receiverRcvbufErrors ?? '?'} of them by the receiving socket, its buffer full; flatwall received ${w.flatwallRx}, sent ${w.flatwallTx}; counters include a few control packets)` : '';
+    const extra = r.proto === 'tcp' ? `TCP retransmits (sender): ${r.senderRetransmits ?? '?'}` : `UDP datagrams sent (client): ${r.senderPackets ?? '?'}${where}`;
     out.push('', `${r.proto} ${r.variant}: PUT took ${r.putSeconds.toFixed(2)} s (server ${r.server.seconds.toFixed(2)} s = parse + compile ${r.server.compileSeconds?.toFixed(2)} s, setRules ${r.server.setRulesSeconds?.toFixed(2)} s, counter carry-over ${r.server.countersSeconds?.toFixed(2)} s); ${extra}. Plot: ${swapPlotName(r)}`);
   }
   return `${out.join('\n')}\n`;
