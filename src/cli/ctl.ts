@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { request as requestTls } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_SOCKET } from '../control/api';
+import { isSnapshot, SNAPSHOT_CONTENT_TYPE } from '../control/snapshot';
 import type { ListColumns } from '../rules/iptables/list';
 import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
 
@@ -15,7 +16,9 @@ Talk to a running 'flatwall run' over its management API.
 
 Commands:
   reload [FILE...]          reload the rule files the firewall was started with,
-                            or replace the rules by FILE (iptables-save, JSON, YAML)
+                            or replace the rules by FILE (iptables-save, JSON, YAML,
+                            or a snapshot from 'flatwall compile -o': active
+                            without parsing; listing and counters follow)
   list [CHAIN]              list rules with counters, like iptables -L -v -n
         -x                  exact numbers (no K/M/G)
         --line-numbers      number the rules
@@ -66,7 +69,7 @@ interface Answer {
   json?: Record<string, any>;
 }
 
-export function apiCall(c: Conn, method: string, path: string, body?: string, contentType = 'application/json'): Promise<Answer> {
+export function apiCall(c: Conn, method: string, path: string, body?: string | Buffer, contentType = 'application/json'): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = {};
     if (body !== undefined) {
@@ -102,7 +105,7 @@ export function apiCall(c: Conn, method: string, path: string, body?: string, co
 
 class ApiFailure extends Error {}
 
-async function call(c: Conn, method: string, path: string, body?: string, ct?: string): Promise<Answer> {
+async function call(c: Conn, method: string, path: string, body?: string | Buffer, ct?: string): Promise<Answer> {
   let a: Answer;
   try {
     a = await apiCall(c, method, path, body, ct);
@@ -295,14 +298,16 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       }
       let out = '';
       for (const f of rest) {
-        let text: string;
+        let bytes: Buffer;
         try {
-          text = readFileSync(f, 'utf8');
+          bytes = readFileSync(f);
         } catch (err) {
           throw new ApiFailure(`cannot read ${f}: ${(err as NodeJS.ErrnoException).code}`);
         }
-        const a = await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, text, contentTypeOf(f));
-        out += show(a, () => `${f}: generation ${a.json!.generation}, ${a.json!.rules} rules, ${a.json!.carried} counters carried over, ${a.json!.seconds.toFixed(3)} s\n`);
+        const a = await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f));
+        out += show(a, () => a.json!.metadata === 'loading'
+          ? `${f}: generation ${a.json!.generation}, active in ${a.json!.seconds.toFixed(3)} s (snapshot; rule listing and counter carry-over loading)\n`
+          : `${f}: generation ${a.json!.generation}, ${a.json!.rules} rules, ${a.json!.carried} counters carried over, ${a.json!.seconds.toFixed(3)} s\n`);
       }
       return out;
     }

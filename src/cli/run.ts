@@ -153,7 +153,6 @@ export async function runRun(argv: string[]): Promise<number> {
   });
   let fw: Firewall;
   let api: ApiHandle | undefined;
-  const stopMetadata = new AbortController();
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
@@ -167,7 +166,7 @@ export async function runRun(argv: string[]): Promise<number> {
     api = await startApi(fw, apiConf);
     const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
-    if (snap) setImmediate(() => void adoptSnapshotMetadata(fw, snap, loaded.generation, stopMetadata.signal));
+    if (snap) setImmediate(() => void fw.loadSnapshotMetadata(snap, loaded.generation));
     // The workers set their priority as they start; a failure is counted.
     setTimeout(() => {
       const failed = fw.counters({ rules: false }).workerNiceFailures;
@@ -186,7 +185,6 @@ export async function runRun(argv: string[]): Promise<number> {
   started = true;
   await stopRequested;
   if (stats) clearInterval(stats);
-  stopMetadata.abort();
   await api?.close();
   await fw.stop();
   log('info', 'stopped', summary(fw.counters({ rules: false })));
@@ -213,20 +211,6 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
     }
   }
   return { loaded: await fw.load(), snap: undefined as LoadedSnapshot | undefined };
-}
-
-/** After forwarding started: parse the snapshot's metadata for the API. */
-async function adoptSnapshotMetadata(fw: Firewall, snap: LoadedSnapshot, generation: number, signal: AbortSignal): Promise<void> {
-  const t0 = performance.now();
-  try {
-    const compiled = await snap.restore(signal);
-    if (await fw.adoptMetadata(generation, compiled)) {
-      log('info', 'snapshot metadata loaded', { rules: compiled.stats.sourceRules, seconds: (performance.now() - t0) / 1000 });
-    }
-  } catch (err) {
-    if (signal.aborted) return;
-    log('error', 'snapshot metadata unusable; rules keep forwarding, listing unavailable until a reload', { error: (err as Error).message });
-  }
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -53,6 +53,8 @@ export interface ApiRequest {
   headers: IncomingMessage['headers'];
   /** The body as text (read once, within the route's limit). */
   text(): Promise<string>;
+  /** The body as bytes (the same single read). */
+  bytes(): Promise<Buffer>;
   /** The body as a JSON object; an empty body is {}. */
   json(): Promise<Record<string, unknown>>;
 }
@@ -198,11 +200,12 @@ export class ApiServer {
         throw new ApiError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer TOKEN)', {}, { 'WWW-Authenticate': 'Bearer' });
       }
       const { route, params } = this.router.match(req.method ?? 'GET', url.pathname);
-      let body: Promise<string> | undefined;
-      const text = () => (body ??= readBody(req, route.maxBody));
+      let body: Promise<Buffer> | undefined;
+      const bytes = () => (body ??= readBody(req, route.maxBody));
+      const text = async () => (await bytes()).toString('utf8');
       const r = await route.handler({
         method: req.method ?? 'GET', path: url.pathname, params, query: url.searchParams, headers: req.headers,
-        text,
+        text, bytes,
         json: async () => {
           const t = (await text()).trim();
           if (t === '') return {};
@@ -217,7 +220,7 @@ export class ApiServer {
         },
       });
       // Drain what the handler did not read, so the connection stays usable.
-      if (!body) await text().catch(() => undefined);
+      if (!body) await bytes().catch(() => undefined);
       status = r.status ?? 200;
       send(res, status, r.body, r.contentType, req.method === 'HEAD');
     } catch (err) {
@@ -283,7 +286,7 @@ async function removeStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-function readBody(req: IncomingMessage, max: number): Promise<string> {
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > max) return Promise.reject(new ApiError(413, 'body_too_large', `request body of ${declared} bytes exceeds the limit of ${max}`));
   return new Promise((resolve, reject) => {
@@ -299,7 +302,7 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
       }
       chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }

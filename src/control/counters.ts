@@ -270,6 +270,13 @@ export class CounterBank {
     this.lastCarried = carried;
   }
 
+  /** Forget everything: the next swap carries nothing. */
+  reset(): void {
+    this.rules = [];
+    this.fps = new Uint32Array(0);
+    this.removed = new Set();
+  }
+
   /**
    * A single-rule edit: inserted rules (already appended to the rule list
    * the bank holds; new ids, counting from zero in the dataplane) and

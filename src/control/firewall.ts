@@ -165,6 +165,10 @@ export class Firewall {
   private metadataPending = false;
   // Single-rule edits since the last full build (undefined: edits rebuild).
   private edits: EditState | undefined;
+  // A snapshot's activation: the replaced generation's final counters, kept
+  // until the snapshot's metadata tells which rules they carry to.
+  private pendingCarry: { generation: number; previous: LiveCounters | undefined } | undefined;
+  private readonly stopping = new AbortController();
   readonly status: ReloadStatus = {
     generation: 0, lastAttempt: 0, lastSeconds: 0, lastOk: false, lastSuccess: 0, buildSeconds: 0, memoryBytes: 0, carried: 0,
     succeeded: 0, failed: 0,
@@ -223,17 +227,52 @@ export class Firewall {
       buffer: snap.buffer, tables: snap.header.tables, rules: [], ifaces: snap.ifaces, source: { tables: [] }, stats: snap.header.stats,
     };
     return this.serial(async () => {
-      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount, snap.image);
+      const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount, snap.image, true);
       this.metadataPending = true;
       return r;
     });
   }
 
-  /** The snapshot's parsed metadata, if no other rule set replaced it meanwhile. */
+  /**
+   * Replace the running rules by a snapshot (PUT /rules with a snapshot
+   * body): active once its tables are verified and its classifiers loaded
+   * from the image; the listing and the counter carry-over follow when the
+   * metadata is parsed, in the background (`metadata` settles then).
+   */
+  async replaceWithSnapshot(snap: LoadedSnapshot): Promise<Activation & { metadata: Promise<boolean> }> {
+    const r = await this.activateSnapshot(snap);
+    return { ...r, metadata: this.loadSnapshotMetadata(snap, r.generation) };
+  }
+
+  /**
+   * Parse a snapshot's metadata (seconds at 1M rules, yielding as it goes)
+   * and adopt it if generation `generation` is still the running one.
+   * Never rejects: a failure is logged, the rules keep forwarding.
+   */
+  async loadSnapshotMetadata(snap: LoadedSnapshot, generation: number): Promise<boolean> {
+    const t0 = performance.now();
+    try {
+      const compiled = await snap.restore(this.stopping.signal);
+      const adopted = await this.adoptMetadata(generation, compiled);
+      if (adopted) log('info', 'snapshot metadata loaded', { rules: compiled.stats.sourceRules, carried: this.bank.lastCarried, seconds: (performance.now() - t0) / 1000 });
+      return adopted;
+    } catch (err) {
+      if (!this.stopping.signal.aborted) log('error', 'snapshot metadata unusable; rules keep forwarding, listing unavailable until a reload', { error: (err as Error).message });
+      return false;
+    }
+  }
+
+  /**
+   * The snapshot's parsed metadata, if no other rule set replaced it
+   * meanwhile: now the counters of the rule set it replaced carry over.
+   */
   adoptMetadata(generation: number, compiled: CompiledRuleSet): Promise<boolean> {
     return this.serial(async () => {
       if (!this.metadataPending || this.status.generation !== generation) return false;
-      this.bank.swap(compiled, undefined, false);
+      const carry = this.pendingCarry;
+      this.pendingCarry = undefined;
+      this.bank.swap(compiled, carry?.generation === generation ? carry.previous : undefined, false);
+      this.status.carried = this.bank.lastCarried;
       this.rules = compiled;
       this.metadataPending = false;
       return true;
@@ -307,7 +346,13 @@ export class Firewall {
     return p;
   }
 
-  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number, image?: Uint8Array): Promise<Activation> {
+  /**
+   * Build and publish one rule set. `deferCounters` (a snapshot, whose rules
+   * are not known until its metadata is parsed): the replaced generation's
+   * final counters wait in pendingCarry for adoptMetadata.
+   */
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number, image?: Uint8Array,
+    deferCounters = false): Promise<Activation> {
     this.status.lastAttempt = Date.now() / 1000;
     this.swapping++;
     try {
@@ -327,20 +372,32 @@ export class Firewall {
       }
       const r = await pending;
       const t2 = performance.now();
-      this.bank.swap(compiled, r.previous as LiveCounters | undefined, restore, fps);
+      // A snapshot replaced before its metadata came: its counters cannot
+      // be told apart by rule, so they, and what it had waiting, are lost.
+      if (this.pendingCarry) {
+        log('warn', 'counters of the snapshot rule set are lost: it was replaced before its rule metadata loaded', { generation: this.pendingCarry.generation });
+        this.pendingCarry = undefined;
+        this.bank.reset();
+      }
+      if (deferCounters) {
+        this.pendingCarry = { generation: r.generation, previous: this.metadataPending ? undefined : r.previous as LiveCounters | undefined };
+      } else {
+        this.bank.swap(compiled, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore, fps);
+      }
       const t3 = performance.now();
       this.rules = compiled;
       this.edits = initialEditState(compiled, r.generation);
       this.metadataPending = false;
       const seconds = (performance.now() - t0) / 1000;
+      const carried = deferCounters ? 0 : this.bank.lastCarried; // deferred: adoptMetadata carries
       Object.assign(this.status, {
         generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
-        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried: this.bank.lastCarried,
+        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried,
       });
       this.status.succeeded++;
       return {
         rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
-        buildSeconds: r.buildSeconds, carried: this.bank.lastCarried, method: 'rebuild',
+        buildSeconds: r.buildSeconds, carried, method: 'rebuild',
         timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
         ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
       };
@@ -444,6 +501,7 @@ export class Firewall {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     this.started = false;
     if (this.logTimer) clearInterval(this.logTimer);
     this.drainLogs();

@@ -14,6 +14,7 @@ import type { Firewall } from './firewall';
 import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
 import { renderMetrics, type RuleMetricsMode } from './metrics';
+import { parseSnapshot, SnapshotError, SNAPSHOT_CONTENT_TYPE } from './snapshot';
 
 export const RULES_BODY_LIMIT = 512 * 1024 * 1024;
 const DEFAULT_PAGE = 1000;
@@ -76,7 +77,7 @@ function bodyParser(contentType: string, family: Family | undefined): (text: str
     return (text) => parseIptables(text, { file: REQUEST_FILE, family });
   }
   throw new ApiError(415, 'unsupported_media_type',
-    `Content-Type ${ct} is not supported: use text/plain (iptables-save) or application/json / application/yaml (native format)`);
+    `Content-Type ${ct} is not supported: use text/plain (iptables-save), application/json / application/yaml (native format) or ${SNAPSHOT_CONTENT_TYPE} (flatwall compile -o)`);
 }
 
 /** iptables-restore semantics: the tables given replace those of the same family; the others stay. */
@@ -170,6 +171,20 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('PUT', '/rules', async (req) => {
     // A partial (one-family) replace merges with the running tables, which must be known.
+    if (String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === SNAPSHOT_CONTENT_TYPE) {
+      // A compiled snapshot (flatwall compile -o): replaces every table,
+      // active without parsing or building; listing and counters follow.
+      let snap;
+      try {
+        snap = parseSnapshot(REQUEST_FILE, await req.bytes());
+      } catch (err) {
+        if (err instanceof SnapshotError) throw new ApiError(400, 'bad_snapshot', err.message);
+        throw err;
+      }
+      const { metadata, ...r } = await fw.replaceWithSnapshot(snap);
+      void metadata;
+      return { body: { replaced: true, ...r, metadata: 'loading' } };
+    }
     if (fw.loadingMetadata) requireRules(fw);
     const parse = bodyParser(String(req.headers['content-type'] ?? ''), familyParam(req.query.get('family'), undefined));
     const text = await req.text();

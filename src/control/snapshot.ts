@@ -154,12 +154,28 @@ export function readSnapshot(file: string): LoadedSnapshot {
   } catch (err) {
     throw new SnapshotError(`${file}: cannot read snapshot: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+  const src: Source = { size: fstatSync(fd).size, readAt: (pos, length, into) => readAt(fd, pos, length, into), close: () => closeSync(fd) };
   try {
-    return readOpen(file, fd);
+    return readOpen(file, src);
   } catch (err) {
-    closeSync(fd);
+    src.close();
     throw err;
   }
+}
+
+/** A snapshot held in memory (the body of PUT /rules); `name` is for messages. */
+export function parseSnapshot(name: string, bytes: Buffer): LoadedSnapshot {
+  const src: Source = {
+    size: bytes.length,
+    readAt: (pos, length, into) => {
+      if (pos + length > bytes.length) throw new SnapshotError('unexpected end of file');
+      if (!into) return bytes.subarray(pos, pos + length);
+      into.set(bytes.subarray(pos, pos + length));
+      return Buffer.from(into.buffer, into.byteOffset, length);
+    },
+    close: () => undefined,
+  };
+  return readOpen(name, src);
 }
 
 /** `length` bytes at `pos` of fd, into `into` (or a new Buffer). */
@@ -172,22 +188,37 @@ function readAt(fd: number, pos: number, length: number, into: Uint8Array = Buff
   return Buffer.from(into.buffer, into.byteOffset, length);
 }
 
+/** What readOpen reads from: an open file or a buffer. */
+interface Source {
+  size: number;
+  readAt(pos: number, length: number, into?: Uint8Array): Buffer;
+  close(): void;
+}
+
+/** True when `bytes` start like a snapshot (for clients choosing a Content-Type). */
+export function isSnapshot(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.equals(bytes.subarray(0, MAGIC.length));
+}
+
+/** The Content-Type of a snapshot in PUT /rules. */
+export const SNAPSHOT_CONTENT_TYPE = 'application/vnd.flatwall.snapshot';
+
 // Reads what forwarding needs (header, tables, image) straight into the
 // buffers that are handed on, without a copy; the metadata, a third of the
 // file at 1M rules, is read only by restore(), from the same open file (a
 // snapshot replaced on disk meanwhile cannot mix in).
-function readOpen(file: string, fd: number): LoadedSnapshot {
+function readOpen(file: string, src: Source): LoadedSnapshot {
   const fail = (why: string): never => {
     throw new SnapshotError(`${file}: ${why}`);
   };
-  const size = fstatSync(fd).size;
-  const prefix = size < PREFIX ? undefined : readAt(fd, 0, PREFIX);
+  const size = src.size;
+  const prefix = size < PREFIX ? undefined : src.readAt(0, PREFIX);
   if (!prefix || !prefix.subarray(0, 8).equals(MAGIC)) return fail('not a flatwall snapshot (bad magic)');
   const format = prefix.readUInt32LE(8);
   if (format !== SNAPSHOT_FORMAT) fail(`snapshot format ${format}, this flatwall reads format ${SNAPSHOT_FORMAT}`);
   const hlen = prefix.readUInt32LE(12);
   if (PREFIX + hlen > size) fail('truncated (header)');
-  const hbuf = readAt(fd, PREFIX, hlen);
+  const hbuf = src.readAt(PREFIX, hlen);
   let header: Header;
   try {
     header = JSON.parse(hbuf.toString('utf8'));
@@ -199,8 +230,8 @@ function readOpen(file: string, fd: number): LoadedSnapshot {
   const iEnd = tEnd + (header.imageLength ?? -1);
   if (!(header.imageLength >= 0) || iEnd + 32 > size) fail('truncated (classifier image)');
   const buffer = new ArrayBuffer(header.tablesLength);
-  const tables = readAt(fd, PREFIX + hlen, header.tablesLength, new Uint8Array(buffer));
-  const image = readAt(fd, tEnd, header.imageLength);
+  const tables = src.readAt(PREFIX + hlen, header.tablesLength, new Uint8Array(buffer));
+  const image = src.readAt(tEnd, header.imageLength);
   if (!sha(hbuf, tables, image).equals(prefix.subarray(16, 48))) fail('checksum mismatch: the snapshot is corrupt');
   if (header.layout !== layoutId()) {
     fail(`made for another native table layout (${header.layout}, flatwall ${header.flatwall}); this build uses ${layoutId()} (flatwall ${VERSION}): recompile it`);
@@ -210,9 +241,9 @@ function readOpen(file: string, fd: number): LoadedSnapshot {
   const metadata = (): Buffer => {
     if (!rest) {
       try {
-        rest = readAt(fd, iEnd, size - iEnd);
+        rest = src.readAt(iEnd, size - iEnd);
       } finally {
-        closeSync(fd);
+        src.close();
       }
     }
     return rest;
