@@ -7,7 +7,9 @@
 // allow a test UDP flow):
 // - flatwall: PUT /rules of the seed-2 set over the running seed-1 set of
 //   the same size, timed from the request to the answer (the answer comes
-//   once the new rules are active: parsed, compiled, built, published).
+//   once the new rules are active: parsed, compiled, built, published);
+//   then PUT /rules of a snapshot of the seed-1 set (compiled beforehand),
+//   timed to the answer (active) and to the listing being back.
 // - kernel engines in a namespace: load seed 1, then time the load of seed
 //   2 (iptables-restore replaces the table; the nft script starts with
 //   `flush ruleset`), i.e. the same replace.
@@ -42,6 +44,7 @@ import { startEngine, FLATWALL_CLI, type EngineName, type RunningEngine } from '
 import { startEchoServer } from '../src/lab/traffic';
 import { run } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
+import { SNAPSHOT_CONTENT_TYPE } from '../src/control/snapshot';
 import { swapPhase, swapMarkdown, swapPlot, swapPlotName, SWAP_ALLOW, SWAP_VARIANTS, type SwapRun } from './update-swap';
 
 import { flag, opt } from './args';
@@ -78,6 +81,9 @@ interface Point {
   serverSeconds?: number;
   buildSeconds?: number;
   timings?: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
+  /** flatwall (snapshot): until the rule listing is back (metadata parsed, counters carried), and the untimed compile. */
+  listingSeconds?: number;
+  compileSeconds?: number;
   error?: string;
 }
 
@@ -126,8 +132,30 @@ async function flatwallPoints(dir: string, files: Map<number, [string, string]>,
       } catch (err) {
         points.push({ engine: 'flatwall', rules: n, error: (err as Error).message });
       }
+      // The same replace from a snapshot compiled beforehand (flatwall compile -o, not timed here).
+      progress(`flatwall: the replace by a snapshot of seed 1 (compiled first)`);
+      try {
+        const snap = join(dir, `acl-${n}-s1.snap`);
+        const c = await run(process.execPath, [FLATWALL_CLI, 'compile', a, '-o', snap], { timeoutMs: TIMEOUT_MS, allowFail: true });
+        if (c.code !== 0) throw new Error(`flatwall compile: ${c.stderr.slice(0, 200)}`);
+        const body = readFileSync(snap);
+        const s = performance.now();
+        const r = await apiCall({ socket: sock }, 'PUT', '/rules', body, SNAPSHOT_CONTENT_TYPE);
+        const secs = (performance.now() - s) / 1000;
+        if (r.status !== 200) throw new Error(`PUT /rules (snapshot): ${r.status} ${r.body.slice(0, 200)}`);
+        // Then the listing (and counter carry-over) once the metadata is parsed.
+        while ((await apiCall({ socket: sock }, 'GET', '/rules?limit=1')).status === 503) await new Promise((res) => setTimeout(res, 50));
+        const listed = (performance.now() - s) / 1000;
+        points.push({ engine: 'flatwall (snapshot)', rules: n, updateSeconds: secs, serverSeconds: r.json!.seconds, buildSeconds: r.json!.buildSeconds, listingSeconds: listed, compileSeconds: c.seconds });
+        progress(`  active after ${secs.toFixed(3)} s (server ${r.json!.seconds.toFixed(3)} s), listing after ${listed.toFixed(2)} s; compile ${c.seconds.toFixed(1)} s`);
+      } catch (err) {
+        points.push({ engine: 'flatwall (snapshot)', rules: n, error: (err as Error).message });
+      }
     }
     const n = SIZES[SIZES.length - 1];
+    // Edits need a rule set loaded from text (a snapshot-loaded one has no rule spans).
+    progress(`flatwall: PUT ${n} rules (seed 2) as text again, for the edits`);
+    await put(files.get(n)![1]);
     progress(`flatwall: single-rule edits at ${n}`);
     await singleRuleEdits(sock, n, extra);
 
@@ -305,6 +333,12 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   const fw = points.filter((p) => p.engine === 'flatwall' && p.serverSeconds !== undefined);
   if (fw.length) {
     out.push('', 'flatwall breakdown (server side): ' + fw.map((p) => `${p.rules}: total ${p.serverSeconds!.toFixed(3)} s = parse + compile ${p.timings?.compileSeconds.toFixed(3) ?? '?'} s, setRules ${p.timings?.setRulesSeconds.toFixed(3) ?? '?'} s (classifier build ${p.buildSeconds!.toFixed(3)} s), counter carry-over ${p.timings?.countersSeconds.toFixed(3) ?? '?'} s`).join('; ') + '.');
+  }
+  const snaps = points.filter((p) => p.engine === 'flatwall (snapshot)' && p.listingSeconds !== undefined);
+  if (snaps.length) {
+    out.push('', '"flatwall (snapshot)": PUT /rules with a snapshot of the new set (`flatwall compile -o`, compiled beforehand: ' +
+      snaps.map((p) => `${p.rules.toLocaleString('en')} rules ${p.compileSeconds?.toFixed(1)} s`).join(', ') + '), request to answer (active); the rule listing and the counter carry-over were back after ' +
+      snaps.map((p) => `${p.listingSeconds!.toFixed(2)} s`).join(', ') + '.');
   }
   if (extra.restartError) out.push('', `Restart measurement failed: ${extra.restartError}`);
   const errs = points.filter((p) => p.error);
