@@ -132,24 +132,32 @@ async function flatwallPoints(dir: string, files: Map<number, [string, string]>,
       } catch (err) {
         points.push({ engine: 'flatwall', rules: n, error: (err as Error).message });
       }
-      // The same replace from a snapshot compiled beforehand (flatwall compile -o, not timed here).
+      // The same replace from a snapshot compiled beforehand (flatwall compile -o, not timed
+      // here): uploaded as the body (what a remote client does), then named by path on the
+      // Unix socket (flatwall ctl reload FILE.snap; the firewall reads the file itself).
       progress(`flatwall: the replace by a snapshot of seed 1 (compiled first)`);
-      try {
-        const snap = join(dir, `acl-${n}-s1.snap`);
-        const c = await run(process.execPath, [FLATWALL_CLI, 'compile', a, '-o', snap], { timeoutMs: TIMEOUT_MS, allowFail: true });
-        if (c.code !== 0) throw new Error(`flatwall compile: ${c.stderr.slice(0, 200)}`);
-        const body = readFileSync(snap);
-        const s = performance.now();
-        const r = await apiCall({ socket: sock }, 'PUT', '/rules', body, SNAPSHOT_CONTENT_TYPE);
-        const secs = (performance.now() - s) / 1000;
-        if (r.status !== 200) throw new Error(`PUT /rules (snapshot): ${r.status} ${r.body.slice(0, 200)}`);
-        // Then the listing (and counter carry-over) once the metadata is parsed.
-        while ((await apiCall({ socket: sock }, 'GET', '/rules?limit=1')).status === 503) await new Promise((res) => setTimeout(res, 50));
-        const listed = (performance.now() - s) / 1000;
-        points.push({ engine: 'flatwall (snapshot)', rules: n, updateSeconds: secs, serverSeconds: r.json!.seconds, buildSeconds: r.json!.buildSeconds, listingSeconds: listed, compileSeconds: c.seconds });
-        progress(`  active after ${secs.toFixed(3)} s (server ${r.json!.seconds.toFixed(3)} s), listing after ${listed.toFixed(2)} s; compile ${c.seconds.toFixed(1)} s`);
-      } catch (err) {
-        points.push({ engine: 'flatwall (snapshot)', rules: n, error: (err as Error).message });
+      const snap = join(dir, `acl-${n}-s1.snap`);
+      const c = await run(process.execPath, [FLATWALL_CLI, 'compile', a, '-o', snap], { timeoutMs: TIMEOUT_MS, allowFail: true });
+      for (const [engine, method, path, body, ct] of [
+        ['flatwall (snapshot upload)', 'PUT', '/rules', () => readFileSync(snap), SNAPSHOT_CONTENT_TYPE],
+        ['flatwall (snapshot)', 'POST', '/reload', () => JSON.stringify({ snapshot: snap }), 'application/json'],
+      ] as const) {
+        try {
+          if (c.code !== 0) throw new Error(`flatwall compile: ${c.stderr.slice(0, 200)}`);
+          const b = body();
+          const s = performance.now();
+          const r = await apiCall({ socket: sock }, method, path, b, ct);
+          const secs = (performance.now() - s) / 1000;
+          if (r.status !== 200) throw new Error(`${method} ${path} (snapshot): ${r.status} ${r.body.slice(0, 200)}`);
+          // Then the listing (and counter carry-over) once the metadata is parsed.
+          while ((await apiCall({ socket: sock }, 'GET', '/rules?limit=1')).status === 503) await new Promise((res) => setTimeout(res, 50));
+          const listed = (performance.now() - s) / 1000;
+          points.push({ engine, rules: n, updateSeconds: secs, serverSeconds: r.json!.seconds, buildSeconds: r.json!.buildSeconds, listingSeconds: listed, compileSeconds: c.seconds });
+          const j = r.json!;
+          progress(`  ${engine}: active after ${secs.toFixed(3)} s (server: ${j.receiveSeconds !== undefined ? `body received ${j.receiveSeconds.toFixed(3)} s, ` : ''}read + verified ${j.verifySeconds?.toFixed(3)} s, activated ${j.seconds.toFixed(3)} s), listing after ${listed.toFixed(2)} s`);
+        } catch (err) {
+          points.push({ engine, rules: n, error: (err as Error).message });
+        }
       }
     }
     const n = SIZES[SIZES.length - 1];
@@ -334,11 +342,12 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
   if (fw.length) {
     out.push('', 'flatwall breakdown (server side): ' + fw.map((p) => `${p.rules}: total ${p.serverSeconds!.toFixed(3)} s = parse + compile ${p.timings?.compileSeconds.toFixed(3) ?? '?'} s, setRules ${p.timings?.setRulesSeconds.toFixed(3) ?? '?'} s (classifier build ${p.buildSeconds!.toFixed(3)} s), counter carry-over ${p.timings?.countersSeconds.toFixed(3) ?? '?'} s`).join('; ') + '.');
   }
-  const snaps = points.filter((p) => p.engine === 'flatwall (snapshot)' && p.listingSeconds !== undefined);
+  const snaps = points.filter((p) => p.engine.startsWith('flatwall (snapshot') && p.listingSeconds !== undefined);
   if (snaps.length) {
-    out.push('', '"flatwall (snapshot)": PUT /rules with a snapshot of the new set (`flatwall compile -o`, compiled beforehand: ' +
-      snaps.map((p) => `${p.rules.toLocaleString('en')} rules ${p.compileSeconds?.toFixed(1)} s`).join(', ') + '), request to answer (active); the rule listing and the counter carry-over were back after ' +
-      snaps.map((p) => `${p.listingSeconds!.toFixed(2)} s`).join(', ') + '.');
+    out.push('', 'flatwall from a snapshot of the new set (`flatwall compile -o`, compiled beforehand: ' +
+      snaps.filter((p) => p.engine === 'flatwall (snapshot)').map((p) => `${p.rules.toLocaleString('en')} rules ${p.compileSeconds?.toFixed(1)} s`).join(', ') +
+      '): "snapshot" = `flatwall ctl reload FILE.snap` on the Unix socket (POST /reload naming the file, which the firewall reads), "snapshot upload" = PUT /rules with the snapshot as the body; request to answer (active). ' +
+      'The rule listing and the counter carry-over were back after: ' + snaps.map((p) => `${p.engine.slice(10, -1)} ${p.rules.toLocaleString('en')} ${p.listingSeconds!.toFixed(2)} s`).join(', ') + '.');
   }
   if (extra.restartError) out.push('', `Restart measurement failed: ${extra.restartError}`);
   const errs = points.filter((p) => p.error);

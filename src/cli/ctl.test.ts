@@ -187,6 +187,11 @@ describe('flatwall ctl and the API routes against a running firewall', { skip, t
     assert.equal(status(), '401');
     assert.equal(status('Bearer wrong-token'), '401');
     assert.equal(status(`Bearer ${token}`), '200');
+    // A snapshot path is for the Unix socket only: a TCP client must not name server files.
+    const post = ns.exec(process.execPath, ['-e',
+      `const r = require('http').request(process.argv[1], { method: 'POST', headers: { Authorization: process.argv[2], 'Content-Type': 'application/json' } }, (res) => { console.log(res.statusCode); res.resume(); }); r.end(JSON.stringify({ snapshot: '/etc/passwd' }))`,
+      `${url.href}reload`, `Bearer ${token}`]).trim();
+    assert.equal(post, '403');
     const noToken = await cli('run', '--tap', 'x', '--tap', 'y', '-r', join(dir, 'v4.rules'), '--api-listen', '127.0.0.1:0');
     assert.equal(noToken.code, 2);
     assert.match(noToken.stderr, /--api-listen requires --api-token-file/);

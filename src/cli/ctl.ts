@@ -5,6 +5,7 @@
 import { request } from 'node:http';
 import { request as requestTls } from 'node:https';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { DEFAULT_SOCKET } from '../control/api';
 import { isSnapshot, SNAPSHOT_CONTENT_TYPE } from '../control/snapshot';
 import type { ListColumns } from '../rules/iptables/list';
@@ -304,7 +305,10 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
         } catch (err) {
           throw new ApiFailure(`cannot read ${f}: ${(err as NodeJS.ErrnoException).code}`);
         }
-        const a = await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f));
+        // A snapshot over the Unix socket: the firewall reads the file itself.
+        const a = isSnapshot(bytes) && !g.url
+          ? await call(g, 'POST', '/reload', JSON.stringify({ snapshot: resolve(f) }))
+          : await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f));
         out += show(a, () => a.json!.metadata === 'loading'
           ? `${f}: generation ${a.json!.generation}, active in ${a.json!.seconds.toFixed(3)} s (snapshot; rule listing and counter carry-over loading)\n`
           : `${f}: generation ${a.json!.generation}, ${a.json!.rules} rules, ${a.json!.carried} counters carried over, ${a.json!.seconds.toFixed(3)} s\n`);

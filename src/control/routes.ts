@@ -14,7 +14,7 @@ import type { Firewall } from './firewall';
 import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
 import { renderMetrics, type RuleMetricsMode } from './metrics';
-import { parseSnapshot, SnapshotError, SNAPSHOT_CONTENT_TYPE } from './snapshot';
+import { parseSnapshot, readSnapshot, SnapshotError, SNAPSHOT_CONTENT_TYPE, type LoadedSnapshot } from './snapshot';
 
 export const RULES_BODY_LIMIT = 512 * 1024 * 1024;
 const DEFAULT_PAGE = 1000;
@@ -164,26 +164,44 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     return { body: { generation: fw.status.generation, total, offset, limit, next: offset + limit < total ? offset + limit : null, chains, rules } };
   });
 
-  router.add('POST', '/reload', async () => {
+  router.add('POST', '/reload', async (req) => {
+    const b = await req.json();
+    if (b.snapshot !== undefined) {
+      // A snapshot file the firewall reads itself: no upload of hundreds of
+      // MB. Only on the Unix socket: a TCP client must not name server files.
+      if (!req.local) throw new ApiError(403, 'forbidden', 'a snapshot path is accepted on the Unix socket only; over TCP, PUT the snapshot as the body');
+      if (typeof b.snapshot !== 'string' || !b.snapshot.startsWith('/')) throw new ApiError(400, 'bad_request', '"snapshot" must be an absolute path');
+      return { body: { reloaded: true, ...(await replaceBySnapshot(() => readSnapshot(b.snapshot as string))) } };
+    }
     if (!fw.hasRuleFiles) throw new ApiError(409, 'no_rule_files', 'started from a snapshot without --rules: nothing to reload (PUT /rules replaces the rules)');
     return { body: { reloaded: true, ...(await fw.load()) } };
   });
+
+  /** Read and verify a snapshot (SnapshotError: 400), then activate it. */
+  const replaceBySnapshot = async (read: () => LoadedSnapshot) => {
+    const t0 = performance.now();
+    let snap;
+    try {
+      snap = read();
+    } catch (err) {
+      if (err instanceof SnapshotError) throw new ApiError(400, 'bad_snapshot', err.message);
+      throw err;
+    }
+    const verifySeconds = (performance.now() - t0) / 1000;
+    const { metadata, ...r } = await fw.replaceWithSnapshot(snap);
+    void metadata;
+    return { ...r, verifySeconds, metadata: 'loading' };
+  };
 
   router.add('PUT', '/rules', async (req) => {
     // A partial (one-family) replace merges with the running tables, which must be known.
     if (String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase() === SNAPSHOT_CONTENT_TYPE) {
       // A compiled snapshot (flatwall compile -o): replaces every table,
       // active without parsing or building; listing and counters follow.
-      let snap;
-      try {
-        snap = parseSnapshot(REQUEST_FILE, await req.bytes());
-      } catch (err) {
-        if (err instanceof SnapshotError) throw new ApiError(400, 'bad_snapshot', err.message);
-        throw err;
-      }
-      const { metadata, ...r } = await fw.replaceWithSnapshot(snap);
-      void metadata;
-      return { body: { replaced: true, ...r, metadata: 'loading' } };
+      const t0 = performance.now();
+      const body = await req.bytes();
+      const receiveSeconds = (performance.now() - t0) / 1000;
+      return { body: { replaced: true, receiveSeconds, ...(await replaceBySnapshot(() => parseSnapshot(REQUEST_FILE, body))) } };
     }
     if (fw.loadingMetadata) requireRules(fw);
     const parse = bodyParser(String(req.headers['content-type'] ?? ''), familyParam(req.query.get('family'), undefined));

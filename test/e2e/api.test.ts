@@ -142,13 +142,22 @@ describe('management API under traffic', { skip, timeout: 120_000 }, () => {
     assert.equal(listed, 200);
     assert.ok(await count() >= before, 'counters carried over the snapshot replace');
     assert.equal((await api('GET', '/stats')).json!.reload.generation, gen + 1);
+    // The same snapshot as a PUT body (what a client without the socket does), then a bad path.
+    const put = await api('PUT', '/rules', readFileSync(snap) as unknown as string, 'application/vnd.flatwall.snapshot');
+    assert.equal(put.status, 200, put.body);
+    assert.equal(put.json!.metadata, 'loading');
+    for (let i = 0; i < 100 && (await api('GET', '/rules?limit=1')).status === 503; i++) await new Promise((res) => setTimeout(res, 100));
+    assert.ok(await count() >= before, 'counters carried over again');
+    const missing = await api('POST', '/reload', JSON.stringify({ snapshot: join(lab.dir, 'nope.snap') }));
+    assert.equal(missing.status, 400, missing.body);
+    assert.equal(missing.json!.code, 'bad_snapshot');
     // A flipped byte in the tables: refused, nothing changes.
     const bytes = readFileSync(snap);
     bytes[bytes.readUInt32LE(12) + 48 + 16] ^= 0xff;
     const bad = await api('PUT', '/rules', bytes as unknown as string, 'application/vnd.flatwall.snapshot');
     assert.equal(bad.status, 400, bad.body);
     assert.equal(bad.json!.code, 'bad_snapshot');
-    assert.equal((await api('GET', '/stats')).json!.reload.generation, gen + 1);
+    assert.equal((await api('GET', '/stats')).json!.reload.generation, gen + 2);
   });
 
   test('a snapshot restarts forwarding with the same rules; a corrupt one is refused', async () => {
