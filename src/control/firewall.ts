@@ -250,6 +250,9 @@ export class Firewall {
    * Never rejects: a failure is logged, the rules keep forwarding.
    */
   async loadSnapshotMetadata(snap: LoadedSnapshot, generation: number): Promise<boolean> {
+    // Not before the caller has its answer: restore() starts with seconds of
+    // synchronous work (reading, hashing and splitting the metadata).
+    await new Promise((r) => setImmediate(r));
     const t0 = performance.now();
     try {
       const compiled = await snap.restore(this.stopping.signal);
