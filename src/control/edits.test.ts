@@ -16,6 +16,10 @@ import { ruleSpec } from '../rules/iptables/print';
 import { initialEditState, planEdit, type EditState } from './edits';
 import { applyRuleOp, cloneRuleSet, parseRuleCommand, type RuleOp } from './ruleops';
 import { Firewall } from './firewall';
+import { buildImage, readSnapshot, writeSnapshot } from './snapshot';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const pick = <T>(rng: Prng, a: readonly T[]): T => a[rng.int(a.length)];
 
@@ -272,4 +276,27 @@ test('malformed edits are refused by the dataplane, naming what is wrong', () =>
   new DataView(far).setUint32((native().layout.record4 as Record<string, { offset: number }>).arg.offset, 5, true);
   bad.push([{ ...good, records: far }, /continuation index \(arg\) is past the end of the overlay/]);
   for (const [v4, re, rc] of bad) assert.throws(() => run(v4, rc), re);
+});
+
+test('after a snapshot replace, edits take the overlay once its metadata (with the rule spans) is loaded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fw-edits-'));
+  const fw = new Firewall({ ports: [{ name: 'edy0', kind: 'afpacket' }, { name: 'edy1', kind: 'afpacket' }], ruleFiles: [], workers: 1 });
+  try {
+    const text = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]',
+      '-A FORWARD -p tcp -m tcp --dport 22 -j ACCEPT', '-A FORWARD -j LOG', 'COMMIT', ''].join('\n');
+    await fw.replace(parseIptables(text, { file: 'a.rules' }));
+    const c = compile(parseIptables(text.replace('--dport 22', '--dport 2222'), { file: 'b.rules' }));
+    writeSnapshot(join(dir, 'b.snap'), c, ['b.rules'], await buildImage(c));
+    const r = await fw.replaceWithSnapshot(readSnapshot(join(dir, 'b.snap')));
+    assert.equal(fw.loadingMetadata, true);
+    assert.equal(await r.metadata, true);
+    const e = await fw.edit((rs) => parseRuleCommand('-I FORWARD 2 -p udp -j DROP', rs));
+    assert.equal(e.method, 'overlay', e.fallback);
+    const rs = fw.ruleset!;
+    assert.deepEqual(ruleIdsByChain(rs).get('4/FORWARD')!.slice(1).map((id) => ruleSpec(rs.rules[id].rule!, 4)),
+      ['-p tcp -m tcp --dport 2222 -j ACCEPT', '-p udp -j DROP', '-j LOG']);
+  } finally {
+    await fw.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -277,6 +277,8 @@ export class Firewall {
       this.bank.swap(compiled, carry?.generation === generation ? carry.previous : undefined, false);
       this.status.carried = this.bank.lastCarried;
       this.rules = compiled;
+      // With the snapshot's rule spans, edits take the overlay from here on.
+      this.edits = initialEditState(compiled, generation);
       this.metadataPending = false;
       return true;
     });

@@ -5,7 +5,7 @@
 // Layout (little endian):
 //
 //   0   "FLATWSNP"                      magic
-//   8   u32 format version (2)
+//   8   u32 format version (3)
 //   12  u32 header length H
 //   16  32 bytes SHA-256 of [48, 48 + H + tables length + image length):
 //       header + packed tables + classifier image
@@ -16,7 +16,9 @@
 //   ... 32 bytes SHA-256 of the metadata that follows
 //   ... metadata: the rule set as iptables-save text (chains in the source's
 //       order, so numberRules() gives every rule the id it has in the
-//       tables), then one u32 source line per rule id
+//       tables), then one u32 source line per rule id, then (header.spans)
+//       the compiler's rule spans, u32 start and u32 end per rule id (what
+//       single-rule edits anchor to, src/control/edits.ts)
 //
 // The header names the native layout (a hash of the addon's packed-table
 // layout, so a snapshot from another build of the addon is refused rather
@@ -52,7 +54,7 @@ import { parseIptables } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
 
 const MAGIC = Buffer.from('FLATWSNP');
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 const PREFIX = 48;
 const VERSION: string = require('../../../package.json').version;
 
@@ -72,6 +74,8 @@ interface Header {
   stats: CompileStats;
   /** Per table: family, file, and [chain, rule count] in Map order. */
   chains: { family: 4 | 6; file: string; counts: [string, number][] }[];
+  /** The metadata ends with the compiler's rule spans. */
+  spans?: boolean;
 }
 
 export function layoutId(): string {
@@ -108,12 +112,14 @@ export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[
   const header: Header = {
     layout: layoutId(), flatwall: VERSION, created: new Date().toISOString(), sources,
     ruleCount: c.rules.length, tablesLength: tables.length, imageLength: img.length, ifaceCuts: c.ifaces.toJSON(), tables: c.tables, stats: c.stats,
+    spans: c.spans !== undefined,
     chains: c.source.tables.map((t) => ({ family: t.family, file: t.file, counts: [...t.chains.values()].map((ch): [string, number] => [ch.name, ch.rules.length]) })),
   };
   const h = Buffer.from(JSON.stringify(header));
   const lines = new Uint32Array(c.rules.length);
   for (const r of c.rules) lines[r.id] = r.line;
-  const meta = Buffer.concat([Buffer.from(metadataText(c.source)), Buffer.from(lines.buffer)]);
+  const spans = c.spans ? [Buffer.from(c.spans.start.buffer, c.spans.start.byteOffset, c.rules.length * 4), Buffer.from(c.spans.end.buffer, c.spans.end.byteOffset, c.rules.length * 4)] : [];
+  const meta = Buffer.concat([Buffer.from(metadataText(c.source)), Buffer.from(lines.buffer), ...spans]);
   const prefix = Buffer.alloc(PREFIX);
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(SNAPSHOT_FORMAT, 8);
@@ -260,10 +266,12 @@ async function restoreCompiled(file: string, header: Header, buffer: ArrayBuffer
   const meta = rest.subarray(32);
   if (!sha(meta).equals(rest.subarray(0, 32))) throw new SnapshotError(`${file}: metadata checksum mismatch: rule listing unavailable (reload from source)`);
   const n = header.ruleCount;
-  const textLen = meta.length - n * 4;
+  const textLen = meta.length - n * (header.spans ? 12 : 4);
   if (textLen < 0) throw new SnapshotError(`${file}: truncated metadata`);
   const text = meta.subarray(0, textLen).toString('utf8');
-  const lines = new Uint32Array(meta.buffer.slice(meta.byteOffset + textLen, meta.byteOffset + meta.length));
+  const words = (k: number) => new Uint32Array(meta.buffer.slice(meta.byteOffset + textLen + k * n * 4, meta.byteOffset + textLen + (k + 1) * n * 4));
+  const lines = words(0);
+  const spans = header.spans ? { start: words(1), end: words(2) } : undefined;
   // The text holds one table per COMMIT; each is parsed as the family it
   // was, in pieces of CHUNK rule lines with a yield to the event loop in
   // between, so signals and API requests are served during a million-rule
@@ -300,5 +308,5 @@ async function restoreCompiled(file: string, header: Header, buffer: ArrayBuffer
     r.line = lines[r.id];
     if (r.rule) r.rule.pos = { file: t.file, line: r.line, col: 1 };
   }
-  return { buffer, tables: header.tables, rules, ifaces, source, stats: header.stats };
+  return { buffer, tables: header.tables, rules, ifaces, source, stats: header.stats, spans };
 }
