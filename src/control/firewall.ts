@@ -308,10 +308,8 @@ export class Firewall {
   }
 
   /** An edit as an overlay over the running classifiers (src/control/edits.ts). */
-  private async applyEdit(t0: number, plan: EditPlan): Promise<Activation> {
-    this.status.lastAttempt = Date.now() / 1000;
-    this.swapping++;
-    try {
+  private applyEdit(t0: number, plan: EditPlan): Promise<Activation> {
+    return this.tracked(t0, async () => {
       const t1 = performance.now();
       const r = await this.dp.applyEdits(plan.native);
       const t2 = performance.now();
@@ -320,17 +318,29 @@ export class Firewall {
       this.bank.edit(plan.added, plan.removed);
       this.rules = plan.compiled;
       this.edits = plan.state;
-      const seconds = (performance.now() - t0) / 1000;
+      return {
+        memoryBytes: r.memoryBytes,
+        activation: {
+          rules: plan.compiled.stats.sourceRules, records: plan.compiled.stats.records, seconds: (performance.now() - t0) / 1000, generation: r.generation,
+          buildSeconds: r.buildSeconds, carried: 0, method: 'overlay',
+          timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (performance.now() - t2) / 1000 },
+        },
+      };
+    });
+  }
+
+  /** One activation, with the reload status every kind keeps the same way. */
+  private async tracked(t0: number, run: () => Promise<{ activation: Activation; memoryBytes: number }>): Promise<Activation> {
+    this.status.lastAttempt = Date.now() / 1000;
+    this.swapping++;
+    try {
+      const { activation: a, memoryBytes } = await run();
       Object.assign(this.status, {
-        generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
-        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried: 0,
+        generation: a.generation, lastSeconds: a.seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
+        buildSeconds: a.buildSeconds, memoryBytes, carried: a.carried,
       });
       this.status.succeeded++;
-      return {
-        rules: plan.compiled.stats.sourceRules, records: plan.compiled.stats.records, seconds, generation: r.generation,
-        buildSeconds: r.buildSeconds, carried: 0, method: 'overlay',
-        timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (performance.now() - t2) / 1000 },
-      };
+      return a;
     } catch (err) {
       Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });
       this.status.failed++;
@@ -358,9 +368,7 @@ export class Firewall {
    */
   private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number, image?: Uint8Array,
     deferCounters = false): Promise<Activation> {
-    this.status.lastAttempt = Date.now() / 1000;
-    this.swapping++;
-    try {
+    return this.tracked(t0, async () => {
       const compiled = await build();
       const t1 = performance.now();
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
@@ -393,26 +401,16 @@ export class Firewall {
       this.rules = compiled;
       this.edits = initialEditState(compiled, r.generation);
       this.metadataPending = false;
-      const seconds = (performance.now() - t0) / 1000;
-      const carried = deferCounters ? 0 : this.bank.lastCarried; // deferred: adoptMetadata carries
-      Object.assign(this.status, {
-        generation: r.generation, lastSeconds: seconds, lastOk: true, lastError: undefined, lastSuccess: Date.now() / 1000,
-        buildSeconds: r.buildSeconds, memoryBytes: r.memoryBytes, carried,
-      });
-      this.status.succeeded++;
       return {
-        rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds, generation: r.generation,
-        buildSeconds: r.buildSeconds, carried, method: 'rebuild',
-        timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
-        ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
+        memoryBytes: r.memoryBytes,
+        activation: {
+          rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds: (performance.now() - t0) / 1000, generation: r.generation,
+          buildSeconds: r.buildSeconds, carried: deferCounters ? 0 : this.bank.lastCarried, method: 'rebuild', // deferred: adoptMetadata carries
+          timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
+          ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
+        },
       };
-    } catch (err) {
-      Object.assign(this.status, { lastSeconds: (performance.now() - t0) / 1000, lastOk: false, lastError: (err as Error).message });
-      this.status.failed++;
-      throw err;
-    } finally {
-      this.swapping--;
-    }
+    });
   }
 
   /** Rules are active and the ports are open. */
