@@ -109,7 +109,8 @@ function timestampLines(p: Background): { t: number; line: string }[] {
   return got;
 }
 
-async function put(sock: string, body: string): Promise<{ start: number; end: number; j: Record<string, any> }> {
+/** PUT /rules of iptables-save text, timed from the request to the answer (active). */
+export async function put(sock: string, body: string): Promise<{ start: number; end: number; j: Record<string, any> }> {
   const start = performance.now();
   const a = await apiCall({ socket: sock }, 'PUT', '/rules', body, 'text/plain');
   const end = performance.now();

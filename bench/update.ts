@@ -45,7 +45,7 @@ import { startEchoServer } from '../src/lab/traffic';
 import { run } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
 import { SNAPSHOT_CONTENT_TYPE } from '../src/control/snapshot';
-import { swapPhase, swapMarkdown, swapPlot, swapPlotName, SWAP_ALLOW, SWAP_VARIANTS, type SwapRun } from './update-swap';
+import { put as putRules, swapPhase, swapMarkdown, swapPlot, swapPlotName, SWAP_ALLOW, SWAP_VARIANTS, type SwapRun } from './update-swap';
 
 import { flag, opt } from './args';
 const quick = flag('--quick');
@@ -114,12 +114,8 @@ async function flatwallPoints(dir: string, files: Map<number, [string, string]>,
     fw = await startEngine('flatwall', topo, files.get(SIZES[0])![0], { timeoutMs: TIMEOUT_MS, workDir: dir, extraArgs: ['--api-socket', sock] });
     await startEchoServer(topo, 7101);
     const put = async (file: string) => {
-      const body = readFileSync(file, 'utf8');
-      const s = performance.now();
-      const a = await apiCall({ socket: sock }, 'PUT', '/rules', body, 'text/plain');
-      const secs = (performance.now() - s) / 1000;
-      if (a.status !== 200) throw new Error(`PUT /rules: ${a.status} ${a.body.slice(0, 200)}`);
-      return { secs, j: a.json! };
+      const p = await putRules(sock, readFileSync(file, 'utf8'));
+      return { secs: (p.end - p.start) / 1000, j: p.j };
     };
     for (const n of SIZES) {
       const [a, b] = files.get(n)!;

@@ -350,11 +350,6 @@ export class Firewall {
     }
   }
 
-  /** Activate an already compiled rule set (a snapshot). */
-  activate(compiled: CompiledRuleSet): Promise<Activation> {
-    return this.serial(() => this.attempt(performance.now(), async () => compiled, this.opts.restoreCounters ?? false));
-  }
-
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.chain.then(fn, fn);
     this.chain = p.catch(() => undefined);

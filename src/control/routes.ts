@@ -188,9 +188,8 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
       throw err;
     }
     const verifySeconds = (performance.now() - t0) / 1000;
-    const { metadata, ...r } = await fw.replaceWithSnapshot(snap);
-    void metadata;
-    return { ...r, verifySeconds, metadata: 'loading' };
+    // The answer goes out now; `metadata` (a promise) settles later.
+    return { ...(await fw.replaceWithSnapshot(snap)), verifySeconds, metadata: 'loading' };
   };
 
   router.add('PUT', '/rules', async (req) => {
