@@ -436,8 +436,11 @@ RulesetEdits ParseEdits(Napi::Env env, const Napi::Value& v) {
 // Records every matched rule id of one walk (evaluateRuleset).
 struct PathRecorder {
   std::vector<uint32_t> ids;
+  ext::Context cx;  // no frame: only key-level match programs can hold
   void OnMatch(const RuleCommon& r) { ids.push_back(r.rule_id); }
   void OnLog(const RuleCommon&) {}
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 template <typename Key>

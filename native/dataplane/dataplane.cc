@@ -197,7 +197,7 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
     // The build yields the CPU to the workers (and everything else).
     ThreadNice low(config_.build_nice);
     rs.reset(Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers, image,
-                            image_len, info ? &info->image_error : nullptr)
+                            image_len, info ? &info->image_error : nullptr, ext_states_.get())
                  .release());
   }
   std::lock_guard<std::mutex> swap(swap_mu_);
@@ -392,6 +392,7 @@ struct Visit {
   uint64_t ts_ns;
   uint32_t bytes;
   uint8_t iif, oif;
+  ext::Context cx;
 
   void OnMatch(const RuleCommon& r) {
     if (RuleCounter* c = rules.find(r.rule_id)) {
@@ -427,6 +428,8 @@ struct Visit {
     if (logs->Push(e)) counters->log_emitted.Inc();
     else counters->log_queue_full.Inc();
   }
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 }  // namespace
@@ -475,7 +478,8 @@ void Dataplane::RunWorker(uint32_t w) {
     Ruleset* rs = current_.load(std::memory_order_seq_cst);
     ws.observed.store(rs ? rs->generation : kIdle, std::memory_order_release);
     const uint64_t batch_ns = NowNs();
-    const uint64_t mono_ns = ct ? MonoNs() : 0;
+    // Conntrack timeouts and rate matches both run on the monotonic clock.
+    const uint64_t mono_ns = MonoNs();
     if (ConntrackCommand* cmd = ws.cmd.load(std::memory_order_acquire)) {
       uint64_t v;
       (void)!read(ws.cmd_fd, &v, sizeof v);
@@ -536,7 +540,8 @@ void Dataplane::RunWorker(uint32_t w) {
               break;
             }
             Visit v{rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
-                    pf.l3_len, uint8_t(in), uint8_t(out)};
+                    pf.l3_len, uint8_t(in), uint8_t(out), {}};
+            v.cx.frame = f.data, v.cx.len = f.len, v.cx.pf = &pf, v.cx.now_ns = mono_ns;
             // Conntrack before the rules, as netfilter's PRE_ROUTING: the
             // state of an existing flow is updated now, a new flow waits
             // for the verdict (Commit below). Zone = the port pair.
@@ -552,6 +557,12 @@ void Dataplane::RunWorker(uint32_t w) {
                                             : ws.cache.Forward(*rs, rs->generation, pf.key6, v);
             if (!verdict) {
               drop(DropReason::kNoVerdict);
+              break;
+            }
+            if (verdict == &Ruleset::kHotDrop) {
+              ctr.drop.Inc();
+              ctr.drop_bytes.Add(pf.l3_len);
+              drop(DropReason::kMatchHotdrop);
               break;
             }
             switch (Action(verdict->action)) {

@@ -187,6 +187,9 @@ class Dataplane {
   // ---- used by the workers ----
   struct WorkerState;
 
+ // Listings and counters of the stateful matches' states.
+  ext::ExtStateRegistry& ext_states() { return *ext_states_; }
+
  private:
   void RunWorker(uint32_t w);
   void WaitQuiescent(uint64_t generation);
@@ -206,6 +209,9 @@ class Dataplane {
   std::vector<std::thread> threads_;
   std::vector<uint64_t> kernel_drops_;  // per port, accumulated by Counters()
 
+  // States of stateful matches (limit, hashlimit, recent), kept across
+  // rule set generations (extensions/state.h).
+  std::shared_ptr<ext::ExtStateRegistry> ext_states_ = std::make_shared<ext::ExtStateRegistry>();
   std::atomic<Ruleset*> current_{nullptr};
   std::shared_ptr<Ruleset> current_owner_;  // guarded by owner_mu_
   std::mutex owner_mu_;

@@ -45,6 +45,9 @@ const MODULES = ['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 
 function matchKey(m: Match): string {
   const k = C(MODULES.indexOf(m.module));
   switch (m.module) {
+    case 'ext':
+      // An extension's identity is its parsed options, whole.
+      return k + str(m.name) + str(JSON.stringify(m.o, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
     case 'tcp': case 'udp': case 'sctp':
       return k + port(m.sport) + port(m.dport) + (m.module === 'tcp' && m.flags && (m.flags.v.mask !== 0 || m.flags.not) ? neg(m.flags) + C(m.flags.v.mask, m.flags.v.comp) : '-');
     case 'icmp': case 'icmp6': {

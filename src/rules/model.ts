@@ -57,7 +57,18 @@ export type Match =
   | { module: 'iprange'; src?: Neg<AddrRange>; dst?: Neg<AddrRange> }
   | { module: 'conntrack'; ctstate?: Neg<number> }
   | { module: 'state'; state?: Neg<number> }
-  | { module: 'comment'; comment?: string };
+  | { module: 'comment'; comment?: string }
+  | ExtMatch;
+
+/**
+ * A match implemented as a module of src/rules/extensions/ (limit, recent,
+ * addrtype, ...): `o` is that module's own parsed options.
+ */
+export interface ExtMatch {
+  module: 'ext';
+  name: string;
+  o: unknown;
+}
 
 export type MatchModule = Match['module'];
 

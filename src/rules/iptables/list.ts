@@ -6,6 +6,7 @@
 import { formatIPv4, formatIPv6 } from '../address';
 import type { AddrRange, Family, Neg, PortRange, Rule } from '../model';
 import { ctStates } from './print';
+import { extension } from '../extensions/registry';
 
 export interface ListColumns {
   target: string;
@@ -54,6 +55,9 @@ function matchText(r: Rule, family: Family): string {
   let s = '';
   for (const m of r.matches) {
     switch (m.module) {
+      case 'ext':
+        s += extension(m).list(m.o, family);
+        break;
       case 'tcp': case 'udp': case 'sctp':
         s += ` ${m.module}${ports('spt', m.sport)}${ports('dpt', m.dport)}`;
         if (m.module === 'tcp' && m.flags && (m.flags.v.mask !== 0 || m.flags.not)) {

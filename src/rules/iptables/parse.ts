@@ -4,9 +4,10 @@
 // is returned (the caller gets an exception, never half a rule set).
 import { RuleError, type Position } from '../errors';
 import {
-  CT, type AddrRange, type Chain, type Family, type IcmpType, type Match, type PortRange,
+  CT, type AddrRange, type Chain, type ExtMatch, type Family, type IcmpType, type Match, type PortRange,
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
 } from '../model';
+import { EXTENSIONS, extension, type MatchExtension, type OptionContext } from '../extensions/registry';
 import {
   V4_MAX, V6_MAX, maskLength4, maskLength6, parseIPv4, parseIPv6, prefixRange6,
 } from '../address';
@@ -407,8 +408,9 @@ export class RuleParser {
         case '-m': case '--match': {
           if (this.negate) cur.fail(this.negate, `"!" cannot be applied to ${o}`);
           const v = cur.value(t, 'a match name');
-          if (!MODULES.has(v.text)) cur.fail(v, `match "${v.text}" is not supported`);
-          this.addModule(v.text as Match['module'], v);
+          if (MODULES.has(v.text)) this.addModule(v.text as Match['module'], v);
+          else if (EXTENSIONS.has(v.text)) this.addExtension(EXTENSIONS.get(v.text)!, v);
+          else cur.fail(v, `match "${v.text}" is not supported`);
           break;
         }
         case '-j': case '--jump': case '-g': case '--goto': {
@@ -454,6 +456,30 @@ export class RuleParser {
     return m;
   }
 
+  private addExtension(e: MatchExtension, tok: Token): void {
+    if (e.family) this.setFamily(e.family, tok);
+    this.rule.matches.push({ module: 'ext', name: e.name, o: e.create() });
+    this.moduleToks.push(tok);
+  }
+
+  /** What an extension's option parser sees of this parser (extensions/registry.ts). */
+  private optionContext(m: ExtMatch, opt: Token): OptionContext {
+    const cur: LineCursor = this.cur;
+    return {
+      opt,
+      value: (what) => cur.value(opt, what),
+      peekValue: () => {
+        const n = cur.peek();
+        return n && !n.text.startsWith('-') && n.text !== '!' ? cur.next() : undefined;
+      },
+      negated: (negatable) => this.takeNegate(opt, negatable),
+      once: (key) => this.once(key, opt, m),
+      family: () => this.family(),
+      setFamily: (f, tok) => this.setFamily(f, tok),
+      fail: (tok, reason) => cur.fail(tok, reason),
+    };
+  }
+
   /** An option starting with "--" belongs to the latest loaded match that knows it. */
   private moduleOption(t: Token): void {
     for (let i = this.rule.matches.length - 1; i >= 0; i--) {
@@ -479,6 +505,8 @@ export class RuleParser {
     const o = t.text;
     const key = (k: string) => this.once(k, t, m);
     switch (m.module) {
+      case 'ext':
+        return extension(m).option(m.o, this.optionContext(m, t));
       case 'tcp': case 'udp': case 'sctp':
         if (o === '--sport' || o === '--source-port' || o === '--dport' || o === '--destination-port') {
           const src = o === '--sport' || o === '--source-port';
@@ -669,6 +697,14 @@ export class RuleParser {
           break;
         case 'conntrack':
           break;
+        case 'ext': {
+          const e = extension(m);
+          e.validate?.(m.o, {
+            rule: r, family: this.family(), tok,
+            fail: (reason) => cur.fail(tok, reason),
+          });
+          break;
+        }
       }
     }
     if (r.target.kind === 'REJECT' && r.target.with === 'tcp-reset' && proto !== PROTO_TCP) {
