@@ -1,6 +1,9 @@
 #include "dataplane/dataplane.h"
 
+#include <net/if.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -8,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -116,9 +120,27 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
 
 Dataplane::~Dataplane() { Stop(); }
 
+namespace {
+
+// The MTU of an interface (SIOCGIFMTU), or 1500 when it cannot be read.
+// TCPMSS --clamp-mss-to-pmtu clamps to the smaller of a frame's two ports.
+uint32_t InterfaceMtu(const std::string& name) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1500;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const int r = ioctl(fd, SIOCGIFMTU, &ifr);
+  close(fd);
+  return r == 0 && ifr.ifr_mtu > 0 ? uint32_t(ifr.ifr_mtu) : 1500;
+}
+
+}  // namespace
+
 void Dataplane::Start() {
   std::lock_guard<std::mutex> lock(life_mu_);
   if (running_) throw std::logic_error("dataplane: already started");
+  port_mtu_.clear();
+  for (const auto& p : config_.ports) port_mtu_.push_back(InterfaceMtu(p.name));
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
   for (const auto& p : config_.ports) {
     if (p.kind == PortKind::kTap) {
@@ -542,6 +564,9 @@ void Dataplane::RunWorker(uint32_t w) {
             Visit v{rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
                     pf.l3_len, uint8_t(in), uint8_t(out), {}};
             v.cx.frame = f.data, v.cx.len = f.len, v.cx.pf = &pf, v.cx.now_ns = mono_ns;
+            v.cx.writable = f.data;
+            v.cx.csum_partial = (vh->flags & io::kVnetNeedsCsum) != 0;
+            v.cx.mtu = std::min(port_mtu_[in], port_mtu_[out]);
             // Conntrack before the rules, as netfilter's PRE_ROUTING: the
             // state of an existing flow is updated now, a new flow waits
             // for the verdict (Commit below). Zone = the port pair.

@@ -212,6 +212,7 @@ class Dataplane {
   // States of stateful matches (limit, hashlimit, recent), kept across
   // rule set generations (extensions/state.h).
   std::shared_ptr<ext::ExtStateRegistry> ext_states_ = std::make_shared<ext::ExtStateRegistry>();
+  std::vector<uint32_t> port_mtu_;  // read at Start (TCPMSS clamping)
   std::atomic<Ruleset*> current_{nullptr};
   std::shared_ptr<Ruleset> current_owner_;  // guarded by owner_mu_
   std::mutex owner_mu_;

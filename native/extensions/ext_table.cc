@@ -13,6 +13,7 @@
 #include "extensions/xt_hashlimit.h"
 #include "extensions/xt_limit.h"
 #include "extensions/xt_recent.h"
+#include "extensions/xt_tcpmss.h"
 
 namespace flatwall {
 namespace ext {
@@ -33,6 +34,8 @@ int PayloadSize(uint8_t kind) {
   switch (Op(kind)) {
     case Op::kTtl: case Op::kLength: case Op::kTos: case Op::kDscp: case Op::kEcn:
     case Op::kPktType: case Op::kIp6Header: case Op::kIp6Opts: case Op::kLimit:
+      return 4;
+    case Op::kTcpMss:
       return 4;
     case Op::kMacSource: case Op::kAddrType: case Op::kIp6Frag: case Op::kHashlimit:
       return kind == uint8_t(Op::kIp6Frag) ? 12 : 8;
@@ -322,6 +325,10 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       if (!at || pf.l3_off + pf.l3_len < at + spi_off + 4) return 0;
       const uint32_t spi = net::Load32(cx.frame + at + spi_off);
       return spi >= Read<uint32_t>(p + 4) && spi <= Read<uint32_t>(p + 8);
+    }
+    case Op::kTcpMss: {
+      const uint16_t mss = Read<uint16_t>(p);
+      return TcpMssMangle(cx.writable, pf, mss, mss == 0, cx.mtu, cx.csum_partial, v6) ? 1 : 2;
     }
     case Op::kLimit:
       return static_cast<LimitState*>(states[Read<uint32_t>(p)].get())->Take(cx.now_ns);

@@ -139,6 +139,10 @@ enum class Op : uint8_t {
   kHashlimit = 21,// u32 state, u8 above, u8 bytes                       xt_hashlimit.cc
   kRecent = 22,   // u32 state, u8 cmd (RecentCmd), u8 flags (RecentFlags), u32 seconds, u32 hitcount, u32 mask[4]
                   //                                                     xt_recent.cc
+  // Targets that change the packet: the last op of their rule's program,
+  // so they act only when every match held; always true unless the
+  // kernel would drop the packet.
+  kTcpMss = 30,   // u16 mss (0: --clamp-mss-to-pmtu)                    xt_tcpmss.h
 };
 
 enum class StateKind : uint16_t {
@@ -155,6 +159,9 @@ struct Context {
   uint64_t now_ns = 0;             // monotonic (the pcap clock in replay)
   Hook hook = Hook::kForward;      // of the table being walked
   const HostAddrs* host = nullptr;  // host mode's addresses (addrtype.h), or none
+  uint8_t* writable = nullptr;     // the frame, when ops may change it (TCPMSS); null in replay
+  bool csum_partial = false;       // the frame's L4 checksum is completed later (NEEDS_CSUM)
+  uint32_t mtu = 1500;             // the smaller MTU of the frame's two ports
 };
 
 // The index a walk reports when a match dropped the packet itself (the

@@ -2,6 +2,7 @@
 // files, and turns the dataplane's batched counters and LOG events into
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
+import { targetExtension } from '../rules/extensions/targets';
 import { loadRuleFiles } from '../rules/load';
 import { compile, type CompiledRuleSet } from '../rules/compile';
 import type { RuleSet } from '../rules/model';
@@ -486,9 +487,11 @@ export class Firewall {
     for (const e of events) {
       const src = rules?.rules[e.ruleId];
       const target = src?.rule?.target;
+      const ext = target && target.kind === 'ext' ? targetExtension(target.name) : undefined;
       log('info', 'packet', {
-        event: 'LOG',
+        event: ext ? ext.name : 'LOG',
         prefix: target && target.kind === 'LOG' ? target.prefix ?? '' : undefined,
+        ...(ext && target && target.kind === 'ext' ? ext.logFields?.(target.o) : {}),
         rule: src ? `${src.file}:${src.line}` : e.ruleId,
         chain: src?.chain,
         spec: src?.rule ? ruleSpec(src.rule, src.family) : undefined,

@@ -35,6 +35,7 @@ import { V4_MAX, V6_MAX } from './address';
 import { REJECT_CODE } from './iptables/names';
 import { TableWriter, ACTION, type Cond, type Hook, HOOKS } from './pack';
 import { extension, type CompileContext } from './extensions/registry';
+import { targetExtension } from './extensions/targets';
 import { ExtSection, type Op } from './extensions/program';
 import { ruleSpec } from './iptables/print';
 
@@ -237,6 +238,25 @@ function portRanges(p: Neg<{ lo: number; hi: number }>): Ranges {
 /** The rule's own condition as a disjunction of single-range conds. */
 export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program?: ProgramCollector): Cond[] {
   let conds: Cond[] = [fullCond(family, ifaces.count - 1)];
+  // What an extension (src/rules/extensions/) compiles against.
+  const extCx = (name: string): CompileContext => ({
+    family,
+    refine: (key, alts) => { conds = refine(conds, key, alts); },
+    ifaceRange: (n, wildcard) => ifaces.range({ name: n, wildcard }),
+    needsL4: () => { for (const c of conds) c.needsL4 = true; },
+    never: () => { conds = []; },
+    op: (op, invert, payload) => {
+      if (!program) throw new Error(`${name} needs a match program here`);
+      program.ops.push({ name: op, invert, payload });
+    },
+    state: (kind, payload) => {
+      if (!program) throw new Error(`${name} needs a match program here`);
+      return program.section.state(kind, payload);
+    },
+    get ruleKey() {
+      return program ? program.ruleKey : '';
+    },
+  });
   if (r.src) conds = r.src.not ? refine(conds, 'src', addrRanges(r.src, family)) : narrowAll(conds, 'src', r.src.v.lo, r.src.v.hi);
   if (r.dst) conds = r.dst.not ? refine(conds, 'dst', addrRanges(r.dst, family)) : narrowAll(conds, 'dst', r.dst.v.lo, r.dst.v.hi);
   if (r.proto) conds = r.proto.not ? refine(conds, 'proto', complement(r.proto.v, r.proto.v, 255)) : narrowAll(conds, 'proto', r.proto.v, r.proto.v);
@@ -313,36 +333,19 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
       }
       case 'comment':
         break;
-      case 'ext': {
-        const cx: CompileContext = {
-          family,
-          refine: (key, alts) => { conds = refine(conds, key, alts); },
-          ifaceRange: (name, wildcard) => ifaces.range({ name, wildcard }),
-          needsL4: () => { for (const c of conds) c.needsL4 = true; },
-          never: () => { conds = []; },
-          op: (name, invert, payload) => {
-            if (!program) throw new Error(`match ${m.name} needs a match program here`);
-            program.ops.push({ name, invert, payload });
-          },
-          state: (kind, payload) => {
-            if (!program) throw new Error(`match ${m.name} needs a match program here`);
-            return program.section.state(kind, payload);
-          },
-          get ruleKey() {
-            return program ? program.ruleKey : '';
-          },
-        };
-        extension(m).compile(m.o, cx);
+      case 'ext':
+        extension(m).compile(m.o, extCx(m.name));
         break;
-      }
     }
   }
+  // A target that changes the packet acts last, when everything matched.
+  if (r.target.kind === 'ext') targetExtension(r.target.name).compile?.(r.target.o, extCx(r.target.name));
   return conds;
 }
 
-/** Whether a rule has matches that compile to a match program (not only to conditions). */
+/** Whether a rule has matches or a target that compile to a match program (not only to conditions). */
 export function hasExtensionMatches(r: Rule): boolean {
-  return r.matches.some((m) => m.module === 'ext');
+  return r.target.kind === 'ext' || r.matches.some((m) => m.module === 'ext');
 }
 
 /** The interfaces every table of the rule set names (for the class map). */
@@ -430,7 +433,7 @@ class ChainInliner {
     // are flagged, and each has an entry whose `fail` is the first record
     // after everything the rule expands to (native/extensions/ext_table.h).
     let collector: ProgramCollector | undefined;
-    if (r.matches.length && hasExtensionMatches(r)) collector = new ProgramCollector(this.section, () => this.ruleKey(r, chain, family));
+    if (hasExtensionMatches(r)) collector = new ProgramCollector(this.section, () => this.ruleKey(r, chain, family));
     let conds = ruleConds(r, family, this.ifaces, collector);
     let prog: number | undefined;
     if (collector && collector.ops.length && conds.length) {
@@ -479,6 +482,9 @@ class ChainInliner {
       case 'LOG': case 'none':
         this.continueHere(this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r));
         break;
+      case 'ext':
+        this.continueHere(this.emit(conds, ACTION[targetExtension(t.name).action], 0, r));
+        break;
       case 'RETURN':
         this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r));
         break;
@@ -510,6 +516,7 @@ const TARGET_FEATURE: Record<string, string> = {
   ACCEPT: '-j ACCEPT', DROP: '-j DROP', REJECT: '-j REJECT', RETURN: '-j RETURN', LOG: '-j LOG',
   jump: '-j CHAIN', goto: '-g CHAIN', none: 'no target',
 };
+const targetFeature = (t: Rule['target']) => (t.kind === 'ext' ? `-j ${t.name}` : TARGET_FEATURE[t.kind]);
 
 /**
  * Source rule ids: one per rule and one per built-in policy, in table and
@@ -538,7 +545,7 @@ export function numberRules(rs: RuleSet, families: Family[]) {
         if (r.inIface || r.outIface) feature('interface');
         if (r.proto) feature('protocol');
         for (const m of r.matches) feature(m.module === 'ext' ? `-m ${m.name}` : MODULE_FEATURE[m.module]);
-        feature(TARGET_FEATURE[r.target.kind]);
+        feature(targetFeature(r.target));
       });
     }
   }

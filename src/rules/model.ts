@@ -77,7 +77,8 @@ export type Target =
   | { kind: 'DROP' }
   | { kind: 'REJECT'; with: string }
   | { kind: 'RETURN' }
-  | { kind: 'LOG'; prefix?: string; level?: number }
+  | { kind: 'LOG'; prefix?: string; level?: number; flags?: number }
+  | { kind: 'ext'; name: string; o: unknown } // src/rules/extensions/targets.ts (NFLOG, TCPMSS)
   | { kind: 'jump'; chain: string }
   | { kind: 'goto'; chain: string }
   | { kind: 'none' };

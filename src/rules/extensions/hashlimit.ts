@@ -105,7 +105,9 @@ export const hashlimit: MatchExtension<HashlimitOpts> = {
     const dmask = family === 4 ? 32 : 128;
     let s = o.above ? ' --hashlimit-above' : ' --hashlimit-upto';
     s += ` ${o.bytes ? bytesText(o.avg) : printRate(o.avg, SCALE)}`;
-    if (o.burst !== undefined && o.burst !== 5) s += ` --hashlimit-burst ${o.burst}`;
+    // iptables 1.8.9 prints the burst of a packet rate always, of a byte rate when given.
+    if (!o.bytes) s += ` --hashlimit-burst ${o.burst ?? 5}`;
+    else if (o.burst !== undefined) s += ` --hashlimit-burst ${o.burst}`;
     if (o.mode) s += ` --hashlimit-mode ${MODES.filter(([, b]) => o.mode & b).map(([n]) => n).join(',')}`;
     s += ` --hashlimit-name ${o.name}`;
     if (o.size) s += ` --hashlimit-htable-size ${o.size}`;

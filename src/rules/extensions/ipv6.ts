@@ -10,7 +10,9 @@ const HEADERS: [string[], number][] = [
   [['hop', 'hop-by-hop', '0'], 128], [['dst', 'ipv6-opts', '60'], 64], [['route', 'ipv6-route', '43'], 32],
   [['frag', 'ipv6-frag', '44'], 16], [['auth', 'ah', '51'], 8], [['esp', '50'], 4], [['none', 'ipv6-nonxt', '59'], 2], [['proto'], 1],
 ];
-const SAVE_NAMES: [string, number][] = [['hop', 128], ['dst', 64], ['route', 32], ['frag', 16], ['auth', 8], ['esp', 4], ['none', 2], ['prot', 1]];
+const SAVE_NAMES: [string, number][] = [
+  ['hop-by-hop', 128], ['ipv6-opts', 64], ['ipv6-route', 32], ['ipv6-frag', 16], ['ah', 8], ['esp', 4], ['ipv6-nonxt', 2], ['protocol', 1],
+];
 
 interface HdrOpts { want: number; soft: boolean; not: boolean; set: boolean }
 export const ipv6header: MatchExtension<HdrOpts> = {
@@ -151,7 +153,8 @@ function spi(name: 'ah' | 'esp', proto: number): MatchExtension<SpiOpts> {
     validate(o, cx) {
       // The kernel's ah/esp matches check the protocol themselves and are
       // registered with .proto (IPPROTO_AH/ESP): iptables requires -p.
-      if (cx.family === 4 && !(cx.rule.proto && !cx.rule.proto.not && cx.rule.proto.v === proto)) {
+      // (ip6t_ah alone is registered without a protocol.)
+      if ((cx.family === 4 || name === 'esp') && !(cx.rule.proto && !cx.rule.proto.not && cx.rule.proto.v === proto)) {
         cx.fail(`-m ${name} requires -p ${name}`);
       }
     },

@@ -6,7 +6,7 @@ interface MacOpts {
   mac?: number[];
   not: boolean;
 }
-const hex = (b: number) => b.toString(16).toUpperCase().padStart(2, '0');
+const hex = (b: number) => b.toString(16).padStart(2, '0');
 
 export const mac: MatchExtension<MacOpts> = {
   name: 'mac',

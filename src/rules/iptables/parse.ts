@@ -8,6 +8,12 @@ import {
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
 } from '../model';
 import { EXTENSIONS, extension, type MatchExtension, type OptionContext } from '../extensions/registry';
+import { TARGETS, targetExtension } from '../extensions/targets';
+
+/** -j LOG's flag options, as XT_LOG_* (include/uapi/linux/netfilter/xt_LOG.h). */
+export const LOG_FLAGS: Record<string, number> = {
+  '--log-tcp-sequence': 0x01, '--log-tcp-options': 0x02, '--log-ip-options': 0x04, '--log-uid': 0x08, '--log-macdecode': 0x20,
+};
 import {
   V4_MAX, V6_MAX, maskLength4, maskLength6, parseIPv4, parseIPv6, prefixRange6,
 } from '../address';
@@ -463,7 +469,7 @@ export class RuleParser {
   }
 
   /** What an extension's option parser sees of this parser (extensions/registry.ts). */
-  private optionContext(m: ExtMatch, opt: Token): OptionContext {
+  private optionContext(m: object, opt: Token): OptionContext {
     const cur: LineCursor = this.cur;
     return {
       opt,
@@ -473,7 +479,7 @@ export class RuleParser {
         return n && !n.text.startsWith('-') && n.text !== '!' ? cur.next() : undefined;
       },
       negated: (negatable) => this.takeNegate(opt, negatable),
-      once: (key) => this.once(key, opt, m),
+      once: (key) => this.once(key, opt, m as Match),
       family: () => this.family(),
       setFamily: (f, tok) => this.setFamily(f, tok),
       fail: (tok, reason) => cur.fail(tok, reason),
@@ -604,6 +610,7 @@ export class RuleParser {
 
   private parseTarget(opt: Token, v: Token, isGoto: boolean): Target {
     const name = v.text;
+    if (!isGoto && TARGETS.has(name)) return { kind: 'ext', name, o: TARGETS.get(name)!.create() };
     if (isGoto || !['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'LOG'].includes(name)) {
       if (BUILTIN_CHAINS.includes(name as never)) this.cur.fail(v, `cannot jump to built-in chain ${name}`);
       if (!this.ctx.chainExists(name)) {
@@ -655,7 +662,16 @@ export class RuleParser {
       }
       return true;
     }
+    if (target.kind === 'LOG' && LOG_FLAGS[t.text] !== undefined) {
+      // XT_LOG_* bits (libxt_LOG.c). The log stream's events carry the
+      // packet's header fields; these options are kept for printing.
+      this.once(t.text, t);
+      this.takeNegate(t, false);
+      target.flags = (target.flags ?? 0) | LOG_FLAGS[t.text];
+      return true;
+    }
     if (target.kind === 'LOG' && t.text.startsWith('--log-')) cur.fail(t, `LOG option ${t.text} is not supported`);
+    if (target.kind === 'ext') return targetExtension(target.name).option(target.o, this.optionContext(target, t));
     return false;
   }
 
@@ -706,6 +722,12 @@ export class RuleParser {
           break;
         }
       }
+    }
+    if (r.target.kind === 'ext') {
+      targetExtension(r.target.name).validate?.(r.target.o, {
+        rule: r, family: this.family(), tok: this.targetTok!,
+        fail: (reason) => cur.fail(this.targetTok, reason),
+      });
     }
     if (r.target.kind === 'REJECT' && r.target.with === 'tcp-reset' && proto !== PROTO_TCP) {
       cur.fail(this.targetTok, 'REJECT --reject-with tcp-reset requires -p tcp');

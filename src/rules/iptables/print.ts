@@ -5,6 +5,8 @@ import { formatIPv4, formatIPv6 } from '../address';
 import { BUILTIN_CHAINS, CT_PRINT_ORDER, CT, type AddrRange, type Chain, type Family, type Neg, type PortRange, type Rule, type Table } from '../model';
 import { LOG_LEVEL_DEFAULT, PROTO_NAME, TCP_FLAG_NAMES } from './names';
 import { extension } from '../extensions/registry';
+import { targetExtension } from '../extensions/targets';
+import { LOG_FLAGS } from './parse';
 
 export interface PrintOptions {
   counters?: boolean; // like iptables-save -c
@@ -107,6 +109,10 @@ export function ruleSpec(r: Rule, family: Family): string {
       s += ' -j LOG';
       if (t.prefix !== undefined) s += ` --log-prefix ${quote(t.prefix)}`;
       if (t.level !== undefined && t.level !== LOG_LEVEL_DEFAULT) s += ` --log-level ${t.level}`;
+      for (const [opt, bit] of Object.entries(LOG_FLAGS)) if ((t.flags ?? 0) & bit) s += ` ${opt}`;
+      break;
+    case 'ext':
+      s += ` -j ${t.name}${targetExtension(t.name).save(t.o, family)}`;
       break;
     default:
       s += ` -j ${t.kind}`;
