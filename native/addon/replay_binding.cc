@@ -3,7 +3,7 @@
 // AsyncWorker so a large capture never blocks the JS thread.
 //
 //   replayFrames(rules: ArrayBuffer, frames: Uint8Array, offsets: Uint32Array,
-//                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?})
+//                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?, timestampsNs?: BigUint64Array})
 //     -> Promise<{cls, verdict, reason, finalRecord, finalRule, hits, bytes}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
@@ -16,6 +16,8 @@
 #include "addon/bindings.h"
 #include "classifier/table_set.h"
 #include "dataplane/parse.h"
+#include "extensions/ext_table.h"
+#include "extensions/state.h"
 
 namespace flatwall {
 namespace {
@@ -29,6 +31,7 @@ struct ReplayJob {
   std::vector<uint8_t> rules;
   std::vector<uint8_t> frames;
   std::vector<uint32_t> offsets;
+  std::vector<uint64_t> ts_ns;  // per frame, the pcap time (empty: all 0)
   uint16_t iif = 0, oif = 0;
   uint32_t rule_count = 0;
   Hook hook = Hook::kForward;
@@ -40,20 +43,27 @@ struct ReplayJob {
   std::vector<double> hits, bytes;
 };
 
+// One frame through table `t`, match programs included (on the capture's
+// clock, so a replay is deterministic).
 template <typename C, typename Key>
-void Decide(const C* c, Key key, uint16_t iif, uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
+void Decide(const C* c, const ext::ExtTable* ext, uint32_t t, Key key, const ext::Context& cx, uint16_t iif,
+            uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
   key.c.iif = iif;
   key.c.oif = oif;
-  const Verdict v = Evaluate(*c, key, [&](uint32_t r) {
-    const uint32_t id = c->record(r).c.rule_id;
-    if (id < job.rule_count) {
-      job.hits[id] += 1;
-      job.bytes[id] += len;
-    }
-  });
+  const Verdict v = ext::EvaluateExt(
+      *c, ext, t, key, cx,
+      [&](uint32_t r) {
+        const uint32_t id = c->record(r).c.rule_id;
+        if (id < job.rule_count) {
+          job.hits[id] += 1;
+          job.bytes[id] += len;
+        }
+      },
+      [] {});
   job.verdict[i] = static_cast<uint8_t>(v.action);
-  job.final_record[i] = v.index;
-  job.final_rule[i] = v.index == kNoMatch ? UINT32_MAX : c->record(v.index).c.rule_id;
+  const bool found = v.index != kNoMatch && v.index != ext::kHotDrop;
+  job.final_record[i] = found ? v.index : kNoMatch;
+  job.final_rule[i] = found ? c->record(v.index).c.rule_id : UINT32_MAX;
 }
 
 class ReplayWorker : public Napi::AsyncWorker {
@@ -70,6 +80,18 @@ class ReplayWorker : public Napi::AsyncWorker {
     if (!set) return SetError(error);
     const int t4 = set->Find(Family::kIPv4, j.hook);
     const int t6 = set->Find(Family::kIPv6, j.hook);
+    // Match programs and their states (a registry of this replay's own).
+    ext::ExtStateRegistry states;
+    std::unique_ptr<ext::ExtTable> ext;
+    try {
+      std::vector<TableInfo> infos;
+      for (size_t k = 0; k < set->size(); ++k) infos.push_back(set->info(k));
+      ext = ext::ExtTable::Parse(j.rules.data(), j.rules.size(), infos, &states);
+    } catch (const std::exception& e) {
+      return SetError(e.what());
+    }
+    ext::Context cx;
+    cx.hook = j.hook;
     const size_t n = j.offsets.size() - 1;
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
@@ -83,6 +105,8 @@ class ReplayWorker : public Napi::AsyncWorker {
       const uint32_t off = j.offsets[i];
       const uint32_t len = j.offsets[i + 1] - off;
       ParseFrame(j.frames.data() + off, len, false, &pf);
+      cx.frame = j.frames.data() + off, cx.len = len, cx.pf = &pf;
+      cx.now_ns = j.ts_ns.empty() ? 0 : j.ts_ns[i];
       j.cls[i] = static_cast<uint8_t>(pf.cls);
       j.reason[i] = static_cast<uint8_t>(pf.reason);
       switch (pf.cls) {
@@ -90,11 +114,11 @@ class ReplayWorker : public Napi::AsyncWorker {
           // A rule set without an IPv4 table has nothing to say: the
           // kernel with no ip6tables rules accepts, and so do we.
           if (t4 < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else Decide(set->v4(t4), pf.key4, j.iif, j.oif, len, j, i);
+          else Decide(set->v4(t4), ext.get(), uint32_t(t4), pf.key4, cx, j.iif, j.oif, len, j, i);
           break;
         case FrameClass::kIPv6:
           if (t6 < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else Decide(set->v6(t6), pf.key6, j.iif, j.oif, len, j, i);
+          else Decide(set->v6(t6), ext.get(), uint32_t(t6), pf.key6, cx, j.iif, j.oif, len, j, i);
           break;
         case FrameClass::kArp:
         case FrameClass::kNdp:
@@ -197,6 +221,16 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->oif = static_cast<uint16_t>(num("oif", 0, 65535, 0));
   job->rule_count = static_cast<uint32_t>(num("ruleCount", 0, 1 << 28, 0));
   job->hook = static_cast<Hook>(static_cast<uint8_t>(num("hook", 0, 2, 1)));
+  // Per-frame times (the capture's clock) for rate and history matches.
+  Napi::Value ts = o.Get("timestampsNs");
+  if (!ts.IsUndefined()) {
+    if (!ts.IsTypedArray() || ts.As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array)
+      throw Napi::TypeError::New(env, "timestampsNs must be a BigUint64Array");
+    auto a = ts.As<Napi::TypedArrayOf<uint64_t>>();
+    if (a.ElementLength() != job->offsets.size() - 1)
+      throw Napi::RangeError::New(env, "timestampsNs needs one time per frame");
+    job->ts_ns.assign(a.Data(), a.Data() + a.ElementLength());
+  }
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");

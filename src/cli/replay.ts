@@ -83,10 +83,14 @@ export async function runReplay(argv: string[]): Promise<number> {
   const offsets = new Uint32Array(recs.length + 1);
   for (let i = 0; i < recs.length; i++) offsets[i + 1] = offsets[i] + recs[i].data.length;
   const frames = Buffer.concat(recs.map((r) => r.data));
+  // The capture's clock drives rate and history matches (limit, recent, ...).
+  const scale = capture.nanos ? 1n : 1000n;
+  const timestampsNs = BigUint64Array.from(recs, (r) => BigInt(r.tsSec) * 1000000000n + BigInt(r.tsFrac) * scale);
   const res = await native().replayFrames(compiled.buffer, frames, offsets, {
     iif: compiled.ifaces.classOf(values['in-interface']!),
     oif: compiled.ifaces.classOf(values['out-interface']!),
     ruleCount: compiled.rules.length,
+    timestampsNs,
   });
 
   const describe = (ruleId: number) => {
