@@ -46,6 +46,8 @@ export function ctScript(v6: boolean): CtStep[] {
     { what: 'its answer', ...tcp('b', 80, 40007, 'A', 1, 2), ct: 'INVALID', ctLoose: 'ESTABLISHED', pass: false },
     { what: 'refused: SYN', ...tcp('a', 40008, 80, 'S', 300), ct: 'NEW', pass: true },
     { what: 'refused: RST/ACK answer', ...tcp('b', 80, 40008, 'RA', 0, 301), ct: 'ESTABLISHED', pass: true },
+    // netfilter deletes a connection whose only answer was a RST.
+    { what: 'refused: the RST/ACK again (its connection is gone)', ...tcp('b', 80, 40008, 'RA', 0, 301), ct: 'INVALID', pass: false },
     { what: 'refused: SYN again', ...tcp('a', 40008, 80, 'S', 400), ct: 'NEW', pass: true },
     { what: 'reset: SYN', ...tcp('a', 40009, 80, 'S', 500), ct: 'NEW', pass: true },
     { what: 'reset: SYN/ACK', ...tcp('b', 80, 40009, 'SA', 800, 501), ct: 'ESTABLISHED', pass: true },
