@@ -62,6 +62,34 @@ bool Bool(const Napi::Object& o, const char* key, bool dflt) {
   return v.ToBoolean().Value();
 }
 
+}  // namespace
+
+void ParseConntrackOptions(const Napi::Object& o, const char* who, ConntrackOptions* c) {
+  const Napi::Env env = o.Env();
+  const std::string w(who);
+  c->enabled = Bool(o, "conntrack", c->enabled);
+  c->max = U32(o, "conntrackMax", c->max);
+  c->tcp_loose = Bool(o, "conntrackTcpLoose", c->tcp_loose);
+  const Napi::Value to = o.Get("conntrackTimeouts");
+  if (!to.IsUndefined() && !to.IsNull()) {
+    if (!to.IsObject()) throw Napi::TypeError::New(env, w + ": conntrackTimeouts must be an object");
+    const Napi::Object t = to.As<Napi::Object>();
+    const Napi::Array names = t.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      const std::string name = names.Get(i).ToString().Utf8Value();
+      const uint32_t secs = U32(t, name.c_str(), 0);
+      if (secs == 0) throw Napi::RangeError::New(env, w + ": conntrackTimeouts." + name + " must be >= 1");
+      if (!c->timeouts.Set(name, secs)) {
+        std::string known;
+        for (const char* const* n = ct::Timeouts::kNames; *n; ++n) known += std::string(known.empty() ? "" : ", ") + *n;
+        throw Napi::RangeError::New(env, w + ": unknown conntrack timeout '" + name + "' (known: " + known + ")");
+      }
+    }
+  }
+}
+
+namespace {
+
 std::string AddrString(uint8_t family, const uint32_t w[4]);
 
 DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
@@ -125,26 +153,13 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
       throw Napi::RangeError::New(env, std::string("Dataplane: ") + key + " must be an integer in -20..19");
     *field = int(d);
   }
-  c.conntrack = Bool(o, "conntrack", c.conntrack);
-  c.conntrack_max = U32(o, "conntrackMax", c.conntrack_max);
-  c.ct_tcp_loose = Bool(o, "conntrackTcpLoose", c.ct_tcp_loose);
+  ConntrackOptions ct{c.conntrack, c.conntrack_max, c.ct_tcp_loose, c.ct_timeouts};
+  ParseConntrackOptions(o, "Dataplane", &ct);
+  c.conntrack = ct.enabled;
+  c.conntrack_max = ct.max;
+  c.ct_tcp_loose = ct.tcp_loose;
+  c.ct_timeouts = ct.timeouts;
   c.flow_cache = U32(o, "flowCache", c.flow_cache);
-  const Napi::Value to = o.Get("conntrackTimeouts");
-  if (!to.IsUndefined() && !to.IsNull()) {
-    if (!to.IsObject()) throw Napi::TypeError::New(env, "Dataplane: conntrackTimeouts must be an object");
-    const Napi::Object t = to.As<Napi::Object>();
-    const Napi::Array names = t.GetPropertyNames();
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-      const std::string name = names.Get(i).ToString().Utf8Value();
-      const uint32_t secs = U32(t, name.c_str(), 0);
-      if (secs == 0) throw Napi::RangeError::New(env, "Dataplane: conntrackTimeouts." + name + " must be >= 1");
-      if (!c.ct_timeouts.Set(name, secs)) {
-        std::string known;
-        for (const char* const* n = ct::Timeouts::kNames; *n; ++n) known += std::string(known.empty() ? "" : ", ") + *n;
-        throw Napi::RangeError::New(env, "Dataplane: unknown conntrack timeout '" + name + "' (known: " + known + ")");
-      }
-    }
-  }
   return c;
 }
 

@@ -341,7 +341,7 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
         const c = compile(rs);
         const ts = BigUint64Array.from(fr, (_, i) => 1_000_000_000_000n + BigInt(i) * 2_000_000n);
         const res = await native().replayFrames(c.buffer, Buffer.concat(fr), Uint32Array.from([0, ...fr.map((_, i) => fr.slice(0, i + 1).reduce((n, b) => n + b.length, 0))]), {
-          ruleCount: c.rules.length, timestampsNs: ts,
+          ruleCount: c.rules.length, timestamps: ts,
         });
         replay[fam] = c.rules.filter((r) => r.chain === 'FORWARD' && r.rule).sort((a, b) => a.index - b.index).map((r) => res.hits[r.id]);
       }
