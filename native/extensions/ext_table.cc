@@ -359,10 +359,10 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       auto* st = static_cast<RecentState*>(states[Read<uint32_t>(p)].get());
       const uint8_t cmd = p[4], fl = p[5];
       const uint32_t seconds = Read<uint32_t>(p + 8), hitcount = Read<uint32_t>(p + 12);
-      uint32_t mask[4], addr[4];
-      std::memcpy(mask, p + 16, 16);
+      // The address; the table's own mask is applied by Check (xt_recent.h).
+      uint32_t addr[4];
       const uint32_t* a = (fl & kRecentDest) ? Dst(key) : Src(key);
-      for (int i = 0; i < 4; ++i) addr[i] = i < Words(key) ? a[i] & mask[i] : 0;
+      for (int i = 0; i < 4; ++i) addr[i] = i < Words(key) ? a[i] : 0;
       // "use TTL as seen before forwarding" (recent_mt): the undecremented value.
       const uint8_t* ip = cx.frame + pf.l3_off;
       const uint8_t ttl = v6 ? ip[7] : ip[8];

@@ -137,7 +137,7 @@ enum class Op : uint8_t {
   kSpi = 14,      // u8 proto (50 ESP, 51 AH), u32 lo, hi                ipv6_headers.cc (xt_esp, ip6t_ah/ipt_ah)
   kLimit = 20,    // u32 state                                           xt_limit.h
   kHashlimit = 21,// u32 state, u8 above, u8 bytes                       xt_hashlimit.cc
-  kRecent = 22,   // u32 state, u8 cmd (RecentCmd), u8 flags (RecentFlags), u32 seconds, u32 hitcount, u32 mask[4]
+  kRecent = 22,   // u32 state, u8 cmd (RecentCmd), u8 flags (RecentFlags), u32 seconds, u32 hitcount, u32 mask[4] (unused: the table's)
                   //                                                     xt_recent.cc
   // Targets that change the packet: the last op of their rule's program,
   // so they act only when every match held; always true unless the

@@ -70,9 +70,11 @@ void RecentState::Record(Entry& e, uint64_t now_ns) {
   e.lru = ++lru_clock_;
 }
 
-bool RecentState::Check(RecentCmd cmd, uint8_t flags, bool invert, uint8_t family, const uint32_t addr[4],
+bool RecentState::Check(RecentCmd cmd, uint8_t flags, bool invert, uint8_t family, const uint32_t in_addr[4],
                         uint8_t ttl, uint64_t seconds_ns, uint32_t hitcount, uint64_t now_ns) {
   bool ret = invert;
+  uint32_t addr[4];
+  for (int i = 0; i < 4; ++i) addr[i] = in_addr[i] & cfg_.mask[i];
   Lock();
   Entry* e = Lookup(family, addr, ttl, flags & kRecentTtl);
   if (!e) {

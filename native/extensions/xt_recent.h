@@ -3,8 +3,13 @@
 //
 // Kernel semantics kept (recent_mt):
 //   - the address is the source (--rsource, default) or destination
-//     (--rdest), ANDed with --mask; --rttl also compares the TTL/hop limit
-//     of the packet that was last recorded;
+//     (--rdest), ANDed with the --mask of the rule that CREATED the table
+//     (recent_mt_check copies it into the table, recent_mt masks with
+//     t->mask): a later rule's own --mask is printed but not used. Seen on
+//     Linux 6.18: with `--rcheck --mask 255.255.255.252` first and `--set`
+//     (mask /32) second, the set stores 10.0.1.0 for 10.0.1.1;
+//   - --rttl also compares the TTL/hop limit of the packet that was last
+//     recorded;
 //   - in FORWARD the TTL is taken "as seen before forwarding" (recent_mt
 //     adds one when par->out is set and there is no socket);
 //   - no entry: --set creates one (and matches), everything else does not
@@ -41,8 +46,9 @@ namespace ext {
 struct RecentConfig {
   uint32_t list_tot;      // entries per table (xt_recent ip_list_tot, 100)
   uint32_t pkt_list_tot;  // times per entry (ip_pkt_list_tot, 20)
+  uint32_t mask[4];       // the TABLE's mask: see below
 };
-static_assert(sizeof(RecentConfig) == 8, "recent config layout");
+static_assert(sizeof(RecentConfig) == 24, "recent config layout");
 
 enum class RecentCmd : uint8_t { kSet = 1, kRcheck = 2, kUpdate = 3, kRemove = 4 };
 enum RecentFlags : uint8_t { kRecentTtl = 1, kRecentReap = 2, kRecentDest = 4 };
@@ -52,7 +58,8 @@ class RecentState final : public State {
   RecentState(std::string key, std::string config, const RecentConfig& cfg, std::string name);
   const char* kind() const override { return "recent"; }
 
-  // One packet: `addr` already masked (4 words, IPv4 in word 0), `ttl` as
+  // One packet: `addr` as in the packet (4 words, IPv4 in word 0; the
+  // table's mask is applied here), `ttl` as
   // the kernel would compare it. Returns the match's result, `invert`
   // applied (an --update records when that result is true, as recent_mt).
   bool Check(RecentCmd cmd, uint8_t flags, bool invert, uint8_t family, const uint32_t addr[4],

@@ -107,7 +107,7 @@ FW_TEST(ExtHashlimitFullTableHotDropsNewKeysAndReclaimsExpired) {
 }
 
 FW_TEST(ExtRecentSetCheckUpdateHitcountRemoveReap) {
-  RecentState r("k", "c", RecentConfig{3, 20}, "SSH");
+  RecentState r("k", "c", RecentConfig{3, 20, {~0u, ~0u, ~0u, ~0u}}, "SSH");
   const uint32_t a[4] = {0x0a000001, 0, 0, 0}, b[4] = {0x0a000002, 0, 0, 0};
   const uint64_t t = 1000 * kSec;
   FW_CHECK(!r.Check(RecentCmd::kRcheck, 0, false, 4, a, 64, 0, 0, t));  // nothing yet

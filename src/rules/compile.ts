@@ -249,9 +249,9 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
       if (!program) throw new Error(`${name} needs a match program here`);
       program.ops.push({ name: op, invert, payload });
     },
-    state: (kind, payload) => {
+    state: (kind, payload, key) => {
       if (!program) throw new Error(`${name} needs a match program here`);
-      return program.section.state(kind, payload);
+      return program.section.state(kind, payload, key);
     },
     get ruleKey() {
       return program ? program.ruleKey : '';
@@ -341,6 +341,18 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
   // A target that changes the packet acts last, when everything matched.
   if (r.target.kind === 'ext') targetExtension(r.target.name).compile?.(r.target.o, extCx(r.target.name));
   return conds;
+}
+
+/** The context an extension declares its named state in (compile's pre-pass). */
+function declareContext(family: Family, section: ExtSection): CompileContext {
+  const no = () => {
+    throw new Error('declare() may only declare state');
+  };
+  return {
+    family, refine: no, ifaceRange: no, needsL4: no, never: no, op: no,
+    state: (kind, payload, key) => section.state(kind, payload, key),
+    ruleKey: '',
+  };
 }
 
 /** Whether a rule has matches or a target that compile to a match program (not only to conditions). */
@@ -576,6 +588,19 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   // places keeps one program (and its states) however often it is inlined.
   const section = new ExtSection();
   const programs = new Map<number, number>();
+  // Named tables (recent, hashlimit) take the configuration of the first
+  // rule that names them, in the order iptables-restore creates rules.
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        for (const m of r.matches) {
+          if (m.module !== 'ext') continue;
+          const e = extension(m);
+          if (e.declare) e.declare(m.o, declareContext(t.family, section));
+        }
+      }
+    }
+  }
   // What keeps a stateful rule's state (a limit bucket) across reloads: its
   // family, chain and canonical text, and which occurrence of that text it is.
   const keys = new Map<number, string>();

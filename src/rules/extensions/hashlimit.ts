@@ -130,17 +130,26 @@ export const hashlimit: MatchExtension<HashlimitOpts> = {
     if (o.dstmask !== undefined && o.dstmask !== dmask) s += ` dstmask ${o.dstmask}`;
     return s;
   },
+  // The table is configured by the first rule naming it (htable_find_get).
+  declare(o, cx) {
+    cx.state('hashlimit', tableSpec(o, cx.family), `hashlimit:${cx.family}:${o.name}`);
+  },
   compile(o, cx) {
-    const full = cx.family === 4 ? 32 : 128;
+    const state = cx.state('hashlimit', tableSpec(o, cx.family), `hashlimit:${cx.family}:${o.name}`);
+    cx.op('hashlimit', false, new Bytes().u32(state).u8(o.above ? 1 : 0));
+  },
+};
+
+function tableSpec(o: HashlimitOpts, family: 4 | 6): Bytes {
+  {
+    const full = family === 4 ? 32 : 128;
     // htable_create's defaults on a machine with more than 1 GiB.
     const size = o.size || 8192;
     const max = o.max || 8 * size;
     // Packets: avg/SCALE s = avg us per packet. Bytes: 1e12 ps / bytes per second.
     const intervalPs = o.bytes ? BigInt(Math.max(1, Math.floor(1e12 / o.avg))) : BigInt(o.avg) * 1000000n;
     const burst = BigInt(o.burst ?? (o.bytes ? o.avg : 5));
-    const cfg = new Bytes().u64(intervalPs).u64(burst).u32(o.mode).u32(max).u32(o.expire).u32(o.gc)
-      .u8(o.srcmask ?? full).u8(o.dstmask ?? full).u8(cx.family).u8(o.bytes ? 1 : 0).u32(0).name(o.name!);
-    const state = cx.state('hashlimit', cfg);
-    cx.op('hashlimit', false, new Bytes().u32(state).u8(o.above ? 1 : 0));
-  },
-};
+    return new Bytes().u64(intervalPs).u64(burst).u32(o.mode).u32(max).u32(o.expire).u32(o.gc)
+      .u8(o.srcmask ?? full).u8(o.dstmask ?? full).u8(family).u8(o.bytes ? 1 : 0).u32(0).name(o.name!);
+  }
+}

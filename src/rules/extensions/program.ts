@@ -43,8 +43,13 @@ export interface Op {
 /** What an extension's compile step adds to its rule: ops, and the states they use. */
 export interface ProgramSink {
   op(name: OpName, invert: boolean, payload: Bytes): void;
-  /** A state spec; equal (kind, bytes) specs within one rule set share one index. */
-  state(kind: StateName, payload: Bytes): number;
+  /**
+   * A state spec; equal (kind, bytes) specs within one rule set share one
+   * index, and so do specs with the same `key` (the first one's bytes win:
+   * a named table is configured by the first rule naming it, as the kernel
+   * creates it at that rule's checkentry).
+   */
+  state(kind: StateName, payload: Bytes, key?: string): number;
 }
 
 /** The extension section of one compiled rule set. */
@@ -54,15 +59,23 @@ export class ExtSection {
   private readonly stateIndex = new Map<string, number>();
   private readonly progs: number[] = [];
 
-  state(kind: StateName, payload: Bytes): number {
+  state(kind: StateName, payload: Bytes, name?: string): number {
+    if (name !== undefined) {
+      const named = this.stateIndex.get(`#${kind}:${name}`);
+      if (named !== undefined) return named;
+    }
     const body = payload.pad4().bytes();
     const key = `${kind}:${Buffer.from(body).toString('latin1')}`;
     const known = this.stateIndex.get(key);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      if (name !== undefined) this.stateIndex.set(`#${kind}:${name}`, known);
+      return known;
+    }
     const rec = new Bytes().u16(extLayout().states[kind]).u16(4 + body.length).raw(body);
     const i = this.states.length;
     this.states.push(rec.bytes());
     this.stateIndex.set(key, i);
+    if (name !== undefined) this.stateIndex.set(`#${kind}:${name}`, i);
     return i;
   }
 

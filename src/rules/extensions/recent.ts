@@ -102,8 +102,12 @@ export const recent: MatchExtension<RecentOpts> = {
     s += o.dest ? ' side: dest' : ' side: source';
     return s;
   },
+  // The table is configured (its mask too) by the first rule naming it.
+  declare(o, cx) {
+    cx.state('recent', tableSpec(o, cx.family), `recent:${o.name}`);
+  },
   compile(o, cx) {
-    const state = cx.state('recent', new Bytes().u32(LIST_TOT).u32(PKT_LIST_TOT).name(o.name));
+    const state = cx.state('recent', tableSpec(o, cx.family), `recent:${o.name}`);
     const p = new Bytes().u32(state).u8(o.cmd).u8((o.rttl ? 1 : 0) | (o.reap ? 2 : 0) | (o.dest ? 4 : 0)).u16(0)
       .u32(o.seconds).u32(o.hitcount);
     if (cx.family === 4) p.u32(o.mask === undefined ? 0xffffffff : Number(o.mask)).u32(0).u32(0).u32(0);
@@ -114,6 +118,18 @@ export const recent: MatchExtension<RecentOpts> = {
     cx.op('recent', o.not, p);
   },
 };
+
+function maskWords(o: RecentOpts, family: 4 | 6): number[] {
+  if (family === 4) return [o.mask === undefined ? 0xffffffff : Number(o.mask), 0, 0, 0];
+  const m = o.mask === undefined ? (1n << 128n) - 1n : BigInt(o.mask);
+  return [3, 2, 1, 0].map((i) => Number((m >> BigInt(32 * i)) & 0xffffffffn));
+}
+
+function tableSpec(o: RecentOpts, family: 4 | 6): Bytes {
+  const b = new Bytes().u32(LIST_TOT).u32(PKT_LIST_TOT);
+  for (const w of maskWords(o, family)) b.u32(w);
+  return b.name(o.name);
+}
 
 function maskText(o: RecentOpts, family: 4 | 6): string {
   if (family === 4) return formatIPv4(o.mask === undefined ? 0xffffffff : Number(o.mask));

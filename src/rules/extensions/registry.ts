@@ -67,8 +67,8 @@ export interface CompileContext {
   never(): void;
   /** Append an op to the rule's match program. */
   op(name: OpName, invert: boolean, payload: Bytes): void;
-  /** A state spec for a stateful op (shared by equal specs). */
-  state(kind: StateName, payload: Bytes): number;
+  /** A state spec for a stateful op (shared by equal specs, or by `key`: first wins). */
+  state(kind: StateName, payload: Bytes, key?: string): number;
   /** What identifies this rule across reloads (chain, spec, occurrence): a limit's bucket key. */
   readonly ruleKey: string;
 }
@@ -87,6 +87,12 @@ export interface MatchExtension<O = unknown> {
   /** The text iptables -L -n prints for it, with a leading space. */
   list(o: O, family: Family): string;
   compile(o: O, cx: CompileContext): void;
+  /**
+   * Before any rule compiles, in source order (built-in chains, then user
+   * chains as declared): declare named state the kernel configures from
+   * the first rule that names it (recent and hashlimit tables).
+   */
+  declare?(o: O, cx: CompileContext): void;
   /** Interface names the match compares (they shape the interface classes, as -i/-o names do). */
   ifaces?(o: O): { name: string; wildcard: boolean }[];
 }
