@@ -18,27 +18,8 @@ const CORPUS = join(__dirname, '..', '..', 'test', 'corpus');
 
 // file (relative to test/corpus) -> first line of the error, path relative too.
 const KNOWN_FAILING: Record<string, string> = {
-  "arno-iptables-firewall/eth0-ipv6-open.v4": "arno-iptables-firewall/eth0-ipv6-open.v4:55:56: match \"limit\" is not supported (at 'limit')",
-  "arno-iptables-firewall/eth0-ipv6-open.v6": "arno-iptables-firewall/eth0-ipv6-open.v6:54:61: match \"hl\" is not supported (at 'hl')",
-  "arno-iptables-firewall/eth0.v4": "arno-iptables-firewall/eth0.v4:55:56: match \"limit\" is not supported (at 'limit')",
   "fail2ban/iptables-ipset.v4": "fail2ban/iptables-ipset.v4:6:38: match \"set\" is not supported (at 'set')",
   "fail2ban/iptables-ipset.v6": "fail2ban/iptables-ipset.v6:6:38: match \"set\" is not supported (at 'set')",
-  "firehol/default.v4": "firehol/default.v4:28:44: match \"limit\" is not supported (at 'limit')",
-  "firehol/default.v6": "firehol/default.v6:27:44: match \"limit\" is not supported (at 'limit')",
-  "firehol/router.v4": "firehol/router.v4:39:44: match \"limit\" is not supported (at 'limit')",
-  "firehol/router.v6": "firehol/router.v6:27:44: match \"limit\" is not supported (at 'limit')",
-  "shorewall/Universal.v4": "shorewall/Universal.v4:60:13: match \"addrtype\" is not supported (at 'addrtype')",
-  "shorewall/one-interface.v4": "shorewall/one-interface.v4:58:13: match \"addrtype\" is not supported (at 'addrtype')",
-  "shorewall/three-interfaces.v4": "shorewall/three-interfaces.v4:74:13: match \"addrtype\" is not supported (at 'addrtype')",
-  "shorewall/two-interfaces.v4": "shorewall/two-interfaces.v4:66:13: match \"addrtype\" is not supported (at 'addrtype')",
-  "shorewall6/Universal.v6": "shorewall6/Universal.v6:58:13: match \"hashlimit\" is not supported (at 'hashlimit')",
-  "shorewall6/one-interface.v6": "shorewall6/one-interface.v6:53:13: match \"hashlimit\" is not supported (at 'hashlimit')",
-  "shorewall6/three-interfaces.v6": "shorewall6/three-interfaces.v6:69:13: match \"hashlimit\" is not supported (at 'hashlimit')",
-  "shorewall6/two-interfaces.v6": "shorewall6/two-interfaces.v6:61:13: match \"hashlimit\" is not supported (at 'hashlimit')",
-  "ufw/default.v4": "ufw/default.v4:62:23: match \"addrtype\" is not supported (at 'addrtype')",
-  "ufw/default.v6": "ufw/default.v6:61:34: match \"limit\" is not supported (at 'limit')",
-  "ufw/user-rules.v4": "ufw/user-rules.v4:62:23: match \"addrtype\" is not supported (at 'addrtype')",
-  "ufw/user-rules.v6": "ufw/user-rules.v6:61:34: match \"limit\" is not supported (at 'limit')",
 };
 
 function corpusFiles(): string[] {
