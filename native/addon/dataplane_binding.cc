@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -603,7 +604,8 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("pollLogs", &DataplaneWrap::PollLogs),
                         InstanceMethod("conntrackList", &DataplaneWrap::ConntrackList),
                         InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
-                        InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete)});
+                        InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete),
+                        InstanceMethod("matchStates", &DataplaneWrap::MatchStates)});
   }
 
   explicit DataplaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataplaneWrap>(info) {
@@ -786,6 +788,38 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     cmd->op = ConntrackCommand::Op::kDelete;
     cmd->tuple = ParseTuple(info.Env(), info[0]);
     return RunConntrack(info.Env(), std::move(cmd));
+  }
+
+  // Every live state of a stateful match (extensions/state.h): kind, key,
+  // counts, and with {list: true} the listing /proc/net/xt_recent/NAME or
+  // /proc/net/ipt_hashlimit/NAME would show. Control thread only.
+  Napi::Value MatchStates(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool list = false;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      const Napi::Value v = info[0].As<Napi::Object>().Get("list");
+      if (!v.IsUndefined() && !v.IsBoolean()) throw Napi::TypeError::New(env, "matchStates: list must be a boolean");
+      list = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    }
+    const auto states = dp_->ext_states().Live();
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+    Napi::Array a = Napi::Array::New(env, states.size());
+    for (size_t i = 0; i < states.size(); ++i) {
+      const ext::State& st = *states[i];
+      const ext::State::Stats c = st.stats();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", st.kind());
+      o.Set("key", st.key());
+      o.Set("entries", double(c.entries));
+      o.Set("capacity", double(c.capacity));
+      o.Set("evictions", double(c.evictions));
+      o.Set("refused", double(c.full));
+      if (list) o.Set("listing", st.List(now));
+      a.Set(uint32_t(i), o);
+    }
+    return a;
   }
 
   Napi::Value PollLogs(const Napi::CallbackInfo& info) {

@@ -151,6 +151,17 @@ export interface Activation {
   image?: { loaded: boolean; error?: string };
 }
 
+/** One state of a stateful match, as the dataplane reports it. */
+export interface MatchState {
+  kind: 'limit' | 'hashlimit' | 'recent';
+  key: string; // limit:FAMILY/CHAIN/SPEC#N, hashlimit:FAMILY:NAME, recent:NAME
+  entries: number;
+  capacity: number;
+  evictions: number;
+  refused: number; // limit: packets over the rate; hashlimit: new keys refused by a full table
+  listing?: string;
+}
+
 export class Firewall {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly dp: any;
@@ -456,6 +467,15 @@ export class Firewall {
   /** Dataplane counters; `{ rules: false }` skips the per-rule arrays (live generation only), the costly part at 1M rules. */
   counters(opts?: { rules: boolean }) {
     return this.dp.counters(opts);
+  }
+
+  /**
+   * The live states of stateful matches (limit buckets, recent and
+   * hashlimit tables): counts, and with `list` each one's listing as
+   * /proc/net/xt_recent/NAME and /proc/net/ipt_hashlimit/NAME show it.
+   */
+  matchStates(list = false): MatchState[] {
+    return this.dp.matchStates({ list });
   }
 
   // ---- connection tracking (run by the workers at a batch boundary, off the JS thread) ----
