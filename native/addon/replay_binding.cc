@@ -3,11 +3,13 @@
 // AsyncWorker so a large capture never blocks the JS thread.
 //
 //   replayFrames(rules: ArrayBuffer, frames: Uint8Array, offsets: Uint32Array,
-//                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?})
+//                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?, sets?: SetStore})
 //     -> Promise<{cls, verdict, reason, finalRecord, finalRule, hits, bytes}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
 // offsets[i+1]). Frames are Ethernet as captured (LINKTYPE_ETHERNET).
+// `sets`: the IP sets `-m set` rules test; the job takes a private copy
+// (SetStore::Clone, same ids) when called, so later edits do not race it.
 #include <cstring>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "addon/bindings.h"
 #include "classifier/table_set.h"
 #include "dataplane/parse.h"
+#include "sets/set_store.h"
 
 namespace flatwall {
 namespace {
@@ -33,6 +36,7 @@ struct ReplayJob {
   uint32_t rule_count = 0;
   Hook hook = Hook::kForward;
   ClassifierOptions options;
+  std::shared_ptr<const sets::SetStore> sets;  // null: no sets given
 
   // Results.
   std::vector<uint8_t> cls, verdict, reason;
@@ -197,6 +201,8 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->oif = static_cast<uint16_t>(num("oif", 0, 65535, 0));
   job->rule_count = static_cast<uint32_t>(num("ruleCount", 0, 1 << 28, 0));
   job->hook = static_cast<Hook>(static_cast<uint8_t>(num("hook", 0, 2, 1)));
+  if (auto store = SetStoreOf(env, o.Get("sets"), "sets"))
+    job->sets = std::shared_ptr<const sets::SetStore>(store->Clone().release());
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");
