@@ -18,6 +18,7 @@
 //   s.list(name?, members = true) -> [{ name, id, type, revision, options,
 //                entries, memoryBytes, members?: [entry with timeout = seconds left] }]
 //   s.names()  s.find(name) -> id | -1  s.gc(budget) -> reclaimed  s.memoryBytes()
+//   s.describe(name) -> { id, type, family?, dims } | undefined
 //   s.lookup(id, dirs: [1|2, ...], { family: 4|6, src, dst, proto, sport?, dport?,
 //            icmp?, l4? = true }, nowNs?) -> 'match' | 'nomatch' | 'absent'
 //     (the packet side, for tests and the rule compiler's checks)
@@ -298,6 +299,7 @@ class SetStoreWrap : public Napi::ObjectWrap<SetStoreWrap> {
                         InstanceMethod("list", &SetStoreWrap::List),
                         InstanceMethod("names", &SetStoreWrap::Names),
                         InstanceMethod("find", &SetStoreWrap::Find),
+                        InstanceMethod("describe", &SetStoreWrap::Describe),
                         InstanceMethod("gc", &SetStoreWrap::Gc),
                         InstanceMethod("memoryBytes", &SetStoreWrap::MemoryBytes),
                         InstanceMethod("lookup", &SetStoreWrap::Lookup),
@@ -410,6 +412,19 @@ class SetStoreWrap : public Napi::ObjectWrap<SetStoreWrap> {
   }
   Napi::Value Find(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), store_->Find(Str(info.Env(), info[0], "name")));
+  }
+  // describe(name) -> { id, type, family?, dims } | undefined (cheap: no listing)
+  Napi::Value Describe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string name = Str(env, info[0], "name");
+    SetOptions o;
+    if (!store_->Describe(name, &o)) return env.Undefined();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("id", double(store_->Find(name)));
+    r.Set("type", sets::SetTypeName(o.type));
+    if (o.type != SetType::kBitmapPort) r.Set("family", o.family == 4 ? "inet" : "inet6");
+    r.Set("dims", double(sets::SetTypeDims(o.type)));
+    return r;
   }
   Napi::Value Gc(const Napi::CallbackInfo& info) {
     const double b = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 65536;
