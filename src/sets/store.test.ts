@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { RuleError } from '../rules/errors';
 import { native } from '../native';
 import { IpsetStore, loadIpsetFiles } from './store';
@@ -175,4 +176,27 @@ test('ipset names: 31 characters, bitmap members in port order, -exist semantics
   s.restore(`del ${'n'.repeat(31)} 19 -exist\n`, 'f');
   assert.match(ruleErr(() => s.restore(`del ${'n'.repeat(31)} 19\n`, 'f')).reason, /Element cannot be deleted from the set: it's not added/);
   assert.match(ruleErr(() => s.restore(`add ${'n'.repeat(31)} 30\n`, 'f')).reason, /Element is out of the range of the set/);
+});
+
+test('flatwall check --ipset: loads and validates the sets, errors at file:line:column', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flatwall-check-ipset-'));
+  const cli = join(__dirname, '..', 'cli', 'main.js');
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'check', '-q', ...args], { encoding: 'utf8' });
+  try {
+    writeFileSync(join(dir, 'good.ipset'), 'create blocked hash:net\nadd blocked 10.0.0.0/8\n');
+    writeFileSync(join(dir, 'bad.ipset'), 'create blocked hash:net\nadd blocked 10.0.0.0/40\n');
+    writeFileSync(join(dir, 'v4.rules'), '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -j ACCEPT\nCOMMIT\n');
+    let r = run('--ipset', join(dir, 'good.ipset'), join(dir, 'v4.rules'));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ip sets: {3}blocked \(hash:net, 1 entries\)/);
+    r = run('--ipset', join(dir, 'good.ipset'));
+    assert.equal(r.status, 0, r.stderr);
+    r = run('--json', '--ipset', join(dir, 'good.ipset'), join(dir, 'v4.rules'));
+    assert.deepEqual(JSON.parse(r.stdout).ipsets, [{ name: 'blocked', type: 'hash:net', family: 'inet', entries: 1 }]);
+    r = run('--ipset', join(dir, 'bad.ipset'), join(dir, 'v4.rules'));
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, `flatwall: ${join(dir, 'bad.ipset')}:2:23: Syntax error: '40' is out of range 0-32 (at '10.0.0.0/40')\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
