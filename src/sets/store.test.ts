@@ -195,7 +195,7 @@ test('flatwall check --ipset: loads and validates the sets, errors at file:line:
     assert.deepEqual(JSON.parse(r.stdout).ipsets, [{ name: 'blocked', type: 'hash:net', family: 'inet', entries: 1 }]);
     r = run('--ipset', join(dir, 'bad.ipset'), join(dir, 'v4.rules'));
     assert.equal(r.status, 1);
-    assert.equal(r.stderr, `flatwall: ${join(dir, 'bad.ipset')}:2:23: Syntax error: '40' is out of range 0-32 (at '10.0.0.0/40')\n`);
+    assert.equal(r.stderr, `flatwall: ${join(dir, 'bad.ipset')}:2:22: Syntax error: '40' is out of range 0-32 (at '10.0.0.0/40')\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
