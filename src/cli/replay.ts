@@ -8,6 +8,8 @@ import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { LINKTYPE_ETHERNET, PcapError, readPcap, writePcap, type PcapRecord } from '../io/pcap';
 import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { IpsetStore, loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
 
 export const REPLAY_HELP = `Usage: flatwall replay --rules FILE [--rules FILE] --pcap IN.pcap [OPTIONS]
 
@@ -18,6 +20,7 @@ the hits per rule. Frames go through the FORWARD rules of their family.
 Options:
   -r, --rules FILE        rule file (iptables-save or JSON/YAML); repeatable
   -p, --pcap FILE         input capture (classic pcap, Ethernet)
+      --ipset FILE        IP sets (ipset save form) the rules name; repeatable
       --pass FILE         write the frames that would be forwarded here
       --drop FILE         write the frames that would be dropped or rejected here
   -i, --in-interface IF   the input port name rules see as -i (default eth0)
@@ -38,6 +41,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     rules: { type: 'string', short: 'r', multiple: true },
     pcap: { type: 'string', short: 'p' },
+    ipset: { type: 'string', multiple: true },
     pass: { type: 'string' },
     drop: { type: 'string' },
     'in-interface': { type: 'string', short: 'i', default: 'eth0' },
@@ -54,7 +58,10 @@ export async function runReplay(argv: string[]): Promise<number> {
   if (!values.pcap) throw new UsageError('--pcap FILE is required');
 
   let compiled;
+  const sets = new IpsetStore();
   try {
+    useSetStore(sets);
+    if (values.ipset?.length) loadIpsetFiles(sets, values.ipset);
     compiled = loadRuleFiles(values.rules).compiled;
   } catch (err) {
     if (err instanceof RuleError) {
@@ -87,6 +94,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     iif: compiled.ifaces.classOf(values['in-interface']!),
     oif: compiled.ifaces.classOf(values['out-interface']!),
     ruleCount: compiled.rules.length,
+    sets: sets.native,
   });
 
   const describe = (ruleId: number) => {
