@@ -48,9 +48,13 @@
 //   One writer: every control operation holds mu_ (the JS thread, the API,
 //   restores, GC). Readers take no lock, allocate nothing, make no syscall
 //   and never wait:
-//   * Sets are reached through an array of atomic pointers indexed by id
-//     (ids are bound to names for the life of the store, so a compiled rule
-//     keeps its id across destroy/create, swap and rename).
+//   * Sets are reached through an array of atomic pointers indexed by id.
+//     An id is bound to a name for the life of the store, so a compiled
+//     rule naming a set tests whatever set has that name: the new one after
+//     destroy + create, the other contents after a swap (as the kernel's
+//     ip_set_swap exchanges the sets under their names), nothing under the
+//     old name after a rename (the kernel refuses to destroy or rename a
+//     referenced set; the control plane does too, src/sets/registry.ts).
 //   * A table is an array of slots whose words are atomics. Deleting an
 //     entry, expiring it and changing its timeout or nomatch flag are single
 //     atomic stores; a reader sees the old or the new value, both valid.
