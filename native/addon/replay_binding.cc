@@ -6,7 +6,8 @@
 //   replayFrames(rules: ArrayBuffer, frames: Uint8Array, offsets: Uint32Array,
 //                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
 //                 timestamps?: BigUint64Array, reverse?: Uint8Array,
-//                 conntrack?, conntrackMax?, conntrackTcpLoose?, conntrackTimeouts?})
+//                 conntrack?, conntrackMax?, conntrackTcpLoose?, conntrackTimeouts?,
+//                 sets?: SetStore})
 //     -> Promise<{cls, verdict, reason, ctState, finalRecord, finalRule, hits, bytes,
 //                 conntrack?}>
 //
@@ -25,6 +26,9 @@
 // reverse[i] is nonzero; conntrack tells original from reply by the tuple,
 // not the port. ctState[i] is the packet's CtState bit (rule_table.h), 0 for
 // frames that are not tracked at all (not IP, malformed).
+//
+// `sets`: the IP sets `-m set` rules test; the job takes a private copy
+// (SetStore::Clone, same ids) when called, so later edits do not race it.
 #include <cstring>
 #include <memory>
 #include <string>
@@ -37,6 +41,7 @@
 #include "dataplane/parse.h"
 #include "extensions/ext_table.h"
 #include "extensions/state.h"
+#include "sets/set_store.h"
 
 namespace flatwall {
 namespace {
@@ -57,6 +62,7 @@ struct ReplayJob {
   std::vector<uint64_t> timestamps;  // ns per frame; empty: time 0 throughout
   std::vector<uint8_t> reverse;      // per frame: enters on oif; empty: none
   ConntrackOptions ct;  // enabled only if the caller asks (replayFrames)
+  std::shared_ptr<const sets::SetStore> sets;  // null: no sets given
 
   // Results.
   std::vector<uint8_t> cls, verdict, reason, ct_state;
@@ -117,6 +123,8 @@ class ReplayWorker : public Napi::AsyncWorker {
     }
     ext::Context cx;
     cx.hook = j.hook;
+    cx.sets = j.sets.get();
+    cx.sets_now_ns = sets::SetStore::MonoNs();
     const size_t n = j.offsets.size() - 1;
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
@@ -305,6 +313,8 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->oif = static_cast<uint16_t>(num("oif", 0, 65535, 0));
   job->rule_count = static_cast<uint32_t>(num("ruleCount", 0, 1 << 28, 0));
   job->hook = static_cast<Hook>(static_cast<uint8_t>(num("hook", 0, 2, 1)));
+  if (auto store = SetStoreOf(env, o.Get("sets"), "sets"))
+    job->sets = std::shared_ptr<const sets::SetStore>(store->Clone().release());
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");
