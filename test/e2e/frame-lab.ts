@@ -143,20 +143,32 @@ const SEND_PY = String.raw`
 import ctypes, json, os, socket, sys, time
 cfg = json.load(sys.stdin)
 libc = ctypes.CDLL(None, use_errno=True)
-fd = os.open('/var/run/netns/' + cfg['ns'], os.O_RDONLY)
-if libc.setns(fd, 0x40000000) != 0:
-    raise OSError(ctypes.get_errno(), 'setns')
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-s.bind((cfg['dev'], 0))
-for h in cfg['frames']:
-    s.send(bytes.fromhex(h))
+socks = {}
+for ns, dev in cfg['ends']:
+    fd = os.open('/var/run/netns/' + ns, os.O_RDONLY)
+    if libc.setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), 'setns')
+    os.close(fd)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    s.bind((dev, 0))
+    socks[ns + '/' + dev] = s
+for end, h in cfg['frames']:
+    socks[end].send(bytes.fromhex(h))
     time.sleep(0.002)
 time.sleep(0.3)
 print('sent', len(cfg['frames']))
 `;
 
+/** Sends `frames` in order from namespace `ns`'s `dev`. */
 export async function send(ns: string, dev: string, frames: Buffer[]): Promise<void> {
-  await run('python3', ['-c', SEND_PY], { input: JSON.stringify({ ns, dev, frames: frames.map((f) => f.toString('hex')) }), timeoutMs: 60_000 });
+  await sendFrom(frames.map((f) => ({ ns, dev, frame: f })));
+}
+
+/** Sends each frame from its own end, in order, through one process. */
+export async function sendFrom(frames: Array<{ ns: string; dev: string; frame: Buffer }>): Promise<void> {
+  const ends = [...new Set(frames.map((f) => `${f.ns}/${f.dev}`))].map((e) => e.split('/'));
+  const input = JSON.stringify({ ends, frames: frames.map((f) => [`${f.ns}/${f.dev}`, f.frame.toString('hex')]) });
+  await run('python3', ['-c', SEND_PY], { input, timeoutMs: 120_000 });
 }
 
 /** Packet counts of the FORWARD rules, in order, from iptables-save -c. */
