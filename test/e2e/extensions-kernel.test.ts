@@ -13,7 +13,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
-import { build, kernelCounts, send, silence, type F, type Net } from './frame-lab';
+import { build, kernelCounts, send, silence, sniff, synMss, type F, type Net } from './frame-lab';
 import { Topology, installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
@@ -171,6 +171,7 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
   const replay: Record<number, number[]> = {};
   const dataplane: Record<number, number[]> = {};
   const sent: Record<number, number> = {};
+  const syns: Record<string, Array<{ mss: number; checksumOk: boolean }>> = {};
   let text4 = '';
 
   before(async () => {
@@ -196,7 +197,10 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
       for (const fam of [4, 6] as const) {
         const fr = (fam === 4 ? frames4() : frames6()).map((f) => build(f, net));
         sent[fam] = fr.length;
+        const cap = await sniff(k.receiver, 'ra');
         await send(k.sender, 'sa', fr);
+        if (fam === 4) syns.kernel = synMss(await cap.stop());
+        else await cap.stop();
         kernel[fam] = kernelCounts(F, fam === 6);
         // flatwall replay of exactly what the router received.
         const rs = parseIptables(fam === 4 ? text4 : rules6(), { file: `ext${fam}.rules` });
@@ -236,7 +240,9 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
       assert.equal(reloaded.reloaded, true, JSON.stringify(reloaded));
       const net: Net = { ...bnet, srcMac: macs.sa, dstMac: macs.ra };
       const before = await lab.counters();
+      const cap = await sniff(t.receiver, 'ra');
       for (const fam of [4, 6] as const) await send(t.sender, 'sa', (fam === 4 ? frames4() : frames6()).map((f) => build(f, net)));
+      syns.flatwall = synMss(await cap.stop());
       const after = await lab.counters();
       const file = (fam: 4 | 6) => lab.files[fam === 4 ? 'v4.rules' : 'v6.rules'];
       for (const fam of [4, 6] as const) {
@@ -268,6 +274,15 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
       assert.ok(k.some((n) => n > 0 && n < sent[fam]), 'some rules matched only some frames');
     });
   }
+  test('TCPMSS --set-mss 1300: the receiver gets the SYNs with MSS 1300 and valid checksums, as from the kernel', () => {
+    const k = syns.kernel;
+    const f = syns.flatwall;
+    assert.ok(k && f, 'both ran');
+    assert.ok(k.length >= 4, `the kernel forwarded ${k.length} SYNs`);
+    assert.ok(k.every((s) => s.mss === 1300 && s.checksumOk), JSON.stringify(k));
+    assert.deepEqual(f, k);
+  });
+
   for (const fam of [4, 6] as const) {
     test(`IPv${fam}: flatwall's dataplane counts every rule as the kernel does`, () => {
       const k = kernel[fam];
