@@ -2,15 +2,17 @@
 //   npm run bench:classifier [-- --quick] [--families acl,fw] [--sizes 1000,1000000]
 //                            [--max N] [--seconds S] [--out NAME]
 //   npm run bench:classifier -- --ext [--sizes 1,100000,1000000] [--rounds R]
-//                            [--frames F] [--out NAME]
+//                            [--frames F] [--breakdown] [--out NAME]
 //
 // The classifier alone: lookups go through the classifier binding on packet
 // keys, which never runs the match programs of extension rules (-m limit,
 // hashlimit, recent, ttl, ...). --ext measures those instead, through the
 // path that runs them: native replayFrames (`flatwall replay`), the chain
 // family plain vs with the extension block of bench/ext-rules.ts, side by
-// side; see bench/ext-replay.ts. Writes bench/results/extensions-replay.{json,md}
-// (or NAME) and needs no root.
+// side (--rounds, default 5, rounds of --frames, default 2^23, frames per
+// call); --breakdown adds tables with each part of the block alone. See
+// bench/ext-replay.ts. Writes bench/results/extensions-replay.{json,md} (or
+// NAME) and needs no root.
 //
 // For each family and rule count: build time, memory per rule, and
 // single-core lookups per second, batched and one at a time, on a

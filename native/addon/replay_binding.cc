@@ -92,6 +92,7 @@ void Decide(const C* c, const ext::ExtTable* ext, uint32_t t, Key key, const ext
       },
       [] {});
   job.verdict[i] = static_cast<uint8_t>(v.action);
+  if (v.index == ext::kHotDrop) job.reason[i] = static_cast<uint8_t>(DropReason::kMatchHotdrop);
   const bool found = v.index != kNoMatch && v.index != ext::kHotDrop;
   job.final_record[i] = found ? v.index : kNoMatch;
   job.final_rule[i] = found ? c->record(v.index).c.rule_id : UINT32_MAX;

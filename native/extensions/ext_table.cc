@@ -38,14 +38,14 @@ int PayloadSize(uint8_t kind) {
       return 4;
     case Op::kTcpMss:
       return 4;
-    case Op::kMacSource: case Op::kAddrType: case Op::kIp6Frag: case Op::kHashlimit:
-      return kind == uint8_t(Op::kIp6Frag) ? 12 : 8;
-    case Op::kIp6Rt: case Op::kSpi:
+    case Op::kMacSource: case Op::kAddrType: case Op::kHashlimit:
+      return 8;
+    case Op::kIp6Frag: case Op::kIp6Rt: case Op::kSpi:
       return 12;
+    case Op::kRecent:
+      return 16;
     case Op::kNever:
       return 0;
-    case Op::kRecent:
-      return 32;
     case Op::kSet:
       return 12;
   }
@@ -77,18 +77,23 @@ std::shared_ptr<State> MakeState(uint16_t kind, const uint8_t* p, uint32_t paylo
       const std::string key = Tail(p, payload, 12, "limit");
       const uint64_t interval = Read<uint64_t>(p);
       const uint32_t burst = Read<uint32_t>(p + 8);
-      if (interval == 0 || burst == 0 || burst > 10000) Fail(where + ": limit rate or burst out of range");
+      // GCRA sums stay below 2^64: interval * burst, plus a monotonic now.
+      if (interval == 0 || interval > (uint64_t(1) << 50) || burst == 0 || burst > 10000)
+        Fail(where + ": limit rate or burst out of range");
       std::string cfg(reinterpret_cast<const char*>(p), 12);
       return reg->Get("limit:" + key, cfg, [&] { return std::make_shared<LimitState>("limit:" + key, cfg, interval, burst); });
     }
     case StateKind::kHashlimit: {
       const std::string name = Tail(p, payload, sizeof(HashlimitConfig), "hashlimit");
       const HashlimitConfig c = Read<HashlimitConfig>(p);
-      if (c.interval_ps == 0 || c.burst == 0 || c.max == 0 || c.max > (1u << 22) || (c.family != 4 && c.family != 6) ||
+      if (c.interval_ps == 0 || c.burst == 0 || c.max == 0 || c.max > (1u << 20) || (c.family != 4 && c.family != 6) ||
           c.srcmask > (c.family == 4 ? 32 : 128) || c.dstmask > (c.family == 4 ? 32 : 128) ||
           (c.mode & ~uint32_t(kHashDstIp | kHashDstPort | kHashSrcIp | kHashSrcPort)) || c.expire_ms == 0)
         Fail(where + ": hashlimit configuration out of range");
-      if (c.burst > (uint64_t(1) << 40) || c.interval_ps > (uint64_t(1) << 60) / std::max<uint64_t>(c.burst, 1))
+      // burst * interval and, in bytes mode, a 64 KiB packet's cost stay
+      // far below 2^64 ps.
+      if (c.burst > (uint64_t(1) << 40) || c.interval_ps > (uint64_t(1) << 60) / std::max<uint64_t>(c.burst, 1) ||
+          (c.bytes && c.interval_ps > (uint64_t(1) << 44)))
         Fail(where + ": hashlimit burst x interval overflows");
       std::string cfg(reinterpret_cast<const char*>(p), sizeof c);
       const std::string key = "hashlimit:" + std::to_string(c.family) + ":" + name;
@@ -97,7 +102,9 @@ std::shared_ptr<State> MakeState(uint16_t kind, const uint8_t* p, uint32_t paylo
     case StateKind::kRecent: {
       const std::string name = Tail(p, payload, sizeof(RecentConfig), "recent");
       const RecentConfig c = Read<RecentConfig>(p);
-      if (c.list_tot == 0 || c.list_tot > (1u << 20) || c.pkt_list_tot == 0 || c.pkt_list_tot > 255)
+      // Entries are scanned under the table's lock: keep tables small
+      // (the kernel's default, and what the compiler writes, is 100).
+      if (c.list_tot == 0 || c.list_tot > 1024 || c.pkt_list_tot == 0 || c.pkt_list_tot > 255)
         Fail(where + ": recent configuration out of range");
       std::string cfg(reinterpret_cast<const char*>(p), sizeof c);
       return reg->Get("recent:" + name, cfg, [&] { return std::make_shared<RecentState>("recent:" + name, cfg, c, name); });
@@ -173,9 +180,23 @@ std::unique_ptr<ExtTable> ExtTable::Parse(const uint8_t* b, size_t size, const s
         const uint32_t si = Read<uint32_t>(&t->progs_[at + sizeof oh]);
         if (si >= state_kinds.size() || state_kinds[si] != uint16_t(StateOf(oh.kind))) Fail("op names a wrong state");
       }
-      if (oh.kind == uint8_t(Op::kRecent)) {
-        const uint8_t cmd = t->progs_[at + sizeof oh + 4];
-        if (cmd < 1 || cmd > 4) Fail("recent command out of range");
+      // Payload values the evaluators rely on.
+      const uint8_t* pl = &t->progs_[at + sizeof oh];
+      switch (Op(oh.kind)) {
+        case Op::kRecent:
+          if (pl[4] < 1 || pl[4] > 4) Fail("recent command out of range");
+          if (pl[5] & ~uint8_t(kRecentTtl | kRecentReap | kRecentDest)) Fail("recent flags out of range");
+          break;
+        case Op::kTtl: if (pl[0] > 3) Fail("ttl mode out of range"); break;
+        case Op::kPktType: if (pl[0] > 2) Fail("pkttype out of range"); break;
+        case Op::kIp6Opts: if (pl[0] != 0 && pl[0] != 60) Fail("options header must be hop-by-hop (0) or destination (60)"); break;
+        case Op::kSpi: if (pl[0] != 50 && pl[0] != 51) Fail("spi protocol must be ESP (50) or AH (51)"); break;
+        case Op::kSet:
+          if (pl[4] < 1 || pl[4] > 6) Fail("set directions out of range");
+          for (int d = 0; d < pl[4]; ++d)
+            if (pl[6 + d] != 1 && pl[6 + d] != 2) Fail("set direction must be src (1) or dst (2)");
+          break;
+        default: break;
       }
       at += oh.bytes;
     }
@@ -243,7 +264,7 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
           const std::vector<std::shared_ptr<State>>& states) {
   constexpr bool v6 = std::is_same<Key, PacketKey6>::value;
   // A walk over a bare key (tests, evaluateRuleset) has no packet bytes:
-  // only the ops that need none can hold.
+  // ops that read them are false (an inverted one then true).
   if (!cx.frame || !cx.pf) {
     if (oh.kind == uint8_t(Op::kLimit)) return static_cast<LimitState*>(states[Read<uint32_t>(p)].get())->Take(cx.now_ns);
     if (oh.kind != uint8_t(Op::kAddrType) && oh.kind != uint8_t(Op::kSet)) return 0;
@@ -275,8 +296,11 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       if (!v6) return 0;
       uint8_t seen = 0;
       Ip6Find(cx.frame, pf, -1, &seen);
-      // ipv6header_mt: --soft wants every listed header, strict exactly them.
-      return p[1] ? (seen & p[0]) == p[0] : seen == p[0];
+      // ipv6header_mt6, `!` in the payload: --soft wants every listed
+      // header (with `!`: not all of them), strict exactly them (with `!`:
+      // anything else).
+      const bool all = p[1] ? (seen & p[0]) == p[0] : seen == p[0];
+      return all != bool(p[2]);
     }
     case Op::kIp6Frag: {
       if (!v6) return 0;
@@ -290,12 +314,12 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       if ((fl & 8) && ((id >= lo && id <= hi) == bool(fl & 16))) return 0;
       if ((fl & 1) && (fo & 0xfff8) != 0) return 0;                       // --fragfirst
       if ((fl & 2) && !(fo & 1)) return 0;                                // --fragmore
-      if ((fl & 4) && ((fo & 0xfff8) == 0 || (fo & 1))) return 0;         // --fraglast
+      if ((fl & 4) && (fo & 1)) return 0;                                 // --fraglast (ip6t_frag: !MF only)
       return 1;
     }
     case Op::kIp6Opts: {
       if (!v6) return 0;
-      const uint32_t at = Ip6Find(cx.frame, pf, p[0], nullptr);
+      const uint32_t at = Ip6Find(cx.frame, pf, p[0], nullptr);  // 8 bytes inside the packet
       if (!at) return 0;
       const uint32_t len = (uint32_t(cx.frame[at + 1]) + 1) * 8;  // ipv6_optlen
       if ((p[1] & 1) && ((len == Read<uint16_t>(p + 2)) == bool(p[1] & 2))) return 0;
@@ -327,7 +351,9 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       const uint32_t spi_off = proto == 50 ? 0 : 4;
       if (!at || pf.l3_off + pf.l3_len < at + spi_off + 4) return 0;
       const uint32_t spi = net::Load32(cx.frame + at + spi_off);
-      return spi >= Read<uint32_t>(p + 4) && spi <= Read<uint32_t>(p + 8);
+      // `!` applies to the SPI test only (xt_esp spi_match): a packet
+      // without the header does not match either way.
+      return (spi >= Read<uint32_t>(p + 4) && spi <= Read<uint32_t>(p + 8)) != bool(p[1]);
     }
     case Op::kSet: {
       // xt_set.c set_match_v4: ip_set_test with the flags. --return-nomatch
@@ -355,11 +381,12 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       if (c.mode & kHashDstIp) MaskAddr(Dst(key), Words(key), c.dstmask, hk.dst);
       if (c.mode & (kHashSrcPort | kHashDstPort)) {
         // hashlimit_init_dst: ports of tcp/udp/udplite/sctp/dccp; other
-        // protocols hash port 0; a packet whose ports are not there hot-drops.
+        // protocols hash port 0. A later fragment hashes port 0 too (the
+        // kernel's IPv6 path does; its IPv4 path reads the fragment's first
+        // payload bytes as ports, which flatwall does not imitate).
         const uint8_t pr = key.c.proto;
         const bool ported = pr == 6 || pr == 17 || pr == 136 || pr == 132 || pr == 33;
-        if (ported && !(key.c.flags & kKeyHasL4)) return 2;
-        if (ported) {
+        if (ported && (key.c.flags & kKeyHasL4)) {
           if (c.mode & kHashSrcPort) hk.sport = key.c.sport;
           if (c.mode & kHashDstPort) hk.dport = key.c.dport;
         }
@@ -381,7 +408,7 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       const uint8_t* ip = cx.frame + pf.l3_off;
       const uint8_t ttl = v6 ? ip[7] : ip[8];
       // The invert is applied by Check itself (an --update records on the
-      // inverted result), so the op's header invert is cleared by the caller.
+      // inverted result), so Run does not apply the header's invert again.
       return st->Check(RecentCmd(cmd), fl, oh.invert, v6 ? 6 : 4, addr, ttl, uint64_t(seconds) * 1000000000ull,
                        hitcount, cx.now_ns)
                  ? 1

@@ -38,7 +38,7 @@
 // indexed fields and differ only in program conditions (a million rules
 // that differ only in TTL) degrades towards a scan of those records: that
 // is the price of conditions the classifier does not index, and the
-// benchmark reports it (bench:classifier, "ext" families).
+// benchmark reports it (bench/results/extensions.md).
 //
 // STATE
 // Stateful matches name a state object in the section's state list (a

@@ -22,9 +22,11 @@ enum Ip6HdrBits : uint8_t {
 
 // Offset (from the frame start) of the first extension header of type
 // `want` (0 hop-by-hop, 43 routing, 44 fragment, 60 destination options,
-// 51 AH, 50 ESP as the chain's end), 0 when absent. `*seen` collects the
-// chain as ipv6header sees it. Stops at a later fragment (nothing after it
-// is visible), as ipv6_find_hdr.
+// 51 AH, 50 ESP as the chain's end) whose first 8 bytes lie inside the
+// packet, 0 when absent. A search stops at a later fragment (nothing after
+// it is visible, as ipv6_find_hdr); the walk for `*seen` (want = -1) goes
+// on past it to the next header, as ipv6header_mt6 does, so a later
+// fragment shows its upper protocol.
 inline uint32_t Ip6Find(const uint8_t* frame, const ParsedFrame& pf, int want, uint8_t* seen) {
   const uint8_t* ip = frame + pf.l3_off;
   const uint32_t tot = pf.l3_len;
@@ -33,7 +35,7 @@ inline uint32_t Ip6Find(const uint8_t* frame, const ParsedFrame& pf, int want, u
   uint32_t found = 0;
   uint8_t s = 0;
   for (uint32_t n = 0; n <= kMaxIp6ExtHeaders; ++n) {
-    if (int(nh) == want && !found) found = pf.l3_off + pos;
+    if (int(nh) == want && !found && tot >= pos + 8) found = pf.l3_off + pos;
     if (nh == 0) s |= kHdrHopOpts;
     else if (nh == 43) s |= kHdrRouting;
     else if (nh == 44) s |= kHdrFrag;
@@ -45,7 +47,7 @@ inline uint32_t Ip6Find(const uint8_t* frame, const ParsedFrame& pf, int want, u
     if (tot < pos + 8) break;
     const uint8_t* h = ip + pos;
     if (nh == 44) {
-      if (net::Load16(h + 2) & 0xfff8) break;  // a later fragment: the rest is not here
+      if ((net::Load16(h + 2) & 0xfff8) && want != -1) break;  // a later fragment: the rest is not here
       nh = h[0];
       pos += 8;
       continue;

@@ -46,6 +46,11 @@ HashlimitState::HashlimitState(std::string key, std::string config, const Hashli
   capacity_ns_ = (cfg.burst * cfg.interval_ps) / 1000;
 }
 
+// Idle time of a slot. Workers read their clocks at different batch
+// starts, so `last` may be a little ahead of `now`: that is no idle time,
+// not a wrapped ~2^64 that would look expired.
+inline uint64_t Idle(uint64_t now, uint64_t last) { return now > last ? now - last : 0; }
+
 bool HashlimitState::KeyEquals(const Slot& s, const uint32_t w[9]) const {
   for (int i = 0; i < 9; ++i)
     if (s.key[i].load(std::memory_order_relaxed) != w[i]) return false;
@@ -67,7 +72,7 @@ bool HashlimitState::Spend(Slot& s, uint64_t cost_ns, uint64_t now_ns) {
   uint64_t tat = s.tat.load(std::memory_order_relaxed);
   for (;;) {
     const uint64_t base = tat > now_ns ? tat : now_ns;
-    if (base + cost_ns - now_ns > capacity_ns_) return false;
+    if (base - now_ns + cost_ns > capacity_ns_) return false;
     if (s.tat.compare_exchange_weak(tat, base + cost_ns, std::memory_order_relaxed)) return true;
   }
 }
@@ -95,13 +100,13 @@ HashlimitState::Result HashlimitState::Take(const HashKey& k, uint32_t len, uint
     }
     if (st == 1) continue;  // being written: not ours to wait for
     if (s.hash.load(std::memory_order_relaxed) == h && KeyEquals(s, w)) {
-      if (now_ns - s.last_ns.load(std::memory_order_relaxed) > expire_ns) {
+      if (Idle(now_ns, s.last_ns.load(std::memory_order_relaxed)) > expire_ns) {
         // Expired but found again: as the kernel, a fresh bucket.
         s.tat.store(0, std::memory_order_relaxed);
       }
       return Spend(s, cost_ns, now_ns) ? kUnder : kOver;
     }
-    if (!reclaim && now_ns - s.last_ns.load(std::memory_order_relaxed) > expire_ns) reclaim = &s;
+    if (!reclaim && Idle(now_ns, s.last_ns.load(std::memory_order_relaxed)) > expire_ns) reclaim = &s;
   }
   if (reclaim) {
     uint32_t live = 2;
@@ -125,7 +130,7 @@ std::string HashlimitState::List(uint64_t now_ns) const {
     const Slot& s = slots_[i];
     if (s.state.load(std::memory_order_acquire) != 2) continue;
     const uint64_t last = s.last_ns.load(std::memory_order_relaxed);
-    if (now_ns - last > expire_ns) continue;
+    if (Idle(now_ns, last) > expire_ns) continue;
     uint32_t w[9];
     for (int j = 0; j < 9; ++j) w[j] = s.key[j].load(std::memory_order_relaxed);
     const uint64_t tat = s.tat.load(std::memory_order_relaxed);
@@ -133,7 +138,7 @@ std::string HashlimitState::List(uint64_t now_ns) const {
     const uint64_t unit = cfg_.bytes ? std::max<uint64_t>(cfg_.interval_ps / 1000, 1) : std::max<uint64_t>(packet_ns_, 1);
     const uint64_t tokens = used >= capacity_ns_ ? 0 : (capacity_ns_ - used) / unit;
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%llu ", (unsigned long long)((last + expire_ns - now_ns) / 1000000000ull));
+    std::snprintf(buf, sizeof buf, "%llu ", (unsigned long long)((expire_ns - Idle(now_ns, last)) / 1000000000ull));
     out += buf;
     out += Addr(w, cfg_.family) + ":" + std::to_string(w[8] >> 16) + "->" + Addr(w + 4, cfg_.family) + ":" +
            std::to_string(w[8] & 0xffff) + " " + std::to_string(tokens) + " " + std::to_string(cfg_.burst) +

@@ -103,11 +103,19 @@ bool RecentState::Check(RecentCmd cmd, uint8_t flags, bool invert, uint8_t famil
         break;
       }
     }
-    // recent_entry_reap: only the least recently updated entry, and never
-    // the one being worked on.
+    // recent_entry_reap: only the least recently updated entry, and not
+    // the one being worked on when an --update is about to record it
+    // ("xt_recent: Fix attempt to update deleted entry").
     if (flags & kRecentReap) {
       Entry* old = Oldest();
-      if (old && old != e && old->last < oldest_ok) Remove(*old);
+      const bool updating = cmd == RecentCmd::kUpdate && ret;
+      if (old && !(old == e && updating) && old->last < oldest_ok) {
+        Remove(*old);
+        if (old == e) {
+          Unlock();
+          return ret;
+        }
+      }
     }
   }
   if (cmd == RecentCmd::kSet || (cmd == RecentCmd::kUpdate && ret)) {
@@ -118,19 +126,23 @@ bool RecentState::Check(RecentCmd cmd, uint8_t flags, bool invert, uint8_t famil
   return ret;
 }
 
-void RecentState::Flush() {
-  Lock();
-  for (Entry& e : entries_) e.used = false;
-  used_ = 0;
-  Unlock();
-}
-
 // recent_seq_show: "src=ADDR ttl: T last_seen: S oldest_pkt: I S1, S2, ...".
 std::string RecentState::List(uint64_t) const {
-  std::string out;
+  // Copied under the lock, formatted after it: the workers never wait on
+  // string building.
   Lock();
+  std::vector<Entry> copy;
+  std::vector<uint64_t> stamps;
   for (const Entry& e : entries_) {
     if (!e.used) continue;
+    copy.push_back(e);
+    const uint64_t* st = Stamps(e);
+    stamps.insert(stamps.end(), st, st + ring_);
+  }
+  Unlock();
+  std::string out;
+  for (size_t k = 0; k < copy.size(); ++k) {
+    const Entry& e = copy[k];
     char buf[64];
     if (e.family == 4) {
       std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", e.addr[0] >> 24, (e.addr[0] >> 16) & 255,
@@ -142,11 +154,10 @@ std::string RecentState::List(uint64_t) const {
     }
     out += std::string("src=") + buf + " ttl: " + std::to_string(e.ttl) + " last_seen: " + std::to_string(e.last) +
            " oldest_pkt: " + std::to_string(e.index);
-    const uint64_t* st = Stamps(e);
+    const uint64_t* st = &stamps[k * ring_];
     for (uint32_t i = 0; i < e.nstamps; ++i) out += (i ? ", " : " ") + std::to_string(st[i]);
     out += "\n";
   }
-  Unlock();
   return out;
 }
 

@@ -68,9 +68,7 @@ class RecentState final : public State {
   // As /proc/net/xt_recent/NAME (recent_seq_show), times in ns.
   std::string List(uint64_t now_ns) const override;
   Stats stats() const override;
-  const std::string& name() const { return name_; }
-  // Control: flush, add (+addr) or remove (-addr), as writes to the proc file.
-  void Flush();
+
 
  private:
   struct Entry {
@@ -90,8 +88,7 @@ class RecentState final : public State {
   const uint64_t* Stamps(const Entry& e) const { return &stamps_[size_t(&e - entries_.data()) * ring_]; }
   void Lock() const {
     while (lock_.exchange(true, std::memory_order_acquire)) {
-      while (lock_.load(std::memory_order_relaxed)) {
-      }
+      while (lock_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
     }
   }
   void Unlock() const { lock_.store(false, std::memory_order_release); }

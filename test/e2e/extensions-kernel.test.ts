@@ -90,6 +90,7 @@ function rules4(srcMac: string): string {
 -A FORWARD -m helper ! --helper ftp
 -A FORWARD -p esp -m esp --espspi 100:200
 -A FORWARD -p ah -m ah --ahspi 5
+-A FORWARD -p esp -m esp ! --espspi 100:200
 -A FORWARD -m limit --limit 1/hour --limit-burst 3
 -A FORWARD -p udp -m limit --limit 2/hour --limit-burst 2
 -A FORWARD -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 --hashlimit-mode srcip --hashlimit-name hsrc
@@ -149,6 +150,9 @@ function rules6(): string {
 -A FORWARD -m frag
 -A FORWARD -m frag --fragid 50:55
 -A FORWARD -m frag --fragfirst
+-A FORWARD -m frag --fraglast
+-A FORWARD -m ipv6header ! --header hop-by-hop
+-A FORWARD -m ah ! --ahspi 5
 -A FORWARD -p esp -m esp --espspi 100:200
 -A FORWARD -m addrtype --dst-type UNICAST
 -A FORWARD -m limit --limit 1/hour --limit-burst 3

@@ -8,6 +8,7 @@ import { uint } from './util';
 
 /** XT_HASHLIMIT_SCALE_v2: revision 2+ rates in 1/1,000,000 s per packet. */
 const SCALE = 1000000;
+const MAX_SIZE = 1048576;
 const MODES: [string, number][] = [['srcip', 4], ['srcport', 8], ['dstip', 1], ['dstport', 2]];
 const BYTE_UNITS: [string, number][] = [['mb', 1 << 20], ['kb', 1 << 10], ['b', 1]];
 
@@ -87,8 +88,9 @@ export const hashlimit: MatchExtension<HashlimitOpts> = {
         else o.dstmask = v;
         return true;
       }
-      case '--hashlimit-htable-size': cx.once(t); cx.negated(false); o.size = uint(cx, cx.value('a size'), 1 << 22, 'size'); return true;
-      case '--hashlimit-htable-max': cx.once(t); cx.negated(false); o.max = uint(cx, cx.value('a size'), 1 << 22, 'max'); return true;
+      // HASHLIMIT_MAX_SIZE (1048576) bounds both, as the kernel's check does.
+      case '--hashlimit-htable-size': cx.once(t); cx.negated(false); o.size = uint(cx, cx.value('a size'), MAX_SIZE, 'size'); return true;
+      case '--hashlimit-htable-max': cx.once(t); cx.negated(false); o.max = uint(cx, cx.value('a size'), MAX_SIZE, 'max'); return true;
       case '--hashlimit-htable-gcinterval': cx.once(t); cx.negated(false); o.gc = uint(cx, cx.value('milliseconds'), 0xffffffff, 'gcinterval'); return true;
       case '--hashlimit-htable-expire': cx.once(t); cx.negated(false); o.expire = uint(cx, cx.value('milliseconds'), 0xffffffff, 'expire'); return true;
       case '--hashlimit-rate-match': case '--hashlimit-rate-interval':
@@ -145,7 +147,8 @@ function tableSpec(o: HashlimitOpts, family: 4 | 6): Bytes {
     const full = family === 4 ? 32 : 128;
     // htable_create's defaults on a machine with more than 1 GiB.
     const size = o.size || 8192;
-    const max = o.max || 8 * size;
+    // htable_create: max defaults to 8 x size and is never below size.
+    const max = Math.min(MAX_SIZE, o.max ? Math.max(o.max, size) : 8 * size);
     // Packets: avg/SCALE s = avg us per packet. Bytes: 1e12 ps / bytes per second.
     const intervalPs = o.bytes ? BigInt(Math.max(1, Math.floor(1e12 / o.avg))) : BigInt(o.avg) * 1000000n;
     const burst = BigInt(o.burst ?? (o.bytes ? o.avg : 5));

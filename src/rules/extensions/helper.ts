@@ -3,7 +3,6 @@
 // either unless CT --helper rules in the raw table ask, which Debian's
 // defaults no longer do: nf_conntrack_helper=0), so `--helper NAME` never
 // matches and `! --helper NAME` always does. docs/EXTENSIONS.md says so.
-import { Bytes } from './program';
 import type { MatchExtension } from './registry';
 
 interface HelperOpts {
@@ -28,8 +27,10 @@ export const helper: MatchExtension<HelperOpts> = {
   },
   save: (o) => `${o.not ? ' !' : ''} --helper ${quote(o.name!)}`,
   list: (o) => ` helper match ${o.not ? '! ' : ''}"${o.name}"`,
+  // No program: `--helper` drops the rule's records, `! --helper` adds no
+  // condition (the flow cache keeps memoizing walks through it).
   compile(o, cx) {
-    cx.op('never', o.not, new Bytes());
+    if (!o.not) cx.never();
   },
 };
 

@@ -36,7 +36,8 @@ export const ipv6header: MatchExtension<HdrOpts> = {
   validate(o, cx) { if (!o.set) cx.fail('-m ipv6header requires --header'); },
   save: (o) => `${o.not ? ' !' : ''} --header ${SAVE_NAMES.filter(([, b]) => o.want & b).map(([n]) => n).join(',')}${o.soft ? ' --soft' : ''}`,
   list: (o) => ` ipv6header: ${o.not ? '!' : ''}${SAVE_NAMES.filter(([, b]) => o.want & b).map(([n]) => n).join(',')}${o.soft ? ' soft' : ''}`,
-  compile(o, cx) { cx.op('ipv6header', o.not, new Bytes().u8(o.want).u8(o.soft ? 1 : 0)); },
+  // `!` travels in the payload: with --soft it means "none of them" (ipv6header_mt6).
+  compile(o, cx) { cx.op('ipv6header', false, new Bytes().u8(o.want).u8(o.soft ? 1 : 0).u8(o.not ? 1 : 0)); },
 };
 
 interface FragOpts { id?: [number, number]; idNot: boolean; first: boolean; more: boolean; last: boolean }
@@ -161,7 +162,8 @@ function spi(name: 'ah' | 'esp', proto: number): MatchExtension<SpiOpts> {
     save: (o) => (o.spi && !(o.spi[0] === 0 && o.spi[1] === 0xffffffff && !o.not) ? `${o.not ? ' !' : ''} ${opt} ${range(o.spi[0], o.spi[1])}` : ''),
     list: (o) => ` ${name} spi${o.spi && o.spi[0] !== o.spi[1] ? 's' : ''}:${o.not ? '!' : ''}${o.spi ? range(o.spi[0], o.spi[1]) : '0:4294967295'}`,
     compile(o, cx) {
-      cx.op('spi', o.not, new Bytes().u8(proto).u8(0).u16(0).u32(o.spi?.[0] ?? 0).u32(o.spi?.[1] ?? 0xffffffff));
+      // `!` travels in the payload: it negates the SPI test, not the header's presence.
+      cx.op('spi', false, new Bytes().u8(proto).u8(o.not ? 1 : 0).u16(0).u32(o.spi?.[0] ?? 0).u32(o.spi?.[1] ?? 0xffffffff));
     },
   };
 }

@@ -22,6 +22,17 @@ function iface(cx: OptionContext) {
 }
 const name = (i: { name: string; wildcard: boolean }) => i.name + (i.wildcard ? '+' : '');
 
+/** The options in libxt_physdev's order (save and -L print the same words). */
+function options(o: PhysOpts): string {
+  let s = '';
+  if (o.in) s += `${o.in.not ? ' !' : ''} --physdev-in ${name(o.in)}`;
+  if (o.isIn !== undefined) s += `${o.isIn ? ' !' : ''} --physdev-is-in`;
+  if (o.out) s += `${o.out.not ? ' !' : ''} --physdev-out ${name(o.out)}`;
+  if (o.isOut !== undefined) s += `${o.isOut ? ' !' : ''} --physdev-is-out`;
+  if (o.isBridged !== undefined) s += `${o.isBridged ? ' !' : ''} --physdev-is-bridged`;
+  return s;
+}
+
 export const physdev: MatchExtension<PhysOpts> = {
   name: 'physdev',
   create: () => ({}),
@@ -40,24 +51,8 @@ export const physdev: MatchExtension<PhysOpts> = {
       cx.fail('-m physdev requires at least one option');
     }
   },
-  save(o) {
-    let s = '';
-    if (o.in) s += `${o.in.not ? ' !' : ''} --physdev-in ${name(o.in)}`;
-    if (o.isIn !== undefined) s += `${o.isIn ? ' !' : ''} --physdev-is-in`;
-    if (o.out) s += `${o.out.not ? ' !' : ''} --physdev-out ${name(o.out)}`;
-    if (o.isOut !== undefined) s += `${o.isOut ? ' !' : ''} --physdev-is-out`;
-    if (o.isBridged !== undefined) s += `${o.isBridged ? ' !' : ''} --physdev-is-bridged`;
-    return s;
-  },
-  list(o) {
-    let s = ' PHYSDEV match';
-    if (o.in) s += `${o.in.not ? ' !' : ''} --physdev-in ${name(o.in)}`;
-    if (o.isIn !== undefined) s += `${o.isIn ? ' !' : ''} --physdev-is-in`;
-    if (o.out) s += `${o.out.not ? ' !' : ''} --physdev-out ${name(o.out)}`;
-    if (o.isOut !== undefined) s += `${o.isOut ? ' !' : ''} --physdev-is-out`;
-    if (o.isBridged !== undefined) s += `${o.isBridged ? ' !' : ''} --physdev-is-bridged`;
-    return s;
-  },
+  save: (o) => options(o),
+  list: (o) => ` PHYSDEV match${options(o)}`,
   ifaces: (o) => [o.in, o.out].filter((i): i is NonNullable<PhysOpts['in']> => i !== undefined),
   compile(o, cx) {
     const side = (key: 'iif' | 'oif', i: NonNullable<PhysOpts['in']>) => {

@@ -108,13 +108,9 @@ export const recent: MatchExtension<RecentOpts> = {
   },
   compile(o, cx) {
     const state = cx.state('recent', tableSpec(o, cx.family), `recent:${o.name}`);
+    // The mask is the table's (tableSpec), not the rule's.
     const p = new Bytes().u32(state).u8(o.cmd).u8((o.rttl ? 1 : 0) | (o.reap ? 2 : 0) | (o.dest ? 4 : 0)).u16(0)
       .u32(o.seconds).u32(o.hitcount);
-    if (cx.family === 4) p.u32(o.mask === undefined ? 0xffffffff : Number(o.mask)).u32(0).u32(0).u32(0);
-    else {
-      const m = o.mask === undefined ? (1n << 128n) - 1n : BigInt(o.mask);
-      for (let i = 3; i >= 0; i--) p.u32(Number((m >> BigInt(32 * i)) & 0xffffffffn));
-    }
     cx.op('recent', o.not, p);
   },
 };

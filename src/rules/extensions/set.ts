@@ -18,11 +18,12 @@ interface SetOpts {
   noCounters: boolean;
   noSubcounters: boolean;
   id: number;
+  nomatchType: boolean; // the set's type has nomatch elements (hash:net*)
 }
 
 export const set: MatchExtension<SetOpts> = {
   name: 'set',
-  create: () => ({ dirs: [], not: false, returnNomatch: false, noCounters: false, noSubcounters: false, id: -1 }),
+  create: () => ({ dirs: [], not: false, returnNomatch: false, noCounters: false, noSubcounters: false, id: -1, nomatchType: false }),
   option(o, cx) {
     switch (cx.opt.text) {
       case '--match-set': case '--set': {
@@ -38,6 +39,7 @@ export const set: MatchExtension<SetOpts> = {
         o.name = n.text;
         o.dirs = dirs;
         o.id = dims!.id;
+        o.nomatchType = dims!.type.startsWith('hash:net');
         return true;
       }
       case '--return-nomatch': cx.negated(false); o.returnNomatch = true; return true;
@@ -67,7 +69,8 @@ export const set: MatchExtension<SetOpts> = {
     return s;
   },
   compile(o, cx) {
-    const p = new Bytes().u32(o.id).u8(o.dirs.length).u8(o.returnNomatch ? 1 : 0);
+    // ip_set_test reverses only for types with the nomatch feature.
+    const p = new Bytes().u32(o.id).u8(o.dirs.length).u8(o.returnNomatch && o.nomatchType ? 1 : 0);
     for (let i = 0; i < 6; i++) p.u8(o.dirs[i] ?? 0);
     cx.op('set', o.not, p);
   },
