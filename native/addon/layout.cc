@@ -116,6 +116,8 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   record_flags.Set("NEEDS_L4", static_cast<double>(kRuleNeedsL4));
   record_flags.Set("TCP_FLAGS_INVERT", static_cast<double>(kRuleTcpFlagsInvert));
   record_flags.Set("RETURNS_TO_POLICY", static_cast<double>(kRuleReturnsToPolicy));
+  record_flags.Set("L4_BEFORE_CT", static_cast<double>(kRuleL4BeforeCt));
+  record_flags.Set("L4_BEFORE_ADDR", static_cast<double>(kRuleL4BeforeAddr));
   layout.Set("recordFlags", record_flags);
 
   Napi::Object k4 = KeyCommonFields<PacketKey4>(env, Napi::Object::New(env));

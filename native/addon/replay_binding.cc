@@ -3,11 +3,18 @@
 // AsyncWorker so a large capture never blocks the JS thread.
 //
 //   replayFrames(rules: ArrayBuffer, frames: Uint8Array, offsets: Uint32Array,
-//                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?})
-//     -> Promise<{cls, verdict, reason, finalRecord, finalRule, hits, bytes}>
+//                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
+//                 dropL4Truncated?, ndpBypass?})
+//     -> Promise<{cls, verdict, reason, hot, finalRecord, finalRule, hits, bytes}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
 // offsets[i+1]). Frames are Ethernet as captured (LINKTYPE_ETHERNET).
+// As the dataplane: NDP is judged by the rules (ndpBypass: passed, as not
+// IP), a truncated L4 header is judged without L4 and hot-dropped at an L4
+// rule (dataplane/hotdrop.h: hot[i] 1, or 2 when the budget decided, with
+// reason l4_truncated and verdict DROP), or with dropL4Truncated dropped as
+// malformed. There is no conntrack: every key is UNTRACKED (as under
+// `flatwall run --no-conntrack`).
 #include <cstring>
 #include <memory>
 #include <string>
@@ -15,6 +22,7 @@
 
 #include "addon/bindings.h"
 #include "classifier/table_set.h"
+#include "dataplane/hotdrop.h"
 #include "dataplane/parse.h"
 
 namespace flatwall {
@@ -33,24 +41,37 @@ struct ReplayJob {
   uint32_t rule_count = 0;
   Hook hook = Hook::kForward;
   ClassifierOptions options;
+  bool drop_l4_truncated = false, ndp_bypass = false;
 
   // Results.
-  std::vector<uint8_t> cls, verdict, reason;
+  std::vector<uint8_t> cls, verdict, reason, hot;
   std::vector<uint32_t> final_record, final_rule;
   std::vector<double> hits, bytes;
 };
 
 template <typename C, typename Key>
-void Decide(const C* c, Key key, uint16_t iif, uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
+void Decide(const C* c, const HotdropIndexFor<C>& hot, Key key, uint16_t iif, uint16_t oif,
+            uint32_t len, ReplayJob& job, size_t i) {
   key.c.iif = iif;
   key.c.oif = oif;
-  const Verdict v = Evaluate(*c, key, [&](uint32_t r) {
+  const auto count = [&](uint32_t r) {
     const uint32_t id = c->record(r).c.rule_id;
     if (id < job.rule_count) {
       job.hits[id] += 1;
       job.bytes[id] += len;
     }
-  });
+  };
+  Verdict v;
+  if (key.c.flags & kKeyL4Truncated) {
+    const RuleCommon* hot_drop;
+    v = EvaluateTruncated(*c, hot, key, count, &hot_drop);
+    if (hot_drop) {
+      job.hot[i] = hot_drop == &kHotDrop ? 1 : 2;
+      job.reason[i] = static_cast<uint8_t>(DropReason::kL4Truncated);
+    }
+  } else {
+    v = Evaluate(*c, key, count);
+  }
   job.verdict[i] = static_cast<uint8_t>(v.action);
   job.final_record[i] = v.index;
   job.final_rule[i] = v.index == kNoMatch ? UINT32_MAX : c->record(v.index).c.rule_id;
@@ -70,10 +91,13 @@ class ReplayWorker : public Napi::AsyncWorker {
     if (!set) return SetError(error);
     const int t4 = set->Find(Family::kIPv4, j.hook);
     const int t6 = set->Find(Family::kIPv6, j.hook);
+    const HotdropIndex<RuleRecord4> hot4 = t4 >= 0 ? HotdropIndex<RuleRecord4>(*set->v4(t4)) : HotdropIndex<RuleRecord4>();
+    const HotdropIndex<RuleRecord6> hot6 = t6 >= 0 ? HotdropIndex<RuleRecord6>(*set->v6(t6)) : HotdropIndex<RuleRecord6>();
     const size_t n = j.offsets.size() - 1;
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
     j.reason.assign(n, 0);
+    j.hot.assign(n, 0);
     j.final_record.assign(n, kNoMatch);
     j.final_rule.assign(n, UINT32_MAX);
     j.hits.assign(j.rule_count, 0);
@@ -84,17 +108,19 @@ class ReplayWorker : public Napi::AsyncWorker {
       const uint32_t len = j.offsets[i + 1] - off;
       ParseFrame(j.frames.data() + off, len, false, &pf);
       j.cls[i] = static_cast<uint8_t>(pf.cls);
+      if (pf.l4_truncated && j.drop_l4_truncated) pf.cls = FrameClass::kMalformed, pf.reason = DropReason::kL4Truncated;
+      if (pf.cls == FrameClass::kNdp && !j.ndp_bypass) pf.cls = FrameClass::kIPv6;  // cls[i] still says ndp
       j.reason[i] = static_cast<uint8_t>(pf.reason);
       switch (pf.cls) {
         case FrameClass::kIPv4:
           // A rule set without an IPv4 table has nothing to say: the
           // kernel with no ip6tables rules accepts, and so do we.
           if (t4 < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else Decide(set->v4(t4), pf.key4, j.iif, j.oif, len, j, i);
+          else Decide(set->v4(t4), hot4, pf.key4, j.iif, j.oif, len, j, i);
           break;
         case FrameClass::kIPv6:
           if (t6 < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else Decide(set->v6(t6), pf.key6, j.iif, j.oif, len, j, i);
+          else Decide(set->v6(t6), hot6, pf.key6, j.iif, j.oif, len, j, i);
           break;
         case FrameClass::kArp:
         case FrameClass::kNdp:
@@ -132,6 +158,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     out.Set("cls", u8(j.cls));
     out.Set("verdict", u8(j.verdict));
     out.Set("reason", u8(j.reason));
+    out.Set("hot", u8(j.hot));
     out.Set("finalRecord", u32(j.final_record));
     out.Set("finalRule", u32(j.final_rule));
     out.Set("hits", f64(j.hits));
@@ -197,6 +224,14 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->oif = static_cast<uint16_t>(num("oif", 0, 65535, 0));
   job->rule_count = static_cast<uint32_t>(num("ruleCount", 0, 1 << 28, 0));
   job->hook = static_cast<Hook>(static_cast<uint8_t>(num("hook", 0, 2, 1)));
+  auto flag = [&](const char* k) {
+    Napi::Value v = o.Get(k);
+    if (v.IsUndefined()) return false;
+    if (!v.IsBoolean()) throw Napi::TypeError::New(env, std::string(k) + " must be a boolean");
+    return v.As<Napi::Boolean>().Value();
+  };
+  job->drop_l4_truncated = flag("dropL4Truncated");
+  job->ndp_bypass = flag("ndpBypass");
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");

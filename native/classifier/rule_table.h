@@ -89,6 +89,12 @@ enum RuleFlags : uint8_t {
   // rules appended after the last rule come before the policy, and only the
   // second kind of SKIP reaches them).
   kRuleReturnsToPolicy = 1 << 2,
+  // With kRuleNeedsL4: the source rule's L4 match comes before its
+  // conntrack/state match (kRuleL4BeforeCt) or its iprange match
+  // (kRuleL4BeforeAddr), so on a truncated header the kernel hot-drops
+  // before testing those. Matching ignores them (dataplane/hotdrop.h).
+  kRuleL4BeforeCt = 1 << 3,
+  kRuleL4BeforeAddr = 1 << 4,
 };
 
 struct TableSetHeader {

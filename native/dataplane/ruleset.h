@@ -54,6 +54,7 @@
 #include "classifier/rule_table.h"
 #include "classifier/table_set.h"
 #include "dataplane/counters.h"
+#include "dataplane/hotdrop.h"
 
 namespace flatwall {
 
@@ -138,12 +139,18 @@ class Ruleset {
   // catch-all policy, so only a port whose interface id lies outside the
   // table's interface classes can get there). A family without a FORWARD
   // table accepts everything (iptables' empty chain with policy ACCEPT).
+  // A key with kKeyL4Truncated takes the hot-drop walk (dataplane/hotdrop.h),
+  // which returns &kHotDrop / &kHotDropBound when an L4 rule drops it.
   template <typename V>
   const RuleCommon* Forward(const PacketKey4& key, V& v) const {
+    if ((key.c.flags & kKeyL4Truncated) && fwd4_)
+      return edits4_ ? HotdropWalkEdited(*fwd4_, *hot4_, *edits4_, key, v) : HotdropWalk(*fwd4_, *hot4_, key, v);
     return edits4_ ? WalkEdited(*fwd4_, *edits4_, key, v) : Walk(fwd4_, key, v);
   }
   template <typename V>
   const RuleCommon* Forward(const PacketKey6& key, V& v) const {
+    if ((key.c.flags & kKeyL4Truncated) && fwd6_)
+      return edits6_ ? HotdropWalkEdited(*fwd6_, *hot6_, *edits6_, key, v) : HotdropWalk(*fwd6_, *hot6_, key, v);
     return edits6_ ? WalkEdited(*fwd6_, *edits6_, key, v) : Walk(fwd6_, key, v);
   }
   static const RuleCommon kAcceptAll;
@@ -171,6 +178,7 @@ class Ruleset {
     std::vector<std::pair<uint32_t, uint32_t>> dead;  // sorted, disjoint [lo, hi)
     bool policy_override = false;
     RuleCommon policy{};            // the main policy record with the new action
+    HotdropIndexFor<C> overlay_hot;  // the overlay's L4 records (hotdrop.h)
   };
 
   // The first live main record >= start matching key: a match inside a
@@ -229,6 +237,10 @@ class Ruleset {
   std::shared_ptr<const TableSet> tables_;
   const Classifier4* fwd4_ = nullptr;  // owned by tables_
   const Classifier6* fwd6_ = nullptr;
+  // The FORWARD tables' L4 records, for truncated keys (hotdrop.h); set
+  // with fwd4_/fwd6_ and shared by derived generations.
+  std::shared_ptr<const HotdropIndex<RuleRecord4>> hot4_;
+  std::shared_ptr<const HotdropIndex<RuleRecord6>> hot6_;
   std::vector<uint16_t> iface_ids_;
   uint32_t rule_count_ = 0;
   double build_seconds_ = 0;
