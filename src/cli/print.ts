@@ -5,7 +5,7 @@ import { RuleError } from '../rules/errors';
 import { parseFiles } from '../rules/load';
 import { printTable } from '../rules/iptables/print';
 import { toNative } from '../rules/native-format';
-import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 
 export const PRINT_HELP = `Usage: flatwall print [OPTIONS] FILE...
 
@@ -15,7 +15,8 @@ print after iptables-restore of the same file), or convert them.
 Options:
   -f, --format FMT    iptables (default), json or yaml
   -c, --counters      include [packets:bytes] counters
-  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect)
+  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect,
+                      as 'flatwall check' does)
       --skip-tables   skip tables other than filter instead of failing
   -h, --help          show this help
 
@@ -37,8 +38,9 @@ export function runPrint(argv: string[]): number {
   }
   if (positionals.length === 0) throw new UsageError('print needs a FILE');
   if (!['iptables', 'json', 'yaml'].includes(values.format!)) throw new UsageError(`unknown format "${values.format}"`);
+  const family = familyFlag(values);
   try {
-    const { ruleset } = parseFiles(positionals, { family: values['4'] ? 4 : values['6'] ? 6 : undefined, skipOtherTables: values['skip-tables'] });
+    const { ruleset } = parseFiles(positionals, { family, skipOtherTables: values['skip-tables'], onNotice: (m) => process.stderr.write(`${m}\n`) });
     if (values.format === 'json') {
       process.stdout.write(`${JSON.stringify(toNative(ruleset), null, 2)}\n`);
     } else if (values.format === 'yaml') {

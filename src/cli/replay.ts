@@ -7,13 +7,17 @@ import { loadRuleFiles } from '../rules/load';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { LINKTYPE_ETHERNET, PcapError, readPcap, writePcap, type PcapRecord } from '../io/pcap';
-import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 
 export const REPLAY_HELP = `Usage: flatwall replay --rules FILE [--rules FILE] --pcap IN.pcap [OPTIONS]
 
 Decide every frame of a capture with the given rules, exactly as 'flatwall
 run' would (same frame parser, same classifier), and print each verdict and
-the hits per rule. Frames go through the FORWARD rules of their family.
+the hits per rule. Frames go through the FORWARD rules of their family, as
+the kernel's: NDP included, and a frame whose TCP/UDP/SCTP/ICMP header is
+cut short is judged without it and dropped at the first rule with an L4
+match it reaches (the kernel's hotdrop). There is no connection tracking:
+every packet is UNTRACKED, as under 'flatwall run --no-conntrack'.
 
 Options:
   -r, --rules FILE        rule file (iptables-save or JSON/YAML); repeatable
@@ -22,6 +26,12 @@ Options:
       --drop FILE         write the frames that would be dropped or rejected here
   -i, --in-interface IF   the input port name rules see as -i (default eth0)
   -o, --out-interface IF  the output port name rules see as -o (default eth1)
+  -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
+                          detect, as 'flatwall check' does)
+      --drop-l4-truncated drop frames whose L4 header is cut short before the
+                          rules (as 'flatwall run --drop-l4-truncated')
+      --ndp-bypass        pass ICMPv6 NDP (types 133-137) without the rules
+                          (as 'flatwall run --ndp-bypass')
       --json              machine-readable output
   -q, --quiet             only the summary and rule hits, not every frame
   -h, --help              show this help
@@ -42,6 +52,10 @@ export async function runReplay(argv: string[]): Promise<number> {
     drop: { type: 'string' },
     'in-interface': { type: 'string', short: 'i', default: 'eth0' },
     'out-interface': { type: 'string', short: 'o', default: 'eth1' },
+    '4': { type: 'boolean', short: '4' },
+    '6': { type: 'boolean', short: '6' },
+    'drop-l4-truncated': { type: 'boolean' },
+    'ndp-bypass': { type: 'boolean' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     help: { type: 'boolean', short: 'h' },
@@ -52,10 +66,11 @@ export async function runReplay(argv: string[]): Promise<number> {
   }
   if (!values.rules?.length) throw new UsageError('--rules FILE is required');
   if (!values.pcap) throw new UsageError('--pcap FILE is required');
+  const family = familyFlag(values);
 
   let compiled;
   try {
-    compiled = loadRuleFiles(values.rules).compiled;
+    compiled = loadRuleFiles(values.rules, { family, onNotice: (m) => process.stderr.write(`${m}\n`) }).compiled;
   } catch (err) {
     if (err instanceof RuleError) {
       process.stderr.write(`flatwall: ${err.message}\n`);
@@ -87,6 +102,8 @@ export async function runReplay(argv: string[]): Promise<number> {
     iif: compiled.ifaces.classOf(values['in-interface']!),
     oif: compiled.ifaces.classOf(values['out-interface']!),
     ruleCount: compiled.rules.length,
+    dropL4Truncated: values['drop-l4-truncated'] ?? false,
+    ndpBypass: values['ndp-bypass'] ?? false,
   });
 
   const describe = (ruleId: number) => {
@@ -116,7 +133,10 @@ export async function runReplay(argv: string[]): Promise<number> {
       pass.push(recs[i]);
     } else {
       verdict = ACTIONS[v];
-      if (res.finalRule[i] !== 0xffffffff) detail = describe(res.finalRule[i]);
+      if (res.hot[i]) {
+        detail = { reason: `l4_truncated: the L4 header is cut short and a rule with an L4 match reads it (hot-dropped${res.hot[i] === 2 ? ', undecided within the bound: fail closed' : ''})` };
+        summary.hotDropped = (summary.hotDropped ?? 0) + 1;
+      } else if (res.finalRule[i] !== 0xffffffff) detail = describe(res.finalRule[i]);
       else detail = { reason: `no IPv${res.cls[i] === 1 ? 4 : 6} rules loaded (accepted)` };
       if (verdict === 'ACCEPT') {
         summary.accepted++;
@@ -153,7 +173,8 @@ export async function runReplay(argv: string[]): Promise<number> {
     lines.push(`${String(h.packets).padStart(9)} ${String(h.bytes).padStart(11)}  ${src}`);
   }
   lines.push('');
-  lines.push(`${summary.frames} frames: ${summary.accepted} accepted, ${summary.dropped} dropped, ${summary.rejected} rejected, ${summary.malformed} malformed, ${summary.notIp} not IP (passed unfiltered)`);
+  const hot = summary.hotDropped ? ` (${summary.hotDropped} hot-dropped: L4 header cut short)` : '';
+  lines.push(`${summary.frames} frames: ${summary.accepted} accepted, ${summary.dropped} dropped${hot}, ${summary.rejected} rejected, ${summary.malformed} malformed, ${summary.notIp} not IP (passed unfiltered)`);
   process.stdout.write(`${lines.join('\n')}\n`);
   return EXIT_OK;
 }

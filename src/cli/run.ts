@@ -5,13 +5,18 @@ import { log } from '../control/log';
 import { native } from '../native';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
-import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
 
 Run the firewall as a transparent bump in the wire between pairs of ports
 (1st <-> 2nd, 3rd <-> 4th, ...). IPv4 and IPv6 go through the FORWARD rules,
-with -i/-o naming the input and output port; ARP and NDP pass.
+with -i/-o naming the input and output port; ARP passes. The defaults are
+the kernel's: ICMPv6 NDP is filtered like any ICMPv6 packet, a frame whose
+TCP/UDP/SCTP/ICMP header is cut short is judged without it and dropped at
+the first rule with an L4 match it reaches (the kernel's hotdrop), and
+conntrack picks up TCP connections mid-stream (nf_conntrack_tcp_loose=1).
+The stricter behaviours are flags below; all are counted in the metrics.
 
 Writes JSON logs to stdout, one object per line, and a "ready" line once the
 rules are active. SIGHUP reloads the rule files atomically (a file with an
@@ -21,6 +26,8 @@ Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
       --tap NAME          a TAP port (created if missing; repeatable)
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
+  -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
+                          detect, as 'flatwall check' does)
       --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
                           files, if given, are the fallback when it is refused
                           and what SIGHUP / ctl reload read
@@ -44,8 +51,18 @@ Options:
       --stats-interval S  log counters every S seconds (default 0: only at exit)
       --conntrack-max N   tracked connections, all workers together (default 262144)
       --no-conntrack      stateless: no connection tracking, every packet UNTRACKED
-      --ct-tcp-loose      pick up TCP connections mid-stream (nf_conntrack_tcp_loose=1);
-                          default: a TCP packet other than SYN without an entry is INVALID
+      --ct-tcp-strict     no mid-stream pickup (nf_conntrack_tcp_loose=0): a TCP
+                          packet other than SYN without an entry is INVALID
+                          (default: an ACK without an entry starts a connection,
+                          NEW, as Linux does)
+      --ct-tcp-loose      deprecated, no effect: mid-stream pickup is the default
+      --drop-l4-truncated drop frames whose L4 header is cut short before the
+                          rules (counted as drop reason l4_truncated; default:
+                          judged, and dropped only at a rule with an L4 match)
+      --ndp-bypass        pass ICMPv6 neighbour discovery (types 133-137)
+                          without the rules, as link-scope traffic with hop
+                          limit 255 (RFC 4861) that a bridge must not break
+                          (default: NDP is judged by the FORWARD rules)
       --ct-timeout NAME=S conntrack timeout in seconds (repeatable); NAME is one of
                           tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait
                           tcp_close_wait tcp_last_ack tcp_time_wait tcp_close
@@ -78,6 +95,11 @@ export async function runRun(argv: string[]): Promise<number> {
     'conntrack-max': { type: 'string' },
     'no-conntrack': { type: 'boolean' },
     'ct-tcp-loose': { type: 'boolean' },
+    'ct-tcp-strict': { type: 'boolean' },
+    'drop-l4-truncated': { type: 'boolean' },
+    'ndp-bypass': { type: 'boolean' },
+    '4': { type: 'boolean', short: '4' },
+    '6': { type: 'boolean', short: '6' },
     'ct-timeout': { type: 'string', multiple: true },
     'restore-counters': { type: 'boolean', short: 'c' },
     ...API_OPTIONS,
@@ -98,6 +120,9 @@ export async function runRun(argv: string[]): Promise<number> {
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
   if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
+  const ruleFamily = familyFlag(values);
+  if (values['ct-tcp-loose'] && values['ct-tcp-strict']) throw new UsageError('--ct-tcp-loose and --ct-tcp-strict are exclusive');
+  if (values['ct-tcp-loose']) process.stderr.write('flatwall run: --ct-tcp-loose is deprecated and has no effect: mid-stream pickup is the default (--ct-tcp-strict turns it off)\n');
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -159,7 +184,14 @@ export async function runRun(argv: string[]): Promise<number> {
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
       txMode, busyPollUs, workerNice, buildNice,
       conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
-      conntrackTcpLoose: values['ct-tcp-loose'],
+      conntrackTcpLoose: !values['ct-tcp-strict'],
+      dropL4Truncated: values['drop-l4-truncated'] ?? false,
+      ndpBypass: values['ndp-bypass'] ?? false,
+      ruleFamily,
+      onRuleNotice: (m) => {
+        process.stderr.write(`${m}\n`);
+        log('warn', m);
+      },
       restoreCounters: values['restore-counters'],
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
@@ -172,7 +204,10 @@ export async function runRun(argv: string[]): Promise<number> {
       const failed = fw.counters({ rules: false }).workerNiceFailures;
       if (failed) log('warn', 'could not set the packet workers\' priority (needs CAP_SYS_NICE); they run at the default', { workerNice, workers: failed });
     }, 500).unref();
-    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid, api: api?.where });
+    log('info', 'ready', {
+      ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid, api: api?.where,
+      ctTcpLoose: !values['ct-tcp-strict'], dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
+    });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
     if (err instanceof RuleError) process.stderr.write(`flatwall: ${err.message}\n`);
@@ -216,5 +251,5 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function summary(c: any): Record<string, unknown> {
   const drops = Object.fromEntries(Object.entries(c.dropsByReason as Record<string, number>).filter(([, v]) => v > 0));
-  return { generation: c.generation, verdicts: c.verdicts, conntrack: c.conntrack, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
+  return { generation: c.generation, verdicts: c.verdicts, conntrack: c.conntrack, l4Truncated: c.l4Truncated, ndp: c.ndp, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
 }
