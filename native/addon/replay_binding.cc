@@ -4,7 +4,7 @@
 //
 //   replayFrames(rules: ArrayBuffer, frames: Uint8Array, offsets: Uint32Array,
 //                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
-//                 dropL4Truncated?, ndpBypass?})
+//                 dropL4Truncated?, ndpBypass?, hotdropBudget?})
 //     -> Promise<{cls, verdict, reason, hot, finalRecord, finalRule, hits, bytes}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
@@ -13,7 +13,8 @@
 // IP), a truncated L4 header is judged without L4 and hot-dropped at an L4
 // rule (dataplane/hotdrop.h: hot[i] 1, or 2 when the budget decided, with
 // reason l4_truncated and verdict DROP), or with dropL4Truncated dropped as
-// malformed. There is no conntrack: every key is UNTRACKED (as under
+// malformed (hotdropBudget: the record tests a truncated frame may cost,
+// dataplane/hotdrop.h; tests raise it to check the walk exactly). There is no conntrack: every key is UNTRACKED (as under
 // `flatwall run --no-conntrack`).
 #include <cstring>
 #include <memory>
@@ -42,6 +43,7 @@ struct ReplayJob {
   Hook hook = Hook::kForward;
   ClassifierOptions options;
   bool drop_l4_truncated = false, ndp_bypass = false;
+  uint32_t hotdrop_budget = kHotdropBudget;
 
   // Results.
   std::vector<uint8_t> cls, verdict, reason, hot;
@@ -64,7 +66,7 @@ void Decide(const C* c, const HotdropIndexFor<C>& hot, Key key, uint16_t iif, ui
   Verdict v;
   if (key.c.flags & kKeyL4Truncated) {
     const RuleCommon* hot_drop;
-    v = EvaluateTruncated(*c, hot, key, count, &hot_drop);
+    v = EvaluateTruncated(*c, hot, key, count, &hot_drop, job.hotdrop_budget);
     if (hot_drop) {
       job.hot[i] = hot_drop == &kHotDrop ? 1 : 2;
       job.reason[i] = static_cast<uint8_t>(DropReason::kL4Truncated);
@@ -232,6 +234,7 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   };
   job->drop_l4_truncated = flag("dropL4Truncated");
   job->ndp_bypass = flag("ndpBypass");
+  job->hotdrop_budget = static_cast<uint32_t>(num("hotdropBudget", 0, 4294967295.0, kHotdropBudget));
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");
