@@ -12,6 +12,10 @@ import { NetNs, kernelTestsUnavailable } from './netns';
 const ROOT = join(__dirname, '..', '..');
 const files = [
   join(ROOT, 'test', 'fixtures', 'canonical.rules'),
+  // One rule per option shape of every match and target extension
+  // (src/rules/extensions/), as iptables-save prints them.
+  join(ROOT, 'test', 'fixtures', 'extensions.rules'),
+  join(ROOT, 'test', 'fixtures', 'extensions6.rules'),
   ...readdirSync(join(ROOT, 'rules', 'examples')).filter((f) => f.endsWith('.rules')).map((f) => join(ROOT, 'rules', 'examples', f)),
 ];
 

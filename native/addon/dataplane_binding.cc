@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,6 +62,34 @@ bool Bool(const Napi::Object& o, const char* key, bool dflt) {
   if (v.IsUndefined() || v.IsNull()) return dflt;
   return v.ToBoolean().Value();
 }
+
+}  // namespace
+
+void ParseConntrackOptions(const Napi::Object& o, const char* who, ConntrackOptions* c) {
+  const Napi::Env env = o.Env();
+  const std::string w(who);
+  c->enabled = Bool(o, "conntrack", c->enabled);
+  c->max = U32(o, "conntrackMax", c->max);
+  c->tcp_loose = Bool(o, "conntrackTcpLoose", c->tcp_loose);
+  const Napi::Value to = o.Get("conntrackTimeouts");
+  if (!to.IsUndefined() && !to.IsNull()) {
+    if (!to.IsObject()) throw Napi::TypeError::New(env, w + ": conntrackTimeouts must be an object");
+    const Napi::Object t = to.As<Napi::Object>();
+    const Napi::Array names = t.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); ++i) {
+      const std::string name = names.Get(i).ToString().Utf8Value();
+      const uint32_t secs = U32(t, name.c_str(), 0);
+      if (secs == 0) throw Napi::RangeError::New(env, w + ": conntrackTimeouts." + name + " must be >= 1");
+      if (!c->timeouts.Set(name, secs)) {
+        std::string known;
+        for (const char* const* n = ct::Timeouts::kNames; *n; ++n) known += std::string(known.empty() ? "" : ", ") + *n;
+        throw Napi::RangeError::New(env, w + ": unknown conntrack timeout '" + name + "' (known: " + known + ")");
+      }
+    }
+  }
+}
+
+namespace {
 
 std::string AddrString(uint8_t family, const uint32_t w[4]);
 
@@ -125,28 +154,15 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
       throw Napi::RangeError::New(env, std::string("Dataplane: ") + key + " must be an integer in -20..19");
     *field = int(d);
   }
-  c.conntrack = Bool(o, "conntrack", c.conntrack);
-  c.conntrack_max = U32(o, "conntrackMax", c.conntrack_max);
-  c.ct_tcp_loose = Bool(o, "conntrackTcpLoose", c.ct_tcp_loose);
+  ConntrackOptions ct{c.conntrack, c.conntrack_max, c.ct_tcp_loose, c.ct_timeouts};
+  ParseConntrackOptions(o, "Dataplane", &ct);
+  c.conntrack = ct.enabled;
+  c.conntrack_max = ct.max;
+  c.ct_tcp_loose = ct.tcp_loose;
+  c.ct_timeouts = ct.timeouts;
   c.drop_l4_truncated = Bool(o, "dropL4Truncated", c.drop_l4_truncated);
   c.ndp_bypass = Bool(o, "ndpBypass", c.ndp_bypass);
   c.flow_cache = U32(o, "flowCache", c.flow_cache);
-  const Napi::Value to = o.Get("conntrackTimeouts");
-  if (!to.IsUndefined() && !to.IsNull()) {
-    if (!to.IsObject()) throw Napi::TypeError::New(env, "Dataplane: conntrackTimeouts must be an object");
-    const Napi::Object t = to.As<Napi::Object>();
-    const Napi::Array names = t.GetPropertyNames();
-    for (uint32_t i = 0; i < names.Length(); ++i) {
-      const std::string name = names.Get(i).ToString().Utf8Value();
-      const uint32_t secs = U32(t, name.c_str(), 0);
-      if (secs == 0) throw Napi::RangeError::New(env, "Dataplane: conntrackTimeouts." + name + " must be >= 1");
-      if (!c.ct_timeouts.Set(name, secs)) {
-        std::string known;
-        for (const char* const* n = ct::Timeouts::kNames; *n; ++n) known += std::string(known.empty() ? "" : ", ") + *n;
-        throw Napi::RangeError::New(env, "Dataplane: unknown conntrack timeout '" + name + "' (known: " + known + ")");
-      }
-    }
-  }
   return c;
 }
 
@@ -438,8 +454,11 @@ RulesetEdits ParseEdits(Napi::Env env, const Napi::Value& v) {
 // Records every matched rule id of one walk (evaluateRuleset).
 struct PathRecorder {
   std::vector<uint32_t> ids;
+  ext::Context cx;  // no frame: only key-level match programs can hold
   void OnMatch(const RuleCommon& r) { ids.push_back(r.rule_id); }
   void OnLog(const RuleCommon&) {}
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 template <typename Key>
@@ -587,7 +606,8 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("pollLogs", &DataplaneWrap::PollLogs),
                         InstanceMethod("conntrackList", &DataplaneWrap::ConntrackList),
                         InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
-                        InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete)});
+                        InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete),
+                        InstanceMethod("matchStates", &DataplaneWrap::MatchStates)});
   }
 
   explicit DataplaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataplaneWrap>(info) {
@@ -780,6 +800,38 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     cmd->op = ConntrackCommand::Op::kDelete;
     cmd->tuple = ParseTuple(info.Env(), info[0]);
     return RunConntrack(info.Env(), std::move(cmd));
+  }
+
+  // Every live state of a stateful match (extensions/state.h): kind, key,
+  // counts, and with {list: true} the listing /proc/net/xt_recent/NAME or
+  // /proc/net/ipt_hashlimit/NAME would show. Control thread only.
+  Napi::Value MatchStates(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool list = false;
+    if (info.Length() > 0 && info[0].IsObject()) {
+      const Napi::Value v = info[0].As<Napi::Object>().Get("list");
+      if (!v.IsUndefined() && !v.IsBoolean()) throw Napi::TypeError::New(env, "matchStates: list must be a boolean");
+      list = v.IsBoolean() && v.As<Napi::Boolean>().Value();
+    }
+    const auto states = dp_->ext_states().Live();
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const uint64_t now = uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+    Napi::Array a = Napi::Array::New(env, states.size());
+    for (size_t i = 0; i < states.size(); ++i) {
+      const ext::State& st = *states[i];
+      const ext::State::Stats c = st.stats();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", st.kind());
+      o.Set("key", st.key());
+      o.Set("entries", double(c.entries));
+      o.Set("capacity", double(c.capacity));
+      o.Set("evictions", double(c.evictions));
+      o.Set("refused", double(c.full));
+      if (list) o.Set("listing", st.List(now));
+      a.Set(uint32_t(i), o);
+    }
+    return a;
   }
 
   Napi::Value PollLogs(const Napi::CallbackInfo& info) {

@@ -5,6 +5,7 @@
 #include "addon/bindings.h"
 #include "classifier/packet_key.h"
 #include "classifier/rule_table.h"
+#include "extensions/ext_table.h"
 
 namespace flatwall {
 namespace {
@@ -76,6 +77,7 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   FIELD(header, TableSetHeader, version);
   FIELD(header, TableSetHeader, table_count);
   FIELD(header, TableSetHeader, total_bytes);
+  FIELD(header, TableSetHeader, ext_offset);
   layout.Set("header", header);
 
   Napi::Object desc = Napi::Object::New(env);
@@ -116,9 +118,31 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   record_flags.Set("NEEDS_L4", static_cast<double>(kRuleNeedsL4));
   record_flags.Set("TCP_FLAGS_INVERT", static_cast<double>(kRuleTcpFlagsInvert));
   record_flags.Set("RETURNS_TO_POLICY", static_cast<double>(kRuleReturnsToPolicy));
+  record_flags.Set("HAS_EXT", static_cast<double>(kRuleHasExt));
   record_flags.Set("L4_BEFORE_CT", static_cast<double>(kRuleL4BeforeCt));
   record_flags.Set("L4_BEFORE_ADDR", static_cast<double>(kRuleL4BeforeAddr));
   layout.Set("recordFlags", record_flags);
+
+  // The extension section (extensions/ext_table.h): its magic and the op
+  // and state kind numbers, so src/rules/extensions/program.ts never keeps
+  // its own copy.
+  Napi::Object ext = Napi::Object::New(env);
+  ext.Set("magic", static_cast<double>(ext::kSectionMagic));
+  Napi::Object ops = Napi::Object::New(env);
+#define EXT_OP(name, value) ops.Set(name, static_cast<double>(ext::Op::value))
+  EXT_OP("ttl", kTtl); EXT_OP("length", kLength); EXT_OP("tos", kTos); EXT_OP("dscp", kDscp);
+  EXT_OP("ecn", kEcn); EXT_OP("pkttype", kPktType); EXT_OP("mac", kMacSource); EXT_OP("addrtype", kAddrType);
+  EXT_OP("never", kNever); EXT_OP("ipv6header", kIp6Header); EXT_OP("frag", kIp6Frag); EXT_OP("opts", kIp6Opts);
+  EXT_OP("rt", kIp6Rt); EXT_OP("spi", kSpi); EXT_OP("limit", kLimit); EXT_OP("hashlimit", kHashlimit);
+  EXT_OP("recent", kRecent); EXT_OP("tcpmss", kTcpMss);
+#undef EXT_OP
+  ext.Set("ops", ops);
+  Napi::Object states = Napi::Object::New(env);
+  states.Set("limit", static_cast<double>(ext::StateKind::kLimit));
+  states.Set("hashlimit", static_cast<double>(ext::StateKind::kHashlimit));
+  states.Set("recent", static_cast<double>(ext::StateKind::kRecent));
+  ext.Set("states", states);
+  layout.Set("ext", ext);
 
   Napi::Object k4 = KeyCommonFields<PacketKey4>(env, Napi::Object::New(env));
   FIELD(k4, PacketKey4, src);

@@ -1,21 +1,38 @@
 // Offline verdicts for captured frames (`flatwall replay`): the dataplane's
-// own frame parser and the same TableSet/Evaluate the workers use, run on an
-// AsyncWorker so a large capture never blocks the JS thread.
+// own frame parser, connection tracking and the same TableSet/Evaluate the
+// workers use, run on an AsyncWorker so a large capture never blocks the JS
+// thread.
 //
 //   replayFrames(rules: ArrayBuffer, frames: Uint8Array, offsets: Uint32Array,
 //                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
+//                 timestamps?: BigUint64Array, reverse?: Uint8Array,
+//                 conntrack?, conntrackMax?, conntrackTcpLoose?, conntrackTimeouts?,
 //                 dropL4Truncated?, ndpBypass?, hotdropBudget?})
-//     -> Promise<{cls, verdict, reason, hot, finalRecord, finalRule, hits, bytes}>
+//     -> Promise<{cls, verdict, reason, hot, ctState, finalRecord, finalRule, hits, bytes,
+//                 conntrack?}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
 // offsets[i+1]). Frames are Ethernet as captured (LINKTYPE_ETHERNET).
+//
+// Conntrack (off unless `conntrack: true`; `flatwall replay` turns it on
+// as `flatwall run` does) runs as in the dataplane's worker loop
+// (native/dataplane/dataplane.cc): Track before the rules, Commit of a new
+// flow only when the verdict is ACCEPT (netfilter's confirm; a full table
+// turns the ACCEPT into a drop with reason conntrack_full), Gc every 64
+// frames. One table, one zone (the replay has one port pair); the clock is
+// timestamps[i] (ns, the pcap record's time), never going backwards: a frame
+// stamped earlier than the one before it is tracked at the earlier frame's
+// time. Frame i enters on iif and leaves on oif, or the reverse when
+// reverse[i] is nonzero; conntrack tells original from reply by the tuple,
+// not the port. ctState[i] is the packet's CtState bit (rule_table.h), 0 for
+// frames that are not tracked at all (not IP, malformed).
+//
 // As the dataplane: NDP is judged by the rules (ndpBypass: passed, as not
-// IP), a truncated L4 header is judged without L4 and hot-dropped at an L4
+// IP); a truncated L4 header is judged without L4 and hot-dropped at an L4
 // rule (dataplane/hotdrop.h: hot[i] 1, or 2 when the budget decided, with
 // reason l4_truncated and verdict DROP), or with dropL4Truncated dropped as
-// malformed (hotdropBudget: the record tests a truncated frame may cost,
-// dataplane/hotdrop.h; tests raise it to check the walk exactly). There is no conntrack: every key is UNTRACKED (as under
-// `flatwall run --no-conntrack`).
+// malformed. hotdropBudget: the record tests a truncated frame may cost
+// (tests raise it to check the walk exactly).
 #include <cstring>
 #include <memory>
 #include <string>
@@ -24,7 +41,11 @@
 #include "addon/bindings.h"
 #include "classifier/table_set.h"
 #include "dataplane/hotdrop.h"
+#include "conntrack/conntrack.h"
+#include "dataplane/dataplane.h"
 #include "dataplane/parse.h"
+#include "extensions/ext_table.h"
+#include "extensions/state.h"
 
 namespace flatwall {
 namespace {
@@ -42,18 +63,28 @@ struct ReplayJob {
   uint32_t rule_count = 0;
   Hook hook = Hook::kForward;
   ClassifierOptions options;
+  std::vector<uint64_t> timestamps;  // ns per frame; empty: time 0 throughout
+  std::vector<uint8_t> reverse;      // per frame: enters on oif; empty: none
+  ConntrackOptions ct;  // enabled only if the caller asks (replayFrames)
+
   bool drop_l4_truncated = false, ndp_bypass = false;
   uint32_t hotdrop_budget = kHotdropBudget;
 
   // Results.
-  std::vector<uint8_t> cls, verdict, reason, hot;
+  std::vector<uint8_t> cls, verdict, reason, ct_state, hot;
+  struct {
+    uint64_t entries = 0, found = 0, invalid = 0, ignore = 0, insert = 0, insert_failed = 0, drop = 0,
+             early_drop = 0, expired = 0;
+  } ct_counts;
   std::vector<uint32_t> final_record, final_rule;
   std::vector<double> hits, bytes;
 };
 
+// One frame through table `t`, match programs included (on the capture's
+// clock, so a replay is deterministic).
 template <typename C, typename Key>
-void Decide(const C* c, const HotdropIndexFor<C>& hot, Key key, uint16_t iif, uint16_t oif,
-            uint32_t len, ReplayJob& job, size_t i) {
+void Decide(const C* c, const HotdropIndexFor<C>& hot, const ext::ExtTable* ext, uint32_t t, Key key,
+            const ext::Context& cx, uint16_t iif, uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
   key.c.iif = iif;
   key.c.oif = oif;
   const auto count = [&](uint32_t r) {
@@ -65,18 +96,30 @@ void Decide(const C* c, const HotdropIndexFor<C>& hot, Key key, uint16_t iif, ui
   };
   Verdict v;
   if (key.c.flags & kKeyL4Truncated) {
-    const RuleCommon* hot_drop;
-    v = EvaluateTruncated(*c, hot, key, count, &hot_drop, job.hotdrop_budget);
-    if (hot_drop) {
-      job.hot[i] = hot_drop == &kHotDrop ? 1 : 2;
+    // The match programs gate the records as in ext::EvaluateExt.
+    const auto gate = [&](uint32_t r, uint32_t* next) {
+      if (!(c->record(r).c.flags & kRuleHasExt) || !ext) return int(kGateTake);
+      const ext::Entry* x = ext->Find(t, r);
+      if (!x) return int(kGateTake);
+      const int ok = ext->Run(*x, key, cx);
+      if (ok == kGateSkip) *next = x->fail;
+      return ok;
+    };
+    HotEnd end;
+    v = EvaluateTruncated(*c, hot, key, count, &end, job.hotdrop_budget, gate);
+    if (end == HotEnd::kL4 || end == HotEnd::kL4Bound) {
+      job.hot[i] = end == HotEnd::kL4 ? 1 : 2;
       job.reason[i] = static_cast<uint8_t>(DropReason::kL4Truncated);
+    } else if (end == HotEnd::kGateDrop) {
+      v.index = ext::kHotDrop;
     }
   } else {
-    v = Evaluate(*c, key, count);
+    v = ext::EvaluateExt(*c, ext, t, key, cx, count, [] {});
   }
   job.verdict[i] = static_cast<uint8_t>(v.action);
-  job.final_record[i] = v.index;
-  job.final_rule[i] = v.index == kNoMatch ? UINT32_MAX : c->record(v.index).c.rule_id;
+  const bool found = v.index != kNoMatch && v.index != ext::kHotDrop;
+  job.final_record[i] = found ? v.index : kNoMatch;
+  job.final_rule[i] = found ? c->record(v.index).c.rule_id : UINT32_MAX;
 }
 
 class ReplayWorker : public Napi::AsyncWorker {
@@ -95,6 +138,18 @@ class ReplayWorker : public Napi::AsyncWorker {
     const int t6 = set->Find(Family::kIPv6, j.hook);
     const HotdropIndex<RuleRecord4> hot4 = t4 >= 0 ? HotdropIndex<RuleRecord4>(*set->v4(t4)) : HotdropIndex<RuleRecord4>();
     const HotdropIndex<RuleRecord6> hot6 = t6 >= 0 ? HotdropIndex<RuleRecord6>(*set->v6(t6)) : HotdropIndex<RuleRecord6>();
+    // Match programs and their states (a registry of this replay's own).
+    ext::ExtStateRegistry states;
+    std::unique_ptr<ext::ExtTable> ext;
+    try {
+      std::vector<TableInfo> infos;
+      for (size_t k = 0; k < set->size(); ++k) infos.push_back(set->info(k));
+      ext = ext::ExtTable::Parse(j.rules.data(), j.rules.size(), infos, &states);
+    } catch (const std::exception& e) {
+      return SetError(e.what());
+    }
+    ext::Context cx;
+    cx.hook = j.hook;
     const size_t n = j.offsets.size() - 1;
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
@@ -104,26 +159,65 @@ class ReplayWorker : public Napi::AsyncWorker {
     j.final_rule.assign(n, UINT32_MAX);
     j.hits.assign(j.rule_count, 0);
     j.bytes.assign(j.rule_count, 0);
+    j.ct_state.assign(n, 0);
+    // Conntrack as one dataplane worker has it (dataplane.cc), with a fixed
+    // seed so that a replay (evictions from a full table included) is
+    // reproducible.
+    std::unique_ptr<ct::Table> ct;
+    if (j.ct.enabled) {
+      ct::Config c;
+      c.limit = j.ct.max;
+      c.timeouts = j.ct.timeouts;
+      c.tcp_loose = j.ct.tcp_loose;
+      c.seed = 0x9e3779b9u;
+      ct = std::make_unique<ct::Table>(c);
+    }
+    const DataplaneConfig dp_defaults;
     ParsedFrame pf;
+    ct::Result cr;
+    uint64_t now_ns = 0;
     for (size_t i = 0; i < n; i++) {
       const uint32_t off = j.offsets[i];
       const uint32_t len = j.offsets[i + 1] - off;
-      ParseFrame(j.frames.data() + off, len, false, &pf);
+      const uint8_t* data = j.frames.data() + off;
+      if (!j.timestamps.empty() && j.timestamps[i] > now_ns) now_ns = j.timestamps[i];
+      if (ct && i % dp_defaults.batch == 0) ct->Gc(now_ns, dp_defaults.ct_gc_budget);
+      ParseFrame(data, len, false, &pf);
+      cx.frame = data, cx.len = len, cx.pf = &pf, cx.now_ns = now_ns;
       j.cls[i] = static_cast<uint8_t>(pf.cls);
       if (pf.l4_truncated && j.drop_l4_truncated) pf.cls = FrameClass::kMalformed, pf.reason = DropReason::kL4Truncated;
       if (pf.cls == FrameClass::kNdp && !j.ndp_bypass) pf.cls = FrameClass::kIPv6;  // cls[i] still says ndp
       j.reason[i] = static_cast<uint8_t>(pf.reason);
       switch (pf.cls) {
         case FrameClass::kIPv4:
-          // A rule set without an IPv4 table has nothing to say: the
-          // kernel with no ip6tables rules accepts, and so do we.
-          if (t4 < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else Decide(set->v4(t4), hot4, pf.key4, j.iif, j.oif, len, j, i);
+        case FrameClass::kIPv6: {
+          const bool v4 = pf.cls == FrameClass::kIPv4;
+          const bool rev = !j.reverse.empty() && j.reverse[i];
+          const uint16_t iif = rev ? j.oif : j.iif, oif = rev ? j.iif : j.oif;
+          // Conntrack before the rules, as netfilter's PRE_ROUTING: an
+          // existing flow is updated now, a new one waits for the verdict.
+          KeyCommon& kc = v4 ? pf.key4.c : pf.key6.c;
+          cr.pending = false;
+          if (ct) {
+            ct->Track(data, pf, 0, now_ns, &cr);
+            kc.ct_state = cr.state;
+          }
+          j.ct_state[i] = kc.ct_state;
+          const int t = v4 ? t4 : t6;
+          // A rule set without a table for the family has nothing to say:
+          // the kernel with no ip6tables rules accepts, and so do we.
+          if (t < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
+          else if (v4) Decide(set->v4(t), hot4, ext.get(), uint32_t(t), pf.key4, cx, iif, oif, len, j, i);
+          else Decide(set->v6(t), hot6, ext.get(), uint32_t(t), pf.key6, cx, iif, oif, len, j, i);
+          // netfilter confirms a new conntrack when its packet is accepted;
+          // a full table without an evictable entry drops it (the dataplane
+          // counts conntrack_full).
+          if (j.verdict[i] == static_cast<uint8_t>(Action::kAccept) && cr.pending && !ct->Commit(cr, now_ns)) {
+            j.verdict[i] = static_cast<uint8_t>(Action::kDrop);
+            j.reason[i] = static_cast<uint8_t>(DropReason::kConntrackFull);
+          }
           break;
-        case FrameClass::kIPv6:
-          if (t6 < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else Decide(set->v6(t6), hot6, pf.key6, j.iif, j.oif, len, j, i);
-          break;
+        }
         case FrameClass::kArp:
         case FrameClass::kNdp:
         case FrameClass::kOther:
@@ -133,6 +227,11 @@ class ReplayWorker : public Napi::AsyncWorker {
           j.verdict[i] = kVerdictMalformed;
           break;
       }
+    }
+    if (ct) {
+      const ct::Stats& c = ct->stats();
+      j.ct_counts = {c.entries.Get(), c.found.Get(),  c.invalid.Get(),       c.ignore.Get(), c.insert.Get(),
+                     c.insert_failed.Get(), c.drop.Get(), c.early_drop.Get(), c.expired.Get()};
     }
   }
 
@@ -161,6 +260,23 @@ class ReplayWorker : public Napi::AsyncWorker {
     out.Set("verdict", u8(j.verdict));
     out.Set("reason", u8(j.reason));
     out.Set("hot", u8(j.hot));
+    out.Set("ctState", u8(j.ct_state));
+    if (j.ct.enabled) {
+      // node_exporter's nf_conntrack names, as the dataplane's counters.
+      const auto& c = j.ct_counts;
+      Napi::Object ctr = Napi::Object::New(env);
+      ctr.Set("entries", double(c.entries));
+      ctr.Set("limit", double(j.ct.max));
+      ctr.Set("found", double(c.found));
+      ctr.Set("invalid", double(c.invalid));
+      ctr.Set("ignore", double(c.ignore));
+      ctr.Set("insert", double(c.insert));
+      ctr.Set("insertFailed", double(c.insert_failed));
+      ctr.Set("drop", double(c.drop));
+      ctr.Set("earlyDrop", double(c.early_drop));
+      ctr.Set("expired", double(c.expired));
+      out.Set("conntrack", ctr);
+    }
     out.Set("finalRecord", u32(j.final_record));
     out.Set("finalRule", u32(j.final_rule));
     out.Set("hits", f64(j.hits));
@@ -242,6 +358,30 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
     if (!IsKnownAlgorithm(job->options.algorithm)) {
       throw Napi::RangeError::New(env, "unknown algorithm \"" + job->options.algorithm + "\"");
     }
+  }
+  const size_t n = job->offsets.size() - 1;
+  Napi::Value ts = o.Get("timestamps");
+  if (!ts.IsUndefined()) {
+    if (!ts.IsTypedArray() || ts.As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array) {
+      throw Napi::TypeError::New(env, "timestamps must be a BigUint64Array (ns per frame)");
+    }
+    auto a = ts.As<Napi::BigUint64Array>();
+    if (a.ElementLength() != n) throw Napi::RangeError::New(env, "timestamps needs one element per frame");
+    job->timestamps.assign(a.Data(), a.Data() + n);
+  }
+  Napi::Value rev = o.Get("reverse");
+  if (!rev.IsUndefined()) {
+    if (!rev.IsTypedArray() || rev.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "reverse must be a Uint8Array (one flag per frame)");
+    }
+    auto a = rev.As<Napi::Uint8Array>();
+    if (a.ElementLength() != n) throw Napi::RangeError::New(env, "reverse needs one element per frame");
+    job->reverse.assign(a.Data(), a.Data() + n);
+  }
+  job->ct.enabled = false;  // stateless unless asked for: `flatwall replay` asks
+  ParseConntrackOptions(o, "replayFrames", &job->ct);
+  if (job->ct.enabled && (job->ct.max < 1 || job->ct.max > (1u << 28))) {
+    throw Napi::RangeError::New(env, "replayFrames: conntrackMax must be in 1..268435456");
   }
   auto* w = new ReplayWorker(env, std::move(job));
   Napi::Promise p = w->Promise();

@@ -19,6 +19,8 @@
 // PRIORITY OF A RECORD IS ITS INDEX: lower index wins. Every field is an
 // inclusive range [lo, hi]; a wildcard is the full range of the field.
 //
+//   ExtSection (optional)          match programs of kRuleHasExt records
+//
 // Non-terminal actions (LOG, COUNT, SKIP) make the dataplane look up again
 // starting at the record index in `arg`, which is how iptables' "evaluation
 // goes on" and RETURN are expressed in a flat list.
@@ -89,12 +91,19 @@ enum RuleFlags : uint8_t {
   // rules appended after the last rule come before the policy, and only the
   // second kind of SKIP reaches them).
   kRuleReturnsToPolicy = 1 << 2,
+  // The rule has matches the classifier cannot index (rate limits, TTL,
+  // address types, ...): after the classifier finds this record, the
+  // dataplane runs the rule's match program from the extension section
+  // (extensions/ext_table.h), and when it is false continues at the
+  // entry's `fail` index instead of taking the record. The classifier
+  // itself ignores the bit.
+  kRuleHasExt = 1 << 3,
   // With kRuleNeedsL4: the source rule's L4 match comes before its
   // conntrack/state match (kRuleL4BeforeCt) or its iprange match
   // (kRuleL4BeforeAddr), so on a truncated header the kernel hot-drops
   // before testing those. Matching ignores them (dataplane/hotdrop.h).
-  kRuleL4BeforeCt = 1 << 3,
-  kRuleL4BeforeAddr = 1 << 4,
+  kRuleL4BeforeCt = 1 << 4,
+  kRuleL4BeforeAddr = 1 << 5,
 };
 
 struct TableSetHeader {
@@ -102,7 +111,10 @@ struct TableSetHeader {
   uint16_t version;      // kTableVersion
   uint16_t table_count;  // entries in the TableDesc array that follows
   uint32_t total_bytes;  // whole buffer, for bounds checks
-  uint32_t reserved;
+  // Byte offset of the extension section (extensions/ext_table.h: match
+  // programs and their state), after every table's records and running to
+  // total_bytes; 0 when no rule needs one.
+  uint32_t ext_offset;
 };
 
 struct TableDesc {

@@ -45,7 +45,8 @@ const char* CheckFields(const Rec& r) {
   if (c.proto_lo > c.proto_hi) return "proto lo > hi";
   if (c.ct_state_mask == 0) return "empty ct_state mask (the record could never match)";
   if (c.ct_state_mask & ~kCtAny) return "unknown ct_state bits";
-  if (c.flags & ~(kRuleNeedsL4 | kRuleTcpFlagsInvert | kRuleReturnsToPolicy | kRuleL4BeforeCt | kRuleL4BeforeAddr))
+  if (c.flags & ~(kRuleNeedsL4 | kRuleTcpFlagsInvert | kRuleReturnsToPolicy | kRuleHasExt | kRuleL4BeforeCt |
+                  kRuleL4BeforeAddr))
     return "unknown flag bits";
   if ((c.flags & kRuleReturnsToPolicy) && c.action != uint8_t(Action::kSkip))
     return "returns-to-policy flag on a record that is not SKIP";
@@ -79,6 +80,7 @@ const char* CheckRecord(const Rec& r, uint32_t index, uint32_t count, uint16_t m
       return "last record (the policy) does not cover every interface id of the table";
     if (c.ct_state_mask != kCtAny) return "last record (the policy) has a ct_state match";
     if (c.flags & kRuleNeedsL4) return "last record (the policy) requires an L4 header";
+    if (c.flags & kRuleHasExt) return "last record (the policy) has a match program";
     if (c.tcp_flags_mask || c.tcp_flags_value || (c.flags & kRuleTcpFlagsInvert))
       return "last record (the policy) has a tcp flags match";
     if (a != Action::kAccept && a != Action::kDrop && a != Action::kReject)
@@ -126,6 +128,7 @@ const char* CheckEdit(const Rec& r, uint32_t index, uint32_t count) {
   const Action a = Action(r.c.action);
   if (a == Action::kSkip) return "SKIP (RETURN) in an edit overlay";
   if (r.c.flags & kRuleReturnsToPolicy) return "returns-to-policy flag in an edit overlay";
+  if (r.c.flags & kRuleHasExt) return "match program in an edit overlay (such rules rebuild)";
   if (a == Action::kLog || a == Action::kCount) {
     if (r.c.arg <= index) return "continuation index (arg) is not after the record";
     if (r.c.arg > count) return "continuation index (arg) is past the end of the overlay";
@@ -227,6 +230,18 @@ bool ParseTableSet(const void* data, size_t size, std::vector<TableInfo>* tables
       }
       *error = "table " + std::to_string(a) + " and table " + std::to_string(c) +
                " have overlapping records";
+      tables->clear();
+      return false;
+    }
+  }
+  // The extension section, when there is one, follows every table's
+  // records (its contents are checked by ExtTable::Parse).
+  if (h.ext_offset != 0) {
+    const uint64_t records_end = sorted.empty() ? records_start : sorted.back().second;
+    if (h.ext_offset % 4 != 0 || h.ext_offset < records_end || h.ext_offset >= size) {
+      *error = "extension section at offset " + std::to_string(h.ext_offset) +
+               " is not 4-byte aligned inside [" + std::to_string(records_end) + ", " +
+               std::to_string(size) + ")";
       tables->clear();
       return false;
     }

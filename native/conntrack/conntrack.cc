@@ -392,7 +392,13 @@ void Table::TrackTcp(const ParsedFrame& pf, const KeyCommon& kc, const Key& key,
         return;
       }
       ++e->packets;
+      // netfilter deletes a connection whose first answer is a RST (or that
+      // its opener resets before any answer): "if only reply is a RST, we
+      // can consider ourselves not to have an established connection". The
+      // RST itself keeps the state it has now; the next packet finds nothing.
+      bool kill = false;
       if (next != sIG) {
+        kill = index == kRst && !(e->flags & kSeenReply);
         if (reply) e->flags |= kSeenReply;
         if (next == kTcpEstablished && (old == kTcpSynRecv || old == kTcpEstablished))
           e->flags |= kAssured;
@@ -400,6 +406,7 @@ void Table::TrackTcp(const ParsedFrame& pf, const KeyCommon& kc, const Key& key,
         e->expires_ns = Deadline(now_ns, timeouts_.tcp[next]);
       }
       r->state = (reply || (e->flags & kSeenReply)) ? kCtEstablished : kCtNew;
+      if (kill) Remove(e);
       return;
     }
   }

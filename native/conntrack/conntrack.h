@@ -48,7 +48,9 @@
 //   --ct-tcp-strict`, nf_conntrack_tcp_loose=0) makes every non-SYN packet
 //   without an entry INVALID: no mid-stream pickup, and after a restart live
 //   flows must reconnect. A connection becomes "assured" when it reaches
-//   ESTABLISHED from SYN_RECV.
+//   ESTABLISHED from SYN_RECV. A RST before any reply was seen (a refused
+//   connection, or one its opener aborts) deletes the entry at once, as
+//   netfilter does; the RST itself keeps its state (ESTABLISHED as a reply).
 //   UDP (and UDP-Lite): NEW until a reply, then ESTABLISHED and assured;
 //   timeout `udp` (30 s) while unreplied, `udp_stream` (120 s) after.
 //   ICMP/ICMPv6 queries (echo, and v4 timestamp/info/address mask): one flow
@@ -88,7 +90,8 @@
 //
 // Time
 //   Every call takes `now_ns` from the caller (the dataplane reads
-//   CLOCK_MONOTONIC once per batch; tests inject any clock). An expired entry
+//   CLOCK_MONOTONIC once per batch; `flatwall replay` passes each frame's
+//   capture timestamp, never going backwards; tests inject any clock). An expired entry
 //   is treated as absent by the lookup that meets it (lazy expiry) and
 //   cleared by Gc(), which the dataplane calls once per batch with a bounded
 //   budget of slots (a cursor sweeps the whole table over time).

@@ -1,6 +1,9 @@
 #include "dataplane/dataplane.h"
 
+#include <net/if.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -8,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -116,9 +120,27 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
 
 Dataplane::~Dataplane() { Stop(); }
 
+namespace {
+
+// The MTU of an interface (SIOCGIFMTU), or 1500 when it cannot be read.
+// TCPMSS --clamp-mss-to-pmtu clamps to the smaller of a frame's two ports.
+uint32_t InterfaceMtu(const std::string& name) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1500;
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const int r = ioctl(fd, SIOCGIFMTU, &ifr);
+  close(fd);
+  return r == 0 && ifr.ifr_mtu > 0 ? uint32_t(ifr.ifr_mtu) : 1500;
+}
+
+}  // namespace
+
 void Dataplane::Start() {
   std::lock_guard<std::mutex> lock(life_mu_);
   if (running_) throw std::logic_error("dataplane: already started");
+  port_mtu_.clear();
+  for (const auto& p : config_.ports) port_mtu_.push_back(InterfaceMtu(p.name));
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
   for (const auto& p : config_.ports) {
     if (p.kind == PortKind::kTap) {
@@ -197,7 +219,7 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
     // The build yields the CPU to the workers (and everything else).
     ThreadNice low(config_.build_nice);
     rs.reset(Ruleset::Build(buf, len, std::move(iface_ids), rule_count, config_.workers, image,
-                            image_len, info ? &info->image_error : nullptr)
+                            image_len, info ? &info->image_error : nullptr, ext_states_.get())
                  .release());
   }
   std::lock_guard<std::mutex> swap(swap_mu_);
@@ -398,6 +420,7 @@ struct Visit {
   uint64_t ts_ns;
   uint32_t bytes;
   uint8_t iif, oif;
+  ext::Context cx;
 
   void OnMatch(const RuleCommon& r) {
     if (RuleCounter* c = rules.find(r.rule_id)) {
@@ -433,6 +456,8 @@ struct Visit {
     if (logs->Push(e)) counters->log_emitted.Inc();
     else counters->log_queue_full.Inc();
   }
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 }  // namespace
@@ -483,7 +508,8 @@ void Dataplane::RunWorker(uint32_t w) {
     Ruleset* rs = current_.load(std::memory_order_seq_cst);
     ws.observed.store(rs ? rs->generation : kIdle, std::memory_order_release);
     const uint64_t batch_ns = NowNs();
-    const uint64_t mono_ns = ct ? MonoNs() : 0;
+    // Conntrack timeouts and rate matches both run on the monotonic clock.
+    const uint64_t mono_ns = MonoNs();
     if (ConntrackCommand* cmd = ws.cmd.load(std::memory_order_acquire)) {
       uint64_t v;
       (void)!read(ws.cmd_fd, &v, sizeof v);
@@ -558,7 +584,11 @@ void Dataplane::RunWorker(uint32_t w) {
               break;
             }
             Visit v{rs->counters(w), &ctr, &ws.bucket, &ws.logs, &pf, f.ts_ns ? f.ts_ns : batch_ns,
-                    pf.l3_len, uint8_t(in), uint8_t(out)};
+                    pf.l3_len, uint8_t(in), uint8_t(out), {}};
+            v.cx.frame = f.data, v.cx.len = f.len, v.cx.pf = &pf, v.cx.now_ns = mono_ns;
+            v.cx.writable = f.data;
+            v.cx.csum_partial = (vh->flags & io::kVnetNeedsCsum) != 0;
+            v.cx.mtu = std::min(port_mtu_[in], port_mtu_[out]);
             // Conntrack before the rules, as netfilter's PRE_ROUTING: the
             // state of an existing flow is updated now, a new flow waits
             // for the verdict (Commit below). Zone = the port pair.
@@ -576,10 +606,19 @@ void Dataplane::RunWorker(uint32_t w) {
               drop(DropReason::kNoVerdict);
               break;
             }
+            if (verdict == &Ruleset::kHotDrop) {
+              ctr.drop.Inc();
+              ctr.drop_bytes.Add(pf.l3_len);
+              drop(DropReason::kMatchHotdrop);
+              break;
+            }
             if (pf.l4_truncated) {
-              // An L4 rule on the way could not read the header (hotdrop.h).
-              if (verdict == &kHotDrop || verdict == &kHotDropBound) {
-                (verdict == &kHotDrop ? ctr.l4_truncated_hotdrop : ctr.l4_truncated_bound).Inc();
+              // An L4 rule on the way could not read the header (hotdrop.h):
+              // dropped by the table, as NF_DROP on hotdrop.
+              if (verdict == &kL4HotDrop || verdict == &kL4HotDropBound) {
+                (verdict == &kL4HotDrop ? ctr.l4_truncated_hotdrop : ctr.l4_truncated_bound).Inc();
+                ctr.drop.Inc();
+                ctr.drop_bytes.Add(pf.l3_len);
                 drop(DropReason::kL4Truncated);
                 break;
               }

@@ -197,6 +197,9 @@ class Dataplane {
   // ---- used by the workers ----
   struct WorkerState;
 
+ // Listings and counters of the stateful matches' states.
+  ext::ExtStateRegistry& ext_states() { return *ext_states_; }
+
  private:
   void RunWorker(uint32_t w);
   void WaitQuiescent(uint64_t generation);
@@ -216,6 +219,10 @@ class Dataplane {
   std::vector<std::thread> threads_;
   std::vector<uint64_t> kernel_drops_;  // per port, accumulated by Counters()
 
+  // States of stateful matches (limit, hashlimit, recent), kept across
+  // rule set generations (extensions/state.h).
+  std::shared_ptr<ext::ExtStateRegistry> ext_states_ = std::make_shared<ext::ExtStateRegistry>();
+  std::vector<uint32_t> port_mtu_;  // read at Start (TCPMSS clamping)
   std::atomic<Ruleset*> current_{nullptr};
   std::shared_ptr<Ruleset> current_owner_;  // guarded by owner_mu_
   std::mutex owner_mu_;

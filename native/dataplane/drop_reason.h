@@ -39,6 +39,7 @@ namespace flatwall {
   X(kRuleDrop, "rule_drop")                    /* DROP verdict */                   \
   X(kRuleReject, "rule_reject")                /* REJECT verdict (reply or not) */  \
   X(kNoVerdict, "no_verdict")                  /* table ended without a verdict */ \
+  X(kMatchHotdrop, "match_hotdrop")            /* a match dropped it (hashlimit full, ...) */ \
   X(kConntrackFull, "conntrack_full")          /* accepted NEW flow, table full */
 
 enum class DropReason : uint8_t {

@@ -33,6 +33,7 @@
 #include "classifier/packet_key.h"
 #include "classifier/rule_table.h"
 #include "dataplane/counters.h"
+#include "extensions/ext_table.h"
 
 namespace flatwall {
 
@@ -105,6 +106,13 @@ class FlowCache {
       ++n;  // n > kMaxMatched: too many to cache
     }
     void OnLog(const RuleCommon& r) { v->OnLog(r); }
+    // A match program ran: the walk depends on more than the key (a rate,
+    // a TTL), so it is not memoized.
+    void OnExt() {
+      v->OnExt();
+      n = kMaxMatched + 1;
+    }
+    const ext::Context& ext_context() const { return v->ext_context(); }
   };
 
   static void PackCommon(const KeyCommon& c, uint8_t family, uint64_t w[kWords]) {

@@ -43,7 +43,7 @@
 // Records of inlined chains carry the jump rule's condition, and the jump
 // rule's own COUNT record precedes them, so a jump with an L4 match drops
 // there (uncounted), as in the kernel. The walk reports every record it
-// matched before the drop (counters, LOG) and then returns kHotDrop.
+// matched before the drop (counters, LOG) and then returns kL4HotDrop.
 //
 // WHY NOT ONE LOOKUP
 // ==================
@@ -68,13 +68,20 @@
 //     at most `budget` (kHotdropBudget) tests per packet in total. A
 //     candidate that reaches its L4 match drops the packet: exact. No
 //     candidate left before i: no hot-drop in this step: exact. The budget
-//     spent with candidates left: the packet is dropped anyway (kHotDropBound,
+//     spent with candidates left: the packet is dropped anyway (kL4HotDropBound,
 //     counted apart): fail closed. The result is therefore exact whenever
 //     the packet's walk passes at most `budget` L4 records of its protocol,
 //     and otherwise errs only towards dropping.
 //
 // Known deviations from the kernel (all but the last err towards dropping):
 //   - the budget, above;
+//   - the hot-drop test of an L4 record does not run the rule's match
+//     program (extensions/ext_table.h: limit, recent, ttl, length, ...):
+//     a program the kernel would have run before the L4 match and found
+//     false is taken as passing;
+//   - a rule with conntrack/state (iprange) both before and after its L4
+//     match, or inlined under a jump that tests them, is tested without
+//     any ct mask (addresses): the record merges them;
 //   - -m multiport reads only the 4 port bytes (multiport_mt hotdrops
 //     below that): a TCP, UDP, SCTP or DCCP header of at least 4 bytes that
 //     the parser calls truncated hot-drops at a multiport rule here, where
@@ -107,15 +114,15 @@ namespace flatwall {
 constexpr uint32_t kHotdropBudget = 32;
 
 // The walk's answer for a hot-dropped packet: a DROP that is no rule's
-// (rule_id past every counter, never counted). kHotDropBound: the budget
+// (rule_id past every counter, never counted). kL4HotDropBound: the budget
 // ran out before the candidates did (fail closed).
-inline const RuleCommon kHotDrop = [] {
+inline const RuleCommon kL4HotDrop = [] {
   RuleCommon c{};
   c.rule_id = UINT32_MAX;
   c.action = uint8_t(Action::kDrop);
   return c;
 }();
-inline const RuleCommon kHotDropBound = [] {
+inline const RuleCommon kL4HotDropBound = [] {
   RuleCommon c{};
   c.rule_id = UINT32_MAX;
   c.action = uint8_t(Action::kDrop);
@@ -217,25 +224,52 @@ struct ClassifierRecord<Classifier6> {
 template <typename C>
 using HotdropIndexFor = HotdropIndex<typename ClassifierRecord<C>::type>;
 
-// Evaluate (classifier/table_set.h) for a truncated key: the same walk, but
-// each step first asks `hot` whether an L4 rule on the way drops the
-// packet. Returns the terminal record (the Verdict's index) or, on a
-// hot-drop, kHotDrop / kHotDropBound in *hot_drop (else null).
-template <typename C, typename Rec, typename Key, typename OnMatch>
+// What a record's match program (extensions/ext_table.h) said, for the
+// walks below: the gate is called with each record the lookup found and
+// returns kGateTake (no program, or it passed), kGateSkip (it failed: go on
+// at *next, the first record after the rule) or kGateDrop (the program
+// dropped the packet itself). Match programs of L4 records never run for a
+// truncated key: such a record is never found, and its hot-drop test
+// counts the program as passing (sound: it can only drop more).
+enum GateResult : int { kGateSkip = 0, kGateTake = 1, kGateDrop = 2 };
+struct NoGate {
+  int operator()(uint32_t, uint32_t*) const { return kGateTake; }
+};
+
+// How a truncated key's walk ended besides a verdict.
+enum class HotEnd : uint8_t { kNone, kL4, kL4Bound, kGateDrop };
+
+// Evaluate (classifier/table_set.h; ext::EvaluateExt with the gate) for a
+// truncated key: the same walk, but each step first asks `hot` whether an
+// L4 rule on the way drops the packet. *end says whether it was dropped
+// that way (kL4, or kL4Bound when the budget decided), by a match program
+// (kGateDrop), or not (kNone: the Verdict says).
+template <typename C, typename Rec, typename Key, typename OnMatch, typename Gate = NoGate>
 Verdict EvaluateTruncated(const C& cls, const HotdropIndex<Rec>& hot, const Key& key,
-                          OnMatch&& on_match, const RuleCommon** hot_drop,
-                          uint32_t budget = kHotdropBudget) {
-  *hot_drop = nullptr;
+                          OnMatch&& on_match, HotEnd* end, uint32_t budget = kHotdropBudget,
+                          Gate&& gate = Gate()) {
+  *end = HotEnd::kNone;
   const auto live = [](uint32_t) { return false; };
   uint32_t start = 0;
   for (;;) {
     const uint32_t r = cls.Lookup(key, start);
     const HotStep s = hot.Find(cls, key, start, r == kNoMatch ? cls.size() : r, &budget, live);
     if (s != HotStep::kNone) {
-      *hot_drop = s == HotStep::kDrop ? &kHotDrop : &kHotDropBound;
+      *end = s == HotStep::kDrop ? HotEnd::kL4 : HotEnd::kL4Bound;
       return Verdict{Action::kDrop, 0, kNoMatch};
     }
     if (r == kNoMatch) return Verdict{Action::kDrop, 0, kNoMatch};
+    uint32_t next = 0;
+    const int g = gate(r, &next);
+    if (g == kGateDrop) {
+      *end = HotEnd::kGateDrop;
+      return Verdict{Action::kDrop, 0, kNoMatch};
+    }
+    if (g == kGateSkip) {
+      if (next <= r) return Verdict{Action::kDrop, 0, kNoMatch};
+      start = next;
+      continue;
+    }
     on_match(r);
     const RuleCommon& c = cls.record(r).c;
     const Action a = static_cast<Action>(c.action);
@@ -248,11 +282,14 @@ Verdict EvaluateTruncated(const C& cls, const HotdropIndex<Rec>& hot, const Key&
   }
 }
 
-// Ruleset::Walk for a truncated key (see Ruleset::Forward).
-template <typename C, typename Rec, typename K, typename V>
+// Ruleset::Walk for a truncated key (see Ruleset::Forward): the terminal
+// record, &kL4HotDrop / &kL4HotDropBound, `gate_drop` when a match program
+// dropped the packet, or null.
+template <typename C, typename Rec, typename K, typename V, typename Gate = NoGate>
 const RuleCommon* HotdropWalk(const C& cls, const HotdropIndex<Rec>& hot, const K& key, V& v,
-                              uint32_t budget = kHotdropBudget) {
-  const RuleCommon* hot_drop;
+                              uint32_t budget = kHotdropBudget, Gate&& gate = Gate(),
+                              const RuleCommon* gate_drop = nullptr) {
+  HotEnd end;
   const Verdict verdict = EvaluateTruncated(
       cls, hot, key,
       [&cls, &v](uint32_t i) {
@@ -260,8 +297,10 @@ const RuleCommon* HotdropWalk(const C& cls, const HotdropIndex<Rec>& hot, const 
         v.OnMatch(r);
         if (Action(r.action) == Action::kLog) v.OnLog(r);
       },
-      &hot_drop, budget);
-  if (hot_drop) return hot_drop;
+      &end, budget, gate);
+  if (end == HotEnd::kL4) return &kL4HotDrop;
+  if (end == HotEnd::kL4Bound) return &kL4HotDropBound;
+  if (end == HotEnd::kGateDrop) return gate_drop;
   if (verdict.index == kNoMatch) return nullptr;
   return &cls.record(verdict.index).c;
 }
@@ -270,11 +309,13 @@ const RuleCommon* HotdropWalk(const C& cls, const HotdropIndex<Rec>& hot, const 
 // merged as there (an overlay record precedes main record x iff its anchor
 // <= x; dead main records never match), and before each step the L4
 // records of both lists that come before the step's match in merged order
-// are asked. `E` is Ruleset's TableEdits (overlay, overlay_hot, anchors,
+// are asked. The gate runs for main records (overlay records have no match
+// programs). `E` is Ruleset's TableEdits (overlay, overlay_hot, anchors,
 // dead, policy_override, policy). Keep in step with Ruleset::WalkEdited.
-template <typename C, typename Rec, typename E, typename K, typename V>
+template <typename C, typename Rec, typename E, typename K, typename V, typename Gate = NoGate>
 const RuleCommon* HotdropWalkEdited(const C& cls, const HotdropIndex<Rec>& hot, const E& e,
-                                    const K& key, V& v, uint32_t budget = kHotdropBudget) {
+                                    const K& key, V& v, uint32_t budget = kHotdropBudget,
+                                    Gate&& gate = Gate(), const RuleCommon* gate_drop = nullptr) {
   const uint32_t n_over = e.overlay ? e.overlay->size() : 0;
   const uint32_t n_main = cls.size();
   const uint32_t policy = n_main - 1;
@@ -310,9 +351,19 @@ const RuleCommon* HotdropWalkEdited(const C& cls, const HotdropIndex<Rec>& hot, 
     over_end = std::max(over_end, o);
     HotStep s = hot.Find(cls, key, m, main_end, &budget, dead);
     if (s == HotStep::kNone && n_over) s = e.overlay_hot.Find(*e.overlay, key, o, over_end, &budget, live);
-    if (s != HotStep::kNone) return s == HotStep::kDrop ? &kHotDrop : &kHotDropBound;
+    if (s != HotStep::kNone) return s == HotStep::kDrop ? &kL4HotDrop : &kL4HotDropBound;
     if (!over && mi == kNoMatch) return nullptr;
     const RuleCommon& r = over ? e.overlay->record(oi).c : cls.record(mi).c;
+    if (!over) {
+      uint32_t next = 0;
+      const int g = gate(mi, &next);
+      if (g == kGateDrop) return gate_drop;
+      if (g == kGateSkip) {
+        if (next <= mi) return nullptr;
+        m = next;
+        continue;
+      }
+    }
     v.OnMatch(r);
     const Action a = Action(r.action);
     if (a == Action::kLog) v.OnLog(r);

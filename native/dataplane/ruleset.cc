@@ -14,6 +14,13 @@ const RuleCommon Ruleset::kAcceptAll = [] {
   return c;
 }();
 
+const RuleCommon Ruleset::kHotDrop = [] {
+  RuleCommon c{};
+  c.rule_id = UINT32_MAX;  // not a rule: never counted
+  c.action = uint8_t(Action::kDrop);
+  return c;
+}();
+
 namespace {
 
 template <typename C>
@@ -32,7 +39,8 @@ void CheckRuleIds(const C* cls, uint32_t rule_count, const char* name) {
 
 std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
                                         uint32_t rule_count, uint32_t workers, const uint8_t* image,
-                                        size_t image_len, std::string* image_error) {
+                                        size_t image_len, std::string* image_error,
+                                        ext::ExtStateRegistry* states) {
   // Counters are rule_count x 16 bytes per worker: refuse absurd counts
   // before allocating (the compiler's rule ids are dense).
   constexpr uint32_t kMaxRuleCount = 1u << 26;
@@ -47,8 +55,18 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   // A bridge only forwards: the FORWARD tables are the ones that apply.
   const int t4 = rs->tables_->Find(Family::kIPv4, Hook::kForward);
   const int t6 = rs->tables_->Find(Family::kIPv6, Hook::kForward);
-  if (t4 >= 0) rs->fwd4_ = rs->tables_->v4(size_t(t4));
-  if (t6 >= 0) rs->fwd6_ = rs->tables_->v6(size_t(t6));
+  if (t4 >= 0) rs->fwd4_ = rs->tables_->v4(size_t(t4)), rs->t4_ = uint32_t(t4);
+  if (t6 >= 0) rs->fwd6_ = rs->tables_->v6(size_t(t6)), rs->t6_ = uint32_t(t6);
+  // Match programs: checked against the tables, states found again or made.
+  if (!states) {
+    rs->own_states_ = std::make_shared<ext::ExtStateRegistry>();
+    states = rs->own_states_.get();
+  }
+  {
+    std::vector<TableInfo> infos;
+    for (size_t i = 0; i < rs->tables_->size(); ++i) infos.push_back(rs->tables_->info(i));
+    rs->ext_ = ext::ExtTable::Parse(buf, len, infos, states);
+  }
   CheckRuleIds(rs->fwd4_, rule_count, "ipv4 FORWARD");
   CheckRuleIds(rs->fwd6_, rule_count, "ipv6 FORWARD");
   if (rs->fwd4_) rs->hot4_ = std::make_shared<const HotdropIndex<RuleRecord4>>(*rs->fwd4_);
@@ -128,6 +146,9 @@ std::unique_ptr<Ruleset> Ruleset::Derive(const Ruleset& cur, RulesetEdits&& edit
   rs->fwd6_ = cur.fwd6_;
   rs->hot4_ = cur.hot4_;
   rs->hot6_ = cur.hot6_;
+  rs->t4_ = cur.t4_, rs->t6_ = cur.t6_;
+  rs->ext_ = cur.ext_;
+  rs->own_states_ = cur.own_states_;
   rs->iface_ids_ = cur.iface_ids_;
   rs->base_rule_count_ = cur.base_rule_count_;
   rs->rule_count_ = edits.rule_count;

@@ -55,6 +55,8 @@
 #include "classifier/table_set.h"
 #include "dataplane/counters.h"
 #include "dataplane/hotdrop.h"
+#include "extensions/ext_table.h"
+#include "extensions/state.h"
 
 namespace flatwall {
 
@@ -101,7 +103,8 @@ class Ruleset {
   static std::unique_ptr<Ruleset> Build(const uint8_t* buffer, size_t len,
                                         std::vector<uint16_t> iface_ids, uint32_t rule_count,
                                         uint32_t workers, const uint8_t* image = nullptr,
-                                        size_t image_len = 0, std::string* image_error = nullptr);
+                                        size_t image_len = 0, std::string* image_error = nullptr,
+                                        ext::ExtStateRegistry* states = nullptr);
 
   // Inserted rule ids a chain of edits may use before a full rebuild.
   static constexpr uint32_t kEditRuleIds = 1u << 16;
@@ -139,33 +142,61 @@ class Ruleset {
   // catch-all policy, so only a port whose interface id lies outside the
   // table's interface classes can get there). A family without a FORWARD
   // table accepts everything (iptables' empty chain with policy ACCEPT).
-  // A key with kKeyL4Truncated takes the hot-drop walk (dataplane/hotdrop.h),
-  // which returns &kHotDrop / &kHotDropBound when an L4 rule drops it.
+  // Records with match programs (extensions/ext_table.h) run them with
+  // v.ext_context(), and tell v.OnExt() that the walk is not a function of
+  // the key alone; &kHotDrop means a match dropped the packet itself. A key
+  // with kKeyL4Truncated takes the hot-drop walk (dataplane/hotdrop.h),
+  // which returns &kL4HotDrop / &kL4HotDropBound when an L4 rule drops it.
   template <typename V>
   const RuleCommon* Forward(const PacketKey4& key, V& v) const {
-    if ((key.c.flags & kKeyL4Truncated) && fwd4_)
-      return edits4_ ? HotdropWalkEdited(*fwd4_, *hot4_, *edits4_, key, v) : HotdropWalk(*fwd4_, *hot4_, key, v);
-    return edits4_ ? WalkEdited(*fwd4_, *edits4_, key, v) : Walk(fwd4_, key, v);
+    if ((key.c.flags & kKeyL4Truncated) && fwd4_) {
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd4_->record(r).c, t4_, r, key, v, next); };
+      return edits4_ ? HotdropWalkEdited(*fwd4_, *hot4_, *edits4_, key, v, kHotdropBudget, gate, &kHotDrop)
+                     : HotdropWalk(*fwd4_, *hot4_, key, v, kHotdropBudget, gate, &kHotDrop);
+    }
+    return edits4_ ? WalkEdited(*fwd4_, t4_, *edits4_, key, v) : Walk(fwd4_, t4_, key, v);
   }
   template <typename V>
   const RuleCommon* Forward(const PacketKey6& key, V& v) const {
-    if ((key.c.flags & kKeyL4Truncated) && fwd6_)
-      return edits6_ ? HotdropWalkEdited(*fwd6_, *hot6_, *edits6_, key, v) : HotdropWalk(*fwd6_, *hot6_, key, v);
-    return edits6_ ? WalkEdited(*fwd6_, *edits6_, key, v) : Walk(fwd6_, key, v);
+    if ((key.c.flags & kKeyL4Truncated) && fwd6_) {
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd6_->record(r).c, t6_, r, key, v, next); };
+      return edits6_ ? HotdropWalkEdited(*fwd6_, *hot6_, *edits6_, key, v, kHotdropBudget, gate, &kHotDrop)
+                     : HotdropWalk(*fwd6_, *hot6_, key, v, kHotdropBudget, gate, &kHotDrop);
+    }
+    return edits6_ ? WalkEdited(*fwd6_, t6_, *edits6_, key, v) : Walk(fwd6_, t6_, key, v);
   }
   static const RuleCommon kAcceptAll;
+  static const RuleCommon kHotDrop;
+  // The states of this generation's stateful matches.
+  const ext::ExtTable* ext() const { return ext_.get(); }
 
  private:
   Ruleset() = default;
 
+  // A main record's match program, as the hot-drop walks' gate (hotdrop.h).
+  template <typename K, typename V>
+  int ExtGate(const RuleCommon& c, uint32_t table, uint32_t r, const K& key, V& v, uint32_t* next) const {
+    if (!(c.flags & kRuleHasExt) || !ext_) return kGateTake;
+    v.OnExt();
+    const ext::Entry* x = ext_->Find(table, r);
+    if (!x) return kGateTake;
+    const int ok = ext_->Run(*x, key, v.ext_context());
+    if (ok == kGateSkip) *next = x->fail;
+    return ok;
+  }
+
   template <typename C, typename K, typename V>
-  static const RuleCommon* Walk(const C* cls, const K& key, V& v) {
+  const RuleCommon* Walk(const C* cls, uint32_t table, const K& key, V& v) const {
     if (!cls) return &kAcceptAll;
-    const Verdict verdict = Evaluate(*cls, key, [cls, &v](uint32_t i) {
-      const RuleCommon& r = cls->record(i).c;
-      v.OnMatch(r);
-      if (Action(r.action) == Action::kLog) v.OnLog(r);
-    });
+    const Verdict verdict = ext::EvaluateExt(
+        *cls, ext_.get(), table, key, v.ext_context(),
+        [cls, &v](uint32_t i) {
+          const RuleCommon& r = cls->record(i).c;
+          v.OnMatch(r);
+          if (Action(r.action) == Action::kLog) v.OnLog(r);
+        },
+        [&v] { v.OnExt(); });
+    if (verdict.index == ext::kHotDrop) return &kHotDrop;
     if (verdict.index == kNoMatch) return nullptr;
     return &cls->record(verdict.index).c;
   }
@@ -197,7 +228,8 @@ class Ruleset {
 
   // Evaluate (table_set.h) over the main table and the overlay merged.
   template <typename C, typename K, typename V>
-  static const RuleCommon* WalkEdited(const C& cls, const TableEdits<C>& e, const K& key, V& v) {
+  const RuleCommon* WalkEdited(const C& cls, uint32_t table, const TableEdits<C>& e, const K& key,
+                               V& v) const {
     const uint32_t n_over = e.overlay ? e.overlay->size() : 0;
     const uint32_t policy = cls.size() - 1;
     uint32_t m = 0, o = 0;
@@ -207,6 +239,19 @@ class Ruleset {
       const bool over = oi != kNoMatch && (mi == kNoMatch || e.anchors[oi] <= mi);
       if (!over && mi == kNoMatch) return nullptr;
       const RuleCommon& r = over ? e.overlay->record(oi).c : cls.record(mi).c;
+      // A main record's match program (overlay records have none: rules
+      // with extension matches are edited by a rebuild).
+      if (!over && (r.flags & kRuleHasExt) && ext_) {
+        v.OnExt();
+        if (const ext::Entry* x = ext_->Find(table, mi)) {
+          const int ok = ext_->Run(*x, key, v.ext_context());
+          if (ok == 2) return &kHotDrop;
+          if (!ok) {
+            m = x->fail;  // validated: > mi
+            continue;
+          }
+        }
+      }
       v.OnMatch(r);
       const Action a = Action(r.action);
       if (a == Action::kLog) v.OnLog(r);
@@ -241,6 +286,10 @@ class Ruleset {
   // with fwd4_/fwd6_ and shared by derived generations.
   std::shared_ptr<const HotdropIndex<RuleRecord4>> hot4_;
   std::shared_ptr<const HotdropIndex<RuleRecord6>> hot6_;
+  uint32_t t4_ = 0, t6_ = 0;           // their table indexes (extension entries name them)
+  // Match programs and the states they use; shared by derived generations.
+  std::shared_ptr<const ext::ExtTable> ext_;
+  std::shared_ptr<ext::ExtStateRegistry> own_states_;  // when Build got no registry
   std::vector<uint16_t> iface_ids_;
   uint32_t rule_count_ = 0;
   double build_seconds_ = 0;

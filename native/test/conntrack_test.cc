@@ -134,6 +134,27 @@ DP_TEST(CtTcpRstClosesAndOutOfState) {
   DP_CHECK_EQ(See(t, Tcp(A, B, 1000, 80, ACK), now + 20 * kSec), kCtInvalid);  // expired: no entry
 }
 
+// A connection refused by a RST (the only answer), or reset by its opener
+// before any answer, is deleted at once, as netfilter does: the RST keeps its
+// state, a retransmitted RST then finds nothing (INVALID), a new SYN is NEW.
+DP_TEST(CtTcpRstAsOnlyAnswerDeletes) {
+  ct::Table t(Cfg());
+  const uint64_t now = 5 * kSec;
+  DP_CHECK_EQ(See(t, Tcp(A, B, 2000, 80, SYN), now), kCtNew);
+  DP_CHECK_EQ(See(t, Tcp(B, A, 80, 2000, RST | ACK), now), kCtEstablished);
+  DP_CHECK_EQ(t.size(), 0u);
+  DP_CHECK_EQ(See(t, Tcp(B, A, 80, 2000, RST | ACK), now), kCtInvalid);
+  DP_CHECK_EQ(See(t, Tcp(A, B, 2000, 80, SYN), now), kCtNew);
+  DP_CHECK_EQ(t.size(), 1u);
+  DP_CHECK_EQ(See(t, Tcp(A, B, 2000, 80, RST), now), kCtNew);  // the opener gives up
+  DP_CHECK_EQ(t.size(), 0u);
+  // Once an answer was seen, a RST closes (CLOSE, 10 s) instead.
+  See(t, Tcp(A, B, 2001, 80, SYN), now);
+  See(t, Tcp(B, A, 80, 2001, SYN | ACK), now);
+  DP_CHECK_EQ(See(t, Tcp(A, B, 2001, 80, RST), now), kCtEstablished);
+  DP_CHECK_EQ(StateOf(t, now), uint8_t(ct::kTcpClose));
+}
+
 DP_TEST(CtTcpLoosePicksUpMidStreamByDefault) {
   DP_CHECK(ct::Config{}.tcp_loose);  // Linux's nf_conntrack_tcp_loose=1
   ct::Table t(Cfg());

@@ -81,6 +81,9 @@ struct Recorder {
   std::vector<uint32_t> matched, logged;
   void OnMatch(const RuleCommon& r) { matched.push_back(r.rule_id); }
   void OnLog(const RuleCommon& r) { logged.push_back(r.rule_id); }
+  ext::Context cx;
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 DP_TEST(RulesetWalksNonTerminalRecords) {

@@ -16,7 +16,7 @@
 #include "test/dataplane_test_rules.h"
 #include "test/synth.h"
 using namespace flatwall;
-struct V { uint64_t n = 0; void OnMatch(const RuleCommon&) { ++n; } void OnLog(const RuleCommon&) {} };
+struct V { uint64_t n = 0; void OnMatch(const RuleCommon&) { ++n; } void OnLog(const RuleCommon&) {} ext::Context cx; void OnExt() {} const ext::Context& ext_context() const { return cx; } };
 double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 int main(int argc, char** argv) {
   const uint32_t n = argc > 1 ? atoi(argv[1]) : 100000;

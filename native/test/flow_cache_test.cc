@@ -20,6 +20,9 @@ struct Tally {
   explicit Tally(uint32_t n) : per_rule(n, 0) {}
   void OnMatch(const RuleCommon& r) { ++per_rule.at(r.rule_id); }
   void OnLog(const RuleCommon&) { ++logs; }
+  ext::Context cx;
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 template <typename R>

@@ -3,7 +3,7 @@
 // record (drop at the first kRuleNeedsL4 record whose pre-L4 tests pass,
 // else first match as usual). With an unlimited budget the two must agree
 // exactly (verdict, hot-drop, every matched record in order); with a small
-// one the walk may only fail closed (kHotDropBound) where the reference
+// one the walk may only fail closed (kL4HotDropBound) where the reference
 // goes on, never forward what the reference drops. The edited walk
 // (overlay + dead ranges, as Ruleset::Derive builds them) is checked
 // against the plain walk over the same table flattened by hand.
@@ -38,8 +38,11 @@ struct Rng {
 // events as ~id), and how it ended.
 struct Trail {
   std::vector<uint32_t> seen;
+  ext::Context cx;
   void OnMatch(const RuleCommon& r) { seen.push_back(r.rule_id); }
   void OnLog(const RuleCommon& r) { seen.push_back(~r.rule_id); }
+  void OnExt() {}
+  const ext::Context& ext_context() const { return cx; }
 };
 
 // The pre-L4 tests, written again (not hotdrop.h's ReachesL4Match).
@@ -121,15 +124,15 @@ void Truncate(Key* k, Rng* rng) {
 }
 
 // Compares one walk result with the reference. `budget` limited: the walk
-// may end in kHotDropBound with a prefix of the reference's trail.
+// may end in kL4HotDropBound with a prefix of the reference's trail.
 bool Agrees(const RefResult& ref, const RuleCommon* got, const Trail& trail, bool limited) {
-  if (got == &kHotDropBound) {
+  if (got == &kL4HotDropBound) {
     if (!limited) return false;
     return trail.seen.size() <= ref.trail.seen.size() &&
            std::equal(trail.seen.begin(), trail.seen.end(), ref.trail.seen.begin());
   }
   if (trail.seen != ref.trail.seen) return false;
-  if (got == &kHotDrop) return ref.end == kHot;
+  if (got == &kL4HotDrop) return ref.end == kHot;
   if (!got) return ref.end == kNothing;
   return ref.end == kTerminal && got->rule_id == ref.rule_id;
 }
@@ -150,12 +153,12 @@ void CheckPlain(const std::vector<Rec>& recs, std::vector<Key> keys, uint64_t se
     bad += !Agrees(ref, small, t2, true);
     hot_drops += ref.end == kHot;
     judged += ref.end == kTerminal;
-    bounded += small == &kHotDropBound;
+    bounded += small == &kL4HotDropBound;
     // EvaluateTruncated (replay's walk) is the same walk.
-    const RuleCommon* hd;
-    const Verdict v = EvaluateTruncated(*cls, hot, k, [](uint32_t) {}, &hd, kUnlimited);
-    bad += hd != (exact == &kHotDrop ? &kHotDrop : nullptr);
-    if (!hd && exact) bad += v.index == kNoMatch || cls->record(v.index).c.rule_id != exact->rule_id;
+    HotEnd end;
+    const Verdict v = EvaluateTruncated(*cls, hot, k, [](uint32_t) {}, &end, kUnlimited);
+    bad += end != (exact == &kL4HotDrop ? HotEnd::kL4 : HotEnd::kNone);
+    if (end == HotEnd::kNone && exact) bad += v.index == kNoMatch || cls->record(v.index).c.rule_id != exact->rule_id;
   }
   DP_CHECK_EQ(bad, 0u);
   // Both outcomes occur, and the small budget did decide some.
@@ -201,14 +204,14 @@ DP_TEST(HotdropBasicCases) {
   PacketKey4 k;
   k.src = 0x0a000001, k.dst = 2, k.c.proto = 6, k.c.flags = kKeyL4Truncated, k.c.ct_state = kCtNew;
   Trail t;
-  DP_CHECK(HotdropWalk(*cls, hot, k, t) == &kHotDrop);
+  DP_CHECK(HotdropWalk(*cls, hot, k, t) == &kL4HotDrop);
   DP_CHECK(t.seen == std::vector<uint32_t>({0u, ~0u}));  // LOGged, the DROP rule uncounted
   k.c.ct_state = kCtInvalid;  // what conntrack makes of it: the ctstate test fails first
   DP_CHECK_EQ(HotdropWalk(*cls, hot, k, t)->rule_id, 2u);
   recs[1].c.flags |= kRuleL4BeforeCt;  // -p tcp --dport 22 -m conntrack --ctstate NEW
   cls = BuildClassifier(recs.data(), 3);
   const HotdropIndex<RuleRecord4> hot2(*cls);
-  DP_CHECK(HotdropWalk(*cls, hot2, k, t) == &kHotDrop);
+  DP_CHECK(HotdropWalk(*cls, hot2, k, t) == &kL4HotDrop);
   k.c.proto = 17;  // UDP never reaches the TCP rule
   DP_CHECK_EQ(HotdropWalk(*cls, hot2, k, t)->rule_id, 2u);
   k.c.proto = 6, k.src = 0x0a000009;  // nor does another source
@@ -216,8 +219,18 @@ DP_TEST(HotdropBasicCases) {
   recs[1].c.flags |= kRuleL4BeforeAddr;  // ... unless the address test came after the L4 match
   cls = BuildClassifier(recs.data(), 3);
   const HotdropIndex<RuleRecord4> hot3(*cls);
-  DP_CHECK(HotdropWalk(*cls, hot3, k, t) == &kHotDrop);
+  DP_CHECK(HotdropWalk(*cls, hot3, k, t) == &kL4HotDrop);
   DP_CHECK_EQ(hot3.memory_bytes(), (257u + 1u) * 4u);
+  // A match program (the gate) on the LOG record: false skips the rule,
+  // "drop" ends the walk with the program's own drop; the L4 rule after it
+  // is still a hot-drop when the LOG rule is skipped.
+  Trail g;
+  const RuleCommon own_drop{};
+  const auto skip = [](uint32_t r, uint32_t* next) { return r == 0 ? (*next = 1, int(kGateSkip)) : int(kGateTake); };
+  DP_CHECK(HotdropWalk(*cls, hot3, k, g, kHotdropBudget, skip, &own_drop) == &kL4HotDrop);
+  DP_CHECK(g.seen.empty());  // the LOG rule did not match
+  const auto drop = [](uint32_t r, uint32_t*) { return r == 0 ? int(kGateDrop) : int(kGateTake); };
+  DP_CHECK(HotdropWalk(*cls, hot3, k, g, kHotdropBudget, drop, &own_drop) == &own_drop);
 }
 
 // ---- edits --------------------------------------------------------------
@@ -322,10 +335,10 @@ void CheckEdited(std::vector<Rec> main, std::vector<Key> keys, uint64_t seed) {
     Trail a, b;
     const RuleCommon* x = HotdropWalkEdited(*cls, hot, e, k, a, kUnlimited);
     const RuleCommon* y = HotdropWalk(*fcls, fhot, k, b, kUnlimited);
-    const bool same = a.seen == b.seen && (x == y || (x && y && x != &kHotDrop && y != &kHotDrop &&
+    const bool same = a.seen == b.seen && (x == y || (x && y && x != &kL4HotDrop && y != &kL4HotDrop &&
                                                        x->rule_id == y->rule_id && x->action == y->action));
     bad += !same;
-    hot_drops += x == &kHotDrop;
+    hot_drops += x == &kL4HotDrop;
     const RefResult ref = Reference(flat, k);
     bad += !Agrees(ref, y, b, false);
   }
@@ -360,12 +373,12 @@ DP_TEST(HotdropThroughRulesetForward) {
   Trail t;
   PacketKey4 k4;
   k4.c.proto = 17, k4.c.flags = kKeyL4Truncated;
-  DP_CHECK(rs->Forward(k4, t) == &kHotDrop);
+  DP_CHECK(rs->Forward(k4, t) == &kL4HotDrop);
   k4.c.proto = 6;
   DP_CHECK_EQ(rs->Forward(k4, t)->rule_id, 1u);
   PacketKey6 k6;
   k6.c.proto = 6, k6.c.flags = kKeyL4Truncated;
-  DP_CHECK(rs->Forward(k6, t) == &kHotDrop);
+  DP_CHECK(rs->Forward(k6, t) == &kL4HotDrop);
   k6.c.flags = kKeyHasL4, k6.c.dport = 22;
   DP_CHECK_EQ(rs->Forward(k6, t)->rule_id, 2u);
   // An edit inserts `-p tcp --dport 80 -j ACCEPT` first in the v4 chain:
@@ -378,7 +391,7 @@ DP_TEST(HotdropThroughRulesetForward) {
   ed.v4.anchors = {0};
   auto derived = Ruleset::Derive(*rs, std::move(ed));
   k4.c.proto = 6;
-  DP_CHECK(derived->Forward(k4, t) == &kHotDrop);
+  DP_CHECK(derived->Forward(k4, t) == &kL4HotDrop);
   k4.c.proto = 1;
   DP_CHECK_EQ(derived->Forward(k4, t)->rule_id, 1u);
 }

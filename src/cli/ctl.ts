@@ -31,6 +31,9 @@ Commands:
   stats                     dataplane counters and reload status
   zero [CHAIN]              zero the rule counters (of CHAIN)
   save [-c]                 print the rules in iptables-save form (-c: with counters)
+  recent [NAME]             recent tables (all, or NAME as /proc/net/xt_recent/NAME)
+  hashlimit [NAME]          hashlimit tables (or NAME as /proc/net/ipt_hashlimit/NAME)
+  limits                    limit rules' buckets
   conntrack [-L|-C|-F|-D] [FILTER]
                             tracked connections, like conntrack(8):
         -L                  list (default), one line per connection
@@ -351,6 +354,14 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       flags(args, []);
       const a = await call(g, 'GET', '/stats');
       return show(a, () => formatStats(a.json!));
+    }
+    case 'recent': case 'hashlimit': case 'limits': {
+      if (args.length > (cmd === 'limits' ? 0 : 1)) throw new UsageError(`${cmd} takes ${cmd === 'limits' ? 'no arguments' : 'at most one table name'}`);
+      const kind = cmd === 'limits' ? 'limit' : cmd;
+      const q = new URLSearchParams({ kind, list: '1' });
+      if (args[0]) q.set('name', args[0]);
+      const a = await call(g, 'GET', `/matches/state?${q}`);
+      return show(a, () => (a.json!.states as Array<Record<string, any>>).map((s) => (args[0] ? s.listing : `${s.key} entries=${s.entries}/${s.capacity} evictions=${s.evictions} refused=${s.refused}\n${s.listing}`)).join(''));
     }
     case 'conntrack':
       return conntrack(g, args, show);

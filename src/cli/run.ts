@@ -2,10 +2,10 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
-import { native } from '../native';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
+import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
 
@@ -49,13 +49,6 @@ Options:
                           (default 10)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
-      --conntrack-max N   tracked connections, all workers together (default 262144)
-      --no-conntrack      stateless: no connection tracking, every packet UNTRACKED
-      --ct-tcp-strict     no mid-stream pickup (nf_conntrack_tcp_loose=0): a TCP
-                          packet other than SYN without an entry is INVALID
-                          (default: an ACK without an entry starts a connection,
-                          NEW, as Linux does)
-      --ct-tcp-loose      deprecated, no effect: mid-stream pickup is the default
       --drop-l4-truncated drop frames whose L4 header is cut short before the
                           rules (counted as drop reason l4_truncated; default:
                           judged, and dropped only at a rule with an L4 match)
@@ -63,11 +56,7 @@ Options:
                           without the rules, as link-scope traffic with hop
                           limit 255 (RFC 4861) that a bridge must not break
                           (default: NDP is judged by the FORWARD rules)
-      --ct-timeout NAME=S conntrack timeout in seconds (repeatable); NAME is one of
-                          tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait
-                          tcp_close_wait tcp_last_ack tcp_time_wait tcp_close
-                          tcp_syn_sent2 udp udp_stream icmp generic
-  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
+${CONNTRACK_HELP}  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
 ${API_HELP}  -h, --help              show this help
 
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
@@ -92,15 +81,11 @@ export async function runRun(argv: string[]): Promise<number> {
     'build-nice': { type: 'string', default: '10' },
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
-    'conntrack-max': { type: 'string' },
-    'no-conntrack': { type: 'boolean' },
-    'ct-tcp-loose': { type: 'boolean' },
-    'ct-tcp-strict': { type: 'boolean' },
+    ...CONNTRACK_OPTIONS,
     'drop-l4-truncated': { type: 'boolean' },
     'ndp-bypass': { type: 'boolean' },
     '4': { type: 'boolean', short: '4' },
     '6': { type: 'boolean', short: '6' },
-    'ct-timeout': { type: 'string', multiple: true },
     'restore-counters': { type: 'boolean', short: 'c' },
     ...API_OPTIONS,
     help: { type: 'boolean', short: 'h' },
@@ -121,8 +106,6 @@ export async function runRun(argv: string[]): Promise<number> {
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
   if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
   const ruleFamily = familyFlag(values);
-  if (values['ct-tcp-loose'] && values['ct-tcp-strict']) throw new UsageError('--ct-tcp-loose and --ct-tcp-strict are exclusive');
-  if (values['ct-tcp-loose']) process.stderr.write('flatwall run: --ct-tcp-loose is deprecated and has no effect: mid-stream pickup is the default (--ct-tcp-strict turns it off)\n');
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -145,16 +128,7 @@ export async function runRun(argv: string[]): Promise<number> {
   const workerNice = nice('worker-nice');
   const buildNice = nice('build-nice');
 
-  const conntrackTimeouts: Record<string, number> = {};
-  for (const kv of values['ct-timeout'] ?? []) {
-    const m = /^([a-z0-9_]+)=(\d+)$/.exec(kv);
-    if (!m || Number(m[2]) < 1) throw new UsageError(`--ct-timeout must be NAME=SECONDS (seconds >= 1), got "${kv}"`);
-    const known: string[] = native().conntrackTimeoutNames;
-    if (!known.includes(m[1])) throw new UsageError(`--ct-timeout: unknown timeout "${m[1]}" (known: ${known.join(', ')})`);
-    conntrackTimeouts[m[1]] = Number(m[2]);
-  }
-
-  const conntrackMax = int('conntrack-max', values['conntrack-max'], 1);
+  const ct = conntrackConfig(values);
 
   const apiConf = apiConfig(values);
   // Signals are handled from the start: a SIGTERM that arrives while the
@@ -183,8 +157,7 @@ export async function runRun(argv: string[]): Promise<number> {
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
       txMode, busyPollUs, workerNice, buildNice,
-      conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts,
-      conntrackTcpLoose: !values['ct-tcp-strict'],
+      ...ct,
       dropL4Truncated: values['drop-l4-truncated'] ?? false,
       ndpBypass: values['ndp-bypass'] ?? false,
       ruleFamily,
@@ -205,8 +178,8 @@ export async function runRun(argv: string[]): Promise<number> {
       if (failed) log('warn', 'could not set the packet workers\' priority (needs CAP_SYS_NICE); they run at the default', { workerNice, workers: failed });
     }, 500).unref();
     log('info', 'ready', {
-      ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: !values['no-conntrack'], files: values.rules, pid: process.pid, api: api?.where,
-      ctTcpLoose: !values['ct-tcp-strict'], dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
+      ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
+      ctTcpLoose: ct.conntrackTcpLoose, dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
     });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });

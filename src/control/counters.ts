@@ -45,6 +45,9 @@ const MODULES = ['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 
 function matchKey(m: Match): string {
   const k = C(MODULES.indexOf(m.module));
   switch (m.module) {
+    case 'ext':
+      // An extension's identity is its parsed options, whole.
+      return k + str(m.name) + str(JSON.stringify(m.o, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
     case 'tcp': case 'udp': case 'sctp':
       return k + port(m.sport) + port(m.dport) + (m.module === 'tcp' && m.flags && (m.flags.v.mask !== 0 || m.flags.not) ? neg(m.flags) + C(m.flags.v.mask, m.flags.v.comp) : '-');
     case 'icmp': case 'icmp6': {
@@ -67,7 +70,8 @@ function matchKey(m: Match): string {
 function targetKey(t: Target): string {
   switch (t.kind) {
     case 'REJECT': return `R${str(t.with)}`;
-    case 'LOG': return `L${C(t.level ?? 0xffff)}${t.prefix === undefined ? '-' : `=${str(t.prefix)}`}`;
+    case 'LOG': return `L${C(t.level ?? 0xffff, t.flags ?? 0)}${t.prefix === undefined ? '-' : `=${str(t.prefix)}`}`;
+    case 'ext': return `X${str(t.name)}${str(JSON.stringify(t.o))}`;
     case 'jump': return `J${str(t.chain)}`;
     case 'goto': return `G${str(t.chain)}`;
     default: return str(t.kind);
@@ -181,7 +185,7 @@ function chainHash(family: number, chain: string): number {
   }
   return h;
 }
-const TARGET_CODE: Record<string, number> = { ACCEPT: 1, DROP: 2, REJECT: 3, LOG: 4, RETURN: 5, jump: 6, goto: 7, none: 8 };
+const TARGET_CODE: Record<string, number> = { ACCEPT: 1, DROP: 2, REJECT: 3, LOG: 4, RETURN: 5, jump: 6, goto: 7, none: 8, ext: 9 };
 
 export function ruleFingerprint(sr: SourceRule): number {
   let h = chainHash(sr.family, sr.chain);

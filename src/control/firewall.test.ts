@@ -93,3 +93,37 @@ test('counters({ rules: false }) leaves out the per-rule arrays, and nothing els
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('stateful matches keep their state across a reload of unchanged rules, and are listed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fw-states-'));
+  try {
+    const file = join(dir, 'r.rules');
+    const text = (extra: string) => '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n' +
+      '-A FORWARD -m limit --limit 3/min -j LOG\n' +
+      '-A FORWARD -p tcp --dport 22 -m recent --set --name SSH --mask 255.255.255.0 --rsource\n' +
+      '-A FORWARD -p udp -m hashlimit --hashlimit-upto 5/sec --hashlimit-mode srcip --hashlimit-name udp -j ACCEPT\n' +
+      `${extra}COMMIT\n`;
+    writeFileSync(file, text(''));
+    const fw = new Firewall({ ports, ruleFiles: [file], workers: 1 });
+    await fw.load();
+    const before = fw.matchStates(true);
+    assert.deepEqual(before.map((s) => s.kind).sort(), ['hashlimit', 'limit', 'recent']);
+    const recent = before.find((s) => s.kind === 'recent')!;
+    assert.equal(recent.key, 'recent:SSH');
+    assert.equal(recent.capacity, 100);
+    assert.equal(typeof recent.listing, 'string');
+    assert.equal(before.find((s) => s.kind === 'hashlimit')!.key, 'hashlimit:4:udp');
+    assert.match(before.find((s) => s.kind === 'limit')!.key, /^limit:4\/FORWARD\/-m limit --limit 3\/min -j LOG#1$/);
+    // A reload that adds a rule keeps the three states (keys and
+    // configurations unchanged; native/test/extensions_test.cc checks that a
+    // second build gets the very same state objects).
+    writeFileSync(file, text('-A FORWARD -m limit --limit 1/sec -j ACCEPT\n'));
+    await fw.load();
+    const after = fw.matchStates();
+    assert.equal(after.length, 4);
+    for (const s of before) assert.ok(after.some((a) => a.key === s.key), `${s.key} kept`);
+    await fw.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

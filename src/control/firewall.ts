@@ -2,6 +2,7 @@
 // files, and turns the dataplane's batched counters and LOG events into
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
+import { targetExtension } from '../rules/extensions/targets';
 import { loadRuleFiles } from '../rules/load';
 import { compile, type CompiledRuleSet } from '../rules/compile';
 import type { RuleSet } from '../rules/model';
@@ -156,6 +157,17 @@ export interface Activation {
   timings: { compileSeconds: number; setRulesSeconds: number; countersSeconds: number };
   /** From a snapshot: whether its classifier image was used, else why not (the classifiers were built from its tables). */
   image?: { loaded: boolean; error?: string };
+}
+
+/** One state of a stateful match, as the dataplane reports it. */
+export interface MatchState {
+  kind: 'limit' | 'hashlimit' | 'recent';
+  key: string; // limit:FAMILY/CHAIN/SPEC#N, hashlimit:FAMILY:NAME, recent:NAME
+  entries: number;
+  capacity: number;
+  evictions: number;
+  refused: number; // limit: packets over the rate; hashlimit: new keys refused by a full table
+  listing?: string;
 }
 
 export class Firewall {
@@ -467,6 +479,15 @@ export class Firewall {
     return this.dp.counters(opts);
   }
 
+  /**
+   * The live states of stateful matches (limit buckets, recent and
+   * hashlimit tables): counts, and with `list` each one's listing as
+   * /proc/net/xt_recent/NAME and /proc/net/ipt_hashlimit/NAME show it.
+   */
+  matchStates(list = false): MatchState[] {
+    return this.dp.matchStates({ list });
+  }
+
   // ---- connection tracking (run by the workers at a batch boundary, off the JS thread) ----
 
   /** Tracked connections matching `filter`, at most `limit` (default 10000). */
@@ -496,9 +517,11 @@ export class Firewall {
     for (const e of events) {
       const src = rules?.rules[e.ruleId];
       const target = src?.rule?.target;
+      const ext = target && target.kind === 'ext' ? targetExtension(target.name) : undefined;
       log('info', 'packet', {
-        event: 'LOG',
+        event: ext ? ext.name : 'LOG',
         prefix: target && target.kind === 'LOG' ? target.prefix ?? '' : undefined,
+        ...(ext && target && target.kind === 'ext' ? ext.logFields?.(target.o) : {}),
         rule: src ? `${src.file}:${src.line}` : e.ruleId,
         chain: src?.chain,
         spec: src?.rule ? ruleSpec(src.rule, src.family) : undefined,

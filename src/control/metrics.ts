@@ -93,6 +93,32 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   e.sample(`${P}log_events_total`, c.logs.rateLimited, { result: 'rate_limited' });
   e.sample(`${P}log_events_total`, c.logs.queueFull, { result: 'queue_full' });
 
+  // Stateful matches: entries, capacity, evictions and refusals per table
+  // (limit buckets summed, they have one entry each).
+  const states = fw.matchStates();
+  if (states.length) {
+    const label = (s: { kind: string; key: string }) => ({ kind: s.kind, name: s.kind === 'limit' ? '' : s.key.replace(/^[a-z]+:(\d:)?/, '') });
+    const byName = (k: 'entries' | 'capacity' | 'evictions' | 'refused') => {
+      const m = new Map<string, { l: Record<string, string>; v: number }>();
+      for (const s of states) {
+        const l = label(s);
+        const id = `${l.kind}/${l.name}`;
+        const cur = m.get(id) ?? { l, v: 0 };
+        cur.v += s[k];
+        m.set(id, cur);
+      }
+      return [...m.values()];
+    };
+    const fam = (name: string, type: 'gauge' | 'counter', help: string, k: 'entries' | 'capacity' | 'evictions' | 'refused') => {
+      e.family(`${P}${name}`, type, help);
+      for (const { l, v } of byName(k)) e.sample(`${P}${name}`, v, l);
+    };
+    fam('match_state_entries', 'gauge', 'Entries of recent/hashlimit tables in use (limit: one bucket per rule).', 'entries');
+    fam('match_state_capacity', 'gauge', 'Entries a table holds at most.', 'capacity');
+    fam('match_state_evictions_total', 'counter', 'Entries dropped to make room (recent: least recently used; hashlimit: expired).', 'evictions');
+    fam('match_state_refused_total', 'counter', 'limit: packets over the rate; hashlimit: new keys dropped by a full table.', 'refused');
+  }
+
   // Connection tracking, named after node_exporter's nf_conntrack
   // collectors (node_nf_conntrack_entries, _entries_limit, _stat_*).
   const ct = c.conntrack as Record<string, number | boolean> | undefined;

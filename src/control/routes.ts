@@ -277,6 +277,20 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     return { body: { zeroed: n } };
   });
 
+  // ---- stateful matches: /proc/net/xt_recent and /proc/net/ipt_hashlimit ----
+  router.add('GET', '/matches/state', (req) => {
+    const kind = req.query.get('kind');
+    const name = req.query.get('name');
+    if (kind !== null && !['limit', 'hashlimit', 'recent'].includes(kind)) throw new ApiError(400, 'bad_parameter', 'kind must be limit, hashlimit or recent');
+    let states = fw.matchStates(req.query.get('list') === '1' || name !== null);
+    if (kind !== null) states = states.filter((s) => s.kind === kind);
+    if (name !== null) {
+      states = states.filter((s) => s.key === `recent:${name}` || s.key.endsWith(`:${name}`));
+      if (!states.length) throw new ApiError(404, 'no_such_table', `no ${kind ?? 'recent or hashlimit'} table is named ${name}`);
+    }
+    return { body: { states } };
+  });
+
   // ---- connection tracking (conntrack -L / -C / -F / -D) ----
   router.add('GET', '/conntrack', async (req) => {
     const limit = intParam(req, 'limit', 10_000, 1, 1_000_000);

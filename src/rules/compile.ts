@@ -34,6 +34,25 @@ import {
 import { V4_MAX, V6_MAX } from './address';
 import { REJECT_CODE } from './iptables/names';
 import { TableWriter, ACTION, type Cond, type Hook, HOOKS } from './pack';
+import { extension, type CompileContext } from './extensions/registry';
+import { targetExtension } from './extensions/targets';
+import { ExtSection, type Op } from './extensions/program';
+import { ruleSpec } from './iptables/print';
+
+/**
+ * Collects one rule's match program while ruleConds compiles its
+ * extension matches (src/rules/extensions/).
+ */
+export class ProgramCollector {
+  readonly ops: Op[] = [];
+  constructor(
+    readonly section: ExtSection,
+    private readonly key: () => string,
+  ) {}
+  get ruleKey(): string {
+    return this.key();
+  }
+}
 
 export interface SourceRule {
   id: number;
@@ -219,8 +238,27 @@ function portRanges(p: Neg<{ lo: number; hi: number }>): Ranges {
 }
 
 /** The rule's own condition as a disjunction of single-range conds. */
-export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[] {
+export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program?: ProgramCollector): Cond[] {
   let conds: Cond[] = [fullCond(family, ifaces.count - 1)];
+  // What an extension (src/rules/extensions/) compiles against.
+  const extCx = (name: string): CompileContext => ({
+    family,
+    refine: (key, alts) => { conds = refine(conds, key, alts); },
+    ifaceRange: (n, wildcard) => ifaces.range({ name: n, wildcard }),
+    needsL4: () => { for (const c of conds) c.needsL4 = true; },
+    never: () => { conds = []; },
+    op: (op, invert, payload) => {
+      if (!program) throw new Error(`${name} needs a match program here`);
+      program.ops.push({ name: op, invert, payload });
+    },
+    state: (kind, payload, key) => {
+      if (!program) throw new Error(`${name} needs a match program here`);
+      return program.section.state(kind, payload, key);
+    },
+    get ruleKey() {
+      return program ? program.ruleKey : '';
+    },
+  });
   if (r.src) conds = r.src.not ? refine(conds, 'src', addrRanges(r.src, family)) : narrowAll(conds, 'src', r.src.v.lo, r.src.v.hi);
   if (r.dst) conds = r.dst.not ? refine(conds, 'dst', addrRanges(r.dst, family)) : narrowAll(conds, 'dst', r.dst.v.lo, r.dst.v.hi);
   if (r.proto) conds = r.proto.not ? refine(conds, 'proto', complement(r.proto.v, r.proto.v, 255)) : narrowAll(conds, 'proto', r.proto.v, r.proto.v);
@@ -305,9 +343,31 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses): Cond[]
       }
       case 'comment':
         break;
+      case 'ext':
+        extension(m).compile(m.o, extCx(m.name));
+        break;
     }
   }
+  // A target that changes the packet acts last, when everything matched.
+  if (r.target.kind === 'ext') targetExtension(r.target.name).compile?.(r.target.o, extCx(r.target.name));
   return conds;
+}
+
+/** The context an extension declares its named state in (compile's pre-pass). */
+function declareContext(family: Family, section: ExtSection): CompileContext {
+  const no = () => {
+    throw new Error('declare() may only declare state');
+  };
+  return {
+    family, refine: no, ifaceRange: no, needsL4: no, never: no, op: no,
+    state: (kind, payload, key) => section.state(kind, payload, key),
+    ruleKey: '',
+  };
+}
+
+/** Whether a rule has matches or a target that compile to a match program (not only to conditions). */
+export function hasExtensionMatches(r: Rule): boolean {
+  return r.target.kind === 'ext' || r.matches.some((m) => m.module === 'ext');
 }
 
 /** The interfaces every table of the rule set names (for the class map). */
@@ -317,6 +377,7 @@ function* ifaceMatches(rs: RuleSet): Generator<IfaceMatch> {
       for (const r of c.rules) {
         if (r.inIface) yield r.inIface.v;
         if (r.outIface) yield r.outIface.v;
+        for (const m of r.matches) if (m.module === 'ext') yield* extension(m).ifaces?.(m.o) ?? [];
       }
     }
   }
@@ -336,6 +397,9 @@ class ChainInliner {
     private readonly internalId: number,
     private readonly seen: Uint8Array,
     private readonly spans: { start: Uint32Array; end: Uint32Array },
+    private readonly section: ExtSection,
+    private readonly ruleKey: (r: Rule, chain: string, family: Family) => string,
+    private readonly programs: Map<number, number>,
   ) {}
 
   run(policyId: number, policy: 'ACCEPT' | 'DROP'): void {
@@ -379,15 +443,29 @@ class ChainInliner {
     const root = this.stack.length === 1;
     for (const r of chain.rules) {
       if (root) this.spans.start[r.id!] = this.spans.end[r.id!] = this.w.count;
-      this.rule(r, ctx, returns);
+      this.rule(r, ctx, returns, chain.name);
       if (root) this.spans.end[r.id!] = this.w.count;
     }
     this.stack.pop();
   }
 
-  private rule(r: Rule, ctx: Cond[] | undefined, returns: number[]): void {
+  private rule(r: Rule, ctx: Cond[] | undefined, returns: number[], chain: string): void {
     const family = this.table.family;
-    let conds = ruleConds(r, family, this.ifaces);
+    // A rule with extension matches also gets a match program: its records
+    // are flagged, and each has an entry whose `fail` is the first record
+    // after everything the rule expands to (native/extensions/ext_table.h).
+    let collector: ProgramCollector | undefined;
+    if (hasExtensionMatches(r)) collector = new ProgramCollector(this.section, () => this.ruleKey(r, chain, family));
+    let conds = ruleConds(r, family, this.ifaces, collector);
+    let prog: number | undefined;
+    if (collector && collector.ops.length && conds.length) {
+      prog = this.programs.get(r.id!);
+      if (prog === undefined) {
+        prog = this.section.program(collector.ops);
+        this.programs.set(r.id!, prog);
+      }
+    }
+    const first = this.w.count;
     if (ctx) {
       const both: Cond[] = [];
       for (const a of ctx) {
@@ -399,6 +477,18 @@ class ChainInliner {
       conds = both;
     }
     if (conds.length === 0) return; // can never match here
+    const own = conds.length;
+    this.emitRule(r, conds, returns);
+    if (prog !== undefined) {
+      const table = this.w.currentTable;
+      for (let i = first; i < first + own; i++) {
+        this.w.markExt(i);
+        this.section.entry(table, i, this.w.count, prog);
+      }
+    }
+  }
+
+  private emitRule(r: Rule, conds: Cond[], returns: number[]): void {
     if (this.seen[r.id!] === 0) {
       this.seen[r.id!] = 1;
       this.reachable++;
@@ -413,6 +503,9 @@ class ChainInliner {
         break;
       case 'LOG': case 'none':
         this.continueHere(this.emit(conds, t.kind === 'LOG' ? ACTION.LOG : ACTION.COUNT, 0, r));
+        break;
+      case 'ext':
+        this.continueHere(this.emit(conds, ACTION[targetExtension(t.name).action], 0, r));
         break;
       case 'RETURN':
         this.pushRange(returns, this.emit(conds, ACTION.SKIP, 0, r));
@@ -445,6 +538,7 @@ const TARGET_FEATURE: Record<string, string> = {
   ACCEPT: '-j ACCEPT', DROP: '-j DROP', REJECT: '-j REJECT', RETURN: '-j RETURN', LOG: '-j LOG',
   jump: '-j CHAIN', goto: '-g CHAIN', none: 'no target',
 };
+const targetFeature = (t: Rule['target']) => (t.kind === 'ext' ? `-j ${t.name}` : TARGET_FEATURE[t.kind]);
 
 /**
  * Source rule ids: one per rule and one per built-in policy, in table and
@@ -472,8 +566,8 @@ export function numberRules(rs: RuleSet, families: Family[]) {
         if (r.src?.not || r.dst?.not || r.proto?.not || r.inIface?.not || r.outIface?.not) feature('negation');
         if (r.inIface || r.outIface) feature('interface');
         if (r.proto) feature('protocol');
-        for (const m of r.matches) feature(MODULE_FEATURE[m.module]);
-        feature(TARGET_FEATURE[r.target.kind]);
+        for (const m of r.matches) feature(m.module === 'ext' ? `-m ${m.name}` : MODULE_FEATURE[m.module]);
+        feature(targetFeature(r.target));
       });
     }
   }
@@ -500,6 +594,38 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   const spans = { start: new Uint32Array(rules.length).fill(UNSPANNED), end: new Uint32Array(rules.length).fill(UNSPANNED) };
 
   const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
+  // Match programs, shared by every table; a rule inlined into several
+  // places keeps one program (and its states) however often it is inlined.
+  const section = new ExtSection();
+  const programs = new Map<number, number>();
+  // Named tables (recent, hashlimit) take the configuration of the first
+  // rule that names them, in the order iptables-restore creates rules.
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        for (const m of r.matches) {
+          if (m.module !== 'ext') continue;
+          const e = extension(m);
+          if (e.declare) e.declare(m.o, declareContext(t.family, section));
+        }
+      }
+    }
+  }
+  // What keeps a stateful rule's state (a limit bucket) across reloads: its
+  // family, chain and canonical text, and which occurrence of that text it is.
+  const keys = new Map<number, string>();
+  const seenKeys = new Map<string, number>();
+  const ruleKey = (r: Rule, chain: string, fam: Family): string => {
+    let k = keys.get(r.id!);
+    if (k === undefined) {
+      const base = `${fam}/${chain}/${ruleSpec(r, fam)}`;
+      const n = (seenKeys.get(base) ?? 0) + 1;
+      seenKeys.set(base, n);
+      k = `${base}#${n}`;
+      keys.set(r.id!, k);
+    }
+    return k;
+  };
   const tables: TableInfo[] = [];
   const rulesPerHook: Record<string, number> = {};
   let done = 0;
@@ -508,7 +634,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
       w.beginTable(t.family, hook);
       const chain = t.chains.get(hook)!;
       seen.fill(0);
-      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId, seen, spans);
+      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId, seen, spans, section, ruleKey, programs);
       inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
       const n = w.endTable();
       tables.push({ family: t.family, hook, records: n });
@@ -519,7 +645,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   }
   const userChains = rs.tables.reduce((n, t) => n + [...t.chains.values()].filter((c) => !c.builtin).length, 0);
   return {
-    buffer: w.finish(),
+    buffer: w.finish(section.empty ? undefined : section.finish()),
     tables,
     rules,
     ifaces,

@@ -57,7 +57,18 @@ export type Match =
   | { module: 'iprange'; src?: Neg<AddrRange>; dst?: Neg<AddrRange> }
   | { module: 'conntrack'; ctstate?: Neg<number> }
   | { module: 'state'; state?: Neg<number> }
-  | { module: 'comment'; comment?: string };
+  | { module: 'comment'; comment?: string }
+  | ExtMatch;
+
+/**
+ * A match implemented as a module of src/rules/extensions/ (limit, recent,
+ * addrtype, ...): `o` is that module's own parsed options.
+ */
+export interface ExtMatch {
+  module: 'ext';
+  name: string;
+  o: unknown;
+}
 
 export type MatchModule = Match['module'];
 
@@ -66,7 +77,8 @@ export type Target =
   | { kind: 'DROP' }
   | { kind: 'REJECT'; with: string }
   | { kind: 'RETURN' }
-  | { kind: 'LOG'; prefix?: string; level?: number }
+  | { kind: 'LOG'; prefix?: string; level?: number; flags?: number }
+  | { kind: 'ext'; name: string; o: unknown } // src/rules/extensions/targets.ts (NFLOG, TCPMSS)
   | { kind: 'jump'; chain: string }
   | { kind: 'goto'; chain: string }
   | { kind: 'none' };

@@ -193,12 +193,31 @@ export class TableWriter {
     this.view.setUint8(o, this.view.getUint8(o) | this.L.flags.RETURNS_TO_POLICY);
   }
 
+  /** Flags a record as having a match program (native kRuleHasExt). */
+  markExt(index: number): void {
+    const o = this.tableStart + index * this.rec.size + this.rec.flags;
+    this.view.setUint8(o, this.view.getUint8(o) | this.L.flags.HAS_EXT);
+  }
+
+  /** Index of the table being written, as extension entries name it. */
+  get currentTable(): number {
+    return this.tableIndex;
+  }
+
   /** The current table's records alone, without header or descriptor (an edit overlay). */
   tableRecords(): ArrayBuffer {
     return this.buf.slice(this.tableStart, this.len);
   }
 
-  finish(): ArrayBuffer {
+  /** Ends the buffer; `ext` (the extension section) goes after the records. */
+  finish(ext?: Uint8Array): ArrayBuffer {
+    if (ext && ext.length) {
+      this.len = (this.len + 3) & ~3;
+      if (this.len + ext.length > this.buf.byteLength) this.grow(this.len + ext.length);
+      new Uint8Array(this.buf, this.len, ext.length).set(ext);
+      this.view.setUint32(this.L.h.ext_offset, this.len, true);
+      this.len += ext.length;
+    }
     this.view.setUint32(this.L.h.total_bytes, this.len, true);
     return this.buf.slice(0, this.len);
   }

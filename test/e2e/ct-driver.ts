@@ -104,9 +104,15 @@ COMMIT
 `;
 }
 
-/** The driver: reads {a, b, family, steps, waitMs} as JSON on stdin, prints [arrived, ...]. */
+/**
+ * The driver: reads {a, b, family, steps, waitMs} as JSON on stdin, prints
+ * [arrived, ...]. With `pcap` (a path) it also writes every frame it sent
+ * there (nanosecond pcap, the time of sending), and with `probe` (an argv)
+ * it runs that command once before the first frame and once after each
+ * frame's wait; it then prints {arrived: [...], probes: [stdout, ...]}.
+ */
 export const DRIVER_PY = String.raw`
-import ctypes, json, os, select, socket, struct, sys, time
+import ctypes, json, os, select, socket, struct, subprocess, sys, time
 
 cfg = json.load(sys.stdin)
 libc = ctypes.CDLL(None, use_errno=True)
@@ -199,12 +205,19 @@ def drain():
 
 results = []
 wait = cfg.get('waitMs', 300) / 1000.0
+sent = []
+probes = []
+def probe():
+    if cfg.get('probe'):
+        probes.append(subprocess.run(cfg['probe'], capture_output=True, text=True, timeout=20, check=True).stdout)
+probe()
 for i, p in enumerate(cfg['steps']):
     marker = 0x4000 + i
     me = ends[p['from']]
     other = 'b' if p['from'] == 'a' else 'a'
     frame = mac(me['nextHop']) + mac(me['mac']) + struct.pack('!H', 0x86dd if v6 else 0x0800) + ip_packet(p, marker)
     drain()
+    sent.append((time.time_ns(), frame))
     socks[p['from']].send(frame)
     seen = False
     deadline = time.time() + wait
@@ -220,5 +233,14 @@ for i, p in enumerate(cfg['steps']):
             seen = True
             break
     results.append(seen)
-print(json.dumps(results))
+    probe()
+if cfg.get('pcap'):
+    with open(cfg['pcap'], 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xa1b23c4d, 2, 4, 0, 0, 262144, 1))
+        for ts, fr in sent:
+            f.write(struct.pack('<IIII', ts // 1000000000, ts % 1000000000, len(fr), len(fr)) + fr)
+if cfg.get('pcap') or cfg.get('probe'):
+    print(json.dumps({'arrived': results, 'probes': probes}))
+else:
+    print(json.dumps(results))
 `;

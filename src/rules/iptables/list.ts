@@ -6,6 +6,8 @@
 import { formatIPv4, formatIPv6 } from '../address';
 import type { AddrRange, Family, Neg, PortRange, Rule } from '../model';
 import { ctStates } from './print';
+import { extension } from '../extensions/registry';
+import { targetExtension } from '../extensions/targets';
 
 export interface ListColumns {
   target: string;
@@ -54,6 +56,9 @@ function matchText(r: Rule, family: Family): string {
   let s = '';
   for (const m of r.matches) {
     switch (m.module) {
+      case 'ext':
+        s += extension(m).list(m.o, family);
+        break;
       case 'tcp': case 'udp': case 'sctp':
         s += ` ${m.module}${ports('spt', m.sport)}${ports('dpt', m.dport)}`;
         if (m.module === 'tcp' && m.flags && (m.flags.v.mask !== 0 || m.flags.not)) {
@@ -93,13 +98,15 @@ function matchText(r: Rule, family: Family): string {
   return s;
 }
 
-function targetText(r: Rule): string {
+function targetText(r: Rule, family: Family): string {
   const t = r.target;
   switch (t.kind) {
     case 'REJECT':
       return ` reject-with ${t.with}`;
     case 'LOG':
-      return ` LOG flags 0 level ${t.level ?? 4}${t.prefix ? ` prefix "${t.prefix}"` : ''}`;
+      return ` LOG flags ${t.flags ?? 0} level ${t.level ?? 4}${t.prefix ? ` prefix "${t.prefix}"` : ''}`;
+    case 'ext':
+      return targetExtension(t.name).list(t.o, family);
     default:
       return '';
   }
@@ -107,7 +114,7 @@ function targetText(r: Rule): string {
 
 export function listColumns(r: Rule, family: Family): ListColumns {
   const t = r.target;
-  const target = t.kind === 'jump' || t.kind === 'goto' ? t.chain : t.kind === 'none' ? '' : t.kind;
+  const target = t.kind === 'jump' || t.kind === 'goto' ? t.chain : t.kind === 'none' ? '' : t.kind === 'ext' ? t.name : t.kind;
   const p = r.proto;
   // iptables 1.8.9 (Debian 12, the reference) prints the number under -n;
   // "all" is protocol 0.
@@ -121,6 +128,6 @@ export function listColumns(r: Rule, family: Family): ListColumns {
     source: addr(r.src, family),
     destination: addr(r.dst, family),
     // iptables prints "[goto] " right after the destination, before the matches.
-    extra: (t.kind === 'goto' ? '[goto] ' : '') + matchText(r, family) + targetText(r),
+    extra: (t.kind === 'goto' ? '[goto] ' : '') + matchText(r, family) + targetText(r, family),
   };
 }

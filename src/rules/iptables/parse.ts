@@ -4,9 +4,16 @@
 // is returned (the caller gets an exception, never half a rule set).
 import { RuleError, type Position } from '../errors';
 import {
-  CT, type AddrRange, type Chain, type Family, type IcmpType, type Match, type PortRange,
+  CT, type AddrRange, type Chain, type ExtMatch, type Family, type IcmpType, type Match, type PortRange,
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
 } from '../model';
+import { EXTENSIONS, extension, type MatchExtension, type OptionContext } from '../extensions/registry';
+import { TARGETS, targetExtension } from '../extensions/targets';
+
+/** -j LOG's flag options, as XT_LOG_* (include/uapi/linux/netfilter/xt_LOG.h). */
+export const LOG_FLAGS: Record<string, number> = {
+  '--log-tcp-sequence': 0x01, '--log-tcp-options': 0x02, '--log-ip-options': 0x04, '--log-uid': 0x08, '--log-macdecode': 0x20,
+};
 import {
   V4_MAX, V6_MAX, maskLength4, maskLength6, parseIPv4, parseIPv6, prefixRange6,
 } from '../address';
@@ -409,8 +416,9 @@ export class RuleParser {
         case '-m': case '--match': {
           if (this.negate) cur.fail(this.negate, `"!" cannot be applied to ${o}`);
           const v = cur.value(t, 'a match name');
-          if (!MODULES.has(v.text)) cur.fail(v, `match "${v.text}" is not supported`);
-          this.addModule(v.text as Match['module'], v);
+          if (MODULES.has(v.text)) this.addModule(v.text as Match['module'], v);
+          else if (EXTENSIONS.has(v.text)) this.addExtension(EXTENSIONS.get(v.text)!, v);
+          else cur.fail(v, `match "${v.text}" is not supported`);
           break;
         }
         case '-j': case '--jump': case '-g': case '--goto': {
@@ -456,6 +464,30 @@ export class RuleParser {
     return m;
   }
 
+  private addExtension(e: MatchExtension, tok: Token): void {
+    if (e.family) this.setFamily(e.family, tok);
+    this.rule.matches.push({ module: 'ext', name: e.name, o: e.create() });
+    this.moduleToks.push(tok);
+  }
+
+  /** What an extension's option parser sees of this parser (extensions/registry.ts). */
+  private optionContext(m: object, opt: Token): OptionContext {
+    const cur: LineCursor = this.cur;
+    return {
+      opt,
+      value: (what) => cur.value(opt, what),
+      peekValue: () => {
+        const n = cur.peek();
+        return n && !n.text.startsWith('-') && n.text !== '!' ? cur.next() : undefined;
+      },
+      negated: (negatable) => this.takeNegate(opt, negatable),
+      once: (key) => this.once(key, opt, m as Match),
+      family: () => this.family(),
+      setFamily: (f, tok) => this.setFamily(f, tok),
+      fail: (tok, reason) => cur.fail(tok, reason),
+    };
+  }
+
   /** An option starting with "--" belongs to the latest loaded match that knows it. */
   private moduleOption(t: Token): void {
     for (let i = this.rule.matches.length - 1; i >= 0; i--) {
@@ -481,6 +513,8 @@ export class RuleParser {
     const o = t.text;
     const key = (k: string) => this.once(k, t, m);
     switch (m.module) {
+      case 'ext':
+        return extension(m).option(m.o, this.optionContext(m, t));
       case 'tcp': case 'udp': case 'sctp':
         if (o === '--sport' || o === '--source-port' || o === '--dport' || o === '--destination-port') {
           const src = o === '--sport' || o === '--source-port';
@@ -578,6 +612,7 @@ export class RuleParser {
 
   private parseTarget(opt: Token, v: Token, isGoto: boolean): Target {
     const name = v.text;
+    if (!isGoto && TARGETS.has(name)) return { kind: 'ext', name, o: TARGETS.get(name)!.create() };
     if (isGoto || !['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'LOG'].includes(name)) {
       if (BUILTIN_CHAINS.includes(name as never)) this.cur.fail(v, `cannot jump to built-in chain ${name}`);
       if (!this.ctx.chainExists(name)) {
@@ -629,7 +664,16 @@ export class RuleParser {
       }
       return true;
     }
+    if (target.kind === 'LOG' && LOG_FLAGS[t.text] !== undefined) {
+      // XT_LOG_* bits (libxt_LOG.c). The log stream's events carry the
+      // packet's header fields; these options are kept for printing.
+      this.once(t.text, t);
+      this.takeNegate(t, false);
+      target.flags = (target.flags ?? 0) | LOG_FLAGS[t.text];
+      return true;
+    }
     if (target.kind === 'LOG' && t.text.startsWith('--log-')) cur.fail(t, `LOG option ${t.text} is not supported`);
+    if (target.kind === 'ext') return targetExtension(target.name).option(target.o, this.optionContext(target, t));
     return false;
   }
 
@@ -671,7 +715,21 @@ export class RuleParser {
           break;
         case 'conntrack':
           break;
+        case 'ext': {
+          const e = extension(m);
+          e.validate?.(m.o, {
+            rule: r, family: this.family(), tok,
+            fail: (reason) => cur.fail(tok, reason),
+          });
+          break;
+        }
       }
+    }
+    if (r.target.kind === 'ext') {
+      targetExtension(r.target.name).validate?.(r.target.o, {
+        rule: r, family: this.family(), tok: this.targetTok!,
+        fail: (reason) => cur.fail(this.targetTok, reason),
+      });
     }
     if (r.target.kind === 'REJECT' && r.target.with === 'tcp-reset' && proto !== PROTO_TCP) {
       cur.fail(this.targetTok, 'REJECT --reject-with tcp-reset requires -p tcp');

@@ -4,6 +4,9 @@
 import { formatIPv4, formatIPv6 } from '../address';
 import { BUILTIN_CHAINS, CT_PRINT_ORDER, CT, type AddrRange, type Chain, type Family, type Neg, type PortRange, type Rule, type Table } from '../model';
 import { LOG_LEVEL_DEFAULT, PROTO_NAME, TCP_FLAG_NAMES } from './names';
+import { extension } from '../extensions/registry';
+import { targetExtension } from '../extensions/targets';
+import { LOG_FLAGS } from './parse';
 
 export interface PrintOptions {
   counters?: boolean; // like iptables-save -c
@@ -50,8 +53,11 @@ export function ruleSpec(r: Rule, family: Family): string {
   if (r.outIface) s += `${bang(r.outIface)} -o ${r.outIface.v.name}${r.outIface.v.wildcard ? '+' : ''}`;
   if (r.proto) s += `${bang(r.proto)} -p ${PROTO_NAME[r.proto.v] ?? r.proto.v}`;
   for (const m of r.matches) {
-    s += ` -m ${m.module}`;
+    s += ` -m ${m.module === 'ext' ? m.name : m.module}`;
     switch (m.module) {
+      case 'ext':
+        s += extension(m).save(m.o, family);
+        break;
       case 'tcp': case 'udp': case 'sctp':
         // A full 0:65535 range is the default and is not printed.
         if (m.sport && !(m.sport.v.lo === 0 && m.sport.v.hi === 65535 && !m.sport.not)) s += `${bang(m.sport)} --sport ${port(m.sport.v)}`;
@@ -103,6 +109,10 @@ export function ruleSpec(r: Rule, family: Family): string {
       s += ' -j LOG';
       if (t.prefix !== undefined) s += ` --log-prefix ${quote(t.prefix)}`;
       if (t.level !== undefined && t.level !== LOG_LEVEL_DEFAULT) s += ` --log-level ${t.level}`;
+      for (const [opt, bit] of Object.entries(LOG_FLAGS)) if ((t.flags ?? 0) & bit) s += ` ${opt}`;
+      break;
+    case 'ext':
+      s += ` -j ${t.name}${targetExtension(t.name).save(t.o, family)}`;
       break;
     default:
       s += ` -j ${t.kind}`;

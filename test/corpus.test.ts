@@ -1,0 +1,71 @@
+// Real rule sets written by Debian's firewall tools (ufw, ferm, shorewall,
+// shorewall6, firehol, arno-iptables-firewall, fail2ban; see
+// test/corpus/README.md): every .v4 / .v6 file of test/corpus is loaded alone
+// the way `flatwall check --skip-tables FILE` loads it (parse the filter
+// table, skip the others, compile). A file must load, unless it is in
+// KNOWN_FAILING, where it must fail with exactly the recorded first line of
+// the error. Both directions are asserted, so a file that changes status
+// (newly loads, or stops somewhere else) fails this test until the list is
+// updated: `npx tsc -p . && node test/corpus/status.js` prints the current
+// list and rewrites test/corpus/STATUS.md.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadRuleFiles } from '../src/rules/load';
+
+const CORPUS = join(__dirname, '..', '..', 'test', 'corpus');
+
+// file (relative to test/corpus) -> first line of the error, path relative too.
+const KNOWN_FAILING: Record<string, string> = {
+  "fail2ban/iptables-ipset.v4": "fail2ban/iptables-ipset.v4:6:38: match \"set\" is not supported (at 'set')",
+  "fail2ban/iptables-ipset.v6": "fail2ban/iptables-ipset.v6:6:38: match \"set\" is not supported (at 'set')",
+};
+
+function corpusFiles(): string[] {
+  const out: string[] = [];
+  for (const d of readdirSync(CORPUS).sort()) {
+    if (!statSync(join(CORPUS, d)).isDirectory()) continue;
+    for (const f of readdirSync(join(CORPUS, d)).sort()) if (/\.v[46]$/.test(f)) out.push(`${d}/${f}`);
+  }
+  return out;
+}
+
+// undefined if the file loads, else the first line of the error message.
+function load(rel: string): string | undefined {
+  const abs = join(CORPUS, rel);
+  try {
+    loadRuleFiles([abs], { skipOtherTables: true });
+    return undefined;
+  } catch (err) {
+    return String((err as Error).message).split('\n')[0].split(abs).join(rel);
+  }
+}
+
+const files = corpusFiles();
+
+test('the corpus is there, and KNOWN_FAILING names only its files', () => {
+  assert.ok(files.length >= 30, `only ${files.length} corpus files in ${CORPUS}`);
+  const tools = new Set(files.map((f) => f.split('/')[0]));
+  for (const t of ['ufw', 'ferm', 'shorewall', 'shorewall6', 'firehol', 'arno-iptables-firewall', 'fail2ban']) {
+    assert.ok(tools.has(t), `no corpus files for ${t}`);
+  }
+  const stale = Object.keys(KNOWN_FAILING).filter((f) => !files.includes(f));
+  assert.deepEqual(stale, [], 'KNOWN_FAILING names files that are not in test/corpus');
+});
+
+test('every corpus file loads as `flatwall check --skip-tables` loads it, or fails as recorded', async (t) => {
+  for (const rel of files) {
+    await t.test(rel, () => {
+      const got = load(rel);
+      const want = KNOWN_FAILING[rel];
+      if (want === undefined) {
+        assert.equal(got, undefined, `${rel} no longer loads; fix it, or add it to KNOWN_FAILING (node test/corpus/status.js)`);
+      } else if (got === undefined) {
+        assert.fail(`${rel} loads now: remove it from KNOWN_FAILING (and regenerate STATUS.md: node test/corpus/status.js)`);
+      } else {
+        assert.equal(got, want, `${rel} fails differently now: update KNOWN_FAILING (node test/corpus/status.js)`);
+      }
+    });
+  }
+});
