@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flatwall::InitClassifier(env, exports);
   flatwall::InitDataplane(env, exports);
   flatwall::InitReplay(env, exports);
+  flatwall::InitSets(env, exports);
   return exports;
 }
 

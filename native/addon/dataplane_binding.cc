@@ -27,6 +27,7 @@
 //   await dp.conntrackList({ filter?, limit? })  // rows, see RowObject
 //   await dp.conntrackFlush(filter?)             // -> entries removed
 //   await dp.conntrackDelete(tuple)              // -> true if it existed
+//   dp.sets()        // the dataplane's IP set store (sets_binding.cc), one object
 //   await dp.stop();
 //
 // Everything that can block (building a ruleset, waiting for the workers to
@@ -607,7 +608,8 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("conntrackList", &DataplaneWrap::ConntrackList),
                         InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
                         InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete),
-                        InstanceMethod("matchStates", &DataplaneWrap::MatchStates)});
+                        InstanceMethod("matchStates", &DataplaneWrap::MatchStates),
+                        InstanceMethod("sets", &DataplaneWrap::Sets)});
   }
 
   explicit DataplaneWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataplaneWrap>(info) {
@@ -834,6 +836,12 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     return a;
   }
 
+  // The store the workers test `-m set` against: a JS SetStore sharing it.
+  Napi::Value Sets(const Napi::CallbackInfo& info) {
+    if (sets_.IsEmpty()) sets_ = Napi::Persistent(WrapSetStore(info.Env(), dp_->sets_ptr()).As<Napi::Object>());
+    return sets_.Value();
+  }
+
   Napi::Value PollLogs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     size_t max = 4096;
@@ -869,6 +877,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
   }
 
   std::shared_ptr<Dataplane> dp_;
+  Napi::ObjectReference sets_;
 };
 
 }  // namespace

@@ -7,7 +7,7 @@
 //                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
 //                 timestamps?: BigUint64Array, reverse?: Uint8Array,
 //                 conntrack?, conntrackMax?, conntrackTcpLoose?, conntrackTimeouts?,
-//                 dropL4Truncated?, ndpBypass?, hotdropBudget?})
+//                 sets?: SetStore, dropL4Truncated?, ndpBypass?, hotdropBudget?})
 //     -> Promise<{cls, verdict, reason, hot, ctState, finalRecord, finalRule, hits, bytes,
 //                 conntrack?}>
 //
@@ -27,6 +27,8 @@
 // not the port. ctState[i] is the packet's CtState bit (rule_table.h), 0 for
 // frames that are not tracked at all (not IP, malformed).
 //
+// `sets`: the IP sets `-m set` rules test; the job takes a private copy
+// (SetStore::Clone, same ids) when called, so later edits do not race it.
 // As the dataplane: NDP is judged by the rules (ndpBypass: passed, as not
 // IP); a truncated L4 header is judged without L4 and hot-dropped at an L4
 // rule (dataplane/hotdrop.h: hot[i] 1, or 2 when the budget decided, with
@@ -46,6 +48,7 @@
 #include "dataplane/parse.h"
 #include "extensions/ext_table.h"
 #include "extensions/state.h"
+#include "sets/set_store.h"
 
 namespace flatwall {
 namespace {
@@ -66,6 +69,7 @@ struct ReplayJob {
   std::vector<uint64_t> timestamps;  // ns per frame; empty: time 0 throughout
   std::vector<uint8_t> reverse;      // per frame: enters on oif; empty: none
   ConntrackOptions ct;  // enabled only if the caller asks (replayFrames)
+  std::shared_ptr<const sets::SetStore> sets;  // null: no sets given
 
   bool drop_l4_truncated = false, ndp_bypass = false;
   uint32_t hotdrop_budget = kHotdropBudget;
@@ -150,6 +154,8 @@ class ReplayWorker : public Napi::AsyncWorker {
     }
     ext::Context cx;
     cx.hook = j.hook;
+    cx.sets = j.sets.get();
+    cx.sets_now_ns = sets::SetStore::MonoNs();
     const size_t n = j.offsets.size() - 1;
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
@@ -351,6 +357,8 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->drop_l4_truncated = flag("dropL4Truncated");
   job->ndp_bypass = flag("ndpBypass");
   job->hotdrop_budget = static_cast<uint32_t>(num("hotdropBudget", 0, 4294967295.0, kHotdropBudget));
+  if (auto store = SetStoreOf(env, o.Get("sets"), "sets"))
+    job->sets = std::shared_ptr<const sets::SetStore>(store->Clone().release());
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");

@@ -54,6 +54,7 @@ struct alignas(64) Dataplane::WorkerState {
     if (cmd_fd >= 0) close(cmd_fd);
   }
   std::atomic<uint64_t> observed{kIdle};
+  std::atomic<uint64_t> batch_epoch{0};  // bumped at every batch boundary (WaitSetReaders)
   alignas(64) WorkerCounters counters;
   TokenBucket bucket;  // worker-private
   LogRing logs;
@@ -116,9 +117,14 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
     if (ws.cmd_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   }
   kernel_drops_.assign(ports.size(), 0);
+  sets_ = std::make_shared<sets::SetStore>([this] { WaitSetReaders(); });
 }
 
-Dataplane::~Dataplane() { Stop(); }
+Dataplane::~Dataplane() {
+  Stop();
+  // The store may outlive us (a JS handle shares it): no workers read it now.
+  sets_->SetSynchronize({});
+}
 
 namespace {
 
@@ -274,6 +280,22 @@ void Dataplane::WaitQuiescent(uint64_t generation) {
       const uint64_t v = ws->observed.load(std::memory_order_seq_cst);
       if (v == kIdle || (v != kWaking && v >= generation)) break;
       std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+}
+
+// A set store grace period: every worker that may hold a pointer the store
+// has just unpublished has left it (passed a batch boundary, or was idle).
+// The seq_cst pairs: the store's unpublish (seq_cst) precedes our seq_cst
+// reads; a worker's next batch starts with a seq_cst epoch store and then
+// loads set pointers with seq_cst, so it sees the new pointer.
+void Dataplane::WaitSetReaders() {
+  for (auto& ws : workers_) {
+    const uint64_t e0 = ws->batch_epoch.load(std::memory_order_seq_cst);
+    for (;;) {
+      if (ws->observed.load(std::memory_order_seq_cst) == kIdle) break;
+      if (ws->batch_epoch.load(std::memory_order_seq_cst) != e0) break;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
 }
@@ -507,6 +529,7 @@ void Dataplane::RunWorker(uint32_t w) {
     // Batch boundary: pick up the current ruleset and say so.
     Ruleset* rs = current_.load(std::memory_order_seq_cst);
     ws.observed.store(rs ? rs->generation : kIdle, std::memory_order_release);
+    ws.batch_epoch.store(ws.batch_epoch.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
     const uint64_t batch_ns = NowNs();
     // Conntrack timeouts and rate matches both run on the monotonic clock.
     const uint64_t mono_ns = MonoNs();
@@ -589,6 +612,7 @@ void Dataplane::RunWorker(uint32_t w) {
             v.cx.writable = f.data;
             v.cx.csum_partial = (vh->flags & io::kVnetNeedsCsum) != 0;
             v.cx.mtu = std::min(port_mtu_[in], port_mtu_[out]);
+            v.cx.sets = sets_.get(), v.cx.sets_now_ns = mono_ns;
             // Conntrack before the rules, as netfilter's PRE_ROUTING: the
             // state of an existing flow is updated now, a new flow waits
             // for the verdict (Commit below). Zone = the port pair.

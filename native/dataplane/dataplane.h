@@ -36,6 +36,13 @@
 //   the idle case safe (a worker that was idle when checked must see the new
 //   pointer when it wakes). The hot path pays one load and one store per
 //   batch, both plain moves on x86.
+//
+// IP sets (sets()): the Dataplane owns one sets::SetStore, which the
+//   workers read lock-free (native/sets/set_store.h). Its grace period
+//   (WaitSetReaders) uses the same announcements: each worker bumps its
+//   batch_epoch (seq_cst) at every batch boundary, and memory the store
+//   unpublished is freed once every worker's epoch has moved on or it was
+//   seen idle. One seq_cst store per batch more on the hot path.
 #pragma once
 
 #include <atomic>
@@ -52,6 +59,7 @@
 #include "dataplane/ruleset.h"
 #include "io/afpacket_port.h"
 #include "io/port.h"
+#include "sets/set_store.h"
 
 namespace flatwall {
 
@@ -194,6 +202,11 @@ class Dataplane {
 
   const DataplaneConfig& config() const { return config_; }
 
+  // The IP sets `-m set` rules test (native/sets/set_store.h): workers call
+  // sets().Test(...) lock-free; control operations may run on any thread.
+  sets::SetStore& sets() { return *sets_; }
+  const std::shared_ptr<sets::SetStore>& sets_ptr() const { return sets_; }
+
   // ---- used by the workers ----
   struct WorkerState;
 
@@ -203,6 +216,7 @@ class Dataplane {
  private:
   void RunWorker(uint32_t w);
   void WaitQuiescent(uint64_t generation);
+  void WaitSetReaders();  // the set store's grace period
 
   DataplaneConfig config_;
   bool running_ = false;
@@ -216,6 +230,7 @@ class Dataplane {
   std::unique_ptr<std::atomic<uint64_t>[]> related_;
   uint32_t related_size_ = 0;
   std::vector<std::unique_ptr<WorkerState>> workers_;
+  std::shared_ptr<sets::SetStore> sets_;
   std::vector<std::thread> threads_;
   std::vector<uint64_t> kernel_drops_;  // per port, accumulated by Counters()
 

@@ -14,6 +14,7 @@
 #include "extensions/xt_limit.h"
 #include "extensions/xt_recent.h"
 #include "extensions/xt_tcpmss.h"
+#include "sets/set_store.h"
 
 namespace flatwall {
 namespace ext {
@@ -45,6 +46,8 @@ int PayloadSize(uint8_t kind) {
       return 0;
     case Op::kRecent:
       return 32;
+    case Op::kSet:
+      return 12;
   }
   return -1;
 }
@@ -243,7 +246,7 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
   // only the ops that need none can hold.
   if (!cx.frame || !cx.pf) {
     if (oh.kind == uint8_t(Op::kLimit)) return static_cast<LimitState*>(states[Read<uint32_t>(p)].get())->Take(cx.now_ns);
-    if (oh.kind != uint8_t(Op::kAddrType)) return 0;
+    if (oh.kind != uint8_t(Op::kAddrType) && oh.kind != uint8_t(Op::kSet)) return 0;
   }
   static const ParsedFrame kNoFrame;
   const ParsedFrame& pf = cx.pf ? *cx.pf : kNoFrame;
@@ -325,6 +328,15 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       if (!at || pf.l3_off + pf.l3_len < at + spi_off + 4) return 0;
       const uint32_t spi = net::Load32(cx.frame + at + spi_off);
       return spi >= Read<uint32_t>(p + 4) && spi <= Read<uint32_t>(p + 8);
+    }
+    case Op::kSet: {
+      // xt_set.c set_match_v4: ip_set_test with the flags; --return-nomatch
+      // turns a nomatch entry into a match.
+      if (!cx.sets) return 0;
+      const uint32_t id = Read<uint32_t>(p);
+      const uint8_t ndirs = p[4] > 6 ? 6 : p[4];
+      const sets::Match m = cx.sets->Lookup(id, p + 6, ndirs, key, cx.sets_now_ns);
+      return m == sets::Match::kMatch || (p[5] && m == sets::Match::kNomatch);
     }
     case Op::kTcpMss: {
       const uint16_t mss = Read<uint16_t>(p);

@@ -70,6 +70,9 @@
 #include "dataplane/parse.h"
 
 namespace flatwall {
+namespace sets {
+class SetStore;
+}
 namespace ext {
 
 struct HostAddrs;
@@ -139,6 +142,7 @@ enum class Op : uint8_t {
   kHashlimit = 21,// u32 state, u8 above, u8 bytes                       xt_hashlimit.cc
   kRecent = 22,   // u32 state, u8 cmd (RecentCmd), u8 flags (RecentFlags), u32 seconds, u32 hitcount, u32 mask[4] (unused: the table's)
                   //                                                     xt_recent.cc
+  kSet = 23,      // u32 set id, u8 ndirs, u8 return_nomatch, u8 dirs[6]  (sets/set_store.h, xt_set.c)
   // Targets that change the packet: the last op of their rule's program,
   // so they act only when every match held; always true unless the
   // kernel would drop the packet.
@@ -162,6 +166,8 @@ struct Context {
   uint8_t* writable = nullptr;     // the frame, when ops may change it (TCPMSS); null in replay
   bool csum_partial = false;       // the frame's L4 checksum is completed later (NEEDS_CSUM)
   uint32_t mtu = 1500;             // the smaller MTU of the frame's two ports
+  const sets::SetStore* sets = nullptr;  // the IP sets -m set tests, or none
+  uint64_t sets_now_ns = 0;        // the set store's clock (CLOCK_MONOTONIC)
 };
 
 // The index a walk reports when a match dropped the packet itself (the

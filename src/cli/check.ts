@@ -3,6 +3,8 @@ import { RuleError } from '../rules/errors';
 import { loadRuleFiles } from '../rules/load';
 import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, familyFlag, parse } from './args';
 import type { Family } from '../rules/model';
+import { IpsetStore, loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
 
 export const CHECK_HELP = `Usage: flatwall check [OPTIONS] FILE...
 
@@ -17,6 +19,8 @@ Options:
                       notice on stderr)
       --skip-tables   skip tables other than filter instead of failing
       --max-records N bound on compiled records per table (default 8388608)
+      --ipset FILE    IP sets in 'ipset save' form the rules may name, checked
+                      and loaded first, as 'flatwall run --ipset' does (repeatable)
       --json          print the summary as JSON
   -q, --quiet         no progress on stderr
   -h, --help          show this help
@@ -30,6 +34,7 @@ export function runCheck(argv: string[]): number {
     '6': { type: 'boolean', short: '6' },
     'skip-tables': { type: 'boolean' },
     'max-records': { type: 'string' },
+    ipset: { type: 'string', multiple: true },
     json: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     help: { type: 'boolean', short: 'h' },
@@ -38,7 +43,7 @@ export function runCheck(argv: string[]): number {
     process.stdout.write(CHECK_HELP);
     return EXIT_OK;
   }
-  if (positionals.length === 0) throw new UsageError('check needs at least one FILE');
+  if (positionals.length === 0 && !values.ipset?.length) throw new UsageError('check needs at least one FILE (or --ipset FILE)');
   const family: Family | undefined = familyFlag(values);
   const maxRecords = values['max-records'] !== undefined ? Number(values['max-records']) : undefined;
   if (maxRecords !== undefined && !(Number.isInteger(maxRecords) && maxRecords > 0)) {
@@ -46,6 +51,16 @@ export function runCheck(argv: string[]): number {
   }
   const progress = new Progress('loading', values.quiet);
   try {
+    const sets = new IpsetStore();
+    useSetStore(sets);
+    const ipsets = values.ipset?.length ? loadIpsetFiles(sets, values.ipset) : undefined;
+    const setSummary = sets.summary().map((s) => ({ name: s.name, type: s.type, family: s.family, entries: s.entries }));
+    if (positionals.length === 0) {
+      // Only sets to check.
+      if (values.json) process.stdout.write(`${JSON.stringify({ ok: true, ipsetFiles: values.ipset, ipsets: setSummary }, null, 2)}\n`);
+      else process.stdout.write(`${values.ipset!.join(', ')}: OK\n  ip sets:   ${setSummary.map((s) => `${s.name} (${s.type}, ${s.entries} entries)`).join(', ') || 'none'}\n`);
+      return EXIT_OK;
+    }
     const { compiled, timings } = loadRuleFiles(positionals, {
       family,
       skipOtherTables: values['skip-tables'],
@@ -63,6 +78,7 @@ export function runCheck(argv: string[]): number {
         ok: true, files: positionals, tables: compiled.source.tables.map((t) => ({ name: t.name, family: `ipv${t.family}`, file: t.file })),
         chains: s.chains, userChains: s.userChains, rules: s.sourceRules, records: s.records, hooks: perHook,
         features: s.features, interfaceClasses: compiled.ifaces.count, seconds: timings,
+        ...(ipsets ? { ipsetFiles: values.ipset, ipsets: setSummary } : {}),
         maxRssBytes: process.resourceUsage().maxRSS * 1024,
       }, null, 2)}\n`);
       return EXIT_OK;
@@ -78,6 +94,7 @@ export function runCheck(argv: string[]): number {
     }
     const feats = Object.entries(s.features).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
     out.push(`  features:  ${feats.join(', ') || 'none'}`);
+    if (ipsets) out.push(`  ip sets:   ${setSummary.map((x) => `${x.name} (${x.type}, ${x.entries} entries)`).join(', ') || 'none'} from ${values.ipset!.join(', ')}`);
     out.push(`  time:      read ${timings.readSeconds.toFixed(3)} s, parse ${timings.parseSeconds.toFixed(3)} s, compile ${timings.compileSeconds.toFixed(3)} s`);
     process.stdout.write(`${out.join('\n')}\n`);
     return EXIT_OK;

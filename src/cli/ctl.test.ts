@@ -5,7 +5,7 @@
 // reset, TCP token, option errors).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiCall, printNum } from './ctl';
@@ -243,5 +243,169 @@ describe('flatwall ctl and the API routes against a running firewall', { skip, t
     const gone = await cli('ctl', '--socket', join(dir, 'none.sock'), 'stats');
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /cannot reach the API/);
+  });
+});
+
+// ---- flatwall ctl ipset against a running firewall, and the kernel's ipset beside it ----
+
+const IPSET_FILE = `create f2b-sshd hash:ip family inet hashsize 1024 maxelem 65536 timeout 600 bucketsize 12 initval 0x00000011
+add f2b-sshd 198.51.100.7 timeout 0
+create blocknets hash:net family inet hashsize 1024 maxelem 65536 comment bucketsize 12 initval 0x00000012
+add blocknets 10.0.0.0/8 comment "rfc 1918"
+add blocknets 10.1.0.0/16 nomatch
+create svc hash:ip,port family inet6 hashsize 1024 maxelem 65536 bucketsize 12 initval 0x00000013
+add svc 2001:db8::1,tcp:443
+add svc 2001:db8::1,udp:53
+create ports bitmap:port range 1-1024
+add ports 22
+`;
+
+const ipsetSkip = kernelTestsUnavailable(['ip', 'ipset']);
+
+describe('flatwall ctl ipset against a running firewall and the kernel\'s ipset', { skip: ipsetSkip, timeout: 120_000 }, () => {
+  let ns: NetNs;
+  let dir: string;
+  let fw: Background;
+  let sock: string;
+  const cli = (args: string[], input?: string) => run(process.execPath, [FLATWALL_CLI, ...args], { timeoutMs: 30_000, allowFail: true, input });
+  const ctl = (...args: string[]) => cli(['ctl', '--socket', sock, 'ipset', ...args]);
+  const kernel = (...args: string[]) => run('ip', ['netns', 'exec', ns.name, 'ipset', ...args], { timeoutMs: 30_000, allowFail: true });
+  const both = async (...args: string[]) => [await ctl(...args), await kernel(...args)] as const;
+  const api = (m: string, p: string, b?: string, ct?: string) => apiCall({ socket: sock }, m, p, b, ct);
+  const sizes = (s: string) => s.replace(/^Size in memory: \d+$/gm, 'Size in memory: N');
+  // ipset's "ipset v7.17: MESSAGE" against flatwall's "flatwall ctl ipset: MESSAGE".
+  const message = (s: string) => s.split('\n')[0].replace(/^ipset v[\d.]+: /, '').replace(/^flatwall ctl ipset: /, '');
+
+  before(async () => {
+    ns = new NetNs('ctlset');
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    dir = mkdtempSync(join(tmpdir(), 'flatwall-ctlset-'));
+    sock = join(dir, 'api.sock');
+    writeFileSync(join(dir, 'sets.ipset'), IPSET_FILE);
+    writeFileSync(join(dir, 'v4.rules'), '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n');
+    ns.exec('ipset', ['restore'], IPSET_FILE);
+    fw = new Background('flatwall run', 'ip', ['netns', 'exec', ns.name, process.execPath, FLATWALL_CLI, 'run', '--tap', 'fsa', '--tap', 'fsb',
+      '--ipset', join(dir, 'sets.ipset'), '-r', join(dir, 'v4.rules'), '--api-socket', sock], { maxLifetimeMs: 110_000 });
+    await fw.waitFor((l) => l.includes('"ready"'), 30_000, 'ready');
+  });
+  after(async () => {
+    await fw?.stop('SIGTERM', 10_000);
+    ns?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--ipset loaded the sets: list, save, list -t, list -n as ipset -s prints them', async () => {
+    assert.ok(fw.lines.some((l) => l.includes('"ip sets loaded"') && l.includes('"sets":4')), fw.lines.join('\n'));
+    for (const args of [['list'], ['save'], ['list', '-t'], ['list', '-n'], ['list', 'blocknets'], ['save', 'svc'], ['-o', 'save', 'list', 'ports']]) {
+      const [f, k] = [await ctl(...args), await kernel('-s', ...args)];
+      assert.equal(f.code, 0, f.stderr);
+      assert.equal(sizes(f.stdout), sizes(k.stdout), args.join(' '));
+    }
+  });
+
+  test('add, del, test: the same exit codes, messages and resulting lists', async () => {
+    const steps: string[][] = [
+      ['add', 'f2b-sshd', '203.0.113.9', 'timeout', '0'],
+      ['add', 'f2b-sshd', '203.0.113.9', 'timeout', '0'], // already added: 1
+      ['-exist', 'add', 'f2b-sshd', '203.0.113.9', 'timeout', '0'],
+      ['add', 'blocknets', '192.168.1.0/24', 'comment', 'two words'],
+      ['add', 'blocknets', '10.0.0.5-10.0.0.9'],
+      ['add', 'svc', '2001:db8::2,sctp:9'],
+      ['add', 'svc', '2001:db8::2,icmp:8/0'], // icmp in an inet6 set: 1
+      ['add', 'ports', '80-82'],
+      ['add', 'ports', '2000'], // out of range: 1
+      ['del', 'blocknets', '10.0.0.5'],
+      ['del', 'blocknets', '10.0.0.5'], // not added: 1
+      ['del', 'blocknets', '10.0.0.5', '-exist'],
+      ['add', 'nope', '1.1.1.1'], // no such set: 1
+      ['add', 'f2b-sshd', '1.1.1.1', 'timeout', 'x'],
+      ['create', 'extra', 'hash:net,port', 'family', 'inet', 'initval', '0x14'],
+      ['create', 'extra', 'hash:net,port'], // exists: 1
+      ['add', 'extra', '10.0.0.0/8,udp:53'],
+      ['test', 'blocknets', '10.2.3.4'],
+      ['test', 'blocknets', '10.1.3.4'],
+      ['test', 'blocknets', '10.0.0.1/8'],
+      ['test', 'svc', '2001:db8::1,443'],
+      ['test', 'svc', '2001:db8::1,udp:443'],
+      ['test', 'ports', 'udp:81'],
+      ['-q', 'test', 'ports', '99'],
+      ['test', 'nope', '1.1.1.1'],
+    ];
+    for (const args of steps) {
+      const [f, k] = await both(...args);
+      assert.equal(f.code, k.code, `${args.join(' ')}: ${f.stderr} vs ${k.stderr}`);
+      assert.equal(message(f.stderr), message(k.stderr), args.join(' '));
+      assert.equal(f.stdout, k.stdout, args.join(' '));
+    }
+    const [f, k] = await both('-s', 'list');
+    assert.equal(sizes(f.stdout), sizes(k.stdout));
+  });
+
+  test('flush, swap, rename, destroy, restore', async () => {
+    for (const args of [['create', 'tmp', 'hash:ip', 'initval', '0x15'], ['add', 'tmp', '1.2.3.4'], ['swap', 'tmp', 'f2b-sshd'],
+      ['swap', 'tmp', 'svc'], ['rename', 'tmp', 'tmp2'], ['flush', 'tmp2'], ['destroy', 'tmp2'], ['destroy', 'tmp2']]) {
+      const [f, k] = await both(...args);
+      assert.equal(f.code, k.code, `${args.join(' ')}: ${f.stderr} vs ${k.stderr}`);
+      assert.equal(message(f.stderr), message(k.stderr), args.join(' '));
+    }
+    // restore: all or nothing, the error with its line (ipset's restore would apply the first lines).
+    const bad = 'create r1 hash:ip\nadd r1 1.1.1.1\nadd r1 1.1.1.1\n';
+    const r = await cli(['ctl', '--socket', sock, 'ipset', 'restore'], bad);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /<request>:3:8: Element cannot be added to the set: it's already added \(at '1\.1\.1\.1'\)/);
+    assert.equal((await ctl('list', 'r1')).code, 1, 'nothing of the failed restore');
+    writeFileSync(join(dir, 'more.ipset'), 'create r2 hash:ip initval 0x16\nadd r2 1.1.1.1\n');
+    const ok = await ctl('restore', '-f', join(dir, 'more.ipset'));
+    assert.equal(ok.code, 0, ok.stderr);
+    await kernel('restore', '-f', join(dir, 'more.ipset'));
+    const [f, k] = await both('-s', 'save');
+    assert.equal(f.stdout, k.stdout);
+    // save -f FILE, then the file restores into an empty store as it was.
+    const out = join(dir, 'saved.ipset');
+    assert.equal((await ctl('save', '-f', out)).code, 0);
+    assert.equal(readFileSync(out, 'utf8'), k.stdout);
+  });
+
+  test('API routes: JSON, text formats, single entries, errors', async () => {
+    let a = await api('GET', '/sets');
+    assert.equal(a.status, 200);
+    const names = a.json!.sets.map((s: { name: string }) => s.name);
+    assert.ok(names.includes('blocknets'), names.join());
+    a = await api('GET', '/sets/blocknets');
+    assert.equal(a.json!.set.type, 'hash:net');
+    assert.ok(a.json!.set.members.some((m: { addr: string; nomatch?: boolean }) => m.addr === '10.1.0.0' && m.nomatch));
+    assert.equal((await api('GET', '/sets/nope')).status, 404);
+    assert.equal((await api('GET', '/sets?format=xml')).status, 400);
+    assert.match((await api('GET', '/sets/ports?format=save')).body, /^create ports bitmap:port range 1-1024\nadd ports 22\n/);
+    // (the earlier swap left f2b-sshd without timeouts: a set of our own here)
+    assert.equal((await api('POST', '/sets', 'create api hash:ip timeout 600\n', 'text/plain')).status, 200);
+    a = await api('POST', '/sets/api/entries', JSON.stringify({ entry: '192.0.2.44', timeout: 120 }));
+    assert.equal(a.status, 201, a.body);
+    a = await api('GET', `/sets/api/test?entry=${encodeURIComponent('192.0.2.44')}`);
+    assert.deepEqual(a.json, { set: 'api', element: '192.0.2.44', present: true });
+    assert.match((await api('GET', '/sets/api?format=list')).body, /^192\.0\.2\.44 timeout 1[12]\d$/m);
+    a = await api('POST', '/sets/api/entries', JSON.stringify({ entry: '192.0.2.44' }));
+    assert.deepEqual([a.status, a.json!.reason], [400, "Element cannot be added to the set: it's already added"]);
+    assert.equal((await api('POST', '/sets/api/entries', JSON.stringify({ entry: '192.0.2.44', exist: true }))).status, 201);
+    assert.equal((await api('POST', '/sets/api/entries', '192.0.2.45 timeout 5', 'text/plain')).status, 201);
+    assert.equal((await api('DELETE', '/sets/api/entries?entry=192.0.2.44')).status, 200);
+    assert.equal((await api('GET', '/sets/api/test?entry=192.0.2.44')).json!.present, false);
+    assert.equal((await api('GET', '/sets/api/test?entry=192.0.2.45')).json!.present, true);
+    assert.equal((await api('POST', '/sets/nope/entries', JSON.stringify({ entry: '1.1.1.1' }))).status, 404);
+    a = await api('POST', '/sets', 'create j hash:ip\nadd j 1.2.3.4/33\n', 'text/plain');
+    assert.deepEqual([a.status, a.json!.line, a.json!.column, a.json!.token], [400, 2, 15, '1.2.3.4/33']); // the column of '33'
+    a = await api('POST', '/sets', JSON.stringify({ restore: 'create j hash:ip\nadd j 1.2.3.4\n' }));
+    assert.deepEqual(a.json!.applied, 2);
+    assert.equal((await api('POST', '/sets/j/flush')).status, 200);
+    assert.equal((await api('DELETE', '/sets/j')).status, 200);
+    assert.equal((await api('DELETE', '/sets/j')).status, 404);
+  });
+
+  test('usage errors exit 2', async () => {
+    assert.equal((await ctl()).code, 2);
+    assert.equal((await ctl('frob')).code, 2);
+    assert.equal((await ctl('add', 'f2b-sshd')).code, 2);
+    assert.equal((await ctl('test', 'a', 'b', 'c')).code, 2);
+    assert.equal((await ctl('--help')).code, 0);
   });
 });

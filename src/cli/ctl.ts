@@ -10,6 +10,7 @@ import { DEFAULT_SOCKET } from '../control/api';
 import { isSnapshot, SNAPSHOT_CONTENT_TYPE } from '../control/snapshot';
 import type { ListColumns } from '../rules/iptables/list';
 import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
+import { runCtlIpset } from './ctl-ipset';
 
 export const CTL_HELP = `Usage: flatwall ctl [OPTIONS] COMMAND [ARGS]
 
@@ -43,6 +44,9 @@ Commands:
                             delete one connection (either direction's tuple)
         FILTER: -f ipv4|ipv6, -p PROTO, --addr A (either end), --port N
                 (either end), --zone N (port pair), --limit N (list, default 10000)
+  ipset COMMAND [ARGS]      IP sets, like ipset(8): create, add, del, test, list,
+                            save, restore, flush, destroy, swap, rename
+                            ('flatwall ctl ipset --help')
 
 Options:
   -s, --socket PATH         API Unix socket (default ${DEFAULT_SOCKET})
@@ -66,6 +70,7 @@ interface Conn {
   url?: URL;
   token?: string;
 }
+export type ApiConn = Conn;
 
 interface Answer {
   status: number;
@@ -489,7 +494,8 @@ export async function runCtl(argv: string[]): Promise<number> {
     process.stdout.write(CTL_HELP);
     return EXIT_OK;
   }
-  if (rest.length === 0) throw new UsageError('a command is needed: reload, list, insert, append, delete, policy, stats, zero or save');
+  if (rest.length === 0) throw new UsageError('a command is needed: reload, list, insert, append, delete, policy, stats, zero, save, conntrack or ipset');
+  if (rest[0] === 'ipset') return runCtlIpset(g, rest.slice(1));
   return execute(g, rest[0], rest.slice(1));
 }
 

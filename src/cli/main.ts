@@ -27,7 +27,8 @@ Commands:
   replay           decide every frame of a pcap capture offline (--rules, --pcap)
   compile FILE...  compile rules into a snapshot for fast restart (-o SNAPSHOT)
   run              run the firewall between pairs of ports (--port, --tap, --rules)
-  ctl COMMAND      talk to a running firewall: reload, list, insert, delete, policy, stats, zero
+  ctl COMMAND      talk to a running firewall: reload, list, insert, delete, policy, stats, zero,
+                   conntrack, ipset
   save [-c]        print the running rules in iptables-save form (with counters)
   lab              namespace lab: firewall + rules between a sender and a receiver, traffic check
 

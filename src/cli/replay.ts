@@ -9,6 +9,8 @@ import { native } from '../native';
 import { LINKTYPE_ETHERNET, PcapError, readPcap, writePcap, type PcapRecord } from '../io/pcap';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
+import { IpsetStore, loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
 
 export const REPLAY_HELP = `Usage: flatwall replay --rules FILE [--rules FILE] --pcap IN.pcap [OPTIONS]
 
@@ -32,6 +34,7 @@ reply by the addresses and ports, not by the port).
 Options:
   -r, --rules FILE        rule file (iptables-save or JSON/YAML); repeatable
   -p, --pcap FILE         input capture (classic pcap, Ethernet)
+      --ipset FILE        IP sets (ipset save form) the rules name; repeatable
       --pass FILE         write the frames that would be forwarded here
       --drop FILE         write the frames that would be dropped or rejected here
   -i, --in-interface IF   the input port name rules see as -i (default eth0)
@@ -63,6 +66,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     rules: { type: 'string', short: 'r', multiple: true },
     pcap: { type: 'string', short: 'p' },
+    ipset: { type: 'string', multiple: true },
     pass: { type: 'string' },
     drop: { type: 'string' },
     'in-interface': { type: 'string', short: 'i', default: 'eth0' },
@@ -91,7 +95,10 @@ export async function runReplay(argv: string[]): Promise<number> {
   const ct = conntrackConfig(values);
 
   let compiled;
+  const sets = new IpsetStore();
   try {
+    useSetStore(sets);
+    if (values.ipset?.length) loadIpsetFiles(sets, values.ipset);
     compiled = loadRuleFiles(values.rules, { family, onNotice: (m) => process.stderr.write(`${m}\n`) }).compiled;
   } catch (err) {
     if (err instanceof RuleError) {
@@ -140,6 +147,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     ...ct,
     dropL4Truncated: values['drop-l4-truncated'] ?? false,
     ndpBypass: values['ndp-bypass'] ?? false,
+    sets: sets.native,
   });
 
   const describe = (ruleId: number) => {

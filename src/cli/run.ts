@@ -4,6 +4,8 @@ import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
+import { loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
 
@@ -28,6 +30,10 @@ Options:
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
   -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
                           detect, as 'flatwall check' does)
+      --ipset FILE        IP sets in 'ipset save' form, loaded before the rules
+                          (repeatable; all files or none); -m set rules name
+                          them, 'flatwall ctl ipset' edits them. Not reread on
+                          SIGHUP (entries added since would be lost)
       --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
                           files, if given, are the fallback when it is refused
                           and what SIGHUP / ctl reload read
@@ -68,6 +74,7 @@ export async function runRun(argv: string[]): Promise<number> {
     port: { type: 'string', multiple: true },
     tap: { type: 'string', multiple: true },
     rules: { type: 'string', short: 'r', multiple: true },
+    ipset: { type: 'string', multiple: true },
     snapshot: { type: 'string' },
     workers: { type: 'string', short: 'w', default: '1' },
     'cpu-pin': { type: 'boolean' },
@@ -169,6 +176,12 @@ export async function runRun(argv: string[]): Promise<number> {
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
     api = await startApi(fw, apiConf);
+    // Sets before rules: -m set rules must find the sets they name.
+    useSetStore(fw.sets);
+    if (values.ipset?.length) {
+      const r = loadIpsetFiles(fw.sets, values.ipset);
+      log('info', 'ip sets loaded', { files: values.ipset, sets: r.sets, elements: r.commands, seconds: r.seconds });
+    }
     const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
     if (snap) setImmediate(() => void fw.loadSnapshotMetadata(snap, loaded.generation));

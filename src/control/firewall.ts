@@ -13,6 +13,7 @@ import { CounterBank, fingerprints, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import { initialEditState, planEdit, type EditPlan, type EditState } from './edits';
 import type { LoadedSnapshot } from './snapshot';
+import { IpsetStore } from '../sets/store';
 
 export interface PortSpec {
   name: string;
@@ -189,6 +190,9 @@ export class Firewall {
   // until the snapshot's metadata tells which rules they carry to.
   private pendingCarry: { generation: number; previous: LiveCounters | undefined } | undefined;
   private readonly stopping = new AbortController();
+  /** The IP sets `-m set` rules test: the dataplane's own store (src/sets/store.ts). */
+  readonly sets: IpsetStore;
+  private setGcTimer: NodeJS.Timeout | undefined;
   readonly status: ReloadStatus = {
     generation: 0, lastAttempt: 0, lastSeconds: 0, lastOk: false, lastSuccess: 0, buildSeconds: 0, memoryBytes: 0, carried: 0,
     succeeded: 0, failed: 0,
@@ -212,6 +216,11 @@ export class Firewall {
       dropL4Truncated: opts.dropL4Truncated ?? false,
       ndpBypass: opts.ndpBypass ?? false,
     });
+    this.sets = new IpsetStore(this.dp.sets());
+    // Expired set entries are absent at once; this reclaims their slots
+    // (bounded work: at most 64k slots a second).
+    this.setGcTimer = setInterval(() => this.sets.gc(65536), 1000);
+    this.setGcTimer.unref();
   }
 
   /** The active rule set with its source; undefined before the first one (or while a snapshot's metadata loads). */
@@ -535,6 +544,7 @@ export class Firewall {
     this.stopping.abort();
     this.started = false;
     if (this.logTimer) clearInterval(this.logTimer);
+    if (this.setGcTimer) clearInterval(this.setGcTimer);
     this.drainLogs();
     await this.dp.stop();
   }

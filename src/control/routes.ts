@@ -16,6 +16,7 @@ import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
 import { renderMetrics, type RuleMetricsMode } from './metrics';
 import { parseSnapshot, readSnapshot, SnapshotError, SNAPSHOT_CONTENT_TYPE, type LoadedSnapshot } from './snapshot';
+import { ipsetRoutes } from './ipset-routes';
 
 export const RULES_BODY_LIMIT = 512 * 1024 * 1024;
 const DEFAULT_PAGE = 1000;
@@ -313,6 +314,9 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     if (!deleted) throw new ApiError(404, 'no_such_connection', 'no tracked connection has that tuple');
     return { body: { deleted } };
   });
+
+  // ---- IP sets (ipset list / save / test / restore; src/control/ipset-routes.ts) ----
+  ipsetRoutes(fw, router);
 
   return router;
 }

@@ -9,7 +9,7 @@ import { native } from '../../native';
 
 export type OpName =
   | 'ttl' | 'length' | 'tos' | 'dscp' | 'ecn' | 'pkttype' | 'mac' | 'addrtype' | 'never'
-  | 'ipv6header' | 'frag' | 'opts' | 'rt' | 'spi' | 'limit' | 'hashlimit' | 'recent' | 'tcpmss';
+  | 'ipv6header' | 'frag' | 'opts' | 'rt' | 'spi' | 'limit' | 'hashlimit' | 'recent' | 'tcpmss' | 'set';
 export type StateName = 'limit' | 'hashlimit' | 'recent';
 
 function extLayout() {

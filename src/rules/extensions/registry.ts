@@ -17,6 +17,7 @@ import { mac } from './mac';
 import { physdev } from './physdev';
 import { pkttype } from './pkttype';
 import { recent } from './recent';
+import { set } from './set';
 import { hl, ttl } from './ttl';
 import { ah, dst, esp, frag, hbh, ipv6header, rt } from './ipv6';
 
@@ -99,7 +100,7 @@ export interface MatchExtension<O = unknown> {
 
 const ALL: MatchExtension<any>[] = [
   limit, hashlimit, recent, addrtype, ttl, hl, helper, length, pkttype, tos, dscp, ecn, mac, physdev,
-  ipv6header, frag, hbh, dst, rt, ah, esp,
+  ipv6header, frag, hbh, dst, rt, ah, esp, set,
 ];
 
 export const EXTENSIONS: ReadonlyMap<string, MatchExtension<any>> = new Map(ALL.map((e) => [e.name, e]));

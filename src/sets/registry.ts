@@ -1,0 +1,40 @@
+// The sets rules can name: one store per process (the running firewall's,
+// or `flatwall check --ipset`'s), so that the rule compiler can check a
+// `-m set --match-set NAME src,dst` against it without being handed the
+// store: the set must exist, and setDims(...).dims tells how many of the
+// flags it uses (the kernel's ip_set_test never matches with fewer flags
+// than the set has dimensions). `id` is the native store's id for the name
+// (SetStore::Find), what a compiled rule hands to SetStore::Test.
+//
+// Sets come from `--ipset FILE` (loaded before the rules) and the API
+// (`flatwall ctl ipset ...`); they are not part of rule snapshots.
+import type { IpsetStore, SetDims } from './store';
+
+export type { SetDims } from './store';
+
+let active: IpsetStore | undefined;
+let references: (name: string) => number = () => 0;
+
+/** Makes `store` the one setDims() answers from (undefined: none). */
+export function useSetStore(store: IpsetStore | undefined): void {
+  active = store;
+  if (store) store.references = (name) => references(name);
+}
+
+export function activeSetStore(): IpsetStore | undefined {
+  return active;
+}
+
+/** The named set's type, family, dimensions and id; undefined when it does not exist. */
+export function setDims(name: string): SetDims | undefined {
+  return active?.describe(name);
+}
+
+/**
+ * How many rules of the active rule set reference each set, for `ipset
+ * list`'s References and for refusing to destroy or rename a referenced set
+ * (the rule compiler's integration calls this; the default counts none).
+ */
+export function setReferenceCounter(count: ((name: string) => number) | undefined): void {
+  references = count ?? (() => 0);
+}
