@@ -1,6 +1,16 @@
 // Rule-scaling microbenchmark of the classifier alone.
 //   npm run bench:classifier [-- --quick] [--families acl,fw] [--sizes 1000,1000000]
 //                            [--max N] [--seconds S] [--out NAME]
+//   npm run bench:classifier -- --ext [--sizes 1,100000,1000000] [--rounds R]
+//                            [--frames F] [--out NAME]
+//
+// The classifier alone: lookups go through the classifier binding on packet
+// keys, which never runs the match programs of extension rules (-m limit,
+// hashlimit, recent, ttl, ...). --ext measures those instead, through the
+// path that runs them: native replayFrames (`flatwall replay`), the chain
+// family plain vs with the extension block of bench/ext-rules.ts, side by
+// side; see bench/ext-replay.ts. Writes bench/results/extensions-replay.{json,md}
+// (or NAME) and needs no root.
 //
 // For each family and rule count: build time, memory per rule, and
 // single-core lookups per second, batched and one at a time, on a
@@ -14,7 +24,7 @@
 // NAME-{lookups,build,memory}.svg; NAME is classifier (classifier-quick with
 // --quick) unless --out says otherwise, so partial runs need not overwrite
 // the full grid. Progress goes to stderr.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -26,6 +36,14 @@ import { native } from '../src/native';
 import { svgPlot, type Series } from './plot';
 
 import { flag, opt } from './args';
+import { runExtReplay } from './ext-replay';
+if (flag('--help') || flag('-h')) {
+  const lines = readFileSync(__filename, 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith('//')); // the compiled file begins with "use strict"
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('//'));
+  process.stdout.write(lines.slice(start, end).map((l) => l.slice(3)).join('\n') + '\n');
+  process.exit(0);
+}
 const quick = flag('--quick');
 const families = (opt('--families') ?? 'chain,acl,fw,ipc,acl6,adversarial').split(',') as GenFamily[];
 const maxRules = Number(opt('--max') ?? (quick ? 10_000 : 1_000_000));
@@ -146,7 +164,9 @@ function markdown(): string {
   lines.push(`Single core, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), Node ${process.version}. Lookups in millions per second, ` +
     `the best of ${ROUNDS} alternating rounds of ${(seconds / ROUNDS).toFixed(2)} s per mode. 1-minute load average during the run: ` +
     `${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} (a busy shared machine lowers every figure). ` +
-    `Linear figures in *italics* are extrapolated from the largest measured size (cost proportional to rules).`, '');
+    `Linear figures in *italics* are extrapolated from the largest measured size (cost proportional to rules). ` +
+    `These are lookups through the classifier binding on packet keys: the match programs of extension rules ` +
+    `(limit, hashlimit, recent, ttl, ...) never run here; \`--ext\` measures them on the replay path.`, '');
   for (const f of families) {
     lines.push(`### ${f}`, '', '| rules | build s | bytes/rule | tables | batched, targeted | single, targeted | batched, random | single, random | linear, targeted | speed-up vs linear |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const n of SIZES) {
@@ -192,6 +212,8 @@ function targets(): string[] {
 }
 
 async function main(): Promise<void> {
+  if (flag('--ext')) return runExtReplay();
+  process.stderr.write('bench:classifier: lookups through the classifier binding only (match programs never run; --ext measures them)\n');
   for (const f of families) for (const n of SIZES) await point(f, n);
   const md = `${markdown()}\nTargets:\n${targets().join('\n')}\n`;
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ quick, seconds, rounds: ROUNDS, cpu: cpus()[0]?.model, node: process.version, loadavg: loads, results }, null, 1)}\n`);

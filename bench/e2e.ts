@@ -8,6 +8,25 @@
 //
 //   npm run bench:e2e [-- --quick] [--engines a,b] [--counts 1,1000] [--duration S]
 //                        [--workers N] [--load-timeout S] [--out DIR]
+//                        [--ext] [--repeat R] [--metrics tcp_mbps,udp_mbps,...]
+//
+//   --ext      also run every point with the extension block of
+//              bench/ext-rules.ts in the table (recent, hashlimit, limit+LOG,
+//              ttl, length rules whose match programs every benchmark packet
+//              runs, verdict still ACCEPT): plain and ext back to back, the
+//              order alternating per repeat, so ext/plain ratios come from one
+//              run. Writes e2e-ext.{json,md} (not e2e.*), with a table of the
+//              ext/plain ratios (median [min-max] over repeats) and, for
+//              flatwall, the check that the programs ran: the per-rule
+//              counters of the block (API GET /rules) and the flow cache
+//              (GET /stats; a walk that ran a program is never cached, so
+//              ext should show no hits).
+//   --repeat R each (engine, N, table) point R times (default 1).
+//   --metrics  only these measurements (keys as in the JSON: idle_ping_ms,
+//              tcp_mbps, udp_mbps, tcp_rr, udp_rr, tcp_crr, icmp_load_ms,
+//              syn_ms, pps64_k; load_s and mem_mb always). Quick ext check:
+//              --engines flatwall --counts 1000000 --ext --repeat 3
+//              --metrics tcp_mbps,udp_mbps,pps64_k --duration 2
 //
 // Metrics per (engine, N), the seed paper's rows: idle ping delay, TCP and UDP
 // (1400 B) throughput (iperf3), TCP and UDP request/response rate and TCP
@@ -32,10 +51,18 @@ import { hpingSyn, iperf, ping, pingUnderLoad, rr, startEchoServer } from '../sr
 import { missingTools } from '../src/lab/tools';
 import { svgPlot } from './plot';
 import { argv, flag, opt } from './args';
+import { EXT_HEAD, EXT_SUMMARY, EXT_TAIL, extLines } from './ext-rules';
+import { apiCall } from '../src/cli/ctl';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 
 // ---------------------------------------------------------------- options
 if (flag('--help') || flag('-h')) {
-  process.stdout.write(readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+  // The header comment (the compiled file begins with "use strict").
+  const lines = readFileSync(__filename, 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith('//'));
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('//'));
+  process.stdout.write(lines.slice(start, end).map((l) => l.slice(3)).join('\n') + '\n');
   process.exit(0);
 }
 const quick = flag('--quick');
@@ -47,6 +74,16 @@ const D = Number(opt('--duration') ?? (quick ? 1 : 3)); // seconds per throughpu
 const workers = Number(opt('--workers') ?? 1);
 const loadTimeout = Number(opt('--load-timeout') ?? (quick ? 30 : 180));
 const outDir = opt('--out') ?? join(__dirname, '..', '..', 'bench', 'results');
+const withExt = flag('--ext');
+const repeats = Number(opt('--repeat') ?? 1);
+if (!Number.isInteger(repeats) || repeats < 1) fail('--repeat: a positive integer');
+const VARIANTS: Variant[] = withExt ? ['plain', 'ext'] : ['plain'];
+const baseName = withExt ? 'e2e-ext' : 'e2e';
+type Variant = 'plain' | 'ext';
+const MEASURED = ['idle_ping_ms', 'tcp_mbps', 'udp_mbps', 'tcp_rr', 'udp_rr', 'tcp_crr', 'icmp_load_ms', 'syn_ms', 'pps64_k'];
+const only = opt('--metrics')?.split(',').filter(Boolean);
+for (const k of only ?? []) if (!MEASURED.includes(k)) fail(`--metrics: unknown ${k} (one of ${MEASURED.join(', ')})`);
+const want = (k: string) => !only || only.includes(k);
 // In quick mode only the two engines the targets compare are run at 1M
 // rules (the nft loads at 1M take 20-60 s each and would not fit 5 minutes).
 const QUICK_1M = new Set<EngineName>(['flatwall', 'iptables-legacy']);
@@ -82,6 +119,9 @@ const METRICS: MetricDef[] = [
 interface Point {
   engine: EngineName;
   rules: number;
+  /** plain: the generated table; ext: with the extension block (--ext). */
+  variant: Variant;
+  rep: number;
   status: 'ok' | 'skipped' | 'failed';
   reason?: string;
   /** Metric values (null: not measured / no result). */
@@ -124,8 +164,8 @@ const machine = {
 };
 
 // ---------------------------------------------------------------- one point
-async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted?: number): Promise<Point> {
-  const p: Point = { engine, rules: n, status: 'ok', m: {}, timeboxed: [], notes: [], raw: {}, loadavg: loadavg().map((x) => +x.toFixed(2)), seconds: 0 };
+async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted: number | undefined, variant: Variant, rep: number): Promise<Point> {
+  const p: Point = { engine, rules: n, variant, rep, status: 'ok', m: {}, timeboxed: [], notes: [], raw: {}, loadavg: loadavg().map((x) => +x.toFixed(2)), seconds: 0 };
   const t0 = performance.now();
   for (const mt of METRICS) p.m[mt.key] = null;
   if (quick && n >= 1_000_000 && !QUICK_1M.has(engine)) {
@@ -145,7 +185,7 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
     return p;
   }
   const topo = Topology.create(engineMode(engine), 'fwbench');
-  const step = (s: string) => say(`${engine} ${n.toLocaleString('en-US')} rules: ${s}`);
+  const step = (s: string) => say(`${engine} ${n.toLocaleString('en-US')} rules${withExt ? ` ${variant}` : ''}: ${s}`);
   try {
     step('loading rules');
     let fw;
@@ -162,24 +202,33 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
     await startEchoServer(topo);
     await ping(topo, { count: 2, intervalS: 0.2, deadlineS: 4 }); // neighbour entries, route caches
 
-    step('idle ping');
-    const ip = await ping(topo, { count: quick ? 20 : 50, intervalS: quick ? 0.02 : 0.05, deadlineS: quick ? 4 : 8 });
-    p.raw.idle_ping = ip;
-    p.m.idle_ping_ms = ip.avgMs ?? null;
+    let ipAvg = 0;
+    if (want('idle_ping_ms')) {
+      step('idle ping');
+      const ip = await ping(topo, { count: quick ? 20 : 50, intervalS: quick ? 0.02 : 0.05, deadlineS: quick ? 4 : 8 });
+      p.raw.idle_ping = ip;
+      p.m.idle_ping_ms = ip.avgMs ?? null;
+      ipAvg = ip.avgMs ?? 0;
+    }
 
-    step(`TCP throughput ${D} s`);
-    const tcp = await iperf(topo, { seconds: D });
-    p.raw.tcp = tcp;
-    p.m.tcp_mbps = tcp.bps !== undefined ? tcp.bps / 1e6 : null;
-    if (tcp.timedOut) p.timeboxed.push('tcp_mbps');
+    if (want('tcp_mbps')) {
+      step(`TCP throughput ${D} s`);
+      const tcp = await iperf(topo, { seconds: D });
+      p.raw.tcp = tcp;
+      p.m.tcp_mbps = tcp.bps !== undefined ? tcp.bps / 1e6 : null;
+      if (tcp.timedOut) p.timeboxed.push('tcp_mbps');
+    }
 
-    step(`UDP 1400 B throughput ${D} s`);
-    const udp = await iperf(topo, { seconds: D, udp: true, len: 1400 });
-    p.raw.udp = udp;
-    p.m.udp_mbps = udp.bps !== undefined ? udp.bps / 1e6 : null;
-    if (udp.timedOut) p.timeboxed.push('udp_mbps');
+    if (want('udp_mbps')) {
+      step(`UDP 1400 B throughput ${D} s`);
+      const udp = await iperf(topo, { seconds: D, udp: true, len: 1400 });
+      p.raw.udp = udp;
+      p.m.udp_mbps = udp.bps !== undefined ? udp.bps / 1e6 : null;
+      if (udp.timedOut) p.timeboxed.push('udp_mbps');
+    }
 
     for (const [key, kind] of [['tcp_rr', 'tcp-rr'], ['udp_rr', 'udp-rr'], ['tcp_crr', 'tcp-crr']] as const) {
+      if (!want(key)) continue;
       step(`${kind} ${D} s`);
       const r = await rr(topo, kind, D);
       p.raw[key] = r;
@@ -187,25 +236,33 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
       if (r.timedOut) p.timeboxed.push(key);
     }
 
-    step(`ICMP latency under TCP load ${D + 1} s`);
-    const pl = await pingUnderLoad(topo, D + 1);
-    p.raw.icmp_load = pl;
-    p.m.icmp_load_ms = pl.avgMs ?? null;
+    if (want('icmp_load_ms')) {
+      step(`ICMP latency under TCP load ${D + 1} s`);
+      const pl = await pingUnderLoad(topo, D + 1);
+      p.raw.icmp_load = pl;
+      p.m.icmp_load_ms = pl.avgMs ?? null;
+    }
 
-    if (missingTools(['hping3']).length === 0) {
+    if (!want('syn_ms')) {
+      // not asked for
+    } else if (missingTools(['hping3']).length === 0) {
       step('hping3 SYN latency');
-      const slow = (ip.avgMs ?? 0) > 5; // long chains: fewer probes, same time box
+      const slow = ipAvg > 5; // long chains: fewer probes, same time box
       const syn = await hpingSyn(topo, { count: slow ? 10 : 20, intervalMs: slow ? 100 : 20 });
       p.raw.syn = syn;
       p.m.syn_ms = syn.avgMs ?? null;
     } else p.notes.push('hping3 missing: no SYN latency');
 
-    step(`64-byte packet rate ${D} s`);
-    const small = await iperf(topo, { seconds: D, udp: true, len: 18 });
-    p.raw.pps64 = small;
-    if (small.pps !== undefined) p.m.pps64_k = small.pps / 1000 / (engine === 'flatwall' ? workers : 1);
-    if (small.timedOut) p.timeboxed.push('pps64_k');
-    if (small.lostPct !== undefined && small.lostPct < 1) p.notes.push('64-byte rate limited by the iperf3 sender (no loss)');
+    if (want('pps64_k')) {
+      step(`64-byte packet rate ${D} s`);
+      const small = await iperf(topo, { seconds: D, udp: true, len: 18 });
+      p.raw.pps64 = small;
+      if (small.pps !== undefined) p.m.pps64_k = small.pps / 1000 / (engine === 'flatwall' ? workers : 1);
+      if (small.timedOut) p.timeboxed.push('pps64_k');
+      if (small.lostPct !== undefined && small.lostPct < 1) p.notes.push('64-byte rate limited by the iperf3 sender (no loss)');
+    }
+
+    if (engine === 'flatwall') p.raw.rule_check = await ruleCheck(join(workDir, 'api.sock'), variant);
 
     const mem = fw.memory();
     p.raw.memory = mem;
@@ -239,7 +296,7 @@ function cell(p: Point | undefined, mt: MetricDef): string {
 }
 
 function find(engine: string, n: number): Point | undefined {
-  return points.find((p) => p.engine === engine && p.rules === n);
+  return points.find((p) => p.engine === engine && p.rules === n && p.variant === 'plain' && p.rep === 0);
 }
 
 function val(engine: string, n: number, key: string): number | null {
@@ -286,6 +343,7 @@ function markdown(done: boolean): string {
   L.push(`Sender -> Firewall -> Receiver in network namespaces on one ${machine.cpus}-vCPU VM (${machine.cpu}; kernel ${machine.kernel}), veth links.`);
   L.push(`flatwall is an L2 bump in the wire (\`flatwall run --port fa --port fb\`, ${workers} worker${workers > 1 ? 's' : ''}); the kernel engines forward (routing) in the Firewall namespace.`);
   L.push(`Rules: \`flatwall gen chain N\` (N-1 rules that never match, then ACCEPT). ${D} s per throughput/rate measurement.`);
+  if (withExt) L.push(`--ext: every point also with ${EXT_SUMMARY} (bench/ext-rules.ts); ${repeats} repeat${repeats > 1 ? 's' : ''}. The tables below are the plain table's first repeat; the ext/plain ratios follow them.`);
   L.push(`Started ${startedAt}, ${done ? 'finished' : 'PARTIAL (still running)'} after ${((performance.now() - tStart) / 1000).toFixed(0)} s. Command: \`npm run bench:e2e${argv.length ? ` -- ${argv.join(' ')}` : ''}\`.`);
   L.push('');
   L.push('Tools: iperf3 (throughput; UDP `-b 0`, the receiver\'s rate is reported), ping, hping3 (SYN to a listening port), and');
@@ -348,7 +406,8 @@ function markdown(done: boolean): string {
     }
   }
   L.push('');
-  L.push('Plots (log x axis): ' + METRICS.map((m) => `[${m.label}](e2e-${m.key}.svg)`).join(', ') + '.');
+  if (withExt) L.push(...extMarkdown());
+  if (!withExt) L.push('Plots (log x axis): ' + METRICS.map((m) => `[${m.label}](e2e-${m.key}.svg)`).join(', ') + '.');
   L.push('');
   return L.join('\n');
 }
@@ -356,15 +415,16 @@ function markdown(done: boolean): string {
 function writeResults(done: boolean): void {
   mkdirSync(outDir, { recursive: true });
   const json = {
-    benchmark: 'e2e', quick, done, startedAt, seconds: +((performance.now() - tStart) / 1000).toFixed(1),
+    benchmark: baseName, quick, done, startedAt, seconds: +((performance.now() - tStart) / 1000).toFixed(1),
     command: `npm run bench:e2e${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
-    machine, engines, counts, durationSeconds: D, workers, loadTimeoutSeconds: loadTimeout,
+    machine, engines, counts, durationSeconds: D, workers, loadTimeoutSeconds: loadTimeout, repeats, metricsMeasured: only ?? MEASURED,
+    ...(withExt ? { ext: { head: EXT_HEAD, tail: EXT_TAIL, summary: EXT_SUMMARY }, extRatios: extRatios() } : {}),
     metrics: METRICS.map(({ key, label, unit }) => ({ key, label, unit })),
     targets: targets(), points,
   };
-  writeFileSync(join(outDir, 'e2e.json'), `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(join(outDir, 'e2e.md'), markdown(done));
-  if (!done) return;
+  writeFileSync(join(outDir, `${baseName}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(outDir, `${baseName}.md`), markdown(done));
+  if (!done || withExt) return;
   for (const mt of METRICS) {
     const series = engines.map((e) => ({
       name: e,
@@ -377,43 +437,151 @@ function writeResults(done: boolean): void {
   }
 }
 
+// ---------------------------------------------------------------- --ext
+/** The chain table with the extension block, streamed to `file`; seconds taken. */
+async function writeExtRules(n: number, file: string): Promise<number> {
+  const t0 = performance.now();
+  const out = createWriteStream(file);
+  let buf: string[] = [];
+  for (const line of extLines('chain', n, true)) {
+    buf.push(line);
+    if (buf.length >= 16384) {
+      if (!out.write(`${buf.join('\n')}\n`)) await once(out, 'drain');
+      buf = [];
+    }
+  }
+  out.end(buf.length ? `${buf.join('\n')}\n` : '');
+  await once(out, 'finish');
+  return (performance.now() - t0) / 1000;
+}
+
+/**
+ * flatwall only, after the measurements: did the traffic run the programs?
+ * The flow cache (a walk that ran a program is never cached: ext should
+ * show ~no hits, plain mostly hits) and, for ext, the packet counters of
+ * the block's rules (head rules 0: their programs were false; the tail's
+ * limit LOG > 0: the walk reached it, past everything before it).
+ */
+async function ruleCheck(socket: string, variant: Variant): Promise<Record<string, unknown>> {
+  try {
+    const stats = (await apiCall({ socket }, 'GET', '/stats')).json;
+    const fc = stats?.flowCache as { hits: number; misses: number } | undefined;
+    const r: Record<string, unknown> = { flowCacheHits: fc?.hits, flowCacheMisses: fc?.misses, verdicts: stats?.verdicts };
+    if (variant === 'ext') {
+      const head = (await apiCall({ socket }, 'GET', `/rules?family=4&chain=FORWARD&offset=0&limit=${EXT_HEAD.length}`)).json;
+      const totalRules = Number(head?.total);
+      const tail = (await apiCall({ socket }, 'GET', `/rules?family=4&chain=FORWARD&offset=${totalRules - EXT_TAIL.length - 1}&limit=${EXT_TAIL.length + 1}`)).json;
+      r.headPackets = (head?.rules as { packets: number }[]).map((x) => x.packets);
+      r.tailPackets = (tail?.rules as { packets: number }[]).map((x) => x.packets); // [LOG limit, final ACCEPT]
+    }
+    return r;
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** ext/plain per metric, paired by repeat: median, min, max, and each. */
+function extRatios(): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const e of engines) {
+    for (const n of counts) {
+      for (const mt of METRICS) {
+        const rs: number[] = [];
+        const plain: number[] = [];
+        const ext: number[] = [];
+        for (let rep = 0; rep < repeats; rep++) {
+          const get = (v: Variant) => points.find((p) => p.engine === e && p.rules === n && p.variant === v && p.rep === rep && p.status === 'ok')?.m[mt.key];
+          const a = get('plain');
+          const b = get('ext');
+          if (a !== null && a !== undefined) plain.push(a);
+          if (b !== null && b !== undefined) ext.push(b);
+          if (a && b !== null && b !== undefined) rs.push(b / a);
+        }
+        if (rs.length) out.push({ engine: e, rules: n, metric: mt.key, median: median(rs), min: Math.min(...rs), max: Math.max(...rs), ratios: rs, plain, ext });
+      }
+    }
+  }
+  return out;
+}
+
+function extMarkdown(): string[] {
+  const L: string[] = ['## ext / plain (same run, paired by repeat)', ''];
+  L.push('Each cell: median ratio [min-max] over the repeats, then the medians plain -> ext. For throughput and rates < 1 means the extension block costs; for latencies, load time and memory > 1 does.', '');
+  const rat = extRatios() as { engine: string; rules: number; metric: string; median: number; min: number; max: number; plain: number[]; ext: number[] }[];
+  for (const e of engines) {
+    L.push(`### ${e}`, '', `| metric | ${counts.map(fmtN).join(' | ')} |`, `|---|${counts.map(() => '---:').join('|')}|`);
+    for (const mt of METRICS) {
+      const row = counts.map((n) => {
+        const r = rat.find((x) => x.engine === e && x.rules === n && x.metric === mt.key);
+        return r ? `${r.median.toFixed(2)} [${r.min.toFixed(2)}-${r.max.toFixed(2)}] (${median(r.plain).toFixed(mt.digits)} -> ${median(r.ext).toFixed(mt.digits)})` : '';
+      });
+      if (row.some(Boolean)) L.push(`| ${mt.label} (${mt.unit}) | ${row.join(' | ')} |`);
+    }
+    L.push('');
+  }
+  const checks = points.filter((p) => p.raw.rule_check);
+  if (checks.length) {
+    L.push('Did the benchmark traffic run the programs? (flatwall: flow cache and rule counters after the measurements)', '');
+    L.push('| rules | table | repeat | flow cache hits / misses | head rules\' packets | [limit LOG, final ACCEPT] packets |', '|---:|---|---:|---|---|---|');
+    for (const p of checks) {
+      const c = p.raw.rule_check as Record<string, unknown>;
+      L.push(`| ${fmtN(p.rules)} | ${p.variant} | ${p.rep + 1} | ${c.flowCacheHits} / ${c.flowCacheMisses} | ${c.headPackets ? JSON.stringify(c.headPackets) : ''} | ${c.tailPackets ? JSON.stringify(c.tailPackets) : ''} |`);
+    }
+    L.push('');
+  }
+  return L;
+}
+
 // ---------------------------------------------------------------- main
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
   const missing = missingTools(['ip', 'ping', 'iperf3']);
   if (missing.length) fail(`needs ${missing.join(', ')}`);
-  installTeardown(true, (sig) => say(`${sig}: tearing down, partial results in ${outDir}/e2e.json`));
+  installTeardown(true, (sig) => say(`${sig}: tearing down, partial results in ${outDir}/${baseName}.json`));
   const workDir = mkdtempSync(join(tmpdir(), `flatwall-bench-e2e-${process.pid}-`));
   process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
-  const files = new Map<number, string>();
-  const total = counts.length * engines.length;
-  say(`${engines.length} engines x ${counts.length} rule counts, ${D} s per measurement${quick ? ' (--quick)' : ''}`);
+  const total = counts.length * engines.length * VARIANTS.length * repeats;
+  say(`${engines.length} engines x ${counts.length} rule counts x ${VARIANTS.length} table${VARIANTS.length > 1 ? 's' : ''} x ${repeats} repeats, ${D} s per measurement${quick ? ' (--quick)' : ''}`);
   const lastLoad = new Map<string, { n: number; s: number }>();
   let k = 0;
   for (const n of counts) {
-    const file = join(workDir, `chain-${n}.rules`);
-    const gs = await writeGenerated({ family: 'chain', rules: n }, file);
-    say(`generated chain:${n} in ${gs.toFixed(2)} s`);
-    files.set(n, file);
-    // Interleaved: every engine at this rule count, one after the other, so
-    // that changes in the machine's background load hit all of them alike.
-    for (const e of engines as EngineName[]) {
-      k++;
-      say(`[${k}/${total}] ${e} with ${n.toLocaleString('en-US')} rules`);
-      const prev = lastLoad.get(e);
-      const predicted = prev ? (prev.s * n) / prev.n : undefined;
-      const p = await measure(e, n, file, workDir, prev && prev.s > 1 ? predicted : undefined);
-      if (p.load) lastLoad.set(e, { n, s: p.load.loadSeconds + (p.load.translateSeconds ?? 0) });
-      if (p.status !== 'ok') say(`${e} ${n}: ${p.status}: ${p.reason}`);
-      else say(`${e} ${n}: TCP ${p.m.tcp_mbps?.toFixed(0)} Mb/s, UDP ${p.m.udp_mbps?.toFixed(1)} Mb/s, ping ${p.m.idle_ping_ms} ms, load ${p.m.load_s?.toFixed(2)} s (${p.seconds} s)`);
-      points.push(p);
-      writeResults(false);
+    const files = new Map<Variant, string>();
+    for (const v of VARIANTS) {
+      const file = join(workDir, `chain-${n}${v === 'ext' ? '-ext' : ''}.rules`);
+      const gs = v === 'plain' ? await writeGenerated({ family: 'chain', rules: n }, file) : await writeExtRules(n, file);
+      say(`generated chain:${n}${v === 'ext' ? ' with the extension block' : ''} in ${gs.toFixed(2)} s`);
+      files.set(v, file);
     }
-    rmSync(file, { force: true });
+    // Interleaved: every engine (and table) at this rule count, one after
+    // the other, so that changes in the machine's background load hit all
+    // of them alike; with --ext the table that goes first alternates.
+    for (let rep = 0; rep < repeats; rep++) {
+      for (const e of engines as EngineName[]) {
+        for (const v of rep % 2 ? [...VARIANTS].reverse() : VARIANTS) {
+          k++;
+          say(`[${k}/${total}] ${e} with ${n.toLocaleString('en-US')} rules${withExt ? ` (${v})` : ''}${repeats > 1 ? `, repeat ${rep + 1}` : ''}`);
+          const prev = lastLoad.get(e);
+          const predicted = prev ? (prev.s * n) / prev.n : undefined;
+          const p = await measure(e, n, files.get(v)!, workDir, prev && prev.s > 1 && prev.n !== n ? predicted : undefined, v, rep);
+          if (p.load) lastLoad.set(e, { n, s: p.load.loadSeconds + (p.load.translateSeconds ?? 0) });
+          if (p.status !== 'ok') say(`${e} ${n}: ${p.status}: ${p.reason}`);
+          else say(`${e} ${n}${withExt ? ` ${v}` : ''}: TCP ${p.m.tcp_mbps?.toFixed(0)} Mb/s, UDP ${p.m.udp_mbps?.toFixed(1)} Mb/s, 64 B ${p.m.pps64_k?.toFixed(1)} kpps, ping ${p.m.idle_ping_ms} ms, load ${p.m.load_s?.toFixed(2)} s (${p.seconds} s)` +
+            (p.raw.rule_check ? ` ${JSON.stringify(p.raw.rule_check)}` : ''));
+          points.push(p);
+          writeResults(false);
+        }
+      }
+    }
+    for (const f of files.values()) rmSync(f, { force: true });
   }
   writeResults(true);
   process.stdout.write(markdown(true));
-  process.stdout.write(`\nwritten: ${outDir}/e2e.json, e2e.md, e2e-*.svg\n`);
+  process.stdout.write(`\nwritten: ${outDir}/${baseName}.json, ${baseName}.md${withExt ? '' : ', e2e-*.svg'}\n`);
 }
 
 main().catch((e) => {

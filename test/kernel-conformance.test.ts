@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { parseIptables } from '../src/rules/iptables/parse';
 import { printTable } from '../src/rules/iptables/print';
 import { NetNs, kernelTestsUnavailable } from './netns';
+import { IpsetStore } from '../src/sets/store';
+import { useSetStore } from '../src/sets/registry';
 
 const ROOT = join(__dirname, '..', '..');
 const files = [
@@ -59,5 +61,28 @@ test('a file iptables-restore rejects is rejected by flatwall too', { skip: kern
     } finally {
       ns.close();
     }
+  }
+});
+
+test('-m set rules print as iptables-save prints them (sets created in the namespace first)', { skip: kernelTestsUnavailable(['iptables-nft-restore', 'ipset', 'ip']) }, () => {
+  const sets = 'create S4 hash:ip family inet\ncreate N4 hash:net family inet\ncreate P4 hash:ip,port family inet\n';
+  const text = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n' +
+    '-A FORWARD -m set --match-set S4 src,dst -j ACCEPT\n' +
+    '-A FORWARD -m set ! --match-set S4 dst -j DROP\n' +
+    '-A FORWARD -p udp -m set --match-set P4 src,dst -j ACCEPT\n' +
+    '-A FORWARD -m set --match-set N4 src --return-nomatch ! --update-counters ! --update-subcounters -j DROP\nCOMMIT\n';
+  const store = new IpsetStore();
+  store.restore(sets, 'sets');
+  useSetStore(store);
+  const ns = new NetNs('ks');
+  try {
+    ns.exec('ipset', ['restore'], sets);
+    ns.exec('iptables-nft-restore', [], text);
+    const kernel = strip(ns.exec('iptables-nft-save', ['-t', 'filter']));
+    const ours = strip([...printTable(parseIptables(text, { file: 'set.rules' }).tables[0])].join('\n'));
+    assert.equal(ours, kernel);
+  } finally {
+    ns.close();
+    useSetStore(undefined);
   }
 });

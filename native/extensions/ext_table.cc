@@ -330,13 +330,15 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       return spi >= Read<uint32_t>(p + 4) && spi <= Read<uint32_t>(p + 8);
     }
     case Op::kSet: {
-      // xt_set.c set_match_v4: ip_set_test with the flags; --return-nomatch
-      // turns a nomatch entry into a match.
+      // xt_set.c set_match_v4: ip_set_test with the flags. --return-nomatch
+      // reverses the sense for nomatch-capable sets (iptables-extensions(8):
+      // "a match with an element flagged with nomatch returns true, while a
+      // match with a plain element returns false"; checked against Linux).
       if (!cx.sets) return 0;
       const uint32_t id = Read<uint32_t>(p);
       const uint8_t ndirs = p[4] > 6 ? 6 : p[4];
       const sets::Match m = cx.sets->Lookup(id, p + 6, ndirs, key, cx.sets_now_ns);
-      return m == sets::Match::kMatch || (p[5] && m == sets::Match::kNomatch);
+      return p[5] ? m == sets::Match::kNomatch : m == sets::Match::kMatch;
     }
     case Op::kTcpMss: {
       const uint16_t mss = Read<uint16_t>(p);

@@ -6,6 +6,8 @@ import { parseFiles } from '../rules/load';
 import { printTable } from '../rules/iptables/print';
 import { toNative } from '../rules/native-format';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
+import { IpsetStore, loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
 
 export const PRINT_HELP = `Usage: flatwall print [OPTIONS] FILE...
 
@@ -18,6 +20,7 @@ Options:
   -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect,
                       as 'flatwall check' does)
       --skip-tables   skip tables other than filter instead of failing
+      --ipset FILE    IP sets in 'ipset save' form that -m set rules name (repeatable)
   -h, --help          show this help
 
 Exit status: 0 on success, 1 if a file has errors, 2 on usage errors.
@@ -30,6 +33,7 @@ export function runPrint(argv: string[]): number {
     '4': { type: 'boolean', short: '4' },
     '6': { type: 'boolean', short: '6' },
     'skip-tables': { type: 'boolean' },
+    ipset: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -40,6 +44,9 @@ export function runPrint(argv: string[]): number {
   if (!['iptables', 'json', 'yaml'].includes(values.format!)) throw new UsageError(`unknown format "${values.format}"`);
   const family = familyFlag(values);
   try {
+    const sets = new IpsetStore();
+    useSetStore(sets);
+    if (values.ipset?.length) loadIpsetFiles(sets, values.ipset);
     const { ruleset } = parseFiles(positionals, { family, skipOtherTables: values['skip-tables'], onNotice: (m) => process.stderr.write(`${m}\n`) });
     if (values.format === 'json') {
       process.stdout.write(`${JSON.stringify(toNative(ruleset), null, 2)}\n`);

@@ -238,6 +238,14 @@ test('Firewall.edit: FORWARD edits take the overlay, the rest rebuild; listing a
   assert.match(j.fallback!, /-j U1/);
   const w = await edit('-I FORWARD 1 -o wan0 -j DROP');
   assert.match(w.fallback!, /wan0.*new/);
+  // Rules with extension matches or targets carry match programs: a rebuild.
+  const l = await edit('-I FORWARD 1 -m limit --limit 5/sec -j LOG');
+  assert.equal(l.method, 'rebuild');
+  assert.match(l.fallback!, /-m limit/);
+  const t = await edit('-A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1200');
+  assert.match(t.fallback!, /-j TCPMSS/);
+  assert.equal((await edit('-D FORWARD 1')).method, 'overlay', 'deleting one is a dead range as any other');
+  await edit('-D FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1200');
   // After a rebuild, edits take the overlay again; listing equals the sequence applied by hand.
   assert.equal((await edit('-I FORWARD 3 -p icmp -j REJECT')).method, 'overlay');
   assert.deepEqual(spec(), ['-o wan0 -j DROP', '-j U1', '-p icmp -j REJECT --reject-with icmp-port-unreachable', '-i eth0 -j U1', '-s 10.9.9.9/32 -j DROP', '-j LOG', '-p udp -j ACCEPT']);

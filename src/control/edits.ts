@@ -24,7 +24,7 @@
 // every record's interface classes), a rule set without spans (started from
 // a snapshot, until its first full reload), and past the limits below.
 import type { CompiledRuleSet, SourceRule } from '../rules/compile';
-import { ruleConds } from '../rules/compile';
+import { hasExtensionMatches, ruleConds } from '../rules/compile';
 import type { Family, Policy, Rule, RuleSet, Table } from '../rules/model';
 import { ACTION, TableWriter } from '../rules/pack';
 import { REJECT_CODE } from '../rules/iptables/names';
@@ -120,7 +120,9 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
   switch (op.op) {
     case 'insert': case 'append': {
       for (const r of op.rules) {
-        if (!EDITABLE_TARGETS.has(r.target.kind)) return `inserted -j ${r.target.kind === 'jump' || r.target.kind === 'goto' ? r.target.chain : r.target.kind} is applied by a rebuild`;
+        if (!EDITABLE_TARGETS.has(r.target.kind)) return `inserted -j ${r.target.kind === 'jump' || r.target.kind === 'goto' ? r.target.chain : r.target.kind === 'ext' ? r.target.name : r.target.kind} is applied by a rebuild`;
+        // Their match programs live in the base build's extension section.
+        if (hasExtensionMatches(r)) return `inserted rules with ${r.matches.filter((m) => m.module === 'ext').map((m) => `-m ${(m as { name: string }).name}`).join(' ')} are applied by a rebuild`;
         for (const m of [r.inIface, r.outIface]) {
           if (m && !running.ifaces.knows(m.v)) return `interface ${m.v.name}${m.v.wildcard ? '+' : ''} is new to the rule set`;
         }

@@ -44,6 +44,7 @@
 // is unavailable and a reload from source restores it.
 //
 // Counters are not stored ([p:b] in the sources are ignored).
+import { RuleError } from '../rules/errors';
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, writeSync, renameSync } from 'node:fs';
 import { native } from '../native';
@@ -107,6 +108,12 @@ export async function buildImage(c: CompiledRuleSet): Promise<Buffer> {
 
 /** Write `c` (and the classifier image of its tables, see buildImage) to `file`. */
 export function writeSnapshot(file: string, c: CompiledRuleSet, sources: string[], image?: Uint8Array): { bytes: number } {
+  // A compiled -m set rule names its set by the store's id, which is this
+  // process's numbering: a snapshot cannot carry it to another process.
+  if (c.stats.features['-m set']) {
+    throw new RuleError({ file: sources[0] ?? file, line: 1, col: 1 },
+      'rule sets with -m set cannot be snapshotted (set ids belong to the running store); start from the rule files with --ipset');
+  }
   const tables = Buffer.from(c.buffer);
   const img = image ? Buffer.from(image.buffer, image.byteOffset, image.byteLength) : Buffer.alloc(0);
   const header: Header = {

@@ -3,7 +3,7 @@
 // tests that need what `flatwall run` does not print: the per-rule counters.
 // Run it inside the Firewall namespace:
 //
-//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-strict]
+//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-strict] [--ipset FILE]
 //
 // It prints {"ready":...} once the rules are active, then answers lines on
 // stdin, one JSON line each:
@@ -14,10 +14,13 @@
 //   stop       drains, prints {"stopped": counters} and exits 0 (also on stdin EOF / SIGTERM)
 import { createInterface } from 'node:readline';
 import { Firewall, type PortSpec } from '../control/firewall';
+import { loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
 
 const argv = process.argv.slice(2);
 const ports: PortSpec[] = [];
 const ruleFiles: string[] = [];
+const ipsetFiles: string[] = [];
 let workers = 1;
 let conntrackTcpLoose = true; // Linux's nf_conntrack_tcp_loose=1
 for (let i = 0; i < argv.length; i++) {
@@ -28,6 +31,7 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === '-w') workers = Number(argv[++i]);
   else if (a === '--ct-tcp-loose') conntrackTcpLoose = true; // the default; kept for old callers
   else if (a === '--ct-tcp-strict') conntrackTcpLoose = false;
+  else if (a === '--ipset') ipsetFiles.push(argv[++i]);
   else {
     process.stderr.write(`fwhost: unknown argument ${a}\n`);
     process.exit(2);
@@ -38,6 +42,9 @@ const json = (o: unknown) => process.stdout.write(`${JSON.stringify(o, (_k, v) =
 
 async function main(): Promise<void> {
   const fw = new Firewall({ ports, ruleFiles, workers, conntrackTcpLoose });
+  // IP sets before the rules that name them, as flatwall run --ipset.
+  useSetStore(fw.sets);
+  if (ipsetFiles.length) loadIpsetFiles(fw.sets, ipsetFiles);
   const loaded = await fw.load();
   fw.start();
   json({ ready: loaded });

@@ -10,7 +10,9 @@
 // chain.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { IpsetStore } from '../../src/sets/store';
+import { useSetStore } from '../../src/sets/registry';
 import { join } from 'node:path';
 import { e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
@@ -18,9 +20,9 @@ import { Topology, installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
 import { native } from '../../src/native';
-import { build, kernelChainCounts, send, silence, type F, type Net } from './frame-lab';
+import { build, kernelChainCounts, sendFrom, silence, type F, type Net } from './frame-lab';
 
-const skip = e2eUnavailable(['python3', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'sysctl']);
+const skip = e2eUnavailable(['python3', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'sysctl', 'ipset']);
 const CORPUS = join(__dirname, '..', '..', '..', 'test', 'corpus');
 
 function corpusFiles(): string[] {
@@ -53,8 +55,12 @@ function probes(v6: boolean): Array<F & { reverse: boolean }> {
     for (const dport of [53, 67, 123, 137, 500, 1194, 5353]) out.push({ v6, src: 1 + (sport++ % 3), proto: 'udp', dport, reverse });
     out.push({ v6, src: 1, proto: 'icmp', reverse }, { v6, src: 2, proto: 'icmp', ttl: 2, reverse });
   }
+  // From the address fail2ban banned (test/corpus/fail2ban/*.ipset).
+  for (const dport of [22, 80]) out.push({ v6, src: BANNED, proto: 'tcp', flags: 0x02, dport, reverse: false });
   return out;
 }
+
+const BANNED = 99;
 
 interface Result { kernel: ReturnType<typeof kernelChainCounts>; flatwall: ReturnType<typeof kernelChainCounts>; frames: number; compared: Set<string> }
 
@@ -76,7 +82,7 @@ function reach(rs: ReturnType<typeof parseIptables>, from: string): Set<string> 
 const results = new Map<string, Result>();
 
 describe('the real-world corpus: flatwall counts every rule as the kernel does', { skip, timeout: 900_000 }, () => {
-  const files = corpusFiles().filter((f) => !/ipset/.test(f));
+  const files = corpusFiles();
 
   before(async () => {
     installTeardown(false);
@@ -92,7 +98,19 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
           runSync('ip', ['-n', F, 'link', 'set', from, 'name', to], { timeoutMs: 10_000 });
           runSync('ip', ['-n', F, 'link', 'set', to, 'up'], { timeoutMs: 10_000 });
         }
+        // A link taken down loses its IPv6 addresses: give them back.
+        runSync('ip', ['-n', F, 'addr', 'replace', 'fd00:1::fe/64', 'dev', 'eth0', 'nodad'], { timeoutMs: 10_000 });
+        runSync('ip', ['-n', F, 'addr', 'replace', 'fd00:2::fe/64', 'dev', 'eth1', 'nodad'], { timeoutMs: 10_000 });
         runSync('sysctl', ['-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.eth0.rp_filter=0', 'net.ipv4.conf.eth1.rp_filter=0'], { ns: F, timeoutMs: 10_000 });
+        // fail2ban's ipset action: its sets, in the kernel and in flatwall's store.
+        const ipsetFile = join(CORPUS, file.replace(/\.v[46]$/, '.ipset'));
+        const store = new IpsetStore();
+        if (existsSync(ipsetFile)) {
+          const text = readFileSync(ipsetFile, 'utf8');
+          runSync('ipset', ['restore'], { ns: F, input: text, timeoutMs: 20_000 });
+          store.restore(text, ipsetFile);
+        }
+        useSetStore(store);
         runSync(v6 ? 'ip6tables-restore' : 'iptables-restore', [], { ns: F, input: table, timeoutMs: 20_000 });
         const macs = { sa: k.mac(k.sender, 'sa'), ra: k.mac(k.receiver, 'ra'), e0: k.mac(F, 'eth0'), e1: k.mac(F, 'eth1') };
         for (const [ip, m, dev] of [['10.0.2.1', macs.ra, 'eth1'], ['fd00:2::1', macs.ra, 'eth1'], ['10.0.1.1', macs.sa, 'eth0'], ['fd00:1::1', macs.sa, 'eth0'],
@@ -100,12 +118,15 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
           runSync('ip', ['-n', F, 'neigh', 'replace', ip, 'lladdr', m, 'dev', dev, 'nud', 'permanent'], { timeoutMs: 10_000 });
         silence(k.sender, 'sa');
         silence(k.receiver, 'ra');
-        const fwd: Net = { srcMac: macs.sa, dstMac: macs.e0, src4: (n) => `10.0.1.${n}`, dst4: '10.0.2.1', src6: (n) => `fd00:1::${n}`, dst6: 'fd00:2::1' };
+        const fwd: Net = {
+          srcMac: macs.sa, dstMac: macs.e0, dst4: '10.0.2.1', dst6: 'fd00:2::1',
+          src4: (n) => (n === BANNED ? '198.51.100.7' : `10.0.1.${n}`), src6: (n) => (n === BANNED ? '2001:db8::7' : `fd00:1::${n}`),
+        };
         const rev: Net = { srcMac: macs.ra, dstMac: macs.e1, src4: () => '10.0.2.1', dst4: '10.0.1.1', src6: () => 'fd00:2::1', dst6: 'fd00:1::1' };
         const ps = probes(v6);
         const frames = ps.map((p, i) => build({ ...p, dport: p.dport, src: p.reverse ? 1 : p.src, pad: i % 3 ? 0 : 20 }, p.reverse ? rev : fwd));
-        // Send in order, each from its side.
-        for (let i = 0; i < frames.length; i++) await send(ps[i].reverse ? k.receiver : k.sender, ps[i].reverse ? 'ra' : 'sa', [frames[i]]);
+        // In order, each from its side.
+        await sendFrom(frames.map((frame, i) => ({ ns: ps[i].reverse ? k.receiver : k.sender, dev: ps[i].reverse ? 'ra' : 'sa', frame })));
         const kernel = kernelChainCounts(F, v6);
         // flatwall replay of exactly those frames.
         const rs = parseIptables(table, { file, family: v6 ? 6 : 4 });
@@ -114,9 +135,11 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
         frames.forEach((f, i) => (offsets[i + 1] = offsets[i] + f.length));
         const res = await native().replayFrames(c.buffer, Buffer.concat(frames), offsets, {
           iif: c.ifaces.classOf('eth0'), oif: c.ifaces.classOf('eth1'), ruleCount: c.rules.length,
-          timestamps: BigUint64Array.from(frames, (_, i) => 1_000_000_000_000n + BigInt(i) * 50_000_000n),
+          // The sender spaces frames 2 ms apart: the rate matches of these
+          // tables (1/sec, bursts of 5-10) see them as the kernel did.
+          timestamps: BigUint64Array.from(frames, (_, i) => 1_000_000_000_000n + BigInt(i) * 2_000_000n),
           reverse: Uint8Array.from(ps, (p) => (p.reverse ? 1 : 0)),
-          conntrack: true, conntrackTcpLoose: true,
+          conntrack: true, conntrackTcpLoose: true, sets: store.native,
         });
         const flatwall = { rules: new Map<string, number[]>(), policies: new Map<string, number>() };
         for (const r of c.rules) {
@@ -134,6 +157,7 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
         const compared = new Set([...reach(rs, 'FORWARD')].filter((ch) => !out.has(ch)));
         results.set(file, { kernel, flatwall, frames: frames.length, compared });
       } finally {
+        useSetStore(undefined);
         await k.destroy();
       }
     }

@@ -13,14 +13,18 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
-import { build, kernelCounts, send, silence, type F, type Net } from './frame-lab';
+import { build, kernelCounts, send, silence, sniff, synMss, type F, type Net } from './frame-lab';
 import { Topology, installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
 import { native } from '../../src/native';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IpsetStore } from '../../src/sets/store';
+import { useSetStore } from '../../src/sets/registry';
 
-const skip = e2eUnavailable(['python3', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'sysctl']);
+const skip = e2eUnavailable(['python3', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'sysctl', 'ipset']);
 
 // The frames: TTLs, TOS bytes, sizes, protocols, several sources (rate and
 // history matches key on them), IPv6 extension headers. No TTL below 2: a
@@ -97,10 +101,27 @@ function rules4(srcMac: string): string {
 -A FORWARD -p icmp -m recent --remove --name T --rsource
 -A FORWARD -m recent ! --rcheck --name T --mask 255.255.255.252 --rsource
 -A FORWARD -m recent --rcheck --name T --rdest
+-A FORWARD -m set --match-set S4 src
+-A FORWARD -m set ! --match-set S4 src
+-A FORWARD -m set --match-set N4 src
+-A FORWARD -m set --match-set N4 src --return-nomatch
+-A FORWARD -p udp -m set --match-set P4 src,dst
+-A FORWARD -m set --match-set P4 src,dst
 -A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1300
 -A FORWARD -j NFLOG --nflog-group 3
 COMMIT
 `;
+}
+
+/** The IP sets the rules name, for the addresses of `net` (ipset restore form). */
+function setsText(net: Net): string {
+  return [
+    'create S4 hash:ip family inet', `add S4 ${net.src4(1)}`, `add S4 ${net.src4(3)}`,
+    'create N4 hash:net family inet', `add N4 ${net.src4(0)}/29`, `add N4 ${net.src4(2)} nomatch`,
+    'create P4 hash:ip,port family inet', `add P4 ${net.src4(1)},udp:53`, `add P4 ${net.src4(5)},udp:123`,
+    'create S6 hash:ip family inet6', `add S6 ${net.src6(1)}`, `add S6 ${net.src6(5)}`,
+    'create N6 hash:net family inet6', `add N6 ${net.src6(0)}/126`,
+  ].join('\n') + '\n';
 }
 
 function rules6(): string {
@@ -134,6 +155,8 @@ function rules6(): string {
 -A FORWARD -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 2 --hashlimit-mode srcip --hashlimit-srcmask 126 --hashlimit-name h6
 -A FORWARD -p tcp -m recent --set --name T6 --rsource
 -A FORWARD -p udp -m recent --update --seconds 600 --hitcount 2 --name T6 --rsource
+-A FORWARD -m set --match-set S6 src
+-A FORWARD -m set ! --match-set N6 src
 COMMIT
 `;
 }
@@ -148,6 +171,7 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
   const replay: Record<number, number[]> = {};
   const dataplane: Record<number, number[]> = {};
   const sent: Record<number, number> = {};
+  const syns: Record<string, Array<{ mss: number; checksumOk: boolean }>> = {};
   let text4 = '';
 
   before(async () => {
@@ -158,6 +182,11 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
       const F = k.firewall;
       const macs = { sa: k.mac(k.sender, 'sa'), fa: k.mac(F, 'fa'), ra: k.mac(k.receiver, 'ra') };
       text4 = rules4(macs.sa);
+      const net: Net = { srcMac: macs.sa, dstMac: macs.fa, src4: (n) => `10.0.1.${n}`, dst4: '10.0.2.1', src6: (n) => `fd00:1::${n}`, dst6: 'fd00:2::1' };
+      runSync('ipset', ['restore'], { ns: F, input: setsText(net), timeoutMs: 20_000 });
+      const store = new IpsetStore();
+      store.restore(setsText(net), 'sets');
+      useSetStore(store);
       runSync('iptables-restore', [], { ns: F, input: text4, timeoutMs: 20_000 });
       runSync('ip6tables-restore', [], { ns: F, input: rules6(), timeoutMs: 20_000 });
       runSync('sysctl', ['-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.fa.rp_filter=0'], { ns: F, timeoutMs: 10_000 });
@@ -165,40 +194,55 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
         runSync('ip', ['-n', F, 'neigh', 'replace', ip, 'lladdr', m, 'dev', dev, 'nud', 'permanent'], { timeoutMs: 10_000 });
       silence(k.sender, 'sa');
       silence(k.receiver, 'ra');
-      const net: Net = { srcMac: macs.sa, dstMac: macs.fa, src4: (n) => `10.0.1.${n}`, dst4: '10.0.2.1', src6: (n) => `fd00:1::${n}`, dst6: 'fd00:2::1' };
       for (const fam of [4, 6] as const) {
         const fr = (fam === 4 ? frames4() : frames6()).map((f) => build(f, net));
         sent[fam] = fr.length;
+        const cap = await sniff(k.receiver, 'ra');
         await send(k.sender, 'sa', fr);
+        if (fam === 4) syns.kernel = synMss(await cap.stop());
+        else await cap.stop();
         kernel[fam] = kernelCounts(F, fam === 6);
         // flatwall replay of exactly what the router received.
         const rs = parseIptables(fam === 4 ? text4 : rules6(), { file: `ext${fam}.rules` });
         const c = compile(rs);
         const ts = BigUint64Array.from(fr, (_, i) => 1_000_000_000_000n + BigInt(i) * 2_000_000n);
         const res = await native().replayFrames(c.buffer, Buffer.concat(fr), Uint32Array.from([0, ...fr.map((_, i) => fr.slice(0, i + 1).reduce((n, b) => n + b.length, 0))]), {
-          ruleCount: c.rules.length, timestamps: ts,
+          ruleCount: c.rules.length, timestamps: ts, sets: store.native,
         });
         replay[fam] = c.rules.filter((r) => r.chain === 'FORWARD' && r.rule).sort((a, b) => a.index - b.index).map((r) => res.hits[r.id]);
       }
     } finally {
+      useSetStore(undefined);
       await k.destroy();
     }
     // flatwall's dataplane: S -- F (bump in the wire) -- R, the same frames
     // addressed for this topology. The MAC rule needs S's address, known
     // once the lab is up: the rules are rewritten and reloaded before the
     // first frame.
-    const lab = await E2eLab.start({ rules: { 'v4.rules': rules4('02:00:00:00:00:01'), 'v6.rules': rules6() }, fwhost: true });
+    const bnet: Net = { srcMac: '', dstMac: '', src4: (n) => `10.0.0.${n}`, dst4: '10.0.0.200', src6: (n) => `fd00::${n}`, dst6: 'fd00::200' };
+    const setsFile = join(mkdtempSync(join(tmpdir(), 'fwx-sets-')), 'sets.ipset');
+    writeFileSync(setsFile, setsText(bnet));
+    // Started with no rules but the policies: the end hosts' start-up
+    // chatter (IPv6 MLD reports, router solicitations) must not spend the
+    // rate matches' tokens before the rules under test are loaded, after
+    // the hosts are silenced.
+    const empty = (v6: boolean) => `${v6 ? '# Generated by ip6tables-save\n' : ''}*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n`;
+    const lab = await E2eLab.start({ rules: { 'v4.rules': empty(false), 'v6.rules': empty(true) }, fwhost: true, fwArgs: ['--ipset', setsFile] });
     try {
       const t = lab.topo;
       const macs = { sa: t.mac(t.sender, 'sa'), ra: t.mac(t.receiver, 'ra') };
-      writeFileSync(lab.files['v4.rules'], rules4(macs.sa));
-      const reloaded = JSON.parse(await lab.fw.ask('reload', (l) => l.startsWith('{"reloaded"'), 20_000, 'reload'));
-      assert.equal(reloaded.reloaded, true, JSON.stringify(reloaded));
       silence(t.sender, 'sa');
       silence(t.receiver, 'ra');
-      const net: Net = { srcMac: macs.sa, dstMac: macs.ra, src4: (n) => `10.0.0.${n}`, dst4: '10.0.0.200', src6: (n) => `fd00::${n}`, dst6: 'fd00::200' };
+      await new Promise((r) => setTimeout(r, 200));
+      writeFileSync(lab.files['v4.rules'], rules4(macs.sa));
+      writeFileSync(lab.files['v6.rules'], rules6());
+      const reloaded = JSON.parse(await lab.fw.ask('reload', (l) => l.startsWith('{"reloaded"'), 20_000, 'reload'));
+      assert.equal(reloaded.reloaded, true, JSON.stringify(reloaded));
+      const net: Net = { ...bnet, srcMac: macs.sa, dstMac: macs.ra };
       const before = await lab.counters();
+      const cap = await sniff(t.receiver, 'ra');
       for (const fam of [4, 6] as const) await send(t.sender, 'sa', (fam === 4 ? frames4() : frames6()).map((f) => build(f, net)));
+      syns.flatwall = synMss(await cap.stop());
       const after = await lab.counters();
       const file = (fam: 4 | 6) => lab.files[fam === 4 ? 'v4.rules' : 'v6.rules'];
       for (const fam of [4, 6] as const) {
@@ -230,6 +274,15 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
       assert.ok(k.some((n) => n > 0 && n < sent[fam]), 'some rules matched only some frames');
     });
   }
+  test('TCPMSS --set-mss 1300: the receiver gets the SYNs with MSS 1300 and valid checksums, as from the kernel', () => {
+    const k = syns.kernel;
+    const f = syns.flatwall;
+    assert.ok(k && f, 'both ran');
+    assert.ok(k.length >= 4, `the kernel forwarded ${k.length} SYNs`);
+    assert.ok(k.every((s) => s.mss === 1300 && s.checksumOk), JSON.stringify(k));
+    assert.deepEqual(f, k);
+  });
+
   for (const fam of [4, 6] as const) {
     test(`IPv${fam}: flatwall's dataplane counts every rule as the kernel does`, () => {
       const k = kernel[fam];

@@ -1,7 +1,7 @@
 // Raw frames for the kernel differential tests: built byte for byte (L4
 // checksums included), sent from a namespace through an AF_PACKET socket,
 // and the kernel's per-rule packet counters read back.
-import { run, runSync } from '../../src/lab/proc';
+import { Background, run, runSync } from '../../src/lab/proc';
 
 // ---- frames ---------------------------------------------------------------
 
@@ -143,20 +143,32 @@ const SEND_PY = String.raw`
 import ctypes, json, os, socket, sys, time
 cfg = json.load(sys.stdin)
 libc = ctypes.CDLL(None, use_errno=True)
-fd = os.open('/var/run/netns/' + cfg['ns'], os.O_RDONLY)
-if libc.setns(fd, 0x40000000) != 0:
-    raise OSError(ctypes.get_errno(), 'setns')
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-s.bind((cfg['dev'], 0))
-for h in cfg['frames']:
-    s.send(bytes.fromhex(h))
+socks = {}
+for ns, dev in cfg['ends']:
+    fd = os.open('/var/run/netns/' + ns, os.O_RDONLY)
+    if libc.setns(fd, 0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), 'setns')
+    os.close(fd)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    s.bind((dev, 0))
+    socks[ns + '/' + dev] = s
+for end, h in cfg['frames']:
+    socks[end].send(bytes.fromhex(h))
     time.sleep(0.002)
 time.sleep(0.3)
 print('sent', len(cfg['frames']))
 `;
 
+/** Sends `frames` in order from namespace `ns`'s `dev`. */
 export async function send(ns: string, dev: string, frames: Buffer[]): Promise<void> {
-  await run('python3', ['-c', SEND_PY], { input: JSON.stringify({ ns, dev, frames: frames.map((f) => f.toString('hex')) }), timeoutMs: 60_000 });
+  await sendFrom(frames.map((f) => ({ ns, dev, frame: f })));
+}
+
+/** Sends each frame from its own end, in order, through one process. */
+export async function sendFrom(frames: Array<{ ns: string; dev: string; frame: Buffer }>): Promise<void> {
+  const ends = [...new Set(frames.map((f) => `${f.ns}/${f.dev}`))].map((e) => e.split('/'));
+  const input = JSON.stringify({ ends, frames: frames.map((f) => [`${f.ns}/${f.dev}`, f.frame.toString('hex')]) });
+  await run('python3', ['-c', SEND_PY], { input, timeoutMs: 120_000 });
 }
 
 /** Packet counts of the FORWARD rules, in order, from iptables-save -c. */
@@ -186,4 +198,52 @@ export function kernelChainCounts(ns: string, v6: boolean): { rules: Map<string,
     }
   }
   return { rules, policies };
+}
+
+const SNIFF_PY = String.raw`
+import select, signal, socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((sys.argv[1], 0))
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+print('ready', flush=True)
+while True:
+    r, _, _ = select.select([s], [], [], 0.5)
+    if r:
+        f, addr = s.recvfrom(65535)
+        if addr[2] != socket.PACKET_OUTGOING:
+            print(f.hex(), flush=True)
+`;
+
+/** Captures every frame arriving on `dev` in `ns` until stop(). */
+export async function sniff(ns: string, dev: string): Promise<{ stop(): Promise<Buffer[]> }> {
+  const p = new Background('sniff', 'python3', ['-c', SNIFF_PY, dev], { ns, maxLifetimeMs: 300_000 });
+  await p.waitFor((l) => l === 'ready', 10_000, 'sniffer ready');
+  return {
+    async stop() {
+      await new Promise((r) => setTimeout(r, 200));
+      await p.stop('SIGTERM', 5000);
+      return p.lines.filter((l) => /^[0-9a-f]+$/.test(l)).map((l) => Buffer.from(l, 'hex'));
+    },
+  };
+}
+
+/** The MSS option of each IPv4 TCP SYN among `frames`, and whether its TCP checksum is right. */
+export function synMss(frames: Buffer[]): Array<{ mss: number; checksumOk: boolean }> {
+  const out: Array<{ mss: number; checksumOk: boolean }> = [];
+  for (const f of frames) {
+    if (f.length < 54 || f.readUInt16BE(12) !== 0x0800 || f[23] !== 6) continue;
+    const ihl = (f[14] & 15) * 4;
+    const t = 14 + ihl;
+    if (!(f[t + 13] & 0x02)) continue;
+    const doff = (f[t + 12] >> 4) * 4;
+    let mss = -1;
+    for (let i = 20; i + 4 <= doff; i += f[t + i] <= 1 ? 1 : f[t + i + 1] || 1) if (f[t + i] === 2 && f[t + i + 1] === 4) mss = f.readUInt16BE(t + i + 2);
+    const len = f.readUInt16BE(16) - ihl;
+    const ph = Buffer.concat([f.subarray(26, 34), Buffer.from([0, 6, len >> 8, len & 255])]);
+    let s = 0;
+    for (const b of [ph, f.subarray(t, t + len)]) for (let i = 0; i < b.length; i += 2) s += (b[i] << 8) | (i + 1 < b.length ? b[i + 1] : 0);
+    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+    out.push({ mss, checksumOk: s === 0xffff });
+  }
+  return out;
 }

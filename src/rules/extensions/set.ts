@@ -3,7 +3,8 @@
 // native/sets/set_store.h). `--match-set NAME FLAGS` with FLAGS a comma
 // list of src/dst, one per dimension of the set (the kernel never matches
 // with fewer flags than the set has dimensions); `!` inverts;
-// --return-nomatch makes a nomatch entry of a hash:net set match. The set
+// --return-nomatch reverses the sense for hash:net sets: a nomatch element
+// matches and a plain one does not (iptables-extensions(8)). The set
 // must exist when the rule is loaded, as iptables-restore requires.
 import { setDims } from '../../sets/registry';
 import { Bytes } from './program';
