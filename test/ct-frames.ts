@@ -11,9 +11,9 @@ import type { End, PacketSpec, Step } from './e2e/ct-driver';
 export type CtState = 'NEW' | 'ESTABLISHED' | 'RELATED' | 'INVALID' | 'UNTRACKED';
 
 export interface CtStep extends Step {
-  /** The state with nf_conntrack_tcp_loose=0 (flatwall's default) ... */
+  /** The state with nf_conntrack_tcp_loose=0 (--ct-tcp-strict) ... */
   ct: CtState;
-  /** ... and with tcp_loose=1 when it differs. */
+  /** ... and with tcp_loose=1 (the default, Linux's and flatwall's) when it differs. */
   ctLoose?: CtState;
 }
 

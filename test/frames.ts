@@ -11,6 +11,8 @@ export interface FrameSpec {
   icmpType?: number;
   icmpCode?: number;
   payload?: number;
+  /** Keep only this many bytes of the L4 header (a cut-short header, native/dataplane/parse.h). */
+  truncateL4?: number;
 }
 
 function csum(b: Buffer, off: number, len: number): number {
@@ -48,7 +50,7 @@ export function l4Header(f: FrameSpec): Buffer {
 }
 
 export function frame(f: FrameSpec): Buffer {
-  const l4 = l4Header(f);
+  const l4 = f.truncateL4 === undefined ? l4Header(f) : l4Header(f).subarray(0, f.truncateL4);
   const eth = Buffer.alloc(14);
   eth.writeUIntBE(0x020000000002, 0, 6);
   eth.writeUIntBE(0x020000000001, 6, 6);

@@ -24,6 +24,8 @@ export interface Pkt {
   tcpFlags: number;
   ct: number; // one CT bit
   hasL4: boolean;
+  /** The L4 header is cut short (hasL4 false): the first L4 match reached hot-drops the packet. */
+  truncated?: boolean;
 }
 
 export interface RefResult {
@@ -31,7 +33,17 @@ export interface RefResult {
   rejectCode: number;
   /** Source rule ids counted, in order (jumps, LOGs, RETURNs, the final rule or policy). */
   counted: number[];
+  /** Dropped by an L4 match that could not read a cut-short header (ipt_do_table's hotdrop; nothing more counted). */
+  hotdrop?: boolean;
 }
+
+const HOTDROP = Symbol('hotdrop');
+// An L4 match on a packet without its L4 header: no match, or, when the
+// header is cut short, the kernel's hotdrop (xt_tcpudp.c tcp_mt et al.).
+const noL4 = (p: Pkt): false => {
+  if (p.truncated) throw HOTDROP;
+  return false;
+};
 
 function ifaceMatch(m: { name: string; wildcard: boolean }, name: string): boolean {
   return m.wildcard ? name.startsWith(m.name) : name === m.name;
@@ -49,20 +61,20 @@ export function ruleMatches(r: Rule, p: Pkt): boolean {
   for (const m of r.matches) {
     switch (m.module) {
       case 'tcp': case 'udp': case 'sctp':
-        if (!p.hasL4) return false;
+        if (!p.hasL4) return noL4(p);
         if (m.sport && !neg(m.sport.not, inR(p.sport, m.sport.v.lo, m.sport.v.hi))) return false;
         if (m.dport && !neg(m.dport.not, inR(p.dport, m.dport.v.lo, m.dport.v.hi))) return false;
         if (m.module === 'tcp' && m.flags && !neg(m.flags.not, (p.tcpFlags & m.flags.v.mask) === m.flags.v.comp)) return false;
         break;
       case 'icmp': case 'icmp6': {
-        if (!p.hasL4) return false;
+        if (!p.hasL4) return noL4(p);
         const t = m.type!;
         const hit = t.v.any || (p.icmpType === t.v.type && p.icmpCode >= t.v.codeLo && p.icmpCode <= t.v.codeHi);
         if (!neg(t.not, hit)) return false;
         break;
       }
       case 'multiport': {
-        if (!p.hasL4) return false;
+        if (!p.hasL4) return noL4(p);
         const inList = (port: number) => m.ports!.v.some((r2) => port >= r2.lo && port <= r2.hi);
         const hit = m.which === 'sports' ? inList(p.sport) : m.which === 'dports' ? inList(p.dport) : inList(p.sport) || inList(p.dport);
         if (!neg(m.ports!.not, hit)) return false;
@@ -116,7 +128,13 @@ export function evalIptables(t: Table, hook: string, p: Pkt, policyId: number): 
     }
     return { kind: 'return' };
   };
-  const res = walk(hook, 0);
+  let res: ChainResult;
+  try {
+    res = walk(hook, 0);
+  } catch (e) {
+    if (e !== HOTDROP) throw e;
+    return { verdict: 'DROP', rejectCode: 0, counted, hotdrop: true };
+  }
   if (res.kind === 'verdict') return { verdict: res.verdict, rejectCode: res.code, counted };
   counted.push(policyId);
   return { verdict: t.chains.get(hook)!.policy ?? 'ACCEPT', rejectCode: 0, counted };

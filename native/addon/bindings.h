@@ -30,7 +30,7 @@ std::shared_ptr<sets::SetStore> SetStoreOf(Napi::Env env, const Napi::Value& v, 
 struct ConntrackOptions {
   bool enabled = true;
   uint32_t max = 262144;
-  bool tcp_loose = false;
+  bool tcp_loose = true;  // nf_conntrack_tcp_loose, Linux's default
   ct::Timeouts timeouts;
 };
 void ParseConntrackOptions(const Napi::Object& o, const char* who, ConntrackOptions* c);  // dataplane_binding.cc

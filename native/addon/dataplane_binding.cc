@@ -161,6 +161,8 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   c.conntrack_max = ct.max;
   c.ct_tcp_loose = ct.tcp_loose;
   c.ct_timeouts = ct.timeouts;
+  c.drop_l4_truncated = Bool(o, "dropL4Truncated", c.drop_l4_truncated);
+  c.ndp_bypass = Bool(o, "ndpBypass", c.ndp_bypass);
   c.flow_cache = U32(o, "flowCache", c.flow_cache);
   return c;
 }
@@ -749,6 +751,16 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     fc.Set("hits", double(s.flow_cache_hits));
     fc.Set("misses", double(s.flow_cache_misses));
     r.Set("flowCache", fc);
+    Napi::Object l4t = Napi::Object::New(env);
+    l4t.Set("judged", double(s.l4_truncated_judged));
+    l4t.Set("hotdrop", double(s.l4_truncated_hotdrop));
+    l4t.Set("hotdropBound", double(s.l4_truncated_bound));
+    l4t.Set("strict", double(s.l4_truncated_strict));
+    r.Set("l4Truncated", l4t);
+    Napi::Object ndp = Napi::Object::New(env);
+    ndp.Set("judged", double(s.ndp_judged));
+    ndp.Set("bypassed", double(s.ndp_bypassed));
+    r.Set("ndp", ndp);
     r.Set("workerNiceFailures", double(s.worker_nice_failures));
     return r;
   }

@@ -119,6 +119,8 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   record_flags.Set("TCP_FLAGS_INVERT", static_cast<double>(kRuleTcpFlagsInvert));
   record_flags.Set("RETURNS_TO_POLICY", static_cast<double>(kRuleReturnsToPolicy));
   record_flags.Set("HAS_EXT", static_cast<double>(kRuleHasExt));
+  record_flags.Set("L4_BEFORE_CT", static_cast<double>(kRuleL4BeforeCt));
+  record_flags.Set("L4_BEFORE_ADDR", static_cast<double>(kRuleL4BeforeAddr));
   layout.Set("recordFlags", record_flags);
 
   // The extension section (extensions/ext_table.h): its magic and the op

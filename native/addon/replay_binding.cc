@@ -7,8 +7,8 @@
 //                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
 //                 timestamps?: BigUint64Array, reverse?: Uint8Array,
 //                 conntrack?, conntrackMax?, conntrackTcpLoose?, conntrackTimeouts?,
-//                 sets?: SetStore})
-//     -> Promise<{cls, verdict, reason, ctState, finalRecord, finalRule, hits, bytes,
+//                 sets?: SetStore, dropL4Truncated?, ndpBypass?, hotdropBudget?})
+//     -> Promise<{cls, verdict, reason, hot, ctState, finalRecord, finalRule, hits, bytes,
 //                 conntrack?}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
@@ -29,6 +29,12 @@
 //
 // `sets`: the IP sets `-m set` rules test; the job takes a private copy
 // (SetStore::Clone, same ids) when called, so later edits do not race it.
+// As the dataplane: NDP is judged by the rules (ndpBypass: passed, as not
+// IP); a truncated L4 header is judged without L4 and hot-dropped at an L4
+// rule (dataplane/hotdrop.h: hot[i] 1, or 2 when the budget decided, with
+// reason l4_truncated and verdict DROP), or with dropL4Truncated dropped as
+// malformed. hotdropBudget: the record tests a truncated frame may cost
+// (tests raise it to check the walk exactly).
 #include <cstring>
 #include <memory>
 #include <string>
@@ -36,6 +42,7 @@
 
 #include "addon/bindings.h"
 #include "classifier/table_set.h"
+#include "dataplane/hotdrop.h"
 #include "conntrack/conntrack.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/parse.h"
@@ -64,8 +71,11 @@ struct ReplayJob {
   ConntrackOptions ct;  // enabled only if the caller asks (replayFrames)
   std::shared_ptr<const sets::SetStore> sets;  // null: no sets given
 
+  bool drop_l4_truncated = false, ndp_bypass = false;
+  uint32_t hotdrop_budget = kHotdropBudget;
+
   // Results.
-  std::vector<uint8_t> cls, verdict, reason, ct_state;
+  std::vector<uint8_t> cls, verdict, reason, ct_state, hot;
   struct {
     uint64_t entries = 0, found = 0, invalid = 0, ignore = 0, insert = 0, insert_failed = 0, drop = 0,
              early_drop = 0, expired = 0;
@@ -77,20 +87,39 @@ struct ReplayJob {
 // One frame through table `t`, match programs included (on the capture's
 // clock, so a replay is deterministic).
 template <typename C, typename Key>
-void Decide(const C* c, const ext::ExtTable* ext, uint32_t t, Key key, const ext::Context& cx, uint16_t iif,
-            uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
+void Decide(const C* c, const HotdropIndexFor<C>& hot, const ext::ExtTable* ext, uint32_t t, Key key,
+            const ext::Context& cx, uint16_t iif, uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
   key.c.iif = iif;
   key.c.oif = oif;
-  const Verdict v = ext::EvaluateExt(
-      *c, ext, t, key, cx,
-      [&](uint32_t r) {
-        const uint32_t id = c->record(r).c.rule_id;
-        if (id < job.rule_count) {
-          job.hits[id] += 1;
-          job.bytes[id] += len;
-        }
-      },
-      [] {});
+  const auto count = [&](uint32_t r) {
+    const uint32_t id = c->record(r).c.rule_id;
+    if (id < job.rule_count) {
+      job.hits[id] += 1;
+      job.bytes[id] += len;
+    }
+  };
+  Verdict v;
+  if (key.c.flags & kKeyL4Truncated) {
+    // The match programs gate the records as in ext::EvaluateExt.
+    const auto gate = [&](uint32_t r, uint32_t* next) {
+      if (!(c->record(r).c.flags & kRuleHasExt) || !ext) return int(kGateTake);
+      const ext::Entry* x = ext->Find(t, r);
+      if (!x) return int(kGateTake);
+      const int ok = ext->Run(*x, key, cx);
+      if (ok == kGateSkip) *next = x->fail;
+      return ok;
+    };
+    HotEnd end;
+    v = EvaluateTruncated(*c, hot, key, count, &end, job.hotdrop_budget, gate);
+    if (end == HotEnd::kL4 || end == HotEnd::kL4Bound) {
+      job.hot[i] = end == HotEnd::kL4 ? 1 : 2;
+      job.reason[i] = static_cast<uint8_t>(DropReason::kL4Truncated);
+    } else if (end == HotEnd::kGateDrop) {
+      v.index = ext::kHotDrop;
+    }
+  } else {
+    v = ext::EvaluateExt(*c, ext, t, key, cx, count, [] {});
+  }
   job.verdict[i] = static_cast<uint8_t>(v.action);
   if (v.index == ext::kHotDrop) job.reason[i] = static_cast<uint8_t>(DropReason::kMatchHotdrop);
   const bool found = v.index != kNoMatch && v.index != ext::kHotDrop;
@@ -112,6 +141,8 @@ class ReplayWorker : public Napi::AsyncWorker {
     if (!set) return SetError(error);
     const int t4 = set->Find(Family::kIPv4, j.hook);
     const int t6 = set->Find(Family::kIPv6, j.hook);
+    const HotdropIndex<RuleRecord4> hot4 = t4 >= 0 ? HotdropIndex<RuleRecord4>(*set->v4(t4)) : HotdropIndex<RuleRecord4>();
+    const HotdropIndex<RuleRecord6> hot6 = t6 >= 0 ? HotdropIndex<RuleRecord6>(*set->v6(t6)) : HotdropIndex<RuleRecord6>();
     // Match programs and their states (a registry of this replay's own).
     ext::ExtStateRegistry states;
     std::unique_ptr<ext::ExtTable> ext;
@@ -130,6 +161,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
     j.reason.assign(n, 0);
+    j.hot.assign(n, 0);
     j.final_record.assign(n, kNoMatch);
     j.final_rule.assign(n, UINT32_MAX);
     j.hits.assign(j.rule_count, 0);
@@ -160,6 +192,8 @@ class ReplayWorker : public Napi::AsyncWorker {
       ParseFrame(data, len, false, &pf);
       cx.frame = data, cx.len = len, cx.pf = &pf, cx.now_ns = now_ns;
       j.cls[i] = static_cast<uint8_t>(pf.cls);
+      if (pf.l4_truncated && j.drop_l4_truncated) pf.cls = FrameClass::kMalformed, pf.reason = DropReason::kL4Truncated;
+      if (pf.cls == FrameClass::kNdp && !j.ndp_bypass) pf.cls = FrameClass::kIPv6;  // cls[i] still says ndp
       j.reason[i] = static_cast<uint8_t>(pf.reason);
       switch (pf.cls) {
         case FrameClass::kIPv4:
@@ -180,8 +214,8 @@ class ReplayWorker : public Napi::AsyncWorker {
           // A rule set without a table for the family has nothing to say:
           // the kernel with no ip6tables rules accepts, and so do we.
           if (t < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else if (v4) Decide(set->v4(t), ext.get(), uint32_t(t), pf.key4, cx, iif, oif, len, j, i);
-          else Decide(set->v6(t), ext.get(), uint32_t(t), pf.key6, cx, iif, oif, len, j, i);
+          else if (v4) Decide(set->v4(t), hot4, ext.get(), uint32_t(t), pf.key4, cx, iif, oif, len, j, i);
+          else Decide(set->v6(t), hot6, ext.get(), uint32_t(t), pf.key6, cx, iif, oif, len, j, i);
           // netfilter confirms a new conntrack when its packet is accepted;
           // a full table without an evictable entry drops it (the dataplane
           // counts conntrack_full).
@@ -232,6 +266,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     out.Set("cls", u8(j.cls));
     out.Set("verdict", u8(j.verdict));
     out.Set("reason", u8(j.reason));
+    out.Set("hot", u8(j.hot));
     out.Set("ctState", u8(j.ct_state));
     if (j.ct.enabled) {
       // node_exporter's nf_conntrack names, as the dataplane's counters.
@@ -314,6 +349,15 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->oif = static_cast<uint16_t>(num("oif", 0, 65535, 0));
   job->rule_count = static_cast<uint32_t>(num("ruleCount", 0, 1 << 28, 0));
   job->hook = static_cast<Hook>(static_cast<uint8_t>(num("hook", 0, 2, 1)));
+  auto flag = [&](const char* k) {
+    Napi::Value v = o.Get(k);
+    if (v.IsUndefined()) return false;
+    if (!v.IsBoolean()) throw Napi::TypeError::New(env, std::string(k) + " must be a boolean");
+    return v.As<Napi::Boolean>().Value();
+  };
+  job->drop_l4_truncated = flag("dropL4Truncated");
+  job->ndp_bypass = flag("ndpBypass");
+  job->hotdrop_budget = static_cast<uint32_t>(num("hotdropBudget", 0, 4294967295.0, kHotdropBudget));
   if (auto store = SetStoreOf(env, o.Get("sets"), "sets"))
     job->sets = std::shared_ptr<const sets::SetStore>(store->Clone().release());
   Napi::Value alg = o.Get("algorithm");

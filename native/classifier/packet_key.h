@@ -10,6 +10,10 @@ enum KeyFlags : uint8_t {
   // An L4 header was present and complete (first fragment or unfragmented).
   // Rules with kRuleNeedsL4 never match a key without it.
   kKeyHasL4 = 1 << 0,
+  // The L4 header is cut short (dataplane/parse.h): no kKeyHasL4, and the
+  // walk hot-drops the packet at the first L4 rule it reaches
+  // (dataplane/hotdrop.h). Lookups ignore this bit.
+  kKeyL4Truncated = 1 << 1,
 };
 
 struct KeyCommon {

@@ -98,6 +98,12 @@ enum RuleFlags : uint8_t {
   // entry's `fail` index instead of taking the record. The classifier
   // itself ignores the bit.
   kRuleHasExt = 1 << 3,
+  // With kRuleNeedsL4: the source rule's L4 match comes before its
+  // conntrack/state match (kRuleL4BeforeCt) or its iprange match
+  // (kRuleL4BeforeAddr), so on a truncated header the kernel hot-drops
+  // before testing those. Matching ignores them (dataplane/hotdrop.h).
+  kRuleL4BeforeCt = 1 << 4,
+  kRuleL4BeforeAddr = 1 << 5,
 };
 
 struct TableSetHeader {

@@ -45,7 +45,8 @@ const char* CheckFields(const Rec& r) {
   if (c.proto_lo > c.proto_hi) return "proto lo > hi";
   if (c.ct_state_mask == 0) return "empty ct_state mask (the record could never match)";
   if (c.ct_state_mask & ~kCtAny) return "unknown ct_state bits";
-  if (c.flags & ~(kRuleNeedsL4 | kRuleTcpFlagsInvert | kRuleReturnsToPolicy | kRuleHasExt))
+  if (c.flags & ~(kRuleNeedsL4 | kRuleTcpFlagsInvert | kRuleReturnsToPolicy | kRuleHasExt | kRuleL4BeforeCt |
+                  kRuleL4BeforeAddr))
     return "unknown flag bits";
   if ((c.flags & kRuleReturnsToPolicy) && c.action != uint8_t(Action::kSkip))
     return "returns-to-policy flag on a record that is not SKIP";

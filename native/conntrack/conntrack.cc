@@ -101,8 +101,13 @@ bool IcmpIsError(uint8_t family, uint8_t type) {
   return type >= 1 && type <= 4;
 }
 
-// ICMPv6 types netfilter leaves untracked (MLD; NDP never gets here).
-bool Icmp6Untracked(uint8_t type) { return type == 130 || type == 131 || type == 132 || type == 143; }
+// ICMPv6 types netfilter leaves untracked: nf_conntrack_icmpv6_error marks
+// the types of its noct_valid_new table IP_CT_UNTRACKED (MLD 130-132, 143;
+// NDP router/neighbour solicitation and advertisement 133-136). A redirect
+// (137) is not among them: no query, no reply to find, so INVALID (below).
+bool Icmp6Untracked(uint8_t type) {
+  return (type >= 130 && type <= 136) || type == 143;
+}
 
 int CmpEndpoint(const uint32_t* x, uint16_t px, const uint32_t* y, uint16_t py) {
   for (int i = 0; i < 4; ++i)
@@ -294,6 +299,15 @@ void Table::Track(const uint8_t* frame, const ParsedFrame& pf, uint8_t zone, uin
   if (pf.later_fragment) {
     r->state = kCtUntracked;
     stats_.ignore.Inc();
+    return;
+  }
+  if (pf.l4_truncated) {
+    // The kernel cannot make a tuple or a state from a short header
+    // (nf_ct_get_tuple's 4 port bytes, tcp_error/nf_conntrack_tcp_packet's
+    // 20, udp_error's 8, icmp_error's "short packet"): no conntrack, so
+    // INVALID, and nothing is looked up or changed.
+    r->state = kCtInvalid;
+    stats_.invalid.Inc();
     return;
   }
   uint32_t src[4], dst[4];

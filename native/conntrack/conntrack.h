@@ -19,12 +19,16 @@
 //                  transition netfilter's table marks sIV, an ICMP reply or
 //                  unknown informational type without an entry, an ICMP error
 //                  quoting nothing tracked or quoting a truncated/malformed
-//                  header, or a NEW flow that could not be stored (table full);
+//                  header, a packet whose own L4 header is cut short
+//                  (ParsedFrame::l4_truncated: the kernel makes no conntrack
+//                  for it), or a NEW flow that could not be stored (table full);
 //     UNTRACKED    IPv4/IPv6 later fragments (netfilter would reassemble them
 //                  first; a bump in the wire must forward them as they are and
 //                  they carry no ports, so they cannot be looked up), ICMPv6
-//                  MLD (130-132, 143, which netfilter leaves untracked), and
-//                  every packet when conntrack is off.
+//                  MLD (130-132, 143) and NDP solicitations/advertisements
+//                  (133-136), which nf_conntrack_icmpv6_error leaves untracked
+//                  (its noct_valid_new table; a redirect, 137, is INVALID),
+//                  and every packet when conntrack is off.
 //
 // Protocols
 //   TCP: netfilter's tcp_conntracks transition table (nf_conntrack_proto_tcp.c)
@@ -35,11 +39,15 @@
 //   would have had in window). sIV transitions make the packet INVALID and
 //   leave the entry alone; sIG transitions pass without a state change. A SYN
 //   in the original direction of a TIME_WAIT/CLOSE entry replaces it by a new
-//   connection (netfilter's -NF_REPEAT). No entry: only a SYN opens one
-//   (SYN_SENT); a bare ACK opens one in ESTABLISHED only with tcp_loose
-//   (nf_conntrack_tcp_loose; Linux defaults it to 1, flatwall to 0, i.e. no
-//   mid-stream pickup: safer for a firewall, and after a restart live flows
-//   must reconnect). A connection becomes "assured" when it reaches
+//   connection (netfilter's -NF_REPEAT). No entry: a SYN opens one
+//   (SYN_SENT); with tcp_loose (the default, as Linux's
+//   nf_conntrack_tcp_loose=1: tcp_new picks up a connection whose history is
+//   lost) a packet whose first transition from NONE is ESTABLISHED (an ACK
+//   without SYN/FIN/RST) opens one in ESTABLISHED, as NEW; SYN/ACK, FIN and
+//   RST without an entry stay INVALID. tcp_loose = false (`flatwall run
+//   --ct-tcp-strict`, nf_conntrack_tcp_loose=0) makes every non-SYN packet
+//   without an entry INVALID: no mid-stream pickup, and after a restart live
+//   flows must reconnect. A connection becomes "assured" when it reaches
 //   ESTABLISHED from SYN_RECV. A RST before any reply was seen (a refused
 //   connection, or one its opener aborts) deletes the entry at once, as
 //   netfilter does; the RST itself keeps its state (ESTABLISHED as a reply).
@@ -161,7 +169,7 @@ struct Timeouts {
 struct Config {
   uint32_t limit = 262144;  // entries this table may hold
   Timeouts timeouts;
-  bool tcp_loose = false;  // pick up mid-stream TCP connections (see above)
+  bool tcp_loose = true;   // pick up mid-stream TCP connections (see above)
   uint32_t seed = 0;       // hash seed; 0 = random. Tables sharing an index share it.
   // The shared existence index (power-of-two size, mask = size - 1), or
   // null: only needed when several tables (workers) exist.

@@ -42,6 +42,14 @@ struct alignas(64) WorkerCounters {
   Counter reject_sent;              // REJECT answers actually sent
   Counter log_emitted, log_rate_limited, log_queue_full;
   Counter batches;  // RX bursts processed (for batch-size diagnostics)
+  // Frames whose L4 header is cut short (parse.h), by outcome: judged by
+  // the rules without meeting an L4 rule (their verdict is counted above),
+  // hot-dropped at an L4 rule (hotdrop.h: proven, or fail closed on the
+  // budget), or dropped before the rules (drop_l4_truncated). The three
+  // drops are drops[kL4Truncated].
+  Counter l4_truncated_judged, l4_truncated_hotdrop, l4_truncated_bound, l4_truncated_strict;
+  // ICMPv6 NDP (133-137): judged by the rules, or passed by ndp_bypass.
+  Counter ndp_judged, ndp_bypassed;
 };
 
 // Per-rule counters of one ruleset generation, for one worker: a flat

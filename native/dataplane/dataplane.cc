@@ -347,6 +347,12 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
     s.log_rate_limited += c.log_rate_limited.Get();
     s.log_queue_full += c.log_queue_full.Get();
     s.batches += c.batches.Get();
+    s.l4_truncated_judged += c.l4_truncated_judged.Get();
+    s.l4_truncated_hotdrop += c.l4_truncated_hotdrop.Get();
+    s.l4_truncated_bound += c.l4_truncated_bound.Get();
+    s.l4_truncated_strict += c.l4_truncated_strict.Get();
+    s.ndp_judged += c.ndp_judged.Get();
+    s.ndp_bypassed += c.ndp_bypassed.Get();
     s.flow_cache_hits += ws->cache.hits();
     s.flow_cache_misses += ws->cache.misses();
     s.worker_nice_failures = worker_nice_failures_.load();
@@ -484,6 +490,8 @@ void Dataplane::RunWorker(uint32_t w) {
   const uint32_t nports = uint32_t(queues_.size());
   const uint32_t batch = config_.batch;
   const bool non_ip_accept = config_.non_ip_accept;
+  const bool ndp_bypass = config_.ndp_bypass;
+  const bool drop_l4_truncated = config_.drop_l4_truncated;
 
   // Linux keeps a nice value per thread: PRIO_PROCESS with a thread id.
   if (config_.worker_nice != 0 && setpriority(PRIO_PROCESS, gettid(), config_.worker_nice) != 0)
@@ -566,6 +574,20 @@ void Dataplane::RunWorker(uint32_t w) {
         const auto* vh = reinterpret_cast<const io::VnetHdr*>(f.vnet);
         ParseFrame(f.data, f.len, vh->gso_type != io::kVnetGsoNone, &pf);
         bool forward = false;
+        if (pf.cls == FrameClass::kNdp) {
+          // An ordinary ICMPv6 packet to the kernel's ip6tables; RFC 4861
+          // link-scope traffic passes unfiltered only on request.
+          if (ndp_bypass) {
+            ctr.ndp_bypassed.Inc();
+          } else {
+            ctr.ndp_judged.Inc();
+            pf.cls = FrameClass::kIPv6;
+          }
+        }
+        if (pf.l4_truncated && drop_l4_truncated) {
+          ctr.l4_truncated_strict.Inc();
+          pf.cls = FrameClass::kMalformed, pf.reason = DropReason::kL4Truncated;
+        }
         switch (pf.cls) {
           case FrameClass::kMalformed:
             drop(pf.reason);
@@ -613,6 +635,18 @@ void Dataplane::RunWorker(uint32_t w) {
               ctr.drop_bytes.Add(pf.l3_len);
               drop(DropReason::kMatchHotdrop);
               break;
+            }
+            if (pf.l4_truncated) {
+              // An L4 rule on the way could not read the header (hotdrop.h):
+              // dropped by the table, as NF_DROP on hotdrop.
+              if (verdict == &kL4HotDrop || verdict == &kL4HotDropBound) {
+                (verdict == &kL4HotDrop ? ctr.l4_truncated_hotdrop : ctr.l4_truncated_bound).Inc();
+                ctr.drop.Inc();
+                ctr.drop_bytes.Add(pf.l3_len);
+                drop(DropReason::kL4Truncated);
+                break;
+              }
+              ctr.l4_truncated_judged.Inc();
             }
             switch (Action(verdict->action)) {
               case Action::kAccept:

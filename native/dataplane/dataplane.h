@@ -13,8 +13,13 @@
 //
 // Per-frame policy
 //   IPv4 / IPv6           FORWARD table of the current ruleset, with
-//                         iif = input port's class id, oif = peer's.
-//   ARP, NDP (ICMPv6 133-137)   forwarded, never filtered.
+//                         iif = input port's class id, oif = peer's. A
+//                         truncated L4 header is judged without L4 and
+//                         hot-dropped at an L4 rule (hotdrop.h), or dropped
+//                         first with drop_l4_truncated.
+//   NDP (ICMPv6 133-137)  the same (the kernel filters it like any ICMPv6);
+//                         forwarded unfiltered with ndp_bypass.
+//   ARP                   forwarded, never filtered.
 //   any other ethertype   nonIpPolicy: accept (default) or drop.
 //   malformed             dropped, counted by reason (parse.h).
 //   before the first setRules: IP is dropped (no_ruleset): fail closed.
@@ -92,7 +97,10 @@ struct DataplaneConfig {
   bool conntrack = true;
   uint32_t conntrack_max = 262144;  // all workers together (each gets its share)
   ct::Timeouts ct_timeouts;
-  bool ct_tcp_loose = false;
+  bool ct_tcp_loose = true;         // nf_conntrack_tcp_loose (Linux's default 1)
+  // Stricter than the kernel, on request (counted either way, counters.h):
+  bool drop_l4_truncated = false;   // drop a cut-short L4 header before the rules
+  bool ndp_bypass = false;          // forward NDP without the rules
   uint32_t ct_gc_budget = 32;       // table slots the GC visits per batch (x128 per idle second)
   uint32_t flow_cache = 4096;       // flow cache entries per worker; 0 = off
 };
@@ -123,6 +131,8 @@ struct CountersSnapshot {
   uint64_t batches = 0;
   ConntrackSnapshot conntrack;
   uint64_t flow_cache_hits = 0, flow_cache_misses = 0;
+  uint64_t l4_truncated_judged = 0, l4_truncated_hotdrop = 0, l4_truncated_bound = 0;
+  uint64_t l4_truncated_strict = 0, ndp_judged = 0, ndp_bypassed = 0;
   uint32_t worker_nice_failures = 0;  // workers whose worker_nice could not be set
 };
 

@@ -25,7 +25,8 @@ namespace flatwall {
   X(kIp6ExtTruncated, "ip6_ext_truncated")     /* extension header cut short */     \
   X(kIp6HopByHopNotFirst, "ip6_hbh_not_first") /* RFC 8200 4.1 */                   \
   X(kIp6ExtChainTooLong, "ip6_ext_chain_too_long")                                  \
-  X(kL4Truncated, "l4_truncated")              /* TCP/UDP/SCTP/ICMP header short */ \
+  X(kL4Truncated, "l4_truncated")              /* TCP/UDP/SCTP/ICMP header short: */ \
+                           /* hot-dropped at an L4 rule, or --drop-l4-truncated */ \
   X(kTcpBadDataOffset, "tcp_bad_doff")         /* doff < 5 or past the packet */    \
   /* Ring / port level. */                                                          \
   X(kRxTruncated, "rx_truncated")              /* frame larger than the ring frame */ \

@@ -15,8 +15,18 @@ inline FrameClass Malformed(ParsedFrame* out, DropReason r) {
   return out->cls;
 }
 
+// An L4 header cut short (parse.h): judged by the rules with a key like a
+// later fragment's; ParseL4 wrote nothing into it.
+inline FrameClass Truncated(ParsedFrame* out, FrameClass cls, KeyCommon* k) {
+  k->flags |= kKeyL4Truncated;
+  out->l4_truncated = true;
+  out->cls = cls;
+  return cls;
+}
+
 // L4 header at p[0, avail). Fills ports/flags/icmp and kKeyHasL4, or returns
-// a malformed reason.
+// a malformed reason (kL4Truncated, which the callers turn into a truncated
+// key, before writing anything).
 DropReason ParseL4(const uint8_t* p, uint32_t avail, uint8_t proto, KeyCommon* k) {
   switch (proto) {
     case kProtoTcp: {
@@ -100,6 +110,7 @@ FrameClass ParseIp4(const uint8_t* frame, uint32_t len, uint32_t off, bool gso, 
     return out->cls;
   }
   const DropReason r = ParseL4(ip + ihl, tot - ihl, k.c.proto, &k.c);
+  if (r == DropReason::kL4Truncated) return Truncated(out, FrameClass::kIPv4, &k.c);
   if (r != DropReason::kNone) return Malformed(out, r);
   out->l4_off = off + ihl;
   out->cls = FrameClass::kIPv4;
@@ -167,6 +178,7 @@ FrameClass ParseIp6(const uint8_t* frame, uint32_t len, uint32_t off, bool gso, 
     return out->cls;
   }
   const DropReason r = ParseL4(ip + pos, tot - pos, nh, &k.c);
+  if (r == DropReason::kL4Truncated) return Truncated(out, FrameClass::kIPv6, &k.c);
   if (r != DropReason::kNone) return Malformed(out, r);
   out->l4_off = off + pos;
   out->cls = FrameClass::kIPv6;

@@ -36,13 +36,30 @@
 //
 //   L4: TCP (20 bytes, data offset >= 5 and inside the packet), UDP and
 //   UDP-Lite (8), SCTP (12), DCCP (12; ports only), ICMP and ICMPv6 (8,
-//   icmp = type << 8 | code). A first fragment or unfragmented packet whose
-//   L4 header is cut short is malformed (l4_truncated), like iptables'
-//   "hotdrop" on a truncated header. Other protocols get a key with the
-//   protocol, no ports, and kKeyHasL4 (there is no header to be missing).
+//   icmp = type << 8 | code): the sizes the kernel's matches read
+//   (xt_tcpudp.c tcp_mt/udp_mt, xt_sctp.c, xt_dccp.c, ip_tables.c
+//   icmp_match, ip6_tables.c icmp6_match). Other protocols get a key with
+//   the protocol, no ports, and kKeyHasL4 (there is no header to be missing).
+//
+//   A first fragment or unfragmented packet whose L4 header is cut short is
+//   NOT malformed: the kernel forwards it unless a rule with an L4 match
+//   reads the header, and then that match sets hotdrop and the packet is
+//   dropped on the spot (`if (th == NULL) { par->hotdrop = true; return
+//   false; }` in tcp_mt/udp_mt for fragoff == 0; ipt_do_table leaves its
+//   rule loop on hotdrop and returns NF_DROP). So such a frame gets the key
+//   of a later fragment (protocol, sport = dport = icmp = tcp_flags = 0, NO
+//   kKeyHasL4: no rule that needs L4 matches it) plus kKeyL4Truncated and
+//   `l4_truncated`; the rule walk drops it at the first L4 rule it reaches
+//   (dataplane/hotdrop.h), conntrack makes it INVALID (the kernel gives it
+//   no conntrack: nf_ct_get_tuple / tcp_error / udp_error / icmp_error fail
+//   on the short header, conntrack/conntrack.h), and `flatwall run
+//   --drop-l4-truncated` drops it before the rules instead (counted as
+//   l4_truncated either way). l4_off is 0: there is no header to read.
 //
 //   NDP (ICMPv6 router/neighbor solicitation/advertisement, redirect: types
-//   133-137) is classified kNdp, ARP kArp; both bypass the rule tables.
+//   133-137) is classified kNdp (key6 filled like kIPv6), ARP kArp. The
+//   dataplane judges NDP by the FORWARD rules like any ICMPv6 packet, as
+//   the kernel does, unless --ndp-bypass; ARP bypasses the rule tables.
 //
 // GSO frames (virtio_net_hdr gso_type != NONE, `gso` below) may carry IPv4
 // total length 0 or IPv6 payload length 0 when they exceed 64 KB (BIG TCP);
@@ -73,6 +90,7 @@ struct ParsedFrame {
   uint8_t vlan_tags = 0;
   bool fragment = false;        // any fragment (first or later)
   bool later_fragment = false;  // offset != 0: no L4 header
+  bool l4_truncated = false;    // L4 header cut short: key without L4, kKeyL4Truncated
   uint16_t ethertype = 0;       // after the VLAN tags
   uint32_t l3_off = 0;          // IP header offset in the frame
   uint32_t l3_len = 0;          // IP packet length, header included (padding excluded)

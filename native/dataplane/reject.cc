@@ -94,7 +94,9 @@ uint32_t Reject4(const uint8_t* frame, const ParsedFrame& p, RejectWith with, ui
     Store16(ip + 20 + 16, CsumFold(CsumAdd(PseudoSum4(ip + 12, ip + 16, kProtoTcp, 20), ip + 20, 20)));
     return l2 + 40;
   }
-  if (k.c.proto == kProtoIcmp && IsIcmpError4(uint8_t(k.c.icmp >> 8))) return 0;
+  // A cut-short ICMP header may be an error: never answer it (icmp_send
+  // gives up on an unreadable type too).
+  if (k.c.proto == kProtoIcmp && (p.l4_truncated || IsIcmpError4(uint8_t(k.c.icmp >> 8)))) return 0;
   const int code = RejectCode(with, 4);
   const uint32_t quote = std::min(p.l3_len, kQuote4);
   const uint32_t l2 = p.l3_off;
@@ -134,7 +136,7 @@ uint32_t Reject6(const uint8_t* frame, const ParsedFrame& p, RejectWith with, ui
     Store16(ip + 40 + 16, CsumFold(CsumAdd(PseudoSum6(ip + 8, ip + 24, kProtoTcp, 20), ip + 40, 20)));
     return l2 + 60;
   }
-  if (k.c.proto == kProtoIcmp6 && p.l4_off != 0 && (k.c.icmp >> 8) < 128) return 0;
+  if (k.c.proto == kProtoIcmp6 && (p.l4_truncated || (k.c.icmp >> 8) < 128)) return 0;
   const int code = RejectCode(with, 6);
   const uint32_t quote = std::min(p.l3_len, kQuote6);
   const uint32_t l2 = p.l3_off;

@@ -22,7 +22,10 @@
 // RFC 4443 2.4(e) and what the kernel does:
 //   - a TCP packet with RST set (never answer a reset);
 //   - a later fragment (no L4 header to answer to);
-//   - an ICMP/ICMPv6 error message (answering errors with errors loops);
+//   - an ICMP/ICMPv6 error message (answering errors with errors loops),
+//     or an ICMP/ICMPv6 packet whose header is cut short (it may be one);
+//   - kTcpReset for a TCP packet whose header is cut short (nothing to
+//     answer to; nf_reject_ip_tcphdr_get gives up the same way);
 //   - a frame sent to an Ethernet group address (broadcast/multicast), an
 //     IPv4 destination that is multicast or limited broadcast, an IPv6
 //     multicast destination; a source that is unspecified, multicast or

@@ -69,6 +69,8 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   }
   CheckRuleIds(rs->fwd4_, rule_count, "ipv4 FORWARD");
   CheckRuleIds(rs->fwd6_, rule_count, "ipv6 FORWARD");
+  if (rs->fwd4_) rs->hot4_ = std::make_shared<const HotdropIndex<RuleRecord4>>(*rs->fwd4_);
+  if (rs->fwd6_) rs->hot6_ = std::make_shared<const HotdropIndex<RuleRecord6>>(*rs->fwd6_);
   rs->iface_ids_ = std::move(iface_ids);
   rs->rule_count_ = rule_count;
   rs->base_rule_count_ = rule_count;
@@ -78,6 +80,8 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
     if (const Classifier4* c = rs->tables_->v4(i)) rs->memory_bytes_ += c->stats().memory_bytes;
     if (const Classifier6* c = rs->tables_->v6(i)) rs->memory_bytes_ += c->stats().memory_bytes;
   }
+  if (rs->hot4_) rs->memory_bytes_ += rs->hot4_->memory_bytes();
+  if (rs->hot6_) rs->memory_bytes_ += rs->hot6_->memory_bytes();
   rs->build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rs;
 }
@@ -105,6 +109,7 @@ std::unique_ptr<Ruleset::TableEdits<C>> Ruleset::MakeEdits(const C* main, TableE
     if (i && spec.anchors[i] < spec.anchors[i - 1]) fail("anchors out of order");
   }
   if (count) e->overlay = BuildClassifier(spec.overlay.data(), count);
+  if (count) e->overlay_hot = HotdropIndexFor<C>(*e->overlay);
   e->anchors = std::move(spec.anchors);
   // Dead ranges: sorted, disjoint, never the policy.
   std::sort(spec.dead.begin(), spec.dead.end());
@@ -139,6 +144,8 @@ std::unique_ptr<Ruleset> Ruleset::Derive(const Ruleset& cur, RulesetEdits&& edit
   rs->tables_ = cur.tables_;
   rs->fwd4_ = cur.fwd4_;
   rs->fwd6_ = cur.fwd6_;
+  rs->hot4_ = cur.hot4_;
+  rs->hot6_ = cur.hot6_;
   rs->t4_ = cur.t4_, rs->t6_ = cur.t6_;
   rs->ext_ = cur.ext_;
   rs->own_states_ = cur.own_states_;

@@ -54,6 +54,7 @@
 #include "classifier/rule_table.h"
 #include "classifier/table_set.h"
 #include "dataplane/counters.h"
+#include "dataplane/hotdrop.h"
 #include "extensions/ext_table.h"
 #include "extensions/state.h"
 
@@ -143,13 +144,25 @@ class Ruleset {
   // table accepts everything (iptables' empty chain with policy ACCEPT).
   // Records with match programs (extensions/ext_table.h) run them with
   // v.ext_context(), and tell v.OnExt() that the walk is not a function of
-  // the key alone; &kHotDrop means a match dropped the packet itself.
+  // the key alone; &kHotDrop means a match dropped the packet itself. A key
+  // with kKeyL4Truncated takes the hot-drop walk (dataplane/hotdrop.h),
+  // which returns &kL4HotDrop / &kL4HotDropBound when an L4 rule drops it.
   template <typename V>
   const RuleCommon* Forward(const PacketKey4& key, V& v) const {
+    if ((key.c.flags & kKeyL4Truncated) && fwd4_) {
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd4_->record(r).c, t4_, r, key, v, next); };
+      return edits4_ ? HotdropWalkEdited(*fwd4_, *hot4_, *edits4_, key, v, kHotdropBudget, gate, &kHotDrop)
+                     : HotdropWalk(*fwd4_, *hot4_, key, v, kHotdropBudget, gate, &kHotDrop);
+    }
     return edits4_ ? WalkEdited(*fwd4_, t4_, *edits4_, key, v) : Walk(fwd4_, t4_, key, v);
   }
   template <typename V>
   const RuleCommon* Forward(const PacketKey6& key, V& v) const {
+    if ((key.c.flags & kKeyL4Truncated) && fwd6_) {
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd6_->record(r).c, t6_, r, key, v, next); };
+      return edits6_ ? HotdropWalkEdited(*fwd6_, *hot6_, *edits6_, key, v, kHotdropBudget, gate, &kHotDrop)
+                     : HotdropWalk(*fwd6_, *hot6_, key, v, kHotdropBudget, gate, &kHotDrop);
+    }
     return edits6_ ? WalkEdited(*fwd6_, t6_, *edits6_, key, v) : Walk(fwd6_, t6_, key, v);
   }
   static const RuleCommon kAcceptAll;
@@ -159,6 +172,18 @@ class Ruleset {
 
  private:
   Ruleset() = default;
+
+  // A main record's match program, as the hot-drop walks' gate (hotdrop.h).
+  template <typename K, typename V>
+  int ExtGate(const RuleCommon& c, uint32_t table, uint32_t r, const K& key, V& v, uint32_t* next) const {
+    if (!(c.flags & kRuleHasExt) || !ext_) return kGateTake;
+    v.OnExt();
+    const ext::Entry* x = ext_->Find(table, r);
+    if (!x) return kGateTake;
+    const int ok = ext_->Run(*x, key, v.ext_context());
+    if (ok == kGateSkip) *next = x->fail;
+    return ok;
+  }
 
   template <typename C, typename K, typename V>
   const RuleCommon* Walk(const C* cls, uint32_t table, const K& key, V& v) const {
@@ -184,6 +209,7 @@ class Ruleset {
     std::vector<std::pair<uint32_t, uint32_t>> dead;  // sorted, disjoint [lo, hi)
     bool policy_override = false;
     RuleCommon policy{};            // the main policy record with the new action
+    HotdropIndexFor<C> overlay_hot;  // the overlay's L4 records (hotdrop.h)
   };
 
   // The first live main record >= start matching key: a match inside a
@@ -256,6 +282,10 @@ class Ruleset {
   std::shared_ptr<const TableSet> tables_;
   const Classifier4* fwd4_ = nullptr;  // owned by tables_
   const Classifier6* fwd6_ = nullptr;
+  // The FORWARD tables' L4 records, for truncated keys (hotdrop.h); set
+  // with fwd4_/fwd6_ and shared by derived generations.
+  std::shared_ptr<const HotdropIndex<RuleRecord4>> hot4_;
+  std::shared_ptr<const HotdropIndex<RuleRecord6>> hot6_;
   uint32_t t4_ = 0, t6_ = 0;           // their table indexes (extension entries name them)
   // Match programs and the states they use; shared by derived generations.
   std::shared_ptr<const ext::ExtTable> ext_;

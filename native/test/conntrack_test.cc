@@ -29,7 +29,8 @@ ct::Config Cfg(uint32_t limit = 1024) {
 // Tracks one packet; commits a new flow (as an accepting ruleset would).
 uint8_t See(ct::Table& t, const Pkt& p, uint64_t now, bool commit = true, uint8_t zone = 0) {
   const std::vector<uint8_t> f = Frame(p);
-  const ParsedFrame pf = cttest::Parse(f);
+  ParsedFrame pf = cttest::Parse(f);
+  if (pf.cls == FrameClass::kNdp) pf.cls = FrameClass::kIPv6;  // judged, as the dataplane does
   if (pf.cls != FrameClass::kIPv4 && pf.cls != FrameClass::kIPv6) return 0xff;
   ct::Result r;
   t.Track(f.data(), pf, zone, now, &r);
@@ -105,8 +106,14 @@ DP_TEST(CtTcpHandshakeAndClose) {
   DP_CHECK_EQ(t.stats().insert.Get(), 2u);
 }
 
+ct::Config Strict() {
+  ct::Config c = Cfg();
+  c.tcp_loose = false;  // --ct-tcp-strict, nf_conntrack_tcp_loose=0
+  return c;
+}
+
 DP_TEST(CtTcpRstClosesAndOutOfState) {
-  ct::Table t(Cfg());
+  ct::Table t(Strict());
   uint64_t now = 5 * kSec;
   DP_CHECK_EQ(See(t, Tcp(A, B, 1000, 80, ACK), now), kCtInvalid);      // no entry, not loose
   DP_CHECK_EQ(See(t, Tcp(B, A, 80, 1000, SYN | ACK), now), kCtInvalid);  // SYN/ACK without SYN
@@ -148,14 +155,62 @@ DP_TEST(CtTcpRstAsOnlyAnswerDeletes) {
   DP_CHECK_EQ(StateOf(t, now), uint8_t(ct::kTcpClose));
 }
 
-DP_TEST(CtTcpLoosePicksUpMidStream) {
-  ct::Config c = Cfg();
-  c.tcp_loose = true;
-  ct::Table t(c);
+DP_TEST(CtTcpLoosePicksUpMidStreamByDefault) {
+  DP_CHECK(ct::Config{}.tcp_loose);  // Linux's nf_conntrack_tcp_loose=1
+  ct::Table t(Cfg());
   DP_CHECK_EQ(See(t, Tcp(A, B, 1000, 80, ACK), kSec), kCtNew);
   DP_CHECK_EQ(StateOf(t, kSec), uint8_t(ct::kTcpEstablished));
   DP_CHECK_EQ(See(t, Tcp(B, A, 80, 1000, ACK), kSec), kCtEstablished);
   DP_CHECK_EQ(See(t, Tcp(A, B, 1001, 80, SYN | ACK), kSec), kCtInvalid);  // still not a SYN/ACK
+  // tcp_new picks up only what NONE + flags leads to ESTABLISHED: not FIN, RST.
+  DP_CHECK_EQ(See(t, Tcp(A, B, 1002, 80, FIN | ACK), kSec), kCtInvalid);
+  DP_CHECK_EQ(See(t, Tcp(A, B, 1003, 80, RST), kSec), kCtInvalid);
+  DP_CHECK_EQ(See(t, Tcp(A, B, 1004, 80, ACK | 8 /* PSH */), kSec), kCtNew);
+  ct::Table strict(Strict());
+  DP_CHECK_EQ(See(strict, Tcp(A, B, 1000, 80, ACK), kSec), kCtInvalid);
+  DP_CHECK_EQ(strict.size(), 0u);
+}
+
+// A cut-short L4 header: no conntrack in the kernel, so INVALID, and the
+// table is neither read nor changed (an existing flow keeps its state).
+DP_TEST(CtTruncatedL4HeaderIsInvalid) {
+  ct::Table t(Cfg());
+  DP_CHECK_EQ(See(t, Udp(A, B, 5000, 53), kSec), kCtNew);
+  for (const Pkt& p : {Tcp(A, B, 1000, 80, SYN), Udp(A, B, 5000, 53), Icmp(A, B, 8, 7),
+                       Icmp("fd00::1", "fd00::2", 128, 9), Tcp("fd00::1", "fd00::2", 1, 2, SYN)}) {
+    std::vector<uint8_t> f = Frame(p);
+    const bool v6 = cttest::IsV6(p.src);
+    const size_t l4 = 14 + (v6 ? 40 : 20);
+    f.resize(l4 + 3);  // 3 bytes of L4 header
+    if (v6) {
+      net::Store16(&f[14 + 4], 3);  // payload length
+    } else {
+      net::Store16(&f[14 + 2], 23);  // total length, then the header checksum again
+      net::Store16(&f[14 + 10], 0);
+      net::Store16(&f[14 + 10], net::Csum(&f[14], 20));
+    }
+    ParsedFrame pf;
+    ParseFrame(f.data(), uint32_t(f.size()), false, &pf);
+    DP_CHECK(pf.l4_truncated && (pf.cls == (v6 ? FrameClass::kIPv6 : FrameClass::kIPv4)));
+    ct::Result r;
+    t.Track(f.data(), pf, 0, kSec, &r);
+    DP_CHECK_EQ(r.state, kCtInvalid);
+    DP_CHECK(!r.pending);
+  }
+  DP_CHECK_EQ(t.size(), 1u);
+  DP_CHECK_EQ(t.stats().invalid.Get(), 5u);
+  DP_CHECK_EQ(See(t, Udp(B, A, 53, 5000), kSec), kCtEstablished);  // the flow is intact
+}
+
+// NDP judged by the rules: netfilter leaves solicitations and
+// advertisements untracked (noct_valid_new); a redirect is INVALID.
+DP_TEST(CtNdpUntrackedRedirectInvalid) {
+  ct::Table t(Cfg());
+  for (uint8_t type = 133; type <= 136; ++type)
+    DP_CHECK_EQ(See(t, Icmp("fe80::1", "ff02::1", type, 0), kSec), kCtUntracked);
+  DP_CHECK_EQ(See(t, Icmp("fe80::1", "fe80::2", 137, 0), kSec), kCtInvalid);
+  DP_CHECK_EQ(t.size(), 0u);
+  DP_CHECK_EQ(t.stats().ignore.Get(), 4u);
 }
 
 DP_TEST(CtCommitOnlyOnAccept) {

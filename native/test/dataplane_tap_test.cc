@@ -199,6 +199,25 @@ void Body(PortKind kind, bool* skipped) {
     }
   }
 
+  // 3b. L4 header cut short: judged without L4, as the kernel does. The
+  //     TCP ones meet the REJECT rule (-p tcp --dport 9999) and the UDP one
+  //     the DROP rule (-p udp --dport 53) first: hot-dropped, uncounted by
+  //     those rules. ICMP and SCTP (the ICMP LOG rule has no L4 match) and
+  //     every IPv6 one reach ACCEPT.
+  const auto trunc = dptest::ReadPcap(dptest::FixturePath("parse_truncated.pcap"));
+  DP_CHECK_EQ(trunc.size(), size_t(8));
+  const CountersSnapshot t0 = dp.Counters();
+  for (const auto& f : trunc) Send(sa, f);
+  got = Drain(sb);
+  const CountersSnapshot t1 = dp.Counters();
+  DP_CHECK_EQ(got.size(), size_t(5));
+  DP_CHECK_EQ(t1.l4_truncated_hotdrop - t0.l4_truncated_hotdrop, 3u);
+  DP_CHECK_EQ(t1.l4_truncated_judged - t0.l4_truncated_judged, 5u);
+  DP_CHECK_EQ(t1.l4_truncated_bound + t1.l4_truncated_strict, 0u);
+  DP_CHECK_EQ(t1.drops[uint32_t(DropReason::kL4Truncated)] - t0.drops[uint32_t(DropReason::kL4Truncated)], 3u);
+  DP_CHECK_EQ(t1.rule_packets[1] + t1.rule_packets[2], t0.rule_packets[1] + t0.rule_packets[2]);
+  DP_CHECK_EQ(t1.conntrack.invalid - t0.conntrack.invalid, 8u);
+
   // 4. REJECT: a SYN to port 9999 is answered with a RST out of dpA.
   Frame syn = good[0];
   ParsedFrame p;
@@ -253,6 +272,21 @@ void Body(PortKind kind, bool* skipped) {
   c = dp.Counters();
   DP_CHECK_EQ(c.generation, 2u);
   DP_CHECK_EQ(c.rule_packets[0], 1u);
+  // NDP is judged by the rules like any ICMPv6 packet: dropped here.
+  size_t ndp = 0;
+  for (const auto& f : good) {
+    ParsedFrame q;
+    ParseFrame(f.data(), uint32_t(f.size()), false, &q);
+    if (q.cls != FrameClass::kNdp) continue;
+    Send(sa, f);
+    ++ndp;
+  }
+  DP_CHECK(ndp >= 2);
+  DP_CHECK(Drain(sb).empty());
+  c = dp.Counters();
+  DP_CHECK_EQ(c.ndp_judged, uint64_t(ndp) * 2);  // step 2 (accepted) and now
+  DP_CHECK_EQ(c.rule_packets[4], uint64_t(ndp));
+  DP_CHECK_EQ(c.ndp_bypassed, 0u);
 
   // 7. Swaps under traffic: a sender thread keeps frames coming while the
   //    rule set is replaced 40 times (under ASan, a worker still using a
@@ -325,6 +359,35 @@ void Body(PortKind kind, bool* skipped) {
     DP_CHECK_EQ(if_nametoindex("dpA"), 0u);  // the TAPs we created are gone
     DP_CHECK_EQ(if_nametoindex("dpB"), 0u);
   }
+
+  // 9. The stricter behaviours, on request: truncated L4 headers dropped
+  //    before the rules, NDP passed without them (drop-all rules here).
+  DataplaneConfig strict = cfg;
+  strict.drop_l4_truncated = true;
+  strict.ndp_bypass = true;
+  Dataplane dp2(strict);
+  dp2.Start();
+  const int sa2 = RawSocket(ta), sb2 = RawSocket(tb);
+  DP_CHECK(sa2 >= 0 && sb2 >= 0);
+  if (sa2 < 0 || sb2 < 0) return;
+  Drain(sa2), Drain(sb2);
+  DP_CHECK_EQ(dp2.SetRules(drop_all.data(), drop_all.size(), {}, 5), 1u);
+  for (const auto& f : trunc) Send(sa2, f);
+  for (const auto& f : good) {
+    ParsedFrame q;
+    ParseFrame(f.data(), uint32_t(f.size()), false, &q);
+    if (q.cls == FrameClass::kNdp) Send(sa2, f);
+  }
+  got = Drain(sb2);
+  DP_CHECK_EQ(got.size(), ndp);
+  c = dp2.Counters();
+  DP_CHECK_EQ(c.l4_truncated_strict, uint64_t(trunc.size()));
+  DP_CHECK_EQ(c.drops[uint32_t(DropReason::kL4Truncated)], uint64_t(trunc.size()));
+  DP_CHECK_EQ(c.l4_truncated_judged + c.l4_truncated_hotdrop, 0u);
+  DP_CHECK_EQ(c.ndp_bypassed, uint64_t(ndp));
+  DP_CHECK_EQ(c.ndp_judged, 0u);
+  close(sa2), close(sb2);
+  dp2.Stop();
 }
 
 void RunInPrivateNetns(PortKind kind) {

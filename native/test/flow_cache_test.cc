@@ -75,6 +75,15 @@ DP_TEST(FlowCacheMatchesWalkV4V6) {
     SetCt(&t4, seed);
     SetCt(&t6, seed);
     for (auto& k : t4) k.c.iif = 1 + (k.c.sport & 1), k.c.oif = 2 - (k.c.sport & 1);
+    // Some keys with a cut-short L4 header: the hot-drop walk, cached too.
+    auto truncate = [](auto* trace) {
+      for (size_t i = 0; i < trace->size(); i += 7) {
+        auto& c = (*trace)[i].c;
+        c.flags = kKeyL4Truncated, c.sport = c.dport = c.icmp = 0, c.tcp_flags = 0;
+      }
+    };
+    truncate(&t4);
+    truncate(&t6);
     Differential(r4, buf, n, t4);
     Differential(r6, buf, n, t6);
   }

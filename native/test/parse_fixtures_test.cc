@@ -70,6 +70,7 @@ std::map<std::string, std::string> Describe(const ParsedFrame& p) {
     m["icmp"] = std::to_string(c->icmp);
     m["tcpflags"] = std::to_string(c->tcp_flags);
     m["l4"] = (c->flags & kKeyHasL4) ? "1" : "0";
+    m["trunc"] = p.l4_truncated ? "1" : "0";
   }
   return m;
 }
@@ -110,6 +111,7 @@ void CheckFixture(const std::string& name) {
 
 DP_TEST(ParseWellFormedFixtures) { CheckFixture("parse_wellformed"); }
 DP_TEST(ParseMalformedFixtures) { CheckFixture("parse_malformed"); }
+DP_TEST(ParseTruncatedFixtures) { CheckFixture("parse_truncated"); }
 
 // The invariants any parse result must keep, whatever the input.
 void CheckInvariants(const ParsedFrame& p, uint32_t len) {
@@ -118,13 +120,22 @@ void CheckInvariants(const ParsedFrame& p, uint32_t len) {
     DP_CHECK(p.l4_off <= p.l3_off + p.l3_len);
     const KeyCommon& c = p.cls == FrameClass::kIPv4 ? p.key4.c : p.key6.c;
     if (p.later_fragment) DP_CHECK(!(c.flags & kKeyHasL4));
+    // A cut-short L4 header: a key without L4 and no header offset.
+    DP_CHECK_EQ(p.l4_truncated, (c.flags & kKeyL4Truncated) != 0);
+    if (p.l4_truncated) {
+      DP_CHECK(!(c.flags & kKeyHasL4) && !p.later_fragment && p.l4_off == 0);
+      DP_CHECK(c.sport == 0 && c.dport == 0 && c.icmp == 0 && c.tcp_flags == 0);
+      DP_CHECK(p.cls != FrameClass::kNdp);
+    }
+  } else {
+    DP_CHECK(!p.l4_truncated);
   }
   if (p.cls == FrameClass::kMalformed) DP_CHECK(IsMalformed(p.reason));
   else DP_CHECK(p.reason == DropReason::kNone);
 }
 
 DP_TEST(ParseEveryPrefixOfEveryFixture) {
-  for (const char* name : {"parse_wellformed", "parse_malformed"}) {
+  for (const char* name : {"parse_wellformed", "parse_malformed", "parse_truncated"}) {
     for (const auto& frame : dptest::ReadPcap(FixturePath(std::string(name) + ".pcap"))) {
       for (size_t n = 0; n <= frame.size(); ++n) {
         std::vector<uint8_t> f(frame.begin(), frame.begin() + n);
@@ -143,7 +154,7 @@ DP_TEST(ParseMutatedFixtures) {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
     return s;
   };
-  for (const char* name : {"parse_wellformed", "parse_malformed"}) {
+  for (const char* name : {"parse_wellformed", "parse_malformed", "parse_truncated"}) {
     for (const auto& frame : dptest::ReadPcap(FixturePath(std::string(name) + ".pcap"))) {
       for (int round = 0; round < 300; ++round) {
         std::vector<uint8_t> f = frame;

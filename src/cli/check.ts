@@ -13,7 +13,10 @@ native JSON/YAML format) exactly as 'flatwall run' would, and print a summary.
 Files together form one rule set (for example an IPv4 and an IPv6 file).
 
 Options:
-  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect)
+  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect
+                      from the header, a *.v6 / *.v4 name, or the first
+                      family-only token; a file without any is IPv4, with a
+                      notice on stderr)
       --skip-tables   skip tables other than filter instead of failing
       --max-records N bound on compiled records per table (default 8388608)
       --ipset FILE    IP sets in 'ipset save' form the rules may name, checked
@@ -62,6 +65,7 @@ export function runCheck(argv: string[]): number {
       family,
       skipOtherTables: values['skip-tables'],
       maxRecords,
+      onNotice: (m) => process.stderr.write(`${m}\n`),
       onParseProgress: (file, d, t) => progress.update(d, t),
     });
     progress.done();

@@ -19,7 +19,8 @@ kept.
 
 Options:
   -o, --output FILE   the snapshot to write (replaced atomically)
-  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect)
+  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect,
+                      as 'flatwall check' does)
       --no-image      leave the built classifiers out (a smaller snapshot;
                       'run --snapshot' then builds them, ~1 s per million rules)
   -q, --quiet         no progress on stderr
@@ -47,7 +48,7 @@ export async function runCompile(argv: string[]): Promise<number> {
   const progress = new Progress('compiling', values.quiet);
   try {
     const t0 = performance.now();
-    const { compiled } = loadRuleFiles(positionals, { family, onParseProgress: (_f, d, t) => progress.update(d, t) });
+    const { compiled } = loadRuleFiles(positionals, { family, onNotice: (m) => process.stderr.write(`${m}\n`), onParseProgress: (_f, d, t) => progress.update(d, t) });
     progress.done();
     const image = values['no-image'] ? undefined : await buildImage(compiled);
     const { bytes } = writeSnapshot(values.output, compiled, positionals, image);

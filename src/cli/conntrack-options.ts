@@ -9,13 +9,17 @@ export const CONNTRACK_OPTIONS = {
   'conntrack-max': { type: 'string' },
   'no-conntrack': { type: 'boolean' },
   'ct-tcp-loose': { type: 'boolean' },
+  'ct-tcp-strict': { type: 'boolean' },
   'ct-timeout': { type: 'string', multiple: true },
 } as const;
 
 export const CONNTRACK_HELP = `      --conntrack-max N   tracked connections, all workers together (default 262144)
       --no-conntrack      stateless: no connection tracking, every packet UNTRACKED
-      --ct-tcp-loose      pick up TCP connections mid-stream (nf_conntrack_tcp_loose=1);
-                          default: a TCP packet other than SYN without an entry is INVALID
+      --ct-tcp-strict     no mid-stream pickup (nf_conntrack_tcp_loose=0): a TCP
+                          packet other than SYN without an entry is INVALID
+                          (default: an ACK without an entry starts a connection,
+                          NEW, as Linux does with nf_conntrack_tcp_loose=1)
+      --ct-tcp-loose      deprecated, no effect: mid-stream pickup is the default
       --ct-timeout NAME=S conntrack timeout in seconds (repeatable); NAME is one of
                           tcp_syn_sent tcp_syn_recv tcp_established tcp_fin_wait
                           tcp_close_wait tcp_last_ack tcp_time_wait tcp_close
@@ -34,6 +38,7 @@ export interface ConntrackValues {
   'conntrack-max'?: string;
   'no-conntrack'?: boolean;
   'ct-tcp-loose'?: boolean;
+  'ct-tcp-strict'?: boolean;
   'ct-timeout'?: string[];
 }
 
@@ -53,5 +58,9 @@ export function conntrackConfig(values: ConntrackValues): ConntrackConfig {
     conntrackMax = Number(max);
     if (!Number.isInteger(conntrackMax) || conntrackMax < 1) throw new UsageError(`--conntrack-max must be an integer >= 1, got "${max}"`);
   }
-  return { conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts, conntrackTcpLoose: values['ct-tcp-loose'] ?? false };
+  if (values['ct-tcp-loose'] && values['ct-tcp-strict']) throw new UsageError('--ct-tcp-loose and --ct-tcp-strict are exclusive');
+  if (values['ct-tcp-loose']) {
+    process.stderr.write('flatwall: --ct-tcp-loose is deprecated and has no effect: mid-stream pickup is the default (--ct-tcp-strict turns it off)\n');
+  }
+  return { conntrack: !values['no-conntrack'], conntrackMax, conntrackTimeouts, conntrackTcpLoose: !values['ct-tcp-strict'] };
 }

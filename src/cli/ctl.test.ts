@@ -133,7 +133,7 @@ describe('flatwall ctl and the API routes against a running firewall', { skip, t
       const t = /^# TYPE (\S+) (counter|gauge)$/.exec(line);
       if (t) types.set(t[1], t[2]);
       else if (!line.startsWith('# HELP ')) {
-        assert.match(line, /^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$/, line);
+        assert.match(line, /^[a-z_][a-z0-9_]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+$/, line);
         samples.push(line);
       }
     }
@@ -145,6 +145,9 @@ describe('flatwall ctl and the API routes against a running firewall', { skip, t
     }
     assert.ok(samples.includes('flatwall_rules{family="ipv4",hook="FORWARD"} 21'), m.body);
     assert.ok(samples.includes('flatwall_ruleset_generation 1'));
+    // The kernel defaults' counters, exported either way.
+    for (const o of ['judged', 'hotdrop', 'hotdrop_bound', 'strict']) assert.ok(samples.includes(`flatwall_l4_truncated_packets_total{outcome="${o}"} 0`), o);
+    for (const o of ['judged', 'bypassed']) assert.ok(samples.some((x) => x.startsWith(`flatwall_ndp_packets_total{outcome="${o}"} `)), o);
     // top:2 per-rule series: the two busiest rules, by their seeded counters.
     const rulePk = samples.filter((s) => s.startsWith('flatwall_rule_packets_total'));
     assert.equal(rulePk.length, 2, rulePk.join('\n'));

@@ -5,7 +5,7 @@ import { RuleError } from '../rules/errors';
 import { parseFiles } from '../rules/load';
 import { printTable } from '../rules/iptables/print';
 import { toNative } from '../rules/native-format';
-import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { IpsetStore, loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
 
@@ -17,7 +17,8 @@ print after iptables-restore of the same file), or convert them.
 Options:
   -f, --format FMT    iptables (default), json or yaml
   -c, --counters      include [packets:bytes] counters
-  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect)
+  -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect,
+                      as 'flatwall check' does)
       --skip-tables   skip tables other than filter instead of failing
       --ipset FILE    IP sets in 'ipset save' form that -m set rules name (repeatable)
   -h, --help          show this help
@@ -41,11 +42,12 @@ export function runPrint(argv: string[]): number {
   }
   if (positionals.length === 0) throw new UsageError('print needs a FILE');
   if (!['iptables', 'json', 'yaml'].includes(values.format!)) throw new UsageError(`unknown format "${values.format}"`);
+  const family = familyFlag(values);
   try {
     const sets = new IpsetStore();
     useSetStore(sets);
     if (values.ipset?.length) loadIpsetFiles(sets, values.ipset);
-    const { ruleset } = parseFiles(positionals, { family: values['4'] ? 4 : values['6'] ? 6 : undefined, skipOtherTables: values['skip-tables'] });
+    const { ruleset } = parseFiles(positionals, { family, skipOtherTables: values['skip-tables'], onNotice: (m) => process.stderr.write(`${m}\n`) });
     if (values.format === 'json') {
       process.stdout.write(`${JSON.stringify(toNative(ruleset), null, 2)}\n`);
     } else if (values.format === 'yaml') {

@@ -7,7 +7,7 @@ import { loadRuleFiles } from '../rules/load';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { LINKTYPE_ETHERNET, PcapError, readPcap, writePcap, type PcapRecord } from '../io/pcap';
-import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
 import { IpsetStore, loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
@@ -17,7 +17,10 @@ export const REPLAY_HELP = `Usage: flatwall replay --rules FILE [--rules FILE] -
 Decide every frame of a capture with the given rules, exactly as 'flatwall
 run' would (same frame parser, same connection tracking, same classifier),
 and print each verdict, each frame's conntrack state and the hits per rule.
-Frames go through the FORWARD rules of their family.
+Frames go through the FORWARD rules of their family, as the kernel's: NDP
+included, and a frame whose TCP/UDP/SCTP/ICMP header is cut short is judged
+without it and dropped at the first rule with an L4 match it reaches (the
+kernel's hotdrop).
 
 Connection tracking is on, as in 'flatwall run', with the same flags: it
 sees the frames in capture order, with the capture's timestamps as its clock
@@ -38,6 +41,12 @@ Options:
   -o, --out-interface IF  the output port name rules see as -o (default eth1)
       --out-mac MAC       frames sent by MAC (Ethernet source) come in on the -o
                           port instead, i.e. from the far side (repeatable)
+  -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
+                          detect, as 'flatwall check' does)
+      --drop-l4-truncated drop frames whose L4 header is cut short before the
+                          rules (as 'flatwall run --drop-l4-truncated')
+      --ndp-bypass        pass ICMPv6 NDP (types 133-137) without the rules
+                          (as 'flatwall run --ndp-bypass')
 ${CONNTRACK_HELP}      --json              machine-readable output
   -q, --quiet             only the summary and rule hits, not every frame
   -h, --help              show this help
@@ -64,6 +73,10 @@ export async function runReplay(argv: string[]): Promise<number> {
     'out-interface': { type: 'string', short: 'o', default: 'eth1' },
     'out-mac': { type: 'string', multiple: true },
     ...CONNTRACK_OPTIONS,
+    '4': { type: 'boolean', short: '4' },
+    '6': { type: 'boolean', short: '6' },
+    'drop-l4-truncated': { type: 'boolean' },
+    'ndp-bypass': { type: 'boolean' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     help: { type: 'boolean', short: 'h' },
@@ -74,6 +87,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   }
   if (!values.rules?.length) throw new UsageError('--rules FILE is required');
   if (!values.pcap) throw new UsageError('--pcap FILE is required');
+  const family = familyFlag(values);
   const outMacs = (values['out-mac'] ?? []).map((m) => {
     if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(m)) throw new UsageError(`--out-mac must be a MAC address like 02:00:00:00:00:01, got "${m}"`);
     return Buffer.from(m.replace(/:/g, ''), 'hex');
@@ -85,7 +99,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   try {
     useSetStore(sets);
     if (values.ipset?.length) loadIpsetFiles(sets, values.ipset);
-    compiled = loadRuleFiles(values.rules).compiled;
+    compiled = loadRuleFiles(values.rules, { family, onNotice: (m) => process.stderr.write(`${m}\n`) }).compiled;
   } catch (err) {
     if (err instanceof RuleError) {
       process.stderr.write(`flatwall: ${err.message}\n`);
@@ -131,6 +145,8 @@ export async function runReplay(argv: string[]): Promise<number> {
     timestamps,
     reverse,
     ...ct,
+    dropL4Truncated: values['drop-l4-truncated'] ?? false,
+    ndpBypass: values['ndp-bypass'] ?? false,
     sets: sets.native,
   });
 
@@ -163,7 +179,10 @@ export async function runReplay(argv: string[]): Promise<number> {
       pass.push(recs[i]);
     } else {
       verdict = ACTIONS[v];
-      if (res.finalRule[i] !== 0xffffffff) detail = describe(res.finalRule[i]);
+      if (res.hot[i]) {
+        detail = { reason: `l4_truncated: the L4 header is cut short and a rule with an L4 match reads it (hot-dropped${res.hot[i] === 2 ? ', undecided within the bound: fail closed' : ''})` };
+        summary.hotDropped = Number(summary.hotDropped ?? 0) + 1;
+      } else if (res.finalRule[i] !== 0xffffffff) detail = describe(res.finalRule[i]);
       else detail = { reason: `no IPv${res.cls[i] === 1 ? 4 : 6} rules loaded (accepted)` };
       // The rules accepted a new flow but the conntrack table was full.
       if (res.reasonNames[res.reason[i]] === 'conntrack_full') detail = { ...detail, reason: 'conntrack_full' };
@@ -207,7 +226,8 @@ export async function runReplay(argv: string[]): Promise<number> {
     lines.push(`${String(h.packets).padStart(9)} ${String(h.bytes).padStart(11)}  ${src}`);
   }
   lines.push('');
-  lines.push(`${summary.frames} frames: ${summary.accepted} accepted, ${summary.dropped} dropped, ${summary.rejected} rejected, ${summary.malformed} malformed, ${summary.notIp} not IP (passed unfiltered)`);
+  const hot = summary.hotDropped ? ` (${summary.hotDropped} hot-dropped: L4 header cut short)` : '';
+  lines.push(`${summary.frames} frames: ${summary.accepted} accepted, ${summary.dropped} dropped${hot}, ${summary.rejected} rejected, ${summary.malformed} malformed, ${summary.notIp} not IP (passed unfiltered)`);
   lines.push(`ctstate: ${CT_STATES.map(([, n]) => `${ctstates[n]} ${n}`).join(', ')}${ct.conntrack ? '' : ' (--no-conntrack)'}`);
   if (res.conntrack) {
     const c = res.conntrack;

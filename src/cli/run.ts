@@ -6,14 +6,19 @@ import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
-import { EXIT_ERRORS, EXIT_OK, UsageError, parse } from './args';
+import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
 
 Run the firewall as a transparent bump in the wire between pairs of ports
 (1st <-> 2nd, 3rd <-> 4th, ...). IPv4 and IPv6 go through the FORWARD rules,
-with -i/-o naming the input and output port; ARP and NDP pass.
+with -i/-o naming the input and output port; ARP passes. The defaults are
+the kernel's: ICMPv6 NDP is filtered like any ICMPv6 packet, a frame whose
+TCP/UDP/SCTP/ICMP header is cut short is judged without it and dropped at
+the first rule with an L4 match it reaches (the kernel's hotdrop), and
+conntrack picks up TCP connections mid-stream (nf_conntrack_tcp_loose=1).
+The stricter behaviours are flags below; all are counted in the metrics.
 
 Writes JSON logs to stdout, one object per line, and a "ready" line once the
 rules are active. SIGHUP reloads the rule files atomically (a file with an
@@ -23,6 +28,8 @@ Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
       --tap NAME          a TAP port (created if missing; repeatable)
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
+  -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
+                          detect, as 'flatwall check' does)
       --ipset FILE        IP sets in 'ipset save' form, loaded before the rules
                           (repeatable; all files or none); -m set rules name
                           them, 'flatwall ctl ipset' edits them. Not reread on
@@ -48,6 +55,13 @@ Options:
                           (default 10)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
+      --drop-l4-truncated drop frames whose L4 header is cut short before the
+                          rules (counted as drop reason l4_truncated; default:
+                          judged, and dropped only at a rule with an L4 match)
+      --ndp-bypass        pass ICMPv6 neighbour discovery (types 133-137)
+                          without the rules, as link-scope traffic with hop
+                          limit 255 (RFC 4861) that a bridge must not break
+                          (default: NDP is judged by the FORWARD rules)
 ${CONNTRACK_HELP}  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
 ${API_HELP}  -h, --help              show this help
 
@@ -75,6 +89,10 @@ export async function runRun(argv: string[]): Promise<number> {
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
     ...CONNTRACK_OPTIONS,
+    'drop-l4-truncated': { type: 'boolean' },
+    'ndp-bypass': { type: 'boolean' },
+    '4': { type: 'boolean', short: '4' },
+    '6': { type: 'boolean', short: '6' },
     'restore-counters': { type: 'boolean', short: 'c' },
     ...API_OPTIONS,
     help: { type: 'boolean', short: 'h' },
@@ -94,6 +112,7 @@ export async function runRun(argv: string[]): Promise<number> {
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
   if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
+  const ruleFamily = familyFlag(values);
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -146,6 +165,13 @@ export async function runRun(argv: string[]): Promise<number> {
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
       txMode, busyPollUs, workerNice, buildNice,
       ...ct,
+      dropL4Truncated: values['drop-l4-truncated'] ?? false,
+      ndpBypass: values['ndp-bypass'] ?? false,
+      ruleFamily,
+      onRuleNotice: (m) => {
+        process.stderr.write(`${m}\n`);
+        log('warn', m);
+      },
       restoreCounters: values['restore-counters'],
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
@@ -164,7 +190,10 @@ export async function runRun(argv: string[]): Promise<number> {
       const failed = fw.counters({ rules: false }).workerNiceFailures;
       if (failed) log('warn', 'could not set the packet workers\' priority (needs CAP_SYS_NICE); they run at the default', { workerNice, workers: failed });
     }, 500).unref();
-    log('info', 'ready', { ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where });
+    log('info', 'ready', {
+      ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
+      ctTcpLoose: ct.conntrackTcpLoose, dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
+    });
   } catch (err) {
     log('error', 'cannot start', { error: (err as Error).message });
     if (err instanceof RuleError) process.stderr.write(`flatwall: ${err.message}\n`);
@@ -208,5 +237,5 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function summary(c: any): Record<string, unknown> {
   const drops = Object.fromEntries(Object.entries(c.dropsByReason as Record<string, number>).filter(([, v]) => v > 0));
-  return { generation: c.generation, verdicts: c.verdicts, conntrack: c.conntrack, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
+  return { generation: c.generation, verdicts: c.verdicts, conntrack: c.conntrack, l4Truncated: c.l4Truncated, ndp: c.ndp, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
 }

@@ -41,8 +41,16 @@ export interface FirewallOptions {
   conntrackMax?: number;
   /** Timeouts in seconds by netfilter name: tcp_established, tcp_syn_sent, ..., udp, udp_stream, icmp, generic. */
   conntrackTimeouts?: Record<string, number>;
-  /** Pick up TCP connections mid-stream (nf_conntrack_tcp_loose; default false: a non-SYN without an entry is INVALID). */
+  /** Pick up TCP connections mid-stream (nf_conntrack_tcp_loose; default true, as Linux; false: a non-SYN without an entry is INVALID). */
   conntrackTcpLoose?: boolean;
+  /** Drop frames whose L4 header is cut short before the rules (default false: judged, hot-dropped at an L4 rule, as the kernel). */
+  dropL4Truncated?: boolean;
+  /** Forward ICMPv6 NDP (133-137) without the rules (default false: judged by the FORWARD rules, as the kernel). */
+  ndpBypass?: boolean;
+  /** The family of the iptables-save rule files (-4/-6); default: detected per file (src/rules/family.ts). */
+  ruleFamily?: 4 | 6;
+  /** Notices about the rule files (a file loaded as IPv4 for want of evidence). */
+  onRuleNotice?: (message: string) => void;
   /** Seed per-rule counters from the files' [packets:bytes] (iptables-restore -c). */
   restoreCounters?: boolean;
 }
@@ -204,7 +212,9 @@ export class Firewall {
       conntrack: opts.conntrack ?? true,
       conntrackMax: opts.conntrackMax,
       conntrackTimeouts: opts.conntrackTimeouts,
-      conntrackTcpLoose: opts.conntrackTcpLoose ?? false,
+      conntrackTcpLoose: opts.conntrackTcpLoose ?? true,
+      dropL4Truncated: opts.dropL4Truncated ?? false,
+      ndpBypass: opts.ndpBypass ?? false,
     });
     this.sets = new IpsetStore(this.dp.sets());
     // Expired set entries are absent at once; this reclaims their slots
@@ -232,7 +242,7 @@ export class Firewall {
       const t0 = performance.now();
       return this.attempt(t0, async () => {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
-        return loadRuleFiles(this.opts.ruleFiles).compiled;
+        return loadRuleFiles(this.opts.ruleFiles, { family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice }).compiled;
       }, this.opts.restoreCounters ?? false);
     });
   }

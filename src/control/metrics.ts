@@ -69,6 +69,25 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   e.family(`${P}drops_total`, 'counter', 'Frames dropped, by reason.');
   for (const [reason, n] of Object.entries(c.dropsByReason as Record<string, number>)) e.sample(`${P}drops_total`, n, { reason });
 
+  // The kernel's defaults and the stricter flags, counted either way.
+  const l4t = c.l4Truncated as { judged: number; hotdrop: number; hotdropBound: number; strict: number } | undefined;
+  if (l4t) {
+    e.family(`${P}l4_truncated_packets_total`, 'counter',
+      'Frames whose TCP/UDP/SCTP/DCCP/ICMP header is cut short, by outcome: judged (by the rules, as a later fragment: no rule with an L4 match on the way), ' +
+      'hotdrop (dropped at the first rule with an L4 match, as the kernel), hotdrop_bound (dropped, fail closed: more L4 rules on the way than the bound), ' +
+      'strict (dropped before the rules, --drop-l4-truncated). The drops are flatwall_drops_total{reason="l4_truncated"}.');
+    e.sample(`${P}l4_truncated_packets_total`, l4t.judged, { outcome: 'judged' });
+    e.sample(`${P}l4_truncated_packets_total`, l4t.hotdrop, { outcome: 'hotdrop' });
+    e.sample(`${P}l4_truncated_packets_total`, l4t.hotdropBound, { outcome: 'hotdrop_bound' });
+    e.sample(`${P}l4_truncated_packets_total`, l4t.strict, { outcome: 'strict' });
+  }
+  const ndp = c.ndp as { judged: number; bypassed: number } | undefined;
+  if (ndp) {
+    e.family(`${P}ndp_packets_total`, 'counter', 'ICMPv6 neighbour discovery frames (types 133-137), by outcome: judged by the FORWARD rules, or bypassed (--ndp-bypass).');
+    e.sample(`${P}ndp_packets_total`, ndp.judged, { outcome: 'judged' });
+    e.sample(`${P}ndp_packets_total`, ndp.bypassed, { outcome: 'bypassed' });
+  }
+
   e.family(`${P}log_events_total`, 'counter', 'LOG rule events, by outcome.');
   e.sample(`${P}log_events_total`, c.logs.emitted, { result: 'emitted' });
   e.sample(`${P}log_events_total`, c.logs.rateLimited, { result: 'rate_limited' });

@@ -6,6 +6,7 @@ import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
 import type { Family, RuleSet, Table } from '../rules/model';
 import { parseIptables } from '../rules/iptables/parse';
+import { detectFileFamily } from '../rules/family';
 import { parseNative } from '../rules/native-format';
 import { chainOrder, printTable, ruleSpec } from '../rules/iptables/print';
 import { listColumns } from '../rules/iptables/list';
@@ -75,7 +76,7 @@ function bodyParser(contentType: string, family: Family | undefined): (text: str
     return (text) => parseNative(text, REQUEST_FILE);
   }
   if (ct === '' || ct === 'text/plain' || ct === 'application/x-iptables-save' || ct === 'application/octet-stream') {
-    return (text) => parseIptables(text, { file: REQUEST_FILE, family });
+    return (text) => parseIptables(text, { file: REQUEST_FILE, family: family ?? detectFileFamily(text, REQUEST_FILE).family });
   }
   throw new ApiError(415, 'unsupported_media_type',
     `Content-Type ${ct} is not supported: use text/plain (iptables-save), application/json / application/yaml (native format) or ${SNAPSHOT_CONTENT_TYPE} (flatwall compile -o)`);
@@ -117,7 +118,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('GET', '/stats', () => {
     const c = fw.counters({ rules: false });
-    return { body: { ready: fw.ready, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache } };
+    return { body: { ready: fw.ready, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp } };
   });
 
   router.add('GET', '/rules', async (req) => {

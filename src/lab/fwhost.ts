@@ -3,7 +3,7 @@
 // tests that need what `flatwall run` does not print: the per-rule counters.
 // Run it inside the Firewall namespace:
 //
-//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-loose] [--ipset FILE]
+//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-strict] [--ipset FILE]
 //
 // It prints {"ready":...} once the rules are active, then answers lines on
 // stdin, one JSON line each:
@@ -22,14 +22,15 @@ const ports: PortSpec[] = [];
 const ruleFiles: string[] = [];
 const ipsetFiles: string[] = [];
 let workers = 1;
-let conntrackTcpLoose = false;
+let conntrackTcpLoose = true; // Linux's nf_conntrack_tcp_loose=1
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
   if (a === '--port') ports.push({ name: argv[++i], kind: 'afpacket' });
   else if (a === '--tap') ports.push({ name: argv[++i], kind: 'tap' });
   else if (a === '-r' || a === '--rules') ruleFiles.push(argv[++i]);
   else if (a === '-w') workers = Number(argv[++i]);
-  else if (a === '--ct-tcp-loose') conntrackTcpLoose = true;
+  else if (a === '--ct-tcp-loose') conntrackTcpLoose = true; // the default; kept for old callers
+  else if (a === '--ct-tcp-strict') conntrackTcpLoose = false;
   else if (a === '--ipset') ipsetFiles.push(argv[++i]);
   else {
     process.stderr.write(`fwhost: unknown argument ${a}\n`);

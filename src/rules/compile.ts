@@ -180,6 +180,8 @@ export function intersect(a: Cond, b: Cond): Cond | undefined {
     tcpMask: a.tcpMask | b.tcpMask, tcpValue: a.tcpValue | b.tcpValue,
     ct: a.ct & b.ct, needsL4: a.needsL4 || b.needsL4,
   };
+  if (a.l4BeforeCt || b.l4BeforeCt) c.l4BeforeCt = true;
+  if (a.l4BeforeAddr || b.l4BeforeAddr) c.l4BeforeAddr = true;
   if (c.srcLo > c.srcHi || c.dstLo > c.dstHi || c.sportLo > c.sportHi || c.dportLo > c.dportHi ||
       c.protoLo > c.protoHi || c.iifLo > c.iifHi || c.oifLo > c.oifHi || c.icmpLo > c.icmpHi || c.ct === 0) {
     return undefined;
@@ -266,10 +268,14 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
   };
   if (r.inIface) conds = refine(conds, 'iif', iface(r.inIface));
   if (r.outIface) conds = refine(conds, 'oif', iface(r.outIface));
+  // The kernel runs the matches in order: after an L4 match, a truncated
+  // header has been hot-dropped before later matches are tested (hotdrop.h).
+  let l4 = false;
   for (const m of r.matches) {
     if (conds.length === 0) break;
     switch (m.module) {
       case 'tcp': case 'udp': case 'sctp':
+        l4 = true;
         for (const c of conds) c.needsL4 = true;
         if (m.sport) conds = m.sport.not ? refine(conds, 'sport', portRanges(m.sport)) : narrowAll(conds, 'sport', m.sport.v.lo, m.sport.v.hi);
         if (m.dport) conds = m.dport.not ? refine(conds, 'dport', portRanges(m.dport)) : narrowAll(conds, 'dport', m.dport.v.lo, m.dport.v.hi);
@@ -298,6 +304,7 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
         }
         break;
       case 'icmp': case 'icmp6': {
+        l4 = true;
         for (const c of conds) c.needsL4 = true;
         const t = m.type!;
         if (t.v.any) {
@@ -310,6 +317,7 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
         break;
       }
       case 'multiport': {
+        l4 = true;
         for (const c of conds) c.needsL4 = true;
         const list: Ranges = m.ports!.v.map((p) => [p.lo, p.hi]);
         const inSet = m.ports!.not ? complementUnion(list, 65535) : list;
@@ -322,6 +330,7 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
       case 'iprange':
         if (m.src) conds = refine(conds, 'src', addrRanges(m.src, family));
         if (m.dst) conds = refine(conds, 'dst', addrRanges(m.dst, family));
+        if (l4) for (const c of conds) c.l4BeforeAddr = true;
         break;
       case 'conntrack': case 'state': {
         const s = m.module === 'state' ? m.state : m.ctstate;
@@ -329,6 +338,7 @@ export function ruleConds(r: Rule, family: Family, ifaces: IfaceClasses, program
         // SNAT/DNAT bits never occur here (no NAT), so they drop out.
         const mask = (s.not ? ~s.v : s.v) & CT_ALL;
         conds = conds.filter((c) => (c.ct &= mask) !== 0);
+        if (l4) for (const c of conds) c.l4BeforeCt = true;
         break;
       }
       case 'comment':

@@ -5,10 +5,14 @@ import { RuleError } from './errors';
 import type { Family, RuleSet } from './model';
 import { parseIptables } from './iptables/parse';
 import { parseNative, looksNative } from './native-format';
+import { detectFileFamily, noEvidenceNotice } from './family';
 import { compile, type CompiledRuleSet, type CompileOptions } from './compile';
 
 export interface LoadOptions extends CompileOptions {
+  /** The family of every iptables-save file (-4/-6); otherwise detected per file (./family.ts). */
   family?: Family;
+  /** Called with a one-line notice, e.g. for a file loaded as IPv4 for want of evidence (the CLI prints it on stderr). */
+  onNotice?: (message: string) => void;
   skipOtherTables?: boolean;
   onParseProgress?: (file: string, done: number, total: number) => void;
 }
@@ -21,9 +25,18 @@ export interface LoadTimings {
 
 export function parseText(text: string, file: string, opts: LoadOptions = {}): RuleSet {
   if (looksNative(file, text)) return parseNative(text, file);
+  let family = opts.family;
+  if (family === undefined) {
+    // Never a silent IPv4: header, name or the first family-only token, and
+    // a notice when there is none (the parser then checks every later token
+    // against the family fixed here).
+    const d = detectFileFamily(text, file);
+    family = d.family;
+    if (d.evidence.kind === 'none') opts.onNotice?.(noEvidenceNotice(file));
+  }
   return parseIptables(text, {
     file,
-    family: opts.family,
+    family,
     skipOtherTables: opts.skipOtherTables,
     onProgress: opts.onParseProgress ? (d, t) => opts.onParseProgress!(file, d, t) : undefined,
   });

@@ -153,6 +153,36 @@ class NativeParser {
     if ((v = get('in'))) neg(v, '-i', (x) => scalar(x, 'in'));
     if ((v = get('out'))) neg(v, '-o', (x) => scalar(x, 'out'));
     if ((v = get('proto'))) neg(v, '-p', (x) => scalar(x, 'proto'));
+    // The kernel tests matches in order, which only shows on a cut-short L4
+    // header (native/dataplane/hotdrop.h): keys ctstate/state and
+    // srcRange/dstRange written before the first L4 key are tested before
+    // the L4 match, after it otherwise (as RULE_KEYS lists them). toNative
+    // writes the keys in the rule's match order.
+    const order = n.items.map((it) => String(isScalar(it.key) ? it.key.value : ''));
+    const at = (...ks: string[]) => Math.min(...ks.map((k) => { const i = order.indexOf(k); return i < 0 ? Infinity : i; }));
+    const firstL4 = at('sport', 'dport', 'tcpFlags', 'syn', 'icmpType', 'icmpv6Type', 'sports', 'dports', 'ports');
+    const ranges = () => {
+      const srcR = get('srcRange');
+      const dstR = get('dstRange');
+      if (srcR || dstR) push((srcR ?? dstR)!, '-m', 'iprange');
+      if (srcR) neg(srcR, '--src-range', (x) => scalar(x, 'srcRange'));
+      if (dstR) neg(dstR, '--dst-range', (x) => scalar(x, 'dstRange'));
+    };
+    const states = () => {
+      let w: Node | undefined;
+      if ((w = get('ctstate'))) {
+        push(w, '-m', 'conntrack');
+        neg(w, '--ctstate', (x) => list(x, 'ctstate'));
+      }
+      if ((w = get('state'))) {
+        push(w, '-m', 'state');
+        neg(w, '--state', (x) => list(x, 'state'));
+      }
+    };
+    const rangesFirst = at('srcRange', 'dstRange') < firstL4;
+    const statesFirst = at('ctstate', 'state') < firstL4;
+    if (rangesFirst) ranges();
+    if (statesFirst) states();
     if ((v = get('sport'))) neg(v, '--sport', (x) => scalar(x, 'sport'));
     if ((v = get('dport'))) neg(v, '--dport', (x) => scalar(x, 'dport'));
     if ((v = get('tcpFlags'))) {
@@ -183,19 +213,8 @@ class NativeParser {
     multi('sports', '--sports');
     multi('dports', '--dports');
     multi('ports', '--ports');
-    const srcR = get('srcRange');
-    const dstR = get('dstRange');
-    if (srcR || dstR) push((srcR ?? dstR)!, '-m', 'iprange');
-    if (srcR) neg(srcR, '--src-range', (x) => scalar(x, 'srcRange'));
-    if (dstR) neg(dstR, '--dst-range', (x) => scalar(x, 'dstRange'));
-    if ((v = get('ctstate'))) {
-      push(v, '-m', 'conntrack');
-      neg(v, '--ctstate', (x) => list(x, 'ctstate'));
-    }
-    if ((v = get('state'))) {
-      push(v, '-m', 'state');
-      neg(v, '--state', (x) => list(x, 'state'));
-    }
+    if (!rangesFirst) ranges();
+    if (!statesFirst) states();
     if ((v = get('comment'))) push(v, '-m', 'comment', '--comment', scalar(v, 'comment'));
     const action = get('action');
     const jump = get('jump');

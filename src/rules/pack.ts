@@ -30,6 +30,14 @@ export interface Cond {
   tcpValue: number;
   ct: number;
   needsL4: boolean;
+  /**
+   * With needsL4: the rule's L4 match comes before its conntrack/state
+   * (l4BeforeCt) or iprange (l4BeforeAddr) match, so the kernel hot-drops a
+   * truncated header before testing those (native/dataplane/hotdrop.h).
+   * Set only when true.
+   */
+  l4BeforeCt?: boolean;
+  l4BeforeAddr?: boolean;
 }
 
 export const ACTION: Record<'ACCEPT' | 'DROP' | 'REJECT' | 'LOG' | 'COUNT' | 'SKIP', number> = {
@@ -157,7 +165,8 @@ export class TableWriter {
     v.setUint8(o + r.tcp_flags_mask, c.tcpMask);
     v.setUint8(o + r.tcp_flags_value, c.tcpValue);
     v.setUint8(o + r.ct_state_mask, c.ct);
-    v.setUint8(o + r.flags, c.needsL4 ? this.L.flags.NEEDS_L4 : 0);
+    const F = this.L.flags;
+    v.setUint8(o + r.flags, (c.needsL4 ? F.NEEDS_L4 : 0) | (c.l4BeforeCt ? F.L4_BEFORE_CT : 0) | (c.l4BeforeAddr ? F.L4_BEFORE_ADDR : 0));
     v.setUint8(o + r.action, action);
     if (this.family === 4) {
       v.setUint32(o + r.src_lo, c.srcLo as number, true);

@@ -78,6 +78,7 @@ describe('flatwall run between two namespaces', { skip, timeout: 90_000 }, () =>
     });
   }
 
+  // NDP is judged by the rules as in the kernel: `-p ipv6-icmp -j ACCEPT` lets it pass.
   test('ARP and NDP resolution work through the bridge', async () => {
     const { sender: S, receiver: R } = lab.topo;
     const mac = lab.topo.mac(R, 'ra');

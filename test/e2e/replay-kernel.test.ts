@@ -8,7 +8,7 @@
 // driver writes what it sent as a pcap, `flatwall replay` decides that
 // capture with the same rules, and the ct state of every frame (and whether
 // it passed) must be the kernel's. Both nf_conntrack_tcp_loose settings, the
-// kernel's sysctl against --ct-tcp-loose.
+// kernel's sysctl against the default (loose) and --ct-tcp-strict.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -74,7 +74,7 @@ async function kernelRun(dir: string, loose: boolean): Promise<{ out: Record<4 |
 
 function replay(dir: string, pcap: string, outMac: string, loose: boolean): { ctstate?: string; verdict: string }[] {
   const out = execFileSync(process.execPath, [CLI, 'replay', '--json', '-r', 'v4.rules', '-r', 'v6.rules', '-p', pcap, '-i', 'fa', '-o', 'fb',
-    '--out-mac', outMac, ...(loose ? ['--ct-tcp-loose'] : [])], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+    '--out-mac', outMac, ...(loose ? [] : ['--ct-tcp-strict'])], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
   return JSON.parse(out).frames;
 }
 
@@ -88,7 +88,7 @@ function table(steps: CtStep[], kernel: KernelRun, flatwall: { ctstate?: string;
 
 describe('flatwall replay: the ct state of every frame is the kernel\'s', { skip, timeout: 300_000 }, () => {
   for (const loose of [false, true]) {
-    test(`IPv4 and IPv6, nf_conntrack_tcp_loose=${loose ? 1 : 0} / ${loose ? '--ct-tcp-loose' : 'default'}`, async () => {
+    test(`IPv4 and IPv6, nf_conntrack_tcp_loose=${loose ? 1 : 0} / ${loose ? 'default' : '--ct-tcp-strict'}`, async () => {
       installTeardown(false);
       const dir = mkdtempSync(join(tmpdir(), 'fw-replay-kernel-'));
       try {

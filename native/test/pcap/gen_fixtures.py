@@ -7,11 +7,15 @@ small pcap files, one expectation line per frame).
 writes, next to this script:
     parse_wellformed.pcap / .expect   frames the parser must classify
     parse_malformed.pcap  / .expect   frames it must drop, by reason
+    parse_truncated.pcap  / .expect   frames whose L4 header is cut short: IP
+                                      with a key like a later fragment's (no
+                                      L4) and trunc=1, judged by the rules
 
 Each .expect line is the expectation for the frame of the same index:
 `class key=value ...`. `class` is ipv4 | ipv6 | arp | ndp | other |
 malformed; the keys the test compares are listed in parse_fixtures_test.cc
-(reason, proto, sport, dport, icmp, l4, frag, later, vlan, src, dst). The
+(reason, proto, sport, dport, icmp, l4, trunc, frag, later, vlan, src,
+dst). The
 frames are hand-built with struct (no scapy on the build machines), and the
 .pcap files are committed: this script only documents how they were made.
 """
@@ -103,6 +107,7 @@ def ah(nh):
 
 WELL = []  # (frame, expect)
 BAD = []
+TRUNC = []
 
 
 def w(frame, expect):
@@ -111,6 +116,10 @@ def w(frame, expect):
 
 def b(frame, reason):
     BAD.append((frame, "malformed reason=" + reason))
+
+
+def t(frame, expect):
+    TRUNC.append((frame, expect + " sport=0 dport=0 icmp=0 tcpflags=0 l4=0 trunc=1 reason=none"))
 
 
 # ---- well-formed -----------------------------------------------------------
@@ -169,11 +178,6 @@ b(eth(0x0800, ip4(6, tcp(), bad_csum=True)), "ip4_bad_checksum")
 b(eth(0x0800, ip4(6, tcp(), options=b"\x07\x09\x04\0")), "ip4_bad_options")
 b(eth(0x0800, ip4(6, tcp(), options=b"\x01\x01\x01\x44")), "ip4_bad_options")
 b(eth(0x0800, ip4(6, b"z" * 20, frag=1)), "ip4_tiny_fragment")
-b(eth(0x0800, ip4(6, tcp()[:12])), "l4_truncated")
-b(eth(0x0800, ip4(6, tcp(), tot=20 + 12) + b"\0" * 8), "l4_truncated")  # header beyond tot_len
-b(eth(0x0800, ip4(17, udp()[:6])), "l4_truncated")
-b(eth(0x0800, ip4(1, icmp()[:3])), "l4_truncated")
-b(eth(0x0800, ip4(132, sctp()[:10])), "l4_truncated")
 b(eth(0x0800, ip4(6, tcp(doff=3))), "tcp_bad_doff")
 b(eth(0x0800, ip4(6, tcp()[:12] + bytes([15 << 4]) + tcp()[13:])), "tcp_bad_doff")
 b(eth(0x0800, ip4(17, udp(), mf=True)[:20 + 4]), "ip4_bad_total_len")
@@ -185,9 +189,16 @@ b(eth(0x86DD, ip6(44, frag6(6)[:5])), "ip6_ext_truncated")
 b(eth(0x86DD, ip6(51, ah(6)[:20])), "ip6_ext_truncated")
 b(eth(0x86DD, ip6(60, ext(0, 0) + tcp())), "ip6_hbh_not_first")
 b(eth(0x86DD, ip6(60, b"".join(ext(60, 0) for _ in range(8)) + ext(6, 0) + tcp())), "ip6_ext_chain_too_long")
-b(eth(0x86DD, ip6(6, tcp()[:19])), "l4_truncated")
-b(eth(0x86DD, ip6(58, icmp()[:7])), "l4_truncated")
-b(eth(0x86DD, ip6(44, frag6(6, 0, True) + tcp()[:10])), "l4_truncated")
+
+# ---- L4 header cut short (not malformed: see parse.h) ------------------------
+t(eth(0x0800, ip4(6, tcp()[:12])), "ipv4 proto=6 frag=0")
+t(eth(0x0800, ip4(6, tcp(), tot=20 + 12) + b"\0" * 8), "ipv4 proto=6 l3len=32")  # header beyond tot_len
+t(eth(0x0800, ip4(17, udp()[:6])), "ipv4 proto=17")
+t(eth(0x0800, ip4(1, icmp()[:3])), "ipv4 proto=1")
+t(eth(0x0800, ip4(132, sctp()[:10])), "ipv4 proto=132")
+t(eth(0x86DD, ip6(6, tcp()[:19])), "ipv6 proto=6")
+t(eth(0x86DD, ip6(58, icmp()[:7])), "ipv6 proto=58")
+t(eth(0x86DD, ip6(44, frag6(6, 0, True) + tcp()[:10])), "ipv6 proto=6 frag=1 later=0")
 
 
 def write_pcap(path, frames):
@@ -198,9 +209,9 @@ def write_pcap(path, frames):
             f.write(fr)
 
 
-for name, items in (("parse_wellformed", WELL), ("parse_malformed", BAD)):
+for name, items in (("parse_wellformed", WELL), ("parse_malformed", BAD), ("parse_truncated", TRUNC)):
     write_pcap(os.path.join(HERE, name + ".pcap"), [fr for fr, _ in items])
     with open(os.path.join(HERE, name + ".expect"), "w") as f:
         for _, e in items:
             f.write(e + "\n")
-print("wrote %d well-formed and %d malformed frames" % (len(WELL), len(BAD)))
+print("wrote %d well-formed, %d malformed and %d truncated frames" % (len(WELL), len(BAD), len(TRUNC)))

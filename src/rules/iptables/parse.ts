@@ -396,6 +396,8 @@ export class RuleParser {
           const name = v.text.toLowerCase();
           const num = isDigits(name) ? parseUint(name, 255) : PROTO_BY_NAME[name];
           if (num === undefined) cur.fail(v, `unknown protocol "${v.text}"`);
+          if (name === 'icmp') this.setFamily(4, v); // family-only names (src/rules/family.ts)
+          else if (name === 'ipv6-icmp' || name === 'icmpv6') this.setFamily(6, v);
           if (num !== 0 || not) this.rule.proto = { not, v: num };
           this.protoTok = v;
           break;
