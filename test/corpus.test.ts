@@ -10,7 +10,7 @@
 // list and rewrites test/corpus/STATUS.md.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { IpsetStore, loadIpsetFiles } from '../src/sets/store';
 import { useSetStore } from '../src/sets/registry';
 import { join } from 'node:path';
@@ -75,4 +75,20 @@ test('every corpus file loads as `flatwall check --skip-tables` loads it, or fai
       }
     });
   }
+});
+
+test('--skip-tables says which tables were left out, and how many rules each had', () => {
+  const file = join(CORPUS, 'shorewall', 'Universal.v4');
+  const { compiled } = loadRuleFiles([file], { skipOtherTables: true });
+  const text = readFileSync(file, 'utf8');
+  // What the file holds, counted independently of the parser.
+  const want: { table: string; rules: number }[] = [];
+  let cur: { table: string; rules: number } | undefined;
+  for (const l of text.split('\n')) {
+    if (l.startsWith('*')) cur = l === '*filter' ? undefined : (want.push({ table: l.slice(1), rules: 0 }), want[want.length - 1]);
+    else if (cur && /^(\[\d+:\d+\] )?-A /.test(l)) cur.rules++;
+  }
+  assert.ok(want.length >= 2, 'the file has other tables');
+  assert.deepEqual(compiled.source.skipped?.map((s) => ({ table: s.table, rules: s.rules })), want);
+  assert.throws(() => loadRuleFiles([file]), /table \w+ is not supported .*--skip-tables/);
 });

@@ -76,6 +76,7 @@ export function runCheck(argv: string[]): number {
     if (values.json) {
       process.stdout.write(`${JSON.stringify({
         ok: true, files: positionals, tables: compiled.source.tables.map((t) => ({ name: t.name, family: `ipv${t.family}`, file: t.file })),
+        skippedTables: compiled.source.skipped ?? [],
         chains: s.chains, userChains: s.userChains, rules: s.sourceRules, records: s.records, hooks: perHook,
         features: s.features, interfaceClasses: compiled.ifaces.count, seconds: timings,
         ...(ipsets ? { ipsetFiles: values.ipset, ipsets: setSummary } : {}),
@@ -86,6 +87,9 @@ export function runCheck(argv: string[]): number {
     const out: string[] = [];
     out.push(`${positionals.join(', ')}: OK`);
     out.push(`  tables:    ${compiled.source.tables.map((t) => `filter (IPv${t.family}, ${t.file})`).join(', ')}`);
+    if (compiled.source.skipped?.length) {
+      out.push(`  skipped:   ${compiled.source.skipped.map((s) => `${s.table} (${s.rules} rules, ${s.file}:${s.line})`).join(', ')} (--skip-tables)`);
+    }
     out.push(`  chains:    ${s.chains} (${s.chains - s.userChains} built-in, ${s.userChains} user)`);
     out.push(`  rules:     ${s.sourceRules} source rules -> ${s.records} compiled records`);
     out.push('  per hook:');

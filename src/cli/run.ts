@@ -30,6 +30,9 @@ Options:
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
   -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
                           detect, as 'flatwall check' does)
+      --skip-tables       leave out tables other than filter (nat, mangle, raw...)
+                          instead of refusing the file; each load logs which
+                          tables and how many rules were left out
       --ipset FILE        IP sets in 'ipset save' form, loaded before the rules
                           (repeatable; all files or none); -m set rules name
                           them, 'flatwall ctl ipset' edits them. Not reread on
@@ -91,6 +94,7 @@ export async function runRun(argv: string[]): Promise<number> {
     ...CONNTRACK_OPTIONS,
     'drop-l4-truncated': { type: 'boolean' },
     'ndp-bypass': { type: 'boolean' },
+    'skip-tables': { type: 'boolean' },
     '4': { type: 'boolean', short: '4' },
     '6': { type: 'boolean', short: '6' },
     'restore-counters': { type: 'boolean', short: 'c' },
@@ -168,6 +172,7 @@ export async function runRun(argv: string[]): Promise<number> {
       dropL4Truncated: values['drop-l4-truncated'] ?? false,
       ndpBypass: values['ndp-bypass'] ?? false,
       ruleFamily,
+      skipOtherTables: values['skip-tables'],
       onRuleNotice: (m) => {
         process.stderr.write(`${m}\n`);
         log('warn', m);

@@ -49,6 +49,8 @@ export interface FirewallOptions {
   ndpBypass?: boolean;
   /** The family of the iptables-save rule files (-4/-6); default: detected per file (src/rules/family.ts). */
   ruleFamily?: 4 | 6;
+  /** Leave out tables other than filter (--skip-tables); every load logs which and how many rules. */
+  skipOtherTables?: boolean;
   /** Notices about the rule files (a file loaded as IPv4 for want of evidence). */
   onRuleNotice?: (message: string) => void;
   /** Seed per-rule counters from the files' [packets:bytes] (iptables-restore -c). */
@@ -242,7 +244,13 @@ export class Firewall {
       const t0 = performance.now();
       return this.attempt(t0, async () => {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
-        return loadRuleFiles(this.opts.ruleFiles, { family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice }).compiled;
+        const { compiled } = loadRuleFiles(this.opts.ruleFiles, {
+          family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice, skipOtherTables: this.opts.skipOtherTables,
+        });
+        for (const t of compiled.source.skipped ?? []) {
+          log('warn', 'table skipped (--skip-tables)', { file: t.file, line: t.line, table: t.table, rules: t.rules });
+        }
+        return compiled;
       }, this.opts.restoreCounters ?? false);
     });
   }

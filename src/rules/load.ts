@@ -44,6 +44,7 @@ export function parseText(text: string, file: string, opts: LoadOptions = {}): R
 
 export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: RuleSet; readSeconds: number } {
   const tables: RuleSet['tables'] = [];
+  const skipped: NonNullable<RuleSet['skipped']> = [];
   let readSeconds = 0;
   for (const file of files) {
     const t0 = performance.now();
@@ -54,9 +55,11 @@ export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: 
       throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     readSeconds += (performance.now() - t0) / 1000;
-    tables.push(...parseText(text, file, opts).tables);
+    const rs = parseText(text, file, opts);
+    tables.push(...rs.tables);
+    skipped.push(...(rs.skipped ?? []));
   }
-  return { ruleset: { tables }, readSeconds };
+  return { ruleset: skipped.length ? { tables, skipped } : { tables }, readSeconds };
 }
 
 export function loadRuleFiles(files: string[], opts: LoadOptions = {}): { compiled: CompiledRuleSet; timings: LoadTimings } {

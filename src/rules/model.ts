@@ -117,6 +117,15 @@ export interface Table {
 
 export interface RuleSet {
   tables: Table[];
+  /** Tables other than filter that --skip-tables left out: which, where, and how many rules. */
+  skipped?: SkippedTable[];
+}
+
+export interface SkippedTable {
+  file: string;
+  table: string;
+  line: number;
+  rules: number;
 }
 
 // Conntrack state bits. The first five are native/classifier/rule_table.h

@@ -4,7 +4,7 @@
 // is returned (the caller gets an exception, never half a rule set).
 import { RuleError, type Position } from '../errors';
 import {
-  CT, type AddrRange, type Chain, type ExtMatch, type Family, type IcmpType, type Match, type PortRange,
+  CT, type AddrRange, type Chain, type ExtMatch, type Family, type SkippedTable, type IcmpType, type Match, type PortRange,
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
 } from '../model';
 import { EXTENSIONS, extension, type MatchExtension, type OptionContext } from '../extensions/registry';
@@ -809,6 +809,7 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
 
   const tables: Table[] = [];
   let skipping = false;
+  const skipped: SkippedTable[] = [];
   let tableTok: { line: number; col: number; name: string } | undefined;
   const seenTables = new Set<string>();
   const lines = text.split('\n');
@@ -841,6 +842,7 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
           cur.fail(t0, `table ${name} is not supported (flatwall filters only; pass --skip-tables to ignore it)`);
         }
         skipping = true;
+        skipped.push({ file, table: name, line: lineNo, rules: 0 });
         continue;
       }
       table = { name: 'filter', family: 4, file, chains: new Map() };
@@ -860,7 +862,10 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
       table = undefined;
       continue;
     }
-    if (skipping) continue;
+    if (skipping) {
+      if (/^(\[\d+:\d+\] )?-[AI] /.test(raw.slice(first))) skipped[skipped.length - 1].rules++;
+      continue;
+    }
     if (!table) cur.fail(t0, 'rule outside a table (missing "*filter")');
     const tbl = table;
 
@@ -977,7 +982,7 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
     }
   }
   opts.onProgress?.(total, total);
-  return { tables };
+  return skipped.length ? { tables, skipped } : { tables };
 }
 
 function expectEnd(cur: LineCursor): void {
