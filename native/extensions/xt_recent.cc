@@ -13,61 +13,98 @@ RecentState::RecentState(std::string key, std::string config, const RecentConfig
   while (ring_ < cfg.pkt_list_tot) ring_ <<= 1;
   entries_.resize(cfg.list_tot ? cfg.list_tot : 1);
   stamps_.assign(entries_.size() * ring_, 0);
+  size_t nb = 16;
+  while (nb < 2 * entries_.size()) nb <<= 1;
+  heads_.assign(nb, -1);
+  for (size_t i = entries_.size(); i-- > 0;) free_.push_back(int32_t(i));
+}
+
+uint32_t RecentState::Bucket(uint8_t family, const uint32_t addr[4]) const {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ family;
+  for (int i = 0; i < 4; ++i) {
+    h = (h ^ addr[i]) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+  }
+  return uint32_t(h) & uint32_t(heads_.size() - 1);
+}
+
+void RecentState::LruUnlink(int32_t i) {
+  Entry& e = entries_[size_t(i)];
+  if (e.lru_prev >= 0) entries_[size_t(e.lru_prev)].lru_next = e.lru_next;
+  else lru_head_ = e.lru_next;
+  if (e.lru_next >= 0) entries_[size_t(e.lru_next)].lru_prev = e.lru_prev;
+  else lru_tail_ = e.lru_prev;
+  e.lru_prev = e.lru_next = -1;
+}
+
+void RecentState::LruAppend(int32_t i) {
+  Entry& e = entries_[size_t(i)];
+  e.lru_prev = lru_tail_, e.lru_next = -1;
+  if (lru_tail_ >= 0) entries_[size_t(lru_tail_)].lru_next = i;
+  else lru_head_ = i;
+  lru_tail_ = i;
 }
 
 RecentState::Entry* RecentState::Lookup(uint8_t family, const uint32_t addr[4], uint8_t ttl, bool check_ttl) {
   // recent_entry_lookup: same family and address, and with --rttl the same
   // TTL (a TTL of 0 on either side matches any).
   const uint8_t want = check_ttl ? ttl : 0;
-  for (Entry& e : entries_) {
-    if (!e.used || e.family != family || std::memcmp(e.addr, addr, sizeof e.addr) != 0) continue;
+  for (int32_t i = heads_[Bucket(family, addr)]; i >= 0; i = entries_[size_t(i)].next) {
+    Entry& e = entries_[size_t(i)];
+    if (e.family != family || std::memcmp(e.addr, addr, sizeof e.addr) != 0) continue;
     if (want == e.ttl || want == 0 || e.ttl == 0) return &e;
   }
   return nullptr;
 }
 
-RecentState::Entry* RecentState::Oldest() {
-  Entry* oldest = nullptr;
-  for (Entry& e : entries_)
-    if (e.used && (!oldest || e.lru < oldest->lru)) oldest = &e;
-  return oldest;
-}
-
 void RecentState::Remove(Entry& e) {
+  const int32_t i = int32_t(&e - entries_.data());
+  int32_t* link = &heads_[e.bucket];
+  while (*link != i) link = &entries_[size_t(*link)].next;
+  *link = e.next;
+  LruUnlink(i);
   e.used = false;
+  e.next = -1;
+  free_.push_back(i);
   --used_;
 }
 
 RecentState::Entry* RecentState::Insert(uint8_t family, const uint32_t addr[4], uint8_t ttl, uint64_t now_ns) {
   // recent_entry_init: a full table first drops its least recently updated entry.
-  if (used_ >= entries_.size()) {
+  if (free_.empty()) {
     if (Entry* old = Oldest()) {
       Remove(*old);
       ++evictions_;
     }
   }
-  for (Entry& e : entries_) {
-    if (e.used) continue;
-    e.used = true;
-    e.family = family, e.ttl = ttl;
-    std::memcpy(e.addr, addr, sizeof e.addr);
-    e.nstamps = 1, e.index = 1;
-    Stamps(e)[0] = now_ns;
-    e.last = now_ns;
-    e.lru = ++lru_clock_;
-    ++used_;
-    return &e;
-  }
-  return nullptr;
+  if (free_.empty()) return nullptr;
+  const int32_t i = free_.back();
+  free_.pop_back();
+  Entry& e = entries_[size_t(i)];
+  e.used = true;
+  e.family = family, e.ttl = ttl;
+  std::memcpy(e.addr, addr, sizeof e.addr);
+  e.nstamps = 1, e.index = 1;
+  Stamps(e)[0] = now_ns;
+  e.last = now_ns;
+  e.bucket = Bucket(family, addr);
+  e.next = heads_[e.bucket];
+  heads_[e.bucket] = i;
+  LruAppend(i);
+  ++used_;
+  return &e;
 }
 
 void RecentState::Record(Entry& e, uint64_t now_ns) {
-  // recent_entry_update: the ring wraps at its power-of-two size.
+  // recent_entry_update: the ring wraps at its power-of-two size; the entry
+  // moves to the LRU tail (list_move_tail).
   e.index &= ring_ - 1;
   Stamps(e)[e.index++] = now_ns;
   if (e.index > e.nstamps) e.nstamps = e.index;
   e.last = now_ns;
-  e.lru = ++lru_clock_;
+  const int32_t i = int32_t(&e - entries_.data());
+  LruUnlink(i);
+  LruAppend(i);
 }
 
 bool RecentState::Check(RecentCmd cmd, uint8_t flags, bool invert, uint8_t family, const uint32_t in_addr[4],

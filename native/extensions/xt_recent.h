@@ -22,9 +22,13 @@
 //     --reap drops entries whose last time is older than --seconds;
 //   - `!` inverts the result.
 //
+// Shape: as the kernel's recent_table, a hash of entries (chained by index)
+// and an LRU list (recent_entry lru_list), so a lookup, an update, the
+// eviction of the least recently updated entry and --reap are O(1).
+//
 // Concurrency: an entry is a ring of times that must change as a whole, so
-// each table has one spin lock, held for a bounded scan (the kernel holds a
-// single lock, recent_lock, for all tables). A packet only reaches it when
+// each table has one spin lock, held for one such O(1) step (the kernel
+// holds a single lock, recent_lock, for all tables). A packet only reaches it when
 // it matched everything before the recent match in its rule, which in real
 // rule sets is the SSH/port-knock rule, not the bulk of traffic. This is
 // the one place a packet worker can wait on another; it is documented here
@@ -76,14 +80,19 @@ class RecentState final : public State {
     uint8_t family = 0, ttl = 0;
     uint32_t addr[4] = {0, 0, 0, 0};
     uint32_t nstamps = 0, index = 0;  // ring of stamps, as recent_entry
-    uint64_t last = 0;                // newest stamp: LRU order and --reap
-    uint64_t lru = 0;                 // order of last update (the kernel's lru_list)
+    uint64_t last = 0;                // newest stamp: --reap
+    int32_t next = -1;                // hash chain
+    int32_t lru_prev = -1, lru_next = -1;  // LRU list, oldest first
+    uint32_t bucket = 0;
   };
   Entry* Lookup(uint8_t family, const uint32_t addr[4], uint8_t ttl, bool check_ttl);
   Entry* Insert(uint8_t family, const uint32_t addr[4], uint8_t ttl, uint64_t now_ns);
   void Record(Entry& e, uint64_t now_ns);
   void Remove(Entry& e);
-  Entry* Oldest();
+  Entry* Oldest() { return lru_head_ < 0 ? nullptr : &entries_[size_t(lru_head_)]; }
+  uint32_t Bucket(uint8_t family, const uint32_t addr[4]) const;
+  void LruUnlink(int32_t i);
+  void LruAppend(int32_t i);
   uint64_t* Stamps(const Entry& e) { return &stamps_[size_t(&e - entries_.data()) * ring_]; }
   const uint64_t* Stamps(const Entry& e) const { return &stamps_[size_t(&e - entries_.data()) * ring_]; }
   void Lock() const {
@@ -101,7 +110,9 @@ class RecentState final : public State {
   std::vector<uint64_t> stamps_; // list_tot * ring_
   uint32_t used_ = 0;
   uint64_t evictions_ = 0;
-  uint64_t lru_clock_ = 0;
+  std::vector<int32_t> heads_;   // hash buckets: first entry index, -1 empty
+  std::vector<int32_t> free_;    // unused entry indexes
+  int32_t lru_head_ = -1, lru_tail_ = -1;
 };
 
 }  // namespace ext

@@ -144,6 +144,96 @@ FW_TEST(ExtRecentSetCheckUpdateHitcountRemoveReap) {
   FW_CHECK(!r.Check(RecentCmd::kRcheck, 0, false, 4, second, 64, 0, 0, t + 100 * kSec));
 }
 
+// The recent table (hash chains, LRU list) against a plain model: a list of
+// entries in LRU order, scanned, with the kernel's rules spelled out again.
+FW_TEST(ExtRecentMatchesAPlainModelOnRandomOps) {
+  struct M {
+    uint32_t addr;
+    uint8_t ttl;
+    std::vector<uint64_t> stamps;  // ring of 32, as RecentState with pkt_list_tot 20
+    uint32_t index = 0, nstamps = 0;
+    uint64_t last = 0;
+  };
+  std::mt19937 rng(5);
+  for (int round = 0; round < 20; ++round) {
+    const uint32_t tot = 3 + rng() % 6;
+    RecentState r("k", "c", RecentConfig{tot, 20, {~0u, ~0u, ~0u, ~0u}}, "R");
+    std::vector<M> lru;  // front = least recently updated
+    uint64_t now = 1000 * kSec;
+    auto find = [&](uint32_t a, uint8_t ttl, bool ck) -> int {
+      for (size_t i = 0; i < lru.size(); ++i)
+        if (lru[i].addr == a && (!ck || ttl == lru[i].ttl || ttl == 0 || lru[i].ttl == 0)) return int(i);
+      return -1;
+    };
+    auto record = [&](int i, uint8_t ttl) {
+      M m = lru[size_t(i)];
+      m.index &= 31;
+      m.stamps[m.index++] = now;
+      if (m.index > m.nstamps) m.nstamps = m.index;
+      m.last = now;
+      m.ttl = ttl;
+      lru.erase(lru.begin() + i);
+      lru.push_back(m);
+    };
+    for (int step = 0; step < 3000; ++step) {
+      now += (rng() % 3) * kSec;
+      const uint32_t a = 0x0a000000 + rng() % 12;
+      const uint8_t ttl = uint8_t(60 + rng() % 3);
+      const RecentCmd cmd = RecentCmd(1 + rng() % 4);
+      const bool ck = cmd != RecentCmd::kSet && cmd != RecentCmd::kRemove && rng() % 4 == 0;
+      const bool reap = (cmd == RecentCmd::kRcheck || cmd == RecentCmd::kUpdate) && rng() % 3 == 0;
+      const uint64_t secs = (cmd == RecentCmd::kRcheck || cmd == RecentCmd::kUpdate) && (reap || rng() % 2) ? (1 + rng() % 8) * kSec : 0;
+      const uint32_t hits = (cmd == RecentCmd::kRcheck || cmd == RecentCmd::kUpdate) ? rng() % 4 : 0;
+      const bool inv = rng() % 5 == 0;
+      // The model.
+      bool want = inv;
+      int i = find(a, ttl, ck);
+      if (i < 0) {
+        if (cmd == RecentCmd::kSet) {
+          if (lru.size() >= tot) lru.erase(lru.begin());
+          M m{a, ttl, std::vector<uint64_t>(32, 0)};
+          m.stamps[0] = now, m.index = 1, m.nstamps = 1, m.last = now;
+          lru.push_back(m);
+          want = !want;
+        }
+      } else if (cmd == RecentCmd::kSet) {
+        want = !want;
+        record(i, ttl);
+      } else if (cmd == RecentCmd::kRemove) {
+        lru.erase(lru.begin() + i);
+        want = !want;
+      } else {
+        const uint64_t oldest_ok = now > secs ? now - secs : 0;
+        uint32_t n = 0;
+        const M& m = lru[size_t(i)];
+        for (uint32_t k = 0; k < m.nstamps; ++k) {
+          if (secs && m.stamps[k] < oldest_ok) continue;
+          if (!hits || ++n >= hits) {
+            want = !want;
+            break;
+          }
+        }
+        bool gone = false;
+        if (reap && !lru.empty()) {
+          const bool updating = cmd == RecentCmd::kUpdate && want;
+          if (!(i == 0 && updating) && lru.front().last < oldest_ok) {
+            gone = i == 0;
+            lru.erase(lru.begin());
+            if (!gone) --i;
+          }
+        }
+        if (!gone && cmd == RecentCmd::kUpdate && want) record(i, ttl);
+      }
+      const uint32_t addr[4] = {a, 0, 0, 0};
+      const uint8_t fl = uint8_t((ck ? kRecentTtl : 0) | (reap ? kRecentReap : 0));
+      const bool got = r.Check(cmd, fl, inv, 4, addr, ttl, secs, hits, now);
+      FW_CHECK_EQ(got, want);
+      FW_CHECK_EQ(r.stats().entries, uint64_t(lru.size()));
+      if (got != want) return;
+    }
+  }
+}
+
 // A minimal IPv4 TCP SYN frame with one MSS option and a correct checksum.
 std::vector<uint8_t> Syn(uint16_t mss, ParsedFrame* pf) {
   std::vector<uint8_t> f(14 + 20 + 24, 0);
