@@ -3,7 +3,8 @@
 //   const dp = new native.Dataplane({
 //     ports: [{ name, kind: 'afpacket' | 'tap', ringFrames?, frameSize?, ifaceClassId }],
 //     workers, cpuPin?, nonIpPolicy: 'accept' | 'drop', logRatePerSec?,
-//     qdiscBypass?, promisc?, batch?, workerNice?, buildNice?
+//     qdiscBypass?, promisc?, batch?, workerNice?, buildNice?,
+//     hostAddrs?: ['ADDR/PLEN', ...]   // host mode (dataplane/host.h)
 //   });
 //   await dp.setRules(buffer, ifaceClassIds, ruleCount, image?)
 //       // -> { generation, buildSeconds, memoryBytes, previous?, imageError? }
@@ -44,6 +45,7 @@
 
 #include "addon/bindings.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/host.h"
 
 namespace flatwall {
 namespace {
@@ -164,6 +166,19 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   c.drop_l4_truncated = Bool(o, "dropL4Truncated", c.drop_l4_truncated);
   c.ndp_bypass = Bool(o, "ndpBypass", c.ndp_bypass);
   c.flow_cache = U32(o, "flowCache", c.flow_cache);
+  // Host mode: ["ADDR/PLEN", ...] (dataplane/host.h).
+  const Napi::Value host = o.Get("hostAddrs");
+  if (!host.IsUndefined() && !host.IsNull()) {
+    if (!host.IsArray()) throw Napi::TypeError::New(env, "Dataplane: hostAddrs must be an array of strings");
+    const Napi::Array ha = host.As<Napi::Array>();
+    for (uint32_t i = 0; i < ha.Length(); ++i) {
+      const Napi::Value a = ha.Get(i);
+      if (!a.IsString()) throw Napi::TypeError::New(env, "Dataplane: hostAddrs must be an array of strings");
+      std::string error;
+      if (!ParseHostAddr(a.As<Napi::String>().Utf8Value(), &c.host, &error))
+        throw Napi::RangeError::New(env, "Dataplane: " + error);
+    }
+  }
   return c;
 }
 
@@ -761,6 +776,16 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     ndp.Set("judged", double(s.ndp_judged));
     ndp.Set("bypassed", double(s.ndp_bypassed));
     r.Set("ndp", ndp);
+    // IP frames per hook's table (host mode; else all FORWARD).
+    Napi::Object hooks = Napi::Object::New(env);
+    static const char* const kHookNames[3] = {"INPUT", "FORWARD", "OUTPUT"};
+    for (uint32_t h = 0; h < 3; ++h) {
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("frames", double(s.hook_frames[h]));
+      x.Set("bytes", double(s.hook_bytes[h]));
+      hooks.Set(kHookNames[h], x);
+    }
+    r.Set("hooks", hooks);
     r.Set("workerNiceFailures", double(s.worker_nice_failures));
     return r;
   }

@@ -50,6 +50,9 @@ struct alignas(64) WorkerCounters {
   Counter l4_truncated_judged, l4_truncated_hotdrop, l4_truncated_bound, l4_truncated_strict;
   // ICMPv6 NDP (133-137): judged by the rules, or passed by ndp_bypass.
   Counter ndp_judged, ndp_bypassed;
+  // IP frames that walked each hook's table (Hook: INPUT, FORWARD, OUTPUT;
+  // all FORWARD unless host mode), and their IP bytes.
+  Counter hook_frames[3], hook_bytes[3];
 };
 
 // Per-rule counters of one ruleset generation, for one worker: a flat

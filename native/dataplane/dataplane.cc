@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "dataplane/flow_cache.h"
+#include "dataplane/host.h"
 #include "dataplane/parse.h"
 #include "dataplane/reject.h"
 #include "io/tap_port.h"
@@ -89,6 +90,10 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
     throw std::invalid_argument("dataplane: conntrackMax must be at most 268435456");
   if (config_.flow_cache > (1u << 24))
     throw std::invalid_argument("dataplane: flowCache must be at most 16777216");
+  for (const auto& p : config_.host.v4)
+    if (p.plen > 32) throw std::invalid_argument("dataplane: host prefix length above 32");
+  for (const auto& p : config_.host.v6)
+    if (p.plen > 128) throw std::invalid_argument("dataplane: host prefix length above 128");
   // Several tables: one secret seed for all, and the shared existence index
   // for ICMP errors that reach another worker than their flow
   // (conntrack.h: Threads). 2 slots per allowed entry, at most 4M (32 MB).
@@ -353,6 +358,10 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
     s.l4_truncated_strict += c.l4_truncated_strict.Get();
     s.ndp_judged += c.ndp_judged.Get();
     s.ndp_bypassed += c.ndp_bypassed.Get();
+    for (uint32_t h = 0; h < 3; ++h) {
+      s.hook_frames[h] += c.hook_frames[h].Get();
+      s.hook_bytes[h] += c.hook_bytes[h].Get();
+    }
     s.flow_cache_hits += ws->cache.hits();
     s.flow_cache_misses += ws->cache.misses();
     s.worker_nice_failures = worker_nice_failures_.load();
@@ -524,6 +533,9 @@ void Dataplane::RunWorker(uint32_t w) {
   ct::Result cr;
   const uint64_t busy_poll_ns = uint64_t(config_.busy_poll_us) * 1000;
   uint64_t last_work_ns = 0;
+  // Host mode's addresses (null: a bridge, everything FORWARD).
+  const ext::HostAddrs* const host =
+      config_.host.v4.empty() && config_.host.v6.empty() ? nullptr : &config_.host;
 
   while (!stop_.load(std::memory_order_relaxed)) {
     // Batch boundary: pick up the current ruleset and say so.
@@ -613,6 +625,7 @@ void Dataplane::RunWorker(uint32_t w) {
             v.cx.csum_partial = (vh->flags & io::kVnetNeedsCsum) != 0;
             v.cx.mtu = std::min(port_mtu_[in], port_mtu_[out]);
             v.cx.sets = sets_.get(), v.cx.sets_now_ns = mono_ns;
+            v.cx.host = &config_.host;
             // Conntrack before the rules, as netfilter's PRE_ROUTING: the
             // state of an existing flow is updated now, a new flow waits
             // for the verdict (Commit below). Zone = the port pair.
@@ -622,10 +635,19 @@ void Dataplane::RunWorker(uint32_t w) {
               ct->Track(f.data, pf, uint8_t(in >> 1), mono_ns, &cr);
               kc.ct_state = cr.state;
             }
-            kc.iif = rs->iface_id(in), kc.oif = rs->iface_id(out);
+            // The table: FORWARD, or in host mode INPUT / OUTPUT for
+            // frames to / from the host (dataplane/host.h), with no output
+            // / input interface there.
+            const Hook hook = pf.cls == FrameClass::kIPv4 ? ChooseHook(pf.key4, host) : ChooseHook(pf.key6, host);
+            HookIfaces(hook, rs->iface_id(in), rs->iface_id(out), &kc);
+            if (hook == Hook::kInput) v.oif = 0xff;  // LOG: no OUT=
+            if (hook == Hook::kOutput) v.iif = 0xff;
+            v.cx.hook = hook;
+            ctr.hook_frames[uint32_t(hook)].Inc();
+            ctr.hook_bytes[uint32_t(hook)].Add(pf.l3_len);
             const RuleCommon* verdict = pf.cls == FrameClass::kIPv4
-                                            ? ws.cache.Forward(*rs, rs->generation, pf.key4, v)
-                                            : ws.cache.Forward(*rs, rs->generation, pf.key6, v);
+                                            ? ws.cache.Filter(*rs, rs->generation, hook, pf.key4, v)
+                                            : ws.cache.Filter(*rs, rs->generation, hook, pf.key6, v);
             if (!verdict) {
               drop(DropReason::kNoVerdict);
               break;

@@ -13,7 +13,10 @@
 //
 // Per-frame policy
 //   IPv4 / IPv6           FORWARD table of the current ruleset, with
-//                         iif = input port's class id, oif = peer's. A
+//                         iif = input port's class id, oif = peer's;
+//                         in host mode (DataplaneConfig::host) INPUT for
+//                         frames to the host, OUTPUT for frames from it
+//                         (dataplane/host.h: the choice, and -i/-o there). A
 //                         truncated L4 header is judged without L4 and
 //                         hot-dropped at an L4 rule (hotdrop.h), or dropped
 //                         first with drop_l4_truncated.
@@ -57,6 +60,7 @@
 #include "dataplane/counters.h"
 #include "dataplane/log_ring.h"
 #include "dataplane/ruleset.h"
+#include "extensions/addrtype.h"
 #include "io/afpacket_port.h"
 #include "io/port.h"
 #include "sets/set_store.h"
@@ -103,6 +107,10 @@ struct DataplaneConfig {
   bool ndp_bypass = false;          // forward NDP without the rules
   uint32_t ct_gc_budget = 32;       // table slots the GC visits per batch (x128 per idle second)
   uint32_t flow_cache = 4096;       // flow cache entries per worker; 0 = off
+  // Host mode: the host's addresses and prefixes (dataplane/host.h). Empty:
+  // a bridge, every IP frame walks FORWARD. Also what -m addrtype calls
+  // LOCAL and BROADCAST (extensions/addrtype.h).
+  ext::HostAddrs host;
 };
 
 // Conntrack counters summed over workers (node_exporter's nf_conntrack names).
@@ -133,6 +141,7 @@ struct CountersSnapshot {
   uint64_t flow_cache_hits = 0, flow_cache_misses = 0;
   uint64_t l4_truncated_judged = 0, l4_truncated_hotdrop = 0, l4_truncated_bound = 0;
   uint64_t l4_truncated_strict = 0, ndp_judged = 0, ndp_bypassed = 0;
+  uint64_t hook_frames[3] = {}, hook_bytes[3] = {};  // per Hook (INPUT, FORWARD, OUTPUT)
   uint32_t worker_nice_failures = 0;  // workers whose worker_nice could not be set
 };
 

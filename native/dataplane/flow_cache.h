@@ -1,11 +1,12 @@
-// The flow cache: an exact-match, per-worker memo of the FORWARD walk in
-// front of the classifier.
+// The flow cache: an exact-match, per-worker memo of the filter walk in
+// front of the classifier (FORWARD; in host mode also INPUT and OUTPUT,
+// with the hook in the key).
 //
 // Why it is correct
 //   The classifier's answer is a pure function of the PacketKey (addresses,
 //   ports, protocol, TCP flags, ICMP type/code, interface ids, ct_state,
-//   flags) and of the rule set. An entry stores the whole key, packed
-//   explicitly into 6 words (no padding bytes compared), and the generation
+//   flags) and of the rule set. An entry stores the whole key and the hook,
+//   packed explicitly into 6 words (no padding bytes compared), and the generation
 //   of the rule set that computed it; a lookup hits only on an equal key
 //   AND the current generation, so a swap invalidates every entry at once
 //   (no flush, no walk) and a verdict of old rules is never served. Because
@@ -56,9 +57,18 @@ class FlowCache {
   // The FORWARD walk of `rs` (a Ruleset) for `key`, through the cache.
   template <typename RS, typename K, typename V>
   const RuleCommon* Forward(const RS& rs, uint64_t generation, const K& key, V& v) {
-    if (!e_) return rs.Forward(key, v);
+    return Filter(rs, generation, Hook::kForward, key, v);
+  }
+
+  // The walk of `hook`'s table (host mode: dataplane/host.h). The hook is
+  // part of the entry's key: the same key walked through INPUT and through
+  // FORWARD are two entries.
+  template <typename RS, typename K, typename V>
+  const RuleCommon* Filter(const RS& rs, uint64_t generation, Hook hook, const K& key, V& v) {
+    if (!e_) return rs.Filter(hook, key, v);
     uint64_t w[kWords];
     Pack(key, w);
+    w[1] |= uint64_t(hook) << 56;
     Entry& e = e_[Hash(w) & mask_];
     if (e.generation == generation && std::memcmp(e.key, w, sizeof w) == 0) {
       hits_.Inc();
@@ -70,7 +80,7 @@ class FlowCache {
     }
     misses_.Inc();
     Recorder<V> rec(&v);
-    const RuleCommon* verdict = rs.Forward(key, rec);
+    const RuleCommon* verdict = rs.Filter(hook, key, rec);
     if (rec.n <= kMaxMatched) {
       std::memcpy(e.key, w, sizeof w);
       e.generation = generation;

@@ -52,11 +52,16 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   std::string error;
   rs->tables_ = TableSet::LoadOrBuild(buf, len, image, image_len, ClassifierOptions{}, &error, image_error);
   if (!rs->tables_) throw std::invalid_argument("ruleset: " + error);
-  // A bridge only forwards: the FORWARD tables are the ones that apply.
-  const int t4 = rs->tables_->Find(Family::kIPv4, Hook::kForward);
-  const int t6 = rs->tables_->Find(Family::kIPv6, Hook::kForward);
-  if (t4 >= 0) rs->fwd4_ = rs->tables_->v4(size_t(t4)), rs->t4_ = uint32_t(t4);
-  if (t6 >= 0) rs->fwd6_ = rs->tables_->v6(size_t(t6)), rs->t6_ = uint32_t(t6);
+  // Every hook's table: a bridge walks FORWARD, host mode also INPUT and
+  // OUTPUT (dataplane/host.h).
+  for (uint32_t h = 0; h < kHooks; ++h) {
+    const int t4 = rs->tables_->Find(Family::kIPv4, Hook(h));
+    const int t6 = rs->tables_->Find(Family::kIPv6, Hook(h));
+    if (t4 >= 0) rs->cls4_[h] = rs->tables_->v4(size_t(t4)), rs->t4_[h] = uint32_t(t4);
+    if (t6 >= 0) rs->cls6_[h] = rs->tables_->v6(size_t(t6)), rs->t6_[h] = uint32_t(t6);
+  }
+  rs->fwd4_ = rs->cls4_[kFwd];
+  rs->fwd6_ = rs->cls6_[kFwd];
   // Match programs: checked against the tables, states found again or made.
   if (!states) {
     rs->own_states_ = std::make_shared<ext::ExtStateRegistry>();
@@ -67,10 +72,16 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
     for (size_t i = 0; i < rs->tables_->size(); ++i) infos.push_back(rs->tables_->info(i));
     rs->ext_ = ext::ExtTable::Parse(buf, len, infos, states);
   }
-  CheckRuleIds(rs->fwd4_, rule_count, "ipv4 FORWARD");
-  CheckRuleIds(rs->fwd6_, rule_count, "ipv6 FORWARD");
-  if (rs->fwd4_) rs->hot4_ = std::make_shared<const HotdropIndex<RuleRecord4>>(*rs->fwd4_);
-  if (rs->fwd6_) rs->hot6_ = std::make_shared<const HotdropIndex<RuleRecord6>>(*rs->fwd6_);
+  static const char* const kNames4[kHooks] = {"ipv4 INPUT", "ipv4 FORWARD", "ipv4 OUTPUT"};
+  static const char* const kNames6[kHooks] = {"ipv6 INPUT", "ipv6 FORWARD", "ipv6 OUTPUT"};
+  for (uint32_t h = 0; h < kHooks; ++h) {
+    CheckRuleIds(rs->cls4_[h], rule_count, kNames4[h]);
+    CheckRuleIds(rs->cls6_[h], rule_count, kNames6[h]);
+  }
+  for (uint32_t h = 0; h < kHooks; ++h) {
+    if (rs->cls4_[h]) rs->hot4_[h] = std::make_shared<const HotdropIndex<RuleRecord4>>(*rs->cls4_[h]);
+    if (rs->cls6_[h]) rs->hot6_[h] = std::make_shared<const HotdropIndex<RuleRecord6>>(*rs->cls6_[h]);
+  }
   rs->iface_ids_ = std::move(iface_ids);
   rs->rule_count_ = rule_count;
   rs->base_rule_count_ = rule_count;
@@ -80,8 +91,10 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
     if (const Classifier4* c = rs->tables_->v4(i)) rs->memory_bytes_ += c->stats().memory_bytes;
     if (const Classifier6* c = rs->tables_->v6(i)) rs->memory_bytes_ += c->stats().memory_bytes;
   }
-  if (rs->hot4_) rs->memory_bytes_ += rs->hot4_->memory_bytes();
-  if (rs->hot6_) rs->memory_bytes_ += rs->hot6_->memory_bytes();
+  for (uint32_t h = 0; h < kHooks; ++h) {
+    if (rs->hot4_[h]) rs->memory_bytes_ += rs->hot4_[h]->memory_bytes();
+    if (rs->hot6_[h]) rs->memory_bytes_ += rs->hot6_[h]->memory_bytes();
+  }
   rs->build_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rs;
 }
@@ -142,11 +155,13 @@ std::unique_ptr<Ruleset> Ruleset::Derive(const Ruleset& cur, RulesetEdits&& edit
                                 std::to_string(kEditRuleIds) + "]");
   std::unique_ptr<Ruleset> rs(new Ruleset());
   rs->tables_ = cur.tables_;
+  for (uint32_t h = 0; h < kHooks; ++h) {
+    rs->cls4_[h] = cur.cls4_[h], rs->cls6_[h] = cur.cls6_[h];
+    rs->t4_[h] = cur.t4_[h], rs->t6_[h] = cur.t6_[h];
+  }
   rs->fwd4_ = cur.fwd4_;
   rs->fwd6_ = cur.fwd6_;
-  rs->hot4_ = cur.hot4_;
-  rs->hot6_ = cur.hot6_;
-  rs->t4_ = cur.t4_, rs->t6_ = cur.t6_;
+  for (uint32_t h = 0; h < kHooks; ++h) rs->hot4_[h] = cur.hot4_[h], rs->hot6_[h] = cur.hot6_[h];
   rs->ext_ = cur.ext_;
   rs->own_states_ = cur.own_states_;
   rs->iface_ids_ = cur.iface_ids_;

@@ -1,7 +1,9 @@
 // One ruleset generation as the workers see it: the validated TableSet
-// (classifier/table_set.h) with the FORWARD classifier of each family, the
-// interface class id of every port under this ruleset, and the per-rule
-// counters of this generation (one array per worker).
+// (classifier/table_set.h) with the INPUT, FORWARD and OUTPUT classifiers
+// of each family (a bridge walks only FORWARD; host mode, dataplane/host.h,
+// picks the hook per frame), the interface class id of every port under
+// this ruleset, and the per-rule counters of this generation (one array per
+// worker).
 //
 // Immutable after Build except the counters. Published to the workers
 // through Dataplane's RCU-style slot (dataplane.h): a worker reads the
@@ -46,6 +48,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -123,6 +126,7 @@ class Ruleset {
     return {counters_[worker].get(), edit_counters_.empty() ? nullptr : edit_counters_[worker].get()};
   }
   uint32_t workers() const { return uint32_t(counters_.size()); }
+  // Records of the FORWARD tables.
   uint32_t records4() const { return fwd4_ ? fwd4_->size() : 0; }
   uint32_t records6() const { return fwd6_ ? fwd6_->size() : 0; }
   // Records in the edit overlays (0 without edits).
@@ -150,20 +154,31 @@ class Ruleset {
   template <typename V>
   const RuleCommon* Forward(const PacketKey4& key, V& v) const {
     if ((key.c.flags & kKeyL4Truncated) && fwd4_) {
-      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd4_->record(r).c, t4_, r, key, v, next); };
-      return edits4_ ? HotdropWalkEdited(*fwd4_, *hot4_, *edits4_, key, v, kHotdropBudget, gate, &kHotDrop)
-                     : HotdropWalk(*fwd4_, *hot4_, key, v, kHotdropBudget, gate, &kHotDrop);
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd4_->record(r).c, t4_[kFwd], r, key, v, next); };
+      return edits4_ ? HotdropWalkEdited(*fwd4_, *hot4_[kFwd], *edits4_, key, v, kHotdropBudget, gate, &kHotDrop)
+                     : HotdropWalk(*fwd4_, *hot4_[kFwd], key, v, kHotdropBudget, gate, &kHotDrop);
     }
-    return edits4_ ? WalkEdited(*fwd4_, t4_, *edits4_, key, v) : Walk(fwd4_, t4_, key, v);
+    return edits4_ ? WalkEdited(*fwd4_, t4_[kFwd], *edits4_, key, v) : Walk(fwd4_, t4_[kFwd], key, v);
   }
   template <typename V>
   const RuleCommon* Forward(const PacketKey6& key, V& v) const {
     if ((key.c.flags & kKeyL4Truncated) && fwd6_) {
-      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd6_->record(r).c, t6_, r, key, v, next); };
-      return edits6_ ? HotdropWalkEdited(*fwd6_, *hot6_, *edits6_, key, v, kHotdropBudget, gate, &kHotDrop)
-                     : HotdropWalk(*fwd6_, *hot6_, key, v, kHotdropBudget, gate, &kHotDrop);
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(fwd6_->record(r).c, t6_[kFwd], r, key, v, next); };
+      return edits6_ ? HotdropWalkEdited(*fwd6_, *hot6_[kFwd], *edits6_, key, v, kHotdropBudget, gate, &kHotDrop)
+                     : HotdropWalk(*fwd6_, *hot6_[kFwd], key, v, kHotdropBudget, gate, &kHotDrop);
     }
-    return edits6_ ? WalkEdited(*fwd6_, t6_, *edits6_, key, v) : Walk(fwd6_, t6_, key, v);
+    return edits6_ ? WalkEdited(*fwd6_, t6_[kFwd], *edits6_, key, v) : Walk(fwd6_, t6_[kFwd], key, v);
+  }
+  // The same walk through the table of `hook` (host mode: INPUT for frames
+  // to the host, OUTPUT for frames from it), truncated keys included.
+  // Single-rule edits apply to FORWARD only (edits of other chains
+  // rebuild); a family without the hook's table accepts.
+  template <typename K, typename V>
+  const RuleCommon* Filter(Hook hook, const K& key, V& v) const {
+    const uint32_t h = uint32_t(hook);
+    if (h == kFwd || h >= kHooks) return Forward(key, v);
+    if constexpr (std::is_same<K, PacketKey4>::value) return WalkHook(cls4_[h], hot4_[h].get(), t4_[h], key, v);
+    else return WalkHook(cls6_[h], hot6_[h].get(), t6_[h], key, v);
   }
   static const RuleCommon kAcceptAll;
   static const RuleCommon kHotDrop;
@@ -183,6 +198,17 @@ class Ruleset {
     const int ok = ext_->Run(*x, key, v.ext_context());
     if (ok == kGateSkip) *next = x->fail;
     return ok;
+  }
+
+  // Walk, or the hot-drop walk for a truncated key (a table other than
+  // FORWARD: no edits there).
+  template <typename C, typename H, typename K, typename V>
+  const RuleCommon* WalkHook(const C* cls, const H* hot, uint32_t table, const K& key, V& v) const {
+    if ((key.c.flags & kKeyL4Truncated) && cls && hot) {
+      const auto gate = [&](uint32_t r, uint32_t* next) { return ExtGate(cls->record(r).c, table, r, key, v, next); };
+      return HotdropWalk(*cls, *hot, key, v, kHotdropBudget, gate, &kHotDrop);
+    }
+    return Walk(cls, table, key, v);
   }
 
   template <typename C, typename K, typename V>
@@ -279,14 +305,18 @@ class Ruleset {
   static std::unique_ptr<TableEdits<C>> MakeEdits(const C* main, TableEditSpec<Rec>&& spec,
                                                   uint32_t rule_count, const char* name);
 
+  static constexpr uint32_t kHooks = 3;                    // Hook: INPUT, FORWARD, OUTPUT
+  static constexpr uint32_t kFwd = uint32_t(Hook::kForward);
   std::shared_ptr<const TableSet> tables_;
-  const Classifier4* fwd4_ = nullptr;  // owned by tables_
+  const Classifier4* cls4_[kHooks] = {};  // per hook, owned by tables_ (null: no such table)
+  const Classifier6* cls6_[kHooks] = {};
+  uint32_t t4_[kHooks] = {}, t6_[kHooks] = {};  // their table indexes (extension entries name them)
+  const Classifier4* fwd4_ = nullptr;     // cls4_[kFwd]
   const Classifier6* fwd6_ = nullptr;
-  // The FORWARD tables' L4 records, for truncated keys (hotdrop.h); set
-  // with fwd4_/fwd6_ and shared by derived generations.
-  std::shared_ptr<const HotdropIndex<RuleRecord4>> hot4_;
-  std::shared_ptr<const HotdropIndex<RuleRecord6>> hot6_;
-  uint32_t t4_ = 0, t6_ = 0;           // their table indexes (extension entries name them)
+  // Every table's L4 records, for truncated keys (hotdrop.h); set with
+  // cls4_/cls6_ and shared by derived generations.
+  std::shared_ptr<const HotdropIndex<RuleRecord4>> hot4_[kHooks];
+  std::shared_ptr<const HotdropIndex<RuleRecord6>> hot6_[kHooks];
   // Match programs and the states they use; shared by derived generations.
   std::shared_ptr<const ext::ExtTable> ext_;
   std::shared_ptr<ext::ExtStateRegistry> own_states_;  // when Build got no registry
