@@ -64,7 +64,7 @@ export function parseRuleCommand(line: string, rs: RuleSet, family: Family = 4):
         cur.next();
         index = Number(n.text);
       }
-      const rules = new RuleParser(cur, ctx, cur.pos(cmd)).parse();
+      const rules = new RuleParser(cur, ctx, cur.pos(cmd), chainTok.text).parse();
       const chain = needChain(famOf());
       if (insert) {
         if (index === -1) index = 1;

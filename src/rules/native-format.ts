@@ -239,7 +239,7 @@ class NativeParser {
         if (f !== family) throw new RuleError({ file: this.file, line: tok.line ?? pos.line, col: tok.col }, `IPv${f} syntax in an IPv${family} table`, tok.text);
       },
       chainExists: (name) => table.chains.has(name),
-    }, pos);
+    }, pos, chain.name);
     return rp.parse();
   }
 }

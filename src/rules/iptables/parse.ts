@@ -327,11 +327,15 @@ export class RuleParser {
   private protoTok: Token | undefined;
   private readonly moduleToks: Token[] = [];
   private readonly seen: string[] = [];
+  private inTok: Token | undefined;
+  private outTok: Token | undefined;
 
+  /** `chain`: the chain the rule goes into, when known (-i/-o are checked against it as iptables does). */
   constructor(
     private readonly cur: LineCursor,
     private readonly ctx: RuleContext,
     pos: Position,
+    private readonly chain?: string,
   ) {
     // Every field present from the start: one object shape for all rules.
     this.rule = {
@@ -409,8 +413,8 @@ export class RuleParser {
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'an interface name');
           const m = { not, v: parseIface(cur, v, v.text) };
-          if (out) this.rule.outIface = m;
-          else this.rule.inIface = m;
+          if (out) this.rule.outIface = m, this.outTok = t;
+          else this.rule.inIface = m, this.inTok = t;
           break;
         }
         case '-m': case '--match': {
@@ -449,6 +453,7 @@ export class RuleParser {
       }
     }
     if (this.negate) cur.fail(this.negate, '"!" must be followed by an option');
+    this.checkInterfaces();
     this.validate();
     return this.expandAddresses();
   }
@@ -677,6 +682,23 @@ export class RuleParser {
     return false;
   }
 
+  /**
+   * iptables (and iptables-restore, legacy and nft) refuses an output
+   * interface in INPUT (and PREROUTING) and an input interface in OUTPUT
+   * (and POSTROUTING): "Can't use -o with INPUT". In a user chain either is
+   * accepted, and where the packet has no such interface it never matches
+   * (`! -o eth0` always does), as in the kernel.
+   */
+  private checkInterfaces(): void {
+    const c = this.chain;
+    if (this.outTok && (c === 'INPUT' || c === 'PREROUTING')) {
+      this.cur.fail(this.outTok, `can't use -o with ${c}: a packet for the host has no output interface (iptables refuses it too)`);
+    }
+    if (this.inTok && (c === 'OUTPUT' || c === 'POSTROUTING')) {
+      this.cur.fail(this.inTok, `can't use -i with ${c}: a packet from the host has no input interface (iptables refuses it too)`);
+    }
+  }
+
   private validate(): void {
     const r = this.rule;
     const cur: LineCursor = this.cur;
@@ -898,7 +920,7 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
             at = idx - 1;
           }
         }
-        const rp = new RuleParser(cur, ctx, cur.pos(cmd));
+        const rp = new RuleParser(cur, ctx, cur.pos(cmd), chain.name);
         const rules = rp.parse();
         if (counters) for (const r of rules) r.counters = counters;
         if (at === chain.rules.length) for (const r of rules) chain.rules.push(r);
