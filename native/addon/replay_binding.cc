@@ -7,8 +7,9 @@
 //                {iif, oif, ruleCount, hook?: 0|1|2, algorithm?,
 //                 timestamps?: BigUint64Array, reverse?: Uint8Array,
 //                 conntrack?, conntrackMax?, conntrackTcpLoose?, conntrackTimeouts?,
-//                 sets?: SetStore, dropL4Truncated?, ndpBypass?, hotdropBudget?})
-//     -> Promise<{cls, verdict, reason, hot, ctState, finalRecord, finalRule, hits, bytes,
+//                 sets?: SetStore, dropL4Truncated?, ndpBypass?, hotdropBudget?,
+//                 hostAddrs?: ['ADDR/PLEN', ...]})
+//     -> Promise<{cls, verdict, reason, hot, ctState, hook, finalRecord, finalRule, hits, bytes,
 //                 conntrack?}>
 //
 // frames holds the frames back to back; frame i is frames[offsets[i],
@@ -35,6 +36,11 @@
 // reason l4_truncated and verdict DROP), or with dropL4Truncated dropped as
 // malformed. hotdropBudget: the record tests a truncated frame may cost
 // (tests raise it to check the walk exactly).
+//
+// Host mode (hostAddrs given): each IP frame walks INPUT, FORWARD or OUTPUT
+// as the dataplane would choose (dataplane/host.h, FrameHook below), and
+// -m addrtype knows the host's addresses; without it every frame walks
+// `hook` (FORWARD). hook[i] is the Hook walked (0xff: none, not IP).
 #include <cstring>
 #include <memory>
 #include <string>
@@ -45,6 +51,7 @@
 #include "dataplane/hotdrop.h"
 #include "conntrack/conntrack.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/host.h"
 #include "dataplane/parse.h"
 #include "extensions/ext_table.h"
 #include "extensions/state.h"
@@ -70,12 +77,13 @@ struct ReplayJob {
   std::vector<uint8_t> reverse;      // per frame: enters on oif; empty: none
   ConntrackOptions ct;  // enabled only if the caller asks (replayFrames)
   std::shared_ptr<const sets::SetStore> sets;  // null: no sets given
+  ext::HostAddrs host;  // host mode (hostAddrs): the hook per frame, addrtype's LOCAL
 
   bool drop_l4_truncated = false, ndp_bypass = false;
   uint32_t hotdrop_budget = kHotdropBudget;
 
   // Results.
-  std::vector<uint8_t> cls, verdict, reason, ct_state, hot;
+  std::vector<uint8_t> cls, verdict, reason, ct_state, hot, hooks;
   struct {
     uint64_t entries = 0, found = 0, invalid = 0, ignore = 0, insert = 0, insert_failed = 0, drop = 0,
              early_drop = 0, expired = 0;
@@ -127,6 +135,19 @@ void Decide(const C* c, const HotdropIndexFor<C>& hot, const ext::ExtTable* ext,
   job.final_rule[i] = found ? c->record(v.index).c.rule_id : UINT32_MAX;
 }
 
+// Host mode (dataplane/host.h), as the dataplane's workers: the hook of
+// this frame (job.hook without host addresses) and its interfaces there
+// (INPUT has no output interface, OUTPUT no input interface).
+template <typename Key>
+Hook FrameHook(const ReplayJob& job, const Key& key, uint16_t* iif, uint16_t* oif) {
+  if (job.host.v4.empty() && job.host.v6.empty()) return job.hook;
+  const Hook hook = ChooseHook(key, &job.host);
+  KeyCommon c;
+  HookIfaces(hook, *iif, *oif, &c);
+  *iif = c.iif, *oif = c.oif;
+  return hook;
+}
+
 class ReplayWorker : public Napi::AsyncWorker {
  public:
   ReplayWorker(Napi::Env env, std::unique_ptr<ReplayJob> job)
@@ -139,10 +160,19 @@ class ReplayWorker : public Napi::AsyncWorker {
     std::string error;
     auto set = TableSet::Build(j.rules.data(), j.rules.size(), j.options, &error);
     if (!set) return SetError(error);
-    const int t4 = set->Find(Family::kIPv4, j.hook);
-    const int t6 = set->Find(Family::kIPv6, j.hook);
-    const HotdropIndex<RuleRecord4> hot4 = t4 >= 0 ? HotdropIndex<RuleRecord4>(*set->v4(t4)) : HotdropIndex<RuleRecord4>();
-    const HotdropIndex<RuleRecord6> hot6 = t6 >= 0 ? HotdropIndex<RuleRecord6>(*set->v6(t6)) : HotdropIndex<RuleRecord6>();
+    // The table of each hook and its L4 records (hotdrop.h): j.hook's, or
+    // in host mode all three (FrameHook picks one per frame).
+    const bool host_mode = !j.host.v4.empty() || !j.host.v6.empty();
+    int t4h[3] = {-1, -1, -1}, t6h[3] = {-1, -1, -1};
+    HotdropIndex<RuleRecord4> hot4[3];
+    HotdropIndex<RuleRecord6> hot6[3];
+    for (uint32_t h = 0; h < 3; h++) {
+      if (!host_mode && h != uint32_t(j.hook)) continue;
+      t4h[h] = set->Find(Family::kIPv4, Hook(h));
+      t6h[h] = set->Find(Family::kIPv6, Hook(h));
+      if (t4h[h] >= 0) hot4[h] = HotdropIndex<RuleRecord4>(*set->v4(t4h[h]));
+      if (t6h[h] >= 0) hot6[h] = HotdropIndex<RuleRecord6>(*set->v6(t6h[h]));
+    }
     // Match programs and their states (a registry of this replay's own).
     ext::ExtStateRegistry states;
     std::unique_ptr<ext::ExtTable> ext;
@@ -157,6 +187,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     cx.hook = j.hook;
     cx.sets = j.sets.get();
     cx.sets_now_ns = sets::SetStore::MonoNs();
+    cx.host = &j.host;
     const size_t n = j.offsets.size() - 1;
     j.cls.assign(n, 0);
     j.verdict.assign(n, kVerdictMalformed);
@@ -167,6 +198,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     j.hits.assign(j.rule_count, 0);
     j.bytes.assign(j.rule_count, 0);
     j.ct_state.assign(n, 0);
+    j.hooks.assign(n, 0xff);
     // Conntrack as one dataplane worker has it (dataplane.cc), with a fixed
     // seed so that a replay (evictions from a full table included) is
     // reproducible.
@@ -200,7 +232,7 @@ class ReplayWorker : public Napi::AsyncWorker {
         case FrameClass::kIPv6: {
           const bool v4 = pf.cls == FrameClass::kIPv4;
           const bool rev = !j.reverse.empty() && j.reverse[i];
-          const uint16_t iif = rev ? j.oif : j.iif, oif = rev ? j.iif : j.oif;
+          uint16_t iif = rev ? j.oif : j.iif, oif = rev ? j.iif : j.oif;
           // Conntrack before the rules, as netfilter's PRE_ROUTING: an
           // existing flow is updated now, a new one waits for the verdict.
           KeyCommon& kc = v4 ? pf.key4.c : pf.key6.c;
@@ -210,12 +242,16 @@ class ReplayWorker : public Napi::AsyncWorker {
             kc.ct_state = cr.state;
           }
           j.ct_state[i] = kc.ct_state;
-          const int t = v4 ? t4 : t6;
+          const Hook hook = v4 ? FrameHook(j, pf.key4, &iif, &oif) : FrameHook(j, pf.key6, &iif, &oif);
+          cx.hook = hook;
+          j.hooks[i] = static_cast<uint8_t>(hook);
+          const uint32_t h = uint32_t(hook);
+          const int t = v4 ? t4h[h] : t6h[h];
           // A rule set without a table for the family has nothing to say:
           // the kernel with no ip6tables rules accepts, and so do we.
           if (t < 0) j.verdict[i] = static_cast<uint8_t>(Action::kAccept);
-          else if (v4) Decide(set->v4(t), hot4, ext.get(), uint32_t(t), pf.key4, cx, iif, oif, len, j, i);
-          else Decide(set->v6(t), hot6, ext.get(), uint32_t(t), pf.key6, cx, iif, oif, len, j, i);
+          else if (v4) Decide(set->v4(t), hot4[h], ext.get(), uint32_t(t), pf.key4, cx, iif, oif, len, j, i);
+          else Decide(set->v6(t), hot6[h], ext.get(), uint32_t(t), pf.key6, cx, iif, oif, len, j, i);
           // netfilter confirms a new conntrack when its packet is accepted;
           // a full table without an evictable entry drops it (the dataplane
           // counts conntrack_full).
@@ -268,6 +304,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     out.Set("reason", u8(j.reason));
     out.Set("hot", u8(j.hot));
     out.Set("ctState", u8(j.ct_state));
+    out.Set("hook", u8(j.hooks));
     if (j.ct.enabled) {
       // node_exporter's nf_conntrack names, as the dataplane's counters.
       const auto& c = j.ct_counts;
@@ -360,6 +397,17 @@ Napi::Value ReplayFrames(const Napi::CallbackInfo& info) {
   job->hotdrop_budget = static_cast<uint32_t>(num("hotdropBudget", 0, 4294967295.0, kHotdropBudget));
   if (auto store = SetStoreOf(env, o.Get("sets"), "sets"))
     job->sets = std::shared_ptr<const sets::SetStore>(store->Clone().release());
+  Napi::Value host = o.Get("hostAddrs");
+  if (!host.IsUndefined()) {
+    if (!host.IsArray()) throw Napi::TypeError::New(env, "hostAddrs must be an array of strings");
+    Napi::Array ha = host.As<Napi::Array>();
+    for (uint32_t k = 0; k < ha.Length(); k++) {
+      Napi::Value a = ha.Get(k);
+      if (!a.IsString()) throw Napi::TypeError::New(env, "hostAddrs must be an array of strings");
+      std::string error;
+      if (!ParseHostAddr(a.As<Napi::String>().Utf8Value(), &job->host, &error)) throw Napi::RangeError::New(env, error);
+    }
+  }
   Napi::Value alg = o.Get("algorithm");
   if (!alg.IsUndefined()) {
     if (!alg.IsString()) throw Napi::TypeError::New(env, "algorithm must be a string");

@@ -11,6 +11,7 @@ import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
 import { IpsetStore, loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
+import { HOST_HELP, HOST_OPTIONS, hostAddrs } from './host-options';
 
 export const REPLAY_HELP = `Usage: flatwall replay --rules FILE [--rules FILE] --pcap IN.pcap [OPTIONS]
 
@@ -21,6 +22,8 @@ Frames go through the FORWARD rules of their family, as the kernel's: NDP
 included, and a frame whose TCP/UDP/SCTP/ICMP header is cut short is judged
 without it and dropped at the first rule with an L4 match it reaches (the
 kernel's hotdrop).
+With --host (host mode, as 'flatwall run --host') frames to the host go
+through INPUT, frames from it through OUTPUT.
 
 Connection tracking is on, as in 'flatwall run', with the same flags: it
 sees the frames in capture order, with the capture's timestamps as its clock
@@ -47,7 +50,7 @@ Options:
                           rules (as 'flatwall run --drop-l4-truncated')
       --ndp-bypass        pass ICMPv6 NDP (types 133-137) without the rules
                           (as 'flatwall run --ndp-bypass')
-${CONNTRACK_HELP}      --json              machine-readable output
+${CONNTRACK_HELP}${HOST_HELP}      --json              machine-readable output
   -q, --quiet             only the summary and rule hits, not every frame
   -h, --help              show this help
 
@@ -61,6 +64,8 @@ const CLASS_NAMES = ['malformed', 'ipv4', 'ipv6', 'arp', 'ndp', 'other'];
 /** CtState bits (native/classifier/rule_table.h), as iptables names them. */
 export const CT_STATES: ReadonlyArray<[number, string]> = [[1, 'INVALID'], [2, 'NEW'], [4, 'ESTABLISHED'], [8, 'RELATED'], [16, 'UNTRACKED']];
 const ctName = (bit: number) => CT_STATES.find(([b]) => b === bit)?.[1];
+/** Hook codes (native/classifier/rule_table.h). */
+const HOOK_NAMES = ['INPUT', 'FORWARD', 'OUTPUT'];
 
 export async function runReplay(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -77,6 +82,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     '6': { type: 'boolean', short: '6' },
     'drop-l4-truncated': { type: 'boolean' },
     'ndp-bypass': { type: 'boolean' },
+    ...HOST_OPTIONS,
     json: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     help: { type: 'boolean', short: 'h' },
@@ -93,6 +99,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     return Buffer.from(m.replace(/:/g, ''), 'hex');
   });
   const ct = conntrackConfig(values);
+  const host = hostAddrs(values);
 
   let compiled;
   const sets = new IpsetStore();
@@ -148,6 +155,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     dropL4Truncated: values['drop-l4-truncated'] ?? false,
     ndpBypass: values['ndp-bypass'] ?? false,
     sets: sets.native,
+    ...(host.length ? { hostAddrs: host } : {}),
   });
 
   const describe = (ruleId: number) => {
@@ -163,6 +171,8 @@ export async function runReplay(argv: string[]): Promise<number> {
     { frames: recs.length, accepted: 0, dropped: 0, rejected: 0, malformed: 0, notIp: 0 };
   const ctstates: Record<string, number> = Object.fromEntries(CT_STATES.map(([, n]) => [n, 0]));
   const perFrame: Record<string, unknown>[] = [];
+  // Host mode: the table each IP frame walked.
+  const hooks: Record<string, number> = Object.fromEntries(HOOK_NAMES.map((n) => [n, 0]));
   for (let i = 0; i < recs.length; i++) {
     const v = res.verdict[i];
     let verdict: string;
@@ -196,9 +206,12 @@ export async function runReplay(argv: string[]): Promise<number> {
     }
     const ctstate = ctName(res.ctState[i]);
     if (ctstate) ctstates[ctstate]++;
-    perFrame.push({ frame: i + 1, len: recs[i].data.length, ...(reverse[i] ? { in: values['out-interface'] } : {}), verdict, ctstate, ...detail });
+    const hook = host.length ? HOOK_NAMES[res.hook[i]] : undefined;
+    if (hook) hooks[hook]++;
+    perFrame.push({ frame: i + 1, len: recs[i].data.length, ...(reverse[i] ? { in: values['out-interface'] } : {}), verdict, ctstate, ...(hook ? { hook } : {}), ...detail });
   }
   summary.ctstates = ctstates;
+  if (host.length) summary.hooks = hooks;
   const hits = [];
   for (let id = 0; id < compiled.rules.length; id++) {
     if (res.hits[id] > 0 && !compiled.rules[id].internal) hits.push({ ...describe(id), packets: res.hits[id], bytes: res.bytes[id] });
@@ -215,8 +228,9 @@ export async function runReplay(argv: string[]): Promise<number> {
   const where = (d: Record<string, unknown>) =>
     d.reason === 'conntrack_full' ? `conntrack table full (accepted by ${rule(d)})` : rule(d) || String(d.reason ?? '');
   if (!values.quiet) {
-    lines.push(`${'frame'.padStart(7)}  ${'verdict'.padEnd(9)} ${'ctstate'.padEnd(11)} decided by`);
-    for (const f of perFrame) lines.push(`${String(f.frame).padStart(7)}  ${String(f.verdict).padEnd(9)} ${String(f.ctstate ?? '-').padEnd(11)} ${where(f)}`);
+    const hookCol = (f?: Record<string, unknown>) => (host.length ? `${String(f ? f.hook ?? '-' : 'hook').padEnd(8)} ` : '');
+    lines.push(`${'frame'.padStart(7)}  ${'verdict'.padEnd(9)} ${'ctstate'.padEnd(11)} ${hookCol()}decided by`);
+    for (const f of perFrame) lines.push(`${String(f.frame).padStart(7)}  ${String(f.verdict).padEnd(9)} ${String(f.ctstate ?? '-').padEnd(11)} ${hookCol(f)}${where(f)}`);
     lines.push('');
   }
   lines.push('Rule hits:');
@@ -228,6 +242,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   lines.push('');
   const hot = summary.hotDropped ? ` (${summary.hotDropped} hot-dropped: L4 header cut short)` : '';
   lines.push(`${summary.frames} frames: ${summary.accepted} accepted, ${summary.dropped} dropped${hot}, ${summary.rejected} rejected, ${summary.malformed} malformed, ${summary.notIp} not IP (passed unfiltered)`);
+  if (host.length) lines.push(`hooks: ${HOOK_NAMES.map((n) => `${hooks[n]} ${n}`).join(', ')} (host ${host.join(', ')})`);
   lines.push(`ctstate: ${CT_STATES.map(([, n]) => `${ctstates[n]} ${n}`).join(', ')}${ct.conntrack ? '' : ' (--no-conntrack)'}`);
   if (res.conntrack) {
     const c = res.conntrack;

@@ -8,6 +8,7 @@ import { loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
+import { HOST_HELP, HOST_OPTIONS, hostAddrs } from './host-options';
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
 
@@ -19,6 +20,8 @@ TCP/UDP/SCTP/ICMP header is cut short is judged without it and dropped at
 the first rule with an L4 match it reaches (the kernel's hotdrop), and
 conntrack picks up TCP connections mid-stream (nf_conntrack_tcp_loose=1).
 The stricter behaviours are flags below; all are counted in the metrics.
+With --host (host mode) frames to and from the host's addresses go through
+the INPUT and OUTPUT rules instead, as on the host itself.
 
 Writes JSON logs to stdout, one object per line, and a "ready" line once the
 rules are active. SIGHUP reloads the rule files atomically (a file with an
@@ -65,7 +68,7 @@ Options:
                           without the rules, as link-scope traffic with hop
                           limit 255 (RFC 4861) that a bridge must not break
                           (default: NDP is judged by the FORWARD rules)
-${CONNTRACK_HELP}  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
+${CONNTRACK_HELP}${HOST_HELP}  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
 ${API_HELP}  -h, --help              show this help
 
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
@@ -97,6 +100,7 @@ export async function runRun(argv: string[]): Promise<number> {
     'skip-tables': { type: 'boolean' },
     '4': { type: 'boolean', short: '4' },
     '6': { type: 'boolean', short: '6' },
+    ...HOST_OPTIONS,
     'restore-counters': { type: 'boolean', short: 'c' },
     ...API_OPTIONS,
     help: { type: 'boolean', short: 'h' },
@@ -140,6 +144,7 @@ export async function runRun(argv: string[]): Promise<number> {
   const buildNice = nice('build-nice');
 
   const ct = conntrackConfig(values);
+  const host = hostAddrs(values);
 
   const apiConf = apiConfig(values);
   // Signals are handled from the start: a SIGTERM that arrives while the
@@ -177,6 +182,7 @@ export async function runRun(argv: string[]): Promise<number> {
         process.stderr.write(`${m}\n`);
         log('warn', m);
       },
+      hostAddrs: host,
       restoreCounters: values['restore-counters'],
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
@@ -197,6 +203,7 @@ export async function runRun(argv: string[]): Promise<number> {
     }, 500).unref();
     log('info', 'ready', {
       ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
+      ...(host.length ? { host } : {}),
       ctTcpLoose: ct.conntrackTcpLoose, dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
     });
   } catch (err) {
@@ -242,5 +249,5 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function summary(c: any): Record<string, unknown> {
   const drops = Object.fromEntries(Object.entries(c.dropsByReason as Record<string, number>).filter(([, v]) => v > 0));
-  return { generation: c.generation, verdicts: c.verdicts, conntrack: c.conntrack, l4Truncated: c.l4Truncated, ndp: c.ndp, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
+  return { generation: c.generation, verdicts: c.verdicts, hooks: c.hooks, conntrack: c.conntrack, l4Truncated: c.l4Truncated, ndp: c.ndp, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
 }

@@ -53,6 +53,12 @@ export interface FirewallOptions {
   skipOtherTables?: boolean;
   /** Notices about the rule files (a file loaded as IPv4 for want of evidence). */
   onRuleNotice?: (message: string) => void;
+  /**
+   * Host mode: the host's addresses as "ADDR/PLEN" (native/dataplane/host.h).
+   * Frames to them walk INPUT, frames from them OUTPUT, the rest FORWARD.
+   * Empty or absent: a bridge, everything FORWARD.
+   */
+  hostAddrs?: string[];
   /** Seed per-rule counters from the files' [packets:bytes] (iptables-restore -c). */
   restoreCounters?: boolean;
 }
@@ -217,6 +223,7 @@ export class Firewall {
       conntrackTcpLoose: opts.conntrackTcpLoose ?? true,
       dropL4Truncated: opts.dropL4Truncated ?? false,
       ndpBypass: opts.ndpBypass ?? false,
+      hostAddrs: opts.hostAddrs ?? [],
     });
     this.sets = new IpsetStore(this.dp.sets());
     // Expired set entries are absent at once; this reclaims their slots

@@ -48,10 +48,18 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   const e = new Exposition();
   const P = 'flatwall_';
 
-  e.family(`${P}packets_total`, 'counter', 'IP packets decided by the FORWARD rules, by verdict.');
+  e.family(`${P}packets_total`, 'counter', 'IP packets decided by the rules (FORWARD; in host mode also INPUT and OUTPUT), by verdict.');
   for (const v of ['accept', 'drop', 'reject'] as const) e.sample(`${P}packets_total`, c.verdicts[v], { verdict: v });
-  e.family(`${P}bytes_total`, 'counter', 'IP bytes of the packets decided by the FORWARD rules, by verdict.');
+  e.family(`${P}bytes_total`, 'counter', 'IP bytes of the packets decided by the rules, by verdict.');
   for (const v of ['accept', 'drop', 'reject'] as const) e.sample(`${P}bytes_total`, c.verdicts[`${v}Bytes`] ?? 0, { verdict: v });
+  // Host mode walks INPUT, FORWARD or OUTPUT per frame (native/dataplane/host.h).
+  const hooks = c.hooks as Record<string, { frames: number; bytes: number }> | undefined;
+  if (hooks) {
+    e.family(`${P}hook_packets_total`, 'counter', 'IP packets that went through each built-in chain\'s rules (all FORWARD unless host mode).');
+    for (const [hook, h] of Object.entries(hooks)) e.sample(`${P}hook_packets_total`, h.frames, { hook });
+    e.family(`${P}hook_bytes_total`, 'counter', 'IP bytes of those packets, by built-in chain.');
+    for (const [hook, h] of Object.entries(hooks)) e.sample(`${P}hook_bytes_total`, h.bytes, { hook });
+  }
   e.family(`${P}reject_replies_total`, 'counter', 'TCP RST and ICMP unreachable answers sent for REJECT.').sample(`${P}reject_replies_total`, c.verdicts.rejectSent);
 
   const ports = c.ports as Array<Record<string, number | string>>;
