@@ -9,6 +9,7 @@
 #include "classifier/rule_table.h"
 #include "dataplane/flow_cache.h"
 #include "dataplane/host.h"
+#include "dataplane/hotdrop.h"
 #include "dataplane/ruleset.h"
 #include "extensions/addrtype.h"
 #include "test/dataplane_test_rules.h"
@@ -234,6 +235,15 @@ DP_TEST(HostRulesetWalksTheHooksTable) {
   // OUTPUT: the -i rule never holds; tcp:22 dropped, the rest accepted.
   DP_CHECK_EQ(walk(Hook::kOutput, 2, 1, k), 5u);
   DP_CHECK_EQ(walk(Hook::kOutput, 2, 1, other), 7u);
+  // A cut-short L4 header: hot-dropped at INPUT's own first L4 rule
+  // (hotdrop.h) when that rule's other fields hold.
+  PacketKey4 cut = Key4(Ip4(10, 0, 0, 1), Ip4(10, 0, 0, 2));
+  cut.c.flags = kKeyL4Truncated, cut.c.dport = 0;
+  HookIfaces(Hook::kInput, 1, 2, &cut.c);
+  Tally tc;
+  DP_CHECK(rs->Filter(Hook::kInput, cut, tc) == &kL4HotDrop);
+  HookIfaces(Hook::kInput, 2, 1, &cut.c);  // -i class 2: rule 0 cannot hold, policy DROP
+  DP_CHECK_EQ(rs->Filter(Hook::kInput, cut, tc)->rule_id, 2u);
   // IPv6 without FORWARD / OUTPUT tables accepts there; INPUT drops.
   PacketKey6 k6;
   Tally t;

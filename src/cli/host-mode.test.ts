@@ -160,3 +160,22 @@ test('host mode: the TTL and hop limit INPUT and OUTPUT rules see are not decrem
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('host mode: a cut-short L4 header is hot-dropped at the first L4 rule of the hook\'s own chain', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fw-host-hot-'));
+  try {
+    const rules = join(dir, 'hot.rules');
+    // INPUT's first L4 rule hot-drops; FORWARD has none, so its policy decides.
+    writeFileSync(rules, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n' +
+      '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A FORWARD -s 192.0.2.0/24 -j DROP\nCOMMIT\n');
+    const cut = (dst: string) => frame({ family: 4, src: ip4('10.0.0.1'), dst: ip4(dst), proto: 6, sport: 1, dport: 22, truncateL4: 3 });
+    const pcap = join(dir, 'in.pcap');
+    const f = [cut('10.0.0.2'), cut('10.0.0.3')];
+    writeFileSync(pcap, writePcap(f.map((data, i) => ({ tsSec: i, tsFrac: 0, origLen: data.length, data }))));
+    const out = JSON.parse(execFileSync(process.execPath, [CLI, 'replay', '--json', '-r', rules, '-p', pcap, '--host', '10.0.0.2/24'], { encoding: 'utf8' }));
+    assert.deepEqual(out.frames.map((x: Out) => [x.hook, x.verdict]), [['INPUT', 'DROP'], ['FORWARD', 'ACCEPT']]);
+    assert.equal(out.summary.hotDropped, 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

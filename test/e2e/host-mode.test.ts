@@ -6,7 +6,8 @@
 // given to --host) through FORWARD. Per-rule and per-chain counters of
 // INPUT and OUTPUT count the real traffic (ctl list), LOG in INPUT has no
 // output interface, -m addrtype LOCAL knows the host's addresses, and the
-// metrics count frames per hook.
+// metrics count frames per hook. NDP is judged by the rules (the kernel's
+// default): the ICMP rules of each chain let it through.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, NETTOOL, V6_HEADER, e2eUnavailable, parseJson } from './harness';
@@ -47,6 +48,7 @@ function rules(v6: boolean): string {
 -A OUTPUT -o fa -p tcp -m tcp --dport 7005 -j ACCEPT
 -A OUTPUT -o fb -p tcp -m tcp --dport 7006 -j ACCEPT
 -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -p ${icmp} -j ACCEPT
 -A FORWARD -i fa -o fb -p tcp -m tcp --dport 7001 -j ACCEPT
 COMMIT
 `;
