@@ -1,6 +1,8 @@
 // The real-world corpus (test/corpus/: what ufw, ferm, shorewall,
 // shorewall6, firehol, arno and fail2ban write) decided by the kernel and by
-// flatwall. Each file's filter table runs on a Linux router whose ports are
+// flatwall, in FORWARD and in host mode (INPUT: frames to the router's own
+// addresses, which flatwall replay --host sends through INPUT). Each file's
+// filter table runs on a Linux router whose ports are
 // named as the tools expected (eth0 towards the sender, eth1 towards the
 // receiver), with nf_conntrack at its defaults; the same probe frames
 // (first packets of many flows, both directions: TCP SYNs and lone ACKs to
@@ -44,16 +46,20 @@ function filterTable(text: string): string {
 
 // Probe flows, each its own tuple (the source port differs), so every
 // frame is a flow's first packet whichever way the rules go.
-function probes(v6: boolean): Array<F & { reverse: boolean }> {
-  const out: Array<F & { reverse: boolean }> = [];
+function probes(v6: boolean): Array<F & { reverse: boolean; toHost?: boolean }> {
+  const out: Array<F & { reverse: boolean; toHost?: boolean }> = [];
   let sport = 0;
-  for (const reverse of [false, true]) {
+  // Through the router (FORWARD), then to the router itself (INPUT, host mode).
+  for (const [reverse, toHost] of [[false, false], [true, false], [false, true], [true, true]] as const) {
     for (const dport of [22, 25, 53, 80, 113, 443, 631, 3128, 8080, 10000]) {
-      out.push({ v6, src: 1 + (sport++ % 3), proto: 'tcp', flags: 0x02, dport, reverse });
-      out.push({ v6, src: 1 + (sport++ % 3), proto: 'tcp', flags: 0x10, dport, reverse }); // a lone ACK: NEW (loose) in both
+      // Every probe its own source port: the router's own answers (RSTs from
+      // its stack) are not in the capture, so no two probes may share a flow.
+      out.push({ v6, src: 1 + (sport % 3), sport: 30000 + sport++, proto: 'tcp', flags: 0x02, dport, reverse, toHost });
+      out.push({ v6, src: 1 + (sport % 3), sport: 30000 + sport++, proto: 'tcp', flags: 0x10, dport, reverse, toHost }); // a lone ACK: NEW (loose) in both
     }
-    for (const dport of [53, 67, 123, 137, 500, 1194, 5353]) out.push({ v6, src: 1 + (sport++ % 3), proto: 'udp', dport, reverse });
-    out.push({ v6, src: 1, proto: 'icmp', reverse }, { v6, src: 2, proto: 'icmp', ttl: 2, reverse });
+    for (const dport of [53, 67, 123, 137, 500, 1194, 5353]) out.push({ v6, src: 1 + (sport % 3), sport: 30000 + sport++, proto: 'udp', dport, reverse, toHost });
+    // Echo requests with their own identifiers: each is its own flow.
+    out.push({ v6, src: 1, proto: 'icmp', reverse, toHost, icmpId: sport++ }, { v6, src: 2, proto: 'icmp', ttl: 2, reverse, toHost, icmpId: sport++ });
   }
   // From the address fail2ban banned (test/corpus/fail2ban/*.ipset).
   for (const dport of [22, 80]) out.push({ v6, src: BANNED, proto: 'tcp', flags: 0x02, dport, reverse: false });
@@ -123,8 +129,12 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
           src4: (n) => (n === BANNED ? '198.51.100.7' : `10.0.1.${n}`), src6: (n) => (n === BANNED ? '2001:db8::7' : `fd00:1::${n}`),
         };
         const rev: Net = { srcMac: macs.ra, dstMac: macs.e1, src4: () => '10.0.2.1', dst4: '10.0.1.1', src6: () => 'fd00:2::1', dst6: 'fd00:1::1' };
+        // To the router's own address on the link the frame arrives on.
+        const fwdHost: Net = { ...fwd, dst4: '10.0.1.254', dst6: 'fd00:1::fe' };
+        const revHost: Net = { ...rev, dst4: '10.0.2.254', dst6: 'fd00:2::fe' };
         const ps = probes(v6);
-        const frames = ps.map((p, i) => build({ ...p, dport: p.dport, src: p.reverse ? 1 : p.src, pad: i % 3 ? 0 : 20 }, p.reverse ? rev : fwd));
+        const frames = ps.map((p, i) => build({ ...p, dport: p.dport, src: p.reverse ? 1 : p.src, pad: i % 3 ? 0 : 20 },
+          p.reverse ? (p.toHost ? revHost : rev) : p.toHost ? fwdHost : fwd));
         // In order, each from its side.
         await sendFrom(frames.map((frame, i) => ({ ns: ps[i].reverse ? k.receiver : k.sender, dev: ps[i].reverse ? 'ra' : 'sa', frame })));
         const kernel = kernelChainCounts(F, v6);
@@ -140,21 +150,24 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
           timestamps: BigUint64Array.from(frames, (_, i) => 1_000_000_000_000n + BigInt(i) * 2_000_000n),
           reverse: Uint8Array.from(ps, (p) => (p.reverse ? 1 : 0)),
           conntrack: true, conntrackTcpLoose: true, sets: store.native,
+          // Host mode: the router's addresses are the host's.
+          hostAddrs: v6 ? ['fd00:1::fe/64', 'fd00:2::fe/64'] : ['10.0.1.254/24', '10.0.2.254/24'],
         });
         const flatwall = { rules: new Map<string, number[]>(), policies: new Map<string, number>() };
         for (const r of c.rules) {
           if (r.internal || r.family !== (v6 ? 6 : 4)) continue;
-          if (r.policy) flatwall.policies.set(r.chain, r.chain === 'FORWARD' ? res.hits[r.id] : 0);
+          if (r.policy) flatwall.policies.set(r.chain, res.hits[r.id]);
           else {
             if (!flatwall.rules.has(r.chain)) flatwall.rules.set(r.chain, []);
             flatwall.rules.get(r.chain)![r.index - 1] = res.hits[r.id];
           }
         }
-        // The router's own answers (a REJECT's ICMP error or RST) cross its
-        // OUTPUT chain, which flatwall, a bump in the wire, does not have:
-        // compare the chains FORWARD reaches and OUTPUT does not.
+        // The router's own answers (a REJECT's ICMP error or RST, its TCP
+        // stack's RST to a closed port, an echo reply) cross its OUTPUT
+        // chain, and they are not in the capture: compare the chains
+        // FORWARD and INPUT reach and OUTPUT does not.
         const out = reach(rs, 'OUTPUT');
-        const compared = new Set([...reach(rs, 'FORWARD')].filter((ch) => !out.has(ch)));
+        const compared = new Set([...reach(rs, 'FORWARD'), ...reach(rs, 'INPUT')].filter((ch) => !out.has(ch)));
         results.set(file, { kernel, flatwall, frames: frames.length, compared });
       } finally {
         useSetStore(undefined);
@@ -179,7 +192,7 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
         });
       }
       for (const [chain, n] of kernel.policies) {
-        if (chain !== 'FORWARD') continue;
+        if (chain !== 'FORWARD' && chain !== 'INPUT') continue;
         if ((flatwall.policies.get(chain) ?? 0) !== n) bad.push(`policy ${chain}: kernel ${n}, flatwall ${flatwall.policies.get(chain) ?? 0}`);
       }
       t.diagnostic(`${r.frames} frames, ${r.compared.size} chains compared, ${counted} rule hits in the kernel`);

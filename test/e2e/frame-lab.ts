@@ -17,6 +17,8 @@ export interface F {
   pad?: number; // payload bytes
   ext?: Array<'hbh' | 'dst' | 'rt' | 'frag'>; // IPv6 extension headers, in order
   fragId?: number;
+  icmpId?: number; // echo identifier (default 1)
+  sport?: number;  // TCP/UDP source port (default 40000/50000 + src)
 }
 
 const mac = (s: string) => Buffer.from(s.split(':').map((h) => parseInt(h, 16)));
@@ -50,7 +52,7 @@ export function build(f: F, net: Net): Buffer {
   if (f.proto === 'tcp') {
     const syn = (f.flags ?? 0x02) & 0x02;
     l4 = Buffer.alloc(syn ? 24 : 20);
-    l4.writeUInt16BE(40000 + f.src, 0);
+    l4.writeUInt16BE(f.sport ?? 40000 + f.src, 0);
     l4.writeUInt16BE(f.dport ?? 80, 2);
     l4[12] = (syn ? 6 : 5) << 4;
     l4[13] = f.flags ?? 0x02;
@@ -60,12 +62,13 @@ export function build(f: F, net: Net): Buffer {
     num = 6;
   } else if (f.proto === 'udp') {
     l4 = Buffer.concat([Buffer.alloc(8), pay]);
-    l4.writeUInt16BE(50000 + f.src, 0);
+    l4.writeUInt16BE(f.sport ?? 50000 + f.src, 0);
     l4.writeUInt16BE(f.dport ?? 53, 2);
     l4.writeUInt16BE(l4.length, 4);
     num = 17;
   } else if (f.proto === 'icmp') {
-    l4 = Buffer.concat([Buffer.from([f.v6 ? 128 : 8, 0, 0, 0, 0, 1, 0, 1]), pay]);
+    const id = f.icmpId ?? 1;
+    l4 = Buffer.concat([Buffer.from([f.v6 ? 128 : 8, 0, 0, 0, id >> 8, id & 255, 0, 1]), pay]);
     num = f.v6 ? 58 : 1;
   } else if (f.proto === 'esp') {
     l4 = Buffer.concat([Buffer.alloc(8), pay]);
