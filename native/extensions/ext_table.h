@@ -37,8 +37,9 @@
 // a handful of lookups. A table in which many records share the same
 // indexed fields and differ only in program conditions (a million rules
 // that differ only in TTL) degrades towards a scan of those records: that
-// is the price of conditions the classifier does not index, and the
-// benchmark reports it (bench/results/extensions.md).
+// is the price of conditions the classifier does not index. The benchmark
+// (bench/results/extensions.md) measures a realistic block of such rules in
+// front of a million others; this degenerate case is not measured.
 //
 // STATE
 // Stateful matches name a state object in the section's state list (a
