@@ -118,21 +118,34 @@ struct Verdict {
 // guarantees it; the loop also enforces it, so an unvalidated table cannot
 // make it spin). A key that matches nothing, which a valid table cannot
 // produce since it ends in a catch-all, is dropped with index kNoMatch.
+//
+// TakeRecord is the step every walk shares once it has taken record r (this
+// loop, ext::EvaluateExt, the hot-drop walk): a non-terminal record moves
+// *start to its arg and returns true; a terminal one sets *verdict and
+// returns false, as does a continuation that would not move forward.
+inline bool TakeRecord(const RuleCommon& c, uint32_t r, uint32_t* start, Verdict* verdict) {
+  const Action a = static_cast<Action>(c.action);
+  if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
+    if (c.arg <= r) {
+      *verdict = Verdict{Action::kDrop, 0, kNoMatch};
+      return false;
+    }
+    *start = c.arg;
+    return true;
+  }
+  *verdict = Verdict{a, c.arg, r};
+  return false;
+}
+
 template <typename C, typename Key, typename OnMatch>
 Verdict Evaluate(const C& classifier, const Key& key, OnMatch&& on_match) {
   uint32_t start = 0;
+  Verdict verdict{};
   for (;;) {
     const uint32_t r = classifier.Lookup(key, start);
     if (r == kNoMatch) return Verdict{Action::kDrop, 0, kNoMatch};
     on_match(r);
-    const RuleCommon& c = classifier.record(r).c;
-    const Action a = static_cast<Action>(c.action);
-    if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
-      if (c.arg <= r) return Verdict{Action::kDrop, 0, kNoMatch};
-      start = c.arg;
-      continue;
-    }
-    return Verdict{a, c.arg, r};
+    if (!TakeRecord(classifier.record(r).c, r, &start, &verdict)) return verdict;
   }
 }
 

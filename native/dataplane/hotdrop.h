@@ -271,14 +271,8 @@ Verdict EvaluateTruncated(const C& cls, const HotdropIndex<Rec>& hot, const Key&
       continue;
     }
     on_match(r);
-    const RuleCommon& c = cls.record(r).c;
-    const Action a = static_cast<Action>(c.action);
-    if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
-      if (c.arg <= r) return Verdict{Action::kDrop, 0, kNoMatch};
-      start = c.arg;
-      continue;
-    }
-    return Verdict{a, c.arg, r};
+    Verdict verdict{};
+    if (!TakeRecord(cls.record(r).c, r, &start, &verdict)) return verdict;
   }
 }
 

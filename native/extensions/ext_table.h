@@ -233,13 +233,8 @@ Verdict EvaluateExt(const C& classifier, const ExtTable* ext, uint32_t table, co
       }
     }
     on_match(r);
-    const Action a = static_cast<Action>(c.action);
-    if (a == Action::kLog || a == Action::kCount || a == Action::kSkip) {
-      if (c.arg <= r) return Verdict{Action::kDrop, 0, kNoMatch};
-      start = c.arg;
-      continue;
-    }
-    return Verdict{a, c.arg, r};
+    Verdict verdict{};
+    if (!TakeRecord(c, r, &start, &verdict)) return verdict;
   }
 }
 
