@@ -5,6 +5,7 @@
 
 #include "conntrack/conntrack.h"
 #include <memory>
+#include <string>
 
 namespace flatwall {
 
@@ -33,6 +34,10 @@ struct ConntrackOptions {
   bool tcp_loose = true;  // nf_conntrack_tcp_loose, Linux's default
   ct::Timeouts timeouts;
 };
+// An IPv4 or IPv6 literal as four host-order words (IPv4 in word 0);
+// returns 4 or 6, or 0 when `s` is neither (the caller names it in its error).
+uint8_t ParseAddrLiteral(const std::string& s, uint32_t w[4]);  // dataplane_binding.cc
+
 void ParseConntrackOptions(const Napi::Object& o, const char* who, ConntrackOptions* c);  // dataplane_binding.cc
 
 }  // namespace flatwall

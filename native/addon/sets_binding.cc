@@ -117,21 +117,7 @@ bool Flag(const Napi::Object& o, const char* key) {
 }
 
 uint8_t ParseAddr(Napi::Env env, const std::string& s, uint32_t w[4]) {
-  w[0] = w[1] = w[2] = w[3] = 0;
-  in_addr a4;
-  in6_addr a6;
-  if (inet_pton(AF_INET, s.c_str(), &a4) == 1) {
-    w[0] = ntohl(a4.s_addr);
-    return 4;
-  }
-  if (inet_pton(AF_INET6, s.c_str(), &a6) == 1) {
-    for (int i = 0; i < 4; ++i) {
-      uint32_t be;
-      std::memcpy(&be, &a6.s6_addr[4 * i], 4);
-      w[i] = ntohl(be);
-    }
-    return 6;
-  }
+  if (const uint8_t family = ParseAddrLiteral(s, w)) return family;
   throw Napi::TypeError::New(env, "bad address '" + s + "'");
 }
 
