@@ -10,25 +10,17 @@
 // list and rewrites test/corpus/STATUS.md.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { IpsetStore, loadIpsetFiles } from '../src/sets/store';
 import { useSetStore } from '../src/sets/registry';
 import { join } from 'node:path';
 import { loadRuleFiles } from '../src/rules/load';
+import { CORPUS, corpusFiles } from './corpus-files';
 
-const CORPUS = join(__dirname, '..', '..', 'test', 'corpus');
 
 // file (relative to test/corpus) -> first line of the error, path relative too.
 const KNOWN_FAILING: Record<string, string> = {};
 
-function corpusFiles(): string[] {
-  const out: string[] = [];
-  for (const d of readdirSync(CORPUS).sort()) {
-    if (!statSync(join(CORPUS, d)).isDirectory()) continue;
-    for (const f of readdirSync(join(CORPUS, d)).sort()) if (/\.v[46]$/.test(f)) out.push(`${d}/${f}`);
-  }
-  return out;
-}
 
 // undefined if the file loads, else the first line of the error message.
 // A file whose tool also wrote an `ipset save` dump (fail2ban's ipset

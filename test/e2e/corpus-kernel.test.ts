@@ -12,7 +12,7 @@
 // chain.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { IpsetStore } from '../../src/sets/store';
 import { useSetStore } from '../../src/sets/registry';
 import { join } from 'node:path';
@@ -23,18 +23,10 @@ import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
 import { native } from '../../src/native';
 import { build, kernelChainCounts, sendFrom, silence, type F, type Net } from './frame-lab';
+import { CORPUS, corpusFiles } from '../corpus-files';
 
 const skip = e2eUnavailable(['python3', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'sysctl', 'ipset']);
-const CORPUS = join(__dirname, '..', '..', '..', 'test', 'corpus');
 
-function corpusFiles(): string[] {
-  const out: string[] = [];
-  for (const d of readdirSync(CORPUS).sort()) {
-    if (!statSync(join(CORPUS, d)).isDirectory()) continue;
-    for (const f of readdirSync(join(CORPUS, d)).sort()) if (/\.v[46]$/.test(f)) out.push(`${d}/${f}`);
-  }
-  return out;
-}
 
 /** The `*filter ... COMMIT` block of an iptables-save file. */
 function filterTable(text: string): string {
