@@ -15,7 +15,7 @@ export interface NativeLayout {
   key6?: RecordLayout;
   actions: Record<'ACCEPT' | 'DROP' | 'REJECT' | 'LOG' | 'COUNT' | 'SKIP', number>;
   recordFlags: Record<'NEEDS_L4' | 'TCP_FLAGS_INVERT' | 'RETURNS_TO_POLICY' | 'HAS_EXT' | 'L4_BEFORE_CT' | 'L4_BEFORE_ADDR', number>;
-  ext: { magic: number; ops: Record<string, number>; states: Record<'limit' | 'hashlimit' | 'recent', number> };
+  ext: { magic: number; ops: Record<string, number>; states: Record<'limit' | 'hashlimit' | 'recent' | 'connlimit', number> };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

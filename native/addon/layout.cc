@@ -135,12 +135,14 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   EXT_OP("never", kNever); EXT_OP("ipv6header", kIp6Header); EXT_OP("frag", kIp6Frag); EXT_OP("opts", kIp6Opts);
   EXT_OP("rt", kIp6Rt); EXT_OP("spi", kSpi); EXT_OP("limit", kLimit); EXT_OP("hashlimit", kHashlimit);
   EXT_OP("recent", kRecent); EXT_OP("tcpmss", kTcpMss); EXT_OP("set", kSet);
+  EXT_OP("connlimit", kConnlimit);
 #undef EXT_OP
   ext.Set("ops", ops);
   Napi::Object states = Napi::Object::New(env);
   states.Set("limit", static_cast<double>(ext::StateKind::kLimit));
   states.Set("hashlimit", static_cast<double>(ext::StateKind::kHashlimit));
   states.Set("recent", static_cast<double>(ext::StateKind::kRecent));
+  states.Set("connlimit", static_cast<double>(ext::StateKind::kConnlimit));
   ext.Set("states", states);
   layout.Set("ext", ext);
 

@@ -49,6 +49,7 @@
 #include "addon/bindings.h"
 #include "classifier/table_set.h"
 #include "dataplane/hotdrop.h"
+#include "conntrack/conncount.h"
 #include "conntrack/conntrack.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/host.h"
@@ -175,6 +176,7 @@ class ReplayWorker : public Napi::AsyncWorker {
     }
     // Match programs and their states (a registry of this replay's own).
     ext::ExtStateRegistry states;
+    if (j.ct.enabled) states.set_conncount(std::make_shared<ct::ConnCount>(j.ct.max));
     std::unique_ptr<ext::ExtTable> ext;
     try {
       std::vector<TableInfo> infos;
@@ -209,6 +211,7 @@ class ReplayWorker : public Napi::AsyncWorker {
       c.timeouts = j.ct.timeouts;
       c.tcp_loose = j.ct.tcp_loose;
       c.seed = 0x9e3779b9u;
+      c.conncount = states.conncount().get();
       ct = std::make_unique<ct::Table>(c);
     }
     const DataplaneConfig dp_defaults;
@@ -240,6 +243,7 @@ class ReplayWorker : public Napi::AsyncWorker {
           if (ct) {
             ct->Track(data, pf, 0, now_ns, &cr);
             kc.ct_state = cr.state;
+            cx.ct = &cr;
           }
           j.ct_state[i] = kc.ct_state;
           const Hook hook = v4 ? FrameHook(j, pf.key4, &iif, &oif) : FrameHook(j, pf.key6, &iif, &oif);

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "classifier/rule_table.h"
+#include "conntrack/conncount.h"
 #include "dataplane/bytes.h"
 
 namespace flatwall {
@@ -199,7 +200,7 @@ bool Filter::Matches(const Entry& e) const {
 
 Table::Table(const Config& c)
     : timeouts_(c.timeouts), tcp_loose_(c.tcp_loose), limit_(c.limit ? c.limit : 1),
-      related_(c.related_index), related_mask_(c.related_mask) {
+      related_(c.related_index), related_mask_(c.related_mask), conncount_(c.conncount) {
   seed_ = c.seed ? c.seed : std::random_device{}();
   const uint32_t slots = std::max<uint32_t>(kSlotsPerBucket * kProbeBuckets,
                                             NextPow2(uint64_t(limit_) * 3 / 2));
@@ -272,6 +273,7 @@ Entry* Table::Find(const Key& k, uint32_t hash, uint64_t now_ns) {
 }
 
 void Table::Remove(Entry* e) {
+  if (conncount_ && (e->counted[0] | e->counted[1])) conncount_->Release(e);
   Unpublish(e->key);
   e->flags = 0;
   --count_;
@@ -287,6 +289,7 @@ void Table::MakePending(const Key& key, uint32_t hash, bool a_is_src, uint8_t tc
   e.hash = hash;
   e.flags = uint8_t(kUsed | (a_is_src ? kOrigIsA : 0));
   e.tcp_state = tcp_state;
+  e.counted[0] = e.counted[1] = 0;
   e.expires_ns = Deadline(now_ns, timeout_s);
   e.packets = 1;
 }
@@ -294,6 +297,7 @@ void Table::MakePending(const Key& key, uint32_t hash, bool a_is_src, uint8_t tc
 void Table::Track(const uint8_t* frame, const ParsedFrame& pf, uint8_t zone, uint64_t now_ns,
                   Result* r) {
   r->pending = false;
+  r->found = nullptr;
   const KeyCommon& kc = pf.cls == FrameClass::kIPv4 ? pf.key4.c : pf.key6.c;
   const uint8_t family = pf.cls == FrameClass::kIPv4 ? 4 : 6;
   if (pf.later_fragment) {
@@ -362,6 +366,7 @@ void Table::Track(const uint8_t* frame, const ParsedFrame& pf, uint8_t zone, uin
                        udp ? timeouts_.udp : icmp ? timeouts_.icmp : timeouts_.generic, now_ns, r);
   }
   stats_.found.Inc();
+  r->found = e;
   ++e->packets;
   // ICMP: a request is original, a reply is reply; otherwise by endpoint.
   const bool reply = icmp ? !request : (a_is_src != bool(e->flags & kOrigIsA));
@@ -404,9 +409,12 @@ void Table::TrackTcp(const ParsedFrame& pf, const KeyCommon& kc, const Key& key,
           e->flags |= kAssured;
         e->tcp_state = next;
         e->expires_ns = Deadline(now_ns, timeouts_.tcp[next]);
+        // nf_conncount's already_closed: connlimit counts it no more.
+        if (conncount_ && (next == kTcpTimeWait || next == kTcpClose)) conncount_->Release(e);
       }
       r->state = (reply || (e->flags & kSeenReply)) ? kCtEstablished : kCtNew;
       if (kill) Remove(e);
+      else r->found = e;
       return;
     }
   }
@@ -498,6 +506,7 @@ void Table::TrackIcmpError(const uint8_t* frame, const ParsedFrame& pf, uint8_t 
   // the shared existence index says whether it is tracked.
   if (!e && !Published(key)) return invalid();
   stats_.found.Inc();
+  r->found = e;
   r->state = kCtRelated;
 }
 
@@ -542,6 +551,7 @@ bool Table::Commit(const Result& r, uint64_t now_ns) {
     if (!free) free = victim;
   }
   *free = r.entry;
+  if (conncount_ && (free->counted[0] | free->counted[1])) conncount_->Acquire(free);
   Publish(r.entry.key);
   ++count_;
   stats_.entries.v.store(count_, std::memory_order_relaxed);

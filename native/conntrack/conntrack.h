@@ -136,6 +136,8 @@
 namespace flatwall {
 namespace ct {
 
+class ConnCount;
+
 enum TcpState : uint8_t {
   kTcpNone = 0,
   kTcpSynSent,
@@ -175,6 +177,8 @@ struct Config {
   // null: only needed when several tables (workers) exist.
   std::atomic<uint64_t>* related_index = nullptr;
   uint32_t related_mask = 0;
+  // The connlimit counters (conncount.h) entries may be tagged by, or null.
+  ConnCount* conncount = nullptr;
 };
 
 // Canonical flow key, embedded in the entry. 40 bytes.
@@ -203,7 +207,7 @@ struct alignas(64) Entry {
   uint32_t hash;
   uint8_t flags;
   uint8_t tcp_state;
-  uint8_t pad[2];
+  uint8_t counted[2];  // connlimit counters that count this entry (conncount.h), 0 = none
   uint64_t packets;  // both directions, for listings
 };
 static_assert(sizeof(Entry) == 64, "one cache line per entry");
@@ -229,6 +233,9 @@ struct Result {
   uint8_t state = 0;        // CtState bit for the classifier key
   bool pending = false;     // a NEW flow: Commit() it if the packet is accepted
   Entry entry;              // the would-be entry when pending
+  Entry* found = nullptr;   // the packet's live entry (its own flow, or the one a RELATED
+                            // error quotes); null when pending or untracked. Valid until
+                            // the next call on the table.
 };
 
 // A listing row / a filter / a tuple to delete, all in original direction.
@@ -310,6 +317,7 @@ class Table {
   Stats stats_;
   std::atomic<uint64_t>* related_;  // shared, not owned; null with one table
   uint32_t related_mask_;
+  ConnCount* conncount_;            // shared, not owned; null without connlimit
 };
 
 // Fills `key` (canonical) from an original-direction tuple; returns whether

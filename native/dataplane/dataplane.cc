@@ -23,6 +23,7 @@
 #include "dataplane/host.h"
 #include "dataplane/parse.h"
 #include "dataplane/reject.h"
+#include "conntrack/conncount.h"
 #include "io/tap_port.h"
 
 namespace flatwall {
@@ -104,6 +105,10 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
     related_.reset(new std::atomic<uint64_t>[n]());
     related_size_ = n;
   }
+  if (config_.conntrack) {
+    conncount_ = std::make_shared<ct::ConnCount>(config_.conntrack_max);
+    ext_states_->set_conncount(conncount_);
+  }
   for (uint32_t w = 0; w < config_.workers; ++w) {
     workers_.push_back(std::make_unique<WorkerState>(config_.flow_cache));
     WorkerState& ws = *workers_.back();
@@ -116,6 +121,7 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
       c.seed = ct_seed;
       c.related_index = related_.get();
       c.related_mask = related_size_ ? related_size_ - 1 : 0;
+      c.conncount = conncount_.get();
       ws.ct = std::make_unique<ct::Table>(c);
     }
     ws.cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -634,6 +640,7 @@ void Dataplane::RunWorker(uint32_t w) {
             if (ct) {
               ct->Track(f.data, pf, uint8_t(in >> 1), mono_ns, &cr);
               kc.ct_state = cr.state;
+              v.cx.ct = &cr;
             }
             // The table: FORWARD, or in host mode INPUT / OUTPUT for
             // frames to / from the host (dataplane/host.h), with no output

@@ -246,6 +246,8 @@ class Dataplane {
   // States of stateful matches (limit, hashlimit, recent), kept across
   // rule set generations (extensions/state.h).
   std::shared_ptr<ext::ExtStateRegistry> ext_states_ = std::make_shared<ext::ExtStateRegistry>();
+  // The -m connlimit counters the conntrack tables tag (conntrack/conncount.h); null when off.
+  std::shared_ptr<ct::ConnCount> conncount_;
   std::vector<uint32_t> port_mtu_;  // read at Start (TCPMSS clamping)
   std::atomic<Ruleset*> current_{nullptr};
   std::shared_ptr<Ruleset> current_owner_;  // guarded by owner_mu_

@@ -10,6 +10,7 @@
 #include "extensions/header_matches.h"
 #include "extensions/ipv6_headers.h"
 #include "extensions/state.h"
+#include "extensions/xt_connlimit.h"
 #include "extensions/xt_hashlimit.h"
 #include "extensions/xt_limit.h"
 #include "extensions/xt_recent.h"
@@ -46,19 +47,22 @@ int PayloadSize(uint8_t kind) {
       return 16;
     case Op::kNever:
       return 0;
-    case Op::kSet:
+    case Op::kSet: case Op::kConnlimit:
       return 12;
   }
   return -1;
 }
 
 bool Stateful(uint8_t kind) {
-  return kind == uint8_t(Op::kLimit) || kind == uint8_t(Op::kHashlimit) || kind == uint8_t(Op::kRecent);
+  return kind == uint8_t(Op::kLimit) || kind == uint8_t(Op::kHashlimit) || kind == uint8_t(Op::kRecent) ||
+         kind == uint8_t(Op::kConnlimit);
 }
 
 StateKind StateOf(uint8_t kind) {
-  return kind == uint8_t(Op::kLimit) ? StateKind::kLimit
-         : kind == uint8_t(Op::kHashlimit) ? StateKind::kHashlimit : StateKind::kRecent;
+  return kind == uint8_t(Op::kLimit)       ? StateKind::kLimit
+         : kind == uint8_t(Op::kHashlimit) ? StateKind::kHashlimit
+         : kind == uint8_t(Op::kRecent)    ? StateKind::kRecent
+                                           : StateKind::kConnlimit;
 }
 
 // A length-prefixed name or key after a fixed part of `fixed` bytes.
@@ -108,6 +112,18 @@ std::shared_ptr<State> MakeState(uint16_t kind, const uint8_t* p, uint32_t paylo
         Fail(where + ": recent configuration out of range");
       std::string cfg(reinterpret_cast<const char*>(p), sizeof c);
       return reg->Get("recent:" + name, cfg, [&] { return std::make_shared<RecentState>("recent:" + name, cfg, c, name); });
+    }
+    case StateKind::kConnlimit: {
+      const std::string key = Tail(p, payload, sizeof(ConnlimitConfig), "connlimit");
+      const ConnlimitConfig c = Read<ConnlimitConfig>(p);
+      if (c.family != 4 && c.family != 6) Fail(where + ": connlimit family must be 4 or 6");
+      if (c.family == 4 && (c.mask[1] | c.mask[2] | c.mask[3])) Fail(where + ": connlimit IPv4 mask has IPv6 words");
+      if (!reg->conncount())
+        throw std::invalid_argument("-m connlimit needs connection tracking (it is off: --no-conntrack)");
+      std::string cfg(reinterpret_cast<const char*>(p), sizeof c);
+      return reg->Get("connlimit:" + key, cfg, [&] {
+        return std::make_shared<ConnlimitState>("connlimit:" + key, cfg, reg->conncount(), c);
+      });
     }
   }
   Fail(where + ": unknown kind " + std::to_string(kind));
@@ -188,6 +204,9 @@ std::unique_ptr<ExtTable> ExtTable::Parse(const uint8_t* b, size_t size, const s
           if (pl[5] & ~uint8_t(kRecentTtl | kRecentReap | kRecentDest)) Fail("recent flags out of range");
           break;
         case Op::kTtl: if (pl[0] > 3) Fail("ttl mode out of range"); break;
+        case Op::kConnlimit:
+          if (pl[8] & ~uint8_t(kConnlimitDaddr | kConnlimitInvert)) Fail("connlimit flags out of range");
+          break;
         case Op::kPktType: if (pl[0] > 2) Fail("pkttype out of range"); break;
         case Op::kIp6Opts: if (pl[0] != 0 && pl[0] != 60) Fail("options header must be hop-by-hop (0) or destination (60)"); break;
         case Op::kSpi: if (pl[0] != 50 && pl[0] != 51) Fail("spi protocol must be ESP (50) or AH (51)"); break;
@@ -267,7 +286,7 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
   // ops that read them are false (an inverted one then true).
   if (!cx.frame || !cx.pf) {
     if (oh.kind == uint8_t(Op::kLimit)) return static_cast<LimitState*>(states[Read<uint32_t>(p)].get())->Take(cx.now_ns);
-    if (oh.kind != uint8_t(Op::kAddrType) && oh.kind != uint8_t(Op::kSet)) return 0;
+    if (oh.kind != uint8_t(Op::kAddrType) && oh.kind != uint8_t(Op::kSet) && oh.kind != uint8_t(Op::kConnlimit)) return 0;
   }
   static const ParsedFrame kNoFrame;
   const ParsedFrame& pf = cx.pf ? *cx.pf : kNoFrame;
@@ -413,6 +432,17 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
                        hitcount, cx.now_ns)
                  ? 1
                  : 0;
+    }
+    case Op::kConnlimit: {
+      auto* st = static_cast<ConnlimitState*>(states[Read<uint32_t>(p)].get());
+      const uint32_t limit = Read<uint32_t>(p + 4);
+      const uint8_t fl = p[8];
+      uint32_t addr[4];
+      const uint32_t* a = (fl & kConnlimitDaddr) ? Dst(key) : Src(key);
+      for (int i = 0; i < 4; ++i) addr[i] = i < Words(key) ? a[i] : 0;
+      const uint32_t n = st->Count(addr, cx.ct);
+      if (n == 0) return 2;  // connlimit_mt: "kmalloc failed, drop it entirely"
+      return (n > limit) != bool(fl & kConnlimitInvert) ? 1 : 0;
     }
   }
   return 0;

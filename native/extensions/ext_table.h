@@ -74,6 +74,9 @@ namespace flatwall {
 namespace sets {
 class SetStore;
 }
+namespace ct {
+struct Result;
+}
 namespace ext {
 
 struct HostAddrs;
@@ -144,6 +147,7 @@ enum class Op : uint8_t {
   kRecent = 22,   // u32 state, u8 cmd (RecentCmd), u8 flags (RecentFlags), u32 seconds, u32 hitcount, u32 mask[4] (unused: the table's)
                   //                                                     xt_recent.cc
   kSet = 23,      // u32 set id, u8 ndirs, u8 return_nomatch, u8 dirs[6]  (sets/set_store.h, xt_set.c)
+  kConnlimit = 24,// u32 state, u32 limit, u8 flags (ConnlimitFlags), u8 pad[3]  xt_connlimit.h
   // Targets that change the packet: the last op of their rule's program,
   // so they act only when every match held; always true unless the
   // kernel would drop the packet.
@@ -154,6 +158,7 @@ enum class StateKind : uint16_t {
   kLimit = 1,      // u64 interval_ns, u32 burst, key bytes              xt_limit.h
   kHashlimit = 2,  // HashlimitConfig, name bytes                        xt_hashlimit.h
   kRecent = 3,     // RecentConfig, name bytes                           xt_recent.h
+  kConnlimit = 4,  // ConnlimitConfig, rule key bytes                    xt_connlimit.h
 };
 
 // What an op sees of the packet besides its key.
@@ -169,6 +174,7 @@ struct Context {
   uint32_t mtu = 1500;             // the smaller MTU of the frame's two ports
   const sets::SetStore* sets = nullptr;  // the IP sets -m set tests, or none
   uint64_t sets_now_ns = 0;        // the set store's clock (CLOCK_MONOTONIC)
+  ct::Result* ct = nullptr;        // the packet's conntrack result (connlimit tags its entry), or none
 };
 
 // The index a walk reports when a match dropped the packet itself (the

@@ -18,6 +18,9 @@
 #include <vector>
 
 namespace flatwall {
+namespace ct {
+class ConnCount;
+}
 namespace ext {
 
 class State {
@@ -48,6 +51,11 @@ class State {
 // taken by a packet worker.
 class ExtStateRegistry {
  public:
+  // The connection counters -m connlimit states count in (the dataplane's,
+  // or a replay's); null when conntrack is off.
+  void set_conncount(std::shared_ptr<ct::ConnCount> c) { conncount_ = std::move(c); }
+  const std::shared_ptr<ct::ConnCount>& conncount() const { return conncount_; }
+
   // The live state for (key, config), or the one `make()` creates.
   template <typename Make>
   std::shared_ptr<State> Get(const std::string& key, const std::string& config, Make&& make) {
@@ -80,6 +88,7 @@ class ExtStateRegistry {
  private:
   std::mutex mu_;
   std::map<std::string, std::weak_ptr<State>> states_;
+  std::shared_ptr<ct::ConnCount> conncount_;
 };
 
 }  // namespace ext

@@ -35,6 +35,7 @@ Commands:
   recent [NAME]             recent tables (all, or NAME as /proc/net/xt_recent/NAME)
   hashlimit [NAME]          hashlimit tables (or NAME as /proc/net/ipt_hashlimit/NAME)
   limits                    limit rules' buckets
+  connlimit                 connlimit rules' counts (address/mask count=N)
   conntrack [-L|-C|-F|-D] [FILTER]
                             tracked connections, like conntrack(8):
         -L                  list (default), one line per connection
@@ -360,8 +361,9 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       const a = await call(g, 'GET', '/stats');
       return show(a, () => formatStats(a.json!));
     }
-    case 'recent': case 'hashlimit': case 'limits': {
-      if (args.length > (cmd === 'limits' ? 0 : 1)) throw new UsageError(`${cmd} takes ${cmd === 'limits' ? 'no arguments' : 'at most one table name'}`);
+    case 'recent': case 'hashlimit': case 'limits': case 'connlimit': {
+      const perRule = cmd === 'limits' || cmd === 'connlimit';
+      if (args.length > (perRule ? 0 : 1)) throw new UsageError(`${cmd} takes ${perRule ? 'no arguments' : 'at most one table name'}`);
       const kind = cmd === 'limits' ? 'limit' : cmd;
       const q = new URLSearchParams({ kind, list: '1' });
       if (args[0]) q.set('name', args[0]);

@@ -170,7 +170,7 @@ export interface Activation {
 
 /** One state of a stateful match, as the dataplane reports it. */
 export interface MatchState {
-  kind: 'limit' | 'hashlimit' | 'recent';
+  kind: 'limit' | 'hashlimit' | 'recent' | 'connlimit';
   key: string; // limit:FAMILY/CHAIN/SPEC#N, hashlimit:FAMILY:NAME, recent:NAME
   entries: number;
   capacity: number;

@@ -282,7 +282,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
   router.add('GET', '/matches/state', (req) => {
     const kind = req.query.get('kind');
     const name = req.query.get('name');
-    if (kind !== null && !['limit', 'hashlimit', 'recent'].includes(kind)) throw new ApiError(400, 'bad_parameter', 'kind must be limit, hashlimit or recent');
+    if (kind !== null && !['limit', 'hashlimit', 'recent', 'connlimit'].includes(kind)) throw new ApiError(400, 'bad_parameter', 'kind must be limit, hashlimit, recent or connlimit');
     let states = fw.matchStates(req.query.get('list') === '1' || name !== null);
     if (kind !== null) states = states.filter((s) => s.kind === kind);
     if (name !== null) {

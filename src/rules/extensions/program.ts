@@ -9,8 +9,8 @@ import { native } from '../../native';
 
 export type OpName =
   | 'ttl' | 'length' | 'tos' | 'dscp' | 'ecn' | 'pkttype' | 'mac' | 'addrtype' | 'never'
-  | 'ipv6header' | 'frag' | 'opts' | 'rt' | 'spi' | 'limit' | 'hashlimit' | 'recent' | 'tcpmss' | 'set';
-export type StateName = 'limit' | 'hashlimit' | 'recent';
+  | 'ipv6header' | 'frag' | 'opts' | 'rt' | 'spi' | 'limit' | 'hashlimit' | 'recent' | 'tcpmss' | 'set' | 'connlimit';
+export type StateName = 'limit' | 'hashlimit' | 'recent' | 'connlimit';
 
 function extLayout() {
   return native().layout.ext;

@@ -8,6 +8,7 @@ import type { Family, ExtMatch, Rule } from '../model';
 import type { Cond } from '../pack';
 import type { Bytes, OpName, StateName } from './program';
 import { addrtype } from './addrtype';
+import { connlimit } from './connlimit';
 import { hashlimit } from './hashlimit';
 import { helper } from './helper';
 import { ecn, dscp, tos } from './dsfield';
@@ -100,7 +101,7 @@ export interface MatchExtension<O = unknown> {
 
 const ALL: MatchExtension<any>[] = [
   limit, hashlimit, recent, addrtype, ttl, hl, helper, length, pkttype, tos, dscp, ecn, mac, physdev,
-  ipv6header, frag, hbh, dst, rt, ah, esp, set,
+  ipv6header, frag, hbh, dst, rt, ah, esp, set, connlimit,
 ];
 
 export const EXTENSIONS: ReadonlyMap<string, MatchExtension<any>> = new Map(ALL.map((e) => [e.name, e]));
