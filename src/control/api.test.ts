@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, ApiServer, Router } from './api';
 import { apiCall } from '../cli/ctl';
-import { RuleError } from '../rules/errors';
+import { RuleError, excerpt } from '../rules/errors';
+import { parseIptables } from '../rules/iptables/parse';
 
 const TOKEN = 'correct-horse-battery-staple';
 
@@ -23,6 +24,21 @@ function router(): Router {
     })
     .add('GET', '/teapot', () => {
       throw new ApiError(418, 'teapot', 'short and stout');
+    })
+    .add('PUT', '/rules', async (req) => {
+      parseIptables(await req.text(), { file: '<request>' });
+      return { body: { ok: true } };
+    }, 512 << 20)
+    .add('GET', '/unserializable', () => {
+      const loop: Record<string, unknown> = {};
+      loop.self = loop;
+      // Fails to serialize twice: as the answer, and as the error's details.
+      return { body: { loop } };
+    })
+    .add('GET', '/unserializable-error', () => {
+      const loop: Record<string, unknown> = {};
+      loop.self = loop;
+      throw new ApiError(409, 'conflict', 'details cannot be written', { loop });
     });
 }
 
@@ -119,4 +135,41 @@ test('errors are JSON: 404, 405 with Allow, 413, bad JSON, rule errors with posi
     await s.close();
     rmSync(dir, { recursive: true });
   }
+});
+
+test('no request ends the server: 50 MB of control bytes, answers that cannot be serialized', async () => {
+  const dir = scratch();
+  const sock = join(dir, 'api.sock');
+  const s = new ApiServer(router(), { socket: sock });
+  await s.start();
+  try {
+    // The body that killed `flatwall run` (RangeError from JSON.stringify
+    // copying the token into the answer): one 50 MB line of \x01 bytes.
+    const bad = await apiCall({ socket: sock }, 'PUT', '/rules', Buffer.alloc(50 << 20, 1).toString('latin1'));
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json!.code, 'rule_error');
+    const token = String(bad.json!.token);
+    assert.ok(token.length <= 64 * 4 + 1, `token excerpt of ${token.length} characters`);
+    assert.ok(token.startsWith('\\x01\\x01') && token.endsWith('…'), token.slice(0, 40));
+    assert.ok(bad.body.length < 2000, `answer of ${bad.body.length} bytes`);
+    assert.ok(!/[\x00-\x08\x0b-\x1f]/.test(bad.body), 'no raw control bytes in the answer');
+    assert.equal((await apiCall({ socket: sock }, 'GET', '/unserializable')).status, 500);
+    const twice = await apiCall({ socket: sock }, 'GET', '/unserializable-error');
+    assert.equal(twice.status, 500);
+    assert.equal(twice.json!.code, 'internal');
+    assert.equal((await apiCall({ socket: sock }, 'GET', '/health')).status, 200);
+  } finally {
+    await s.close();
+  }
+  rmSync(dir, { recursive: true });
+});
+
+test('excerpt: control, invisible and bidi characters escaped, long input cut', () => {
+  assert.equal(excerpt('a\x01b\x1b[31m'), 'a\\x01b\\x1b[31m');
+  assert.equal(excerpt('\ufeff-A'), '\\ufeff-A');
+  assert.equal(excerpt('x\u202ey'), 'x\\u202ey');
+  assert.equal(excerpt('é日本'), 'é日本');
+  assert.equal(excerpt('z'.repeat(100), 10), `${'z'.repeat(10)}…`);
+  const e = new RuleError({ file: 'f', line: 1, col: 2 }, `bad "${'\x07'.repeat(1000)}"`, '\x07'.repeat(1000));
+  assert.ok(e.message.length < 3000 && !e.message.includes('\x07'), e.message.slice(0, 80));
 });

@@ -27,7 +27,7 @@ import { createConnection } from 'node:net';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { RuleError } from '../rules/errors';
+import { RuleError, excerpt } from '../rules/errors';
 import { log } from './log';
 
 export const DEFAULT_SOCKET = '/run/flatwall/flatwall.sock';
@@ -165,7 +165,7 @@ export class ApiServer {
   private async listenUnix(path: string): Promise<void> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     await removeStaleSocket(path);
-    const srv = createServer((req, res) => void this.handle(req, res, false));
+    const srv = createServer((req, res) => this.serve(req, res, false));
     const old = process.umask(0o177);
     try {
       await listen(srv, () => srv.listen(path));
@@ -178,7 +178,7 @@ export class ApiServer {
   }
 
   private async listenTcp(addr: { host: string; port: number }): Promise<void> {
-    const srv = createServer((req, res) => void this.handle(req, res, true));
+    const srv = createServer((req, res) => this.serve(req, res, true));
     await listen(srv, () => srv.listen(addr.port, addr.host));
     const a = srv.address();
     if (a && typeof a === 'object') this.tcpAddress = { host: a.address, port: a.port };
@@ -191,6 +191,14 @@ export class ApiServer {
     // Always hash and compare, so timing does not reveal whether a header was sent.
     const given = tokenDigest(m ? m[1] : '');
     return timingSafeEqual(given, this.tokenHash!) && m !== null;
+  }
+
+  /** One request; whatever happens in it is logged, never thrown into the event loop. */
+  private serve(req: IncomingMessage, res: ServerResponse, tcp: boolean): void {
+    this.handle(req, res, tcp).catch((err) => {
+      log('error', 'api request failed', { method: req.method, error: excerpt(String((err as Error)?.stack ?? err), 2000) });
+      res.destroy();
+    });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, tcp: boolean): Promise<void> {
@@ -226,11 +234,25 @@ export class ApiServer {
       status = r.status ?? 200;
       send(res, status, r.body, r.contentType, req.method === 'HEAD');
     } catch (err) {
-      const e = toApiError(err);
-      status = e.status;
-      send(res, e.status, { error: e.message, code: e.code, ...e.extra }, undefined, false, e.headers);
-      if (e.status === 413) req.resume();
-      if (e.status >= 500) log('error', 'api error', { method: req.method, path: url.pathname, error: (err as Error).stack ?? String(err) });
+      // No request may end the process: a failure while answering a
+      // failure (a reply too large to serialize, a closed socket) still
+      // gets the shortest answer we can give.
+      try {
+        const e = toApiError(err);
+        status = e.status;
+        send(res, e.status, { error: e.message, code: e.code, ...e.extra }, undefined, false, e.headers);
+        if (e.status === 413) req.resume();
+        if (e.status >= 500) log('error', 'api error', { method: req.method, path: url.pathname, error: excerpt((err as Error).stack ?? String(err), 2000) });
+      } catch (again) {
+        status = 500;
+        log('error', 'api error', { method: req.method, path: url.pathname, error: excerpt(String(again), 400) });
+        try {
+          if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
+          res.end('{"error":"internal error while answering","code":"internal"}\n');
+        } catch {
+          res.destroy();
+        }
+      }
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' || status >= 400) {
       log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'api', {

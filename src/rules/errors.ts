@@ -7,6 +7,26 @@ export interface Position {
   col: number; // 1-based
 }
 
+/**
+ * Input text as an error may show it: control, non-printable and invisible
+ * (bidi, zero-width, BOM) characters escaped (`\x01`, `\ufeff`), and at
+ * most `max` characters, then an ellipsis. An error never echoes raw bytes
+ * to a terminal, and a 50 MB token costs a 64-character excerpt, not a copy.
+ */
+export function excerpt(s: string, max = 64): string {
+  let out = '';
+  let n = 0;
+  for (const ch of s) {
+    if (n++ >= max) return `${out}…`;
+    const c = ch.codePointAt(0)!;
+    if (c < 0x20 || c === 0x7f || (c >= 0x80 && c < 0xa0)) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else if (c === 0xfeff || (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || (c >= 0xd800 && c <= 0xdfff)) {
+      out += `\\u${c.toString(16).padStart(4, '0')}`;
+    } else out += ch;
+  }
+  return out;
+}
+
 export class RuleError extends Error {
   readonly file: string;
   readonly line: number;
@@ -15,6 +35,9 @@ export class RuleError extends Error {
   readonly reason: string;
 
   constructor(pos: Position, reason: string, token?: string) {
+    // Reasons quote input too ("invalid IPv4 mask \"...\""): both are excerpts.
+    reason = excerpt(reason, 400);
+    token = token === undefined ? undefined : excerpt(token);
     super(`${pos.file}:${pos.line}:${pos.col}: ${reason}${token !== undefined ? ` (at '${token}')` : ''}`);
     this.name = 'RuleError';
     this.file = pos.file;

@@ -161,7 +161,8 @@ test('add errors: position of the element (and inside it), options', () => {
     ['add nope 1.2.3.4', 5, 'nope', /The set with the given name does not exist/],
     // A quote cannot be inside a quoted token: the text stops there.
     ['add n 10.0.0.0/8 comment "a\\"b"', 26, '"a\\"b"', /missing close quote/],
-    [`add n 10.0.0.0/8 comment ${'x'.repeat(256)}`, 26, 'x'.repeat(256), /Comment is longer than the maximum allowed 255 characters/],
+    // An error quotes a long token as a 64-character excerpt (errors.ts).
+    [`add n 10.0.0.0/8 comment ${'x'.repeat(256)}`, 26, `${'x'.repeat(64)}…`, /Comment is longer than the maximum allowed 255 characters/],
     ['add n 10.0.0.0/8 timeout x', 26, 'x', /'x' is invalid as number/],
     ['add n 10.0.0.0/8 skbmark 1', 18, 'skbmark', /not supported by flatwall/],
     ['del n 10.0.0.0/8 timeout 5', 18, 'timeout', /Unknown argument: `timeout'/],
