@@ -38,7 +38,8 @@ export class RuleError extends Error {
     // Reasons quote input too ("invalid IPv4 mask \"...\""): both are excerpts.
     reason = excerpt(reason, 400);
     token = token === undefined ? undefined : excerpt(token);
-    super(`${pos.file}:${pos.line}:${pos.col}: ${reason}${token !== undefined ? ` (at '${token}')` : ''}`);
+    // Line 0: about the file as a whole (it could not be read), "FILE: reason".
+    super(`${pos.line > 0 ? `${pos.file}:${pos.line}:${pos.col}` : pos.file}: ${reason}${token !== undefined ? ` (at '${token}')` : ''}`);
     this.name = 'RuleError';
     this.file = pos.file;
     this.line = pos.line;

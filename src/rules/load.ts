@@ -24,6 +24,11 @@ export interface LoadTimings {
 }
 
 export function parseText(text: string, file: string, opts: LoadOptions = {}): RuleSet {
+  // Editors on other systems save a UTF-8 byte order mark: not a token.
+  if (text.charCodeAt(0) === 0xfeff) {
+    text = text.slice(1);
+    opts.onNotice?.(`${file}: UTF-8 byte order mark at the start of the file ignored`);
+  }
   if (looksNative(file, text)) return parseNative(text, file);
   let family = opts.family;
   if (family === undefined) {
@@ -52,7 +57,7 @@ export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: 
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
     }
     readSeconds += (performance.now() - t0) / 1000;
     const rs = parseText(text, file, opts);
@@ -72,4 +77,14 @@ export function loadRuleFiles(files: string[], opts: LoadOptions = {}): { compil
     compiled,
     timings: { readSeconds, parseSeconds: (t1 - t0) / 1000 - readSeconds, compileSeconds: (t2 - t1) / 1000 },
   };
+}
+
+/** strerror(3)'s text for the errors reading a file gives, as cat(1) prints them. */
+export function errnoText(err: NodeJS.ErrnoException): string {
+  const known: Record<string, string> = {
+    ENOENT: 'No such file or directory', EACCES: 'Permission denied', EISDIR: 'Is a directory',
+    ENOTDIR: 'Not a directory', ELOOP: 'Too many levels of symbolic links', EMFILE: 'Too many open files',
+    ENAMETOOLONG: 'File name too long', EIO: 'Input/output error', EPERM: 'Operation not permitted',
+  };
+  return (err.code && known[err.code]) ?? err.message;
 }
