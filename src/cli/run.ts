@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { excerpt } from '../rules/errors';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { loadIpsetFiles } from '../sets/store';
@@ -109,6 +110,7 @@ export async function runRun(argv: string[]): Promise<number> {
     process.stdout.write(RUN_HELP);
     return EXIT_OK;
   }
+  logCrashes();
   // Ports in command-line order, whichever option named them.
   const ports: PortSpec[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -250,4 +252,19 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
 function summary(c: any): Record<string, unknown> {
   const drops = Object.fromEntries(Object.entries(c.dropsByReason as Record<string, number>).filter(([, v]) => v > 0));
   return { generation: c.generation, verdicts: c.verdicts, hooks: c.hooks, conntrack: c.conntrack, l4Truncated: c.l4Truncated, ndp: c.ndp, ports: c.ports.map((p: Record<string, unknown>) => ({ ...p, rxPerWorker: undefined })), drops };
+}
+
+/**
+ * An error nothing caught still ends the process (its state is unknown),
+ * but as one JSON log line like every other, not a bare stack on stderr:
+ * log shippers see why the firewall stopped. Exit 70 (EX_SOFTWARE).
+ */
+export function logCrashes(): void {
+  const crash = (kind: string) => (err: unknown) => {
+    const e = err as Error;
+    log('error', 'crash', { kind, error: excerpt(String(e?.message ?? err), 2000), stack: String(e?.stack ?? '').slice(0, 4000) });
+    process.exit(70);
+  };
+  process.on('uncaughtException', crash('uncaughtException'));
+  process.on('unhandledRejection', crash('unhandledRejection'));
 }
