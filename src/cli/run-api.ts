@@ -13,6 +13,8 @@ export const API_HELP = `      --api-socket PATH   management API on this Unix s
       --api-listen A:P    also serve the API on TCP ADDR:PORT ([v6]:PORT);
                           requires --api-token-file
       --api-token-file F  bearer token for the TCP listener (first line of F)
+      --api-open-probes   serve GET /health and /ready on TCP without the token
+                          (Kubernetes httpGet probes); every other path still needs it
       --metrics-rules M   per-rule series in /metrics: none (default), top:K, all
 `;
 
@@ -20,6 +22,7 @@ export const API_OPTIONS = {
   'api-socket': { type: 'string' },
   'api-listen': { type: 'string' },
   'api-token-file': { type: 'string' },
+  'api-open-probes': { type: 'boolean' },
   'metrics-rules': { type: 'string' },
 } as const;
 
@@ -32,6 +35,7 @@ export interface ApiConfig {
   socket?: string;
   listen?: string;
   token?: string;
+  openProbes: boolean;
   ruleMetrics: RuleMetricsMode;
 }
 
@@ -56,12 +60,14 @@ export function apiConfig(values: Record<string, unknown>): ApiConfig {
     }
     if (token.length < 16) throw new UsageError(`the token in ${tokenFile} is too short (at least 16 characters)`);
   }
-  return { socket: sock === 'off' ? undefined : sock ?? DEFAULT_SOCKET, listen, token, ruleMetrics };
+  const openProbes = values['api-open-probes'] === true;
+  if (openProbes && !listen) throw new UsageError('--api-open-probes needs --api-listen (the Unix socket needs no token)');
+  return { socket: sock === 'off' ? undefined : sock ?? DEFAULT_SOCKET, listen, token, openProbes, ruleMetrics };
 }
 
 export async function startApi(fw: Firewall, c: ApiConfig): Promise<ApiHandle | undefined> {
   if (!c.socket && !c.listen) return undefined;
-  const server = new ApiServer(firewallRoutes(fw, { ruleMetrics: c.ruleMetrics }), { socket: c.socket, listen: c.listen, token: c.token });
+  const server = new ApiServer(firewallRoutes(fw, { ruleMetrics: c.ruleMetrics }), { socket: c.socket, listen: c.listen, token: c.token, openProbes: c.openProbes });
   await server.start();
   const where = [...(c.socket ? [`unix:${c.socket}`] : []), ...(server.tcpAddress ? [`tcp:${server.tcpAddress.host}:${server.tcpAddress.port}`] : [])];
   log('info', 'api listening', { on: where });

@@ -16,6 +16,7 @@ const TOKEN = 'correct-horse-battery-staple';
 function router(): Router {
   return new Router()
     .add('GET', '/health', () => ({ body: { status: 'ok' } }))
+    .add('GET', '/ready', () => ({ body: { ready: true } }))
     .add('PUT', '/echo', async (req) => ({ body: { got: await req.text() } }), 16)
     .add('POST', '/json', async (req) => ({ body: await req.json() }))
     .add('GET', '/items/:id', (req) => ({ body: { id: req.params.id } }))
@@ -103,6 +104,28 @@ test('TCP: refused without a token at construction; requests need the right bear
     assert.equal(ok.status, 200);
   } finally {
     await s.close();
+  }
+});
+
+test('TCP --api-open-probes: GET/HEAD /health and /ready without the token, nothing else', async () => {
+  for (const open of [false, true]) {
+    const s = new ApiServer(router(), { listen: '127.0.0.1:0', token: TOKEN, openProbes: open });
+    await s.start();
+    try {
+      const url = new URL(`http://127.0.0.1:${s.tcpAddress!.port}`);
+      for (const p of ['/health', '/ready']) {
+        assert.equal((await apiCall({ url }, 'GET', p)).status, open ? 200 : 401, `${p} open=${open}`);
+        assert.equal((await apiCall({ url }, 'HEAD', p)).status, open ? 200 : 401, `HEAD ${p} open=${open}`);
+      }
+      // Everything else still needs the token, whatever the path looks like.
+      for (const [m, p] of [['GET', '/items/x'], ['GET', '/health/'], ['GET', '/HEALTH'], ['GET', '/ready?x=/health'], ['PUT', '/echo'], ['GET', '/nope']]) {
+        const r = await apiCall({ url }, m, p, m === 'PUT' ? 'x' : undefined);
+        assert.equal(r.status, p.startsWith('/ready?') && open ? 200 : 401, `${m} ${p} open=${open}`);
+      }
+      assert.equal((await apiCall({ url, token: TOKEN }, 'GET', '/items/x')).status, 200);
+    } finally {
+      await s.close();
+    }
   }
 });
 

@@ -124,7 +124,15 @@ export interface ApiServerOptions {
   /** TCP "ADDR:PORT" ([v6]:port for IPv6); requires `token`. */
   listen?: string;
   token?: string;
+  /**
+   * Serve GET/HEAD /health and /ready on TCP without the token (a kubelet's
+   * httpGet probe cannot send one). Nothing else is opened.
+   */
+  openProbes?: boolean;
 }
+
+/** The paths --api-open-probes serves without a token. */
+export const PROBE_PATHS: ReadonlySet<string> = new Set(['/health', '/ready']);
 
 export function parseListen(s: string): { host: string; port: number } {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
@@ -141,6 +149,7 @@ export class ApiServer {
   private readonly servers: Server[] = [];
   private socketPath: string | undefined;
   private readonly tokenHash: Buffer | undefined;
+  private readonly openProbes: boolean;
   /** The TCP address actually bound (port 0 picks one). */
   tcpAddress: { host: string; port: number } | undefined;
 
@@ -150,6 +159,7 @@ export class ApiServer {
   ) {
     if (opts.listen && !opts.token) throw new Error('refusing a TCP API listener without a token (--api-token-file)');
     this.tokenHash = opts.token ? tokenDigest(opts.token) : undefined;
+    this.openProbes = opts.openProbes === true;
   }
 
   async start(): Promise<void> {
@@ -206,7 +216,8 @@ export class ApiServer {
     let status = 500;
     const url = new URL(req.url ?? '/', 'http://flatwall');
     try {
-      if (tcp && !this.authorized(req)) {
+      const probe = this.openProbes && (req.method === 'GET' || req.method === 'HEAD') && PROBE_PATHS.has(url.pathname);
+      if (tcp && !probe && !this.authorized(req)) {
         throw new ApiError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer TOKEN)', {}, { 'WWW-Authenticate': 'Bearer' });
       }
       const { route, params } = this.router.match(req.method ?? 'GET', url.pathname);
