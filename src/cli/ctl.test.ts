@@ -243,6 +243,17 @@ describe('flatwall ctl and the API routes against a running firewall', { skip, t
     const gone = await cli('ctl', '--socket', join(dir, 'none.sock'), 'stats');
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /cannot reach the API/);
+ 
+    // A reload names the file it sent, not <request>; the rules stay.
+    const badFile = join(dir, 'bad.rules');
+    writeFileSync(badFile, '*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -p tcp --dport 99999 -j DROP\nCOMMIT\n');
+    const rel = await ctl('reload', badFile);
+    assert.equal(rel.code, 1);
+    assert.ok(rel.stderr.includes(`${badFile}:3:`), rel.stderr);
+    assert.ok(!rel.stderr.includes('<request>'), rel.stderr);
+    const missing = await ctl('reload', join(dir, 'missing.rules'));
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /missing\.rules: No such file or directory/);
   });
 });
 

@@ -8,6 +8,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_SOCKET } from '../control/api';
 import { isSnapshot, SNAPSHOT_CONTENT_TYPE } from '../control/snapshot';
+import { REQUEST_FILE } from '../control/ruleops';
+import { excerpt } from '../rules/errors';
+import { errnoText } from '../rules/load';
 import type { ListColumns } from '../rules/iptables/list';
 import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
 import { runCtlIpset } from './ctl-ipset';
@@ -115,7 +118,8 @@ export function apiCall(c: Conn, method: string, path: string, body?: string | B
 
 class ApiFailure extends Error {}
 
-async function call(c: Conn, method: string, path: string, body?: string | Buffer, ct?: string): Promise<Answer> {
+/** `source`: the file the body came from, named in rule errors in place of `<request>`. */
+async function call(c: Conn, method: string, path: string, body?: string | Buffer, ct?: string, source?: string): Promise<Answer> {
   let a: Answer;
   try {
     a = await apiCall(c, method, path, body, ct);
@@ -123,7 +127,11 @@ async function call(c: Conn, method: string, path: string, body?: string | Buffe
     const where = c.url ? c.url.href : c.socket;
     throw new ApiFailure(`cannot reach the API at ${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (a.status >= 400) throw new ApiFailure(a.json?.error ? `${a.json.error}` : `HTTP ${a.status}: ${a.body.trim()}`);
+  if (a.status >= 400) {
+    let msg = a.json?.error ? `${a.json.error}` : `HTTP ${a.status}: ${a.body.trim()}`;
+    if (source !== undefined && a.json?.file === REQUEST_FILE && msg.startsWith(REQUEST_FILE)) msg = excerpt(source, 4096) + msg.slice(REQUEST_FILE.length);
+    throw new ApiFailure(msg);
+  }
   return a;
 }
 
@@ -312,12 +320,12 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
         try {
           bytes = readFileSync(f);
         } catch (err) {
-          throw new ApiFailure(`cannot read ${f}: ${(err as NodeJS.ErrnoException).code}`);
+          throw new ApiFailure(`cannot read ${f}: ${errnoText(err as NodeJS.ErrnoException)}`);
         }
         // A snapshot over the Unix socket: the firewall reads the file itself.
         const a = isSnapshot(bytes) && !g.url
           ? await call(g, 'POST', '/reload', JSON.stringify({ snapshot: resolve(f) }))
-          : await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f));
+          : await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f), f);
         out += show(a, () => a.json!.metadata === 'loading'
           ? `${f}: generation ${a.json!.generation}, active in ${a.json!.seconds.toFixed(3)} s (snapshot; rule listing and counter carry-over loading)\n`
           : `${f}: generation ${a.json!.generation}, ${a.json!.rules} rules, ${a.json!.carried} counters carried over, ${a.json!.seconds.toFixed(3)} s\n`);
