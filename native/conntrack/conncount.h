@@ -42,10 +42,12 @@
 //     expires.
 //
 // Memory and threads
-//   A counter holds at most `capacity` keys, the whole conntrack limit
-//   (a key is counted only while a live entry carries its tag, so keys <=
-//   entries): preallocated when the counter opens, so the hot path never
-//   allocates and never finds a counter full. Each counter has one spin
+//   A counter holds as many keys as conntrack holds entries (a key is
+//   counted only while a live entry carries its tag, so keys <= entries), up
+//   to 2^20 keys: preallocated when the counter opens, so the hot path never
+//   allocates, and below a conntrack limit of 2^20 never finds a counter
+//   full. Above it, a new key in a full counter is the kernel's hotdrop
+//   (counted as `refused`). Each counter has one spin
 //   lock held for one O(1) step (add, release, read): connlimit rules are
 //   reached by connection openings, not by the bulk of packets. Counters
 //   are opened and closed by the control thread; a closed counter keeps
@@ -71,8 +73,11 @@ class ConnCount {
   static constexpr uint8_t kTagEndpointB = 0x80;  // tag bit: the counted address is endpoint B
   static constexpr uint8_t kTagIdMask = 0x7f;
 
-  // `capacity`: keys per counter (the conntrack limit of all workers).
-  explicit ConnCount(uint32_t capacity) : capacity_(capacity ? capacity : 1) {}
+  // `conntrack_max`: the conntrack limit of all workers. A counter holds
+  // that many keys, at most kMaxKeys (32 MiB per counter).
+  static constexpr uint32_t kMaxKeys = 1u << 20;
+  explicit ConnCount(uint32_t conntrack_max)
+      : capacity_(conntrack_max == 0 ? 1 : conntrack_max < kMaxKeys ? conntrack_max : kMaxKeys) {}
   ConnCount(const ConnCount&) = delete;
   ConnCount& operator=(const ConnCount&) = delete;
 
