@@ -70,13 +70,13 @@ uint32_t ConnCount::Read(uint8_t id, const uint32_t key[4]) const {
   return count;
 }
 
-bool ConnCount::Add(uint8_t id, const uint32_t key[4]) {
+uint32_t ConnCount::Add(uint8_t id, const uint32_t key[4]) {
   Counter& c = counters_[id & kTagIdMask];
   c.Lock();
   int32_t* link = c.Link(key);
-  bool ok = true;
+  uint32_t count = 1;
   if (*link >= 0) {
-    ++c.nodes[size_t(*link)].count;
+    count = ++c.nodes[size_t(*link)].count;
     ++c.connections;
   } else if (c.free_head >= 0) {
     const int32_t n = c.free_head;
@@ -89,10 +89,10 @@ bool ConnCount::Add(uint8_t id, const uint32_t key[4]) {
     ++c.keys, ++c.connections;
   } else {
     ++c.full;
-    ok = false;
+    count = 0;
   }
   c.Unlock();
-  return ok;
+  return count;
 }
 
 void ConnCount::Drop(uint8_t id, const uint32_t key[4]) {

@@ -92,9 +92,9 @@ class ConnCount {
   void Mask(uint8_t id, const uint32_t addr[4], uint32_t out[4]) const;
   // The number of live entries counter `id` has counted under `key`.
   uint32_t Read(uint8_t id, const uint32_t key[4]) const;
-  // Counts one more entry under `key`; false if the counter is full (not
-  // expected: see Memory above).
-  bool Add(uint8_t id, const uint32_t key[4]);
+  // Counts one more entry under `key`: the new count, or 0 when the
+  // counter is full (see Memory above).
+  uint32_t Add(uint8_t id, const uint32_t key[4]);
   // Conntrack removes an entry, or it closes: every counter that tagged it
   // counts it no more, and its tags are cleared.
   void Release(Entry* e);

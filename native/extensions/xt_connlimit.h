@@ -61,24 +61,25 @@ class ConnlimitState final : public State {
     counts_->Mask(id_, addr, key);
     ct::Entry* e = ct ? (ct->pending ? &ct->entry : ct->found) : nullptr;
     if (!e) return counts_->Read(id_, key) + 1;  // no entry: only this packet
-    for (const uint8_t tag : e->counted)
-      if ((tag & ct::ConnCount::kTagIdMask) == id_) return counts_->Read(id_, key);  // counted already
+    // Which endpoint of the canonical key the counted address is, so the
+    // release finds the same key (ct::Key keeps the two endpoints sorted).
+    // Both directions of a connection can reach the rule: the kernel then
+    // counts it under both addresses, and so does a tag per endpoint.
+    const uint8_t tag = uint8_t(id_ | (SameAddr(e->key.a, addr) ? 0 : ct::ConnCount::kTagEndpointB));
+    if (e->counted[0] == tag || e->counted[1] == tag) return counts_->Read(id_, key);  // counted already
     const bool closed = e->key.proto == 6 && (e->tcp_state == ct::kTcpTimeWait || e->tcp_state == ct::kTcpClose);
     uint8_t* slot = e->counted[0] == 0 ? &e->counted[0] : e->counted[1] == 0 ? &e->counted[1] : nullptr;
     if (closed || !slot) {
       if (!slot) counts_->CountUntagged();
       return counts_->Read(id_, key) + 1;
     }
-    // Which endpoint of the canonical key the counted address is, so the
-    // release finds the same key (ct::Key keeps the two endpoints sorted).
-    const uint8_t tag = uint8_t(id_ | (SameAddr(e->key.a, addr) ? 0 : ct::ConnCount::kTagEndpointB));
     if (ct->pending) {  // counted when Commit inserts it
       *slot = tag;
       return counts_->Read(id_, key) + 1;
     }
-    if (!counts_->Add(id_, key)) return 0;
-    *slot = tag;
-    return counts_->Read(id_, key);
+    const uint32_t n = counts_->Add(id_, key);
+    if (n) *slot = tag;
+    return n;
   }
 
   std::string List(uint64_t) const override { return counts_->List(id_); }

@@ -132,6 +132,31 @@ DP_TEST(ConnlimitMasksAndTwoRulesPerConnection) {
   DP_CHECK_EQ(lab.counts->List(1), std::string("10.0.1.0 count=3\n"));
 }
 
+DP_TEST(ConnlimitCountsAnExistingConnectionFromItsFirstPacketAtTheRule) {
+  Lab lab;
+  auto rule = lab.Rule(4, 32);
+  // Opened while no connlimit rule saw it (an earlier rule accepted it).
+  const std::vector<uint8_t> f = Frame(Tcp("10.0.1.1", 1000, SYN));
+  ParsedFrame pf = cttest::Parse(f);
+  ct::Result r;
+  lab.table->Track(f.data(), pf, 0, kSec, &r);
+  DP_CHECK(lab.table->Commit(r, kSec));
+  const std::vector<uint8_t> sa = Frame(Tcp("10.0.2.1", 22, SYN | ACK, "10.0.1.1", 1000));
+  ParsedFrame spf = cttest::Parse(sa);
+  lab.table->Track(sa.data(), spf, 0, kSec, &r);
+  DP_CHECK(r.found != nullptr);
+  DP_CHECK_EQ(lab.counts->Stats(1).connections, 0u);
+  // Its next packets reach the rule: counted once, from the first of them.
+  DP_CHECK_EQ(lab.See(*rule, Tcp("10.0.1.1", 1000, ACK), kSec), 1u);
+  DP_CHECK_EQ(lab.See(*rule, Tcp("10.0.1.1", 1000, ACK), kSec), 1u);
+  DP_CHECK_EQ(lab.See(*rule, Tcp("10.0.1.1", 1001, SYN), kSec), 2u);
+  // The reply direction counts under its own source: the server.
+  DP_CHECK_EQ(lab.See(*rule, Tcp("10.0.2.1", 22, SYN | ACK, "10.0.1.1", 1001), kSec), 1u);
+  DP_CHECK_EQ(lab.counts->Stats(1).keys, 2u);
+  lab.table->Flush(ct::Filter{});
+  DP_CHECK_EQ(lab.counts->Stats(1).connections, 0u);
+}
+
 DP_TEST(ConnlimitIpv6PrefixKey) {
   Lab lab;
   auto rule = lab.Rule(6, 64);
