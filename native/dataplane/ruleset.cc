@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "conntrack/conncount.h"
+
 namespace flatwall {
 
 const RuleCommon Ruleset::kAcceptAll = [] {
@@ -64,7 +66,10 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   rs->fwd6_ = rs->cls6_[kFwd];
   // Match programs: checked against the tables, states found again or made.
   if (!states) {
+    // A rule set of its own (evaluateRuleset, tests): walks of bare keys,
+    // without a connection table, so a connlimit count is the packet's own.
     rs->own_states_ = std::make_shared<ext::ExtStateRegistry>();
+    rs->own_states_->set_conncount(std::make_shared<ct::ConnCount>(1024));
     states = rs->own_states_.get();
   }
   {

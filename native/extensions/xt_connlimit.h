@@ -82,7 +82,11 @@ class ConnlimitState final : public State {
     return n;
   }
 
-  std::string List(uint64_t) const override { return counts_->List(id_); }
+  // "ADDR count=N" per counted address, after a comment line with the
+  // connections no rule could tag (all counters together; conncount.h).
+  std::string List(uint64_t) const override {
+    return "# untagged=" + std::to_string(counts_->untagged()) + "\n" + counts_->List(id_);
+  }
   Stats stats() const override {
     const auto s = counts_->Stats(id_);
     return Stats{s.keys, s.capacity, 0, s.full};

@@ -130,6 +130,7 @@ DP_TEST(ConnlimitMasksAndTwoRulesPerConnection) {
   DP_CHECK_EQ(lab.counts->Stats(1).keys, 1u);
   DP_CHECK_EQ(lab.counts->Stats(2).keys, 3u);
   DP_CHECK_EQ(lab.counts->List(1), std::string("10.0.1.0 count=3\n"));
+  DP_CHECK_EQ(per24->List(0), std::string("# untagged=3\n10.0.1.0 count=3\n"));
 }
 
 DP_TEST(ConnlimitCountsAnExistingConnectionFromItsFirstPacketAtTheRule) {
