@@ -45,6 +45,7 @@
 //
 // Counters are not stored ([p:b] in the sources are ignored).
 import { RuleError } from '../rules/errors';
+import { errnoText } from '../rules/load';
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, writeSync, renameSync } from 'node:fs';
 import { native } from '../native';
@@ -165,7 +166,7 @@ export function readSnapshot(file: string): LoadedSnapshot {
   try {
     fd = openSync(file, 'r');
   } catch (err) {
-    throw new SnapshotError(`${file}: cannot read snapshot: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new SnapshotError(`${file}: cannot read snapshot: ${errnoText(err as NodeJS.ErrnoException)}`);
   }
   const src: Source = { size: fstatSync(fd).size, readAt: (pos, length, into) => readAt(fd, pos, length, into), close: () => closeSync(fd) };
   try {

@@ -52,3 +52,19 @@ export class RuleError extends Error {
     return { error: this.reason, file: this.file, line: this.line, column: this.col, token: this.token };
   }
 }
+
+/**
+ * A limit of the rule set's size (--max-rules) was reached: the input is
+ * not wrong, only too large for this firewall. The API answers 413.
+ */
+export class RuleLimitError extends RuleError {
+  constructor(pos: Position, reason: string, readonly limit: number) {
+    super(pos, reason);
+    this.name = 'RuleLimitError';
+  }
+}
+
+/** The rule limit's one message, wherever it is reached (pre-count, parser, native format, edits). */
+export function overRuleLimit(pos: Position, max: number): RuleLimitError {
+  return new RuleLimitError(pos, `more than ${max} rules: over the rule limit (--max-rules ${max})`, max);
+}

@@ -1,7 +1,7 @@
 // Rule files -> compiled rule set. The one entry point the CLI, the dataplane
 // control and the tests use, so every caller gets the same validation.
 import { readFileSync } from 'node:fs';
-import { RuleError } from './errors';
+import { RuleError, overRuleLimit } from './errors';
 import type { Family, RuleSet } from './model';
 import { parseIptables } from './iptables/parse';
 import { parseNative, looksNative } from './native-format';
@@ -15,6 +15,12 @@ export interface LoadOptions extends CompileOptions {
   onNotice?: (message: string) => void;
   skipOtherTables?: boolean;
   onParseProgress?: (file: string, done: number, total: number) => void;
+  /** At most this many rules, all files together (--max-rules): more is a RuleLimitError. */
+  maxRules?: number;
+  /** Rules already counted against maxRules (earlier files). */
+  rulesBefore?: number;
+  /** Called with every file's text once all are read, before any is parsed (the memory admission check). */
+  beforeParse?: (files: Array<{ file: string; text: string }>) => void;
 }
 
 export interface LoadTimings {
@@ -23,13 +29,40 @@ export interface LoadTimings {
   compileSeconds: number;
 }
 
-export function parseText(text: string, file: string, opts: LoadOptions = {}): RuleSet {
-  // Editors on other systems save a UTF-8 byte order mark: not a token.
-  if (text.charCodeAt(0) === 0xfeff) {
-    text = text.slice(1);
-    opts.onNotice?.(`${file}: UTF-8 byte order mark at the start of the file ignored`);
+/** The text without a leading UTF-8 byte order mark (editors on other systems save one: not a token), with a notice if there was one. */
+export function stripBom(text: string, file: string, onNotice?: (message: string) => void): string {
+  if (text.charCodeAt(0) !== 0xfeff) return text;
+  onNotice?.(`${file}: UTF-8 byte order mark at the start of the file ignored`);
+  return text.slice(1);
+}
+
+/** Rules in a rule set (after expansion: what --max-rules counts). */
+export function ruleCount(rs: RuleSet): number {
+  let n = 0;
+  for (const t of rs.tables) for (const c of t.chains.values()) n += c.rules.length;
+  return n;
+}
+
+/**
+ * The rule limit for a rule set parsed whole (the native format is one YAML
+ * document, so its rules are counted after); the error is at the first rule
+ * over the limit. `before`: rules counted elsewhere.
+ */
+export function checkCount(rs: RuleSet, file: string, max = Infinity, before = 0): RuleSet {
+  if (max === Infinity) return rs;
+  let n = before;
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      if (n + c.rules.length > max) throw overRuleLimit(c.rules[Math.max(0, max - n)]?.pos ?? { file, line: 1, col: 1 }, max);
+      n += c.rules.length;
+    }
   }
-  if (looksNative(file, text)) return parseNative(text, file);
+  return rs;
+}
+
+export function parseText(input: string, file: string, opts: LoadOptions = {}): RuleSet {
+  const text = stripBom(input, file, opts.onNotice);
+  if (looksNative(file, text)) return checkCount(parseNative(text, file), file, opts.maxRules, opts.rulesBefore);
   let family = opts.family;
   if (family === undefined) {
     // Never a silent IPv4: header, name or the first family-only token, and
@@ -43,6 +76,8 @@ export function parseText(text: string, file: string, opts: LoadOptions = {}): R
     file,
     family,
     skipOtherTables: opts.skipOtherTables,
+    maxRules: opts.maxRules,
+    rulesBefore: opts.rulesBefore,
     onProgress: opts.onParseProgress ? (d, t) => opts.onParseProgress!(file, d, t) : undefined,
   });
 }
@@ -50,19 +85,23 @@ export function parseText(text: string, file: string, opts: LoadOptions = {}): R
 export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: RuleSet; readSeconds: number } {
   const tables: RuleSet['tables'] = [];
   const skipped: NonNullable<RuleSet['skipped']> = [];
-  let readSeconds = 0;
-  for (const file of files) {
-    const t0 = performance.now();
-    let text: string;
+  const t0 = performance.now();
+  // All read before any is parsed: the admission check sees them together.
+  const texts = files.map((file) => {
     try {
-      text = readFileSync(file, 'utf8');
+      return { file, text: readFileSync(file, 'utf8') };
     } catch (err) {
       throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
     }
-    readSeconds += (performance.now() - t0) / 1000;
-    const rs = parseText(text, file, opts);
+  });
+  const readSeconds = (performance.now() - t0) / 1000;
+  opts.beforeParse?.(texts);
+  let before = opts.rulesBefore ?? 0;
+  for (const { file, text } of texts) {
+    const rs = parseText(text, file, { ...opts, rulesBefore: before });
     tables.push(...rs.tables);
     skipped.push(...(rs.skipped ?? []));
+    before += ruleCount(rs);
   }
   return { ruleset: skipped.length ? { tables, skipped } : { tables }, readSeconds };
 }

@@ -2,7 +2,7 @@
 // iptables-restore accepts for the filter table. Every error names the
 // offending token with file:line:column, and nothing from a file with an error
 // is returned (the caller gets an exception, never half a rule set).
-import { RuleError, type Position } from '../errors';
+import { RuleError, overRuleLimit, type Position } from '../errors';
 import {
   CT, type AddrRange, type Chain, type ExtMatch, type Family, type SkippedTable, type IcmpType, type Match, type PortRange,
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
@@ -30,6 +30,10 @@ export interface ParseOptions {
   skipOtherTables?: boolean;
   /** Called every 65536 lines with (linesDone, linesTotal). */
   onProgress?: (done: number, total: number) => void;
+  /** At most this many rules (--max-rules): more is a RuleLimitError at the first rule over it. */
+  maxRules?: number;
+  /** Rules counted against maxRules before this text (earlier files, tables a replace keeps). */
+  rulesBefore?: number;
 }
 
 interface Token {
@@ -44,8 +48,21 @@ const MAX_COMMENT = 256;
 const MAX_LOG_PREFIX = 29;
 const MAX_MULTIPORT = 15;
 
+// Limits of one line, as iptables-restore has them (iptables/xshared.c:
+// add_param_to_argv's 1024-byte parameter buffer, "Parameter too long!";
+// add_argv's MAX_ARGC 255, "Parser cannot handle more arguments";
+// iptables-restore reads lines into 10240 bytes). Ours are looser where
+// that costs nothing, and they make a pathological line (a 300 MB one, or
+// 50 MB of control bytes) fail at once instead of growing tokens.
+export const MAX_LINE = 65536;
+export const MAX_TOKEN = 1023;
+export const MAX_TOKENS = 254;
+
 /** Split one line like iptables-restore does: whitespace, and "quoted strings". */
 export function tokenize(line: string, pos: Position, pool?: Token[]): Token[] {
+  if (line.length > MAX_LINE) {
+    throw new RuleError({ ...pos, col: 1 }, `line too long: ${line.length} characters, at most ${MAX_LINE}`, line);
+  }
   if (pool && line.indexOf('"') === -1 && line.indexOf('\t') === -1 && line.indexOf('\r') === -1) {
     // Fast path for the common line: no quoting, single spaces. The token
     // objects are reused from line to line (a rule is done with them before
@@ -57,6 +74,8 @@ export function tokenize(line: string, pos: Position, pool?: Token[]): Token[] {
       const sp = line.indexOf(' ', start);
       const end = sp === -1 ? line.length : sp;
       if (end > start) {
+        if (end - start > MAX_TOKEN) tooLong(pos, start, line.slice(start, end));
+        if (k === MAX_TOKENS) tooMany(pos, start, line.slice(start, end));
         const t = pool[k] ?? (pool[k] = { text: '', col: 0 });
         t.text = line.slice(start, end);
         t.col = start + 1;
@@ -97,9 +116,57 @@ export function tokenize(line: string, pos: Position, pool?: Token[]): Token[] {
       i++;
     }
     if (quoted) throw new RuleError({ ...pos, col: start + 1 }, 'unterminated quoted string', line.slice(start));
+    if (text.length > MAX_TOKEN) tooLong(pos, start, text);
+    if (out.length === MAX_TOKENS) tooMany(pos, start, text);
     out.push({ text, col: start + 1 });
   }
   return out;
+}
+
+function tooLong(pos: Position, start: number, text: string): never {
+  throw new RuleError({ ...pos, col: start + 1 }, `argument too long: ${text.length} characters, at most ${MAX_TOKEN}`, text);
+}
+
+function tooMany(pos: Position, start: number, text: string): never {
+  throw new RuleError({ ...pos, col: start + 1 }, `too many arguments on one line: at most ${MAX_TOKENS}`, text);
+}
+
+/** Does the line at s[from, end) hold a rule command: [counters] -A/-I/--append/--insert? */
+function isRuleCommand(s: string, from: number, end: number): boolean {
+  let i = from;
+  while (i < end && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
+  if (s.charCodeAt(i) === 91 /* [ */) {
+    // [packets:bytes]: two 64-bit numbers, at most 43 characters.
+    const stop = Math.min(end, i + 44);
+    while (i < stop && s.charCodeAt(i) !== 93 /* ] */) i++;
+    if (i === stop) return false;
+    i++;
+    while (i < end && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 9)) i++;
+  }
+  if (i >= end || s.charCodeAt(i) !== 45 /* - */) return false;
+  return s.startsWith('-A', i) || s.startsWith('-I', i) || s.startsWith('--append', i) || s.startsWith('--insert', i);
+}
+
+/**
+ * Rule commands in an iptables-save text (-A/-I lines; a rule with several
+ * addresses becomes several rules, so this is a lower bound), counted
+ * without parsing: a few hundred ms for 6M lines, no allocation per line.
+ * `stopAfter`: stop at the line of the (stopAfter+1)-th and say which.
+ */
+export function countRuleCommands(text: string, stopAfter = Infinity): { rules: number; lines: number; over?: { line: number } } {
+  let rules = 0;
+  let line = 0;
+  for (let at = 0; at < text.length;) {
+    line++;
+    const nl = text.indexOf('\n', at);
+    const end = nl === -1 ? text.length : nl;
+    if (isRuleCommand(text, at, end)) {
+      rules++;
+      if (rules > stopAfter) return { rules, lines: line, over: { line } };
+    }
+    at = end + 1;
+  }
+  return { rules, lines: line };
 }
 
 export class LineCursor {
@@ -815,6 +882,14 @@ function detectFamily(text: string): Family | undefined {
 /** Parse one iptables-save (or ip6tables-save) file. */
 export function parseIptables(text: string, opts: ParseOptions): RuleSet {
   const file = opts.file;
+  const maxRules = opts.maxRules ?? Infinity;
+  if (maxRules !== Infinity) {
+    // Before any memory goes into parsing: a 6M-rule body is refused in a
+    // fraction of a second, not after minutes at gigabytes of heap.
+    const pre = countRuleCommands(text, Math.max(0, maxRules - (opts.rulesBefore ?? 0)));
+    if (pre.over) overLimit({ file, line: pre.over.line, col: 1 }, maxRules);
+  }
+  let ruleCount = opts.rulesBefore ?? 0;
   let family: Family | undefined = opts.family ?? detectFamily(text);
   let table: Table | undefined;
   const ctx: RuleContext = {
@@ -922,6 +997,8 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
         }
         const rp = new RuleParser(cur, ctx, cur.pos(cmd), chain.name);
         const rules = rp.parse();
+        ruleCount += rules.length;
+        if (ruleCount > maxRules) overLimit(cur.pos(cmd), maxRules);
         if (counters) for (const r of rules) r.counters = counters;
         if (at === chain.rules.length) for (const r of rules) chain.rules.push(r);
         else chain.rules.splice(at, 0, ...rules);
@@ -951,9 +1028,13 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
         if (chainTok) {
           const chain = tbl.chains.get(chainTok.text);
           if (!chain) cur.fail(chainTok, `chain ${chainTok.text} does not exist`);
+          ruleCount -= chain.rules.length;
           chain.rules = [];
         } else {
-          for (const c of tbl.chains.values()) c.rules = [];
+          for (const c of tbl.chains.values()) {
+            ruleCount -= c.rules.length;
+            c.rules = [];
+          }
         }
         expectEnd(cur);
         break;
@@ -1005,6 +1086,10 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
   }
   opts.onProgress?.(total, total);
   return skipped.length ? { tables, skipped } : { tables };
+}
+
+function overLimit(pos: Position, max: number): never {
+  throw overRuleLimit(pos, max);
 }
 
 function expectEnd(cur: LineCursor): void {
