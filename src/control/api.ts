@@ -7,7 +7,9 @@
 // {error, code, ...} with a status: 400 bad input (rule errors add file,
 // line, column and token), 401 missing/wrong token, 404 unknown path, 405
 // known path with another method (with Allow), 413 body too large, 415
-// unsupported Content-Type, 503 not ready, 500 anything unexpected.
+// unsupported Content-Type, 503 not ready, 507 a rule set that would not
+// fit in memory beside the running one (./admission.ts), 500 anything
+// unexpected.
 //
 // Invariants:
 // - The Unix socket is created mode 0600 (umask while binding, then chmod)
@@ -27,7 +29,9 @@ import { createConnection } from 'node:net';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { RuleError, excerpt } from '../rules/errors';
+import { constants as bufferConstants } from 'node:buffer';
+import { RuleError, RuleLimitError, excerpt } from '../rules/errors';
+import { AdmissionError } from './admission';
 import { log } from './log';
 
 export const DEFAULT_SOCKET = '/run/flatwall/flatwall.sock';
@@ -214,8 +218,10 @@ export class ApiServer {
   private async handle(req: IncomingMessage, res: ServerResponse, tcp: boolean): Promise<void> {
     const t0 = performance.now();
     let status = 500;
-    const url = new URL(req.url ?? '/', 'http://flatwall');
+    let path = '?';
     try {
+      const url = parseTarget(req.url);
+      path = url.pathname;
       const probe = this.openProbes && (req.method === 'GET' || req.method === 'HEAD') && PROBE_PATHS.has(url.pathname);
       if (tcp && !probe && !this.authorized(req)) {
         throw new ApiError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer TOKEN)', {}, { 'WWW-Authenticate': 'Bearer' });
@@ -223,7 +229,7 @@ export class ApiServer {
       const { route, params } = this.router.match(req.method ?? 'GET', url.pathname);
       let body: Promise<Buffer> | undefined;
       const bytes = () => (body ??= readBody(req, route.maxBody));
-      const text = async () => (await bytes()).toString('utf8');
+      const text = async () => bodyText(await bytes());
       const r = await route.handler({
         method: req.method ?? 'GET', path: url.pathname, params, query: url.searchParams, headers: req.headers,
         text, bytes, local: !tcp,
@@ -251,12 +257,12 @@ export class ApiServer {
       try {
         const e = toApiError(err);
         status = e.status;
-        send(res, e.status, { error: e.message, code: e.code, ...e.extra }, undefined, false, e.headers);
+        send(res, e.status, errorBody(e), undefined, false, e.headers);
         if (e.status === 413) req.resume();
-        if (e.status >= 500) log('error', 'api error', { method: req.method, path: url.pathname, error: excerpt((err as Error).stack ?? String(err), 2000) });
+        if (e.status >= 500 && e.status !== 507) log('error', 'api error', { method: req.method, path, error: excerpt((err as Error).stack ?? String(err), 2000) });
       } catch (again) {
         status = 500;
-        log('error', 'api error', { method: req.method, path: url.pathname, error: excerpt(String(again), 400) });
+        log('error', 'api error', { method: req.method, path, error: excerpt(String(again), 400) });
         try {
           if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
           res.end('{"error":"internal error while answering","code":"internal"}\n');
@@ -267,7 +273,7 @@ export class ApiServer {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' || status >= 400) {
       log(status >= 500 ? 'error' : status >= 400 ? 'warn' : 'info', 'api', {
-        method: req.method, path: url.pathname, status, ms: Math.round((performance.now() - t0) * 10) / 10, transport: tcp ? 'tcp' : 'unix',
+        method: req.method, path, status, ms: Math.round((performance.now() - t0) * 10) / 10, transport: tcp ? 'tcp' : 'unix',
       });
     }
   }
@@ -347,12 +353,43 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
+/** The request target as a URL; one that is not (GET http://[) is the client's error. */
+function parseTarget(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://flatwall');
+  } catch {
+    throw new ApiError(400, 'bad_request', `the request target is not a valid path: ${excerpt(target ?? '')}`);
+  }
+}
+
+/** A body as UTF-8 text; one longer than V8's longest string is too large, not an internal error. */
+function bodyText(b: Buffer): string {
+  if (b.length > bufferConstants.MAX_STRING_LENGTH) {
+    throw new ApiError(413, 'body_too_large', `request body of ${b.length} bytes is longer than the longest text this process can hold (${bufferConstants.MAX_STRING_LENGTH} characters)`);
+  }
+  return b.toString('utf8');
+}
+
 function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof RuleError) {
-    return new ApiError(400, 'rule_error', err.message, { reason: err.reason, file: err.file, line: err.line, column: err.col, token: err.token });
+    const at = { reason: err.reason, file: err.file, line: err.line, column: err.col, token: err.token };
+    if (err instanceof RuleLimitError) return new ApiError(413, 'too_many_rules', err.message, { ...at, limit: err.limit });
+    return new ApiError(400, 'rule_error', err.message, at);
   }
+  if (err instanceof AdmissionError) return new ApiError(507, 'insufficient_memory', err.message, err.detail);
   return new ApiError(500, 'internal', (err as Error)?.message ?? String(err));
+}
+
+/**
+ * The JSON error object. Its strings pass through excerpt(): messages that
+ * are not rule errors quote input too (JSON.parse's "Unexpected token"
+ * shows the bytes it met; a path; a file name).
+ */
+function errorBody(e: ApiError): Record<string, unknown> {
+  const extra: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(e.extra)) extra[k] = typeof v === 'string' ? excerpt(v, 1024) : v;
+  return { error: excerpt(e.message, 1024), code: e.code, ...extra };
 }
 
 const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x.toString()) : x));

@@ -14,6 +14,10 @@ import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import { initialEditState, planEdit, type EditPlan, type EditState } from './edits';
 import type { LoadedSnapshot } from './snapshot';
 import { IpsetStore } from '../sets/store';
+import { countRuleCommands } from '../rules/iptables/parse';
+import { looksNative } from '../rules/native-format';
+import { RuleLimitError, overRuleLimit } from '../rules/errors';
+import { admit, defaultMaxRules, textDemand, type Demand } from './admission';
 
 export interface PortSpec {
   name: string;
@@ -61,6 +65,8 @@ export interface FirewallOptions {
   hostAddrs?: string[];
   /** Seed per-rule counters from the files' [packets:bytes] (iptables-restore -c). */
   restoreCounters?: boolean;
+  /** At most this many rules in a rule set (--max-rules; default: defaultMaxRules(), sized to the heap). */
+  maxRules?: number;
 }
 
 /** Which conntrack entries a list or flush applies to (all given fields must match). */
@@ -170,13 +176,25 @@ export interface Activation {
 
 /** One state of a stateful match, as the dataplane reports it. */
 export interface MatchState {
-  kind: 'limit' | 'hashlimit' | 'recent' | 'connlimit';
+  kind: 'limit' | 'hashlimit' | 'recent';
   key: string; // limit:FAMILY/CHAIN/SPEC#N, hashlimit:FAMILY:NAME, recent:NAME
   entries: number;
   capacity: number;
   evictions: number;
   refused: number; // limit: packets over the rate; hashlimit: new keys refused by a full table
   listing?: string;
+}
+
+/**
+ * The memory demand of one rule text. iptables-save: its rule lines,
+ * counted without parsing; more than `max` with the `before` counted
+ * elsewhere is the rule limit's error (at the line), before any estimate.
+ */
+export function textDemandOf(what: string, file: string, text: string, max: number, before = 0): Demand {
+  if (looksNative(file, text)) return textDemand(what, text.length, 0, 'native');
+  const c = countRuleCommands(text, Math.max(0, max - before));
+  if (c.over) throw overRuleLimit({ file, line: c.over.line, col: 1 }, max);
+  return textDemand(what, text.length, c.rules, 'save');
 }
 
 export class Firewall {
@@ -206,7 +224,11 @@ export class Firewall {
     succeeded: 0, failed: 0,
   };
 
+  /** The rule limit every load, replace and edit is held to. */
+  readonly maxRules: number;
+
   constructor(private readonly opts: FirewallOptions) {
+    this.maxRules = opts.maxRules ?? defaultMaxRules();
     this.dp = new (native().Dataplane)({
       ports: opts.ports.map((p) => ({ name: p.name, kind: p.kind, ringFrames: opts.ringFrames })),
       workers: opts.workers,
@@ -253,6 +275,15 @@ export class Firewall {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
         const { compiled } = loadRuleFiles(this.opts.ruleFiles, {
           family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice, skipOtherTables: this.opts.skipOtherTables,
+          maxRules: this.maxRules,
+          beforeParse: (texts) => {
+            let d = textDemand('the rule files', 0, 0, 'save');
+            for (const t of texts) {
+              const one = textDemandOf('the rule files', t.file, t.text, this.maxRules, d.rules);
+              d = { ...d, rules: d.rules + one.rules, chars: d.chars + one.chars, heapBytes: d.heapBytes + one.heapBytes, nativeBytes: d.nativeBytes + one.nativeBytes };
+            }
+            this.admit(d);
+          },
         });
         for (const t of compiled.source.skipped ?? []) {
           log('warn', 'table skipped (--skip-tables)', { file: t.file, line: t.line, table: t.table, rules: t.rules });
@@ -273,6 +304,10 @@ export class Firewall {
       buffer: snap.buffer, tables: snap.header.tables, rules: [], ifaces: snap.ifaces, source: { tables: [] }, stats: snap.header.stats,
     };
     return this.serial(async () => {
+      // Its rule metadata is parsed later, into as much heap as a rule file's.
+      const rules = snap.header.stats.sourceRules;
+      if (rules > this.maxRules) throw overRuleLimit({ file: 'the snapshot', line: 0, col: 0 }, this.maxRules);
+      this.admit({ ...textDemand('the snapshot', 0, rules, 'save'), nativeBytes: snap.buffer.byteLength + (snap.image?.byteLength ?? 0) });
       const r = await this.attempt(performance.now(), async () => shell, false, snap.header.ruleCount, snap.image, true);
       this.metadataPending = true;
       return r;
@@ -339,12 +374,27 @@ export class Firewall {
     return this.serial(() => this.attempt(performance.now(), async () => compile(typeof rs === 'function' ? rs(this.ruleset?.source) : rs), restore));
   }
 
+  /**
+   * Throws AdmissionError if a rule set of demand `d` would not fit in
+   * memory beside the running one (src/control/admission.ts). Callers check
+   * before parsing, inside their turn of the queue (so after the reload
+   * before them has freed what it replaced).
+   */
+  admit(d: Demand): void {
+    admit(d, { rules: this.rules?.stats.sourceRules ?? 0, nativeBytes: this.status.memoryBytes });
+  }
+
   /** One edit (insert, append, delete, policy), on a copy of the running rule set. */
   edit(makeOp: (running: RuleSet) => RuleOp): Promise<Activation & { op: RuleOp }> {
     return this.serial(async () => {
       const t0 = performance.now();
       const running = this.rules?.source ?? { tables: [] };
       const op = makeOp(running);
+      const now = this.rules?.stats.sourceRules ?? 0;
+      if ((op.op === 'append' || op.op === 'insert') && now + op.rules.length > this.maxRules) {
+        const pos = op.rules[0]?.pos ?? { file: '<request>', line: 1, col: 1 };
+        throw new RuleLimitError(pos, `the rule set has ${now} rules; ${op.rules.length} more would be over the rule limit (--max-rules ${this.maxRules})`, this.maxRules);
+      }
       const plan = this.rules && this.edits && !this.metadataPending ? planEdit(this.rules, this.edits, op) : 'no base build to edit';
       if (typeof plan !== 'string') return { ...(await this.applyEdit(t0, plan)), op };
       const next = cloneRuleSet(running);

@@ -6,12 +6,14 @@ import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
 import type { Family, RuleSet, Table } from '../rules/model';
 import { parseIptables } from '../rules/iptables/parse';
+import { checkCount, ruleCount, stripBom } from '../rules/load';
 import { detectFileFamily } from '../rules/family';
 import { parseNative } from '../rules/native-format';
 import { chainOrder, printTable, ruleSpec } from '../rules/iptables/print';
 import { listColumns } from '../rules/iptables/list';
 import { ruleIdsByChain } from '../rules/positions';
-import type { Firewall } from './firewall';
+import { textDemandOf, type Firewall } from './firewall';
+import { log } from './log';
 import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
 import { renderMetrics, type RuleMetricsMode } from './metrics';
@@ -69,17 +71,41 @@ function references(t: Table, name: string): number {
   return m.get(name) ?? 0;
 }
 
-/** The parser for a PUT /rules body, by Content-Type (415 before anything is read). */
-function bodyParser(contentType: string, family: Family | undefined): (text: string) => RuleSet {
+type BodyFormat = 'save' | 'native';
+
+/** The format of a PUT /rules body, by Content-Type (415 before anything is read). */
+function bodyFormat(contentType: string): BodyFormat {
   const ct = contentType.split(';')[0].trim().toLowerCase();
-  if (['application/json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'].includes(ct)) {
-    return (text) => parseNative(text, REQUEST_FILE);
-  }
-  if (ct === '' || ct === 'text/plain' || ct === 'application/x-iptables-save' || ct === 'application/octet-stream') {
-    return (text) => parseIptables(text, { file: REQUEST_FILE, family: family ?? detectFileFamily(text, REQUEST_FILE).family });
-  }
+  if (['application/json', 'application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml'].includes(ct)) return 'native';
+  if (ct === '' || ct === 'text/plain' || ct === 'application/x-iptables-save' || ct === 'application/octet-stream') return 'save';
   throw new ApiError(415, 'unsupported_media_type',
     `Content-Type ${ct} is not supported: use text/plain (iptables-save), application/json / application/yaml (native format) or ${SNAPSHOT_CONTENT_TYPE} (flatwall compile -o)`);
+}
+
+/**
+ * The rule set a PUT /rules body makes of the running one, within the rule
+ * limit and the memory admission check (both before parsing, where the
+ * format allows: an iptables-save body's rule lines are counted first).
+ */
+function replacement(fw: Firewall, input: string, format: BodyFormat, family: Family | undefined, running: RuleSet | undefined): RuleSet {
+  const text = stripBom(input, REQUEST_FILE, (m) => log('warn', m));
+  const max = fw.maxRules;
+  if (format === 'native') {
+    fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max));
+    const next = nonEmpty(parseNative(text, REQUEST_FILE));
+    return checkCount(mergeTables(running, next), REQUEST_FILE, max);
+  }
+  const fam = family ?? detectFileFamily(text, REQUEST_FILE).family;
+  // The tables of the other family stay, and count against the limit.
+  const kept = ruleCount({ tables: (running?.tables ?? []).filter((t) => t.family !== fam) });
+  fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, kept));
+  const next = nonEmpty(parseIptables(text, { file: REQUEST_FILE, family: fam, maxRules: max, rulesBefore: kept }));
+  return mergeTables(running, next);
+}
+
+function nonEmpty(rs: RuleSet): RuleSet {
+  if (rs.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter table');
+  return rs;
 }
 
 /** iptables-restore semantics: the tables given replace those of the same family; the others stay. */
@@ -205,13 +231,10 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
       return { body: { replaced: true, receiveSeconds, ...(await replaceBySnapshot(() => parseSnapshot(REQUEST_FILE, body))) } };
     }
     if (fw.loadingMetadata) requireRules(fw);
-    const parse = bodyParser(String(req.headers['content-type'] ?? ''), familyParam(req.query.get('family'), undefined));
+    const format = bodyFormat(String(req.headers['content-type'] ?? ''));
+    const family = familyParam(req.query.get('family'), undefined);
     const text = await req.text();
-    const r = await fw.replace((running) => {
-      const next = parse(text);
-      if (next.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter table');
-      return mergeTables(running, next);
-    }, truthy(req.query.get('counters')));
+    const r = await fw.replace((running) => replacement(fw, text, format, family, running), truthy(req.query.get('counters')));
     return { body: { replaced: true, ...r } };
   }, opts.maxRulesBody ?? RULES_BODY_LIMIT);
 
@@ -282,7 +305,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
   router.add('GET', '/matches/state', (req) => {
     const kind = req.query.get('kind');
     const name = req.query.get('name');
-    if (kind !== null && !['limit', 'hashlimit', 'recent', 'connlimit'].includes(kind)) throw new ApiError(400, 'bad_parameter', 'kind must be limit, hashlimit, recent or connlimit');
+    if (kind !== null && !['limit', 'hashlimit', 'recent'].includes(kind)) throw new ApiError(400, 'bad_parameter', 'kind must be limit, hashlimit or recent');
     let states = fw.matchStates(req.query.get('list') === '1' || name !== null);
     if (kind !== null) states = states.filter((s) => s.kind === kind);
     if (name !== null) {
