@@ -1,5 +1,6 @@
 // Shared CLI plumbing: exit codes, usage errors, progress on stderr.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { excerpt } from '../rules/errors';
 
 export const EXIT_OK = 0;
 export const EXIT_ERRORS = 1; // the input had errors, or the operation failed
@@ -11,7 +12,23 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: s
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(usageMessage(err as NodeJS.ErrnoException));
+  }
+}
+
+/**
+ * parseArgs' errors in the words of getopt(3) users ("unknown option
+ * '--x'"), not its advice about '--'; main() adds "Try 'flatwall CMD --help'.".
+ */
+export function usageMessage(err: NodeJS.ErrnoException): string {
+  const quoted = /'([^']*)'/.exec(err.message)?.[1];
+  const what = quoted === undefined ? undefined : `'${excerpt(quoted.replace(/ <value>$/, ''))}'`;
+  switch (what && err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown option ${what}`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': return `unexpected argument ${what}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /does not take/.test(err.message) ? `option ${what} does not take an argument` : `option ${what} requires an argument`;
+    default: return excerpt(err.message, 1024);
   }
 }
 

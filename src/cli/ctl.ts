@@ -15,31 +15,41 @@ import type { ListColumns } from '../rules/iptables/list';
 import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
 import { runCtlIpset } from './ctl-ipset';
 
-export const CTL_HELP = `Usage: flatwall ctl [OPTIONS] COMMAND [ARGS]
-
-Talk to a running 'flatwall run' over its management API.
-
-Commands:
-  reload [FILE...]          reload the rule files the firewall was started with,
+// One block per command: the overview lists them all, `ctl COMMAND --help` shows one.
+const CTL_COMMANDS: Array<[name: string, text: string]> = [
+  ['reload', `  reload [FILE...]          reload the rule files the firewall was started with,
                             or replace the rules by FILE (iptables-save, JSON, YAML,
                             or a snapshot from 'flatwall compile -o': active
                             without parsing; listing and counters follow)
-  list [CHAIN]              list rules with counters, like iptables -L -v -n
+`],
+  ['list', `  list [CHAIN]              list rules with counters, like iptables -L -v -n
         -x                  exact numbers (no K/M/G)
         --line-numbers      number the rules
-  insert CHAIN [N] RULE...  insert a rule (at N, default 1): insert FORWARD 3 -p tcp --dport 22 -j DROP
-  append CHAIN RULE...      append a rule
-  delete CHAIN N            delete rule N of CHAIN
+`],
+  ['insert', `  insert CHAIN [N] RULE...  insert a rule (at N, default 1): insert FORWARD 3 -p tcp --dport 22 -j DROP
+`],
+  ['append', `  append CHAIN RULE...      append a rule
+`],
+  ['delete', `  delete CHAIN N            delete rule N of CHAIN
   delete CHAIN RULE...      delete the first rule that is RULE
-  policy CHAIN ACCEPT|DROP  set a built-in chain's policy
-  stats                     dataplane counters and reload status
-  zero [CHAIN]              zero the rule counters (of CHAIN)
-  save [-c]                 print the rules in iptables-save form (-c: with counters)
-  recent [NAME]             recent tables (all, or NAME as /proc/net/xt_recent/NAME)
-  hashlimit [NAME]          hashlimit tables (or NAME as /proc/net/ipt_hashlimit/NAME)
-  limits                    limit rules' buckets
-  connlimit                 connlimit rules' counts (address/mask count=N)
-  conntrack [-L|-C|-F|-D] [FILTER]
+`],
+  ['policy', `  policy CHAIN ACCEPT|DROP  set a built-in chain's policy
+`],
+  ['stats', `  stats                     dataplane counters and reload status
+`],
+  ['zero', `  zero [CHAIN]              zero the rule counters (of CHAIN)
+`],
+  ['save', `  save [-c]                 print the rules in iptables-save form (-c: with counters)
+`],
+  ['recent', `  recent [NAME]             recent tables (all, or NAME as /proc/net/xt_recent/NAME)
+`],
+  ['hashlimit', `  hashlimit [NAME]          hashlimit tables (or NAME as /proc/net/ipt_hashlimit/NAME)
+`],
+  ['limits', `  limits                    limit rules' buckets
+`],
+  ['connlimit', `  connlimit                 connlimit rules' counts (address/mask count=N)
+`],
+  ['conntrack', `  conntrack [-L|-C|-F|-D] [FILTER]
                             tracked connections, like conntrack(8):
         -L                  list (default), one line per connection
         -C                  count (and the table's limit)
@@ -48,11 +58,14 @@ Commands:
                             delete one connection (either direction's tuple)
         FILTER: -f ipv4|ipv6, -p PROTO, --addr A (either end), --port N
                 (either end), --zone N (port pair), --limit N (list, default 10000)
-  ipset COMMAND [ARGS]      IP sets, like ipset(8): create, add, del, test, list,
+`],
+  ['ipset', `  ipset COMMAND [ARGS]      IP sets, like ipset(8): create, add, del, test, list,
                             save, restore, flush, destroy, swap, rename
                             ('flatwall ctl ipset --help')
+`],
+];
 
-Options:
+const CTL_OPTIONS = `Options:
   -s, --socket PATH         API Unix socket (default ${DEFAULT_SOCKET})
   -u, --url URL             API over TCP instead (http://host:port)
   -t, --token-file FILE     bearer token for --url
@@ -62,6 +75,20 @@ Options:
 
 Exit status: 0 ok, 1 the API refused or failed (message on stderr), 2 usage.
 `;
+
+export const CTL_HELP = `Usage: flatwall ctl [OPTIONS] COMMAND [ARGS]
+
+Talk to a running 'flatwall run' over its management API.
+
+Commands:
+${CTL_COMMANDS.map(([, t]) => t).join('')}
+${CTL_OPTIONS}`;
+
+/** `flatwall ctl COMMAND --help`: that command's lines and the options; undefined for an unknown command. */
+export function ctlCommandHelp(cmd: string): string | undefined {
+  const block = CTL_COMMANDS.find(([name]) => name === cmd)?.[1];
+  return block && `Usage: flatwall ctl [OPTIONS] ${cmd} ...\n\n${block}\n${CTL_OPTIONS}`;
+}
 
 export const SAVE_HELP = `Usage: flatwall save [-c] [-4|-6] [--socket PATH | --url URL --token-file F]
 
@@ -130,7 +157,8 @@ async function call(c: Conn, method: string, path: string, body?: string | Buffe
   if (a.status >= 400) {
     let msg = a.json?.error ? `${a.json.error}` : `HTTP ${a.status}: ${a.body.trim()}`;
     if (source !== undefined && a.json?.file === REQUEST_FILE && msg.startsWith(REQUEST_FILE)) msg = excerpt(source, 4096) + msg.slice(REQUEST_FILE.length);
-    throw new ApiFailure(msg);
+    // Whatever the server sent, it goes to a terminal.
+    throw new ApiFailure(excerpt(msg, 4096));
   }
   return a;
 }
@@ -253,7 +281,7 @@ function globals(argv: string[]): { g: Global; rest: string[] } {
     else if (a === '-6') g.family = 6;
     else if (a === '--json') g.json = true;
     else if (a === '-h' || a === '--help') return { g, rest: ['--help'] };
-    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else if (a.startsWith('-')) throw new UsageError(`unknown option '${excerpt(a)}'`);
     else break;
   }
   if (g.url && g.socket) throw new UsageError('--socket and --url exclude each other');
@@ -261,7 +289,7 @@ function globals(argv: string[]): { g: Global; rest: string[] } {
     try {
       g.token = readFileSync(tokenFile, 'utf8').split('\n')[0].trim();
     } catch (err) {
-      throw new UsageError(`cannot read --token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code}`);
+      throw new UsageError(`cannot read --token-file ${tokenFile}: ${errnoText(err as NodeJS.ErrnoException)}`);
     }
   }
   if (g.url && !g.token) throw new UsageError('--url needs --token-file (the TCP API requires a bearer token)');
@@ -290,7 +318,7 @@ function flags(args: string[], known: string[]): { set: Set<string>; rest: strin
   for (const a of args) {
     if (known.includes(a)) set.add(a);
     else if (a === '-4' || a === '-6') continue;
-    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else if (a.startsWith('-')) throw new UsageError(`unknown option '${excerpt(a)}'`);
     else rest.push(a);
   }
   return { set, rest };
@@ -386,7 +414,7 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       return a.body;
     }
     default:
-      throw new UsageError(`unknown ctl command '${cmd}'`);
+      throw new UsageError(`unknown ctl command '${excerpt(cmd)}'`);
   }
 }
 
@@ -448,7 +476,7 @@ async function conntrack(g: Global, args: string[], show: (a: Answer, text: () =
       case '--sport': case '--orig-port-src': del.sport = num(val(), 65535); break;
       case '--dport': case '--orig-port-dst': del.dport = num(val(), 65535); break;
       case '--icmp-id': del.id = num(val(), 65535); break;
-      default: throw new UsageError(`conntrack: unknown option ${a}`);
+      default: throw new UsageError(`conntrack: unknown option '${excerpt(a)}'`);
     }
   }
   if (mode !== 'D' && (del.src || del.dst || del.sport || del.dport || del.id)) {
@@ -506,6 +534,13 @@ export async function runCtl(argv: string[]): Promise<number> {
   }
   if (rest.length === 0) throw new UsageError('a command is needed: reload, list, insert, append, delete, policy, stats, zero, save, conntrack or ipset');
   if (rest[0] === 'ipset') return runCtlIpset(g, rest.slice(1));
+  // No rule, file name or conntrack filter is spelled -h or --help (iptables reads them as help too).
+  if (rest.slice(1).some((a) => a === '-h' || a === '--help')) {
+    const help = ctlCommandHelp(rest[0]);
+    if (!help) throw new UsageError(`unknown ctl command '${excerpt(rest[0])}'`);
+    process.stdout.write(help);
+    return EXIT_OK;
+  }
   return execute(g, rest[0], rest.slice(1));
 }
 

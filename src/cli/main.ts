@@ -3,6 +3,7 @@
 // into the library; exit codes follow Linux conventions (0 ok, 1 errors found,
 // 2 usage).
 import { EXIT_ERRORS, EXIT_OK, EXIT_USAGE, UsageError } from './args';
+import { excerpt } from '../rules/errors';
 import { runCheck } from './check';
 import { runPrint } from './print';
 import { runGen } from './gen';
@@ -64,17 +65,21 @@ export async function main(argv: string[]): Promise<number> {
   }
   const run = COMMANDS[cmd];
   if (!run) {
-    process.stderr.write(`flatwall: unknown command '${cmd}'\nTry 'flatwall --help'.\n`);
+    const what = cmd.startsWith('-') ? 'option' : 'command';
+    process.stderr.write(`flatwall: unknown ${what} '${excerpt(cmd)}'\nTry 'flatwall --help'.\n`);
     return EXIT_USAGE;
   }
   try {
     return await run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`flatwall ${cmd}: ${err.message}\nTry 'flatwall ${cmd} --help'.\n`);
+      process.stderr.write(`flatwall ${cmd}: ${excerpt(err.message, 1024)}\nTry 'flatwall ${cmd} --help'.\n`);
       return EXIT_USAGE;
     }
-    process.stderr.write(`flatwall ${cmd}: ${(err as Error).stack ?? err}\n`);
+    // A bug's trace: its message may quote input, so that line is excerpted.
+    const e = err as Error;
+    const frames = String(e?.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).join('\n');
+    process.stderr.write(`flatwall ${cmd}: ${excerpt(String(e?.message ?? err), 1024)}${frames ? `\n${frames}` : ''}\n`);
     return EXIT_ERRORS;
   }
 }

@@ -7,6 +7,7 @@ import { firewallRoutes } from '../control/routes';
 import { parseRuleMetrics, type RuleMetricsMode } from '../control/metrics';
 import { log } from '../control/log';
 import { UsageError } from './args';
+import { errnoText } from '../rules/load';
 
 export const API_HELP = `      --api-socket PATH   management API on this Unix socket, mode 0600
                           (default ${DEFAULT_SOCKET}; "off" for none)
@@ -56,7 +57,7 @@ export function apiConfig(values: Record<string, unknown>): ApiConfig {
     try {
       token = readFileSync(tokenFile, 'utf8').split('\n')[0].trim();
     } catch (err) {
-      throw new UsageError(`cannot read --api-token-file ${tokenFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UsageError(`cannot read --api-token-file ${tokenFile}: ${errnoText(err as NodeJS.ErrnoException)}`);
     }
     if (token.length < 16) throw new UsageError(`the token in ${tokenFile} is too short (at least 16 characters)`);
   }

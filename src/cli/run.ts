@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { defaultMaxRules } from '../control/admission';
 import { excerpt } from '../rules/errors';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
@@ -62,6 +63,11 @@ Options:
                           (default 10)
       --log-rate N        LOG events per second, at most (rate limit)
       --stats-interval S  log counters every S seconds (default 0: only at exit)
+      --max-rules N       refuse a rule set of more than N rules, whether from
+                          the files, SIGHUP, the API or a snapshot (default:
+                          sized to the JS heap, ${defaultMaxRules()} here); a reload
+                          that would not fit in memory beside the running
+                          rules is refused too (docs/API.md, Limits)
       --drop-l4-truncated drop frames whose L4 header is cut short before the
                           rules (counted as drop reason l4_truncated; default:
                           judged, and dropped only at a rule with an L4 match)
@@ -95,6 +101,7 @@ export async function runRun(argv: string[]): Promise<number> {
     'build-nice': { type: 'string', default: '10' },
     'log-rate': { type: 'string' },
     'stats-interval': { type: 'string', default: '0' },
+    'max-rules': { type: 'string' },
     ...CONNTRACK_OPTIONS,
     'drop-l4-truncated': { type: 'boolean' },
     'ndp-bypass': { type: 'boolean' },
@@ -130,6 +137,7 @@ export async function runRun(argv: string[]): Promise<number> {
     return n;
   };
   const workers = int('workers', values.workers, 1)!;
+  const maxRules = int('max-rules', values['max-rules'], 1);
   const statsInterval = int('stats-interval', values['stats-interval'], 0)!;
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');
   const txMode = values['tx-mode'];
@@ -186,6 +194,7 @@ export async function runRun(argv: string[]): Promise<number> {
       },
       hostAddrs: host,
       restoreCounters: values['restore-counters'],
+      maxRules,
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
     api = await startApi(fw, apiConf);
@@ -205,13 +214,16 @@ export async function runRun(argv: string[]): Promise<number> {
     }, 500).unref();
     log('info', 'ready', {
       ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
+      maxRules: fw.maxRules,
       ...(host.length ? { host } : {}),
       ctTcpLoose: ct.conntrackTcpLoose, dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
     });
   } catch (err) {
-    log('error', 'cannot start', { error: (err as Error).message });
-    if (err instanceof RuleError) process.stderr.write(`flatwall: ${err.message}\n`);
-    else process.stderr.write(`flatwall run: ${(err as Error).message}\n`);
+    // Not only rule errors quote input (a snapshot's, an ipset file's).
+    const message = excerpt(String((err as Error)?.message ?? err), 1024);
+    log('error', 'cannot start', { error: message });
+    if (err instanceof RuleError) process.stderr.write(`flatwall: ${message}\n`);
+    else process.stderr.write(`flatwall run: ${message}\n`);
     await api?.close();
     return EXIT_ERRORS;
   }
