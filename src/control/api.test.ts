@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiError, ApiServer, Router } from './api';
 import { apiCall } from '../cli/ctl';
-import { RuleError, excerpt } from '../rules/errors';
+import { RuleError, excerpt, overRuleLimit } from '../rules/errors';
+import { AdmissionError } from './admission';
+import { createConnection } from 'node:net';
 import { parseIptables } from '../rules/iptables/parse';
 
 const TOKEN = 'correct-horse-battery-staple';
@@ -35,6 +37,12 @@ function router(): Router {
       loop.self = loop;
       // Fails to serialize twice: as the answer, and as the error's details.
       return { body: { loop } };
+    })
+    .add('PUT', '/limited', () => {
+      throw overRuleLimit({ file: '<request>', line: 7, col: 1 }, 5);
+    })
+    .add('PUT', '/admission', () => {
+      throw new AdmissionError('not enough memory for the request body', { heapNeeded: 2, heapFree: 1 });
     })
     .add('GET', '/unserializable-error', () => {
       const loop: Record<string, unknown> = {};
@@ -195,4 +203,45 @@ test('excerpt: control, invisible and bidi characters escaped, long input cut', 
   assert.equal(excerpt('z'.repeat(100), 10), `${'z'.repeat(10)}…`);
   const e = new RuleError({ file: 'f', line: 1, col: 2 }, `bad "${'\x07'.repeat(1000)}"`, '\x07'.repeat(1000));
   assert.ok(e.message.length < 3000 && !e.message.includes('\x07'), e.message.slice(0, 80));
+});
+
+/** One raw HTTP/1.1 exchange over the Unix socket (what apiCall cannot send). */
+function raw(sock: string, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = createConnection(sock);
+    let got = '';
+    c.on('data', (d) => (got += d.toString('latin1')));
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+    c.end(request);
+  });
+}
+
+test('limits and odd requests are answers: 413 too_many_rules, 507 insufficient_memory, a target that is no URL, JSON errors escaped', async () => {
+  const dir = scratch();
+  const sock = join(dir, 'api.sock');
+  const s = new ApiServer(router(), { socket: sock });
+  await s.start();
+  const call = (m: string, p: string, b?: string) => apiCall({ socket: sock }, m, p, b);
+  try {
+    const lim = await call('PUT', '/limited', 'x');
+    assert.deepEqual([lim.status, lim.json!.code, lim.json!.line, lim.json!.limit], [413, 'too_many_rules', 7, 5]);
+    assert.equal(lim.json!.error, '<request>:7:1: more than 5 rules: over the rule limit (--max-rules 5)');
+    const mem = await call('PUT', '/admission', 'x');
+    assert.deepEqual([mem.status, mem.json!.code, mem.json!.heapNeeded], [507, 'insufficient_memory', 2]);
+    // "GET http://[" parses as HTTP but is no URL: it was thrown outside the
+    // handler's try (the connection died without an answer).
+    const bad = await raw(sock, 'GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(bad, /^HTTP\/1\.1 400 /);
+    assert.match(bad, /"code":"bad_request"/);
+    // JSON.parse's message quotes the bytes it met: escaped like any input.
+    const bj = await call('POST', '/json', '\x1b[31m');
+    assert.equal(bj.status, 400);
+    assert.ok(!bj.body.includes('\x1b') && !bj.body.includes('\\u001b'), bj.body);
+    assert.match(bj.json!.error, /\\x1b/);
+    assert.equal((await call('GET', '/health')).status, 200);
+  } finally {
+    await s.close();
+    rmSync(dir, { recursive: true });
+  }
 });
