@@ -18,6 +18,8 @@ const files = [
   // (src/rules/extensions/), as iptables-save prints them.
   join(ROOT, 'test', 'fixtures', 'extensions.rules'),
   join(ROOT, 'test', 'fixtures', 'extensions6.rules'),
+  // The raw table beside filter: every table is compared.
+  join(ROOT, 'test', 'fixtures', 'raw.rules'),
   ...readdirSync(join(ROOT, 'rules', 'examples')).filter((f) => f.endsWith('.rules')).map((f) => join(ROOT, 'rules', 'examples', f)),
 ];
 
@@ -34,9 +36,11 @@ for (const backend of ['legacy', 'nft'] as const) {
       const ns = new NetNs('kc');
       try {
         ns.exec(`${v6 ? 'ip6' : 'ip'}tables-${backend}-restore`, [], text);
-        const kernel = strip(ns.exec(`${v6 ? 'ip6' : 'ip'}tables-${backend}-save`, ['-t', 'filter']));
-        const ours = strip([...printTable(rs.tables[0])].join('\n'));
-        assert.equal(ours, kernel, `${file} (${backend})`);
+        for (const t of rs.tables) {
+          const kernel = strip(ns.exec(`${v6 ? 'ip6' : 'ip'}tables-${backend}-save`, ['-t', t.name]));
+          const ours = strip([...printTable(t)].join('\n'));
+          assert.equal(ours, kernel, `${file} ${t.name} (${backend})`);
+        }
       } finally {
         ns.close();
       }
@@ -51,9 +55,16 @@ test('a file iptables-restore rejects is rejected by flatwall too', { skip: kern
     '-A FORWARD -p tcp --dport 65536 -j ACCEPT',
     '-A FORWARD -j NOSUCHCHAIN',
     '-A FORWARD -p udp -j REJECT --reject-with tcp-reset',
+    '-A FORWARD -j NOTRACK',
+    '-A FORWARD -j CT --notrack',
+    'RAW -A PREROUTING -j REJECT',
+    'RAW -A PREROUTING -o eth0 -j NOTRACK',
+    'RAW -A OUTPUT -i eth0 -j CT',
   ];
   for (const rule of bad) {
-    const text = `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rule}\nCOMMIT\n`;
+    const text = rule.startsWith('RAW ')
+      ? `*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:X - [0:0]\n${rule.slice(4)}\nCOMMIT\n`
+      : `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rule}\nCOMMIT\n`;
     const ns = new NetNs('kr');
     try {
       assert.throws(() => ns.exec('iptables-legacy-restore', [], text), Error, `kernel accepted: ${rule}`);

@@ -104,15 +104,6 @@ Napi::Object OptionsObject(const Napi::CallbackInfo& info, size_t i) {
   return info[i].As<Napi::Object>();
 }
 
-const char* HookName(Hook h) {
-  switch (h) {
-    case Hook::kInput: return "INPUT";
-    case Hook::kForward: return "FORWARD";
-    case Hook::kOutput: return "OUTPUT";
-  }
-  return "?";
-}
-
 // Keys straight from the caller's memory when aligned (the common case),
 // else from an aligned copy.
 template <typename Key>
@@ -196,7 +187,7 @@ class ClassifierObject : public Napi::ObjectWrap<ClassifierObject> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("algorithm", s.algorithm);
     o.Set("family", built_.v4 ? 4 : 6);
-    o.Set("hook", HookName(built_.info.hook));
+    o.Set("hook", HookName(uint8_t(built_.info.hook)));
     o.Set("records", double(s.records));
     o.Set("tables", double(s.tables));
     o.Set("fallbackRecords", double(s.fallback_records));

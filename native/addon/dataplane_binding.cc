@@ -762,14 +762,14 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     ndp.Set("judged", double(s.ndp_judged));
     ndp.Set("bypassed", double(s.ndp_bypassed));
     r.Set("ndp", ndp);
+    r.Set("ctUntracked", double(s.ct_untracked));
     // IP frames per hook's table (host mode; else all FORWARD).
     Napi::Object hooks = Napi::Object::New(env);
-    static const char* const kHookNames[3] = {"INPUT", "FORWARD", "OUTPUT"};
-    for (uint32_t h = 0; h < 3; ++h) {
+    for (uint8_t h = 0; h < kHookCount; ++h) {
       Napi::Object x = Napi::Object::New(env);
       x.Set("frames", double(s.hook_frames[h]));
       x.Set("bytes", double(s.hook_bytes[h]));
-      hooks.Set(kHookNames[h], x);
+      hooks.Set(HookName(h), x);
     }
     r.Set("hooks", hooks);
     r.Set("workerNiceFailures", double(s.worker_nice_failures));

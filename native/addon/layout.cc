@@ -134,7 +134,7 @@ void InitLayout(Napi::Env env, Napi::Object exports) {
   EXT_OP("ecn", kEcn); EXT_OP("pkttype", kPktType); EXT_OP("mac", kMacSource); EXT_OP("addrtype", kAddrType);
   EXT_OP("never", kNever); EXT_OP("ipv6header", kIp6Header); EXT_OP("frag", kIp6Frag); EXT_OP("opts", kIp6Opts);
   EXT_OP("rt", kIp6Rt); EXT_OP("spi", kSpi); EXT_OP("limit", kLimit); EXT_OP("hashlimit", kHashlimit);
-  EXT_OP("recent", kRecent); EXT_OP("tcpmss", kTcpMss); EXT_OP("set", kSet);
+  EXT_OP("recent", kRecent); EXT_OP("tcpmss", kTcpMss); EXT_OP("ct", kCt); EXT_OP("set", kSet);
   EXT_OP("connlimit", kConnlimit);
 #undef EXT_OP
   ext.Set("ops", ops);

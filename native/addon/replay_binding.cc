@@ -97,9 +97,13 @@ struct ReplayJob {
 // clock, so a replay is deterministic).
 template <typename C, typename Key>
 void Decide(const C* c, const HotdropIndexFor<C>& hot, const ext::ExtTable* ext, uint32_t t, Key key,
-            const ext::Context& cx, uint16_t iif, uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
+            const ext::Context& outer, uint16_t iif, uint16_t oif, uint32_t len, ReplayJob& job, size_t i) {
   key.c.iif = iif;
   key.c.oif = oif;
+  // A raw walk's CT ops change the ct_state of the key walked (this copy),
+  // handed back to the caller's at the end.
+  ext::Context cx = outer;
+  if (outer.raw_ct) cx.raw_ct = &key.c.ct_state;
   const auto count = [&](uint32_t r) {
     const uint32_t id = c->record(r).c.rule_id;
     if (id < job.rule_count) {
@@ -134,6 +138,7 @@ void Decide(const C* c, const HotdropIndexFor<C>& hot, const ext::ExtTable* ext,
   const bool found = v.index != kNoMatch && v.index != ext::kHotDrop;
   job.final_record[i] = found ? v.index : kNoMatch;
   job.final_rule[i] = found ? c->record(v.index).c.rule_id : UINT32_MAX;
+  if (outer.raw_ct) *outer.raw_ct = key.c.ct_state;
 }
 
 // Host mode (dataplane/host.h), as the dataplane's workers: the hook of
@@ -162,13 +167,16 @@ class ReplayWorker : public Napi::AsyncWorker {
     auto set = TableSet::Build(j.rules.data(), j.rules.size(), j.options, &error);
     if (!set) return SetError(error);
     // The table of each hook and its L4 records (hotdrop.h): j.hook's, or
-    // in host mode all three (FrameHook picks one per frame).
+    // in host mode all three (FrameHook picks one per frame); the raw
+    // table's hooks always (raw_for picks one).
     const bool host_mode = !j.host.v4.empty() || !j.host.v6.empty();
-    int t4h[3] = {-1, -1, -1}, t6h[3] = {-1, -1, -1};
-    HotdropIndex<RuleRecord4> hot4[3];
-    HotdropIndex<RuleRecord6> hot6[3];
-    for (uint32_t h = 0; h < 3; h++) {
-      if (!host_mode && h != uint32_t(j.hook)) continue;
+    int t4h[kHookCount], t6h[kHookCount];
+    HotdropIndex<RuleRecord4> hot4[kHookCount];
+    HotdropIndex<RuleRecord6> hot6[kHookCount];
+    for (uint32_t h = 0; h < kHookCount; h++) {
+      t4h[h] = t6h[h] = -1;
+      const bool raw = h == uint32_t(Hook::kRawPrerouting) || h == uint32_t(Hook::kRawOutput);
+      if (!raw && !host_mode && h != uint32_t(j.hook)) continue;
       t4h[h] = set->Find(Family::kIPv4, Hook(h));
       t6h[h] = set->Find(Family::kIPv6, Hook(h));
       if (t4h[h] >= 0) hot4[h] = HotdropIndex<RuleRecord4>(*set->v4(t4h[h]));
@@ -235,18 +243,46 @@ class ReplayWorker : public Napi::AsyncWorker {
         case FrameClass::kIPv6: {
           const bool v4 = pf.cls == FrameClass::kIPv4;
           const bool rev = !j.reverse.empty() && j.reverse[i];
-          uint16_t iif = rev ? j.oif : j.iif, oif = rev ? j.iif : j.oif;
-          // Conntrack before the rules, as netfilter's PRE_ROUTING: an
-          // existing flow is updated now, a new one waits for the verdict.
+          const uint16_t in_if = rev ? j.oif : j.iif, out_if = rev ? j.iif : j.oif;
+          uint16_t iif = in_if, oif = out_if;
           KeyCommon& kc = v4 ? pf.key4.c : pf.key6.c;
+          const Hook hook = v4 ? FrameHook(j, pf.key4, &iif, &oif) : FrameHook(j, pf.key6, &iif, &oif);
+          // The raw table first, before conntrack, as the dataplane
+          // (dataplane.cc): a ctstate match there sees INVALID; NOTRACK
+          // leaves the packet untracked; anything but ACCEPT is final.
+          bool untracked = false;
+          const Hook raw = RawHook(hook);
+          const int rt = v4 ? t4h[uint32_t(raw)] : t6h[uint32_t(raw)];
+          if (rt >= 0) {
+            KeyCommon rc;
+            HookIfaces(raw, in_if, out_if, &rc);
+            kc.ct_state = kCtInvalid;
+            cx.hook = raw;
+            cx.ct = nullptr;
+            cx.raw_ct = &kc.ct_state;  // Decide hands the walked key's back
+            if (v4) Decide(set->v4(rt), hot4[uint32_t(raw)], ext.get(), uint32_t(rt), pf.key4, cx, rc.iif, rc.oif, len, j, i);
+            else Decide(set->v6(rt), hot6[uint32_t(raw)], ext.get(), uint32_t(rt), pf.key6, cx, rc.iif, rc.oif, len, j, i);
+            cx.raw_ct = nullptr;
+            untracked = kc.ct_state == kCtUntracked;
+            if (j.verdict[i] != static_cast<uint8_t>(Action::kAccept)) {
+              j.ct_state[i] = kCtInvalid;
+              j.hooks[i] = static_cast<uint8_t>(raw);
+              break;
+            }
+          }
+          // Conntrack before the filter rules, as netfilter's PRE_ROUTING:
+          // an existing flow is updated now, a new one waits for the verdict.
           cr.pending = false;
-          if (ct) {
+          if (untracked) {
+            cr.state = kCtUntracked, cr.found = nullptr;
+            kc.ct_state = kCtUntracked;
+            cx.ct = &cr;
+          } else if (ct) {
             ct->Track(data, pf, 0, now_ns, &cr);
             kc.ct_state = cr.state;
             cx.ct = &cr;
           }
           j.ct_state[i] = kc.ct_state;
-          const Hook hook = v4 ? FrameHook(j, pf.key4, &iif, &oif) : FrameHook(j, pf.key6, &iif, &oif);
           cx.hook = hook;
           j.hooks[i] = static_cast<uint8_t>(hook);
           const uint32_t h = uint32_t(hook);

@@ -35,7 +35,24 @@ constexpr uint32_t kTableMagic = 0x31545746;  // "FWT1" little-endian
 constexpr uint16_t kTableVersion = 1;
 
 enum class Family : uint8_t { kIPv4 = 4, kIPv6 = 6 };
-enum class Hook : uint8_t { kInput = 0, kForward = 1, kOutput = 2 };
+// The filter table's three hooks, then the raw table's two. The raw table
+// is walked before conntrack (netfilter's NF_IP_PRI_RAW, -300, ahead of
+// NF_IP_PRI_CONNTRACK, -200): PREROUTING for every frame that arrives,
+// OUTPUT instead of it for a host's own frames (host mode).
+enum class Hook : uint8_t { kInput = 0, kForward = 1, kOutput = 2, kRawPrerouting = 3, kRawOutput = 4 };
+constexpr uint8_t kHookCount = 5;
+
+// A hook's name as the control plane spells it (src/rules/pack.ts HOOKS).
+inline const char* HookName(uint8_t hook) {
+  switch (hook) {
+    case 0: return "INPUT";
+    case 1: return "FORWARD";
+    case 2: return "OUTPUT";
+    case 3: return "raw/PREROUTING";
+    case 4: return "raw/OUTPUT";
+  }
+  return "?";
+}
 
 enum class Action : uint8_t {
   kAccept = 0,

@@ -10,18 +10,9 @@
 namespace flatwall {
 namespace {
 
-const char* HookName(uint8_t hook) {
-  switch (hook) {
-    case 0: return "INPUT";
-    case 1: return "FORWARD";
-    case 2: return "OUTPUT";
-  }
-  return "?";
-}
-
 std::string TableName(size_t t, const TableDesc& d) {
   std::string s = "table " + std::to_string(t);
-  if ((d.family == 4 || d.family == 6) && d.hook <= 2) {
+  if ((d.family == 4 || d.family == 6) && d.hook < kHookCount) {
     s += std::string(" (") + (d.family == 4 ? "ipv4 " : "ipv6 ") + HookName(d.hook) + ")";
   }
   return s;
@@ -188,7 +179,7 @@ bool ParseTableSet(const void* data, size_t size, std::vector<TableInfo>* tables
       *error = name + ": unknown family " + std::to_string(d.family);
       return false;
     }
-    if (d.hook > 2) {
+    if (d.hook >= kHookCount) {
       *error = name + ": unknown hook " + std::to_string(d.hook);
       return false;
     }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "classifier/rule_table.h"
 #include "dataplane/drop_reason.h"
 
 namespace flatwall {
@@ -50,9 +51,10 @@ struct alignas(64) WorkerCounters {
   Counter l4_truncated_judged, l4_truncated_hotdrop, l4_truncated_bound, l4_truncated_strict;
   // ICMPv6 NDP (133-137): judged by the rules, or passed by ndp_bypass.
   Counter ndp_judged, ndp_bypassed;
+  Counter ct_untracked;  // IP frames a raw-table NOTRACK rule left untracked
   // IP frames that walked each hook's table (Hook: INPUT, FORWARD, OUTPUT;
   // all FORWARD unless host mode), and their IP bytes.
-  Counter hook_frames[3], hook_bytes[3];
+  Counter hook_frames[kHookCount], hook_bytes[kHookCount];
 };
 
 // Per-rule counters of one ruleset generation, for one worker: a flat

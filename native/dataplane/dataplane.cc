@@ -364,7 +364,8 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
     s.l4_truncated_strict += c.l4_truncated_strict.Get();
     s.ndp_judged += c.ndp_judged.Get();
     s.ndp_bypassed += c.ndp_bypassed.Get();
-    for (uint32_t h = 0; h < 3; ++h) {
+    s.ct_untracked += c.ct_untracked.Get();
+    for (uint32_t h = 0; h < kHookCount; ++h) {
       s.hook_frames[h] += c.hook_frames[h].Get();
       s.hook_bytes[h] += c.hook_bytes[h].Get();
     }
@@ -632,88 +633,122 @@ void Dataplane::RunWorker(uint32_t w) {
             v.cx.mtu = std::min(port_mtu_[in], port_mtu_[out]);
             v.cx.sets = sets_.get(), v.cx.sets_now_ns = mono_ns;
             v.cx.host = &config_.host;
-            // Conntrack before the rules, as netfilter's PRE_ROUTING: the
-            // state of an existing flow is updated now, a new flow waits
-            // for the verdict (Commit below). Zone = the port pair.
-            KeyCommon& kc = pf.cls == FrameClass::kIPv4 ? pf.key4.c : pf.key6.c;
+            // A table's verdict, acted on: true when the frame goes on
+            // (ACCEPT), else it was dropped or rejected and counted. An L4
+            // rule that could not read a truncated header drops it
+            // (hotdrop.h), as NF_DROP on hotdrop.
+            auto settle = [&](const RuleCommon* verdict) -> bool {
+              if (!verdict) {
+                drop(DropReason::kNoVerdict);
+                return false;
+              }
+              if (verdict == &Ruleset::kHotDrop) {
+                ctr.drop.Inc();
+                ctr.drop_bytes.Add(pf.l3_len);
+                drop(DropReason::kMatchHotdrop);
+                return false;
+              }
+              if (verdict == &kL4HotDrop || verdict == &kL4HotDropBound) {
+                (verdict == &kL4HotDrop ? ctr.l4_truncated_hotdrop : ctr.l4_truncated_bound).Inc();
+                ctr.drop.Inc();
+                ctr.drop_bytes.Add(pf.l3_len);
+                drop(DropReason::kL4Truncated);
+                return false;
+              }
+              switch (Action(verdict->action)) {
+                case Action::kAccept:
+                  return true;
+                case Action::kReject: {
+                  ctr.reject.Inc();
+                  ctr.reject_bytes.Add(pf.l3_len);
+                  drop(DropReason::kRuleReject);
+                  // The answer goes back out of the input port.
+                  uint8_t* tx = iq->TxReserve();
+                  if (tx) {
+                    std::memset(tx, 0, io::kVnetHdrLen);  // complete checksums, no GSO
+                    const uint32_t len = BuildReject(f.data, f.len, pf, RejectWith(verdict->arg),
+                                                     tx + io::kVnetHdrLen,
+                                                     iq->TxCapacity() - io::kVnetHdrLen);
+                    if (len && iq->TxCommit(len + io::kVnetHdrLen)) {
+                      ctr.reject_sent.Inc();
+                      ctr.ports[in].tx_packets.Inc();
+                      ctr.ports[in].tx_bytes.Add(len);
+                    }
+                  }
+                  return false;
+                }
+                default:
+                  ctr.drop.Inc();
+                  ctr.drop_bytes.Add(pf.l3_len);
+                  drop(DropReason::kRuleDrop);
+                  return false;
+              }
+            };
+            const bool v4 = pf.cls == FrameClass::kIPv4;
+            KeyCommon& kc = v4 ? pf.key4.c : pf.key6.c;
+            // The filter hook: FORWARD, or in host mode INPUT / OUTPUT for
+            // frames to / from the host (dataplane/host.h).
+            const Hook hook = v4 ? ChooseHook(pf.key4, host) : ChooseHook(pf.key6, host);
+            // The raw table, before conntrack (NF_IP_PRI_RAW): there is no
+            // conntrack yet, so a ctstate match sees INVALID, as
+            // xt_conntrack does for a packet without nfct, until a NOTRACK
+            // rule makes it UNTRACKED (or a bare CT, NEW: the template).
+            bool untracked = false;
+            if (v4 ? rs->has_raw4() : rs->has_raw6()) {
+              const Hook raw = RawHook(hook);
+              HookIfaces(raw, rs->iface_id(in), rs->iface_id(out), &kc);
+              kc.ct_state = kCtInvalid;
+              // LOG: no OUT= before routing, no IN= for a host's own frames.
+              v.iif = raw == Hook::kRawOutput ? 0xff : uint8_t(in);
+              v.oif = raw == Hook::kRawOutput ? uint8_t(out) : 0xff;
+              v.cx.hook = raw;
+              v.cx.raw_ct = &kc.ct_state;
+              ctr.hook_frames[uint32_t(raw)].Inc();
+              ctr.hook_bytes[uint32_t(raw)].Add(pf.l3_len);
+              const RuleCommon* rv = v4 ? rs->Filter(raw, pf.key4, v) : rs->Filter(raw, pf.key6, v);
+              v.cx.raw_ct = nullptr;
+              untracked = kc.ct_state == kCtUntracked;
+              v.iif = uint8_t(in), v.oif = uint8_t(out);
+              if (!settle(rv)) break;
+            }
+            // Conntrack before the filter rules, as netfilter's PRE_ROUTING:
+            // the state of an existing flow is updated now, a new flow waits
+            // for the verdict (Commit below). Zone = the port pair. An
+            // untracked packet neither finds nor makes an entry.
             cr.pending = false;
-            if (ct) {
+            if (untracked) {
+              ctr.ct_untracked.Inc();
+              cr.state = kCtUntracked, cr.found = nullptr;
+              kc.ct_state = kCtUntracked;
+              v.cx.ct = &cr;
+            } else if (ct) {
               ct->Track(f.data, pf, uint8_t(in >> 1), mono_ns, &cr);
               kc.ct_state = cr.state;
               v.cx.ct = &cr;
             }
-            // The table: FORWARD, or in host mode INPUT / OUTPUT for
-            // frames to / from the host (dataplane/host.h), with no output
-            // / input interface there.
-            const Hook hook = pf.cls == FrameClass::kIPv4 ? ChooseHook(pf.key4, host) : ChooseHook(pf.key6, host);
+            // The filter table, with no output / input interface in INPUT /
+            // OUTPUT.
             HookIfaces(hook, rs->iface_id(in), rs->iface_id(out), &kc);
             if (hook == Hook::kInput) v.oif = 0xff;  // LOG: no OUT=
             if (hook == Hook::kOutput) v.iif = 0xff;
             v.cx.hook = hook;
             ctr.hook_frames[uint32_t(hook)].Inc();
             ctr.hook_bytes[uint32_t(hook)].Add(pf.l3_len);
-            const RuleCommon* verdict = pf.cls == FrameClass::kIPv4
-                                            ? ws.cache.Filter(*rs, rs->generation, hook, pf.key4, v)
-                                            : ws.cache.Filter(*rs, rs->generation, hook, pf.key6, v);
-            if (!verdict) {
-              drop(DropReason::kNoVerdict);
-              break;
-            }
-            if (verdict == &Ruleset::kHotDrop) {
-              ctr.drop.Inc();
-              ctr.drop_bytes.Add(pf.l3_len);
-              drop(DropReason::kMatchHotdrop);
-              break;
-            }
-            if (pf.l4_truncated) {
-              // An L4 rule on the way could not read the header (hotdrop.h):
-              // dropped by the table, as NF_DROP on hotdrop.
-              if (verdict == &kL4HotDrop || verdict == &kL4HotDropBound) {
-                (verdict == &kL4HotDrop ? ctr.l4_truncated_hotdrop : ctr.l4_truncated_bound).Inc();
-                ctr.drop.Inc();
-                ctr.drop_bytes.Add(pf.l3_len);
-                drop(DropReason::kL4Truncated);
-                break;
-              }
+            const RuleCommon* verdict = v4 ? ws.cache.Filter(*rs, rs->generation, hook, pf.key4, v)
+                                           : ws.cache.Filter(*rs, rs->generation, hook, pf.key6, v);
+            if (pf.l4_truncated && verdict && verdict != &Ruleset::kHotDrop && verdict != &kL4HotDrop &&
+                verdict != &kL4HotDropBound)
               ctr.l4_truncated_judged.Inc();
+            if (!settle(verdict)) break;
+            // netfilter confirms a new conntrack when its packet is
+            // accepted; a full table without an evictable entry drops it.
+            if (cr.pending && !ct->Commit(cr, mono_ns)) {
+              drop(DropReason::kConntrackFull);
+              break;
             }
-            switch (Action(verdict->action)) {
-              case Action::kAccept:
-                // netfilter confirms a new conntrack when its packet is
-                // accepted; a full table without an evictable entry drops it.
-                if (cr.pending && !ct->Commit(cr, mono_ns)) {
-                  drop(DropReason::kConntrackFull);
-                  break;
-                }
-                ctr.accept.Inc();
-                ctr.accept_bytes.Add(pf.l3_len);
-                forward = true;
-                break;
-              case Action::kReject: {
-                ctr.reject.Inc();
-                ctr.reject_bytes.Add(pf.l3_len);
-                drop(DropReason::kRuleReject);
-                // The answer goes back out of the input port.
-                uint8_t* tx = iq->TxReserve();
-                if (tx) {
-                  std::memset(tx, 0, io::kVnetHdrLen);  // complete checksums, no GSO
-                  const uint32_t len = BuildReject(f.data, f.len, pf, RejectWith(verdict->arg),
-                                                   tx + io::kVnetHdrLen,
-                                                   iq->TxCapacity() - io::kVnetHdrLen);
-                  if (len && iq->TxCommit(len + io::kVnetHdrLen)) {
-                    ctr.reject_sent.Inc();
-                    ctr.ports[in].tx_packets.Inc();
-                    ctr.ports[in].tx_bytes.Add(len);
-                  }
-                }
-                break;
-              }
-              default:
-                ctr.drop.Inc();
-                ctr.drop_bytes.Add(pf.l3_len);
-                drop(DropReason::kRuleDrop);
-                break;
-            }
+            ctr.accept.Inc();
+            ctr.accept_bytes.Add(pf.l3_len);
+            forward = true;
             break;
           }
         }

@@ -141,7 +141,8 @@ struct CountersSnapshot {
   uint64_t flow_cache_hits = 0, flow_cache_misses = 0;
   uint64_t l4_truncated_judged = 0, l4_truncated_hotdrop = 0, l4_truncated_bound = 0;
   uint64_t l4_truncated_strict = 0, ndp_judged = 0, ndp_bypassed = 0;
-  uint64_t hook_frames[3] = {}, hook_bytes[3] = {};  // per Hook (INPUT, FORWARD, OUTPUT)
+  uint64_t ct_untracked = 0;  // frames NOTRACK left untracked (raw table)
+  uint64_t hook_frames[kHookCount] = {}, hook_bytes[kHookCount] = {};  // per Hook (rule_table.h)
   uint32_t worker_nice_failures = 0;  // workers whose worker_nice could not be set
 };
 

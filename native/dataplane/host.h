@@ -77,10 +77,18 @@ inline Hook ChooseHook(const K& key, const ext::HostAddrs* host) {
 }
 
 // The key's interface classes for `hook`, from the input and output ports'.
+// OUTPUT has no input interface; INPUT and PREROUTING (before routing)
+// have no output interface.
 inline void HookIfaces(Hook hook, uint16_t in, uint16_t out, KeyCommon* c) {
-  c->iif = hook == Hook::kOutput ? kIfaceNone : in;
-  c->oif = hook == Hook::kInput ? kIfaceNone : out;
+  const bool local_out = hook == Hook::kOutput || hook == Hook::kRawOutput;
+  const bool no_route = hook == Hook::kInput || hook == Hook::kRawPrerouting;
+  c->iif = local_out ? kIfaceNone : in;
+  c->oif = no_route ? kIfaceNone : out;
 }
+
+// The raw table's hook for a frame whose filter hook is `hook`: a host's
+// own frames pass raw OUTPUT, every other frame raw PREROUTING.
+inline Hook RawHook(Hook hook) { return hook == Hook::kOutput ? Hook::kRawOutput : Hook::kRawPrerouting; }
 
 // Adds "ADDR/PLEN" or "ADDR" (a /32 or /128) to *h; false with *error set
 // when it is not an IPv4 or IPv6 address with a prefix length in range.

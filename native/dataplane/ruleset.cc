@@ -55,7 +55,7 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
   rs->tables_ = TableSet::LoadOrBuild(buf, len, image, image_len, ClassifierOptions{}, &error, image_error);
   if (!rs->tables_) throw std::invalid_argument("ruleset: " + error);
   // Every hook's table: a bridge walks FORWARD, host mode also INPUT and
-  // OUTPUT (dataplane/host.h).
+  // OUTPUT (dataplane/host.h); raw PREROUTING / OUTPUT before conntrack.
   for (uint32_t h = 0; h < kHooks; ++h) {
     const int t4 = rs->tables_->Find(Family::kIPv4, Hook(h));
     const int t6 = rs->tables_->Find(Family::kIPv6, Hook(h));
@@ -77,11 +77,9 @@ std::unique_ptr<Ruleset> Ruleset::Build(const uint8_t* buf, size_t len, std::vec
     for (size_t i = 0; i < rs->tables_->size(); ++i) infos.push_back(rs->tables_->info(i));
     rs->ext_ = ext::ExtTable::Parse(buf, len, infos, states);
   }
-  static const char* const kNames4[kHooks] = {"ipv4 INPUT", "ipv4 FORWARD", "ipv4 OUTPUT"};
-  static const char* const kNames6[kHooks] = {"ipv6 INPUT", "ipv6 FORWARD", "ipv6 OUTPUT"};
   for (uint32_t h = 0; h < kHooks; ++h) {
-    CheckRuleIds(rs->cls4_[h], rule_count, kNames4[h]);
-    CheckRuleIds(rs->cls6_[h], rule_count, kNames6[h]);
+    CheckRuleIds(rs->cls4_[h], rule_count, (std::string("ipv4 ") + HookName(uint8_t(h))).c_str());
+    CheckRuleIds(rs->cls6_[h], rule_count, (std::string("ipv6 ") + HookName(uint8_t(h))).c_str());
   }
   for (uint32_t h = 0; h < kHooks; ++h) {
     if (rs->cls4_[h]) rs->hot4_[h] = std::make_shared<const HotdropIndex<RuleRecord4>>(*rs->cls4_[h]);

@@ -126,6 +126,10 @@ class Ruleset {
     return {counters_[worker].get(), edit_counters_.empty() ? nullptr : edit_counters_[worker].get()};
   }
   uint32_t workers() const { return uint32_t(counters_.size()); }
+  // Whether a family has raw tables (the dataplane walks them before
+  // conntrack only then).
+  bool has_raw4() const { return cls4_[uint32_t(Hook::kRawPrerouting)] || cls4_[uint32_t(Hook::kRawOutput)]; }
+  bool has_raw6() const { return cls6_[uint32_t(Hook::kRawPrerouting)] || cls6_[uint32_t(Hook::kRawOutput)]; }
   // Records of the FORWARD tables.
   uint32_t records4() const { return fwd4_ ? fwd4_->size() : 0; }
   uint32_t records6() const { return fwd6_ ? fwd6_->size() : 0; }
@@ -172,7 +176,8 @@ class Ruleset {
   // The same walk through the table of `hook` (host mode: INPUT for frames
   // to the host, OUTPUT for frames from it), truncated keys included.
   // Single-rule edits apply to FORWARD only (edits of other chains
-  // rebuild); a family without the hook's table accepts.
+  // rebuild); a family without the hook's table accepts. The raw hooks
+  // walk the same way (their NOTRACK rules set ext::Context::notrack).
   template <typename K, typename V>
   const RuleCommon* Filter(Hook hook, const K& key, V& v) const {
     const uint32_t h = uint32_t(hook);
@@ -305,7 +310,7 @@ class Ruleset {
   static std::unique_ptr<TableEdits<C>> MakeEdits(const C* main, TableEditSpec<Rec>&& spec,
                                                   uint32_t rule_count, const char* name);
 
-  static constexpr uint32_t kHooks = 3;                    // Hook: INPUT, FORWARD, OUTPUT
+  static constexpr uint32_t kHooks = kHookCount;           // Hook: filter's three, raw's two
   static constexpr uint32_t kFwd = uint32_t(Hook::kForward);
   std::shared_ptr<const TableSet> tables_;
   const Classifier4* cls4_[kHooks] = {};  // per hook, owned by tables_ (null: no such table)

@@ -47,6 +47,8 @@ int PayloadSize(uint8_t kind) {
       return 16;
     case Op::kNever:
       return 0;
+    case Op::kCt:
+      return 4;
     case Op::kSet: case Op::kConnlimit:
       return 12;
   }
@@ -204,6 +206,7 @@ std::unique_ptr<ExtTable> ExtTable::Parse(const uint8_t* b, size_t size, const s
           if (pl[5] & ~uint8_t(kRecentTtl | kRecentReap | kRecentDest)) Fail("recent flags out of range");
           break;
         case Op::kTtl: if (pl[0] > 3) Fail("ttl mode out of range"); break;
+        case Op::kCt: if (pl[0] > 1) Fail("CT mode out of range"); break;
         case Op::kConnlimit:
           if (pl[8] & ~uint8_t(kConnlimitDaddr | kConnlimitInvert)) Fail("connlimit flags out of range");
           break;
@@ -286,7 +289,9 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
   // ops that read them are false (an inverted one then true).
   if (!cx.frame || !cx.pf) {
     if (oh.kind == uint8_t(Op::kLimit)) return static_cast<LimitState*>(states[Read<uint32_t>(p)].get())->Take(cx.now_ns);
-    if (oh.kind != uint8_t(Op::kAddrType) && oh.kind != uint8_t(Op::kSet) && oh.kind != uint8_t(Op::kConnlimit)) return 0;
+    if (oh.kind != uint8_t(Op::kAddrType) && oh.kind != uint8_t(Op::kSet) && oh.kind != uint8_t(Op::kConnlimit) &&
+        oh.kind != uint8_t(Op::kCt))
+      return 0;
   }
   static const ParsedFrame kNoFrame;
   const ParsedFrame& pf = cx.pf ? *cx.pf : kNoFrame;
@@ -385,6 +390,10 @@ int RunOp(const OpHeader& oh, const uint8_t* p, const Key& key, const Context& c
       const sets::Match m = cx.sets->Lookup(id, p + 6, ndirs, key, cx.sets_now_ns);
       return p[5] ? m == sets::Match::kNomatch : m == sets::Match::kMatch;
     }
+    case Op::kCt:
+      // nf_ct_set only when skb->_nfct is still 0: INVALID in a raw walk.
+      if (cx.raw_ct && *cx.raw_ct == kCtInvalid) *cx.raw_ct = p[0] ? kCtNew : kCtUntracked;
+      return 1;
     case Op::kTcpMss: {
       const uint16_t mss = Read<uint16_t>(p);
       return TcpMssMangle(cx.writable, pf, mss, mss == 0, cx.mtu, cx.csum_partial, v6) ? 1 : 2;

@@ -152,6 +152,14 @@ enum class Op : uint8_t {
   // so they act only when every match held; always true unless the
   // kernel would drop the packet.
   kTcpMss = 30,   // u16 mss (0: --clamp-mss-to-pmtu)                    xt_tcpmss.h
+  // -j NOTRACK, -j CT --notrack and a bare -j CT (xt_CT.c notrack_tg,
+  // xt_ct_target): a packet that has no conntrack yet gets the untracked
+  // one (mode 0) or the CT template (mode 1), then evaluation goes on; one
+  // that has either keeps it ("Previously seen? Ignore."). In the raw
+  // walks *Context::raw_ct is the key's ct_state: INVALID while the packet
+  // has none, then UNTRACKED or NEW (a template: later ctstate matches
+  // see NEW, and conntrack tracks the packet as usual).
+  kCt = 31,       // u8 mode (0 notrack, 1 template), u8 pad[3]            ext_table.cc
 };
 
 enum class StateKind : uint16_t {
@@ -175,6 +183,7 @@ struct Context {
   const sets::SetStore* sets = nullptr;  // the IP sets -m set tests, or none
   uint64_t sets_now_ns = 0;        // the set store's clock (CLOCK_MONOTONIC)
   ct::Result* ct = nullptr;        // the packet's conntrack result (connlimit tags its entry), or none
+  uint8_t* raw_ct = nullptr;       // raw walks: the key's ct_state, which kCt changes (see there)
 };
 
 // The index a walk reports when a match dropped the packet itself (the

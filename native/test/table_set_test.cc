@@ -107,7 +107,7 @@ CL_TEST(TableSetRejectsMalformedHeaders) {
 CL_TEST(TableSetRejectsMalformedDescriptors) {
   const Packed p = Valid();
   { Packed q = p; q.desc(0).family = 5; EXPECT_INVALID(q, "table 0: unknown family 5"); }
-  { Packed q = p; q.desc(1).hook = 3; EXPECT_INVALID(q, "table 1: unknown hook 3"); }
+  { Packed q = p; q.desc(1).hook = 5; EXPECT_INVALID(q, "table 1: unknown hook 5"); }
   { Packed q = p; q.desc(0).record_size = 100; EXPECT_INVALID(q, "record_size 100"); }
   { Packed q = p; q.desc(1).record_size = 52; EXPECT_INVALID(q, "table 1 (ipv6 FORWARD): record_size"); }
   { Packed q = p; q.desc(0).count = 0; EXPECT_INVALID(q, "no records"); }

@@ -17,7 +17,7 @@ Options:
                       from the header, a *.v6 / *.v4 name, or the first
                       family-only token; a file without any is IPv4, with a
                       notice on stderr)
-      --skip-tables   skip tables other than filter instead of failing
+      --skip-tables   skip tables other than filter and raw instead of failing
       --max-records N bound on compiled records per table (default 8388608)
       --ipset FILE    IP sets in 'ipset save' form the rules may name, checked
                       and loaded first, as 'flatwall run --ipset' does (repeatable)
@@ -86,7 +86,7 @@ export function runCheck(argv: string[]): number {
     }
     const out: string[] = [];
     out.push(`${positionals.join(', ')}: OK`);
-    out.push(`  tables:    ${compiled.source.tables.map((t) => `filter (IPv${t.family}, ${t.file})`).join(', ')}`);
+    out.push(`  tables:    ${compiled.source.tables.map((t) => `${t.name} (IPv${t.family}, ${t.file})`).join(', ')}`);
     if (compiled.source.skipped?.length) {
       out.push(`  skipped:   ${compiled.source.skipped.map((s) => `${s.table} (${s.rules} rules, ${s.file}:${s.line})`).join(', ')} (--skip-tables)`);
     }

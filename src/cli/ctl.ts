@@ -23,6 +23,7 @@ const CTL_COMMANDS: Array<[name: string, text: string]> = [
                             without parsing; listing and counters follow)
 `],
   ['list', `  list [CHAIN]              list rules with counters, like iptables -L -v -n
+        -t raw              the raw table's chains (default: filter)
         -x                  exact numbers (no K/M/G)
         --line-numbers      number the rules
 `],
@@ -37,9 +38,10 @@ const CTL_COMMANDS: Array<[name: string, text: string]> = [
 `],
   ['stats', `  stats                     dataplane counters and reload status
 `],
-  ['zero', `  zero [CHAIN]              zero the rule counters (of CHAIN)
+  ['zero', `  zero [-t raw] [CHAIN]     zero the rule counters (of CHAIN, or of the table)
 `],
-  ['save', `  save [-c]                 print the rules in iptables-save form (-c: with counters)
+  ['save', `  save [-c] [-t TABLE]      print the rules in iptables-save form (-c: with counters;
+                            -t: only the filter or raw table)
 `],
   ['recent', `  recent [NAME]             recent tables (all, or NAME as /proc/net/xt_recent/NAME)
 `],
@@ -230,13 +232,14 @@ export function ruleLine(r: ListRule, o: ListOptions): string {
   return s + l.extra;
 }
 
-async function listChains(c: Conn, family: 4 | 6, chain: string | undefined, o: ListOptions): Promise<string> {
+async function listChains(c: Conn, family: 4 | 6, chain: string | undefined, o: ListOptions, table?: 'filter' | 'raw'): Promise<string> {
   const out: string[] = [];
   const rulesOf = new Map<string, ListRule[]>();
   let chains: ListChain[] = [];
   for (let offset: number | null = 0; offset !== null;) {
     const q = new URLSearchParams({ family: String(family), offset: String(offset), limit: '100000' });
     if (chain) q.set('chain', chain);
+    if (table) q.set('table', table);
     const a = await call(c, 'GET', `/rules?${q}`);
     chains = a.json!.chains;
     for (const r of a.json!.rules) {
@@ -324,6 +327,22 @@ function flags(args: string[], known: string[]): { set: Set<string>; rest: strin
   return { set, rest };
 }
 
+/** `-t TABLE` / `--table TABLE` (iptables -t): filter or raw; the rest of args. */
+function tableOption(args: string[]): { table?: 'filter' | 'raw'; args: string[] } {
+  const rest: string[] = [];
+  let table: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '-t' || a === '--table') {
+      if (i + 1 >= args.length) throw new UsageError(`option '${a}' requires an argument`);
+      table = args[++i];
+    } else if (a.startsWith('--table=')) table = a.slice(8);
+    else rest.push(a);
+  }
+  if (table !== undefined && table !== 'filter' && table !== 'raw') throw new UsageError(`table '${excerpt(table)}' is not supported (filter or raw)`);
+  return { table: table as 'filter' | 'raw' | undefined, args: rest };
+}
+
 const contentTypeOf = (file: string) => (/\.json$/i.test(file) ? 'application/json' : /\.ya?ml$/i.test(file) ? 'application/yaml' : 'text/plain');
 
 /** How an edit was applied: "generation 7, 2.1 ms, overlay" or "..., rebuild: why". */
@@ -361,9 +380,10 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       return out;
     }
     case 'list': {
-      const { set, rest } = flags(args, ['-x', '--line-numbers', '-n', '-v', '-L']);
+      const t = tableOption(args);
+      const { set, rest } = flags(t.args, ['-x', '--line-numbers', '-n', '-v', '-L']);
       if (rest.length > 1) throw new UsageError('list takes at most one chain');
-      return listChains(g, g.family, rest[0], { exact: set.has('-x'), lineNumbers: set.has('--line-numbers') });
+      return listChains(g, g.family, rest[0], { exact: set.has('-x'), lineNumbers: set.has('--line-numbers') }, t.table);
     }
     case 'insert': case 'append': {
       if (args.length < 2) throw new UsageError(`${cmd} needs CHAIN and a rule`);
@@ -387,8 +407,9 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       return show(a, () => `policy ${args[0]} ${args[1]} (${applied(a)})\n`);
     }
     case 'zero': {
-      if (args.length > 1) throw new UsageError('zero takes at most one chain');
-      const body = args[0] ? { chain: args[0], family: g.family } : {};
+      const t = tableOption(args);
+      if (t.args.length > 1) throw new UsageError('zero takes at most one chain');
+      const body = t.args[0] ? { chain: t.args[0], family: g.family, table: t.table ?? 'filter' } : t.table ? { table: t.table } : {};
       const a = await call(g, 'POST', '/counters/reset', JSON.stringify(body));
       return show(a, () => `zeroed ${a.json!.zeroed} counters\n`);
     }
@@ -409,8 +430,9 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
     case 'conntrack':
       return conntrack(g, args, show);
     case 'save': {
-      const { set } = flags(args, ['-c']);
-      const a = await call(g, 'GET', `/rules?format=save&${fam}${set.has('-c') ? '&counters=1' : ''}`);
+      const t = tableOption(args);
+      const { set } = flags(t.args, ['-c']);
+      const a = await call(g, 'GET', `/rules?format=save&${fam}${set.has('-c') ? '&counters=1' : ''}${t.table ? `&table=${t.table}` : ''}`);
       return a.body;
     }
     default:

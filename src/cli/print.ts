@@ -19,7 +19,7 @@ Options:
   -c, --counters      include [packets:bytes] counters
   -4, -6              treat iptables-save files as IPv4 / IPv6 (default: detect,
                       as 'flatwall check' does)
-      --skip-tables   skip tables other than filter instead of failing
+      --skip-tables   skip tables other than filter and raw instead of failing
       --ipset FILE    IP sets in 'ipset save' form that -m set rules name (repeatable)
   -h, --help          show this help
 

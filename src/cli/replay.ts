@@ -5,6 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { RuleError } from '../rules/errors';
 import { loadRuleFiles } from '../rules/load';
 import { ruleSpec } from '../rules/iptables/print';
+import { chainKey } from '../rules/model';
+import { HOOKS } from '../rules/pack';
 import { native } from '../native';
 import { LINKTYPE_ETHERNET, PcapError, readPcap, writePcap, type PcapRecord } from '../io/pcap';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
@@ -65,7 +67,8 @@ const CLASS_NAMES = ['malformed', 'ipv4', 'ipv6', 'arp', 'ndp', 'other'];
 export const CT_STATES: ReadonlyArray<[number, string]> = [[1, 'INVALID'], [2, 'NEW'], [4, 'ESTABLISHED'], [8, 'RELATED'], [16, 'UNTRACKED']];
 const ctName = (bit: number) => CT_STATES.find(([b]) => b === bit)?.[1];
 /** Hook codes (native/classifier/rule_table.h). */
-const HOOK_NAMES = ['INPUT', 'FORWARD', 'OUTPUT'];
+// The table a frame was decided in (pack.ts HOOKS: raw's when a raw rule dropped it).
+const HOOK_NAMES: readonly string[] = HOOKS;
 
 export async function runReplay(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -162,8 +165,8 @@ export async function runReplay(argv: string[]): Promise<number> {
     const r = compiled.rules[ruleId];
     if (!r) return { id: ruleId };
     return r.policy
-      ? { id: ruleId, policy: r.policy, chain: r.chain, family: `ipv${r.family}`, file: r.file }
-      : { id: ruleId, file: r.file, line: r.line, chain: r.chain, index: r.index, rule: ruleSpec(r.rule!, r.family) };
+      ? { id: ruleId, policy: r.policy, chain: chainKey(r.table, r.chain), family: `ipv${r.family}`, file: r.file }
+      : { id: ruleId, file: r.file, line: r.line, chain: chainKey(r.table, r.chain), index: r.index, rule: ruleSpec(r.rule!, r.family) };
   };
   const pass: PcapRecord[] = [];
   const drop: PcapRecord[] = [];
@@ -172,7 +175,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   const ctstates: Record<string, number> = Object.fromEntries(CT_STATES.map(([, n]) => [n, 0]));
   const perFrame: Record<string, unknown>[] = [];
   // Host mode: the table each IP frame walked.
-  const hooks: Record<string, number> = Object.fromEntries(HOOK_NAMES.map((n) => [n, 0]));
+  const hooks: Record<string, number> = Object.fromEntries(HOOK_NAMES.slice(0, 3).map((n) => [n, 0]));
   for (let i = 0; i < recs.length; i++) {
     const v = res.verdict[i];
     let verdict: string;
@@ -207,7 +210,7 @@ export async function runReplay(argv: string[]): Promise<number> {
     const ctstate = ctName(res.ctState[i]);
     if (ctstate) ctstates[ctstate]++;
     const hook = host.length ? HOOK_NAMES[res.hook[i]] : undefined;
-    if (hook) hooks[hook]++;
+    if (hook) hooks[hook] = (hooks[hook] ?? 0) + 1;
     perFrame.push({ frame: i + 1, len: recs[i].data.length, ...(reverse[i] ? { in: values['out-interface'] } : {}), verdict, ctstate, ...(hook ? { hook } : {}), ...detail });
   }
   summary.ctstates = ctstates;
@@ -242,7 +245,7 @@ export async function runReplay(argv: string[]): Promise<number> {
   lines.push('');
   const hot = summary.hotDropped ? ` (${summary.hotDropped} hot-dropped: L4 header cut short)` : '';
   lines.push(`${summary.frames} frames: ${summary.accepted} accepted, ${summary.dropped} dropped${hot}, ${summary.rejected} rejected, ${summary.malformed} malformed, ${summary.notIp} not IP (passed unfiltered)`);
-  if (host.length) lines.push(`hooks: ${HOOK_NAMES.map((n) => `${hooks[n]} ${n}`).join(', ')} (host ${host.join(', ')})`);
+  if (host.length) lines.push(`hooks: ${Object.keys(hooks).map((n) => `${hooks[n]} ${n}`).join(', ')} (host ${host.join(', ')})`);
   lines.push(`ctstate: ${CT_STATES.map(([, n]) => `${ctstates[n]} ${n}`).join(', ')}${ct.conntrack ? '' : ' (--no-conntrack)'}`);
   if (res.conntrack) {
     const c = res.conntrack;

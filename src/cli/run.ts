@@ -35,7 +35,7 @@ Options:
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
   -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
                           detect, as 'flatwall check' does)
-      --skip-tables       leave out tables other than filter (nat, mangle, raw...)
+      --skip-tables       leave out tables other than filter and raw (nat, mangle...)
                           instead of refusing the file; each load logs which
                           tables and how many rules were left out
       --ipset FILE        IP sets in 'ipset save' form, loaded before the rules

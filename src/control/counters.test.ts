@@ -136,7 +136,7 @@ test('edits: inserted rules keep their counters into the next full build; delete
   // -I FORWARD 1 "-p icmp -j ACCEPT" as an overlay (new id at the end), -D the udp 53 rule.
   const ins = parseRuleCommand('-I FORWARD 1 -p icmp -j ACCEPT', g1.source);
   const id = g1.rules.length;
-  const added = [{ id, family: 4 as const, chain: 'FORWARD', index: 1, file: '<request>', line: 1, rule: (ins as { rules: Rule[] }).rules[0] }];
+  const added = [{ id, family: 4 as const, table: 'filter' as const, chain: 'FORWARD', index: 1, file: '<request>', line: 1, rule: (ins as { rules: Rule[] }).rules[0] }];
   g1.rules.push(...added);
   const udp = idOf(g1, 'FORWARD', 2);
   bank.edit(added, [udp]);

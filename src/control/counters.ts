@@ -23,7 +23,7 @@
 // the rule file set the counters of the rules that carry them (chain lines
 // seed the policies), replacing what was carried over.
 import type { CompiledRuleSet, SourceRule } from '../rules/compile';
-import type { Match, Neg, PortRange, Rule, Target } from '../rules/model';
+import { chainKey, type Match, type Neg, type PortRange, type Rule, type Target } from '../rules/model';
 
 export interface LiveCounters {
   packets: BigUint64Array;
@@ -103,8 +103,9 @@ export function ruleKeys(rules: SourceRule[]): string[] {
 
 function ruleKey(sr: SourceRule): string {
   if (sr.internal) return '';
-  if (!sr.rule) return `${sr.family}\t${sr.chain}\t:policy`;
-  return `${sr.family}\t${sr.chain}\t${ruleIdentity(sr.rule)}`;
+  const chain = chainKey(sr.table, sr.chain);
+  if (!sr.rule) return `${sr.family}\t${chain}\t:policy`;
+  return `${sr.family}\t${chain}\t${ruleIdentity(sr.rule)}`;
 }
 
 /** The fingerprint of every rule, by id. */
@@ -162,7 +163,7 @@ function fileCounters(c: CompiledRuleSet, id: number): [bigint, bigint] | undefi
   const sr = c.rules[id];
   if (sr.internal) return undefined;
   if (sr.rule) return sr.rule.counters;
-  const t = c.source.tables.find((x) => x.family === sr.family);
+  const t = c.source.tables.find((x) => x.family === sr.family && x.name === sr.table);
   return t?.chains.get(sr.chain)?.counters;
 }
 
@@ -188,7 +189,7 @@ function chainHash(family: number, chain: string): number {
 const TARGET_CODE: Record<string, number> = { ACCEPT: 1, DROP: 2, REJECT: 3, LOG: 4, RETURN: 5, jump: 6, goto: 7, none: 8, ext: 9 };
 
 export function ruleFingerprint(sr: SourceRule): number {
-  let h = chainHash(sr.family, sr.chain);
+  let h = chainHash(sr.family, chainKey(sr.table, sr.chain));
   const r = sr.rule;
   if (!r) return fieldHash(h, 0x706f6c);
   h = fieldHash(h, low32(r.src?.v.lo));

@@ -136,7 +136,7 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
       const newIds = fresh.map((f) => f.id);
       spliceIds = () => ids.splice(p, 0, ...newIds);
       for (const [k, f] of fresh.entries()) {
-        added.push({ id: f.id, family: op.family, chain: 'FORWARD', index: p + k, file: f.rule.pos.file, line: f.rule.pos.line, rule: f.rule });
+        added.push({ id: f.id, family: op.family, table: 'filter', chain: 'FORWARD', index: p + k, file: f.rule.pos.file, line: f.rule.pos.line, rule: f.rule });
       }
       break;
     }
@@ -184,7 +184,7 @@ export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp)
       spliceIds();
       spliceRules();
       running.rules.push(...added);
-      if (ids.length - 1 !== source.tables.find((t) => t.family === op.family)!.chains.get(op.chain)!.rules.length) {
+      if (ids.length - 1 !== source.tables.find((t) => t.family === op.family && t.name === 'filter')!.chains.get(op.chain)!.rules.length) {
         throw new Error(`edit bookkeeping: chain ${op.chain} and its positions disagree`);
       }
     },
@@ -251,7 +251,7 @@ function withChain(rs: RuleSet, op: RuleOp): { source: RuleSet; spliceRules: () 
   let spliceRules = () => {};
   const source = {
     tables: rs.tables.map((t): Table => {
-      if (t.family !== op.family) return t;
+      if (t.family !== op.family || t.name !== 'filter') return t; // edits are the filter table's (ruleops.ts)
       const chains = new Map(t.chains);
       const c = t.chains.get(op.chain)!;
       if (op.op === 'insert' || op.op === 'append') spliceRules = () => c.rules.splice(op.index - 1, 0, ...op.rules);

@@ -53,7 +53,7 @@ export interface FirewallOptions {
   ndpBypass?: boolean;
   /** The family of the iptables-save rule files (-4/-6); default: detected per file (src/rules/family.ts). */
   ruleFamily?: 4 | 6;
-  /** Leave out tables other than filter (--skip-tables); every load logs which and how many rules. */
+  /** Leave out tables other than filter and raw (--skip-tables); every load logs which and how many rules. */
   skipOtherTables?: boolean;
   /** Notices about the rule files (a file loaded as IPv4 for want of evidence). */
   onRuleNotice?: (message: string) => void;

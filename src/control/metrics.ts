@@ -89,6 +89,10 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
     e.sample(`${P}l4_truncated_packets_total`, l4t.hotdropBound, { outcome: 'hotdrop_bound' });
     e.sample(`${P}l4_truncated_packets_total`, l4t.strict, { outcome: 'strict' });
   }
+  if (typeof c.ctUntracked === 'number') {
+    e.family(`${P}conntrack_untracked_packets_total`, 'counter', 'IP frames a raw-table NOTRACK or CT --notrack rule left untracked (ctstate UNTRACKED).');
+    e.sample(`${P}conntrack_untracked_packets_total`, c.ctUntracked);
+  }
   const ndp = c.ndp as { judged: number; bypassed: number } | undefined;
   if (ndp) {
     e.family(`${P}ndp_packets_total`, 'counter', 'ICMPv6 neighbour discovery frames (types 133-137), by outcome: judged by the FORWARD rules, or bypassed (--ndp-bypass).');
@@ -199,7 +203,7 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
       const counts = new Map(chosen.map((x) => [x.id, x.c]));
       const label = (id: number) => {
         const r = ruleset.rules[id];
-        return { family: `ipv${r.family}`, chain: r.chain, num: r.rule ? String(pos[id]) : 'policy', file: r.file, line: String(r.line) };
+        return { family: `ipv${r.family}`, table: r.table, chain: r.chain, num: r.rule ? String(pos[id]) : 'policy', file: r.file, line: String(r.line) };
       };
       e.family(`${P}rule_packets_total`, 'counter', `Packets matched per rule (${mode.kind === 'all' ? 'all rules' : `top ${mode.k} by packets`}).`);
       for (const id of ids) e.sample(`${P}rule_packets_total`, counts.get(id)![0], label(id));

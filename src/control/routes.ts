@@ -4,7 +4,7 @@
 // so the API accepts exactly iptables' syntax.
 import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
-import type { Family, RuleSet, Table } from '../rules/model';
+import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
 import { parseIptables } from '../rules/iptables/parse';
 import { checkCount, ruleCount, stripBom } from '../rules/load';
 import { detectFileFamily } from '../rules/family';
@@ -104,14 +104,17 @@ function replacement(fw: Firewall, input: string, format: BodyFormat, family: Fa
 }
 
 function nonEmpty(rs: RuleSet): RuleSet {
-  if (rs.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter table');
+  if (rs.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
   return rs;
 }
 
-/** iptables-restore semantics: the tables given replace those of the same family; the others stay. */
+/** iptables-restore semantics: the tables given replace those of the same family and name; the others stay. */
 function mergeTables(running: RuleSet | undefined, next: RuleSet): RuleSet {
-  const families = new Set(next.tables.map((t) => t.family));
-  return { tables: [...(running?.tables ?? []).filter((t) => !families.has(t.family)), ...next.tables].sort((a, b) => a.family - b.family) };
+  const given = new Set(next.tables.map((t) => `${t.family}/${t.name}`));
+  return {
+    tables: [...(running?.tables ?? []).filter((t) => !given.has(`${t.family}/${t.name}`)), ...next.tables]
+      .sort((a, b) => a.family - b.family || (a.name === b.name ? 0 : a.name === 'raw' ? -1 : 1)), // raw first, as it runs first
+  };
 }
 
 /** Body field "rule" (JSON) or the whole text/plain body. */
@@ -153,13 +156,22 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     const rs = ruleset!;
     const family = familyParam(req.query.get('family'), undefined);
     const chainName = req.query.get('chain') ?? undefined;
-    const tables = rs.source.tables.filter((t) => family === undefined || t.family === family);
-    if (chainName && !tables.some((t) => t.chains.has(chainName))) throw new ApiError(404, 'no_such_chain', `chain ${chainName} does not exist`);
-
-    if (req.query.get('format') === 'save') {
-      if (tables.length !== 1) throw new ApiError(400, 'bad_parameter', 'format=save prints one family: add family=4 or family=6');
-      return { body: saveText(rs, tables[0], truthy(req.query.get('counters')) ? get : undefined), contentType: 'text/plain; charset=utf-8' };
+    // ?table= as iptables -t: filter unless named; format=save without it
+    // prints every table of the family, as iptables-save does.
+    const tableName = req.query.get('table') ?? undefined;
+    if (tableName !== undefined && tableName !== 'filter' && tableName !== 'raw') {
+      throw new ApiError(400, 'bad_parameter', 'table must be filter or raw');
     }
+    const ofFamily = rs.source.tables.filter((t) => family === undefined || t.family === family);
+    if (req.query.get('format') === 'save') {
+      if (new Set(ofFamily.map((t) => t.family)).size > 1) throw new ApiError(400, 'bad_parameter', 'format=save prints one family: add family=4 or family=6');
+      const chosen = ofFamily.filter((t) => tableName === undefined || t.name === tableName);
+      if (!chosen.length) throw new ApiError(404, 'no_such_table', `the rule set has no ${tableName ?? ''} table${family ? ` for IPv${family}` : ''}`);
+      const counts = truthy(req.query.get('counters')) ? get : undefined;
+      return { body: chosen.map((t) => saveText(rs, t, counts)).join(''), contentType: 'text/plain; charset=utf-8' };
+    }
+    const tables = ofFamily.filter((t) => t.name === (tableName ?? 'filter'));
+    if (chainName && !tables.some((t) => t.chains.has(chainName))) throw new ApiError(404, 'no_such_chain', `chain ${chainName} does not exist`);
     const offset = intParam(req, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intParam(req, 'limit', DEFAULT_PAGE, 1, MAX_PAGE);
     const ids = ruleIdsByChain(rs);
@@ -169,10 +181,10 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     for (const t of tables) {
       for (const c of chainOrder(t)) {
         if (chainName && c.name !== chainName) continue;
-        const cid = ids.get(`${t.family}/${c.name}`) ?? [-1];
+        const cid = ids.get(`${t.family}/${chainKey(t.name, c.name)}`) ?? [-1];
         const pol = c.builtin && cid[0] >= 0 ? get(cid[0]) : undefined;
         chains.push({
-          family: t.family, chain: c.name, builtin: c.builtin, policy: c.builtin ? c.policy : undefined,
+          family: t.family, table: t.name, chain: c.name, builtin: c.builtin, policy: c.builtin ? c.policy : undefined,
           packets: pol?.[0], bytes: pol?.[1], references: c.builtin ? undefined : references(t, c.name), rules: c.rules.length,
         });
         // Only the page's rules are formatted and counted.
@@ -182,7 +194,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
           const r = c.rules[i];
           const [packets, bytes] = get(cid[i + 1]);
           rules.push({
-            family: t.family, chain: c.name, num: i + 1, spec: ruleSpec(r, t.family), packets, bytes,
+            family: t.family, table: t.name, chain: c.name, num: i + 1, spec: ruleSpec(r, t.family), packets, bytes,
             file: r.pos.file, line: r.pos.line, list: listColumns(r, t.family),
           });
         }
@@ -292,11 +304,15 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     const family = familyParam(b.family ?? req.query.get('family') ?? undefined, undefined);
     const chain = (b.chain ?? req.query.get('chain') ?? undefined) as string | undefined;
     if (chain !== undefined && typeof chain !== 'string') throw new ApiError(400, 'bad_request', '"chain" must be a string');
-    if (chain && !rs.source.tables.some((t) => (family === undefined || t.family === family) && t.chains.has(chain))) {
+    // A chain is the filter table's unless "table" says raw (iptables -t raw -Z CHAIN).
+    const table = (b.table ?? req.query.get('table') ?? (chain === undefined ? undefined : 'filter')) as string | undefined;
+    if (table !== undefined && table !== 'filter' && table !== 'raw') throw new ApiError(400, 'bad_parameter', 'table must be filter or raw');
+    if (chain && !rs.source.tables.some((t) => (family === undefined || t.family === family) && t.name === table && t.chains.has(chain))) {
       throw new ApiError(404, 'no_such_chain', `chain ${chain} does not exist`);
     }
-    const ids = family === undefined && chain === undefined ? undefined
-      : rs.rules.filter((r) => !r.internal && (family === undefined || r.family === family) && (chain === undefined || r.chain === chain)).map((r) => r.id);
+    const ids = family === undefined && chain === undefined && table === undefined ? undefined
+      : rs.rules.filter((r) => !r.internal && (family === undefined || r.family === family) && (table === undefined || r.table === table) &&
+        (chain === undefined || r.chain === chain)).map((r) => r.id);
     const n = await fw.zero(ids);
     return { body: { zeroed: n } };
   });
@@ -374,7 +390,7 @@ function saveText(rs: CompiledRuleSet, t: Table, get: ((id: number) => [bigint, 
     const ids = ruleIdsByChain(rs);
     const chains = new Map();
     for (const [name, c] of t.chains) {
-      const cid = ids.get(`${t.family}/${name}`) ?? [-1];
+      const cid = ids.get(`${t.family}/${chainKey(t.name, name)}`) ?? [-1];
       chains.set(name, {
         ...c,
         counters: c.builtin && cid[0] >= 0 ? get(cid[0]) : [0n, 0n],

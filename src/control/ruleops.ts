@@ -28,7 +28,8 @@ export function cloneRuleSet(rs: RuleSet): RuleSet {
 }
 
 function table(rs: RuleSet, family: Family, pos = { file: REQUEST_FILE, line: 1, col: 1 }): Table {
-  const t = rs.tables.find((x) => x.family === family);
+  // Single-rule edits are the filter table's (a raw table changes by a reload).
+  const t = rs.tables.find((x) => x.family === family && x.name === 'filter');
   if (!t) throw new RuleError(pos, `the running rule set has no IPv${family} filter table`);
   return t;
 }
@@ -52,7 +53,8 @@ export function parseRuleCommand(line: string, rs: RuleSet, family: Family = 4):
       if (fam !== undefined && fam !== f) c.fail(tok, `IPv${f} syntax in an IPv${fam} rule`);
       fam = f;
     },
-    chainExists: (name) => rs.tables.some((t) => t.chains.has(name)),
+    chainExists: (name) => rs.tables.some((t) => t.name === 'filter' && t.chains.has(name)),
+    table: () => 'filter',
   };
   const needChain = (f: Family) => chainIn(f) ?? cur.fail(chainTok, `chain ${chainTok.text} does not exist in the IPv${f} table`);
   switch (cmd.text) {

@@ -28,12 +28,12 @@
 import { RuleError } from './errors';
 import { IfaceClasses } from './iface';
 import {
-  BUILTIN_CHAINS, CT_ALL, type AddrRange, type BuiltinChain, type Chain, type Family, type IfaceMatch, type Neg,
-  type Rule, type RuleSet, type Table,
+  BUILTIN_CHAINS, CT_ALL, TABLE_BUILTINS, chainKey, type AddrRange, type Chain, type Family, type IfaceMatch, type Neg,
+  type Rule, type RuleSet, type Table, type TableName,
 } from './model';
 import { V4_MAX, V6_MAX } from './address';
 import { REJECT_CODE } from './iptables/names';
-import { TableWriter, ACTION, type Cond, type Hook, HOOKS } from './pack';
+import { TableWriter, ACTION, type Cond, type Hook, tableHooks } from './pack';
 import { extension, type CompileContext } from './extensions/registry';
 import { targetExtension } from './extensions/targets';
 import { ExtSection, type Op } from './extensions/program';
@@ -57,6 +57,7 @@ export class ProgramCollector {
 export interface SourceRule {
   id: number;
   family: Family;
+  table: TableName;
   chain: string;
   /** 1-based position in its chain, as `iptables -L --line-numbers`; 0 for a policy. */
   index: number;
@@ -390,7 +391,7 @@ class ChainInliner {
 
   constructor(
     private readonly table: Table,
-    private readonly hook: BuiltinChain,
+    private readonly hook: string, // the built-in chain it starts from
     private readonly w: TableWriter,
     private readonly ifaces: IfaceClasses,
     private readonly maxRecords: number,
@@ -420,7 +421,7 @@ class ChainInliner {
     const first = this.w.count;
     if (this.w.count + conds.length > this.maxRecords) {
       throw new RuleError(rule.pos,
-        `rule expansion exceeds ${this.maxRecords} records in the IPv${this.table.family} ${this.hook} table ` +
+        `rule expansion exceeds ${this.maxRecords} records in the IPv${this.table.family} ${chainKey(this.table.name, this.hook)} table ` +
         `(chains inlined at many call sites, or many negations; raise --max-records if intended)`);
     }
     for (const c of conds) this.w.push(c, action, arg, id);
@@ -455,7 +456,7 @@ class ChainInliner {
     // are flagged, and each has an entry whose `fail` is the first record
     // after everything the rule expands to (native/extensions/ext_table.h).
     let collector: ProgramCollector | undefined;
-    if (hasExtensionMatches(r)) collector = new ProgramCollector(this.section, () => this.ruleKey(r, chain, family));
+    if (hasExtensionMatches(r)) collector = new ProgramCollector(this.section, () => this.ruleKey(r, chainKey(this.table.name, chain), family));
     let conds = ruleConds(r, family, this.ifaces, collector);
     let prog: number | undefined;
     if (collector && collector.ops.length && conds.length) {
@@ -555,12 +556,12 @@ export function numberRules(rs: RuleSet, families: Family[]) {
   for (const t of rs.tables) {
     for (const c of t.chains.values()) {
       if (c.builtin) {
-        policyIds.set(`${t.family}/${c.name}`, rules.length);
-        rules.push({ id: rules.length, family: t.family, chain: c.name, index: 0, file: t.file, line: c.pos.line, policy: c.policy });
+        policyIds.set(`${t.family}/${chainKey(t.name, c.name)}`, rules.length);
+        rules.push({ id: rules.length, family: t.family, table: t.name, chain: c.name, index: 0, file: t.file, line: c.pos.line, policy: c.policy });
       }
       c.rules.forEach((r, i) => {
         r.id = rules.length;
-        rules.push({ id: rules.length, family: t.family, chain: c.name, index: i + 1, file: r.pos.file, line: r.pos.line, rule: r });
+        rules.push({ id: rules.length, family: t.family, table: t.name, chain: c.name, index: i + 1, file: r.pos.file, line: r.pos.line, rule: r });
         totalRules++;
         if (r.src || r.dst) feature('address');
         if (r.src?.not || r.dst?.not || r.proto?.not || r.inIface?.not || r.outIface?.not) feature('negation');
@@ -572,7 +573,7 @@ export function numberRules(rs: RuleSet, families: Family[]) {
     }
   }
   const internalId = rules.length;
-  rules.push({ id: internalId, family: families[0] ?? 4, chain: '', index: -1, file: '', line: 0, internal: true });
+  rules.push({ id: internalId, family: families[0] ?? 4, table: 'filter', chain: '', index: -1, file: '', line: 0, internal: true });
   return { rules, policyIds, totalRules, features, internalId };
 }
 
@@ -581,11 +582,10 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   const maxRecords = opts.maxRecords ?? DEFAULT_MAX_RECORDS;
   const ifaces = new IfaceClasses(ifaceMatches(rs));
   const families = [...new Set(rs.tables.map((t) => t.family))].sort();
-  for (const f of families) {
-    const n = rs.tables.filter((t) => t.family === f).length;
-    if (n > 1) {
-      const dup = rs.tables.filter((t) => t.family === f)[1];
-      throw new RuleError({ file: dup.file, line: 1, col: 1 }, `more than one IPv${f} filter table in the rule set`);
+  for (const t of rs.tables) {
+    const same = rs.tables.filter((x) => x.family === t.family && x.name === t.name);
+    if (same.length > 1) {
+      throw new RuleError({ file: same[1].file, line: 1, col: 1 }, `more than one IPv${t.family} ${t.name} table in the rule set`);
     }
   }
 
@@ -593,7 +593,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   const seen = new Uint8Array(internalId);
   const spans = { start: new Uint32Array(rules.length).fill(UNSPANNED), end: new Uint32Array(rules.length).fill(UNSPANNED) };
 
-  const w = new TableWriter(rs.tables.length * HOOKS.length, Math.max(1024, totalRules + 16));
+  const w = new TableWriter(rs.tables.reduce((n, t) => n + tableHooks(t.name).length, 0), Math.max(1024, totalRules + 16));
   // Match programs, shared by every table; a rule inlined into several
   // places keeps one program (and its states) however often it is inlined.
   const section = new ExtSection();
@@ -630,11 +630,12 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   const rulesPerHook: Record<string, number> = {};
   let done = 0;
   for (const t of rs.tables) {
-    for (const hook of HOOKS) {
+    for (const name of TABLE_BUILTINS[t.name]) {
+      const hook = chainKey(t.name, name) as Hook;
       w.beginTable(t.family, hook);
-      const chain = t.chains.get(hook)!;
+      const chain = t.chains.get(name)!;
       seen.fill(0);
-      const inl = new ChainInliner(t, hook, w, ifaces, maxRecords, internalId, seen, spans, section, ruleKey, programs);
+      const inl = new ChainInliner(t, name, w, ifaces, maxRecords, internalId, seen, spans, section, ruleKey, programs);
       inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
       const n = w.endTable();
       tables.push({ family: t.family, hook, records: n });

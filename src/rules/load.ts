@@ -79,6 +79,7 @@ export function parseText(input: string, file: string, opts: LoadOptions = {}): 
     maxRules: opts.maxRules,
     rulesBefore: opts.rulesBefore,
     onProgress: opts.onParseProgress ? (d, t) => opts.onParseProgress!(file, d, t) : undefined,
+    onNotice: opts.onNotice,
   });
 }
 

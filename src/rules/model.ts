@@ -7,6 +7,15 @@ export type Family = 4 | 6;
 export const BUILTIN_CHAINS = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
 export type BuiltinChain = (typeof BUILTIN_CHAINS)[number];
 export type Policy = 'ACCEPT' | 'DROP';
+export type TableName = 'filter' | 'raw';
+/**
+ * Each table's built-in chains. The raw table is walked before conntrack
+ * (netfilter's NF_IP_PRI_RAW): PREROUTING for frames that arrive, OUTPUT for
+ * a host's own; its NOTRACK / CT --notrack rules leave a packet UNTRACKED.
+ */
+export const TABLE_BUILTINS: Record<TableName, readonly string[]> = { filter: BUILTIN_CHAINS, raw: ['PREROUTING', 'OUTPUT'] };
+/** A chain's name across tables: NAME in filter, "raw/NAME" in raw (what hook names, counters and listings key on). */
+export const chainKey = (table: TableName, chain: string): string => (table === 'filter' ? chain : `${table}/${chain}`);
 
 /** A value with optional `!` in front. */
 export interface Neg<T> {
@@ -107,9 +116,9 @@ export interface Chain {
   rules: Rule[];
 }
 
-/** One `*filter ... COMMIT` block of one family. */
+/** One `*filter ... COMMIT` or `*raw ... COMMIT` block of one family. */
 export interface Table {
-  name: 'filter';
+  name: TableName;
   family: Family;
   file: string;
   chains: Map<string, Chain>;
@@ -117,7 +126,7 @@ export interface Table {
 
 export interface RuleSet {
   tables: Table[];
-  /** Tables other than filter that --skip-tables left out: which, where, and how many rules. */
+  /** Tables other than filter and raw that --skip-tables left out: which, where, and how many rules. */
   skipped?: SkippedTable[];
 }
 

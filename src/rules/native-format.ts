@@ -239,6 +239,7 @@ class NativeParser {
         if (f !== family) throw new RuleError({ file: this.file, line: tok.line ?? pos.line, col: tok.col }, `IPv${f} syntax in an IPv${family} table`, tok.text);
       },
       chainExists: (name) => table.chains.has(name),
+      table: () => table.name,
     }, pos, chain.name);
     return rp.parse();
   }
@@ -251,6 +252,9 @@ export function parseNative(text: string, file: string): RuleSet {
 /** RuleSet -> native-format object (print it with JSON.stringify or YAML.stringify). */
 export function toNative(rs: RuleSet): Record<string, unknown> {
   const tables = rs.tables.map((t) => {
+    if (t.name !== 'filter') {
+      throw new RuleError({ file: t.file, line: 1, col: 1 }, `the ${t.name} table has no native (JSON/YAML) form yet; keep this rule set in iptables-save form`);
+    }
     const chains: Record<string, unknown> = {};
     for (const c of chainOrder(t)) {
       const body: Record<string, unknown> = {};

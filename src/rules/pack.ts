@@ -2,11 +2,14 @@
 // native/classifier/rule_table.h defines. Offsets come from the addon
 // (layout.cc), never from constants here, so the two sides cannot drift.
 import { native, type FieldLayout, type NativeLayout, type RecordLayout } from '../native';
-import type { Family } from './model';
+import { TABLE_BUILTINS, chainKey, type Family, type TableName } from './model';
 
-export const HOOKS = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
+/** Every table's hooks, by their code in rule_table.h (Hook): filter's, then raw's. */
+export const HOOKS = ['INPUT', 'FORWARD', 'OUTPUT', 'raw/PREROUTING', 'raw/OUTPUT'] as const;
 export type Hook = (typeof HOOKS)[number];
-const HOOK_CODE: Record<Hook, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };
+const HOOK_CODE = Object.fromEntries(HOOKS.map((h, i) => [h, i])) as Record<Hook, number>;
+/** The hooks of one table, in the order its built-in chains are declared. */
+export const tableHooks = (table: TableName): Hook[] => TABLE_BUILTINS[table].map((c) => chainKey(table, c) as Hook);
 
 /** One record's condition: an inclusive range per field. */
 export interface Cond {

@@ -2,10 +2,11 @@
 // A compiled rule set knows them from SourceRule.index; after single-rule
 // edits (src/control/edits.ts) the edited set carries them explicitly.
 import type { CompiledRuleSet } from './compile';
+import { chainKey } from './model';
 
 const byChainCache = new WeakMap<CompiledRuleSet, Map<string, number[]>>();
 
-/** Rule ids of each chain ("4/FORWARD") by position: [policy id or -1, rule 1, rule 2, ...]. */
+/** Rule ids of each chain ("4/FORWARD", "4/raw/PREROUTING") by position: [policy id or -1, rule 1, rule 2, ...]. */
 export function ruleIdsByChain(c: CompiledRuleSet): Map<string, number[]> {
   if (c.positions) return c.positions;
   let m = byChainCache.get(c);
@@ -13,7 +14,7 @@ export function ruleIdsByChain(c: CompiledRuleSet): Map<string, number[]> {
     m = new Map();
     for (const r of c.rules) {
       if (r.internal) continue;
-      const k = `${r.family}/${r.chain}`;
+      const k = `${r.family}/${chainKey(r.table, r.chain)}`;
       let a = m.get(k);
       if (!a) m.set(k, (a = [-1]));
       a[r.index] = r.id;

@@ -160,6 +160,48 @@ describe('management API under traffic', { skip, timeout: 120_000 }, () => {
     assert.equal((await api('GET', '/stats')).json!.reload.generation, gen + 2);
   });
 
+  test('a raw table through the API: NOTRACK before conntrack, ctl list/save/zero -t raw, the untracked metric', async () => {
+    // 7101 passes only as UNTRACKED: without the raw table's NOTRACK its
+    // datagrams would be NEW and meet the policy.
+    const rules = `*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]
+-A PREROUTING -p udp -m udp --dport 7101 -j NOTRACK
+-A PREROUTING -p udp -m udp --sport 7101 -j CT --notrack
+COMMIT
+${V4_HEADER}-A FORWARD -p udp -m udp --dport 7102 -j DROP
+-A FORWARD -p udp -m conntrack --ctstate UNTRACKED -j ACCEPT
+-A FORWARD -p icmp -j ACCEPT
+COMMIT
+`;
+    const put = await api('PUT', '/rules', rules, 'text/plain');
+    assert.equal(put.status, 200, put.body);
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7101)).result, 'ok', 'untracked both ways, accepted as UNTRACKED');
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7102, 800)).result, 'timeout');
+    const raw = await ctl('list', '-t', 'raw', '-x');
+    assert.equal(raw.code, 0, raw.stderr);
+    assert.match(raw.stdout, /^Chain PREROUTING \(policy ACCEPT \d+ packets/m);
+    const row = (text: string, re: RegExp) => text.split('\n').find((l) => re.test(l));
+    const notrack = row(raw.stdout, /CT\s+17 .*udp dpt:7101 NOTRACK$/);
+    assert.ok(notrack && Number(notrack.trim().split(/\s+/)[0]) >= 1, `NOTRACK rule counted:\n${raw.stdout}`);
+    assert.ok(row(raw.stdout, /udp spt:7101 CT notrack$/), raw.stdout);
+    // The filter listing is the default and holds no raw chain.
+    const filter = await ctl('list');
+    assert.doesNotMatch(filter.stdout, /PREROUTING/);
+    const saved = await ctl('save');
+    assert.match(saved.stdout, /^\*raw\n(.*\n)*-A PREROUTING -p udp -m udp --dport 7101 -j NOTRACK\n(.*\n)*COMMIT\n(.*\n)*\*filter\n/m);
+    const onlyRaw = await ctl('save', '-t', 'raw');
+    assert.doesNotMatch(onlyRaw.stdout, /\*filter/);
+    assert.match(onlyRaw.stdout, /-j CT --notrack/);
+    const metrics = await api('GET', '/metrics');
+    const untracked = /^flatwall_conntrack_untracked_packets_total (\d+)/m.exec(metrics.body);
+    assert.ok(untracked && Number(untracked[1]) >= 2, 'requests and replies left untracked');
+    const zero = await ctl('zero', '-t', 'raw', 'PREROUTING');
+    assert.equal(zero.code, 0, zero.stderr);
+    assert.match(zero.stdout, /^zeroed 3 counters/);
+    const after = await ctl('list', '-t', 'raw', '-x');
+    assert.match(row(after.stdout, /udp dpt:7101 NOTRACK$/)!, /^\s+0\s+0 /);
+    assert.equal((await ctl('list', '-t', 'nat')).code, 2, 'an unknown table is a usage error');
+  });
+
   test('a snapshot restarts forwarding with the same rules; a corrupt one is refused', async () => {
     const saved = await ctl('save');
     assert.equal(saved.code, 0, saved.stderr);

@@ -186,9 +186,9 @@ export function silence(ns: string, dev: string): void {
 }
 
 
-/** Per chain, the packet counts of its rules in order, and of each built-in policy, from iptables-save -c. */
-export function kernelChainCounts(ns: string, v6: boolean): { rules: Map<string, number[]>; policies: Map<string, number> } {
-  const out = runSync(v6 ? 'ip6tables-save' : 'iptables-save', ['-c', '-t', 'filter'], { ns, timeoutMs: 20_000 }).stdout;
+/** Per chain, the packet counts of its rules in order, and of each built-in policy, from iptables-save -c (-t table). */
+export function kernelChainCounts(ns: string, v6: boolean, table = 'filter'): { rules: Map<string, number[]>; policies: Map<string, number> } {
+  const out = runSync(v6 ? 'ip6tables-save' : 'iptables-save', ['-c', '-t', table], { ns, timeoutMs: 20_000 }).stdout;
   const rules = new Map<string, number[]>();
   const policies = new Map<string, number>();
   for (const l of out.split('\n')) {

@@ -9,7 +9,7 @@ import { native } from '../../native';
 
 export type OpName =
   | 'ttl' | 'length' | 'tos' | 'dscp' | 'ecn' | 'pkttype' | 'mac' | 'addrtype' | 'never'
-  | 'ipv6header' | 'frag' | 'opts' | 'rt' | 'spi' | 'limit' | 'hashlimit' | 'recent' | 'tcpmss' | 'set' | 'connlimit';
+  | 'ipv6header' | 'frag' | 'opts' | 'rt' | 'spi' | 'limit' | 'hashlimit' | 'recent' | 'tcpmss' | 'set' | 'connlimit' | 'ct';
 export type StateName = 'limit' | 'hashlimit' | 'recent' | 'connlimit';
 
 function extLayout() {

@@ -4,7 +4,7 @@
 // (conditions the classifier indexes, or ops of the rule's match program,
 // native/extensions/). This table is the one list of them; the rule parser
 // only dispatches `-m NAME` and `--option` tokens to it.
-import type { Family, ExtMatch, Rule } from '../model';
+import type { Family, ExtMatch, Rule, TableName } from '../model';
 import type { Cond } from '../pack';
 import type { Bytes, OpName, StateName } from './program';
 import { addrtype } from './addrtype';
@@ -46,11 +46,17 @@ export interface OptionContext {
   /** Fix the family, or fail at `tok` if the file already showed the other. */
   setFamily(f: Family, tok: Tok): void;
   fail(tok: Tok | undefined, reason: string): never;
+  /** Tell the operator something about the rule set once per file (what it loads, but not as the kernel would). */
+  notice(tok: Tok, message: string): void;
 }
 
 export interface ValidateContext {
   readonly rule: Rule;
   readonly family: Family;
+  /** The table the rule is in. */
+  readonly table: TableName;
+  /** Tell the operator something about the rule set, once per file (at the `-m` / `-j` token). */
+  notice(message: string): void;
   /** The `-m NAME` token (errors about the match as a whole point here). */
   readonly tok: Tok;
   fail(reason: string): never;

@@ -114,7 +114,7 @@ function targetText(r: Rule, family: Family): string {
 
 export function listColumns(r: Rule, family: Family): ListColumns {
   const t = r.target;
-  const target = t.kind === 'jump' || t.kind === 'goto' ? t.chain : t.kind === 'none' ? '' : t.kind === 'ext' ? t.name : t.kind;
+  const target = t.kind === 'jump' || t.kind === 'goto' ? t.chain : t.kind === 'none' ? '' : t.kind === 'ext' ? targetExtension(t.name).listName ?? t.name : t.kind;
   const p = r.proto;
   // iptables 1.8.9 (Debian 12, the reference) prints the number under -n;
   // "all" is protocol 0.

@@ -5,7 +5,7 @@
 import { RuleError, overRuleLimit, type Position } from '../errors';
 import {
   CT, type AddrRange, type Chain, type ExtMatch, type Family, type SkippedTable, type IcmpType, type Match, type PortRange,
-  type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, type IfaceMatch,
+  type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, TABLE_BUILTINS, type TableName, type IfaceMatch,
 } from '../model';
 import { EXTENSIONS, extension, type MatchExtension, type OptionContext } from '../extensions/registry';
 import { TARGETS, targetExtension } from '../extensions/targets';
@@ -26,7 +26,7 @@ export interface ParseOptions {
   file: string;
   /** Force the family; otherwise detected from the header or the first address. */
   family?: Family;
-  /** Skip tables other than filter instead of failing on them. */
+  /** Skip tables other than filter and raw instead of failing on them. */
   skipOtherTables?: boolean;
   /** Called every 65536 lines with (linesDone, linesTotal). */
   onProgress?: (done: number, total: number) => void;
@@ -34,6 +34,8 @@ export interface ParseOptions {
   maxRules?: number;
   /** Rules counted against maxRules before this text (earlier files, tables a replace keeps). */
   rulesBefore?: number;
+  /** Things to tell the operator (a CT --helper that assigns no helper), each once per file, with the first place. */
+  onNotice?: (message: string) => void;
 }
 
 interface Token {
@@ -380,6 +382,10 @@ export interface RuleContext {
   /** Fix the family, or fail if the file already showed the other one. */
   setFamily(f: Family, tok: Token, cur: LineCursor): void;
   chainExists(name: string): boolean;
+  /** The table the rule is in. */
+  table(): TableName;
+  /** A notice for the operator at `where` (FILE:LINE:COL); the same message is given once. */
+  notice?(where: string, message: string): void;
 }
 
 /** Parses the options of one rule (everything after `-A CHAIN`). */
@@ -557,6 +563,7 @@ export class RuleParser {
       family: () => this.family(),
       setFamily: (f, tok) => this.setFamily(f, tok),
       fail: (tok, reason) => cur.fail(tok, reason),
+      notice: (tok, message) => this.ctx.notice?.(`${cur.file}:${cur.line}:${tok.col}`, message),
     };
   }
 
@@ -684,9 +691,17 @@ export class RuleParser {
 
   private parseTarget(opt: Token, v: Token, isGoto: boolean): Target {
     const name = v.text;
-    if (!isGoto && TARGETS.has(name)) return { kind: 'ext', name, o: TARGETS.get(name)!.create() };
+    if (!isGoto && TARGETS.has(name)) {
+      // xt_register_target's .table: CT and NOTRACK are raw's own targets.
+      const only = TARGETS.get(name)!.tables;
+      const table = this.ctx.table();
+      if (only && !only.includes(table)) this.cur.fail(v, `${name} target is only valid in the ${only.join('/')} table, not ${table} (the kernel refuses it too)`);
+      return { kind: 'ext', name, o: TARGETS.get(name)!.create() };
+    }
     if (isGoto || !['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'LOG'].includes(name)) {
-      if (BUILTIN_CHAINS.includes(name as never)) this.cur.fail(v, `cannot jump to built-in chain ${name}`);
+      if (BUILTIN_CHAINS.includes(name as never) || name === 'PREROUTING' || name === 'POSTROUTING') {
+        this.cur.fail(v, `cannot jump to built-in chain ${name}`);
+      }
       if (!this.ctx.chainExists(name)) {
         this.cur.fail(v, /^[A-Z]+$/.test(name) && !isGoto
           ? `target ${name} is not supported, and no chain of that name exists`
@@ -696,6 +711,8 @@ export class RuleParser {
     }
     switch (name) {
       case 'REJECT':
+        // ipt_REJECT.c / ip6t_REJECT.c register with .table = "filter".
+        if (this.ctx.table() !== 'filter') this.cur.fail(v, `REJECT target is only valid in the filter table, not ${this.ctx.table()} (the kernel refuses it too)`);
         return { kind: 'REJECT', with: this.family() === 6 ? 'icmp6-port-unreachable' : 'icmp-port-unreachable' };
       case 'LOG':
         return { kind: 'LOG' };
@@ -759,7 +776,8 @@ export class RuleParser {
   private checkInterfaces(): void {
     const c = this.chain;
     if (this.outTok && (c === 'INPUT' || c === 'PREROUTING')) {
-      this.cur.fail(this.outTok, `can't use -o with ${c}: a packet for the host has no output interface (iptables refuses it too)`);
+      const why = c === 'INPUT' ? 'a packet for the host has no output interface' : 'a packet is not routed yet';
+      this.cur.fail(this.outTok, `can't use -o with ${c}: ${why} (iptables refuses it too)`);
     }
     if (this.inTok && (c === 'OUTPUT' || c === 'POSTROUTING')) {
       this.cur.fail(this.inTok, `can't use -i with ${c}: a packet from the host has no input interface (iptables refuses it too)`);
@@ -807,7 +825,8 @@ export class RuleParser {
         case 'ext': {
           const e = extension(m);
           e.validate?.(m.o, {
-            rule: r, family: this.family(), tok,
+            rule: r, family: this.family(), table: this.ctx.table(), tok,
+            notice: (message) => this.ctx.notice?.(`${cur.file}:${cur.line}:${tok.col}`, message),
             fail: (reason) => cur.fail(tok, reason),
           });
           break;
@@ -815,8 +834,10 @@ export class RuleParser {
       }
     }
     if (r.target.kind === 'ext') {
+      const at = `${cur.file}:${cur.line}:${this.targetTok!.col}`;
       targetExtension(r.target.name).validate?.(r.target.o, {
-        rule: r, family: this.family(), tok: this.targetTok!,
+        rule: r, family: this.family(), table: this.ctx.table(), tok: this.targetTok!,
+        notice: (message) => this.ctx.notice?.(at, message),
         fail: (reason) => cur.fail(this.targetTok, reason),
       });
     }
@@ -902,7 +923,14 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
       }
     },
     chainExists: (name) => table!.chains.has(name),
+    table: () => table!.name,
+    notice: (where, message) => {
+      if (noticed.has(message)) return;
+      noticed.add(message);
+      opts.onNotice?.(`${where}: ${message}`);
+    },
   };
+  const noticed = new Set<string>();
 
   const tables: Table[] = [];
   let skipping = false;
@@ -934,16 +962,16 @@ export function parseIptables(text: string, opts: ParseOptions): RuleSet {
       if (seenTables.has(name)) cur.fail(t0, `table ${name} appears twice`);
       seenTables.add(name);
       tableTok = { line: lineNo, col: t0.col, name };
-      if (name !== 'filter') {
+      if (name !== 'filter' && name !== 'raw') {
         if (!opts.skipOtherTables) {
-          cur.fail(t0, `table ${name} is not supported (flatwall filters only; pass --skip-tables to ignore it)`);
+          cur.fail(t0, `table ${name} is not supported (flatwall runs filter and raw; pass --skip-tables to ignore it)`);
         }
         skipping = true;
         skipped.push({ file, table: name, line: lineNo, rules: 0 });
         continue;
       }
-      table = { name: 'filter', family: 4, file, chains: new Map() };
-      for (const b of BUILTIN_CHAINS) {
+      table = { name, family: 4, file, chains: new Map() };
+      for (const b of TABLE_BUILTINS[name]) {
         table.chains.set(b, { name: b, builtin: true, policy: 'ACCEPT', pos: { file, line: lineNo, col: 1 }, rules: [] });
       }
       continue;
@@ -1120,7 +1148,7 @@ function parseChainLine(cur: LineCursor, tbl: Table): void {
   const cnt = cur.next();
   const counters = cnt ? parseCounters(cur, cnt) : undefined;
   expectEnd(cur);
-  const builtin = (BUILTIN_CHAINS as readonly string[]).includes(name);
+  const builtin = TABLE_BUILTINS[tbl.name].includes(name);
   if (builtin) {
     if (pol.text !== 'ACCEPT' && pol.text !== 'DROP') cur.fail(pol, `policy of built-in chain ${name} must be ACCEPT or DROP`);
     const c = tbl.chains.get(name)!;

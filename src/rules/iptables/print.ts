@@ -2,7 +2,7 @@
 // defaults the kernel tools print, so `flatwall print` output can be diffed
 // against `iptables-save` (test/kernel-conformance.test.ts does exactly that).
 import { formatIPv4, formatIPv6 } from '../address';
-import { BUILTIN_CHAINS, CT_PRINT_ORDER, CT, type AddrRange, type Chain, type Family, type Neg, type PortRange, type Rule, type Table } from '../model';
+import { TABLE_BUILTINS, CT_PRINT_ORDER, CT, type AddrRange, type Chain, type Family, type Neg, type PortRange, type Rule, type Table } from '../model';
 import { LOG_LEVEL_DEFAULT, PROTO_NAME, TCP_FLAG_NAMES } from './names';
 import { extension } from '../extensions/registry';
 import { targetExtension } from '../extensions/targets';
@@ -122,14 +122,14 @@ export function ruleSpec(r: Rule, family: Family): string {
 
 /** Chains in iptables-save order: built-ins first, then user chains by name. */
 export function chainOrder(t: Table): Chain[] {
-  const builtins = BUILTIN_CHAINS.map((n) => t.chains.get(n)!).filter(Boolean);
+  const builtins = TABLE_BUILTINS[t.name].map((n) => t.chains.get(n)!).filter(Boolean);
   const user = [...t.chains.values()].filter((c) => !c.builtin).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return [...builtins, ...user];
 }
 
 export function* printTable(t: Table, opts: PrintOptions = {}): Generator<string> {
   if (opts.header) yield `# ${opts.header}`;
-  yield '*filter';
+  yield `*${t.name}`;
   const chains = chainOrder(t);
   for (const c of chains) {
     const cnt = opts.counters && c.counters ? `[${c.counters[0]}:${c.counters[1]}]` : '[0:0]';
