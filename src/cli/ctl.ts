@@ -27,6 +27,10 @@ const CTL_COMMANDS: Array<[name: string, text: string]> = [
         -x                  exact numbers (no K/M/G)
         --line-numbers      number the rules
 `],
+  ['apply', `  apply FILE                apply a file of edits as one batch (iptables-restore --noflush
+                            style: -A, -I, -D, -R, -P, -N, -X lines, optional *filter/COMMIT);
+                            an error anywhere applies nothing
+`],
   ['insert', `  insert CHAIN [N] RULE...  insert a rule (at N, default 1): insert FORWARD 3 -p tcp --dport 22 -j DROP
 `],
   ['append', `  append CHAIN RULE...      append a rule
@@ -385,6 +389,19 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
       if (rest.length > 1) throw new UsageError('list takes at most one chain');
       return listChains(g, g.family, rest[0], { exact: set.has('-x'), lineNumbers: set.has('--line-numbers') }, t.table);
     }
+    case 'apply': {
+      const { rest } = flags(args, []);
+      if (rest.length !== 1) throw new UsageError('apply takes one FILE (- for standard input)');
+      const f = rest[0];
+      let text: string;
+      try {
+        text = readFileSync(f === '-' ? 0 : f, 'utf8');
+      } catch (err) {
+        throw new ApiFailure(`cannot read ${f}: ${errnoText(err as NodeJS.ErrnoException)}`);
+      }
+      const a = await call(g, 'POST', `/rules/apply?${fam}`, text, 'text/plain', f === '-' ? '<stdin>' : f);
+      return show(a, () => `${f}: ${a.json!.edits} edits, generation ${a.json!.generation}, ${(a.json!.seconds * 1000).toFixed(1)} ms, ${a.json!.method === 'overlay' ? 'overlay' : `rebuild: ${a.json!.fallback}`}\n`);
+    }
     case 'insert': case 'append': {
       if (args.length < 2) throw new UsageError(`${cmd} needs CHAIN and a rule`);
       const [chain, ...rule] = args;
@@ -554,7 +571,7 @@ export async function runCtl(argv: string[]): Promise<number> {
     process.stdout.write(CTL_HELP);
     return EXIT_OK;
   }
-  if (rest.length === 0) throw new UsageError('a command is needed: reload, list, insert, append, delete, policy, stats, zero, save, conntrack or ipset');
+  if (rest.length === 0) throw new UsageError('a command is needed: reload, apply, list, insert, append, delete, policy, stats, zero, save, conntrack or ipset');
   if (rest[0] === 'ipset') return runCtlIpset(g, rest.slice(1));
   // No rule, file name or conntrack filter is spelled -h or --help (iptables reads them as help too).
   if (rest.slice(1).some((a) => a === '-h' || a === '--help')) {

@@ -13,7 +13,8 @@ import { parseIptables } from '../rules/iptables/parse';
 import { Prng } from '../rules/generate/prng';
 import { ruleIdsByChain, rulePositions } from '../rules/positions';
 import { ruleSpec } from '../rules/iptables/print';
-import { initialEditState, planEdit, type EditState } from './edits';
+import { initialEditState, planBatch, planEdit, type EditState } from './edits';
+import { isRuleOp, parseBatch } from './batch';
 import { applyRuleOp, cloneRuleSet, parseRuleCommand, type RuleOp } from './ruleops';
 import { Firewall } from './firewall';
 import { buildImage, readSnapshot, writeSnapshot } from './snapshot';
@@ -307,4 +308,88 @@ test('after a snapshot replace, edits take the overlay once its metadata (with t
     await fw.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** A random edit line against `chain`'s current length (ctl apply files). */
+function randomBatchLine(rng: Prng, rs: CompiledRuleSet['source'], f: Fam): string {
+  const len = rs.tables[0].chains.get('FORWARD')!.rules.length;
+  const spec = () => `${randomMatch(rng, f)} ${pick(rng, ['-j ACCEPT', '-j DROP', '-j REJECT', '-j LOG', ''])}`.trim();
+  const r = rng.int(10);
+  if (r < 3) return `-I FORWARD ${1 + rng.int(len + 1)} ${spec()}`;
+  if (r < 5) return `-A FORWARD ${spec()}`;
+  if (r < 7 && len > 0) return `-D FORWARD ${1 + rng.int(len)}`;
+  if (r < 9 && len > 0) return `-R FORWARD ${1 + rng.int(len)} ${spec().replace(/-[sd] \S+,\S+/g, '')}`;
+  return `-P FORWARD ${pick(rng, ['ACCEPT', 'DROP'])}`;
+}
+
+test('ctl apply batches: one overlay delta walks every key as a full compile of the edited file does', () => {
+  let overlays = 0;
+  for (const [f, seeds] of [[V4, 30], [V6, 10]] as const) for (let seed = 1; seed <= seeds; seed++) {
+    const rng = new Prng(500 + seed);
+    const running = compile(parseIptables(randomRuleSet(rng, f), { file: 'r.rules', family: f.family }));
+    const state = initialEditState(running, 1)!;
+    // Lines drawn one at a time against the rule set the lines before leave.
+    const lines: string[] = [];
+    let sim = cloneRuleSet(running.source);
+    for (let k = 1 + rng.int(8); k > 0; k--) {
+      const line = randomBatchLine(rng, sim, f);
+      lines.push(line);
+      sim = parseBatch(`${lines.join('\n')}\n`, 'b.rules', running.source, f.family).next;
+    }
+    const batch = parseBatch(`*filter\n${lines.join('\n')}\nCOMMIT\n`, 'b.rules', running.source, f.family);
+    const full = compile(batch.next);
+    const plan = planBatch(running, state, batch.ops.filter(isRuleOp));
+    if (typeof plan === 'string') continue;
+    overlays++;
+    const [k1, k2] = randomKeys(rng, 300, [plan.compiled, full], f);
+    const got = walks(state.base.buffer, state.baseRuleCount, [plan.native], plan.compiled, k1, f.family);
+    const want = walks(full.buffer, full.rules.length, [], full, k2, f.family);
+    for (let i = 0; i < want.length; i++) {
+      if (got[i] !== want[i]) assert.fail(`IPv${f.family} seed ${seed} (${lines.join(' | ')}) key ${i}: batch ${got[i]}, rebuild ${want[i]}`);
+    }
+    // The running rule set is untouched until the plan is adopted.
+    assert.equal(running.source.tables[0].chains.get('FORWARD')!.rules.length, parseIptables(randomRuleSet(new Prng(500 + seed), f), { file: 'r', family: f.family }).tables[0].chains.get('FORWARD')!.rules.length);
+  }
+  assert.ok(overlays >= 20, `overlay batches: ${overlays}`); // the rest name an interface the base build did not know: a rebuild
+});
+
+test('Firewall.applyBatch: one generation for the whole file, errors at FILE:LINE:COL apply nothing, chains rebuild', async () => {
+  const fw = new Firewall({ ports: [{ name: 'edb0', kind: 'afpacket' }, { name: 'edb1', kind: 'afpacket' }], ruleFiles: [], workers: 1 });
+  const text = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]',
+    '-A FORWARD -p tcp -m tcp --dport 22 -j ACCEPT', '-A FORWARD -p tcp -m tcp --dport 80 -j ACCEPT', '-A FORWARD -j LOG', 'COMMIT', ''].join('\n');
+  const first = await fw.replace(parseIptables(text, { file: 'base.rules' }));
+  const spec = () => {
+    const rs = fw.ruleset!;
+    return ruleIdsByChain(rs).get('4/FORWARD')!.slice(1).map((id) => ruleSpec(rs.rules[id].rule!, 4));
+  };
+  const file = ['# edits for tonight', '*filter', '-I FORWARD 1 -s 10.9.9.9/32 -j DROP', '-R FORWARD 3 -p tcp -m tcp --dport 443 -j ACCEPT',
+    '-D FORWARD -j LOG', '-A FORWARD -p udp -m udp --dport 53 -j ACCEPT', '-P FORWARD ACCEPT', 'COMMIT', ''].join('\n');
+  const a = await fw.applyBatch(file, 'tonight.rules', 4);
+  assert.equal(a.method, 'overlay', a.fallback);
+  assert.equal(a.generation, first.generation + 1, 'one generation for five edits');
+  assert.equal(a.edits, 5);
+  assert.deepEqual(spec(), ['-s 10.9.9.9/32 -j DROP', '-p tcp -m tcp --dport 22 -j ACCEPT', '-p tcp -m tcp --dport 443 -j ACCEPT', '-p udp -m udp --dport 53 -j ACCEPT']);
+  assert.equal(fw.ruleset!.source.tables[0].chains.get('FORWARD')!.policy, 'ACCEPT');
+  // The new rules name their file and line.
+  const rs = fw.ruleset!;
+  const firstRule = rs.rules[ruleIdsByChain(rs).get('4/FORWARD')![1]];
+  assert.deepEqual([firstRule.rule!.pos.file, firstRule.rule!.pos.line], ['tonight.rules', 3]);
+  // An error anywhere: nothing applied, the position is the file's.
+  const gen = fw.status.generation;
+  const before = spec();
+  await assert.rejects(fw.applyBatch('-A FORWARD -j ACCEPT\n-I FORWARD 1 -p tcp --dport 99999 -j DROP\n', 'bad.rules', 4), /^RuleError: bad\.rules:2:29: port 99999 is out of range/);
+  await assert.rejects(fw.applyBatch('-D FORWARD 1\n-R FORWARD 9 -j DROP\n', 'bad.rules', 4), /bad\.rules:2:12: rule number 9 does not exist \(chain FORWARD has 3\)/);
+  await assert.rejects(fw.applyBatch('*raw\n-A PREROUTING -j NOTRACK\n', 'bad.rules', 4), /bad\.rules:1:1: apply edits the filter table/);
+  await assert.rejects(fw.applyBatch(':FORWARD DROP [0:0]\n', 'bad.rules', 4), /bad\.rules:1:1: a chain line resets the chain/);
+  await assert.rejects(fw.applyBatch('# nothing\n', 'bad.rules', 4), /no edits in the file/);
+  assert.equal(fw.status.generation, gen);
+  assert.deepEqual(spec(), before);
+  // Chains: a rebuild, still one generation, and later lines may use the new chain.
+  const c = await fw.applyBatch('-N SSH\n-A SSH -s 192.0.2.0/24 -j ACCEPT\n-I FORWARD 1 -p tcp -m tcp --dport 22 -j SSH\n', 'chains.rules', 4);
+  assert.equal(c.method, 'rebuild');
+  assert.match(c.fallback!, /creates or deletes chains/);
+  assert.equal(c.generation, gen + 1);
+  assert.equal(spec()[0], '-p tcp -m tcp --dport 22 -j SSH');
+  await assert.rejects(fw.applyBatch('-X SSH\n', 'x.rules', 4), /x\.rules:1:4: chain SSH is not empty/);
+  await fw.stop();
 });

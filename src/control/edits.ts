@@ -262,3 +262,46 @@ function withChain(rs: RuleSet, op: RuleOp): { source: RuleSet; spliceRules: () 
   };
   return { source, spliceRules };
 }
+
+/**
+ * One delta for a batch of edits (ctl apply): planEdit for each op in turn
+ * on a shadow of `running` (copies of the edited FORWARD chains' rule and
+ * position arrays and of the rule list), each committed into the shadow so
+ * the next op sees it, and the last native spec of each family (the whole
+ * edit state relative to the base, so the last one is the batch). Nothing
+ * `running` holds changes; commit() is a no-op. A reason string when any
+ * op needs a rebuild.
+ */
+export function planBatch(running: CompiledRuleSet, state: EditState, ops: RuleOp[]): EditPlan | string {
+  if (ops.length === 0) return 'no edits';
+  const families = [...new Set(ops.map((o) => o.family))];
+  const positions = new Map(ruleIdsByChain(running));
+  for (const f of families) {
+    const a = positions.get(`${f}/FORWARD`);
+    if (a) positions.set(`${f}/FORWARD`, a.slice());
+  }
+  const source: RuleSet = {
+    ...running.source,
+    tables: running.source.tables.map((t): Table => (t.name !== 'filter' || !families.includes(t.family) ? t : {
+      ...t, chains: new Map([...t.chains].map(([n, c]) => [n, n === 'FORWARD' ? { ...c, rules: [...c.rules] } : c])),
+    })),
+  };
+  let shadow: CompiledRuleSet = { ...running, source, positions, rules: running.rules.slice() };
+  let st = state;
+  const added: SourceRule[] = [];
+  const removed: number[] = [];
+  const native: EditPlan['native'] = { baseGeneration: state.baseGeneration, ruleCount: running.rules.length };
+  for (const op of ops) {
+    const plan = planEdit(shadow, st, op);
+    if (typeof plan === 'string') return plan;
+    plan.commit();
+    shadow = plan.compiled;
+    st = plan.state;
+    added.push(...plan.added);
+    removed.push(...plan.removed);
+    native.ruleCount = plan.native.ruleCount;
+    if (plan.native.v4) native.v4 = plan.native.v4;
+    if (plan.native.v6) native.v6 = plan.native.v6;
+  }
+  return { state: st, compiled: shadow, added, removed, native, commit: () => {} };
+}

@@ -3,15 +3,16 @@
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
 import { targetExtension } from '../rules/extensions/targets';
-import { loadRuleFiles } from '../rules/load';
+import { loadRuleFiles, ruleCount } from '../rules/load';
 import { compile, type CompiledRuleSet } from '../rules/compile';
-import type { RuleSet } from '../rules/model';
+import type { Family, RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
 import { CounterBank, fingerprints, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
-import { initialEditState, planEdit, type EditPlan, type EditState } from './edits';
+import { initialEditState, planBatch, planEdit, type EditPlan, type EditState } from './edits';
+import { isRuleOp, parseBatch } from './batch';
 import type { LoadedSnapshot } from './snapshot';
 import { IpsetStore } from '../sets/store';
 import { countRuleCommands } from '../rules/iptables/parse';
@@ -400,6 +401,29 @@ export class Firewall {
       const next = cloneRuleSet(running);
       applyRuleOp(next, op);
       return { ...(await this.attempt(t0, async () => compile(next), false)), fallback: plan, op };
+    });
+  }
+
+  /**
+   * A file of edits (ctl apply, src/control/batch.ts) as one activation: one
+   * overlay delta when every edit can be one, else one rebuild of the final
+   * rule set. A RuleError anywhere in the file applies nothing.
+   */
+  applyBatch(text: string, file: string, family: Family): Promise<Activation & { edits: number; ops: number }> {
+    return this.serial(async () => {
+      const t0 = performance.now();
+      const running = this.rules?.source ?? { tables: [] };
+      const batch = parseBatch(text, file, running, family);
+      const after = ruleCount(batch.next);
+      if (after > this.maxRules) {
+        throw new RuleLimitError({ file, line: 1, col: 1 }, `the edits leave ${after} rules, over the rule limit (--max-rules ${this.maxRules})`, this.maxRules);
+      }
+      const done = { edits: batch.edits, ops: batch.ops.length };
+      const ruleOps = batch.ops.filter(isRuleOp);
+      const plan = ruleOps.length !== batch.ops.length ? 'the file creates or deletes chains'
+        : this.rules && this.edits && !this.metadataPending ? planBatch(this.rules, this.edits, ruleOps) : 'no base build to edit';
+      if (typeof plan !== 'string') return { ...(await this.applyEdit(t0, plan)), ...done };
+      return { ...(await this.attempt(t0, async () => compile(batch.next), false)), fallback: plan, ...done };
     });
   }
 

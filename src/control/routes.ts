@@ -261,6 +261,16 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     return { status: 201, body: { ...r, op: op.op, family: op.family, chain: op.chain, num: op.index } };
   });
 
+  // A file of edits as one batch (src/control/batch.ts): an
+  // iptables-restore --noflush style text body.
+  router.add('POST', '/rules/apply', async (req) => {
+    requireRules(fw);
+    const text = stripBom(await req.text(), REQUEST_FILE, (m) => log('warn', m));
+    const family = familyParam(req.query.get('family'), 4)!;
+    const r = await fw.applyBatch(text, REQUEST_FILE, family);
+    return { body: r };
+  }, 64 << 20);
+
   router.add('DELETE', '/rules/:chain/:num', async (req) => {
     requireRules(fw);
     const { chain, num } = req.params;

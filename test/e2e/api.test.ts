@@ -202,6 +202,25 @@ COMMIT
     assert.equal((await ctl('list', '-t', 'nat')).code, 2, 'an unknown table is a usage error');
   });
 
+  test('ctl apply FILE: a file of edits as one generation; an error names FILE:LINE:COL and applies nothing', async () => {
+    const gen = (await api('GET', '/stats')).json!.reload.generation;
+    const file = join(lab.dir, 'edits.rules');
+    writeFileSync(file, '*filter\n-I FORWARD 1 -p udp -m udp --dport 7101 -j DROP\n-A FORWARD -p tcp -m tcp --dport 9 -j DROP\nCOMMIT\n');
+    const a = await ctl('apply', file);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /edits\.rules: 2 edits, generation \d+, [\d.]+ ms, overlay/);
+    assert.equal((await api('GET', '/stats')).json!.reload.generation, gen + 1);
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7101, 800)).result, 'timeout', 'the inserted DROP is active');
+    writeFileSync(file, '-D FORWARD 1\n-D FORWARD -p tcp -m tcp --dport 9 -j DROP\n-I FORWARD 1 -p udp --dport 70000 -j DROP\n');
+    const bad = await ctl('apply', file);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /edits\.rules:3:29: port 70000 is out of range/);
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7101, 800)).result, 'timeout', 'nothing of the bad file applied');
+    writeFileSync(file, '-D FORWARD 1\n-D FORWARD -p tcp -m tcp --dport 9 -j DROP\n');
+    assert.equal((await ctl('apply', file)).code, 0);
+    assert.equal((await lab.probe('udp', '10.0.0.2', 7101)).result, 'ok');
+  });
+
   test('a snapshot restarts forwarding with the same rules; a corrupt one is refused', async () => {
     const saved = await ctl('save');
     assert.equal(saved.code, 0, saved.stderr);
