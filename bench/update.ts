@@ -1,6 +1,6 @@
 // Rule update benchmark: how long a new rule set takes to become active.
 //   npm run bench:update [-- --quick] [--sizes 1000,100000,1000000] [--engines iptables-nft,iptables-legacy,nft]
-//                        [--phases flatwall,kernel,restart,swap] [--timeout SECONDS]
+//                        [--phases flatwall,kernel,restart,swap,health] [--timeout SECONDS]
 //                        [--swap-variants priority,equal] [--repeat N]
 //
 // For each size N (generated `acl` rule sets, two seeds, plus two rules that
@@ -29,6 +29,12 @@
 //   0.1 s over time, with the PUT start and the activation marked; once
 //   with flatwall run's scheduling defaults ("priority": workers at nice
 //   -10, builds at +10) and once with everything at nice 0 ("equal").
+//
+// Only with --phases health (bench/results/update-health.{json,md}): at the
+// largest size, the text replace of the running seed-1 set by seed 2 with a
+// probe loop beside it (GET /health on the Unix socket, one at a time, 20 ms
+// apart): how long the API takes to answer while a reload parses and
+// compiles (p50, p99, max), and flatwall run's RSS before, after, and its peak.
 //
 // Writes bench/results/update.json and update.md (unless only the swap phase
 // ran; a restart-only run replaces just the restart figures of the existing
@@ -378,13 +384,72 @@ function lastResults(): { meta: Record<string, unknown>; points: Point[]; extra:
   }
 }
 
+/** The health phase (see the header). */
+async function health(dir: string, meta: () => Record<string, unknown>): Promise<void> {
+  const n = SIZES[SIZES.length - 1];
+  progress(`health: generating ${n} rules (2 seeds)`);
+  const a = ruleFile(dir, n, 1);
+  const b = ruleFile(dir, n, 2);
+  const topo = Topology.create('bridge', 'fwbhl');
+  const sock = join(dir, 'api.sock');
+  let fw: RunningEngine | undefined;
+  try {
+    fw = await startEngine('flatwall', topo, a, { timeoutMs: TIMEOUT_MS, workDir: dir, extraArgs: ['--api-socket', sock] });
+    const rssStart = fw.memory();
+    const runs: { putSeconds: number; probes: number; p50Ms: number; p99Ms: number; maxMs: number; over50ms: number; failed: number; failures: string[] }[] = [];
+    for (let i = 0; i < REPEAT; i++) {
+      const file = i % 2 === 0 ? b : a;
+      progress(`health: replace ${n} rules by ${file.endsWith('s2.rules') ? 'seed 2' : 'seed 1'} with GET /health every 20 ms`);
+      let stop = false;
+      const lat: number[] = [];
+      const failures: string[] = [];
+      const loop = (async () => {
+        while (!stop) {
+          const s = performance.now();
+          try {
+            const r = await apiCall({ socket: sock }, 'GET', '/health');
+            if (r.status !== 200) failures.push(`status ${r.status}`);
+            else lat.push(performance.now() - s);
+          } catch (err) {
+            failures.push((err as Error).message);
+          }
+          await new Promise((res) => setTimeout(res, 20));
+        }
+      })();
+      const p = await putRules(sock, readFileSync(file, 'utf8'));
+      stop = true;
+      await loop;
+      lat.sort((x, y) => x - y);
+      const q = (f: number) => lat[Math.min(lat.length - 1, Math.floor(f * lat.length))];
+      runs.push({ putSeconds: (p.end - p.start) / 1000, probes: lat.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: lat[lat.length - 1], over50ms: lat.filter((x) => x > 50).length, failed: failures.length, failures: [...new Set(failures)] });
+      progress(`  PUT ${runs[i].putSeconds.toFixed(2)} s; /health ${lat.length} answered, ${failures.length} failed, p50 ${q(0.5).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms, max ${lat[lat.length - 1].toFixed(1)} ms`);
+    }
+    const rssEnd = fw.memory();
+    const m = meta();
+    writeFileSync(join(outDir, 'update-health.json'), `${JSON.stringify({ meta: m, rules: n, runs, rss: { start: rssStart, end: rssEnd } }, null, 2)}\n`);
+    const md = [
+      '# The API during a text reload (bench/update.ts --phases health)', '',
+      `${m.date}, ${m.cpus} CPUs, load average ${m.loadavg}. flatwall run holding ${n.toLocaleString('en')} \`acl\` rules; PUT /rules of another ${n.toLocaleString('en')}-rule set (text) while a client sends GET /health on the Unix socket, one at a time, 20 ms apart; request-to-answer latency of every probe sent until the PUT answered.`, '',
+      '| run | PUT to active | probes answered | failed | p50 | p99 | max | probes over 50 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|',
+      ...runs.map((r, i) => `| ${i + 1} | ${r.putSeconds.toFixed(2)} s | ${r.probes} | ${r.failed}${r.failed ? ` (${r.failures.join('; ')})` : ''} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.over50ms} |`),
+      '', `flatwall run RSS: ${rssStart.rssMb?.toFixed(0)} MB after starting with ${n.toLocaleString('en')} rules, ${rssEnd.rssMb?.toFixed(0)} MB after the replaces, peak ${rssEnd.peakRssMb?.toFixed(0)} MB.`, '',
+    ].join('\n');
+    writeFileSync(join(outDir, 'update-health.md'), md);
+    process.stdout.write(md);
+  } finally {
+    await fw?.stop().catch(() => undefined);
+    await topo.destroy();
+  }
+}
+
 async function main(): Promise<void> {
   installTeardown(true);
   const dir = mkdtempSync(join(tmpdir(), 'flatwall-bench-update-'));
   try {
     const meta = () => ({ date: new Date().toISOString(), cpus: cpus().length, loadavg: loadavg().map((x) => x.toFixed(1)).join(' '), quick });
     if (PHASES.has('swap')) await swap(dir, meta);
-    if ([...PHASES].every((p) => p === 'swap')) return;
+    if (PHASES.has('health')) await health(dir, meta);
+    if ([...PHASES].every((p) => p === 'swap' || p === 'health')) return;
     const files = new Map<number, [string, string]>();
     for (const n of SIZES) {
       progress(`generating ${n} rules${PHASES.size === 1 && PHASES.has('restart') ? '' : ' (2 seeds)'}`);

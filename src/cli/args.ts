@@ -43,19 +43,21 @@ export function familyFlag(values: { '4'?: boolean; '6'?: boolean }): 4 | 6 | un
  * line per quarter otherwise, and nothing for work that ends within a second.
  */
 export class Progress {
-  private readonly start = performance.now();
   private lastQuarter = -1;
   private drew = false;
   constructor(
     private readonly label: string,
     private readonly quiet = false,
+    /** When the work started (a later stage of the same work keeps its start). */
+    private readonly start = performance.now(),
   ) {}
 
   update(done: number, total: number, unit = 'lines'): void {
     if (this.quiet || performance.now() - this.start < 1000 || total <= 0) return;
     const pct = Math.min(100, Math.floor((done / total) * 100));
     if (process.stderr.isTTY) {
-      process.stderr.write(`\r${this.label}: ${pct}% (${done}/${total} ${unit})\x1b[K`);
+      const bar = '#'.repeat(Math.round(pct / 5)).padEnd(20, '.');
+      process.stderr.write(`\r${this.label}: [${bar}] ${pct}% (${done}/${total} ${unit})\x1b[K`);
       this.drew = true;
     } else {
       const q = Math.floor(pct / 25);

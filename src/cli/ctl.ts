@@ -12,7 +12,7 @@ import { REQUEST_FILE } from '../control/ruleops';
 import { excerpt } from '../rules/errors';
 import { errnoText } from '../rules/load';
 import type { ListColumns } from '../rules/iptables/list';
-import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
+import { EXIT_ERRORS, EXIT_OK, Progress, UsageError } from './args';
 import { runCtlIpset } from './ctl-ipset';
 
 // One block per command: the overview lists them all, `ctl COMMAND --help` shows one.
@@ -347,6 +347,47 @@ function tableOption(args: string[]): { table?: 'filter' | 'raw'; args: string[]
   return { table: table as 'filter' | 'raw' | undefined, args: rest };
 }
 
+const STAGE_UNITS: Record<string, string> = { parse: 'lines', compile: 'rules', build: 'records', counters: 'rules' };
+
+/**
+ * `work` (a reload request) with its progress on stderr: GET /reload/progress
+ * every 250 ms while it runs (the firewall answers during a reload), drawn
+ * as a bar on a terminal and as a line per quarter of each stage otherwise;
+ * nothing for a reload that ends within a second.
+ */
+async function withProgress<T>(c: Conn, work: Promise<T>): Promise<T> {
+  const start = performance.now();
+  let done = false;
+  let bar: Progress | undefined;
+  let stage = '';
+  const poll = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 250));
+      if (done) break;
+      try {
+        const p = (await apiCall(c, 'GET', '/reload/progress')).json;
+        if (done || !p?.active) continue;
+        const key = `${p.stage} ${p.file ?? ''}`;
+        if (key !== stage) {
+          bar?.done();
+          stage = key;
+          bar = new Progress(`reload: ${p.stage}${p.file && p.file !== REQUEST_FILE ? ` ${p.file}` : ''}`, false, start);
+        }
+        bar!.update(p.done, p.total, STAGE_UNITS[p.stage] ?? '');
+      } catch {
+        // No progress to show: the request's own answer says what happened.
+      }
+    }
+  })();
+  try {
+    return await work;
+  } finally {
+    done = true;
+    await poll;
+    bar?.done();
+  }
+}
+
 const contentTypeOf = (file: string) => (/\.json$/i.test(file) ? 'application/json' : /\.ya?ml$/i.test(file) ? 'application/yaml' : 'text/plain');
 
 /** How an edit was applied: "generation 7, 2.1 ms, overlay" or "..., rebuild: why". */
@@ -362,7 +403,7 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
     case 'reload': {
       const { rest } = flags(args, []);
       if (rest.length === 0) {
-        const a = await call(g, 'POST', '/reload', '{}');
+        const a = await withProgress(g, call(g, 'POST', '/reload', '{}'));
         return show(a, () => `reloaded: generation ${a.json!.generation}, ${a.json!.rules} rules in ${a.json!.seconds.toFixed(3)} s\n`);
       }
       let out = '';
@@ -374,9 +415,9 @@ async function command(g: Global, cmd: string, args: string[]): Promise<string> 
           throw new ApiFailure(`cannot read ${f}: ${errnoText(err as NodeJS.ErrnoException)}`);
         }
         // A snapshot over the Unix socket: the firewall reads the file itself.
-        const a = isSnapshot(bytes) && !g.url
-          ? await call(g, 'POST', '/reload', JSON.stringify({ snapshot: resolve(f) }))
-          : await call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f), f);
+        const a = await withProgress(g, isSnapshot(bytes) && !g.url
+          ? call(g, 'POST', '/reload', JSON.stringify({ snapshot: resolve(f) }))
+          : call(g, 'PUT', `/rules?${g.family === 6 ? fam : ''}`, bytes, isSnapshot(bytes) ? SNAPSHOT_CONTENT_TYPE : contentTypeOf(f), f));
         out += show(a, () => a.json!.metadata === 'loading'
           ? `${f}: generation ${a.json!.generation}, active in ${a.json!.seconds.toFixed(3)} s (snapshot; rule listing and counter carry-over loading)\n`
           : `${f}: generation ${a.json!.generation}, ${a.json!.rules} rules, ${a.json!.carried} counters carried over, ${a.json!.seconds.toFixed(3)} s\n`);

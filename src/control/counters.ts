@@ -23,7 +23,8 @@
 // the rule file set the counters of the rules that carry them (chain lines
 // seed the policies), replacing what was carried over.
 import type { CompiledRuleSet, SourceRule } from '../rules/compile';
-import { chainKey, type Match, type Neg, type PortRange, type Rule, type Target } from '../rules/model';
+import { drain } from '../rules/steps';
+import { chainKey, type TableName, type Match, type Neg, type PortRange, type Rule, type Target } from '../rules/model';
 
 export interface LiveCounters {
   packets: BigUint64Array;
@@ -110,8 +111,23 @@ function ruleKey(sr: SourceRule): string {
 
 /** The fingerprint of every rule, by id. */
 export function fingerprints(rules: SourceRule[]): Uint32Array {
+  return drain(fingerprintsSteps(rules));
+}
+
+/** fingerprints as steps (src/rules/steps.ts); the chain's hash is computed once per run of its rules. */
+export function* fingerprintsSteps(rules: SourceRule[]): Generator<number, Uint32Array> {
   const out = new Uint32Array(rules.length);
-  for (let i = 0; i < rules.length; i++) out[i] = rules[i].internal ? 0 : ruleFingerprint(rules[i]);
+  let fam = 0, table: TableName = 'filter', chain: string | undefined, ch = 0;
+  for (let i = 0; i < rules.length; i++) {
+    const sr = rules[i];
+    if ((i & 0x1fff) === 0x1fff) yield i;
+    if (sr.internal) continue;
+    if (sr.chain !== chain || sr.family !== fam || sr.table !== table) {
+      fam = sr.family, table = sr.table, chain = sr.chain;
+      ch = chainHash(fam, chainKey(table, chain));
+    }
+    out[i] = fingerprintWith(sr, ch);
+  }
   return out;
 }
 
@@ -189,7 +205,11 @@ function chainHash(family: number, chain: string): number {
 const TARGET_CODE: Record<string, number> = { ACCEPT: 1, DROP: 2, REJECT: 3, LOG: 4, RETURN: 5, jump: 6, goto: 7, none: 8, ext: 9 };
 
 export function ruleFingerprint(sr: SourceRule): number {
-  let h = chainHash(sr.family, chainKey(sr.table, sr.chain));
+  return fingerprintWith(sr, chainHash(sr.family, chainKey(sr.table, sr.chain)));
+}
+
+function fingerprintWith(sr: SourceRule, chain: number): number {
+  let h = chain;
   const r = sr.rule;
   if (!r) return fieldHash(h, 0x706f6c);
   h = fieldHash(h, low32(r.src?.v.lo));

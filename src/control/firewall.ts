@@ -3,13 +3,14 @@
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
 import { targetExtension } from '../rules/extensions/targets';
-import { loadRuleFiles, ruleCount } from '../rules/load';
-import { compile, type CompiledRuleSet } from '../rules/compile';
+import { loadRuleFilesAsync, ruleCount } from '../rules/load';
+import { compileAsync, type CompiledRuleSet } from '../rules/compile';
 import type { Family, RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
-import { CounterBank, fingerprints, type LiveCounters } from './counters';
+import { CounterBank, fingerprintsSteps, type LiveCounters } from './counters';
+import { runSliced } from '../rules/steps';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import { initialEditState, planBatch, planEdit, type EditPlan, type EditState } from './edits';
 import { isRuleOp, parseBatch } from './batch';
@@ -155,6 +156,17 @@ export interface ReloadStatus {
   failed: number;
 }
 
+/** Where a reload is: GET /reload/progress, ctl reload's progress bar, and one log line per stage. */
+export interface ReloadProgress {
+  stage: 'parse' | 'compile' | 'build' | 'counters';
+  /** parse: lines; compile: built-in chain rules inlined; build: records (done 0 until built). */
+  done: number;
+  total: number;
+  file?: string;
+  /** Seconds since the reload started. */
+  seconds: number;
+}
+
 export interface Activation {
   rules: number;
   records: number;
@@ -274,7 +286,9 @@ export class Firewall {
       const t0 = performance.now();
       return this.attempt(t0, async () => {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
-        const { compiled } = loadRuleFiles(this.opts.ruleFiles, {
+        // Parse and compile in slices: the API and signals are served during a reload.
+        const { compiled } = await loadRuleFilesAsync(this.opts.ruleFiles, {
+          ...this.progressOptions,
           family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice, skipOtherTables: this.opts.skipOtherTables,
           maxRules: this.maxRules,
           beforeParse: (texts) => {
@@ -371,8 +385,8 @@ export class Firewall {
    * one given the running source (run in turn, so a parse error counts as a
    * failed attempt). `restore`: take counters from it.
    */
-  replace(rs: RuleSet | ((running: RuleSet | undefined) => RuleSet), restore = false): Promise<Activation> {
-    return this.serial(() => this.attempt(performance.now(), async () => compile(typeof rs === 'function' ? rs(this.ruleset?.source) : rs), restore));
+  replace(rs: RuleSet | ((running: RuleSet | undefined) => RuleSet | Promise<RuleSet>), restore = false): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => compileAsync(typeof rs === 'function' ? await rs(this.ruleset?.source) : rs, this.progressOptions), restore));
   }
 
   /**
@@ -400,7 +414,7 @@ export class Firewall {
       if (typeof plan !== 'string') return { ...(await this.applyEdit(t0, plan)), op };
       const next = cloneRuleSet(running);
       applyRuleOp(next, op);
-      return { ...(await this.attempt(t0, async () => compile(next), false)), fallback: plan, op };
+      return { ...(await this.attempt(t0, async () => compileAsync(next, this.progressOptions), false)), fallback: plan, op };
     });
   }
 
@@ -423,7 +437,7 @@ export class Firewall {
       const plan = ruleOps.length !== batch.ops.length ? 'the file creates or deletes chains'
         : this.rules && this.edits && !this.metadataPending ? planBatch(this.rules, this.edits, ruleOps) : 'no base build to edit';
       if (typeof plan !== 'string') return { ...(await this.applyEdit(t0, plan)), ...done };
-      return { ...(await this.attempt(t0, async () => compile(batch.next), false)), fallback: plan, ...done };
+      return { ...(await this.attempt(t0, async () => compileAsync(batch.next, this.progressOptions), false)), fallback: plan, ...done };
     });
   }
 
@@ -450,9 +464,38 @@ export class Firewall {
   }
 
   /** One activation, with the reload status every kind keeps the same way. */
+  /** The reload in progress, if any (see ReloadProgress). */
+  get progress(): ReloadProgress | undefined {
+    return this.current ? { ...this.current.p, seconds: (performance.now() - this.current.t0) / 1000 } : undefined;
+  }
+
+  private current: { t0: number; p: Omit<ReloadProgress, 'seconds'>; stageT0: number } | undefined;
+
+  /** A reload's step: updates the progress, and logs each stage once it ends (with its counts and time). */
+  private step(stage: ReloadProgress['stage'], done: number, total: number, file?: string): void {
+    const c = this.current;
+    if (!c) return;
+    if (c.p.stage !== stage || c.p.file !== file) this.endStage();
+    if (c.p.stage !== stage || c.p.file !== file) c.stageT0 = performance.now();
+    c.p = { stage, done, total, file };
+  }
+
+  private endStage(): void {
+    const c = this.current;
+    if (!c || c.p.total === 0) return;
+    log('info', 'reload stage done', { stage: c.p.stage, ...(c.p.file ? { file: c.p.file } : {}), done: c.p.done, total: c.p.total, seconds: +((performance.now() - c.stageT0) / 1000).toFixed(3) });
+  }
+
+  /** Progress callbacks for the parse and compile of a reload (LoadOptions / CompileOptions). */
+  readonly progressOptions = {
+    onParseProgress: (file: string, done: number, total: number) => this.step('parse', done, total, file),
+    onProgress: (done: number, total: number) => this.step('compile', done, total),
+  };
+
   private async tracked(t0: number, run: () => Promise<{ activation: Activation; memoryBytes: number }>): Promise<Activation> {
     this.status.lastAttempt = Date.now() / 1000;
     this.swapping++;
+    this.current = { t0, stageT0: t0, p: { stage: 'parse', done: 0, total: 0 } };
     try {
       const { activation: a, memoryBytes } = await run();
       Object.assign(this.status, {
@@ -466,6 +509,8 @@ export class Firewall {
       this.status.failed++;
       throw err;
     } finally {
+      this.endStage();
+      this.current = undefined;
       this.swapping--;
     }
   }
@@ -486,6 +531,7 @@ export class Firewall {
     return this.tracked(t0, async () => {
       const compiled = await build();
       const t1 = performance.now();
+      this.step('build', 0, compiled.stats.records);
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
       // The classifier builds on the libuv pool; meanwhile this thread
       // computes the counter fingerprints of the new rules. If the build
@@ -493,12 +539,14 @@ export class Firewall {
       const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length, image);
       let fps: Uint32Array;
       try {
-        fps = fingerprints(compiled.rules);
+        fps = await runSliced(fingerprintsSteps(compiled.rules));
       } catch (err) {
         await pending.catch(() => undefined);
         throw err;
       }
       const r = await pending;
+      this.step('build', compiled.stats.records, compiled.stats.records);
+      this.step('counters', 0, compiled.rules.length);
       const t2 = performance.now();
       // A snapshot replaced before its metadata came: its counters cannot
       // be told apart by rule, so they, and what it had waiting, are lost.

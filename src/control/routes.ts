@@ -5,7 +5,8 @@
 import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
 import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
-import { parseIptables } from '../rules/iptables/parse';
+import { parseIptablesSteps } from '../rules/iptables/parse';
+import { runSliced } from '../rules/steps';
 import { checkCount, ruleCount, stripBom } from '../rules/load';
 import { detectFileFamily } from '../rules/family';
 import { parseNative } from '../rules/native-format';
@@ -87,7 +88,7 @@ function bodyFormat(contentType: string): BodyFormat {
  * limit and the memory admission check (both before parsing, where the
  * format allows: an iptables-save body's rule lines are counted first).
  */
-function replacement(fw: Firewall, input: string, format: BodyFormat, family: Family | undefined, running: RuleSet | undefined): RuleSet {
+async function replacement(fw: Firewall, input: string, format: BodyFormat, family: Family | undefined, running: RuleSet | undefined): Promise<RuleSet> {
   const text = stripBom(input, REQUEST_FILE, (m) => log('warn', m));
   const max = fw.maxRules;
   if (format === 'native') {
@@ -99,7 +100,10 @@ function replacement(fw: Firewall, input: string, format: BodyFormat, family: Fa
   // The tables of the other family stay, and count against the limit.
   const kept = ruleCount({ tables: (running?.tables ?? []).filter((t) => t.family !== fam) });
   fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, kept));
-  const next = nonEmpty(parseIptables(text, { file: REQUEST_FILE, family: fam, maxRules: max, rulesBefore: kept }));
+  // In slices: the API keeps answering during a million-rule parse.
+  const next = nonEmpty(await runSliced(parseIptablesSteps(text, {
+    file: REQUEST_FILE, family: fam, maxRules: max, rulesBefore: kept, onProgress: (d, t) => fw.progressOptions.onParseProgress(REQUEST_FILE, d, t),
+  })));
   return mergeTables(running, next);
 }
 
@@ -202,6 +206,13 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
       }
     }
     return { body: { generation: fw.status.generation, total, offset, limit, next: offset + limit < total ? offset + limit : null, chains, rules } };
+  });
+
+  // Where a reload is (ctl reload's progress bar): served during the reload,
+  // whose parse and compile give the event loop turns (src/rules/steps.ts).
+  router.add('GET', '/reload/progress', () => {
+    const p = fw.progress;
+    return { body: p ? { active: true, ...p } : { active: false } };
   });
 
   router.add('POST', '/reload', async (req) => {

@@ -38,6 +38,7 @@ import { extension, type CompileContext } from './extensions/registry';
 import { targetExtension } from './extensions/targets';
 import { ExtSection, type Op } from './extensions/program';
 import { ruleSpec } from './iptables/print';
+import { drain, runSliced } from './steps';
 
 /**
  * Collects one rule's match program while ruleConds compiles its
@@ -112,6 +113,7 @@ export interface CompileStats {
 export interface CompileOptions {
   /** Upper bound on records per table (inlining and negation expansion). */
   maxRecords?: number;
+  /** Built-in chain rules inlined so far, of all of them (every COMPILE_STEP_RULES and per chain). */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -403,10 +405,21 @@ class ChainInliner {
     private readonly programs: Map<number, number>,
   ) {}
 
-  run(policyId: number, policy: 'ACCEPT' | 'DROP'): void {
+  /** Inlines the built-in chain, yielding every COMPILE_STEP_RULES of its rules (see compileSteps). */
+  *run(policyId: number, policy: 'ACCEPT' | 'DROP'): Generator<number, void> {
     const root = this.table.chains.get(this.hook)!;
     const returns: number[] = [];
-    this.chain(root, undefined, returns);
+    // The built-in chain's own rules, each with its span (what edits anchor
+    // to); chains they jump to are inlined in one go.
+    this.stack.push(root.name);
+    let n = 0;
+    for (const r of root.rules) {
+      this.spans.start[r.id!] = this.spans.end[r.id!] = this.w.count;
+      this.rule(r, undefined, returns, root.name);
+      this.spans.end[r.id!] = this.w.count;
+      if (++n % COMPILE_STEP_RULES === 0) yield n;
+    }
+    this.stack.pop();
     const policyIndex = this.w.count;
     for (const i of returns) {
       this.w.setArg(i, policyIndex);
@@ -437,16 +450,10 @@ class ChainInliner {
     for (let i = first; i < this.w.count; i++) list.push(i);
   }
 
-  /** Inline `chain` under context `ctx` (undefined = everything). RETURN records go to `returns`. */
-  private chain(chain: Chain, ctx: Cond[] | undefined, returns: number[]): void {
+  /** Inline user chain `chain` under context `ctx`. RETURN records go to `returns`. */
+  private chain(chain: Chain, ctx: Cond[], returns: number[]): void {
     this.stack.push(chain.name);
-    const family = this.table.family;
-    const root = this.stack.length === 1;
-    for (const r of chain.rules) {
-      if (root) this.spans.start[r.id!] = this.spans.end[r.id!] = this.w.count;
-      this.rule(r, ctx, returns, chain.name);
-      if (root) this.spans.end[r.id!] = this.w.count;
-    }
+    for (const r of chain.rules) this.rule(r, ctx, returns, chain.name);
     this.stack.pop();
   }
 
@@ -548,6 +555,10 @@ const targetFeature = (t: Rule['target']) => (t.kind === 'ext' ? `-j ${t.name}` 
  * (a snapshot) numbers it with this same function.
  */
 export function numberRules(rs: RuleSet, families: Family[]) {
+  return drain(numberRulesSteps(rs, families));
+}
+
+function* numberRulesSteps(rs: RuleSet, families: Family[]) {
   const rules: SourceRule[] = [];
   const policyIds = new Map<string, number>();
   let totalRules = 0;
@@ -559,7 +570,9 @@ export function numberRules(rs: RuleSet, families: Family[]) {
         policyIds.set(`${t.family}/${chainKey(t.name, c.name)}`, rules.length);
         rules.push({ id: rules.length, family: t.family, table: t.name, chain: c.name, index: 0, file: t.file, line: c.pos.line, policy: c.policy });
       }
-      c.rules.forEach((r, i) => {
+      for (let i = 0; i < c.rules.length; i++) {
+        const r = c.rules[i];
+        if (i % (COMPILE_STEP_RULES * 4) === COMPILE_STEP_RULES * 4 - 1) yield i;
         r.id = rules.length;
         rules.push({ id: rules.length, family: t.family, table: t.name, chain: c.name, index: i + 1, file: r.pos.file, line: r.pos.line, rule: r });
         totalRules++;
@@ -569,7 +582,7 @@ export function numberRules(rs: RuleSet, families: Family[]) {
         if (r.proto) feature('protocol');
         for (const m of r.matches) feature(m.module === 'ext' ? `-m ${m.name}` : MODULE_FEATURE[m.module]);
         feature(targetFeature(r.target));
-      });
+      }
     }
   }
   const internalId = rules.length;
@@ -579,6 +592,23 @@ export function numberRules(rs: RuleSet, families: Family[]) {
 
 /** Compile a parsed rule set into the packed tables the classifier builds from. */
 export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet {
+  return drain(compileSteps(rs, opts));
+}
+
+/** compile on the event loop, in slices (src/rules/steps.ts). */
+export function compileAsync(rs: RuleSet, opts: CompileOptions = {}, sliceMs = 10): Promise<CompiledRuleSet> {
+  return runSliced(compileSteps(rs, opts), sliceMs);
+}
+
+/** Built-in chain rules between the points where compileSteps yields. */
+export const COMPILE_STEP_RULES = 4096;
+
+/**
+ * compile as steps (see parseIptablesSteps): yields every COMPILE_STEP_RULES
+ * rules of a built-in chain, and while numbering rules. A user chain is
+ * inlined between two yields, however long it is.
+ */
+export function* compileSteps(rs: RuleSet, opts: CompileOptions = {}): Generator<number, CompiledRuleSet> {
   const maxRecords = opts.maxRecords ?? DEFAULT_MAX_RECORDS;
   const ifaces = new IfaceClasses(ifaceMatches(rs));
   const families = [...new Set(rs.tables.map((t) => t.family))].sort();
@@ -589,7 +619,7 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
     }
   }
 
-  const { rules, policyIds, totalRules, features, internalId } = numberRules(rs, families);
+  const { rules, policyIds, totalRules, features, internalId } = yield* numberRulesSteps(rs, families);
   const seen = new Uint8Array(internalId);
   const spans = { start: new Uint32Array(rules.length).fill(UNSPANNED), end: new Uint32Array(rules.length).fill(UNSPANNED) };
 
@@ -628,6 +658,9 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
   };
   const tables: TableInfo[] = [];
   const rulesPerHook: Record<string, number> = {};
+  // Progress: the built-in chains' own rules inlined so far, of all of them.
+  let total = 0;
+  for (const t of rs.tables) for (const name of TABLE_BUILTINS[t.name]) total += t.chains.get(name)?.rules.length ?? 0;
   let done = 0;
   for (const t of rs.tables) {
     for (const name of TABLE_BUILTINS[t.name]) {
@@ -636,12 +669,16 @@ export function compile(rs: RuleSet, opts: CompileOptions = {}): CompiledRuleSet
       const chain = t.chains.get(name)!;
       seen.fill(0);
       const inl = new ChainInliner(t, name, w, ifaces, maxRecords, internalId, seen, spans, section, ruleKey, programs);
-      inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
+      const run = inl.run(policyIds.get(`${t.family}/${hook}`)!, chain.policy ?? 'ACCEPT');
+      for (let step = run.next(); !step.done; step = run.next()) {
+        opts.onProgress?.(done + step.value, total);
+        yield step.value;
+      }
       const n = w.endTable();
       tables.push({ family: t.family, hook, records: n });
       rulesPerHook[`ipv${t.family}/${hook}`] = inl.reachable;
-      done += n;
-      opts.onProgress?.(done, done);
+      done += chain.rules.length;
+      opts.onProgress?.(done, total);
     }
   }
   const userChains = rs.tables.reduce((n, t) => n + [...t.chains.values()].filter((c) => !c.builtin).length, 0);

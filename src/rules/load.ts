@@ -3,10 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { RuleError, overRuleLimit } from './errors';
 import type { Family, RuleSet } from './model';
-import { parseIptables } from './iptables/parse';
+import { parseIptablesSteps } from './iptables/parse';
+import { drain, runSliced } from './steps';
 import { parseNative, looksNative } from './native-format';
 import { detectFileFamily, noEvidenceNotice } from './family';
-import { compile, type CompiledRuleSet, type CompileOptions } from './compile';
+import { compileSteps, type CompiledRuleSet, type CompileOptions } from './compile';
 
 export interface LoadOptions extends CompileOptions {
   /** The family of every iptables-save file (-4/-6); otherwise detected per file (./family.ts). */
@@ -61,6 +62,10 @@ export function checkCount(rs: RuleSet, file: string, max = Infinity, before = 0
 }
 
 export function parseText(input: string, file: string, opts: LoadOptions = {}): RuleSet {
+  return drain(parseTextSteps(input, file, opts));
+}
+
+function* parseTextSteps(input: string, file: string, opts: LoadOptions): Generator<unknown, RuleSet> {
   const text = stripBom(input, file, opts.onNotice);
   if (looksNative(file, text)) return checkCount(parseNative(text, file), file, opts.maxRules, opts.rulesBefore);
   let family = opts.family;
@@ -72,7 +77,7 @@ export function parseText(input: string, file: string, opts: LoadOptions = {}): 
     family = d.family;
     if (d.evidence.kind === 'none') opts.onNotice?.(noEvidenceNotice(file));
   }
-  return parseIptables(text, {
+  return yield* parseIptablesSteps(text, {
     file,
     family,
     skipOtherTables: opts.skipOtherTables,
@@ -84,6 +89,10 @@ export function parseText(input: string, file: string, opts: LoadOptions = {}): 
 }
 
 export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: RuleSet; readSeconds: number } {
+  return drain(parseFilesSteps(files, opts));
+}
+
+function* parseFilesSteps(files: string[], opts: LoadOptions): Generator<unknown, { ruleset: RuleSet; readSeconds: number }> {
   const tables: RuleSet['tables'] = [];
   const skipped: NonNullable<RuleSet['skipped']> = [];
   const t0 = performance.now();
@@ -99,7 +108,7 @@ export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: 
   opts.beforeParse?.(texts);
   let before = opts.rulesBefore ?? 0;
   for (const { file, text } of texts) {
-    const rs = parseText(text, file, { ...opts, rulesBefore: before });
+    const rs = yield* parseTextSteps(text, file, { ...opts, rulesBefore: before });
     tables.push(...rs.tables);
     skipped.push(...(rs.skipped ?? []));
     before += ruleCount(rs);
@@ -108,10 +117,27 @@ export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: 
 }
 
 export function loadRuleFiles(files: string[], opts: LoadOptions = {}): { compiled: CompiledRuleSet; timings: LoadTimings } {
+  return drain(loadRuleFilesSteps(files, opts));
+}
+
+/**
+ * loadRuleFiles on the event loop: parse and compile run in slices of
+ * `sliceMs` with a turn of the loop between them (src/rules/steps.ts).
+ */
+export function loadRuleFilesAsync(files: string[], opts: LoadOptions = {}, sliceMs = 10): Promise<{ compiled: CompiledRuleSet; timings: LoadTimings }> {
+  return runSliced(loadRuleFilesSteps(files, opts), sliceMs);
+}
+
+/** Parse text already in memory, sliced the same way (PUT /rules bodies). */
+export function parseTextAsync(input: string, file: string, opts: LoadOptions = {}, sliceMs = 10): Promise<RuleSet> {
+  return runSliced(parseTextSteps(input, file, opts), sliceMs);
+}
+
+function* loadRuleFilesSteps(files: string[], opts: LoadOptions): Generator<unknown, { compiled: CompiledRuleSet; timings: LoadTimings }> {
   const t0 = performance.now();
-  const { ruleset, readSeconds } = parseFiles(files, opts);
+  const { ruleset, readSeconds } = yield* parseFilesSteps(files, opts);
   const t1 = performance.now();
-  const compiled = compile(ruleset, opts);
+  const compiled = yield* compileSteps(ruleset, opts);
   const t2 = performance.now();
   return {
     compiled,

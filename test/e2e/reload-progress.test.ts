@@ -1,0 +1,79 @@
+// A big text reload does not stop the API (issue 13): `flatwall run` parses
+// and compiles in slices (src/rules/steps.ts), so while a 400k-rule PUT
+// /rules is in flight, GET /health is answered and GET /reload/progress
+// reports the parse, the compile and the classifier build as they happen;
+// each stage is logged with its counts; `flatwall ctl reload FILE` shows the
+// stages on stderr (plain lines: not a terminal). Asserts that the answers
+// arrive during the reload, not how fast.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { E2eLab, V4_HEADER, e2eUnavailable, parseJson } from './harness';
+import { apiCall } from '../../src/cli/ctl';
+import { run } from '../../src/lab/proc';
+import { FLATWALL_CLI } from '../../src/lab/engines';
+import { generateLines } from '../../src/rules/generate';
+
+const skip = e2eUnavailable();
+const RULES = 400_000;
+
+describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
+  let lab: E2eLab;
+  let big = '';
+  const api = (method: string, path: string, body?: string, ct?: string) => apiCall({ socket: lab.apiSocket }, method, path, body, ct);
+
+  before(async () => {
+    lab = await E2eLab.start({ rules: { 'small.rules': `${V4_HEADER}-A FORWARD -p icmp -j ACCEPT\nCOMMIT\n` } });
+    big = `${[...generateLines({ family: 'acl', rules: RULES, seed: 3 })].join('\n')}\n`;
+  });
+  after(async () => {
+    await lab?.close();
+  });
+
+  test('/health and /reload/progress answer while a 400k-rule PUT /rules parses and compiles', async () => {
+    let inFlight = true;
+    const seen: Array<{ stage: string; done: number; total: number }> = [];
+    let health = 0;
+    let failed = 0;
+    const poll = (async () => {
+      while (inFlight) {
+        try {
+          const h = await api('GET', '/health');
+          if (h.status === 200 && inFlight) health++;
+          const p = await api('GET', '/reload/progress');
+          if (inFlight && p.json?.active) seen.push({ stage: p.json.stage, done: p.json.done, total: p.json.total });
+        } catch {
+          failed++;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const put = await api('PUT', '/rules', big, 'text/plain');
+    inFlight = false;
+    await poll;
+    assert.equal(put.status, 200, put.body.slice(0, 300));
+    assert.equal(put.json!.rules, RULES);
+    assert.equal(failed, 0, 'every probe was answered');
+    const stages = [...new Set(seen.map((s) => s.stage))];
+    assert.ok(stages.includes('parse'), `the parse was seen from outside: ${JSON.stringify(stages)}`);
+    assert.ok(stages.includes('compile'), `the compile was seen from outside: ${JSON.stringify(stages)}`);
+    assert.ok(health >= 3, `/health answered ${health} times during the reload`);
+    const parse = seen.filter((s) => s.stage === 'parse' && s.total > 0); // total 0: before the first count
+    assert.ok(parse.every((s) => s.total >= RULES && s.done <= s.total), JSON.stringify(parse.slice(0, 3)));
+    assert.ok(parse.length >= 2 && parse[parse.length - 1].done > parse[0].done, 'the parse advanced between answers');
+    assert.deepEqual((await api('GET', '/reload/progress')).json, { active: false });
+    // One log line per stage, with its counts.
+    const logged = lab.fw.lines.map(parseJson).filter((j) => j?.msg === 'reload stage done');
+    for (const stage of ['parse', 'compile', 'build']) assert.ok(logged.some((j) => j!.stage === stage && j!.total > 0), `${stage} logged: ${JSON.stringify(logged)}`);
+  });
+
+  test('flatwall ctl reload FILE shows the stages on stderr when it is not a terminal', async () => {
+    const file = join(lab.dir, 'big.rules');
+    writeFileSync(file, big.replace(/^-A FORWARD /m, '-A FORWARD -p icmp -j ACCEPT\n-A FORWARD '));
+    const r = await run(process.execPath, [FLATWALL_CLI, 'ctl', '--socket', lab.apiSocket, 'reload', file], { timeoutMs: 120_000, allowFail: true });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`big\\.rules: generation \\d+, ${RULES + 1} rules`));
+    assert.match(r.stderr, /^reload: (parse|compile|build): \d+% \(\d+\/\d+ (lines|rules|records)\)$/m);
+  });
+});
