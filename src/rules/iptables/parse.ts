@@ -594,6 +594,10 @@ export class RuleParser {
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'a port or port range');
           const r = { not, v: parsePortRange(cur, v, v.text) };
+          // 0:65535 is the match's default (xt_tcp/xt_udp store the same
+          // range with or without it; iptables-save prints nothing): the
+          // model holds no range, so parse(print(x)) is x.
+          if (!not && r.v.lo === 0 && r.v.hi === 65535) return true;
           if (src) m.sport = r;
           else m.dport = r;
           return true;
