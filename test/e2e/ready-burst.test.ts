@@ -28,7 +28,7 @@ import { apiCall } from '../../src/cli/ctl';
 import { V4_HEADER, e2eUnavailable, parseJson } from './harness';
 
 const skip = e2eUnavailable(['python3', 'sysctl']);
-const RUNS = Number(process.env.READY_BURST_RUNS ?? 6);
+const RUNS = Number(process.env.READY_BURST_RUNS ?? 8);
 const BURST = 1000;
 const PORT = 7301;
 
