@@ -773,6 +773,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     }
     r.Set("hooks", hooks);
     r.Set("workerNiceFailures", double(s.worker_nice_failures));
+    r.Set("workersRunning", double(s.workers_running));
     return r;
   }
 

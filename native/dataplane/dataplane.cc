@@ -178,6 +178,9 @@ void Dataplane::Start() {
   stop_.store(false);
   running_ = true;
   for (uint32_t w = 0; w < config_.workers; ++w) threads_.emplace_back([this, w] { RunWorker(w); });
+  // Return (and let the caller say "ready") only once every worker polls.
+  std::unique_lock<std::mutex> wait(start_mu_);
+  start_cv_.wait(wait, [this] { return workers_running_.load() == config_.workers; });
 }
 
 void Dataplane::Stop() {
@@ -372,6 +375,7 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
     s.flow_cache_hits += ws->cache.hits();
     s.flow_cache_misses += ws->cache.misses();
     s.worker_nice_failures = worker_nice_failures_.load();
+    s.workers_running = workers_running_.load();
     if (ws->ct) {
       const ct::Stats& t = ws->ct->stats();
       ConntrackSnapshot& x = s.conntrack;
@@ -539,11 +543,23 @@ void Dataplane::RunWorker(uint32_t w) {
   const uint32_t gc_budget = config_.ct_gc_budget;
   ct::Result cr;
   const uint64_t busy_poll_ns = uint64_t(config_.busy_poll_us) * 1000;
-  uint64_t last_work_ns = 0;
+  // The loop starts as if traffic had just been seen: for the first
+  // busy-poll window the worker polls instead of sleeping in poll(). A
+  // burst sent the moment "ready" is announced (a sender waiting for it,
+  // frames queued during start-up) then finds it polling, as after any
+  // traffic; asleep in poll(), a 1000-frame burst at ~600 kpps mostly filled
+  // the 270-frame RX ring before the worker ran at all (docs/ARCHITECTURE.md,
+  // "Start-up, ready, and a burst after it").
+  uint64_t last_work_ns = NowNs();
   // Host mode's addresses (null: a bridge, everything FORWARD).
   const ext::HostAddrs* const host =
       config_.host.v4.empty() && config_.host.v6.empty() ? nullptr : &config_.host;
 
+  {
+    std::lock_guard<std::mutex> l(start_mu_);
+    workers_running_.fetch_add(1);
+  }
+  start_cv_.notify_all();
   while (!stop_.load(std::memory_order_relaxed)) {
     // Batch boundary: pick up the current ruleset and say so.
     Ruleset* rs = current_.load(std::memory_order_seq_cst);
@@ -818,6 +834,7 @@ void Dataplane::RunWorker(uint32_t w) {
   }
   for (uint32_t p = 0; p < nports; ++p) q[p]->TxFlush();
   ws.observed.store(kIdle, std::memory_order_seq_cst);
+  workers_running_.fetch_sub(1);
 }
 
 }  // namespace flatwall

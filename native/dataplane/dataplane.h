@@ -49,6 +49,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -144,6 +145,7 @@ struct CountersSnapshot {
   uint64_t ct_untracked = 0;  // frames NOTRACK left untracked (raw table)
   uint64_t hook_frames[kHookCount] = {}, hook_bytes[kHookCount] = {};  // per Hook (rule_table.h)
   uint32_t worker_nice_failures = 0;  // workers whose worker_nice could not be set
+  uint32_t workers_running = 0;       // workers inside their polling loop (all of them once Start returns)
 };
 
 // A control operation on the conntrack tables (see Dataplane::Conntrack).
@@ -161,7 +163,10 @@ class Dataplane {
   explicit Dataplane(DataplaneConfig config);  // validates; throws std::invalid_argument
   ~Dataplane();
 
-  // Opens every port's queues and starts the workers. Throws on failure
+  // Opens every port's queues (AF_PACKET sockets bound, rings mapped) and
+  // starts the workers; returns once every worker has entered its polling
+  // loop, so whatever the caller then announces ("ready") is true: frames
+  // arriving from now on are read by a running worker. Throws on failure
   // (nothing left open).
   void Start();
   // Stops and joins the workers, closes the sockets/TAP fds (a TAP device
@@ -261,6 +266,10 @@ class Dataplane {
   std::mutex ct_mu_;     // one conntrack command at a time
   uint64_t next_generation_ = 1;
   std::atomic<uint32_t> worker_nice_failures_{0};
+  // Workers inside their loop; Start waits on start_cv_ until all are.
+  std::atomic<uint32_t> workers_running_{0};
+  std::mutex start_mu_;
+  std::condition_variable start_cv_;
   uint64_t logs_dropped_reported_ = 0;
 };
 

@@ -365,14 +365,18 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
     if (o.tx_ring) s->tx_slots_ = AfPacketQueue::MapSlots(s->map_ + rx.bytes(), tx);
     Bind(s->fd_, ifindex, ifname);
     if (o.promisc) JoinPromisc(s->fd_, ifindex, ifname);
-    if (queues > 1) group = JoinFanout(s->fd_, group, ifname);
-    // Frames that arrived between bind and the fanout join were delivered
-    // to this socket outside the group (another worker may get them too):
-    // give them back unprocessed.
-    RxFrame scratch[64];
-    for (uint32_t n, total = 0; total < rx.frame_nr && (n = s->RxBurst(scratch, 64)) != 0; total += n)
-      s->RxRelease(n);
-    (void)s->TakeKernelDrops();
+    if (queues > 1) {
+      group = JoinFanout(s->fd_, group, ifname);
+      // Frames that arrived between bind and the fanout join were delivered
+      // to this socket outside the group (another worker may get them too):
+      // give them back unprocessed. A single queue has no group: what it
+      // received is the port's traffic, for its worker to forward, and its
+      // ring drops are counted like any others.
+      RxFrame scratch[64];
+      for (uint32_t n, total = 0; total < rx.frame_nr && (n = s->RxBurst(scratch, 64)) != 0; total += n)
+        s->RxRelease(n);
+      (void)s->TakeKernelDrops();
+    }
     out.push_back(std::move(s));
   }
   return out;

@@ -26,8 +26,9 @@ With --host (host mode) frames to and from the host's addresses go through
 the INPUT and OUTPUT rules instead, as on the host itself.
 
 Writes JSON logs to stdout, one object per line, and a "ready" line once the
-rules are active. SIGHUP reloads the rule files atomically (a file with an
-error keeps the running rules); SIGTERM or SIGINT drains and exits 0.
+rules are active and every worker polls the bound ports. SIGHUP reloads the
+rule files atomically (a file with an error keeps the running rules); SIGTERM
+or SIGINT drains and exits 0.
 
 Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
@@ -215,6 +216,8 @@ export async function runRun(argv: string[]): Promise<number> {
     log('info', 'ready', {
       ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
       maxRules: fw.maxRules,
+      // fw.start() returns once every worker polls its bound ports (Dataplane::Start).
+      workersRunning: fw.counters({ rules: false }).workersRunning,
       ...(host.length ? { host } : {}),
       ctTcpLoose: ct.conntrackTcpLoose, dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
     });

@@ -42,6 +42,11 @@ export const connlimit: MatchExtension<ConnlimitOpts> = {
     }
     return false;
   },
+  // The mask iptables-save prints when none was given: the family's full
+  // length, in the model too (so print -> parse keeps it).
+  finish(o, family) {
+    o.mask ??= family === 4 ? 32 : 128;
+  },
   validate(o, cx) {
     if (o.limit === undefined) cx.fail('-m connlimit requires --connlimit-above or --connlimit-upto');
     if (o.mask !== undefined && o.mask > (cx.family === 4 ? 32 : 128)) {

@@ -102,6 +102,9 @@ export const hashlimit: MatchExtension<HashlimitOpts> = {
     if (!o.rateSet) cx.fail('-m hashlimit requires --hashlimit-upto or --hashlimit-above');
     if (!o.name) cx.fail('-m hashlimit requires --hashlimit-name');
     if (o.expire === 0) cx.fail('--hashlimit-htable-expire must be at least 1');
+    // A packet rate's burst is 5 unless given (iptables-save prints it either
+    // way): the model holds it, so parse(print(x)) is x.
+    if (!o.bytes && o.burst === undefined) o.burst = 5;
   },
   save(o, family) {
     const dmask = family === 4 ? 32 : 128;

@@ -56,12 +56,13 @@ export const recent: MatchExtension<RecentOpts> = {
           cx.setFamily(6, v);
           const m = parseIPv6(v.text);
           if (m === undefined) cx.fail(v, `invalid IPv6 mask "${v.text}"`);
-          o.mask = m;
+          // All ones is the default (undefined): the model is the same with or without it.
+          o.mask = m === (1n << 128n) - 1n ? undefined : m;
         } else {
           cx.setFamily(4, v);
           const m = parseIPv4(v.text);
           if (m === undefined) cx.fail(v, `invalid IPv4 mask "${v.text}"`);
-          o.mask = m;
+          o.mask = m === 0xffffffff ? undefined : m;
         }
         return true;
       }

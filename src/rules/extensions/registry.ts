@@ -90,6 +90,8 @@ export interface MatchExtension<O = unknown> {
   option(o: O, cx: OptionContext): boolean;
   /** After the whole rule is read: required options, protocol requirements, defaults. */
   validate?(o: O, cx: ValidateContext): void;
+  /** Once the file's family is final (the end of the file): defaults that depend on it. */
+  finish?(o: O, family: Family): void;
   /** The options as iptables-save prints them, each with a leading space. */
   save(o: O, family: Family): string;
   /** The text iptables -L -n prints for it, with a leading space. */

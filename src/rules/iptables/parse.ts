@@ -602,6 +602,10 @@ export class RuleParser {
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'a port or port range');
           const r = { not, v: parsePortRange(cur, v, v.text) };
+          // 0:65535 is the match's default (xt_tcp/xt_udp store the same
+          // range with or without it; iptables-save prints nothing): the
+          // model holds no range, so parse(print(x)) is x.
+          if (!not && r.v.lo === 0 && r.v.hi === 65535) return true;
           if (src) m.sport = r;
           else m.dport = r;
           return true;
@@ -1131,10 +1135,11 @@ export function* parseIptablesSteps(text: string, opts: ParseOptions): Generator
   const fam = family ?? 4;
   for (const t of tables) {
     t.family = fam;
-    // A REJECT parsed before the file showed it was IPv6 got the IPv4 default.
-    if (fam === 6) {
-      for (const c of t.chains.values()) {
-        for (const r of c.rules) if (r.target.kind === 'REJECT' && r.target.with === 'icmp-port-unreachable') r.target.with = 'icmp6-port-unreachable';
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        // A REJECT parsed before the file showed it was IPv6 got the IPv4 default.
+        if (fam === 6 && r.target.kind === 'REJECT' && r.target.with === 'icmp-port-unreachable') r.target.with = 'icmp6-port-unreachable';
+        for (const m of r.matches) if (m.module === 'ext') extension(m).finish?.(m.o, fam);
       }
     }
   }
