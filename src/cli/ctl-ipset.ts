@@ -4,6 +4,7 @@
 // line of ipset restore text, so the server parses it exactly as a restore
 // file or `--ipset` file.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { errnoText } from '../rules/errors';
 import { argsToLine } from '../sets/parse';
 import { EXIT_ERRORS, EXIT_OK, UsageError } from './args';
 import { apiCall, type ApiConn } from './ctl';
@@ -98,7 +99,7 @@ async function request(c: ApiConn, method: string, path: string, body?: string, 
   try {
     a = await apiCall(c, method, path, body, 'text/plain');
   } catch (err) {
-    throw new Failure(`cannot reach the API at ${c.url ? c.url.href : c.socket}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Failure(`cannot reach the API at ${c.url ? c.url.href : c.socket}: ${errnoText(err as NodeJS.ErrnoException)}`);
   }
   if (a.status >= 400) throw new Failure((full ? a.json?.error : a.json?.reason ?? a.json?.error) ?? `HTTP ${a.status}: ${a.body.trim()}`);
   return a;

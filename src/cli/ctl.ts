@@ -158,7 +158,7 @@ async function call(c: Conn, method: string, path: string, body?: string | Buffe
     a = await apiCall(c, method, path, body, ct);
   } catch (err) {
     const where = c.url ? c.url.href : c.socket;
-    throw new ApiFailure(`cannot reach the API at ${where}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ApiFailure(`cannot reach the API at ${where}: ${errnoText(err as NodeJS.ErrnoException)}`);
   }
   if (a.status >= 400) {
     let msg = a.json?.error ? `${a.json.error}` : `HTTP ${a.status}: ${a.body.trim()}`;

@@ -68,3 +68,15 @@ export class RuleLimitError extends RuleError {
 export function overRuleLimit(pos: Position, max: number): RuleLimitError {
   return new RuleLimitError(pos, `more than ${max} rules: over the rule limit (--max-rules ${max})`, max);
 }
+
+/** strerror(3)'s text for the errors reading a file gives, as cat(1) prints them. */
+export function errnoText(err: NodeJS.ErrnoException): string {
+  const known: Record<string, string> = {
+    ENOENT: 'No such file or directory', EACCES: 'Permission denied', EISDIR: 'Is a directory',
+    ENOTDIR: 'Not a directory', ELOOP: 'Too many levels of symbolic links', EMFILE: 'Too many open files',
+    ENAMETOOLONG: 'File name too long', EIO: 'Input/output error', EPERM: 'Operation not permitted',
+    ECONNREFUSED: 'Connection refused', ECONNRESET: 'Connection reset by peer', ETIMEDOUT: 'Connection timed out',
+    EHOSTUNREACH: 'No route to host', ENETUNREACH: 'Network is unreachable', EPIPE: 'Broken pipe',
+  };
+  return (err.code && known[err.code]) ?? err.message;
+}

@@ -1,7 +1,9 @@
 // Rule files -> compiled rule set. The one entry point the CLI, the dataplane
 // control and the tests use, so every caller gets the same validation.
 import { readFileSync } from 'node:fs';
-import { RuleError, overRuleLimit } from './errors';
+import { RuleError, errnoText, overRuleLimit } from './errors';
+
+export { errnoText };
 import type { Family, RuleSet } from './model';
 import { parseIptablesSteps } from './iptables/parse';
 import { drain, runSliced } from './steps';
@@ -145,12 +147,3 @@ function* loadRuleFilesSteps(files: string[], opts: LoadOptions): Generator<unkn
   };
 }
 
-/** strerror(3)'s text for the errors reading a file gives, as cat(1) prints them. */
-export function errnoText(err: NodeJS.ErrnoException): string {
-  const known: Record<string, string> = {
-    ENOENT: 'No such file or directory', EACCES: 'Permission denied', EISDIR: 'Is a directory',
-    ENOTDIR: 'Not a directory', ELOOP: 'Too many levels of symbolic links', EMFILE: 'Too many open files',
-    ENAMETOOLONG: 'File name too long', EIO: 'Input/output error', EPERM: 'Operation not permitted',
-  };
-  return (err.code && known[err.code]) ?? err.message;
-}

@@ -5,7 +5,7 @@
 // file:line:column of the line that failed.
 import { readFileSync } from 'node:fs';
 import { native } from '../native';
-import { RuleError } from '../rules/errors';
+import { RuleError, errnoText } from '../rules/errors';
 import { ElementError, parseElement, type ElementContext } from './entry';
 import { listText, namesText, saveText } from './format';
 import { parseIpsetText, type ParsedSets, type Where } from './parse';
@@ -165,7 +165,7 @@ export function loadIpsetFiles(store: IpsetStore, files: string[]): { sets: numb
     try {
       text = readFileSync(f, 'utf8');
     } catch (err) {
-      throw new RuleError({ file: f, line: 1, col: 1 }, `cannot read the ipset file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new RuleError({ file: f, line: 0, col: 0 }, `cannot read the ipset file: ${errnoText(err as NodeJS.ErrnoException)}`);
     }
     const p = parseIpsetText(text, f, { lookup });
     for (const [n, c] of p.sets) seen.set(n, c);
