@@ -5,6 +5,8 @@ import { log } from '../control/log';
 import { defaultMaxRules } from '../control/admission';
 import { excerpt } from '../rules/errors';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
+import { RulesCache } from '../control/rules-cache';
+import { rmSync } from 'node:fs';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
@@ -46,6 +48,10 @@ Options:
       --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
                           files, if given, are the fallback when it is refused
                           and what SIGHUP / ctl reload read
+      --rules-cache DIR   keep the compiled --rules files as snapshots in DIR:
+                          a start with unchanged files (same bytes, options,
+                          flatwall build) starts from the snapshot; written in
+                          the background after every load from the files
   -w, --workers N         packet worker threads (default 1)
       --cpu-pin           pin worker i to CPU i
       --non-ip POLICY     frames other than IP/ARP/NDP: accept (default) or drop
@@ -90,6 +96,7 @@ export async function runRun(argv: string[]): Promise<number> {
     rules: { type: 'string', short: 'r', multiple: true },
     ipset: { type: 'string', multiple: true },
     snapshot: { type: 'string' },
+    'rules-cache': { type: 'string' },
     workers: { type: 'string', short: 'w', default: '1' },
     'cpu-pin': { type: 'boolean' },
     'non-ip': { type: 'string', default: 'accept' },
@@ -195,6 +202,8 @@ export async function runRun(argv: string[]): Promise<number> {
       },
       hostAddrs: host,
       restoreCounters: values['restore-counters'],
+      // [packets:bytes] of the files are not in a snapshot: -c loads the files.
+      rulesCache: values['rules-cache'] && !values['restore-counters'] ? new RulesCache(values['rules-cache']) : undefined,
       maxRules,
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
@@ -205,7 +214,11 @@ export async function runRun(argv: string[]): Promise<number> {
       const r = loadIpsetFiles(fw.sets, values.ipset);
       log('info', 'ip sets loaded', { files: values.ipset, sets: r.sets, elements: r.commands, seconds: r.seconds });
     }
-    const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
+    const cache = fw.rulesCache;
+    const key = !values.snapshot && cache ? cache.keyOfFiles(values.rules ?? [], { family: ruleFamily, skipOtherTables: values['skip-tables'] }) : undefined;
+    const cached = key ? cache!.lookup(key) : undefined;
+    if (cache) log('info', cached ? 'rules cache hit' : 'rules cache miss', { cache: cache.dir, ...(cached ? { snapshot: cached } : {}) });
+    const { loaded, snap } = await initialRules(fw, values.snapshot ?? cached, values.rules?.length ?? 0, cached);
     fw.start();
     if (snap) setImmediate(() => void fw.loadSnapshotMetadata(snap, loaded.generation));
     // The workers set their priority as they start; a failure is counted.
@@ -242,7 +255,7 @@ export async function runRun(argv: string[]): Promise<number> {
 }
 
 /** The snapshot if it is good, else the rule files (if any). */
-async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFiles: number) {
+async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFiles: number, cacheEntry?: string) {
   if (snapshot) {
     try {
       const t0 = performance.now();
@@ -258,6 +271,8 @@ async function initialRules(fw: Firewall, snapshot: string | undefined, ruleFile
     } catch (err) {
       if (ruleFiles === 0) throw err;
       log('error', 'snapshot refused; compiling the rule files instead', { snapshot, error: (err as Error).message });
+      // A bad cache entry goes, so that the load below writes a good one.
+      if (cacheEntry) rmSync(cacheEntry, { force: true });
     }
   }
   return { loaded: await fw.load(), snap: undefined as LoadedSnapshot | undefined };

@@ -14,11 +14,12 @@ import { runSliced } from '../rules/steps';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import { initialEditState, planBatch, planEdit, type EditPlan, type EditState } from './edits';
 import { isRuleOp, parseBatch } from './batch';
+import type { RulesCache } from './rules-cache';
 import type { LoadedSnapshot } from './snapshot';
 import { IpsetStore } from '../sets/store';
 import { countRuleCommands } from '../rules/iptables/parse';
 import { looksNative } from '../rules/native-format';
-import { RuleLimitError, overRuleLimit } from '../rules/errors';
+import { RuleLimitError, excerpt, overRuleLimit } from '../rules/errors';
 import { admit, defaultMaxRules, textDemand, type Demand } from './admission';
 
 export interface PortSpec {
@@ -55,6 +56,8 @@ export interface FirewallOptions {
   ndpBypass?: boolean;
   /** The family of the iptables-save rule files (-4/-6); default: detected per file (src/rules/family.ts). */
   ruleFamily?: 4 | 6;
+  /** Keep the compiled rule files as snapshots here (--rules-cache; src/control/rules-cache.ts). */
+  rulesCache?: RulesCache;
   /** Leave out tables other than filter and raw (--skip-tables); every load logs which and how many rules. */
   skipOtherTables?: boolean;
   /** Notices about the rule files (a file loaded as IPv4 for want of evidence). */
@@ -272,6 +275,10 @@ export class Firewall {
     return this.metadataPending ? undefined : this.rules;
   }
 
+  get rulesCache(): RulesCache | undefined {
+    return this.opts.rulesCache;
+  }
+
   get hasRuleFiles(): boolean {
     return this.opts.ruleFiles.length > 0;
   }
@@ -284,7 +291,8 @@ export class Firewall {
   load(): Promise<Activation> {
     return this.serial(async () => {
       const t0 = performance.now();
-      return this.attempt(t0, async () => {
+      let key: string | undefined;
+      const a = await this.attempt(t0, async () => {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
         // Parse and compile in slices: the API and signals are served during a reload.
         const { compiled } = await loadRuleFilesAsync(this.opts.ruleFiles, {
@@ -292,6 +300,7 @@ export class Firewall {
           family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice, skipOtherTables: this.opts.skipOtherTables,
           maxRules: this.maxRules,
           beforeParse: (texts) => {
+            key = this.opts.rulesCache?.key(texts, { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables });
             let d = textDemand('the rule files', 0, 0, 'save');
             for (const t of texts) {
               const one = textDemandOf('the rule files', t.file, t.text, this.maxRules, d.rules);
@@ -305,6 +314,26 @@ export class Firewall {
         }
         return compiled;
       }, this.opts.restoreCounters ?? false);
+      if (key) this.cacheRules(key);
+      return a;
+    });
+  }
+
+  /** Write the running rule set to the rules cache, in the background (logged; a failure changes nothing else). */
+  private cacheRules(key: string): void {
+    const cache = this.opts.rulesCache!;
+    const compiled = this.rules!;
+    if (cache.lookup(key)) return;
+    if (compiled.stats.features['-m set']) {
+      log('info', 'rules not cached: rule sets with -m set cannot be snapshotted', { cache: cache.dir });
+      return;
+    }
+    const t0 = performance.now();
+    setImmediate(() => {
+      cache.store(key, compiled, this.opts.ruleFiles).then(
+        (bytes) => log('info', 'rules cached', { file: cache.path(key), bytes, seconds: +((performance.now() - t0) / 1000).toFixed(3) }),
+        (err) => log('warn', 'rules not cached', { cache: cache.dir, error: excerpt((err as Error).message, 400) }),
+      );
     });
   }
 
