@@ -4,7 +4,7 @@
 // is returned (the caller gets an exception, never half a rule set).
 import { RuleError, overRuleLimit, type Position } from '../errors';
 import {
-  CT, type AddrRange, type Chain, type ExtMatch, type Family, type SkippedTable, type IcmpType, type Match, type PortRange,
+  CT, type AddrRange, type Neg, type Chain, type ExtMatch, type Family, type SkippedTable, type IcmpType, type Match, type PortRange,
   type Rule, type RuleSet, type Table, type Target, BUILTIN_CHAINS, TABLE_BUILTINS, type TableName, type IfaceMatch,
 } from '../model';
 import { EXTENSIONS, extension, type MatchExtension, type OptionContext } from '../extensions/registry';
@@ -250,6 +250,27 @@ function parsePortRange(cur: LineCursor, tok: Token, s: string): PortRange {
   return { lo, hi };
 }
 
+// `-p` conditions, shared: every rule's is one of few, and the model is
+// immutable once parsed (a million rules need not hold a million copies).
+const PROTO_NEGS: Array<Array<Neg<number>>> = [[], []];
+function protoNeg(not: boolean, v: number): Neg<number> {
+  const byNot = PROTO_NEGS[not ? 1 : 0];
+  return (byNot[v] ??= Object.freeze({ not, v }) as Neg<number>);
+}
+
+// Port conditions, shared the same way (rule sets repeat ports); bounded,
+// past that new ones are simply not shared.
+const PORT_NEGS = new Map<number, Neg<PortRange>>();
+function portNeg(not: boolean, v: PortRange): Neg<PortRange> {
+  const k = (not ? 0x100000000 : 0) + v.lo * 0x10000 + v.hi;
+  let n = PORT_NEGS.get(k);
+  if (!n) {
+    n = Object.freeze({ not, v: Object.freeze(v) }) as Neg<PortRange>;
+    if (PORT_NEGS.size < 1 << 18) PORT_NEGS.set(k, n);
+  }
+  return n;
+}
+
 function parseAddress(cur: LineCursor, tok: Token, s: string, family: Family): AddrRange {
   const slash = s.indexOf('/');
   const addrText = slash === -1 ? s : s.slice(0, slash);
@@ -276,7 +297,9 @@ function parseAddress(cur: LineCursor, tok: Token, s: string, family: Family): A
     }
     const size = 2 ** (32 - len);
     const lo = addr - (addr % size);
-    return { lo, hi: lo + size - 1, prefix: len };
+    // A host address: hi is lo's number (one heap number, not two: most
+    // IPv4 addresses are above the small-integer range).
+    return { lo, hi: size === 1 ? lo : lo + size - 1, prefix: len };
   }
   const addr = parseIPv6(addrText);
   if (addr === undefined) cur.fail(tok, `invalid IPv6 address "${addrText}"`);
@@ -476,7 +499,7 @@ export class RuleParser {
           if (num === undefined) cur.fail(v, `unknown protocol "${v.text}"`);
           if (name === 'icmp') this.setFamily(4, v); // family-only names (src/rules/family.ts)
           else if (name === 'ipv6-icmp' || name === 'icmpv6') this.setFamily(6, v);
-          if (num !== 0 || not) this.rule.proto = { not, v: num };
+          if (num !== 0 || not) this.rule.proto = protoNeg(not, num);
           this.protoTok = v;
           break;
         }
@@ -529,6 +552,9 @@ export class RuleParser {
     if (this.negate) cur.fail(this.negate, '"!" must be followed by an option');
     this.checkInterfaces();
     this.validate();
+    // Matches were pushed one by one, so the array has room for ~16 more;
+    // a million rules keep theirs, at its exact length.
+    if (this.rule.matches.length) this.rule.matches = this.rule.matches.slice();
     return this.expandAddresses();
   }
 
@@ -601,7 +627,7 @@ export class RuleParser {
           key(src ? 'sport' : 'dport');
           const not = this.takeNegate(t, true);
           const v = cur.value(t, 'a port or port range');
-          const r = { not, v: parsePortRange(cur, v, v.text) };
+          const r = portNeg(not, parsePortRange(cur, v, v.text));
           // 0:65535 is the match's default (xt_tcp/xt_udp store the same
           // range with or without it; iptables-save prints nothing): the
           // model holds no range, so parse(print(x)) is x.
