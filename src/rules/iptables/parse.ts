@@ -388,7 +388,10 @@ function parseStates(cur: LineCursor, tok: Token, s: string, natStates: boolean)
 }
 
 const PORT_PROTOS = new Set([PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_UDPLITE, PROTO_DCCP]);
-const MODULES = new Set(['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 'conntrack', 'state', 'comment']);
+// Module names by their text: the model holds these strings, not the
+// token's copy (a million `-m tcp` rules, one "tcp").
+const MODULES = new Map<string, Match['module']>(
+  (['tcp', 'udp', 'sctp', 'icmp', 'icmp6', 'multiport', 'iprange', 'conntrack', 'state', 'comment'] as const).map((m) => [m, m]));
 /** Modules iptables loads by itself when an option follows -p PROTO. */
 const IMPLICIT_MODULE: Record<number, Match['module']> = {
   [PROTO_TCP]: 'tcp', [PROTO_UDP]: 'udp', [PROTO_SCTP]: 'sctp', [PROTO_ICMP]: 'icmp', [PROTO_ICMPV6]: 'icmp6',
@@ -408,6 +411,8 @@ export interface RuleContext {
   chainExists(name: string): boolean;
   /** The table the rule is in. */
   table(): TableName;
+  /** The declared chain's name string (to share it), if the chain exists. */
+  chainName?(name: string): string | undefined;
   /** A notice for the operator at `where` (FILE:LINE:COL); the same message is given once. */
   notice?(where: string, message: string): void;
 }
@@ -517,7 +522,7 @@ export class RuleParser {
         case '-m': case '--match': {
           if (this.negate) cur.fail(this.negate, `"!" cannot be applied to ${o}`);
           const v = cur.value(t, 'a match name');
-          if (MODULES.has(v.text)) this.addModule(v.text as Match['module'], v);
+          if (MODULES.has(v.text)) this.addModule(MODULES.get(v.text)!, v);
           else if (EXTENSIONS.has(v.text)) this.addExtension(EXTENSIONS.get(v.text)!, v);
           else cur.fail(v, `match "${v.text}" is not supported`);
           break;
@@ -738,7 +743,9 @@ export class RuleParser {
           ? `target ${name} is not supported, and no chain of that name exists`
           : `chain ${name} does not exist`);
       }
-      return isGoto ? { kind: 'goto', chain: name } : { kind: 'jump', chain: name };
+      // The chain's own name string, not the token's copy.
+      const chain = this.ctx.chainName?.(name) ?? name;
+      return isGoto ? { kind: 'goto', chain } : { kind: 'jump', chain };
     }
     switch (name) {
       case 'REJECT':
@@ -972,6 +979,7 @@ export function* parseIptablesSteps(text: string, opts: ParseOptions): Generator
       }
     },
     chainExists: (name) => table!.chains.has(name),
+    chainName: (name) => table!.chains.get(name)?.name,
     table: () => table!.name,
     notice: (where, message) => {
       if (noticed.has(message)) return;
