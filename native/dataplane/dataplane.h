@@ -145,6 +145,26 @@ struct CountersSnapshot {
   uint32_t worker_nice_failures = 0;  // workers whose worker_nice could not be set
 };
 
+// What /health reports of the dataplane (src/control/health.ts): when each
+// worker last went round its loop, and each port's link as the kernel has
+// it now. A worker goes round at least every kIdlePollMs (1 s) while idle,
+// after every batch under load: a beat much older than that is a worker
+// stuck in a call. Read by the control thread without stopping anyone.
+struct PortHealth {
+  std::string name;
+  bool tap = false;
+  int bound_ifindex = 0;  // AF_PACKET: the index the sockets were bound to
+  int ifindex = 0;        // the index the name has now (0: no such interface)
+  bool admin_up = false;  // IFF_UP
+  bool running = false;   // IFF_RUNNING: up with carrier (operstate up)
+};
+struct HealthSnapshot {
+  bool running = false;
+  uint64_t now_ns = 0;                  // CLOCK_MONOTONIC
+  std::vector<uint64_t> worker_beat_ns;  // CLOCK_MONOTONIC (Start's time until the first round); empty when stopped
+  std::vector<PortHealth> ports;
+};
+
 // A control operation on the conntrack tables (see Dataplane::Conntrack).
 struct ConntrackCommand {
   enum class Op : uint8_t { kList, kFlush, kDelete } op = Op::kList;
@@ -197,6 +217,9 @@ class Dataplane {
   // million rules per worker is the costly part, and most readers (metrics,
   // stats, conntrack counts) do not need it.
   CountersSnapshot Counters(bool with_rules = true);
+  // Worker beats and port links (see HealthSnapshot). Cheap: two ioctls per
+  // AF_PACKET port.
+  HealthSnapshot Health();
   // Moves up to `max` queued LOG events into *out; *dropped gets the events
   // lost (rate limit + full queue) since the previous call.
   void PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped);

@@ -7,6 +7,7 @@ import { excerpt } from '../rules/errors';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { loadIpsetFiles } from '../sets/store';
+import { RuleFileWatcher } from '../control/watch';
 import { useSetStore } from '../sets/registry';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
@@ -27,7 +28,8 @@ the INPUT and OUTPUT rules instead, as on the host itself.
 
 Writes JSON logs to stdout, one object per line, and a "ready" line once the
 rules are active. SIGHUP reloads the rule files atomically (a file with an
-error keeps the running rules); SIGTERM or SIGINT drains and exits 0.
+error keeps the running rules), and so does a change of them on disk with
+--watch-rules; SIGTERM or SIGINT drains and exits 0.
 
 Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
@@ -42,6 +44,11 @@ Options:
                           (repeatable; all files or none); -m set rules name
                           them, 'flatwall ctl ipset' edits them. Not reread on
                           SIGHUP (entries added since would be lost)
+      --watch-rules       reload the --rules files when they change on disk, as
+                          SIGHUP does (a Kubernetes ConfigMap update, which
+                          swaps a symlink in the file's directory, or a file
+                          written in place); a file with an error keeps the
+                          running rules until it changes again
       --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
                           files, if given, are the fallback when it is refused
                           and what SIGHUP / ctl reload read
@@ -89,6 +96,7 @@ export async function runRun(argv: string[]): Promise<number> {
     rules: { type: 'string', short: 'r', multiple: true },
     ipset: { type: 'string', multiple: true },
     snapshot: { type: 'string' },
+    'watch-rules': { type: 'boolean' },
     workers: { type: 'string', short: 'w', default: '1' },
     'cpu-pin': { type: 'boolean' },
     'non-ip': { type: 'string', default: 'accept' },
@@ -129,6 +137,7 @@ export async function runRun(argv: string[]): Promise<number> {
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
   if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
+  if (values['watch-rules'] && !values.rules?.length) throw new UsageError('--watch-rules needs --rules FILE (the files it watches)');
   const ruleFamily = familyFlag(values);
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
@@ -178,6 +187,15 @@ export async function runRun(argv: string[]): Promise<number> {
   });
   let fw: Firewall;
   let api: ApiHandle | undefined;
+  const watcher = values['watch-rules']
+    ? new RuleFileWatcher(values.rules!, {
+      onChange: async () => {
+        log('info', 'rule files changed; reloading', { files: values.rules });
+        await fw.reload('watch', true);
+      },
+      onWarn: (msg, fields) => log('warn', msg, fields),
+    })
+    : undefined;
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
@@ -204,6 +222,8 @@ export async function runRun(argv: string[]): Promise<number> {
       const r = loadIpsetFiles(fw.sets, values.ipset);
       log('info', 'ip sets loaded', { files: values.ipset, sets: r.sets, elements: r.commands, seconds: r.seconds });
     }
+    // The files as they are before the load: a change during it is seen.
+    watcher?.remember();
     const { loaded, snap } = await initialRules(fw, values.snapshot, values.rules?.length ?? 0);
     fw.start();
     if (snap) setImmediate(() => void fw.loadSnapshotMetadata(snap, loaded.generation));
@@ -229,8 +249,13 @@ export async function runRun(argv: string[]): Promise<number> {
   }
 
   const stats = statsInterval > 0 ? setInterval(() => log('info', 'counters', summary(fw.counters({ rules: false }))), statsInterval * 1000) : undefined;
+  if (watcher) {
+    watcher.start();
+    log('info', 'watching the rule files', { files: values.rules });
+  }
   started = true;
   await stopRequested;
+  watcher?.close();
   if (stats) clearInterval(stats);
   await api?.close();
   await fw.stop();
