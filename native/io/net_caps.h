@@ -1,10 +1,10 @@
 // CAP_NET_RAW and CAP_NET_ADMIN in the effective set while the ports open.
 //
-// The CNF image runs flatwall as a non-root user (cnf/). Container runtimes
-// hand such a process no capabilities across execve unless the binary
-// carries file capabilities (podman 4.3 and the Kubernetes runtimes set no
-// ambient capabilities for a non-root user), so cnf/build.js gives the
-// image's node `cap_net_raw,cap_net_admin+p`: permitted, not effective (an
+// The CNF image runs flatwall as a non-root user (cnf/). A non-root process
+// keeps the runtime's added capabilities across execve only through the
+// ambient set or file capabilities; podman (4.3) fills the ambient set for
+// a non-root user, the Kubernetes runtimes (containerd, CRI-O) do not, so
+// cnf/build.js gives the image's node `cap_net_raw,cap_net_admin+p`: permitted, not effective (an
 // effective bit would make execve fail with EPERM wherever the runtime's
 // bounding set lacks one of the two, e.g. for `flatwall check` run without
 // --cap-add). Opening the ports is the only step that needs them: this
