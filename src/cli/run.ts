@@ -89,38 +89,41 @@ Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
 be opened), 2 on usage errors.
 `;
 
+/** `flatwall run`'s options (exported: deploy/'s manifests are checked against them, test/deploy.test.ts). */
+export const RUN_OPTIONS = {
+  port: { type: 'string', multiple: true },
+  tap: { type: 'string', multiple: true },
+  rules: { type: 'string', short: 'r', multiple: true },
+  ipset: { type: 'string', multiple: true },
+  snapshot: { type: 'string' },
+  'watch-rules': { type: 'boolean' },
+  workers: { type: 'string', short: 'w', default: '1' },
+  'cpu-pin': { type: 'boolean' },
+  'non-ip': { type: 'string', default: 'accept' },
+  'ring-frames': { type: 'string' },
+  'tx-mode': { type: 'string', default: 'ring' },
+  // 200 ms: request/response traffic and pings closer than that find the
+  // worker polling instead of asleep (native/dataplane/README.md, Measurements).
+  'busy-poll': { type: 'string', default: '200000' },
+  'worker-nice': { type: 'string', default: '-10' },
+  'build-nice': { type: 'string', default: '10' },
+  'log-rate': { type: 'string' },
+  'stats-interval': { type: 'string', default: '0' },
+  'max-rules': { type: 'string' },
+  ...CONNTRACK_OPTIONS,
+  'drop-l4-truncated': { type: 'boolean' },
+  'ndp-bypass': { type: 'boolean' },
+  'skip-tables': { type: 'boolean' },
+  '4': { type: 'boolean', short: '4' },
+  '6': { type: 'boolean', short: '6' },
+  ...HOST_OPTIONS,
+  'restore-counters': { type: 'boolean', short: 'c' },
+  ...API_OPTIONS,
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export async function runRun(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    port: { type: 'string', multiple: true },
-    tap: { type: 'string', multiple: true },
-    rules: { type: 'string', short: 'r', multiple: true },
-    ipset: { type: 'string', multiple: true },
-    snapshot: { type: 'string' },
-    'watch-rules': { type: 'boolean' },
-    workers: { type: 'string', short: 'w', default: '1' },
-    'cpu-pin': { type: 'boolean' },
-    'non-ip': { type: 'string', default: 'accept' },
-    'ring-frames': { type: 'string' },
-    'tx-mode': { type: 'string', default: 'ring' },
-    // 200 ms: request/response traffic and pings closer than that find the
-    // worker polling instead of asleep (native/dataplane/README.md, Measurements).
-    'busy-poll': { type: 'string', default: '200000' },
-    'worker-nice': { type: 'string', default: '-10' },
-    'build-nice': { type: 'string', default: '10' },
-    'log-rate': { type: 'string' },
-    'stats-interval': { type: 'string', default: '0' },
-    'max-rules': { type: 'string' },
-    ...CONNTRACK_OPTIONS,
-    'drop-l4-truncated': { type: 'boolean' },
-    'ndp-bypass': { type: 'boolean' },
-    'skip-tables': { type: 'boolean' },
-    '4': { type: 'boolean', short: '4' },
-    '6': { type: 'boolean', short: '6' },
-    ...HOST_OPTIONS,
-    'restore-counters': { type: 'boolean', short: 'c' },
-    ...API_OPTIONS,
-    help: { type: 'boolean', short: 'h' },
-  }, false);
+  const { values } = parse(argv, RUN_OPTIONS, false);
   if (values.help) {
     process.stdout.write(RUN_HELP);
     return EXIT_OK;
