@@ -675,7 +675,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
   }
 
   // health(): { running, workers: [{ id, beatAgeMs }], ports: [{ name,
-  // kind, boundIfindex, ifindex, adminUp, running }] } (Dataplane::Health).
+  // kind, boundIfindex, ifindex, adminUp, carrier }] } (Dataplane::Health).
   Napi::Value Health(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const HealthSnapshot h = dp_->Health();
@@ -699,7 +699,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
       o.Set("boundIfindex", double(p.bound_ifindex));
       o.Set("ifindex", double(p.ifindex));
       o.Set("adminUp", p.admin_up);
-      o.Set("running", p.running);
+      o.Set("carrier", p.carrier);
       ps.Set(uint32_t(i), o);
     }
     r.Set("ports", ps);

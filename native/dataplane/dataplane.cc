@@ -1,5 +1,7 @@
 #include "dataplane/dataplane.h"
 
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -478,7 +480,10 @@ HealthSnapshot Dataplane::Health() {
     p.ifindex = ifr.ifr_ifindex;
     if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) continue;
     p.admin_up = ifr.ifr_flags & IFF_UP;
-    p.running = ifr.ifr_flags & IFF_RUNNING;
+    const bool running = ifr.ifr_flags & IFF_RUNNING;
+    ethtool_value link{ETHTOOL_GLINK, 0};
+    ifr.ifr_data = reinterpret_cast<char*>(&link);
+    p.carrier = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? link.data != 0 : running;
   }
   if (fd >= 0) close(fd);
   return h;

@@ -156,7 +156,10 @@ struct PortHealth {
   int bound_ifindex = 0;  // AF_PACKET: the index the sockets were bound to
   int ifindex = 0;        // the index the name has now (0: no such interface)
   bool admin_up = false;  // IFF_UP
-  bool running = false;   // IFF_RUNNING: up with carrier (operstate up)
+  // The link's carrier (ETHTOOL_GLINK: netif_carrier_ok, at once), or
+  // IFF_RUNNING for a driver without it. Not IFF_RUNNING first: that is the
+  // RFC 2863 operstate, which linkwatch updates up to a second late.
+  bool carrier = false;
 };
 struct HealthSnapshot {
   bool running = false;

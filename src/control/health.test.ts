@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { evaluateHealth, WORKER_STUCK_MS, type DataplaneHealth, type RulesHealth } from './health';
 
 const port = (name: string, o: Partial<DataplaneHealth['ports'][number]> = {}) =>
-  ({ name, kind: 'afpacket' as const, boundIfindex: 7, ifindex: 7, adminUp: true, running: true, ...o });
+  ({ name, kind: 'afpacket' as const, boundIfindex: 7, ifindex: 7, adminUp: true, carrier: true, ...o });
 const dp = (o: Partial<DataplaneHealth> = {}): DataplaneHealth =>
   ({ running: true, workers: [{ id: 0, beatAgeMs: 3 }, { id: 1, beatAgeMs: 900 }], ports: [port('a'), port('b', { boundIfindex: 8, ifindex: 8 })], ...o });
 const rules = (o: Partial<RulesHealth> = {}): RulesHealth =>
@@ -32,13 +32,13 @@ test('start-up: rules loading, ports not opened yet: starting, not ready, but al
 });
 
 test('a port whose link is down or without carrier: degraded (alive), not ready, says which', () => {
-  const down = evaluateHealth(dp({ ports: [port('a', { adminUp: false, running: false }), port('b')] }), rules(), true);
+  const down = evaluateHealth(dp({ ports: [port('a', { adminUp: false, carrier: false }), port('b')] }), rules(), true);
   assert.equal(down.status, 'degraded');
   assert.equal(down.parts.ports.status, 'degraded');
   assert.equal(down.parts.ports.ports[0].state, 'down');
   assert.equal(down.ready, false);
   assert.deepEqual(down.notReady, ['port a down']);
-  const nc = evaluateHealth(dp({ ports: [port('a'), port('b', { running: false })] }), rules(), true);
+  const nc = evaluateHealth(dp({ ports: [port('a'), port('b', { carrier: false })] }), rules(), true);
   assert.equal(nc.parts.ports.ports[1].state, 'no-carrier');
   assert.deepEqual(nc.notReady, ['port b no-carrier']);
 });
@@ -79,7 +79,7 @@ test('a failed reload: degraded with its error, still ready on the running rules
 });
 
 test('TAP ports: open while the dataplane runs, whatever namespace the device is in', () => {
-  const h = evaluateHealth(dp({ ports: [port('t0', { kind: 'tap', boundIfindex: 0, ifindex: 0, adminUp: false, running: false }), port('t1', { kind: 'tap', boundIfindex: 0, ifindex: 0 })] }), rules(), true);
+  const h = evaluateHealth(dp({ ports: [port('t0', { kind: 'tap', boundIfindex: 0, ifindex: 0, adminUp: false, carrier: false }), port('t1', { kind: 'tap', boundIfindex: 0, ifindex: 0 })] }), rules(), true);
   assert.deepEqual(h.parts.ports.ports.map((p) => [p.state, p.status]), [['open', 'ok'], ['open', 'ok']]);
   assert.equal(h.ready, true);
 });

@@ -26,7 +26,7 @@ export const WORKER_STUCK_MS = 5000;
 export interface DataplaneHealth {
   running: boolean;
   workers: { id: number; beatAgeMs: number }[];
-  ports: { name: string; kind: 'afpacket' | 'tap'; boundIfindex: number; ifindex: number; adminUp: boolean; running: boolean }[];
+  ports: { name: string; kind: 'afpacket' | 'tap'; boundIfindex: number; ifindex: number; adminUp: boolean; carrier: boolean }[];
 }
 
 /** What the rules part is judged from (Firewall.status and friends). */
@@ -45,7 +45,7 @@ export interface RulesHealth {
 export interface PortReport {
   name: string;
   kind: 'afpacket' | 'tap';
-  /** up, down (IFF_UP clear), no-carrier (up, not running), missing, replaced (a new interface under the name), open (TAP fd), closed (not started). */
+  /** up, down (IFF_UP clear), no-carrier (up, no carrier), missing, replaced (a new interface under the name), open (TAP fd), closed (not started). */
   state: 'up' | 'down' | 'no-carrier' | 'missing' | 'replaced' | 'open' | 'closed';
   status: PartStatus;
   ifindex?: number;
@@ -83,7 +83,7 @@ function portReport(p: DataplaneHealth['ports'][number], running: boolean): Port
   if (p.ifindex === 0) return { ...base, ...ids, state: 'missing', status: 'failed' };
   if (p.ifindex !== p.boundIfindex) return { ...base, ...ids, state: 'replaced', status: 'failed' };
   if (!p.adminUp) return { ...base, ...ids, state: 'down', status: 'degraded' };
-  if (!p.running) return { ...base, ...ids, state: 'no-carrier', status: 'degraded' };
+  if (!p.carrier) return { ...base, ...ids, state: 'no-carrier', status: 'degraded' };
   return { ...base, ...ids, state: 'up', status: 'ok' };
 }
 
