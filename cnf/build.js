@@ -11,6 +11,18 @@
 //   /opt/flatwall/node_modules with the runtime dependencies only (their
 //   closure from package.json "dependencies", minus the build-time ones
 //   below), and /etc/flatwall with the default rule file.
+// The image runs as a non-root user (uid/gid 65532, the Containerfile's
+// USER) from a read-only root: the only writable places are the declared
+// volumes /run/flatwall (the API socket) and /var/lib/flatwall (snapshots),
+// created owned by that user. Such a process keeps the runtime's added
+// capabilities across execve only through the ambient set (podman 4.3 sets
+// it for a non-root user; containerd and CRI-O, so Kubernetes, do not) or
+// file capabilities, so node gets file capabilities
+// cap_net_raw,cap_net_admin+p (setcap, from libcap2-bin): permitted but not
+// effective, raised by the addon only while it opens the ports
+// (native/io/net_caps.h), and only if the runtime's bounding set holds them
+// (--cap-add / securityContext.capabilities.add). Setting them needs root
+// (CAP_SETFCAP) on the building machine.
 // With --rootfs DIR it only assembles the tree (no image tool needed).
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
@@ -21,6 +33,9 @@ const os = require('node:os');
 const root = path.join(__dirname, '..');
 // Dependencies used only to build the addon, never loaded at run time.
 const BUILD_ONLY = new Set(['cmake-js', 'node-addon-api']);
+// The image's user and what it may do (cnf/README.md).
+const UID = 65532;
+const FILE_CAPS = 'cap_net_raw,cap_net_admin+p';
 
 function usage(msg) {
   process.stderr.write(`cnf/build.js: ${msg}\nusage: npm run image [-- --tag NAME] [--rootfs DIR] [--tool podman|buildah|docker]\n`);
@@ -112,7 +127,20 @@ function assemble(rootfs) {
   fs.mkdirSync(path.join(rootfs, 'etc/flatwall'), { recursive: true });
   fs.writeFileSync(path.join(rootfs, 'etc/flatwall/rules.v4'),
     '# Default flatwall CNF rules: mount your own iptables-save file over this one.\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n');
-  for (const d of ['run/flatwall', 'tmp']) fs.mkdirSync(path.join(rootfs, d), { recursive: true, mode: 0o1777 });
+  // The parents of the volumes, root's; the volumes themselves are created
+  // owned by the image's user by the Containerfile (COPY --chown).
+  for (const d of ['run', 'var/lib']) fs.mkdirSync(path.join(rootfs, d), { recursive: true, mode: 0o755 });
+  fs.mkdirSync(path.join(rootfs, 'tmp'), { recursive: true });
+  fs.chmodSync(path.join(rootfs, 'tmp'), 0o1777);
+
+  // 4. CAP_NET_RAW and CAP_NET_ADMIN for a non-root user: file capabilities
+  //    on node itself (the copy, not a symlink).
+  const nodeInImage = path.join(rootfs, node);
+  const sc = spawnSync('setcap', [FILE_CAPS, nodeInImage], { encoding: 'utf8' });
+  if (sc.error || sc.status !== 0) {
+    const why = sc.error ? `${sc.error.code === 'ENOENT' ? 'setcap not found (apt-get install libcap2-bin)' : sc.error.message}` : sc.stderr.trim();
+    throw new Error(`cannot give ${node} in the image the file capabilities ${FILE_CAPS}: ${why} (needs root)`);
+  }
   return { libs: [...libs], pkgs };
 }
 
@@ -131,6 +159,9 @@ function main() {
     if (!tool) throw new Error('no image tool found (podman, buildah or docker); use --rootfs DIR to assemble the tree only');
     // One layer, no intermediate images left behind as build cache.
   const args = tool === 'buildah' ? ['bud', '--layers=false'] : tool === 'podman' ? ['build', '--layers=false'] : ['build'];
+    // The volumes' source: an empty directory (COPY --chown makes them the user's).
+    fs.mkdirSync(path.join(stage, 'volume'));
+    args.push('--build-arg', `UID=${UID}`);
     args.push('-f', path.join(__dirname, 'Containerfile'), '-t', o.tag, '--label', `org.opencontainers.image.version=${require(path.join(root, 'package.json')).version}`, stage);
     process.stderr.write(`${tool} ${args.join(' ')}\n`);
     const r = spawnSync(tool, args, { stdio: ['ignore', 'inherit', 'inherit'] });

@@ -605,6 +605,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("start", &DataplaneWrap::Start),
                         InstanceMethod("stop", &DataplaneWrap::Stop),
                         InstanceMethod("counters", &DataplaneWrap::Counters),
+                        InstanceMethod("health", &DataplaneWrap::Health),
                         InstanceMethod("pollLogs", &DataplaneWrap::PollLogs),
                         InstanceMethod("conntrackList", &DataplaneWrap::ConntrackList),
                         InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
@@ -671,6 +672,38 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;
+  }
+
+  // health(): { running, workers: [{ id, beatAgeMs }], ports: [{ name,
+  // kind, boundIfindex, ifindex, adminUp, carrier }] } (Dataplane::Health).
+  Napi::Value Health(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const HealthSnapshot h = dp_->Health();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("running", h.running);
+    Napi::Array ws = Napi::Array::New(env, h.worker_beat_ns.size());
+    for (size_t i = 0; i < h.worker_beat_ns.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("id", double(i));
+      const uint64_t b = h.worker_beat_ns[i];
+      o.Set("beatAgeMs", h.now_ns > b ? double(h.now_ns - b) / 1e6 : 0.0);
+      ws.Set(uint32_t(i), o);
+    }
+    r.Set("workers", ws);
+    Napi::Array ps = Napi::Array::New(env, h.ports.size());
+    for (size_t i = 0; i < h.ports.size(); ++i) {
+      const PortHealth& p = h.ports[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", p.name);
+      o.Set("kind", p.tap ? "tap" : "afpacket");
+      o.Set("boundIfindex", double(p.bound_ifindex));
+      o.Set("ifindex", double(p.ifindex));
+      o.Set("adminUp", p.admin_up);
+      o.Set("carrier", p.carrier);
+      ps.Set(uint32_t(i), o);
+    }
+    r.Set("ports", ps);
+    return r;
   }
 
   // counters([{ rules: false }]): without the per-rule arrays (see

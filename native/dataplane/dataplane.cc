@@ -1,5 +1,7 @@
 #include "dataplane/dataplane.h"
 
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sys/ioctl.h>
@@ -24,6 +26,7 @@
 #include "dataplane/parse.h"
 #include "dataplane/reject.h"
 #include "conntrack/conncount.h"
+#include "io/net_caps.h"
 #include "io/tap_port.h"
 
 namespace flatwall {
@@ -57,6 +60,7 @@ struct alignas(64) Dataplane::WorkerState {
   }
   std::atomic<uint64_t> observed{kIdle};
   std::atomic<uint64_t> batch_epoch{0};  // bumped at every batch boundary (WaitSetReaders)
+  std::atomic<uint64_t> beat_ns{0};      // CLOCK_MONOTONIC of the last loop round (Health)
   alignas(64) WorkerCounters counters;
   TokenBucket bucket;  // worker-private
   LogRing logs;
@@ -151,6 +155,16 @@ uint32_t InterfaceMtu(const std::string& name) {
   return r == 0 && ifr.ifr_mtu > 0 ? uint32_t(ifr.ifr_mtu) : 1500;
 }
 
+// Why a port could not be opened with EPERM, in the operator's terms.
+std::string CapabilityHint() {
+  const io::NetCapState c = io::CurrentNetCaps();
+  std::string h = "opening ports needs CAP_NET_RAW and CAP_NET_ADMIN; this process has";
+  h += c.raw_permitted ? " CAP_NET_RAW" : " no CAP_NET_RAW";
+  h += c.admin_permitted ? ", CAP_NET_ADMIN" : ", no CAP_NET_ADMIN";
+  h += " (a container needs both added: podman --cap-add NET_RAW,NET_ADMIN, Kubernetes securityContext.capabilities.add)";
+  return h;
+}
+
 }  // namespace
 
 void Dataplane::Start() {
@@ -159,17 +173,26 @@ void Dataplane::Start() {
   port_mtu_.clear();
   for (const auto& p : config_.ports) port_mtu_.push_back(InterfaceMtu(p.name));
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
-  for (const auto& p : config_.ports) {
-    if (p.kind == PortKind::kTap) {
-      queues.push_back(std::move(io::OpenTapPort(p.name, config_.workers).queues));
-    } else {
-      io::AfPacketOptions o;
-      o.frame_size = p.frame_size;
-      o.rx_frames = o.tx_frames = p.ring_frames;
-      o.qdisc_bypass = config_.qdisc_bypass;
-      o.tx_ring = config_.tx_ring;
-      o.promisc = config_.promisc;
-      queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, o));
+  {
+    // The one step that needs CAP_NET_RAW / CAP_NET_ADMIN (io/net_caps.h).
+    io::ScopedNetCaps caps;
+    try {
+      for (const auto& p : config_.ports) {
+        if (p.kind == PortKind::kTap) {
+          queues.push_back(std::move(io::OpenTapPort(p.name, config_.workers).queues));
+        } else {
+          io::AfPacketOptions o;
+          o.frame_size = p.frame_size;
+          o.rx_frames = o.tx_frames = p.ring_frames;
+          o.qdisc_bypass = config_.qdisc_bypass;
+          o.tx_ring = config_.tx_ring;
+          o.promisc = config_.promisc;
+          queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, o));
+        }
+      }
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EPERM) throw;
+      throw std::runtime_error(std::string(e.what()) + " (" + CapabilityHint() + ")");
     }
   }
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -177,6 +200,8 @@ void Dataplane::Start() {
   queues_ = std::move(queues);
   stop_.store(false);
   running_ = true;
+  // A worker that never goes round its loop shows as stuck from its start.
+  for (auto& ws : workers_) ws->beat_ns.store(MonoNs(), std::memory_order_relaxed);
   for (uint32_t w = 0; w < config_.workers; ++w) threads_.emplace_back([this, w] { RunWorker(w); });
   // Return (and let the caller say "ready") only once every worker polls.
   std::unique_lock<std::mutex> wait(start_mu_);
@@ -433,6 +458,42 @@ void Dataplane::Conntrack(ConntrackCommand* cmd) {
   }
 }
 
+HealthSnapshot Dataplane::Health() {
+  HealthSnapshot h;
+  h.now_ns = MonoNs();
+  {
+    std::lock_guard<std::mutex> lock(life_mu_);
+    h.running = running_;
+    if (h.running)
+      for (const auto& ws : workers_) h.worker_beat_ns.push_back(ws->beat_ns.load(std::memory_order_relaxed));
+    for (size_t i = 0; i < config_.ports.size(); ++i) {
+      PortHealth p;
+      p.name = config_.ports[i].name;
+      p.tap = config_.ports[i].kind == PortKind::kTap;
+      if (h.running && i < queues_.size() && !queues_[i].empty()) p.bound_ifindex = queues_[i][0]->ifindex();
+      h.ports.push_back(std::move(p));
+    }
+  }
+  // The link as the kernel has it now, by name, in this network namespace
+  // (a TAP device may have been moved to another one: its fd is the port).
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  for (PortHealth& p : h.ports) {
+    if (fd < 0 || p.tap) continue;
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, p.name.c_str(), IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFINDEX, &ifr) != 0) continue;  // no such interface
+    p.ifindex = ifr.ifr_ifindex;
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) continue;
+    p.admin_up = ifr.ifr_flags & IFF_UP;
+    const bool running = ifr.ifr_flags & IFF_RUNNING;
+    ethtool_value link{ETHTOOL_GLINK, 0};
+    ifr.ifr_data = reinterpret_cast<char*>(&link);
+    p.carrier = ioctl(fd, SIOCETHTOOL, &ifr) == 0 ? link.data != 0 : running;
+  }
+  if (fd >= 0) close(fd);
+  return h;
+}
+
 void Dataplane::PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped) {
   std::lock_guard<std::mutex> lock(poll_mu_);
   for (auto& ws : workers_) {
@@ -568,6 +629,7 @@ void Dataplane::RunWorker(uint32_t w) {
     const uint64_t batch_ns = NowNs();
     // Conntrack timeouts and rate matches both run on the monotonic clock.
     const uint64_t mono_ns = MonoNs();
+    ws.beat_ns.store(mono_ns, std::memory_order_relaxed);
     if (ConntrackCommand* cmd = ws.cmd.load(std::memory_order_acquire)) {
       uint64_t v;
       (void)!read(ws.cmd_fd, &v, sizeof v);

@@ -148,6 +148,29 @@ struct CountersSnapshot {
   uint32_t workers_running = 0;       // workers inside their polling loop (all of them once Start returns)
 };
 
+// What /health reports of the dataplane (src/control/health.ts): when each
+// worker last went round its loop, and each port's link as the kernel has
+// it now. A worker goes round at least every kIdlePollMs (1 s) while idle,
+// after every batch under load: a beat much older than that is a worker
+// stuck in a call. Read by the control thread without stopping anyone.
+struct PortHealth {
+  std::string name;
+  bool tap = false;
+  int bound_ifindex = 0;  // AF_PACKET: the index the sockets were bound to
+  int ifindex = 0;        // the index the name has now (0: no such interface)
+  bool admin_up = false;  // IFF_UP
+  // The link's carrier (ETHTOOL_GLINK: netif_carrier_ok, at once), or
+  // IFF_RUNNING for a driver without it. Not IFF_RUNNING first: that is the
+  // RFC 2863 operstate, which linkwatch updates up to a second late.
+  bool carrier = false;
+};
+struct HealthSnapshot {
+  bool running = false;
+  uint64_t now_ns = 0;                  // CLOCK_MONOTONIC
+  std::vector<uint64_t> worker_beat_ns;  // CLOCK_MONOTONIC (Start's time until the first round); empty when stopped
+  std::vector<PortHealth> ports;
+};
+
 // A control operation on the conntrack tables (see Dataplane::Conntrack).
 struct ConntrackCommand {
   enum class Op : uint8_t { kList, kFlush, kDelete } op = Op::kList;
@@ -203,6 +226,9 @@ class Dataplane {
   // million rules per worker is the costly part, and most readers (metrics,
   // stats, conntrack counts) do not need it.
   CountersSnapshot Counters(bool with_rules = true);
+  // Worker beats and port links (see HealthSnapshot). Cheap: two ioctls per
+  // AF_PACKET port.
+  HealthSnapshot Health();
   // Moves up to `max` queued LOG events into *out; *dropped gets the events
   // lost (rate limit + full queue) since the previous call.
   void PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped);

@@ -340,6 +340,7 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
   for (uint32_t q = 0; q < queues; ++q) {
     std::unique_ptr<AfPacketQueue> s(new AfPacketQueue());
     s->ifname_ = ifname;
+    s->ifindex_ = ifindex;
     s->fd_ = OpenSocket(ifname);
     s->rx_ = rx;
     s->tx_ = tx;

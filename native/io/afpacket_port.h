@@ -97,6 +97,7 @@ class AfPacketQueue final : public Queue {
   bool TxCommit(uint32_t len) override;
   void TxFlush() override;
   uint64_t TakeKernelDrops() override;
+  int ifindex() const override { return ifindex_; }
 
   const RingGeometry& rx_geometry() const { return rx_; }
   const RingGeometry& tx_geometry() const { return tx_; }
@@ -122,6 +123,7 @@ class AfPacketQueue final : public Queue {
   bool PrepareRx(tpacket2_hdr* h, RxFrame* f);
 
   int fd_ = -1;
+  int ifindex_ = 0;
   uint8_t* map_ = nullptr;
   size_t map_len_ = 0;
   RingGeometry rx_, tx_;

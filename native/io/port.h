@@ -78,6 +78,12 @@ class Queue {
   // the last call (AF_PACKET PACKET_STATISTICS; 0 for TAP). Called by the
   // control thread, not the worker.
   virtual uint64_t TakeKernelDrops() { return 0; }
+
+  // The interface index the queue is bound to (AF_PACKET), 0 when it is not
+  // bound by index (TAP: the fd is the device). Health compares it with the
+  // index the interface's name has now: a deleted or re-created interface
+  // leaves the socket bound to an index that no longer carries traffic.
+  virtual int ifindex() const { return 0; }
 };
 
 }  // namespace io

@@ -9,6 +9,7 @@ import { RulesCache } from '../control/rules-cache';
 import { rmSync } from 'node:fs';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { loadIpsetFiles } from '../sets/store';
+import { RuleFileWatcher } from '../control/watch';
 import { useSetStore } from '../sets/registry';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
@@ -28,9 +29,10 @@ With --host (host mode) frames to and from the host's addresses go through
 the INPUT and OUTPUT rules instead, as on the host itself.
 
 Writes JSON logs to stdout, one object per line, and a "ready" line once the
-rules are active and every worker polls the bound ports. SIGHUP reloads the
-rule files atomically (a file with an error keeps the running rules); SIGTERM
-or SIGINT drains and exits 0.
+rules are active and every worker polls the bound ports. SIGHUP reloads
+the rule files atomically (a file with an error keeps the running rules), and
+so does a change of them on disk with --watch-rules; SIGTERM or SIGINT drains
+and exits 0.
 
 Options:
       --port IF           an AF_PACKET port on interface IF (repeatable)
@@ -45,6 +47,11 @@ Options:
                           (repeatable; all files or none); -m set rules name
                           them, 'flatwall ctl ipset' edits them. Not reread on
                           SIGHUP (entries added since would be lost)
+      --watch-rules       reload the --rules files when they change on disk, as
+                          SIGHUP does (a Kubernetes ConfigMap update, which
+                          swaps a symlink in the file's directory, or a file
+                          written in place); a file with an error keeps the
+                          running rules until it changes again
       --snapshot FILE     start from a snapshot ('flatwall compile'); the --rules
                           files, if given, are the fallback when it is refused
                           and what SIGHUP / ctl reload read
@@ -89,38 +96,42 @@ Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
 be opened), 2 on usage errors.
 `;
 
+/** `flatwall run`'s options (exported: deploy/'s manifests are checked against them, test/deploy.test.ts). */
+export const RUN_OPTIONS = {
+  port: { type: 'string', multiple: true },
+  tap: { type: 'string', multiple: true },
+  rules: { type: 'string', short: 'r', multiple: true },
+  ipset: { type: 'string', multiple: true },
+  snapshot: { type: 'string' },
+  'rules-cache': { type: 'string' },
+  'watch-rules': { type: 'boolean' },
+  workers: { type: 'string', short: 'w', default: '1' },
+  'cpu-pin': { type: 'boolean' },
+  'non-ip': { type: 'string', default: 'accept' },
+  'ring-frames': { type: 'string' },
+  'tx-mode': { type: 'string', default: 'ring' },
+  // 200 ms: request/response traffic and pings closer than that find the
+  // worker polling instead of asleep (native/dataplane/README.md, Measurements).
+  'busy-poll': { type: 'string', default: '200000' },
+  'worker-nice': { type: 'string', default: '-10' },
+  'build-nice': { type: 'string', default: '10' },
+  'log-rate': { type: 'string' },
+  'stats-interval': { type: 'string', default: '0' },
+  'max-rules': { type: 'string' },
+  ...CONNTRACK_OPTIONS,
+  'drop-l4-truncated': { type: 'boolean' },
+  'ndp-bypass': { type: 'boolean' },
+  'skip-tables': { type: 'boolean' },
+  '4': { type: 'boolean', short: '4' },
+  '6': { type: 'boolean', short: '6' },
+  ...HOST_OPTIONS,
+  'restore-counters': { type: 'boolean', short: 'c' },
+  ...API_OPTIONS,
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 export async function runRun(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    port: { type: 'string', multiple: true },
-    tap: { type: 'string', multiple: true },
-    rules: { type: 'string', short: 'r', multiple: true },
-    ipset: { type: 'string', multiple: true },
-    snapshot: { type: 'string' },
-    'rules-cache': { type: 'string' },
-    workers: { type: 'string', short: 'w', default: '1' },
-    'cpu-pin': { type: 'boolean' },
-    'non-ip': { type: 'string', default: 'accept' },
-    'ring-frames': { type: 'string' },
-    'tx-mode': { type: 'string', default: 'ring' },
-    // 200 ms: request/response traffic and pings closer than that find the
-    // worker polling instead of asleep (native/dataplane/README.md, Measurements).
-    'busy-poll': { type: 'string', default: '200000' },
-    'worker-nice': { type: 'string', default: '-10' },
-    'build-nice': { type: 'string', default: '10' },
-    'log-rate': { type: 'string' },
-    'stats-interval': { type: 'string', default: '0' },
-    'max-rules': { type: 'string' },
-    ...CONNTRACK_OPTIONS,
-    'drop-l4-truncated': { type: 'boolean' },
-    'ndp-bypass': { type: 'boolean' },
-    'skip-tables': { type: 'boolean' },
-    '4': { type: 'boolean', short: '4' },
-    '6': { type: 'boolean', short: '6' },
-    ...HOST_OPTIONS,
-    'restore-counters': { type: 'boolean', short: 'c' },
-    ...API_OPTIONS,
-    help: { type: 'boolean', short: 'h' },
-  }, false);
+  const { values } = parse(argv, RUN_OPTIONS, false);
   if (values.help) {
     process.stdout.write(RUN_HELP);
     return EXIT_OK;
@@ -137,6 +148,7 @@ export async function runRun(argv: string[]): Promise<number> {
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
   if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
+  if (values['watch-rules'] && !values.rules?.length) throw new UsageError('--watch-rules needs --rules FILE (the files it watches)');
   const ruleFamily = familyFlag(values);
   const int = (name: string, v: string | undefined, min: number) => {
     if (v === undefined) return undefined;
@@ -186,6 +198,15 @@ export async function runRun(argv: string[]): Promise<number> {
   });
   let fw: Firewall;
   let api: ApiHandle | undefined;
+  const watcher = values['watch-rules']
+    ? new RuleFileWatcher(values.rules!, {
+      onChange: async () => {
+        log('info', 'rule files changed; reloading', { files: values.rules });
+        await fw.reload('watch', true);
+      },
+      onWarn: (msg, fields) => log('warn', msg, fields),
+    })
+    : undefined;
   try {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
@@ -214,6 +235,8 @@ export async function runRun(argv: string[]): Promise<number> {
       const r = loadIpsetFiles(fw.sets, values.ipset);
       log('info', 'ip sets loaded', { files: values.ipset, sets: r.sets, elements: r.commands, seconds: r.seconds });
     }
+    // The files as they are before the load: a change during it is seen.
+    watcher?.remember();
     const cache = fw.rulesCache;
     const key = !values.snapshot && cache ? cache.keyOfFiles(values.rules ?? [], { family: ruleFamily, skipOtherTables: values['skip-tables'] }) : undefined;
     const cached = key ? cache!.lookup(key) : undefined;
@@ -245,8 +268,13 @@ export async function runRun(argv: string[]): Promise<number> {
   }
 
   const stats = statsInterval > 0 ? setInterval(() => log('info', 'counters', summary(fw.counters({ rules: false }))), statsInterval * 1000) : undefined;
+  if (watcher) {
+    watcher.start();
+    log('info', 'watching the rule files', { files: values.rules });
+  }
   started = true;
   await stopRequested;
+  watcher?.close();
   if (stats) clearInterval(stats);
   await api?.close();
   await fw.stop();

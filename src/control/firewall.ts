@@ -21,6 +21,7 @@ import { countRuleCommands } from '../rules/iptables/parse';
 import { looksNative } from '../rules/native-format';
 import { RuleLimitError, excerpt, overRuleLimit } from '../rules/errors';
 import { admit, defaultMaxRules, textDemand, type Demand } from './admission';
+import type { DataplaneHealth } from './health';
 
 export interface PortSpec {
   name: string;
@@ -218,7 +219,7 @@ export class Firewall {
   private readonly dp: any;
   private rules: CompiledRuleSet | undefined;
   private logTimer: NodeJS.Timeout | undefined;
-  private reloading = false;
+  private reloading: Promise<void> | undefined;
   private readonly bank = new CounterBank();
   // Rule set changes run one at a time, in arrival order.
   private chain: Promise<unknown> = Promise.resolve();
@@ -605,9 +606,19 @@ export class Firewall {
     });
   }
 
-  /** Rules are active and the ports are open. */
+  /** Rules are active and the ports are open (the probe contract's full answer: src/control/health.ts). */
   get ready(): boolean {
     return this.started && this.rules !== undefined;
+  }
+
+  /** start() ran and stop() did not. */
+  get dataplaneStarted(): boolean {
+    return this.started;
+  }
+
+  /** Worker loop beats and port links, from the dataplane (src/control/health.ts). */
+  dataplaneHealth(): DataplaneHealth {
+    return this.dp.health();
   }
 
   /**
@@ -632,20 +643,31 @@ export class Firewall {
     this.logTimer = setInterval(() => this.drainLogs(), 200);
   }
 
-  /** SIGHUP: reload atomically; a file with an error keeps the old rules. */
-  async reload(): Promise<void> {
-    if (this.reloading) {
-      log('warn', 'reload already in progress; ignored');
-      return;
+  /**
+   * SIGHUP and --watch-rules: reload atomically; a file with an error keeps
+   * the old rules. Logged either way, with what asked for it. A SIGHUP
+   * during a reload is ignored (that reload reads the files anyway); a
+   * watched change (`wait`) runs after it instead, since the files may have
+   * changed again after that reload read them.
+   */
+  async reload(trigger: 'SIGHUP' | 'watch' = 'SIGHUP', wait = false): Promise<void> {
+    while (this.reloading) {
+      if (!wait) {
+        log('warn', 'reload already in progress; ignored', { trigger });
+        return;
+      }
+      await this.reloading;
     }
-    this.reloading = true;
+    let done!: () => void;
+    this.reloading = new Promise<void>((r) => (done = r));
     try {
       const r = await this.load();
-      log('info', 'rules reloaded', { ...r, files: this.opts.ruleFiles });
+      log('info', 'rules reloaded', { ...r, files: this.opts.ruleFiles, trigger });
     } catch (err) {
-      log('error', 'reload failed; the running rules stay', { error: (err as Error).message, files: this.opts.ruleFiles });
+      log('error', 'reload failed; the running rules stay', { error: (err as Error).message, files: this.opts.ruleFiles, trigger });
     } finally {
-      this.reloading = false;
+      this.reloading = undefined;
+      done();
     }
   }
 

@@ -6,6 +6,7 @@
 // (`--metrics-rules top:K` or `all`): a million rules must not become a
 // million series unless the operator asks for it.
 import type { Firewall } from './firewall';
+import { firewallHealth } from './health';
 import { rulePositions } from '../rules/positions';
 
 export type RuleMetricsMode = { kind: 'none' } | { kind: 'top'; k: number } | { kind: 'all' };
@@ -167,7 +168,7 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
       e.sample(`${P}rule_records`, t.records, labels);
     }
   }
-  e.family(`${P}ready`, 'gauge', '1 when rules are active and the ports are up.').sample(`${P}ready`, fw.ready ? 1 : 0);
+  e.family(`${P}ready`, 'gauge', '1 when /ready answers 200: rules active, every port up, every worker going round.').sample(`${P}ready`, firewallHealth(fw).ready ? 1 : 0);
   e.family(`${P}ruleset_generation`, 'gauge', 'Generation of the active rule set (1, 2, ... per swap).').sample(`${P}ruleset_generation`, st.generation);
   e.family(`${P}reloads_total`, 'counter', 'Rule set activations attempted, by result.');
   e.sample(`${P}reloads_total`, st.succeeded, { result: 'success' });

@@ -18,6 +18,7 @@ import { log } from './log';
 import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
 import { renderMetrics, type RuleMetricsMode } from './metrics';
+import { firewallHealth } from './health';
 import { parseSnapshot, readSnapshot, SnapshotError, SNAPSHOT_CONTENT_TYPE, type LoadedSnapshot } from './snapshot';
 import { ipsetRoutes } from './ipset-routes';
 
@@ -139,11 +140,21 @@ function shifted(err: unknown, by: number): unknown {
 }
 
 export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Router()): Router {
-  router.add('GET', '/health', () => ({ body: { status: 'ok', pid: process.pid, uptimeSeconds: Math.round(process.uptime()) } }));
+  // The probe contract (src/control/health.ts, docs/API.md Probes): /health
+  // is 503 only when a part failed in a way a restart mends; /ready is 200
+  // only with the rules active, every port up and every worker going round.
+  router.add('GET', '/health', () => {
+    const h = firewallHealth(fw);
+    const { ready: _r, notReady: _n, ...body } = h;
+    return { status: h.status === 'failed' ? 503 : 200, body };
+  });
 
-  router.add('GET', '/ready', () => fw.ready
-    ? { body: { ready: true, generation: fw.status.generation } }
-    : { status: 503, body: { ready: false, reason: fw.ruleset ? 'ports not started' : 'no rule set active yet' } });
+  router.add('GET', '/ready', () => {
+    const h = firewallHealth(fw);
+    return h.ready
+      ? { body: { ready: true, generation: fw.status.generation } }
+      : { status: 503, body: { ready: false, reason: h.notReady.join('; '), reasons: h.notReady } };
+  });
 
   router.add('GET', '/metrics', async () => ({
     body: await renderMetrics(fw, opts.ruleMetrics), contentType: 'text/plain; version=0.0.4; charset=utf-8',
@@ -151,7 +162,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('GET', '/stats', () => {
     const c = fw.counters({ rules: false });
-    return { body: { ready: fw.ready, workersRunning: c.workersRunning, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp, hooks: c.hooks } };
+    return { body: { ready: firewallHealth(fw).ready, workersRunning: c.workersRunning, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp, hooks: c.hooks } };
   });
 
   router.add('GET', '/rules', async (req) => {

@@ -1,7 +1,7 @@
 // Shared set-up for the end-to-end tests: a bridge-mode lab (Sender --
 // flatwall -- Receiver in namespaces this process creates and removes), rule
 // files in a scratch directory, and small probes with real sockets.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Background, run, runSync } from '../../src/lab/proc';
@@ -43,20 +43,34 @@ export interface LabOptions {
   echoPorts?: number[];
   /** Run the firewall from this container image (podman, in F's namespace) instead of `flatwall run`. */
   image?: string;
+  /** With `image`: more podman run options (volumes). */
+  podmanArgs?: string[];
 }
 
-/** The podman command that runs `flatwall <args>` from `image` inside network namespace `ns` as a CNF. */
-export function podmanRun(image: string, name: string, ns: string, mounts: string[], args: string[]): string[] {
+/** The CNF image's user (cnf/build.js, cnf/Containerfile). */
+export const IMAGE_UID = 65532;
+
+/**
+ * The podman command that runs `flatwall <args>` from `image` inside network
+ * namespace `ns` as a CNF, the way cnf/README.md and the Kubernetes
+ * manifests run it: a non-root user, a read-only root filesystem, every
+ * capability dropped but NET_RAW and NET_ADMIN. `extra`: more podman
+ * options (volumes).
+ */
+export function podmanRun(image: string, name: string, ns: string, mounts: string[], args: string[], extra: string[] = []): string[] {
   return [
     // No systemd here to own the container's cgroup.
     '--cgroup-manager=cgroupfs',
     'run', '--rm', '--name', name, '--network', `ns:/run/netns/${ns}`,
-    // AF_PACKET sockets and rings, promiscuous mode, SO_SNDBUFFORCE.
-    '--cap-add', 'NET_RAW', '--cap-add', 'NET_ADMIN',
+    '--user', `${IMAGE_UID}:${IMAGE_UID}`, '--read-only',
+    // AF_PACKET sockets and rings, promiscuous mode, SO_SNDBUFFORCE; nothing
+    // else, and no way to gain more (Kubernetes allowPrivilegeEscalation: false).
+    '--cap-drop', 'ALL', '--cap-add', 'NET_RAW,NET_ADMIN', '--security-opt', 'no-new-privileges',
     // Explicit limits: podman's defaults copy the host's hard limits, which
     // runc may not be allowed to set here.
     '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096',
     ...mounts.flatMap((m) => ['-v', `${m}:${m}:ro`]),
+    ...extra,
     image, ...args,
   ];
 }
@@ -88,7 +102,9 @@ export class E2eLab {
       const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : ['--port', 'fa', '--port', 'fb'];
       if (o.image) {
         lab.container = `flatwall-cnf-${process.pid}-${Date.now() % 1e6}`;
-        const args = podmanRun(o.image, lab.container, topo.firewall, [lab.dir], ['run', ...ports, ...rules]);
+        // The image's user reads the rule files (mkdtemp made the directory 0700).
+        chmodSync(lab.dir, 0o755);
+        const args = podmanRun(o.image, lab.container, topo.firewall, [lab.dir], ['run', ...ports, ...rules], o.podmanArgs);
         lab.fw = topo.adopt(new Background('flatwall container', 'podman', args, { maxLifetimeMs: 120_000 }));
       } else {
         const args = o.fwhost ? [FWHOST, ...ports, ...rules] : [FLATWALL_CLI, 'run', ...ports, ...rules, '--api-socket', lab.apiSocket];
