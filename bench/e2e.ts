@@ -11,16 +11,19 @@
 //                        [--ext] [--repeat R] [--metrics tcp_mbps,udp_mbps,...]
 //
 //   --ext      also run every point with the extension block of
-//              bench/ext-rules.ts in the table (recent, hashlimit, limit+LOG,
-//              ttl, length rules whose match programs every benchmark packet
-//              runs, verdict still ACCEPT): plain and ext back to back, the
+//              bench/ext-rules.ts in the table (fail2ban's -m set ban, recent,
+//              hashlimit, limit+LOG, ttl, length rules whose match programs
+//              every benchmark packet runs, verdict still ACCEPT; the set,
+//              10,000 banned addresses, given to flatwall as `--ipset FILE`
+//              and to the kernel's iptables by `ipset restore` in the
+//              firewall namespace): plain and ext back to back, the
 //              order alternating per repeat, so ext/plain ratios come from one
 //              run. Writes e2e-ext.{json,md} (not e2e.*), with a table of the
 //              ext/plain ratios (median [min-max] over repeats) and, for
 //              flatwall, the check that the programs ran: the per-rule
 //              counters of the block (API GET /rules) and the flow cache
 //              (GET /stats; a walk that ran a program is never cached, so
-//              ext should show no hits).
+//              ext should show no hits), and the set's entries (GET /sets).
 //   --repeat R each (engine, N, table) point R times (default 1).
 //   --metrics  only these measurements (keys as in the JSON: idle_ping_ms,
 //              tcp_mbps, udp_mbps, tcp_rr, udp_rr, tcp_crr, icmp_load_ms,
@@ -51,7 +54,8 @@ import { hpingSyn, iperf, ping, pingUnderLoad, rr, startEchoServer } from '../sr
 import { missingTools } from '../src/lab/tools';
 import { svgPlot } from './plot';
 import { argv, flag, opt } from './args';
-import { EXT_HEAD, EXT_SUMMARY, EXT_TAIL, extLines } from './ext-rules';
+import { bannedAddresses, EXT_HEAD, EXT_SET, EXT_SUMMARY, EXT_TAIL, extIpsetText, extLines } from './ext-rules';
+import { runSync } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
@@ -164,7 +168,7 @@ const machine = {
 };
 
 // ---------------------------------------------------------------- one point
-async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted: number | undefined, variant: Variant, rep: number): Promise<Point> {
+async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted: number | undefined, variant: Variant, rep: number, setsFile?: string): Promise<Point> {
   const p: Point = { engine, rules: n, variant, rep, status: 'ok', m: {}, timeboxed: [], notes: [], raw: {}, loadavg: loadavg().map((x) => +x.toFixed(2)), seconds: 0 };
   const t0 = performance.now();
   for (const mt of METRICS) p.m[mt.key] = null;
@@ -189,8 +193,16 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
   try {
     step('loading rules');
     let fw;
+    // The ext block's -m set rule names fail2ban's set: flatwall loads it
+    // before the rules (--ipset); the kernel needs it in the namespace
+    // before iptables-restore (outside the measured load and memory).
+    const extraArgs = variant === 'ext' && engine === 'flatwall' ? ['--ipset', setsFile!] : undefined;
     try {
-      fw = await startEngine(engine, topo, file, { timeoutMs: loadTimeout * 1000, workDir, workers, rules: n });
+      if (variant === 'ext' && engine !== 'flatwall') {
+        const r = runSync('ipset', ['restore'], { ns: topo.firewall, input: readFileSync(setsFile!, 'utf8'), timeoutMs: 60_000, allowFail: true });
+        if (r.code !== 0) throw new Error(`ipset restore of ${EXT_SET} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 300)}`);
+      }
+      fw = await startEngine(engine, topo, file, { timeoutMs: loadTimeout * 1000, workDir, workers, rules: n, extraArgs });
     } catch (e) {
       const msg = (e as Error).message;
       p.status = /did not finish within|not ready within/.test(msg) ? 'skipped' : 'failed';
@@ -460,7 +472,8 @@ async function writeExtRules(n: number, file: string): Promise<number> {
  * The flow cache (a walk that ran a program is never cached: ext should
  * show ~no hits, plain mostly hits) and, for ext, the packet counters of
  * the block's rules (head rules 0: their programs were false; the tail's
- * limit LOG > 0: the walk reached it, past everything before it).
+ * limit LOG > 0: the walk reached it, past everything before it), and
+ * fail2ban's set (entries; a banned address tests present).
  */
 async function ruleCheck(socket: string, variant: Variant): Promise<Record<string, unknown>> {
   try {
@@ -473,6 +486,11 @@ async function ruleCheck(socket: string, variant: Variant): Promise<Record<strin
       const tail = (await apiCall({ socket }, 'GET', `/rules?family=4&chain=FORWARD&offset=${totalRules - EXT_TAIL.length - 1}&limit=${EXT_TAIL.length + 1}`)).json;
       r.headPackets = (head?.rules as { packets: number }[]).map((x) => x.packets);
       r.tailPackets = (tail?.rules as { packets: number }[]).map((x) => x.packets); // [LOG limit, final ACCEPT]
+      // fail2ban's set is there and full, and a banned address is in it.
+      const set = ((await apiCall({ socket }, 'GET', '/sets')).json?.sets as { name: string; entries: number; references: number }[] | undefined)?.find((x) => x.name === EXT_SET);
+      const probe = bannedAddresses(1)[0];
+      r.set = { name: EXT_SET, entries: set?.entries, references: set?.references,
+        [`test ${probe}`]: (await apiCall({ socket }, 'GET', `/sets/${EXT_SET}/test?entry=${probe}`)).json?.present };
     }
     return r;
   } catch (e) {
@@ -527,10 +545,10 @@ function extMarkdown(): string[] {
   const checks = points.filter((p) => p.raw.rule_check);
   if (checks.length) {
     L.push('Did the benchmark traffic run the programs? (flatwall: flow cache and rule counters after the measurements)', '');
-    L.push('| rules | table | repeat | flow cache hits / misses | head rules\' packets | [limit LOG, final ACCEPT] packets |', '|---:|---|---:|---|---|---|');
+    L.push(`| rules | table | repeat | flow cache hits / misses | head rules' packets | [limit LOG, final ACCEPT] packets | ${EXT_SET} |`, '|---:|---|---:|---|---|---|---|');
     for (const p of checks) {
       const c = p.raw.rule_check as Record<string, unknown>;
-      L.push(`| ${fmtN(p.rules)} | ${p.variant} | ${p.rep + 1} | ${c.flowCacheHits} / ${c.flowCacheMisses} | ${c.headPackets ? JSON.stringify(c.headPackets) : ''} | ${c.tailPackets ? JSON.stringify(c.tailPackets) : ''} |`);
+      L.push(`| ${fmtN(p.rules)} | ${p.variant} | ${p.rep + 1} | ${c.flowCacheHits} / ${c.flowCacheMisses} | ${c.headPackets ? JSON.stringify(c.headPackets) : ''} | ${c.tailPackets ? JSON.stringify(c.tailPackets) : ''} | ${c.set ? JSON.stringify(c.set) : ''} |`);
     }
     L.push('');
   }
@@ -548,6 +566,8 @@ async function main(): Promise<void> {
   const total = counts.length * engines.length * VARIANTS.length * repeats;
   say(`${engines.length} engines x ${counts.length} rule counts x ${VARIANTS.length} table${VARIANTS.length > 1 ? 's' : ''} x ${repeats} repeats, ${D} s per measurement${quick ? ' (--quick)' : ''}`);
   const lastLoad = new Map<string, { n: number; s: number }>();
+  const setsFile = join(workDir, `${EXT_SET}.ipset`);
+  if (withExt) writeFileSync(setsFile, extIpsetText());
   let k = 0;
   for (const n of counts) {
     const files = new Map<Variant, string>();
@@ -567,7 +587,7 @@ async function main(): Promise<void> {
           say(`[${k}/${total}] ${e} with ${n.toLocaleString('en-US')} rules${withExt ? ` (${v})` : ''}${repeats > 1 ? `, repeat ${rep + 1}` : ''}`);
           const prev = lastLoad.get(e);
           const predicted = prev ? (prev.s * n) / prev.n : undefined;
-          const p = await measure(e, n, files.get(v)!, workDir, prev && prev.s > 1 && prev.n !== n ? predicted : undefined, v, rep);
+          const p = await measure(e, n, files.get(v)!, workDir, prev && prev.s > 1 && prev.n !== n ? predicted : undefined, v, rep, setsFile);
           if (p.load) lastLoad.set(e, { n, s: p.load.loadSeconds + (p.load.translateSeconds ?? 0) });
           if (p.status !== 'ok') say(`${e} ${n}: ${p.status}: ${p.reason}`);
           else say(`${e} ${n}${withExt ? ` ${v}` : ''}: TCP ${p.m.tcp_mbps?.toFixed(0)} Mb/s, UDP ${p.m.udp_mbps?.toFixed(1)} Mb/s, 64 B ${p.m.pps64_k?.toFixed(1)} kpps, ping ${p.m.idle_ping_ms} ms, load ${p.m.load_s?.toFixed(2)} s (${p.seconds} s)` +

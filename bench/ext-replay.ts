@@ -6,7 +6,11 @@
 // through native replayFrames (what `flatwall replay` runs: the dataplane's
 // frame parser, then ext::EvaluateExt, the walk the packet workers run,
 // minus the flow cache and the I/O), stateless (no conntrack: the walk is
-// what is measured).
+// what is measured). The block's `-m set` rule tests fail2ban's f2b-sshd
+// set (extIpsetText(): 10,000 banned addresses), restored into one
+// IpsetStore that the compiler resolves the set name against and that every
+// call, plain and ext alike, is handed as `sets` (each call clones it, in
+// the 1-frame call as in the full one, so the clone is taken out too).
 //
 // Frames: 2^18 distinct synthetic IPv4 frames (50% TCP ACK, 40% UDP, 10% ICMP
 // echo; 1024 sources in 10.0.0.0/22, 1024 destinations in 10.0.128.0/22,
@@ -24,7 +28,9 @@
 // final rule; the head rules never match (their programs are false); the
 // tail's `limit 3/min burst 10 LOG` matched at least once and at most its
 // burst plus rate: it has no indexed condition and sits right before the
-// final ACCEPT, so every frame's walk ran its program. Probe frames (TTL 3,
+// final ACCEPT, so every frame's walk ran its program. Probe frames (a UDP
+// frame from a banned address, REJECTed by the set rule: the store is
+// wired; TTL 3,
 // a 1200-byte ping, tcp/139 then tcp/5201 from one source, 7 SYNs to tcp/22
 // from another, conntrack on) check that the programs decide what the
 // kernel would.
@@ -41,7 +47,10 @@ import { parseText } from '../src/rules/load';
 import { compile } from '../src/rules/compile';
 import { native } from '../src/native';
 import { frame, type FrameSpec } from '../test/frames';
-import { EXT_HEAD, EXT_SUMMARY, EXT_TAIL, extLines, programsPerPacket } from './ext-rules';
+import { IpsetStore } from '../src/sets/store';
+import { useSetStore } from '../src/sets/registry';
+import type { NativeSetStore } from '../src/sets/types';
+import { bannedAddresses, EXT_BANNED, EXT_HEAD, EXT_SET, EXT_SUMMARY, EXT_TAIL, extIpsetText, extLines, programsPerPacket } from './ext-rules';
 import { argv, flag, opt } from './args';
 
 setFlagsFromString('--expose-gc');
@@ -60,6 +69,7 @@ const VARIANTS: Variant[] = [
   { name: 'ext', head: EXT_HEAD, tail: EXT_TAIL },
 ];
 const BREAKDOWN: Variant[] = [
+  { name: 'only the fail2ban set (every packet)', head: EXT_HEAD.filter(has('-m set')), tail: [] },
   { name: 'ext without the --rcheck rule', head: EXT_HEAD.filter((l) => !l.includes('--rcheck')), tail: EXT_TAIL },
   { name: 'only recent --rcheck (every packet)', head: EXT_HEAD.filter(has('--rcheck')), tail: [] },
   { name: 'only ttl (every packet)', head: EXT_HEAD.filter(has('-m ttl')), tail: [] },
@@ -72,7 +82,7 @@ interface Prepared {
   variant: string;
   ext: boolean; // the full block
   buffer: ArrayBuffer;
-  opts: { iif: number; oif: number; ruleCount: number };
+  opts: { iif: number; oif: number; ruleCount: number; sets: NativeSetStore };
   finalId: number;
   headIds: number[];
   logId: number;
@@ -118,7 +128,7 @@ function buildFrames(total: number) {
   return { frames, offsets, timestamps, n, bytes: frames.length, mix, first: bufs[0] };
 }
 
-function prepare(n: number, v: Variant): Prepared {
+function prepare(n: number, v: Variant, sets: NativeSetStore): Prepared {
   const ext = v.name === 'ext';
   const t0 = performance.now();
   let c = compile(parseText(`${[...extLines('chain', n, v.name !== 'plain', 1, v.head, v.tail)].join('\n')}\n`, `chain-${n}-${v.name}`));
@@ -126,7 +136,7 @@ function prepare(n: number, v: Variant): Prepared {
   const fwd = c.rules.filter((r) => r.chain === 'FORWARD' && !r.policy && !r.internal);
   const last = fwd.reduce((a, b) => (b.index > a.index ? b : a));
   const p: Prepared = {
-    variant: v.name, ext, buffer: c.buffer, opts: { iif: c.ifaces.classOf('eth0'), oif: c.ifaces.classOf('eth1'), ruleCount: c.rules.length },
+    variant: v.name, ext, buffer: c.buffer, opts: { iif: c.ifaces.classOf('eth0'), oif: c.ifaces.classOf('eth1'), ruleCount: c.rules.length, sets },
     finalId: last.id,
     headIds: ext ? fwd.filter((r) => r.index <= EXT_HEAD.length).map((r) => r.id) : [],
     logId: ext ? fwd.find((r) => r.index === last.index - EXT_TAIL.length)!.id : -1,
@@ -141,7 +151,9 @@ function prepare(n: number, v: Variant): Prepared {
 /** Probe frames through the ext table, conntrack on: each program decides as the kernel would. */
 async function probes(p: Prepared): Promise<{ ok: boolean; detail: string[] }> {
   const S = 0x0a000001, D = 0x0a008001;
+  const banned = bannedAddresses(1)[0].split('.').reduce((a, o) => a * 256 + Number(o), 0);
   const cases: [string, FrameSpec, string][] = [
+    [`UDP from ${bannedAddresses(1)[0]} (in ${EXT_SET}: -m set ... -j REJECT)`, { family: 4, src: banned, dst: D, proto: 17, sport: 4000, dport: 5201, payload: 18 }, 'REJECT'],
     ['TTL 3 (ttl --ttl-lt 4)', { family: 4, src: S, dst: D, proto: 17, sport: 4000, dport: 5201, payload: 18 }, 'DROP'],
     ['1200-byte ping (length 1000:65535)', { family: 4, src: S, dst: D, proto: 1, icmpType: 8, payload: 1172 }, 'DROP'],
     ['84-byte ping', { family: 4, src: S, dst: D, proto: 1, icmpType: 8, payload: 56 }, 'ACCEPT'],
@@ -153,12 +165,13 @@ async function probes(p: Prepared): Promise<{ ok: boolean; detail: string[] }> {
     cases.push([`SYN ${k} to tcp/22 from 10.0.9.11 (recent SSH, hitcount 6)`, { family: 4, src: 0x0a00090b, dst: D, proto: 6, sport: 5000 + k, dport: 22, tcpFlags: 2 }, k >= 6 ? 'DROP' : 'ACCEPT']);
   }
   const bufs = cases.map(([, f]) => frame(f));
-  bufs[0][22] = 3; // TTL 3
-  bufs[0].writeUInt16BE(0, 24); // IPv4 checksum again
+  const ttl3 = bufs[1];
+  ttl3[22] = 3; // TTL 3
+  ttl3.writeUInt16BE(0, 24); // IPv4 checksum again
   let s = 0;
-  for (let i = 0; i < 20; i += 2) s += bufs[0].readUInt16BE(14 + i);
+  for (let i = 0; i < 20; i += 2) s += ttl3.readUInt16BE(14 + i);
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  bufs[0].writeUInt16BE(~s & 0xffff, 24);
+  ttl3.writeUInt16BE(~s & 0xffff, 24);
   const offsets = new Uint32Array(bufs.length + 1);
   bufs.forEach((b, i) => (offsets[i + 1] = offsets[i] + b.length));
   const timestamps = new BigUint64Array(bufs.map((_, i) => BigInt(i) * 1_000_000n));
@@ -183,6 +196,11 @@ export async function runExtReplay(): Promise<void> {
   mkdirSync(out, { recursive: true });
   const say = (s: string) => process.stderr.write(`bench:classifier --ext: ${s}\n`);
   say('measures the walk WITH match programs through native replayFrames (the classifier binding never runs them)');
+  // fail2ban's set, for the compiler (the rule names it) and for every call.
+  const store = new IpsetStore();
+  const restored = store.restore(extIpsetText(), `${EXT_SET}.ipset`);
+  useSetStore(store);
+  say(`${EXT_SET}: ${store.summary(EXT_SET)[0].entries} entries restored in ${restored.seconds.toFixed(2)} s`);
   const fr = buildFrames(total);
   say(`${fr.n} frames (${DISTINCT} distinct, ${(fr.bytes / 2 ** 20).toFixed(0)} MiB) per call, ${rounds} rounds per size`);
   const one = { frames: fr.first, offsets: new Uint32Array([0, fr.first.length]), timestamps: fr.timestamps.subarray(0, 1) };
@@ -190,7 +208,7 @@ export async function runExtReplay(): Promise<void> {
   const checks: Record<string, unknown>[] = [];
   for (const n of sizes) {
     say(`${n} rules: compile ${variants.map((v) => v.name).join(', ')}`);
-    const prepared = variants.map((v) => prepare(n, v));
+    const prepared = variants.map((v) => prepare(n, v, store.native));
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 ? [...prepared].reverse() : prepared;
       for (const p of order) {
@@ -291,7 +309,7 @@ export async function runExtReplay(): Promise<void> {
   const md = L.join('\n');
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ benchmark: 'classifier --ext (replay path)', command: `npm run bench:classifier -- ${argv.join(' ')}`,
     date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, frames: fr.n, distinct: DISTINCT, mix: fr.mix,
-    rounds, ext_head: EXT_HEAD, ext_tail: EXT_TAIL, summary, breakdown, variants, checks, rounds_raw: all }, null, 1)}\n`);
+    rounds, ext_head: EXT_HEAD, ext_tail: EXT_TAIL, ext_set: { name: EXT_SET, type: 'hash:ip', entries: EXT_BANNED }, summary, breakdown, variants, checks, rounds_raw: all }, null, 1)}\n`);
   writeFileSync(join(out, `${name}.md`), md);
   process.stdout.write(`${md}\nwritten: bench/results/${name}.{json,md}\n`);
   if (checks.some((c) => !c.ok)) process.exitCode = 1;

@@ -3,8 +3,11 @@
 //   npm run bench:classifier -- --ext --breakdown   -> extensions-replay.json
 //   npm run bench:e2e -- --engines flatwall --ext --repeat R ...  -> e2e-ext.json
 // (see bench/results/extensions.md for what they measure). Earlier e2e runs
-// kept as e2e-ext-run*.json are summarized too, and every e2e run's pairs are
-// pooled (median over all pairs). Run after both:
+// kept as e2e-ext-run*.json are summarized too, each with the block it ran
+// (runs from before fail2ban's -m set rule joined the block ran 7 head
+// rules), and the pairs of every e2e run with the current block (the same
+// head and tail rules as e2e-ext.json) are pooled (median over all pairs);
+// earlier blocks are never pooled with it. Run after both:
 //   node dist/bench/extensions-summary.js
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +29,11 @@ const median = (a: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const earlier = readdirSync(dir).filter((f) => /^e2e-ext-run\d+\.json$/.test(f)).sort().map((f) => ({ file: f, d: read(f) }));
-const runs = [...earlier.map((x) => x.d), e2e];
+const block = (d: any) => JSON.stringify([d.ext?.head ?? [], d.ext?.tail ?? []]);
+const sameBlock = (d: any) => block(d) === block(e2e);
+const blockNote = (d: any) => (sameBlock(d) ? 'the current block' : (d.ext?.head ?? []).some((l: string) => l.includes('-m set'))
+  ? 'a different block' : 'the block without the -m set rule (7 head rules)');
+const runs = [...earlier.filter((x) => sameBlock(x.d)).map((x) => x.d), e2e];
 const pooled: Record<string, unknown>[] = [];
 for (const metric of ['tcp_mbps', 'udp_mbps', 'pps64_k']) {
   const rules = [...new Set(runs.flatMap((d) => d.extRatios.map((r: any) => r.rules)))].sort((a: any, b: any) => a - b);
@@ -51,23 +58,28 @@ const replaySummary = (rp: any) => ({
   verified: rp.checks.every((c: any) => c.ok),
   checks: rp.checks.filter((c: any) => c.ext).map((c: any) => ({ rules: c.rules, accepted: c.accepted, frames: c.frames, headRuleHits: c.headRuleHits, logHits: c.logHits, probes_ok: (c.probes as string[]).every((p) => p.startsWith('ok')) })),
 });
-// Kept runs of the replay path with an older addon (extensions-replay-*.json).
+// Kept earlier runs of the replay path (extensions-replay-*.json: an older
+// addon, or the block before the -m set rule; `block` says which block).
 const olderReplays = readdirSync(dir).filter((f) => /^extensions-replay-.+\.json$/.test(f)).sort();
 
 const out = {
   issue: 11,
-  what: 'ext/plain: the same generated chain table with and without a block of match-extension rules (bench/ext-rules.ts) that every benchmark packet runs, verdict unchanged (ACCEPT)',
-  ext_rules: { head: replay.ext_head, tail: replay.ext_tail },
+  what: 'ext/plain: the same generated chain table with and without a block of match-extension rules (bench/ext-rules.ts: fail2ban -m set, recent, ttl, length, hashlimit, limit LOG) that every benchmark packet runs, verdict unchanged (ACCEPT)',
+  ext_rules: { head: replay.ext_head, tail: replay.ext_tail, set: replay.ext_set ?? null },
   replay: replaySummary(replay),
-  replay_older_builds: olderReplays.map((f) => ({ file: f, ...replaySummary(read(f)) })),
+  replay_earlier_runs: olderReplays.map((f) => {
+    const d = read(f);
+    const note = (d.ext_head ?? []).some((l: string) => l.includes('-m set')) ? 'with the -m set rule' : 'the block without the -m set rule (7 head rules)';
+    return { file: f, block: note, ...replaySummary(d) };
+  }),
   e2e: {
     command: e2e.command, started: e2e.startedAt, seconds: e2e.seconds, repeats: e2e.repeats, duration_s: e2e.durationSeconds, machine: e2e.machine,
     loadavg: span(e2e.points.map((p: any) => p.loadavg[0])),
     ratios: e2eRatios(e2e),
     programs_ran: e2e.points.filter((p: any) => p.raw?.rule_check).map((p: any) => ({ rules: p.rules, table: p.variant, rep: p.rep, ...p.raw.rule_check, verdicts: undefined })),
   },
-  e2e_earlier_runs: earlier.map(({ file, d }) => ({ file, command: d.command, started: d.startedAt, loadavg: span(d.points.map((p: any) => p.loadavg[0])), ratios: e2eRatios(d) })),
-  e2e_pooled: { runs: runs.length, note: 'every ext/plain pair of every e2e run (flatwall), median [min-max]', ratios: pooled },
+  e2e_earlier_runs: earlier.map(({ file, d }) => ({ file, block: blockNote(d), cpu: d.machine?.cpu, command: d.command, started: d.startedAt, loadavg: span(d.points.map((p: any) => p.loadavg[0])), ratios: e2eRatios(d) })),
+  e2e_pooled: { runs: runs.length, note: 'every ext/plain pair of every e2e run with the current block (flatwall), median [min-max]', ratios: pooled },
 };
 writeFileSync(join(dir, 'extensions.json'), `${JSON.stringify(out, null, 1)}\n`);
 process.stdout.write('written: bench/results/extensions.json\n');
