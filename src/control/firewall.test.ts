@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Firewall } from './firewall';
+import { parseIptables } from '../rules/iptables/parse';
+import { useSetStore } from '../sets/registry';
 
 const ports = [{ name: 'ctx0', kind: 'afpacket' as const }, { name: 'ctx1', kind: 'afpacket' as const }];
 
@@ -125,5 +127,26 @@ test('stateful matches keep their state across a reload of unchanged rules, and 
     await fw.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a set that rules use cannot be destroyed or renamed; ipset list counts the rules', async () => {
+  const fw = new Firewall({ ports: [{ name: 'fsr0', kind: 'afpacket' }, { name: 'fsr1', kind: 'afpacket' }], ruleFiles: [], workers: 1 });
+  useSetStore(fw.sets);
+  try {
+    fw.sets.restore('create ban hash:ip family inet\nadd ban 192.0.2.1\ncreate spare hash:ip family inet\n', 'sets');
+    const text = (rules: string) => `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rules}COMMIT\n`;
+    await fw.replace(parseIptables(text('-A FORWARD -m set --match-set ban src -j DROP\n-A FORWARD -m set --match-set ban dst -j DROP\n'), { file: 'r' }));
+    assert.match(fw.sets.listText('ban', { terse: true }), /^References: 2$/m);
+    assert.throws(() => fw.sets.restore('destroy ban\n', 'cmd'), /Set cannot be destroyed: it is in use by a kernel component/);
+    assert.throws(() => fw.sets.restore('rename ban other\n', 'cmd'), /Set cannot be renamed: it is in use/);
+    fw.sets.restore('destroy spare\n', 'cmd'); // unused: fine
+    // Once no rule names it, it goes.
+    await fw.replace(parseIptables(text('-A FORWARD -j ACCEPT\n'), { file: 'r' }));
+    assert.match(fw.sets.listText('ban', { terse: true }), /^References: 0$/m);
+    fw.sets.restore('destroy ban\n', 'cmd');
+  } finally {
+    useSetStore(undefined);
+    await fw.stop();
   }
 });

@@ -17,6 +17,7 @@ import { isRuleOp, parseBatch } from './batch';
 import type { RulesCache } from './rules-cache';
 import type { LoadedSnapshot } from './snapshot';
 import { IpsetStore } from '../sets/store';
+import { setReferenceCounter } from '../sets/registry';
 import { countRuleCommands } from '../rules/iptables/parse';
 import { looksNative } from '../rules/native-format';
 import { RuleLimitError, excerpt, overRuleLimit } from '../rules/errors';
@@ -320,6 +321,34 @@ export class Firewall {
     });
   }
 
+  /**
+   * The rules that name each IP set (-m set), for `ipset list`'s References
+   * and so that a set rules use cannot be destroyed or renamed (the kernel
+   * refuses it: "in use by a kernel component"). One pass, only when the
+   * rule set has -m set rules.
+   */
+  private countSetReferences(): void {
+    const rs = this.rules;
+    if (!rs || !rs.stats.features['-m set']) {
+      setReferenceCounter(undefined);
+      return;
+    }
+    const counts = new Map<string, number>();
+    for (const t of rs.source.tables) {
+      for (const c of t.chains.values()) {
+        for (const r of c.rules) {
+          for (const m of r.matches) {
+            if (m.module === 'ext' && m.name === 'set') {
+              const name = (m.o as { name?: string }).name;
+              if (name !== undefined) counts.set(name, (counts.get(name) ?? 0) + 1);
+            }
+          }
+        }
+      }
+    }
+    setReferenceCounter((name) => counts.get(name) ?? 0);
+  }
+
   /** Write the running rule set to the rules cache, in the background (logged; a failure changes nothing else). */
   private cacheRules(key: string): void {
     const cache = this.opts.rulesCache!;
@@ -481,6 +510,7 @@ export class Firewall {
       plan.commit();
       this.bank.edit(plan.added, plan.removed);
       this.rules = plan.compiled;
+      this.countSetReferences();
       this.edits = plan.state;
       return {
         memoryBytes: r.memoryBytes,
@@ -592,6 +622,7 @@ export class Firewall {
       }
       const t3 = performance.now();
       this.rules = compiled;
+      this.countSetReferences();
       this.edits = initialEditState(compiled, r.generation);
       this.metadataPending = false;
       return {
