@@ -225,6 +225,19 @@ export class Firewall {
   // Rule set changes run one at a time, in arrival order.
   private chain: Promise<unknown> = Promise.resolve();
   private swapping = 0;
+  /** Settles when the generation being published has its bookkeeping (see beginPublish). */
+  private publishing: Promise<void> | undefined;
+
+  /** Marks the window in which the dataplane may run rules the bookkeeping does not have yet; call the result at its end. */
+  private beginPublish(): () => void {
+    let done!: () => void;
+    const p = new Promise<void>((resolve) => (done = resolve));
+    this.publishing = p;
+    return () => {
+      if (this.publishing === p) this.publishing = undefined;
+      done();
+    };
+  }
   private started = false;
   // Started from a snapshot whose rule metadata is not parsed yet.
   private metadataPending = false;
@@ -504,14 +517,20 @@ export class Firewall {
   private applyEdit(t0: number, plan: EditPlan): Promise<Activation> {
     return this.tracked(t0, async () => {
       const t1 = performance.now();
-      const r = await this.dp.applyEdits(plan.native);
+      const published = this.beginPublish();
+      let r;
+      try {
+        r = await this.dp.applyEdits(plan.native);
+        // Active: now commit the bookkeeping (nothing above changed it).
+        plan.commit();
+        this.bank.edit(plan.added, plan.removed);
+        this.rules = plan.compiled;
+        this.countSetReferences();
+        this.edits = plan.state;
+      } finally {
+        published();
+      }
       const t2 = performance.now();
-      // Active: now commit the bookkeeping (nothing above changed it).
-      plan.commit();
-      this.bank.edit(plan.added, plan.removed);
-      this.rules = plan.compiled;
-      this.countSetReferences();
-      this.edits = plan.state;
       return {
         memoryBytes: r.memoryBytes,
         activation: {
@@ -596,35 +615,43 @@ export class Firewall {
       // The classifier builds on the libuv pool; meanwhile this thread
       // computes the counter fingerprints of the new rules. If the build
       // fails, they are simply dropped.
-      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length, image);
-      let fps: Uint32Array;
+      // From here until the bookkeeping is the new rule set's, the dataplane
+      // may already run it: listings wait (ruleCounters), nothing else does.
+      const published = this.beginPublish();
+      let r, t2, t3;
       try {
-        fps = await runSliced(fingerprintsSteps(compiled.rules));
-      } catch (err) {
-        await pending.catch(() => undefined);
-        throw err;
+        const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length, image);
+        let fps: Uint32Array;
+        try {
+          fps = await runSliced(fingerprintsSteps(compiled.rules));
+        } catch (err) {
+          await pending.catch(() => undefined);
+          throw err;
+        }
+        r = await pending;
+        this.step('build', compiled.stats.records, compiled.stats.records);
+        this.step('counters', 0, compiled.rules.length);
+        t2 = performance.now();
+        // A snapshot replaced before its metadata came: its counters cannot
+        // be told apart by rule, so they, and what it had waiting, are lost.
+        if (this.pendingCarry) {
+          log('warn', 'counters of the snapshot rule set are lost: it was replaced before its rule metadata loaded', { generation: this.pendingCarry.generation });
+          this.pendingCarry = undefined;
+          this.bank.reset();
+        }
+        if (deferCounters) {
+          this.pendingCarry = { generation: r.generation, previous: this.metadataPending ? undefined : r.previous as LiveCounters | undefined };
+        } else {
+          this.bank.swap(compiled, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore, fps);
+        }
+        t3 = performance.now();
+        this.rules = compiled;
+        this.countSetReferences();
+        this.edits = initialEditState(compiled, r.generation);
+        this.metadataPending = false;
+      } finally {
+        published();
       }
-      const r = await pending;
-      this.step('build', compiled.stats.records, compiled.stats.records);
-      this.step('counters', 0, compiled.rules.length);
-      const t2 = performance.now();
-      // A snapshot replaced before its metadata came: its counters cannot
-      // be told apart by rule, so they, and what it had waiting, are lost.
-      if (this.pendingCarry) {
-        log('warn', 'counters of the snapshot rule set are lost: it was replaced before its rule metadata loaded', { generation: this.pendingCarry.generation });
-        this.pendingCarry = undefined;
-        this.bank.reset();
-      }
-      if (deferCounters) {
-        this.pendingCarry = { generation: r.generation, previous: this.metadataPending ? undefined : r.previous as LiveCounters | undefined };
-      } else {
-        this.bank.swap(compiled, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore, fps);
-      }
-      const t3 = performance.now();
-      this.rules = compiled;
-      this.countSetReferences();
-      this.edits = initialEditState(compiled, r.generation);
-      this.metadataPending = false;
       return {
         memoryBytes: r.memoryBytes,
         activation: {
@@ -657,7 +684,9 @@ export class Firewall {
    * Waits for a swap in progress, so the counters and `ruleset` agree.
    */
   async ruleCounters(): Promise<{ ruleset: CompiledRuleSet | undefined; get: (id: number) => [bigint, bigint] }> {
-    while (this.swapping > 0) await this.chain;
+    // Only while a new generation is being published (not while a reload
+    // parses and compiles: the running rules' listing stays valid then).
+    while (this.publishing) await this.publishing;
     const c = this.dp.counters();
     const live: LiveCounters = c.rules;
     return { ruleset: this.rules, get: (id) => this.bank.get(id, live) };

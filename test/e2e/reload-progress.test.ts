@@ -1,6 +1,7 @@
 // A big text reload does not stop the API (issue 13): `flatwall run` parses
 // and compiles in slices (src/rules/steps.ts), so while a 400k-rule PUT
-// /rules is in flight, GET /health is answered and GET /reload/progress
+// /rules is in flight, GET /health, /metrics and /rules (ctl list: the
+// running rules until the swap) are answered and GET /reload/progress
 // reports the parse, the compile and the classifier build as they happen;
 // each stage is logged with its counts; `flatwall ctl reload FILE` shows the
 // stages on stderr (plain lines: not a terminal). Asserts that the answers
@@ -35,12 +36,19 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     let inFlight = true;
     const seen: Array<{ stage: string; done: number; total: number }> = [];
     let health = 0;
+    let listed = 0;
+    let metrics = 0;
     let failed = 0;
     const poll = (async () => {
       while (inFlight) {
         try {
           const h = await api('GET', '/health');
           if (h.status === 200 && inFlight) health++;
+          // ctl list and a Prometheus scrape: the running rules' listing stays valid until the swap.
+          const l = await api('GET', '/rules?limit=1');
+          if (l.status === 200 && inFlight) listed++;
+          const m = await api('GET', '/metrics');
+          if (m.status === 200 && inFlight) metrics++;
           const p = await api('GET', '/reload/progress');
           if (inFlight && p.json?.active) seen.push({ stage: p.json.stage, done: p.json.done, total: p.json.total });
         } catch {
@@ -59,6 +67,8 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     assert.ok(stages.includes('parse'), `the parse was seen from outside: ${JSON.stringify(stages)}`);
     assert.ok(stages.includes('compile'), `the compile was seen from outside: ${JSON.stringify(stages)}`);
     assert.ok(health >= 3, `/health answered ${health} times during the reload`);
+    assert.ok(listed >= 3, `GET /rules answered ${listed} times during the reload`);
+    assert.ok(metrics >= 3, `/metrics answered ${metrics} times during the reload`);
     const parse = seen.filter((s) => s.stage === 'parse' && s.total > 0); // total 0: before the first count
     assert.ok(parse.every((s) => s.total >= RULES && s.done <= s.total), JSON.stringify(parse.slice(0, 3)));
     assert.ok(parse.length >= 2 && parse[parse.length - 1].done > parse[0].done, 'the parse advanced between answers');
@@ -66,6 +76,20 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     // One log line per stage, with its counts.
     const logged = lab.fw.lines.map(parseJson).filter((j) => j?.msg === 'reload stage done');
     for (const stage of ['parse', 'compile', 'build']) assert.ok(logged.some((j) => j!.stage === stage && j!.total > 0), `${stage} logged: ${JSON.stringify(logged)}`);
+  });
+
+  test('a second replace during the first is queued: both answer, one generation each, never interleaved', async () => {
+    const gen = (await api('GET', '/stats')).json!.reload.generation;
+    const a = `${[...generateLines({ family: 'acl', rules: 60_000, seed: 4 })].join('\n')}\n`;
+    const b = `${[...generateLines({ family: 'acl', rules: 30_000, seed: 5 })].join('\n')}\n`;
+    const [ra, rb] = await Promise.all([api('PUT', '/rules', a, 'text/plain'), api('PUT', '/rules', b, 'text/plain')]);
+    assert.equal(ra.status, 200, ra.body.slice(0, 200));
+    assert.equal(rb.status, 200, rb.body.slice(0, 200));
+    // Queued in the order their bodies arrived (the smaller may overtake).
+    assert.deepEqual([ra.json!.generation, rb.json!.generation].sort(), [gen + 1, gen + 2]);
+    assert.deepEqual([ra.json!.rules, rb.json!.rules], [60_000, 30_000]);
+    const last = ra.json!.generation > rb.json!.generation ? ra.json! : rb.json!;
+    assert.equal((await api('GET', '/rules?limit=1')).json!.total, last.rules, 'the later generation is what runs, whole');
   });
 
   test('flatwall ctl reload FILE shows the stages on stderr when it is not a terminal', async () => {
