@@ -18,8 +18,8 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
-import { build, kernelCounts, send, silence, sniff, synMss, type F, type Net } from './frame-lab';
-import { Topology, installTeardown } from '../../src/lab/topology';
+import { build, kernelCounts, kernelRouter, routeFrames, send, silence, sniff, synMss, type F, type Net } from './frame-lab';
+import { installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
 import { native } from '../../src/native';
@@ -189,23 +189,17 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
   before(async () => {
     installTeardown(false);
     // The kernel: S -- F (router) -- R.
-    const k = Topology.create('routed', 'fwxk');
+    const router = kernelRouter('fwxk');
+    const { k, F, macs, net } = router;
     try {
-      const F = k.firewall;
-      const macs = { sa: k.mac(k.sender, 'sa'), fa: k.mac(F, 'fa'), ra: k.mac(k.receiver, 'ra') };
       text4 = rules4(macs.sa);
-      const net: Net = { srcMac: macs.sa, dstMac: macs.fa, src4: (n) => `10.0.1.${n}`, dst4: '10.0.2.1', src6: (n) => `fd00:1::${n}`, dst6: 'fd00:2::1' };
       runSync('ipset', ['restore'], { ns: F, input: setsText(net), timeoutMs: 20_000 });
       const store = new IpsetStore();
       store.restore(setsText(net), 'sets');
       useSetStore(store);
       runSync('iptables-restore', [], { ns: F, input: text4, timeoutMs: 20_000 });
       runSync('ip6tables-restore', [], { ns: F, input: rules6(), timeoutMs: 20_000 });
-      runSync('sysctl', ['-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.fa.rp_filter=0'], { ns: F, timeoutMs: 10_000 });
-      for (const [ip, m, dev] of [['10.0.2.1', macs.ra, 'fb'], ['fd00:2::1', macs.ra, 'fb']])
-        runSync('ip', ['-n', F, 'neigh', 'replace', ip, 'lladdr', m, 'dev', dev, 'nud', 'permanent'], { timeoutMs: 10_000 });
-      silence(k.sender, 'sa');
-      silence(k.receiver, 'ra');
+      routeFrames(router);
       for (const fam of [4, 6] as const) {
         const fr = (fam === 4 ? frames4() : frames6()).map((f) => build(f, net));
         sent[fam] = fr.length;

@@ -2,6 +2,7 @@
 // checksums included), sent from a namespace through an AF_PACKET socket,
 // and the kernel's per-rule packet counters read back.
 import { Background, run, runSync } from '../../src/lab/proc';
+import { Topology } from '../../src/lab/topology';
 
 // ---- frames ---------------------------------------------------------------
 
@@ -178,6 +179,33 @@ export async function sendFrom(frames: Array<{ ns: string; dev: string; frame: B
 export function kernelCounts(ns: string, v6: boolean): number[] {
   const out = runSync(v6 ? 'ip6tables-save' : 'iptables-save', ['-c', '-t', 'filter'], { ns, timeoutMs: 20_000 }).stdout;
   return out.split('\n').filter((l) => / -A FORWARD /.test(l)).map((l) => Number(/^\[(\d+):/.exec(l)![1]));
+}
+
+/**
+ * The kernel side of the differential tests: S -- F (a Linux router) -- R,
+ * the MACs, and the addresses frames from S to R use there.
+ */
+export function kernelRouter(tag: string): { k: Topology; F: string; macs: { sa: string; fa: string; ra: string }; net: Net } {
+  const k = Topology.create('routed', tag);
+  const F = k.firewall;
+  const macs = { sa: k.mac(k.sender, 'sa'), fa: k.mac(F, 'fa'), ra: k.mac(k.receiver, 'ra') };
+  const net: Net = { srcMac: macs.sa, dstMac: macs.fa, src4: (n) => `10.0.1.${n}`, dst4: '10.0.2.1', src6: (n) => `fd00:1::${n}`, dst6: 'fd00:2::1' };
+  return { k, F, macs, net };
+}
+
+/**
+ * The router ready for hand-made frames once its rules are loaded: sources
+ * from anywhere on S's side (no reverse-path filter), R's neighbour entries
+ * fixed (R is silenced and answers no neighbour solicitation), both end
+ * hosts silenced.
+ */
+export function routeFrames(r: ReturnType<typeof kernelRouter>): void {
+  runSync('sysctl', ['-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.fa.rp_filter=0'], { ns: r.F, timeoutMs: 10_000 });
+  for (const ip of ['10.0.2.1', 'fd00:2::1']) {
+    runSync('ip', ['-n', r.F, 'neigh', 'replace', ip, 'lladdr', r.macs.ra, 'dev', 'fb', 'nud', 'permanent'], { timeoutMs: 10_000 });
+  }
+  silence(r.k.sender, 'sa');
+  silence(r.k.receiver, 'ra');
 }
 
 export function silence(ns: string, dev: string): void {

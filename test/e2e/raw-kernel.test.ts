@@ -13,8 +13,8 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
-import { build, kernelChainCounts, send, silence, type F, type Net } from './frame-lab';
-import { Topology, installTeardown } from '../../src/lab/topology';
+import { build, kernelChainCounts, kernelRouter, routeFrames, send, silence, type F, type Net } from './frame-lab';
+import { installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
 import { native } from '../../src/native';
@@ -93,18 +93,12 @@ describe('raw table: flatwall counts and tracks what the kernel does', { skip, t
   before(async () => {
     installTeardown(false);
     // The kernel: S -- F (router) -- R.
-    const k = Topology.create('routed', 'fwrk');
+    const router = kernelRouter('fwrk');
+    const { k, F, net } = router;
     try {
-      const F = k.firewall;
-      const macs = { sa: k.mac(k.sender, 'sa'), fa: k.mac(F, 'fa'), ra: k.mac(k.receiver, 'ra') };
-      const net: Net = { srcMac: macs.sa, dstMac: macs.fa, src4: (n) => `10.0.1.${n}`, dst4: '10.0.2.1', src6: (n) => `fd00:1::${n}`, dst6: 'fd00:2::1' };
       runSync('iptables-restore', [], { ns: F, input: rules(false, net), timeoutMs: 20_000 });
       runSync('ip6tables-restore', [], { ns: F, input: rules(true, net), timeoutMs: 20_000 });
-      runSync('sysctl', ['-q', '-w', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.fa.rp_filter=0'], { ns: F, timeoutMs: 10_000 });
-      for (const [ip, m, dev] of [['10.0.2.1', macs.ra, 'fb'], ['fd00:2::1', macs.ra, 'fb']])
-        runSync('ip', ['-n', F, 'neigh', 'replace', ip, 'lladdr', m, 'dev', dev, 'nud', 'permanent'], { timeoutMs: 10_000 });
-      silence(k.sender, 'sa');
-      silence(k.receiver, 'ra');
+      routeFrames(router);
       for (const v6 of [false, true]) {
         const fam = v6 ? 6 : 4;
         const fr = frames(v6).map((f) => build(f, net));
