@@ -28,7 +28,8 @@
 // writes its own seeds from those (its input format lives next to its
 // parser: FLATWALL_FUZZ_SEEDS / FLATWALL_FUZZ_FRAMES, fuzz_common.h); the
 // table-set target also gets the packed buffers the TypeScript compiler
-// makes of the repo's rule files (test/fixtures, rules/examples).
+// makes of the repo's rule files (test/fixtures, rules/examples) in
+// build-fuzz/tables/ (FLATWALL_FUZZ_TABLES).
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -147,14 +148,17 @@ function splitPcaps() {
 }
 
 // Packed buffers of the repo's rule files, by the TypeScript compiler
-// (dist/ must be built: `npx tsc -p .`).
-function compiledRuleSeeds(out) {
+// (dist/ must be built: `npx tsc -p .`), into build-fuzz/tables/.
+function compileRuleFiles() {
+  const out = path.join(dir, 'tables');
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
   let load;
   try {
     load = require(path.join(root, 'dist/src/rules/load.js'));
   } catch (e) {
     process.stderr.write(`fuzz: dist/ not built (${e.code || e.message}): no compiled rule seeds\n`);
-    return 0;
+    return out;
   }
   let n = 0;
   for (const d of ['test/fixtures', 'rules/examples']) {
@@ -170,16 +174,19 @@ function compiledRuleSeeds(out) {
       }
     }
   }
-  return n;
+  process.stderr.write(`fuzz: ${n} packed buffers compiled from the repo's rule files\n`);
+  return out;
 }
 
-function makeSeeds(target, frames) {
+function makeSeeds(target, frames, tables) {
   const out = path.join(dir, 'seeds', target);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
-  const env = { ...process.env, FLATWALL_FUZZ_SEEDS: out, FLATWALL_FUZZ_FRAMES: frames, ASAN_OPTIONS: 'detect_leaks=0' };
+  const env = {
+    ...process.env, FLATWALL_FUZZ_SEEDS: out, FLATWALL_FUZZ_FRAMES: frames, FLATWALL_FUZZ_TABLES: tables,
+    ASAN_OPTIONS: 'detect_leaks=0',
+  };
   run(path.join(dir, `${target}_fuzz`), [], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (target === 'tableset') compiledRuleSeeds(out);
   return out;
 }
 
@@ -292,8 +299,9 @@ async function main() {
       { stdio: ['ignore', 'ignore', 'inherit'] });
   run('cmake', ['--build', dir, '-j', '2']);
   const frames = splitPcaps();
+  const tables = compileRuleFiles();
   const plan = targets.map((t) => {
-    const seeds = makeSeeds(t, frames);
+    const seeds = makeSeeds(t, frames, tables);
     const replayed = replayRegressions(t);
     const corpus = path.join(dir, o.test ? 'test-corpus' : 'corpus', t);
     if (o.test) fs.rmSync(corpus, { recursive: true, force: true });

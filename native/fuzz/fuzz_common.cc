@@ -47,9 +47,9 @@ void WriteSeed(const std::string& name, const Bytes& bytes) {
   }
 }
 
-std::vector<std::pair<std::string, Bytes>> SeedFrames() {
+std::vector<std::pair<std::string, Bytes>> SeedFiles(const char* env) {
   std::vector<std::pair<std::string, Bytes>> out;
-  const char* dir = std::getenv("FLATWALL_FUZZ_FRAMES");
+  const char* dir = std::getenv(env);
   if (!dir) return out;
   DIR* d = opendir(dir);
   if (!d) return out;

@@ -56,9 +56,11 @@ struct Reader {
 // Seed mode (see above): the output directory, or null when fuzzing.
 const char* SeedDir();
 void WriteSeed(const std::string& name, const Bytes& bytes);
-// The raw frames of FLATWALL_FUZZ_FRAMES, sorted by file name
-// (PCAPNAME-NNNN.bin), as (name, bytes).
-std::vector<std::pair<std::string, Bytes>> SeedFrames();
+// The files of the directory named by environment variable `env`, sorted
+// by name, as (name, bytes); none when it is unset.
+std::vector<std::pair<std::string, Bytes>> SeedFiles(const char* env);
+// The raw frames of FLATWALL_FUZZ_FRAMES (PCAPNAME-NNNN.bin).
+inline std::vector<std::pair<std::string, Bytes>> SeedFrames() { return SeedFiles("FLATWALL_FUZZ_FRAMES"); }
 
 // A packed table set (rule_table.h) of one IPv4 and/or one IPv6 FORWARD
 // table holding the given records, no extension section.

@@ -6,9 +6,10 @@
 // RejectWith is built from it into a heap buffer of exactly that capacity,
 // so AddressSanitizer catches a write one byte past it.
 // Checks: the answer fits its buffer and kMaxRejectFrame; it is sent only
-// when reject.h allows one (unicast destination MAC, a TCP packet without
+// when reject.h allows one (unicast destination MAC, no group, unspecified
+// or loopback source address nor group destination, a TCP packet without
 // RST and with its header for a reset, never for an ICMP error or an ICMP
-// packet cut short); and it is a well-formed frame of the same family and
+// packet cut short, never for a later fragment); and it is a well-formed frame of the same family and
 // VLAN tags that the parser accepts, with the MACs and addresses swapped,
 // correct checksums (IPv4 header, ICMP, ICMPv6 and TCP with their
 // pseudo-headers), the ICMP code RejectCode names, the original IP packet
@@ -36,6 +37,15 @@ void CheckAnswer(const uint8_t* f, const ParsedFrame& p, RejectWith with, const 
   // When an answer may be sent at all.
   FUZZ_CHECK(!(f[0] & 1));
   FUZZ_CHECK(!p.later_fragment);
+  if (v4) {
+    const uint32_t src = p.key4.src, dst = p.key4.dst;
+    FUZZ_CHECK(src != 0 && (src >> 24) != 127 && (src >> 28) != 0xe && src != 0xffffffff);
+    FUZZ_CHECK((dst >> 28) != 0xe && dst != 0xffffffff);
+  } else {
+    const uint32_t* src = p.key6.src;
+    FUZZ_CHECK((src[0] | src[1] | src[2] | src[3]) != 0 && (src[0] >> 24) != 0xff);
+    FUZZ_CHECK((p.key6.dst[0] >> 24) != 0xff);
+  }
   if (with == RejectWith::kTcpReset) {
     FUZZ_CHECK(k.proto == kProtoTcp && p.l4_off != 0 && !(f[p.l4_off + 13] & kTcpRst));
   } else if (k.proto == (v4 ? kProtoIcmp : kProtoIcmp6)) {
