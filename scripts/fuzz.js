@@ -11,6 +11,8 @@
 //   --jobs J      targets run at once (default 2, the most this 2-core
 //                 machine shared with others should get)
 //   --targets     a comma-separated subset (parse,conntrack,...)
+//   --merge       replace only these targets' entries in an existing
+//                 bench/results/fuzz.json (each entry has its own date)
 //   --test        `npm test`'s mode: a fresh corpus per run, no results
 //                 written; without clang it skips with a message, unless
 //                 CI=1, where a missing clang fails
@@ -45,7 +47,7 @@ const dir = path.join(root, 'build-fuzz');
 const MAX_LEN = { parse: 4096, conntrack: 4096, reject: 4096, image: 65536, tableset: 8192 };
 
 function parseArgs(argv) {
-  const o = { seconds: undefined, jobs: 2, targets: undefined, test: false };
+  const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -56,8 +58,9 @@ function parseArgs(argv) {
     else if (a === '--jobs') o.jobs = Number(value());
     else if (a === '--targets') o.targets = value().split(',').filter(Boolean);
     else if (a === '--test') o.test = true;
+    else if (a === '--merge') o.merge = true;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/fuzz.js [--seconds N] [--jobs J] [--targets a,b] [--test]\n');
+      process.stdout.write('usage: node scripts/fuzz.js [--seconds N] [--jobs J] [--targets a,b] [--merge] [--test]\n');
       process.exit(0);
     } else usage(`unknown option '${a}'`);
   }
@@ -84,9 +87,24 @@ function fail(msg) {
   process.exit(1);
 }
 
+// clang++'s version line, when it can link a libFuzzer + ASan + UBSan
+// program (clang without libclang-rt-14-dev cannot); null otherwise.
 function haveClang() {
   const r = spawnSync('clang++', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.split('\n')[0].trim() : null;
+  if (r.status !== 0) return null;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fuzz-probe-'));
+  try {
+    const src = path.join(tmp, 'probe.cc');
+    fs.writeFileSync(src, '#include <cstddef>\n#include <cstdint>\nextern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n');
+    const c = spawnSync('clang++', ['-fsanitize=fuzzer,address,undefined', src, '-o', path.join(tmp, 'probe')], { encoding: 'utf8' });
+    if (c.status !== 0) {
+      process.stderr.write(`fuzz: clang++ cannot link a libFuzzer program:\n${(c.stderr || '').split('\n').slice(0, 5).join('\n')}\n`);
+      return null;
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return r.stdout.split('\n')[0].trim();
 }
 
 // ---- seeds ------------------------------------------------------------------
@@ -288,7 +306,7 @@ async function main() {
   for (const t of targets) if (!all.includes(t)) usage(`unknown target '${t}' (targets: ${all.join(', ')})`);
   const clang = haveClang();
   if (!clang) {
-    const msg = 'clang++ not found: the fuzz targets need clang with libFuzzer (apt-get install clang libclang-rt-14-dev)';
+    const msg = 'no usable clang++: the fuzz targets need clang with libFuzzer (apt-get install clang libclang-rt-14-dev)';
     if (o.test && process.env.CI !== '1') {
       process.stderr.write(`fuzz: SKIPPED: ${msg}\n`);
       return;
@@ -319,18 +337,24 @@ async function main() {
   process.stdout.write(['', '| target | result | seconds | execs | execs/s | cov | ft | corpus units | corpus bytes |',
     '|---|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n') + '\n');
   if (!o.test) {
+    const file = path.join(root, 'bench/results/fuzz.json');
+    const date = new Date().toISOString();
+    const command = `node scripts/fuzz.js ${process.argv.slice(2).join(' ')}`.trim();
+    let entries = results.map(({ tail, ...r }) => ({ ...r, date, command }));
+    if (o.merge && fs.existsSync(file)) {
+      const old = JSON.parse(fs.readFileSync(file, 'utf8')).targets || [];
+      const ran = new Set(entries.map((e) => e.target));
+      entries = all.map((t) => (ran.has(t) ? entries.find((e) => e.target === t) : old.find((e) => e.target === t))).filter(Boolean);
+    }
     const out = {
-      date: new Date().toISOString(),
-      command: `node scripts/fuzz.js ${process.argv.slice(2).join(' ')}`.trim(),
       compiler: clang,
       sanitizers: 'libFuzzer + AddressSanitizer (leaks included) + UBSan, -O1',
       machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, note: 'shared with other jobs' },
-      seconds_per_target: o.seconds,
       jobs: o.jobs,
-      targets: results.map(({ tail, ...r }) => r),
+      targets: entries,
     };
-    fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-    fs.writeFileSync(path.join(root, 'bench/results/fuzz.json'), JSON.stringify(out, null, 2) + '\n');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
     process.stderr.write('fuzz: wrote bench/results/fuzz.json\n');
   }
   const bad = results.filter((r) => !r.ok);

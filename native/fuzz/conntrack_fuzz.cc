@@ -3,9 +3,12 @@
 //
 // Feeds: byte 0 configures the table(s): bit 0 strict TCP (no mid-stream
 // pickup), bits 1-5 the entry limit - 1 (1..32: a table of 8..64 slots, so
-// eviction, the cuckoo step and insert failures are reached), bit 6 two
-// tables sharing a related-error index (two workers), bit 7 every timeout
-// 1 s. Then records, each
+// eviction and insert failures are reached), bit 6 two tables sharing a
+// related-error index (two workers), bit 7 every timeout 1 s. Byte 1: bits
+// 6-7 scale the limit by 1, 4, 16 or 64 (up to 2048 entries), bits 0-5 fill
+// that fraction (n/63) of the first table with UDP flows first, so that
+// full bucket pairs and with them the cuckoo step (Displace) are reached.
+// Then records, each
 //   u8 ctl   bits 0-1 the unit of dt (1 ms, 1 s, 64 s, 4096 s), bit 2
 //            Commit a pending flow (the rules accepted the packet), bit 3
 //            fix the IPv4 header checksum, bits 4-5 the zone (port pair),
@@ -45,14 +48,18 @@ namespace {
 
 constexpr uint64_t kUnitNs[4] = {1000000ull, 1000000000ull, 64000000000ull, 4096000000000ull};
 constexpr uint32_t kIndexSlots = 16;
+constexpr uint64_t kStartNs = 1000000000ull;  // every deadline is after time 0 (CheckTable)
 
 bool OneCtBit(uint8_t s) {
   return s == kCtInvalid || s == kCtNew || s == kCtEstablished || s == kCtRelated || s == kCtUntracked;
 }
 
-void CheckTable(ct::Table& t) {
+// The listing part is O(capacity): after every record for small tables,
+// at the end of the input for big ones.
+void CheckTable(ct::Table& t, bool last) {
   FUZZ_CHECK(t.size() <= t.limit());
   FUZZ_CHECK(t.stats().entries.v.load() == t.size());
+  if (!last && t.capacity() > 256) return;
   // At time 0 nothing has expired (every deadline is after the clock's
   // start), so this lists every stored entry.
   std::vector<ct::FlowView> all;
@@ -69,10 +76,10 @@ struct Harness {
   std::unique_ptr<ct::Table> tables[2];
   int ntables = 1;
 
-  explicit Harness(uint8_t config) {
+  Harness(uint8_t config, uint8_t fill) {
     ct::Config c;
     c.tcp_loose = !(config & 1);
-    c.limit = ((config >> 1) & 31) + 1;
+    c.limit = (((config >> 1) & 31) + 1) << (2 * (fill >> 6));
     c.seed = 0x5eed;  // reproducible runs
     if (config & 0x80) {
       for (uint32_t& s : c.timeouts.tcp) s = s ? 1 : 0;
@@ -86,6 +93,24 @@ struct Harness {
       ntables = 2;
     }
     for (int i = 0; i < ntables; ++i) tables[i].reset(new ct::Table(c));
+    Prefill(*tables[0], (fill & 63) * c.limit / 63);
+  }
+
+  // n UDP flows 198.18.x.y:p -> 198.19.0.1:53, committed at the clock's
+  // start (they expire with the udp timeout like any other).
+  static void Prefill(ct::Table& t, uint32_t n) {
+    static const uint8_t kFrame[64] = {};  // Track reads no bytes of a UDP packet
+    for (uint32_t i = 0; i < n; ++i) {
+      ParsedFrame pf;
+      pf.cls = FrameClass::kIPv4;
+      pf.l3_off = 14, pf.l3_len = 28, pf.l4_off = 34;
+      pf.key4.src = 0xc6120000u | (i & 0xffff), pf.key4.dst = 0xc6130001u;
+      pf.key4.c.proto = net::kProtoUdp, pf.key4.c.sport = uint16_t(1024 + i), pf.key4.c.dport = 53;
+      pf.key4.c.flags = kKeyHasL4;
+      ct::Result r;
+      t.Track(kFrame, pf, 0, kStartNs, &r);
+      if (r.pending) t.Commit(r, kStartNs);
+    }
   }
 };
 
@@ -126,7 +151,7 @@ namespace {
 // Seed building: records in the format above.
 struct Seq {
   fuzz::Bytes b;
-  explicit Seq(uint8_t config) { b.push_back(config); }
+  explicit Seq(uint8_t config, uint8_t fill = 0) { b = {config, fill}; }
   Seq& Add(const fuzz::Bytes& frame, uint8_t ctl = 4, uint8_t dt = 1, uint16_t op = 0) {
     const uint16_t w = uint16_t((frame.size() & 0x7ff) | op << 11);
     b.insert(b.end(), {ctl, dt, uint8_t(w), uint8_t(w >> 8)});
@@ -203,6 +228,11 @@ void WriteSeeds() {
       for (uint16_t p = 0; p < 12; ++p) full.Add(Udp(a, b, uint16_t(6000 + p), 53), uint8_t(4 | (p & 1) << 6));
       full.Add(Udp(b, a, 53, 6000)).Add(Tcp(a, b, 7000, 22, 0x02), 5, 40);
       write(full);
+      // A big table 60/63 full, then new flows (the cuckoo step), expiry and GC.
+      Seq big(config, uint8_t(2 << 6 | 60));
+      for (uint16_t p = 0; p < 24; ++p) big.Add(Udp(a, b, uint16_t(8000 + p), 53));
+      big.Add(Udp(a, b, 9000, 53), 5, 40, 1 | 7 << 2).Add(Tcp(a, b, 9001, 22, 0x02), 4, 1, 1 | 7 << 2);
+      write(big);
     }
   }
 }
@@ -216,10 +246,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 1) return 0;
-  fuzz::Reader in{data + 1, data + size};
-  Harness h(data[0]);
-  uint64_t now = 1000000000ull;  // every deadline is after time 0 (CheckTable)
+  if (size < 2) return 0;
+  fuzz::Reader in{data + 2, data + size};
+  Harness h(data[0], data[1]);
+  uint64_t now = kStartNs;
   while (in.left() >= 4) {
     const uint8_t ctl = in.U8();
     const uint8_t dt = in.U8();
@@ -261,7 +291,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     Control(t, (w >> 11) & 3, w >> 13, pf, zone, now);
-    for (int i = 0; i < h.ntables; ++i) CheckTable(*h.tables[i]);
+    for (int i = 0; i < h.ntables; ++i) CheckTable(*h.tables[i], false);
   }
+  for (int i = 0; i < h.ntables; ++i) CheckTable(*h.tables[i], true);
   return 0;
 }
