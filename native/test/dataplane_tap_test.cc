@@ -294,17 +294,20 @@ void Body(PortKind kind, bool* skipped) {
   //    or dropped by a rule: none lost to anything else.
   const CountersSnapshot s0 = dp.Counters();
   std::atomic<bool> sending{true};
-  uint64_t sent = 0;
+  std::atomic<uint64_t> sent{0};
   std::thread sender([&] {
     while (sending.load()) {
       Send(sa, good[0]);
-      ++sent;
-      if (sent % 64 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (sent.fetch_add(1) % 64 == 63) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   });
   for (int i = 0; i < 40; ++i) {
     const auto& b = i % 2 ? buf : drop_all;
+    const uint64_t before = sent.load();
     DP_CHECK_EQ(dp.SetRules(b.data(), b.size(), {}, 5), uint64_t(3 + i));
+    // Traffic between every two swaps, however loaded the machine (a
+    // starved sender thread once sent fewer than 100 frames in all).
+    for (int w = 0; w < 1000 && sent.load() < before + 8; ++w) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   sending.store(false);
@@ -313,7 +316,7 @@ void Body(PortKind kind, bool* skipped) {
   const CountersSnapshot s1 = dp.Counters();
   const uint64_t rx = s1.ports[0].rx_packets - s0.ports[0].rx_packets;
   const uint64_t ok = (s1.accept - s0.accept) + (s1.drop - s0.drop);
-  DP_CHECK(sent > 100);
+  DP_CHECK(sent.load() > 100);
   DP_CHECK_EQ(rx, ok);
   DP_CHECK_EQ(s1.generation, 42u);
 
