@@ -18,6 +18,17 @@ export function parseRuleMetrics(s: string | undefined): RuleMetricsMode {
   throw new Error(`--metrics-rules must be none, top:K or all, got "${s}"`);
 }
 
+/**
+ * The process's memory (Node's process.memoryUsage()): RSS, the V8 heap
+ * (used, and reserved by V8), and memory outside it that JavaScript objects
+ * own (external, of which ArrayBuffers). The dataplane's own allocations
+ * (classifiers, conntrack tables, rings) are in the RSS only.
+ */
+export function processMemory(): { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number } {
+  const m = process.memoryUsage();
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers };
+}
+
 function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
@@ -178,6 +189,14 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   e.family(`${P}last_reload_success_timestamp_seconds`, 'gauge', 'When rules were last activated.').sample(`${P}last_reload_success_timestamp_seconds`, st.lastSuccess);
   e.family(`${P}classifier_build_seconds`, 'gauge', 'Time the dataplane took to validate the tables and build the classifiers of the active rule set.').sample(`${P}classifier_build_seconds`, st.buildSeconds);
   e.family(`${P}classifier_memory_bytes`, 'gauge', 'Memory the classifiers of the active rule set own, records included.').sample(`${P}classifier_memory_bytes`, st.memoryBytes);
+
+  // The process's memory, so a slow leak shows on a dashboard (bench:soak plots it).
+  const mem = processMemory();
+  e.family(`${P}process_resident_memory_bytes`, 'gauge', 'Resident set of the flatwall process (the dataplane\'s tables and rings included).').sample(`${P}process_resident_memory_bytes`, mem.rssBytes);
+  e.family(`${P}process_heap_bytes`, 'gauge', 'V8 heap of the control plane: used, and total reserved by V8.');
+  e.sample(`${P}process_heap_bytes`, mem.heapUsedBytes, { kind: 'used' });
+  e.sample(`${P}process_heap_bytes`, mem.heapTotalBytes, { kind: 'total' });
+  e.family(`${P}process_external_memory_bytes`, 'gauge', 'Memory outside the V8 heap owned by JavaScript objects (Buffers, ArrayBuffers).').sample(`${P}process_external_memory_bytes`, mem.externalBytes);
 
   if (mode.kind !== 'none' && rs) {
     const { ruleset, get } = await fw.ruleCounters();
