@@ -16,6 +16,7 @@ export interface Sample {
   reloadsOk?: number;
   reloadsFailed?: number;
   conntrack?: number;
+  /** Drops by reason, the non-zero ones. */
   drops?: Record<string, number>;
   /** Packets of FORWARD 1 (--dport 7101) and 2 (--sport 7101). */
   udpIn?: number;
@@ -105,7 +106,13 @@ export function windows(r: SoakResult): { w: number; base: [number, number]; end
   return { w, base: [w, 2 * w], end: [d - w, d] };
 }
 
-export interface Growth { key: string; first: number; baseMedian: number; endMedian: number; growthMb: number; growthPct: number; max: number; slopeMbPerMin: number; limitMb: number; ok: boolean }
+export interface Growth {
+  key: string; first: number; baseMedian: number; endMedian: number; growthMb: number; growthPct: number; max: number; slopeMbPerMin: number; limitMb: number; ok: boolean;
+  /** The windows' minima: the heap's level after a major GC (its sawtooth's floor), what is retained. */
+  baseFloor: number; endFloor: number; floorGrowthMb: number; floorGrowthPct: number; floorLimitMb: number; floorOk: boolean;
+  /** Least-squares slope of the minima of 30 s buckets, from the second window on. */
+  floorSlopeMbPerMin: number;
+}
 
 export function growth(r: SoakResult, key: 'rssMb' | 'heapUsedMb' | 'heapTotalMb' | 'externalMb'): Growth {
   const { base, end } = windows(r);
@@ -114,10 +121,19 @@ export function growth(r: SoakResult, key: 'rssMb' | 'heapUsedMb' | 'heapTotalMb
   const baseMedian = median(v(base[0], base[1]));
   const endMedian = median(v(end[0], end[1] + 1));
   const g = endMedian - baseMedian;
-  const limitMb = Math.max(4, (baseMedian * r.config.maxGrowthPct) / 100);
+  const limit = (b: number) => Math.max(4, (b * r.config.maxGrowthPct) / 100);
+  const baseFloor = Math.min(...v(base[0], base[1]));
+  const endFloor = Math.min(...v(end[0], end[1] + 1));
+  const fg = endFloor - baseFloor;
+  const buckets: { x: number; y: number }[] = [];
+  for (let a = base[0]; a + 30 <= end[1]; a += 30) {
+    const b = v(a, a + 30);
+    if (b.length) buckets.push({ x: a + 15, y: Math.min(...b) });
+  }
   return {
     key, first: s[0]?.[key] ?? NaN, baseMedian, endMedian, growthMb: g, growthPct: (100 * g) / baseMedian, max: Math.max(...s.map((x) => x[key]!)),
-    slopeMbPerMin: 60 * slope(s.filter((x) => x.t >= base[0]).map((x) => ({ x: x.t, y: x[key]! }))), limitMb, ok: Number.isFinite(g) && g <= limitMb,
+    slopeMbPerMin: 60 * slope(s.filter((x) => x.t >= base[0]).map((x) => ({ x: x.t, y: x[key]! }))), limitMb: limit(baseMedian), ok: Number.isFinite(g) && g <= limit(baseMedian),
+    floorSlopeMbPerMin: 60 * slope(buckets), baseFloor, endFloor, floorGrowthMb: fg, floorGrowthPct: (100 * fg) / baseFloor, floorLimitMb: limit(baseFloor), floorOk: Number.isFinite(fg) && fg <= limit(baseFloor),
   };
 }
 
@@ -182,11 +198,14 @@ export function checksOf(r: SoakResult): Check[] {
         `fb tx ${fb.txPackets}, ra rx ${v.ra.rxPackets} (dropped ${v.ra.rxDropped}); fa tx ${fa.txPackets}, sa rx ${v.sa.rxPackets} (dropped ${v.sa.rxDropped})`);
     }
   }
+  const sign = (x: number) => (x >= 0 ? '+' : '');
   for (const [key, what] of [['rssMb', 'RSS (VmRSS)'], ['heapUsedMb', 'V8 heap used']] as const) {
     const g = growth(r, key);
     const { base, end } = windows(r);
     add(`${what} flat: median of ${end[0]}-${end[1]} s vs ${base[0]}-${base[1]} s grew at most max(4 MB, ${r.config.maxGrowthPct} %)`, g.ok,
-      `${g.baseMedian.toFixed(1)} -> ${g.endMedian.toFixed(1)} MB (${g.growthMb >= 0 ? '+' : ''}${g.growthMb.toFixed(2)} MB, ${g.growthPct >= 0 ? '+' : ''}${g.growthPct.toFixed(1)} %; limit ${g.limitMb.toFixed(1)} MB)`);
+      `${g.baseMedian.toFixed(1)} -> ${g.endMedian.toFixed(1)} MB (${sign(g.growthMb)}${g.growthMb.toFixed(2)} MB, ${sign(g.growthPct)}${g.growthPct.toFixed(1)} %; limit ${g.limitMb.toFixed(1)} MB)`);
+    add(`${what} flat: minimum of ${end[0]}-${end[1]} s vs ${base[0]}-${base[1]} s (the floor after garbage collections) grew at most max(4 MB, ${r.config.maxGrowthPct} %)`, g.floorOk,
+      `${g.baseFloor.toFixed(1)} -> ${g.endFloor.toFixed(1)} MB (${sign(g.floorGrowthMb)}${g.floorGrowthMb.toFixed(2)} MB, ${sign(g.floorGrowthPct)}${g.floorGrowthPct.toFixed(1)} %; limit ${g.floorLimitMb.toFixed(1)} MB)`);
   }
   const kills = r.fault.kills;
   const back = kills.filter((k) => k.spawnToFirstEchoMs !== undefined && k.spawnToReadyMs !== undefined && k.readyStatus === 200);
@@ -225,14 +244,17 @@ export function markdown(r: SoakResult): string {
     '',
     '## Memory of flatwall run',
     '',
-    `Medians of the second window (${base[0]}-${base[1]} s) and the last (${end[0]}-${end[1]} s); slope: least squares from ${base[0]} s to the end. Plots: ${r.meta.name}-rss.svg, ${r.meta.name}-heap.svg.`,
+    `Medians and minima of the second window (${base[0]}-${base[1]} s) and the last (${end[0]}-${end[1]} s), one sample a second; the heap is a sawtooth (garbage piles up between ` +
+      'major collections), so a window\'s median depends on where the collections fell and its minimum is the level after one, what stays allocated. ' +
+      `Slope: least squares over every sample from ${base[0]} s on; floor slope: over the minima of 30 s buckets from ${base[0]} s on. Plots: ${r.meta.name}-rss.svg, ${r.meta.name}-heap.svg.`,
     '',
-    '| MB | first sample | second window | last window | growth | growth % | max | slope MB/min |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| MB | first sample | median, second window | median, last window | growth | min, second window | min, last window | growth | max | slope MB/min | floor slope MB/min |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
+  const pm = (x: number, pct: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} (${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %)`;
   for (const [k, label] of [['rssMb', 'RSS (VmRSS)'], ['heapUsedMb', 'V8 heap used'], ['heapTotalMb', 'V8 heap total'], ['externalMb', 'external (Buffers)']] as const) {
     const g = growth(r, k);
-    out.push(`| ${label} | ${f1(g.first)} | ${f1(g.baseMedian)} | ${f1(g.endMedian)} | ${g.growthMb >= 0 ? '+' : ''}${g.growthMb.toFixed(2)} | ${g.growthPct >= 0 ? '+' : ''}${g.growthPct.toFixed(1)} | ${f1(g.max)} | ${g.slopeMbPerMin.toFixed(3)} |`);
+    out.push(`| ${label} | ${f1(g.first)} | ${f1(g.baseMedian)} | ${f1(g.endMedian)} | ${pm(g.growthMb, g.growthPct)} | ${f1(g.baseFloor)} | ${f1(g.endFloor)} | ${pm(g.floorGrowthMb, g.floorGrowthPct)} | ${f1(g.max)} | ${g.slopeMbPerMin.toFixed(3)} | ${g.floorSlopeMbPerMin.toFixed(3)} |`);
   }
   const ok = s.reloads.filter((x) => x.status === 200);
   const ms = ok.map((x) => x.ms);
@@ -256,7 +278,13 @@ export function markdown(r: SoakResult): string {
     const ct = s.samples.filter((x) => x.conntrack !== undefined && x.t >= cf.durationS / 2).map((x) => x.conntrack!);
     const tcpIv = t.tcp.intervals ?? [];
     out.push('', '## Traffic during the soak', '',
-      `- UDP stream: ${n(t.udp?.sent)} sent, ${n(t.udp?.echoed)} echoes received (${t.udp ? ((100 * (t.udp.sent - t.udp.echoed)) / t.udp.sent).toFixed(3) : '-'} % lost on the round trip), longest gap between echoes ${f0(t.udp?.maxGapMs)} ms, ${t.udp?.gaps.length ?? '-'} gaps over 100 ms.`,
+      `- UDP stream: ${n(t.udp?.sent)} sent, ${n(t.udp?.echoed)} echoes received (${t.udp ? ((100 * (t.udp.sent - t.udp.echoed)) / t.udp.sent).toFixed(3) : '-'} % lost on the round trip), longest gap between echoes ${f0(t.udp?.maxGapMs)} ms, ${t.udp?.gaps.length ?? '-'} gaps over 100 ms.` +
+        (t.udp && fin?.sample.udpIn !== undefined && !s.crashes.length
+          ? ` Where the lost ones went, from the two rules' counters: ${n(t.udp.sent - fin.sample.udpIn)} never reached the \`--dport 7101\` rule (lost before flatwall judged them: ` +
+            `flatwall's RX ring on fa was full ${n(fin.ports.find((p) => p.name === 'fa')?.kernelDrops)} times over the soak, all traffic counted), ` +
+            `${n(fin.sample.udpIn - fin.sample.udpOut!)} were forwarded to the receiver and never came back to the \`--sport 7101\` rule (the receiver's side), ` +
+            `${n(fin.sample.udpOut! - t.udp.echoed)} were forwarded back and not read by the sender.`
+          : ''),
       `- TCP (iperf3): ${f0(t.tcp.mbps)} Mb/s received on average${t.tcp.error ? ` (${t.tcp.error})` : ''}, ${t.tcp.retransmits ?? '-'} retransmits; 1 s intervals: min ${f0(Math.min(...tcpIv.map((x) => x.mbps)))}, median ${f0(median(tcpIv.map((x) => x.mbps)))} Mb/s.`,
       `- Churn: ${n(t.churn?.tcpOk)} TCP connections completed, ${n(t.churn?.tcpFailed)} failed${t.churn && Object.keys(t.churn.errors).length ? ` (${Object.entries(t.churn.errors).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${n(t.churn?.tcpSkipped)} not started (256 open); ${n(t.churn?.udpSent)} UDP datagrams to new ports.`,
       `- ping: ${t.ping ?? 'not run'}.`,
@@ -302,10 +330,10 @@ export function plots(r: SoakResult): [string, string][] {
   const q = r.meta.quick ? ' (quick)' : '';
   const title = (what: string) => `${what}, ${r.config.durationS} s soak, a reload a second${q}`;
   const out: [string, string][] = [
-    [`${r.meta.name}-rss.svg`, svgPlot([line('RSS (VmRSS)', 'rssMb')], { title: title('flatwall run RSS'), xLabel: 'seconds', yLabel: 'MB', linearX: true, marks })],
+    [`${r.meta.name}-rss.svg`, svgPlot([line('RSS (VmRSS)', 'rssMb')], { title: title('flatwall run RSS'), xLabel: 'seconds', yLabel: 'MB', linearX: true, marks, dots: false })],
     [`${r.meta.name}-heap.svg`, svgPlot([line('heap used', 'heapUsedMb'), line('heap total', 'heapTotalMb'), line('external', 'externalMb')],
-      { title: title('flatwall run V8 heap'), xLabel: 'seconds', yLabel: 'MB', linearX: true, marks })],
-    [`${r.meta.name}-conntrack.svg`, svgPlot([line('conntrack entries', 'conntrack')], { title: title('Tracked connections'), xLabel: 'seconds', yLabel: 'entries', linearX: true })],
+      { title: title('flatwall run V8 heap'), xLabel: 'seconds', yLabel: 'MB', linearX: true, marks, dots: false })],
+    [`${r.meta.name}-conntrack.svg`, svgPlot([line('conntrack entries', 'conntrack')], { title: title('Tracked connections'), xLabel: 'seconds', yLabel: 'entries', linearX: true, dots: false })],
   ];
   const t = r.soak.traffic;
   if (t) {
@@ -315,7 +343,7 @@ export function plots(r: SoakResult): [string, string][] {
       { name: 'TCP Mb/s (iperf3)', points: (t.tcp.intervals ?? []).map((x) => ({ x: x.t, y: x.mbps })) },
       { name: 'new TCP conns/s', points: rate(t.churnPerSecond, 'tcpOk') },
       { name: 'PUT /rules ms', points: r.soak.reloads.filter((x) => x.status === 200).map((x) => ({ x: x.t, y: x.ms })) },
-    ], { title: title('Traffic and reload latency'), xLabel: 'seconds', yLabel: 'per second (TCP: Mb/s; PUT: ms)', linearX: true })]);
+    ], { title: title('Traffic and reload latency'), xLabel: 'seconds', yLabel: 'per second (TCP: Mb/s; PUT: ms)', linearX: true, dots: false })]);
   }
   return out;
 }

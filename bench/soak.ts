@@ -42,8 +42,9 @@
 //     the receiver's ra (the sender's sa) got;
 //   - RSS and V8 heap used flat: the median of the last window against the
 //     median of the second (windows of min(60 s, duration / 6): the second
-//     and the last minute of a 10-minute run), growth at most
-//     --max-growth-pct (default 5) % or 4 MB, whichever is larger.
+//     and the last minute of a 10-minute run), and the same for the
+//     windows' minima (the heap's floor after its collections), growth at
+//     most --max-growth-pct (default 5) % or 4 MB, whichever is larger.
 // Fault: under the same kind of load, --kills times (default 5; --quick 2):
 // kill -9 flatwall run, wait for it to be gone, spawn it again from the
 // snapshot (`flatwall compile -o` of the seed-1 set, made before the soak;
@@ -302,7 +303,7 @@ async function sample(s: Soak): Promise<Sample> {
     Object.assign(smp, {
       heapUsedMb: j.process.heapUsedBytes / 1048576, heapTotalMb: j.process.heapTotalBytes / 1048576, externalMb: j.process.externalBytes / 1048576,
       generation: j.reload.generation, reloadsOk: j.reload.succeeded, reloadsFailed: j.reload.failed,
-      conntrack: j.conntrack?.entries, drops: j.dropsByReason,
+      conntrack: j.conntrack?.entries, drops: Object.fromEntries(Object.entries(j.dropsByReason as Record<string, number>).filter(([, v]) => v > 0)),
     });
     const r = await api(s.sock, 'GET', '/rules?chain=FORWARD&limit=2', undefined, undefined, 10_000);
     if (r.status !== 200) throw new Error(`GET /rules: ${r.status}`);
