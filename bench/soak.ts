@@ -42,9 +42,12 @@
 //     the receiver's ra (the sender's sa) got;
 //   - RSS and V8 heap used flat: the median of the last window against the
 //     median of the second (windows of min(60 s, duration / 6): the second
-//     and the last minute of a 10-minute run), and the same for the
-//     windows' minima (the heap's floor after its collections), growth at
-//     most --max-growth-pct (default 5) % or 4 MB, whichever is larger.
+//     and the last minute of a 10-minute run), growth at most
+//     --max-growth-pct (default 5) % or 4 MB, whichever is larger. The
+//     windows' minima (the heap after a collection) and the slopes are
+//     reported beside them, not checked: the heap's floor after a collection
+//     is not one level (12 or 17 MB in one run, by which collection came
+//     last), so a window's minimum is noise of its own.
 // Fault: under the same kind of load, --kills times (default 5; --quick 2):
 // kill -9 flatwall run, wait for it to be gone, spawn it again from the
 // snapshot (`flatwall compile -o` of the seed-1 set, made before the soak;
