@@ -12,6 +12,9 @@ export interface Sample {
   heapUsedMb?: number;
   heapTotalMb?: number;
   externalMb?: number;
+  /** The heap used just after the last major collection (GET /stats process.heapAfterMajorGcBytes), and how many there were. */
+  heapAfterGcMb?: number;
+  majorGcs?: number;
   generation?: number;
   reloadsOk?: number;
   reloadsFailed?: number;
@@ -114,7 +117,7 @@ export interface Growth {
   floorSlopeMbPerMin: number;
 }
 
-export function growth(r: SoakResult, key: 'rssMb' | 'heapUsedMb' | 'heapTotalMb' | 'externalMb'): Growth {
+export function growth(r: SoakResult, key: 'rssMb' | 'heapUsedMb' | 'heapAfterGcMb' | 'heapTotalMb' | 'externalMb'): Growth {
   const { base, end } = windows(r);
   const s = r.soak.samples.filter((x) => x[key] !== undefined);
   const v = (a: number, b: number) => s.filter((x) => x.t >= a && x.t < b).map((x) => x[key]!);
@@ -199,7 +202,7 @@ export function checksOf(r: SoakResult): Check[] {
     }
   }
   const sign = (x: number) => (x >= 0 ? '+' : '');
-  for (const [key, what] of [['rssMb', 'RSS (VmRSS)'], ['heapUsedMb', 'V8 heap used']] as const) {
+  for (const [key, what] of [['rssMb', 'RSS (VmRSS)'], ['heapAfterGcMb', 'V8 heap after a major collection']] as const) {
     const g = growth(r, key);
     const { base, end } = windows(r);
     add(`${what} flat: median of ${end[0]}-${end[1]} s vs ${base[0]}-${base[1]} s grew at most max(4 MB, ${r.config.maxGrowthPct} %)`, g.ok,
@@ -214,6 +217,7 @@ export function checksOf(r: SoakResult): Check[] {
 }
 
 const f1 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(1));
+const f3 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(3));
 const f0 = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(0));
 const n = (x: number | undefined) => (x === undefined ? '-' : x.toLocaleString('en'));
 
@@ -242,18 +246,23 @@ export function markdown(r: SoakResult): string {
     '',
     '## Memory of flatwall run',
     '',
-    `Medians and minima of the second window (${base[0]}-${base[1]} s) and the last (${end[0]}-${end[1]} s), one sample a second; the heap is a sawtooth (garbage piles up between ` +
-      'major collections), so a window\'s median depends on where the collections fell; its minimum is the level after a collection, but not one level: ' +
-      'it depends on which collection the sample followed (see the heap plot), so the minima are shown, not checked. ' +
+    `Medians and minima of the second window (${base[0]}-${base[1]} s) and the last (${end[0]}-${end[1]} s), one sample a second. The heap used is a sawtooth (garbage piles up between ` +
+      'major collections), so its median in a window depends on when the collector ran; the heap just after the last major collection (its value repeats until the next one) is what stays allocated, ' +
+      'and it is the one checked, with the RSS. ' +
       `Slope: least squares over every sample from ${base[0]} s on; floor slope: over the minima of 30 s buckets from ${base[0]} s on. Plots: ${r.meta.name}-rss.svg, ${r.meta.name}-heap.svg.`,
     '',
     '| MB | first sample | median, second window | median, last window | growth | min, second window | min, last window | growth | max | slope MB/min | floor slope MB/min |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const pm = (x: number, pct: number) => `${x >= 0 ? '+' : ''}${x.toFixed(2)} (${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %)`;
-  for (const [k, label] of [['rssMb', 'RSS (VmRSS)'], ['heapUsedMb', 'V8 heap used'], ['heapTotalMb', 'V8 heap total'], ['externalMb', 'external (Buffers)']] as const) {
+  for (const [k, label] of [['rssMb', 'RSS (VmRSS)'], ['heapAfterGcMb', 'V8 heap after a major GC'], ['heapUsedMb', 'V8 heap used'], ['heapTotalMb', 'V8 heap total'], ['externalMb', 'external (Buffers)']] as const) {
     const g = growth(r, k);
-    out.push(`| ${label} | ${f1(g.first)} | ${f1(g.baseMedian)} | ${f1(g.endMedian)} | ${pm(g.growthMb, g.growthPct)} | ${f1(g.baseFloor)} | ${f1(g.endFloor)} | ${pm(g.floorGrowthMb, g.floorGrowthPct)} | ${f1(g.max)} | ${g.slopeMbPerMin.toFixed(3)} | ${g.floorSlopeMbPerMin.toFixed(3)} |`);
+    out.push(`| ${label} | ${f1(g.first)} | ${f1(g.baseMedian)} | ${f1(g.endMedian)} | ${pm(g.growthMb, g.growthPct)} | ${f1(g.baseFloor)} | ${f1(g.endFloor)} | ${pm(g.floorGrowthMb, g.floorGrowthPct)} | ${f1(g.max)} | ${f3(g.slopeMbPerMin)} | ${f3(g.floorSlopeMbPerMin)} |`);
+  }
+  const gcs = s.samples.filter((x) => x.majorGcs !== undefined);
+  if (gcs.length > 1) {
+    const d = gcs[gcs.length - 1].majorGcs! - gcs[0].majorGcs!;
+    out.push('', `${d} major collections between the first and the last sample (one every ${((gcs[gcs.length - 1].t - gcs[0].t) / Math.max(1, d)).toFixed(1)} s).`);
   }
   const ok = s.reloads.filter((x) => x.status === 200);
   const ms = ok.map((x) => x.ms);
@@ -330,7 +339,7 @@ export function plots(r: SoakResult): [string, string][] {
   const title = (what: string) => `${what}, ${r.config.durationS} s soak, a reload a second${q}`;
   const out: [string, string][] = [
     [`${r.meta.name}-rss.svg`, svgPlot([line('RSS (VmRSS)', 'rssMb')], { title: title('flatwall run RSS'), xLabel: 'seconds', yLabel: 'MB', linearX: true, marks, dots: false })],
-    [`${r.meta.name}-heap.svg`, svgPlot([line('heap used', 'heapUsedMb'), line('heap total', 'heapTotalMb'), line('external', 'externalMb')],
+    [`${r.meta.name}-heap.svg`, svgPlot([line('heap used', 'heapUsedMb'), line('after major GC', 'heapAfterGcMb'), line('heap total', 'heapTotalMb'), line('external', 'externalMb')],
       { title: title('flatwall run V8 heap'), xLabel: 'seconds', yLabel: 'MB', linearX: true, marks, dots: false })],
     [`${r.meta.name}-conntrack.svg`, svgPlot([line('conntrack entries', 'conntrack')], { title: title('Tracked connections'), xLabel: 'seconds', yLabel: 'entries', linearX: true, dots: false })],
   ];

@@ -22,7 +22,7 @@
 // later a delete by number (the inserted rule or a random acl rule), both
 // inside the acl part. Every second, just before the next PUT, one sample:
 // flatwall run's VmRSS (/proc/PID/status), its V8 heap (GET /stats
-// `process`), the reload generation and counts, drops by reason, conntrack
+// `process`: used, total, after the last major collection), the reload generation and counts, drops by reason, conntrack
 // entries, the counters of the UDP flow's two rules (GET /rules), the load
 // average.
 //
@@ -40,14 +40,16 @@
 //     sum tx - REJECT answers + sum drops), the drops by reason sum to the
 //     port drops, and the frames flatwall sent out of fb (fa) are the frames
 //     the receiver's ra (the sender's sa) got;
-//   - RSS and V8 heap used flat: the median of the last window against the
+//   - RSS and the V8 heap flat: the median of the last window against the
 //     median of the second (windows of min(60 s, duration / 6): the second
 //     and the last minute of a 10-minute run), growth at most
-//     --max-growth-pct (default 5) % or 4 MB, whichever is larger. The
-//     windows' minima (the heap after a collection) and the slopes are
-//     reported beside them, not checked: the heap's floor after a collection
-//     is not one level (12 or 17 MB in one run, by which collection came
-//     last), so a window's minimum is noise of its own.
+//     --max-growth-pct (default 5) % or 4 MB, whichever is larger. For the
+//     heap, of its size just after the last major collection (GET /stats
+//     `process.heapAfterMajorGcBytes`): the heap used is a sawtooth of
+//     ~15-60 MB here, garbage piling up between collections, whose median
+//     moved by -66 % and +63 % between the windows of two runs without any
+//     trend, with the collector's timing. The heap used, its minima and
+//     the slopes are reported beside, not checked.
 // Fault: under the same kind of load, --kills times (default 5; --quick 2):
 // kill -9 flatwall run, wait for it to be gone, spawn it again from the
 // snapshot (`flatwall compile -o` of the seed-1 set, made before the soak;
@@ -305,6 +307,7 @@ async function sample(s: Soak): Promise<Sample> {
     const j = st.json!;
     Object.assign(smp, {
       heapUsedMb: j.process.heapUsedBytes / 1048576, heapTotalMb: j.process.heapTotalBytes / 1048576, externalMb: j.process.externalBytes / 1048576,
+      heapAfterGcMb: j.process.heapAfterMajorGcBytes === null ? undefined : j.process.heapAfterMajorGcBytes / 1048576, majorGcs: j.process.majorGcs,
       generation: j.reload.generation, reloadsOk: j.reload.succeeded, reloadsFailed: j.reload.failed,
       conntrack: j.conntrack?.entries, drops: Object.fromEntries(Object.entries(j.dropsByReason as Record<string, number>).filter(([, v]) => v > 0)),
     });
