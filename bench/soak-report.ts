@@ -228,8 +228,9 @@ export function markdown(r: SoakResult): string {
   const out: string[] = [
     `# Soak and faults (bench/soak.ts${r.meta.quick ? ', --quick' : ''})`,
     '',
-    `${m.date}, ${m.cpus} CPUs, ${m.memGb} GB; \`${m.command}\`. The machine is shared with other work: load average ${m.loadavgStart.join(' ')} at the start, ` +
-      `${m.loadavgEnd?.join(' ')} at the end; 1-minute load sampled each second: median ${f1(median(loads))}, max ${f1(Math.max(...loads))}. Figures are this run's, under that load.`,
+    `${m.date}, ${m.cpus} CPUs, ${m.memGb} GB; \`${m.command}\`. The machine is shared with other work: load average ${m.loadavgStart.join(' ')} at the start (before the bench started anything), ` +
+      `${m.loadavgEnd?.join(' ')} at the end; 1-minute load sampled each second: median ${f1(median(loads))}, max ${f1(Math.max(...loads))} (the bench's own traffic tools and flatwall's worker are in it). ` +
+      'Figures are this run\'s, under that load.',
     '',
     `flatwall run (${cf.workers} worker${cf.workers > 1 ? 's' : ''}) bridges Sender -- Receiver with ${n(cf.headRules + cf.aclRules)} FORWARD rules: ${cf.headRules} head rules ` +
       '(the counted UDP flow, conntrack INVALID drop and ESTABLISHED,RELATED accept, recent, hashlimit, connlimit, limit, the allows of the bench\'s services), then ' +
@@ -290,8 +291,9 @@ export function markdown(r: SoakResult): string {
         (t.udp && fin?.sample.udpIn !== undefined && !s.crashes.length
           ? ` Where the lost ones went, from the two rules' counters: ${n(t.udp.sent - fin.sample.udpIn)} never reached the \`--dport 7101\` rule (lost before flatwall judged them: ` +
             `flatwall's RX ring on fa was full ${n(fin.ports.find((p) => p.name === 'fa')?.kernelDrops)} times over the soak, all traffic counted), ` +
-            `${n(fin.sample.udpIn - fin.sample.udpOut!)} were forwarded to the receiver and never came back to the \`--sport 7101\` rule (the receiver's side), ` +
-            `${n(fin.sample.udpOut! - t.udp.echoed)} were forwarded back and not read by the sender.`
+            `${n(fin.sample.udpIn - fin.sample.udpOut!)} were forwarded to the receiver and their echoes never reached the \`--sport 7101\` rule (lost in the receiver, ` +
+            `or at flatwall's RX ring on fb, full ${n(fin.ports.find((p) => p.name === 'fb')?.kernelDrops)} times), ` +
+            `${n(fin.sample.udpOut! - t.udp.echoed)} echoes were forwarded back and not read by the sender (every frame out of fa reached sa, see the checks).`
           : ''),
       `- TCP (iperf3): ${f0(t.tcp.mbps)} Mb/s received on average${t.tcp.error ? ` (${t.tcp.error})` : ''}, ${t.tcp.retransmits ?? '-'} retransmits; 1 s intervals: min ${f0(Math.min(...tcpIv.map((x) => x.mbps)))}, median ${f0(median(tcpIv.map((x) => x.mbps)))} Mb/s.`,
       `- Churn: ${n(t.churn?.tcpOk)} TCP connections completed, ${n(t.churn?.tcpFailed)} failed${t.churn && Object.keys(t.churn.errors).length ? ` (${Object.entries(t.churn.errors).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${n(t.churn?.tcpSkipped)} not started (256 open); ${n(t.churn?.udpSent)} UDP datagrams to new ports.`,

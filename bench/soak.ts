@@ -1,6 +1,7 @@
 // Soak and fault benchmark (issue 12, item 5):
 //   npm run bench:soak [-- --quick] [--duration S] [--rules N] [--udp-rate PPS] [--tcp-mbps M]
 //                      [--churn-rate N] [--kills K] [--workers W] [--max-growth-pct P] [--name NAME]
+//   npm run bench:soak -- --render bench/results/soak.json
 //
 // Soak: `flatwall run` bridges the lab (Sender -- flatwall -- Receiver) with
 // a stateful rule set (HEAD below: a counted UDP flow, conntrack INVALID
@@ -60,7 +61,9 @@
 //
 // Writes bench/results/NAME.json, NAME.md, NAME-rss.svg, NAME-heap.svg,
 // NAME-conntrack.svg, NAME-traffic.svg (NAME: soak, or soak-quick with
-// --quick). Progress on stderr.
+// --quick). Progress on stderr. `--render FILE.json` renders the checks,
+// NAME.md and the plots again from a run's JSON, without running anything
+// (after a change to the report; the measurements are the file's).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -538,16 +541,22 @@ async function main(): Promise<void> {
     await s.topo?.destroy();
     rmSync(s.dir, { recursive: true, force: true });
   }
+  writeResults(res, true);
+}
+
+/** The checks, the JSON (of a run), the Markdown and the plots. */
+function writeResults(res: SoakResult, json: boolean): void {
   res.checks = checksOf(res);
-  writeFileSync(join(outDir, `${NAME}.json`), `${JSON.stringify(res, null, 1)}\n`);
+  if (json) writeFileSync(join(outDir, `${res.meta.name}.json`), `${JSON.stringify(res, null, 1)}\n`);
   for (const [file, svg] of plots(res)) writeFileSync(join(outDir, file), svg);
   const md = markdown(res);
-  writeFileSync(join(outDir, `${NAME}.md`), md);
+  writeFileSync(join(outDir, `${res.meta.name}.md`), md);
   process.stdout.write(md);
   if (res.checks.some((c) => !c.ok)) process.exitCode = 1;
 }
 
-main().catch((err) => {
+const render = opt('--render');
+(render ? Promise.resolve().then(() => writeResults(JSON.parse(readFileSync(render, 'utf8')) as SoakResult, false)) : main()).catch((err) => {
   process.stderr.write(`bench:soak: ${(err as Error).stack ?? err}\n`);
   process.exitCode = 1;
 });
