@@ -17,6 +17,8 @@ export interface PlotOptions {
   linearX?: boolean;
   /** Vertical lines at these x values (e.g. events on a time axis). */
   marks?: { x: number; label: string }[];
+  /** false: each series as one polyline without point markers (long time series; a smaller file). */
+  dots?: boolean;
   width?: number;
   height?: number;
 }
@@ -83,11 +85,15 @@ export function svgPlot(series: Series[], o: PlotOptions): string {
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     const ps = s.points.filter((p) => okX(p.x) && Number.isFinite(p.y) && (!o.logY || p.y > 0)).sort((a, b) => a.x - b.x);
-    for (let k = 1; k < ps.length; k++) {
+    if (o.dots === false) {
+      const xy = ps.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ');
+      out.push(`<polyline points="${xy}" fill="none" stroke="${c}" stroke-width="1.5"/>`);
+    }
+    for (let k = 1; k < ps.length && o.dots !== false; k++) {
       const dash = ps[k].dashed || ps[k - 1].dashed ? ' stroke-dasharray="5,4"' : '';
       out.push(`<line x1="${px(ps[k - 1].x)}" y1="${py(ps[k - 1].y)}" x2="${px(ps[k].x)}" y2="${py(ps[k].y)}" stroke="${c}" stroke-width="2"${dash}/>`);
     }
-    for (const p of ps) out.push(`<circle cx="${px(p.x)}" cy="${py(p.y)}" r="3" fill="${p.dashed ? 'white' : c}" stroke="${c}"/>`);
+    for (const p of o.dots === false ? [] : ps) out.push(`<circle cx="${px(p.x)}" cy="${py(p.y)}" r="3" fill="${p.dashed ? 'white' : c}" stroke="${c}"/>`);
     const ly2 = T + 10 + i * 18;
     out.push(`<line x1="${W - R + 12}" y1="${ly2}" x2="${W - R + 32}" y2="${ly2}" stroke="${c}" stroke-width="2"/>`);
     out.push(`<text x="${W - R + 38}" y="${ly2 + 4}">${esc(s.name)}</text>`);

@@ -603,6 +603,9 @@ function formatStats(s: Record<string, any>): string {
     lines.push(`conntrack: ${ct.entries}/${ct.limit} entries  found ${ct.found}  insert ${ct.insert}  insert_failed ${ct.insert_failed}  invalid ${ct.invalid}  early_drop ${ct.early_drop}  drop ${ct.drop}  expired ${ct.expired}`);
   } else if (ct) lines.push('conntrack: off (stateless)');
   if (s.flowCache) lines.push(`flow cache: ${s.flowCache.hits} hits, ${s.flowCache.misses} misses`);
+  const pm = s.process;
+  const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  if (pm) lines.push(`memory: rss ${mib(pm.rssBytes)}  heap ${mib(pm.heapUsedBytes)} used of ${mib(pm.heapTotalBytes)}  external ${mib(pm.externalBytes)}`);
   return `${lines.join('\n')}\n`;
 }
 

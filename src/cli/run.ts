@@ -2,6 +2,7 @@
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
+import { watchMajorGc } from '../control/metrics';
 import { defaultMaxRules } from '../control/admission';
 import { excerpt } from '../rules/errors';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
@@ -137,6 +138,7 @@ export async function runRun(argv: string[]): Promise<number> {
     return EXIT_OK;
   }
   logCrashes();
+  watchMajorGc();
   // Ports in command-line order, whichever option named them.
   const ports: PortSpec[] = [];
   for (let i = 0; i < argv.length; i++) {

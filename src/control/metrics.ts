@@ -5,6 +5,7 @@
 // varies (verdict, port, reason, family/hook). Per-rule series are opt-in
 // (`--metrics-rules top:K` or `all`): a million rules must not become a
 // million series unless the operator asks for it.
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from 'node:perf_hooks';
 import type { Firewall } from './firewall';
 import { firewallHealth } from './health';
 import { rulePositions } from '../rules/positions';
@@ -17,6 +18,49 @@ export function parseRuleMetrics(s: string | undefined): RuleMetricsMode {
   const m = /^top:(\d+)$/.exec(s);
   if (m && Number(m[1]) > 0) return { kind: 'top', k: Number(m[1]) };
   throw new Error(`--metrics-rules must be none, top:K or all, got "${s}"`);
+}
+
+/**
+ * The process's memory (Node's process.memoryUsage()): RSS, the V8 heap
+ * (used, and reserved by V8), and memory outside it that JavaScript objects
+ * own (external, of which ArrayBuffers). The dataplane's own allocations
+ * (classifiers, conntrack tables, rings) are in the RSS only.
+ */
+export function processMemory(): {
+  rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number;
+  heapAfterMajorGcBytes: number | null; majorGcs: number;
+} {
+  const m = process.memoryUsage();
+  return {
+    rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers,
+    heapAfterMajorGcBytes: afterGc.count ? afterGc.bytes : null, majorGcs: afterGc.count,
+  };
+}
+
+/**
+ * The V8 heap just after the last major (mark-compact) collection. The used
+ * heap is a sawtooth: garbage piles up between collections, by tens of MB
+ * at a reload a second, so a sample of it says more about when the last
+ * collection ran than about what is kept; after a major collection it is
+ * what stays allocated (plus what was allocated during incremental
+ * marking), where a leak shows. Read in the gc observer's callback, which
+ * runs soon after the collection (a little allocated since is in it).
+ */
+const afterGc = { bytes: 0, count: 0 };
+let gcObserver: PerformanceObserver | undefined;
+
+/** Start following major collections (flatwall run, once at start). */
+export function watchMajorGc(): void {
+  if (gcObserver) return;
+  gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        afterGc.count++;
+        afterGc.bytes = process.memoryUsage().heapUsed;
+      }
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
 }
 
 function escapeLabel(v: string): string {
@@ -179,6 +223,19 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   e.family(`${P}last_reload_success_timestamp_seconds`, 'gauge', 'When rules were last activated.').sample(`${P}last_reload_success_timestamp_seconds`, st.lastSuccess);
   e.family(`${P}classifier_build_seconds`, 'gauge', 'Time the dataplane took to validate the tables and build the classifiers of the active rule set.').sample(`${P}classifier_build_seconds`, st.buildSeconds);
   e.family(`${P}classifier_memory_bytes`, 'gauge', 'Memory the classifiers of the active rule set own, records included.').sample(`${P}classifier_memory_bytes`, st.memoryBytes);
+
+  // The process's memory, so a slow leak shows on a dashboard (bench:soak plots it).
+  const mem = processMemory();
+  e.family(`${P}process_resident_memory_bytes`, 'gauge', 'Resident set of the flatwall process (the dataplane\'s tables and rings included).').sample(`${P}process_resident_memory_bytes`, mem.rssBytes);
+  e.family(`${P}process_heap_bytes`, 'gauge', 'V8 heap of the control plane: used, and total reserved by V8.');
+  e.sample(`${P}process_heap_bytes`, mem.heapUsedBytes, { kind: 'used' });
+  e.sample(`${P}process_heap_bytes`, mem.heapTotalBytes, { kind: 'total' });
+  e.family(`${P}process_external_memory_bytes`, 'gauge', 'Memory outside the V8 heap owned by JavaScript objects (Buffers, ArrayBuffers).').sample(`${P}process_external_memory_bytes`, mem.externalBytes);
+  e.family(`${P}process_major_gcs_total`, 'counter', 'Major (mark-compact) garbage collections of the V8 heap.').sample(`${P}process_major_gcs_total`, mem.majorGcs);
+  if (mem.heapAfterMajorGcBytes !== null) {
+    e.family(`${P}process_heap_after_major_gc_bytes`, 'gauge', 'V8 heap used just after the last major collection: what stays allocated.')
+      .sample(`${P}process_heap_after_major_gc_bytes`, mem.heapAfterMajorGcBytes);
+  }
 
   if (mode.kind !== 'none' && rs) {
     const { ruleset, get } = await fw.ruleCounters();

@@ -17,7 +17,7 @@ import { textDemandOf, type Firewall } from './firewall';
 import { log } from './log';
 import { ApiError, Router, type ApiRequest } from './api';
 import { parseRuleCommand, REQUEST_FILE } from './ruleops';
-import { renderMetrics, type RuleMetricsMode } from './metrics';
+import { processMemory, renderMetrics, type RuleMetricsMode } from './metrics';
 import { firewallHealth } from './health';
 import { parseSnapshot, readSnapshot, SnapshotError, SNAPSHOT_CONTENT_TYPE, type LoadedSnapshot } from './snapshot';
 import { ipsetRoutes } from './ipset-routes';
@@ -162,7 +162,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('GET', '/stats', () => {
     const c = fw.counters({ rules: false });
-    return { body: { ready: firewallHealth(fw).ready, workersRunning: c.workersRunning, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp, hooks: c.hooks } };
+    return { body: { ready: firewallHealth(fw).ready, workersRunning: c.workersRunning, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp, hooks: c.hooks, process: processMemory() } };
   });
 
   router.add('GET', '/rules', async (req) => {

@@ -13,6 +13,18 @@
 //   nettool udp-probe HOST PORT MS      one datagram to an echo server: ok | refused | timeout
 //   nettool blast HOST PORT BYTES       send BYTES of seeded data to a sink, compare the sha256
 //   nettool udp-burst HOST PORT COUNT SIZE   COUNT datagrams of SIZE bytes, 2 ms apart; counts echoes
+//   nettool udp-stream HOST PORT RATE SECONDS [SIZE]
+//                                       RATE numbered datagrams/s to an echo server; a line a second
+//                                       ({t, sent, echoed}), gaps in the echoes, and on stdin "watch T":
+//                                       answers with the first echo of a datagram sent at or after T
+//   nettool churn HOST TCPPORTS UDPPORTS RATE SECONDS
+//                                       RATE new TCP connections/s (connect, 1-byte echo, close) to
+//                                       TCPPORTS (e.g. 7001-7002) and RATE UDP datagrams/s, each from a
+//                                       new socket to the next port of UDPPORTS (a new flow each); a line a second
+//
+// Times printed by udp-stream and churn are epoch milliseconds
+// (performance.timeOrigin + performance.now()), the clock a parent process
+// compares them with.
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -288,6 +300,164 @@ function udpBurst(host: string, port: number, count: number, size: number): void
   });
 }
 
+const epochMs = () => performance.timeOrigin + performance.now();
+
+/**
+ * A fixed-rate UDP stream through the firewall and back. Each datagram
+ * carries its sequence number and send time, so an echo tells when its
+ * datagram was sent: "watch T" (stdin) asks for the first echo of a
+ * datagram sent at or after T, i.e. one that cannot have crossed a
+ * firewall process that was gone by T. Sending catches up after an
+ * event-loop stall, at most 0.2 s of datagrams at once.
+ */
+function udpStream(host: string, port: number, rate: number, seconds: number, size: number): void {
+  const u = dgram.createSocket(family(host));
+  const payload = Buffer.alloc(Math.max(16, size), 0x62);
+  const t0 = epochMs();
+  let sent = 0;
+  let echoed = 0;
+  let lastRecv = 0;
+  let maxGapMs = 0;
+  const gaps: { fromMs: number; toMs: number }[] = [];
+  const watches: number[] = [];
+  u.on('error', () => undefined); // ICMP errors while the firewall is down
+  u.on('message', (m) => {
+    if (m.length < 16) return;
+    const now = epochMs();
+    echoed++;
+    const seq = m.readDoubleLE(0);
+    const sentAt = m.readDoubleLE(8);
+    if (lastRecv && now - lastRecv > 100) {
+      if (gaps.length < 1000) gaps.push({ fromMs: +lastRecv.toFixed(1), toMs: +now.toFixed(1) });
+      maxGapMs = Math.max(maxGapMs, now - lastRecv);
+    }
+    lastRecv = now;
+    for (let i = watches.length - 1; i >= 0; i--) {
+      if (sentAt >= watches[i]) {
+        out({ watch: watches[i], recvAt: +now.toFixed(2), sentAt: +sentAt.toFixed(2), seq });
+        watches.splice(i, 1);
+      }
+    }
+  });
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearInterval(tick);
+    clearInterval(report);
+    // The last echoes are still on their way.
+    setTimeout(() => {
+      out({ kind: 'udp-stream', sent, echoed, seconds: +((epochMs() - t0) / 1000).toFixed(3), maxGapMs: +maxGapMs.toFixed(1), gaps });
+      process.exit(0);
+    }, 500);
+  };
+  const tick = setInterval(() => {
+    const now = epochMs();
+    if (now - t0 >= seconds * 1000) return finish();
+    const due = Math.min(Math.floor((rate * (now - t0)) / 1000), sent + Math.ceil(rate / 5));
+    for (; sent < due; sent++) {
+      payload.writeDoubleLE(sent, 0);
+      payload.writeDoubleLE(epochMs(), 8);
+      u.send(payload);
+    }
+  }, 2);
+  const report = setInterval(() => out({ t: +epochMs().toFixed(1), sent, echoed }), 1000);
+  let buf = '';
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d: string) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    for (const l of lines) {
+      const m = /^watch ([\d.]+)$/.exec(l.trim());
+      if (m) watches.push(Number(m[1]));
+      else if (l.trim() === 'stop') finish();
+    }
+  });
+  u.connect(port, host);
+}
+
+/** "7001-7004" or "7001": the ports of a range. */
+function portRange(s: string): number[] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(s ?? '');
+  const a = Number(m?.[1]);
+  const b = Number(m?.[2] ?? m?.[1]);
+  if (!m || a < 1 || b > 65535 || b < a) {
+    process.stderr.write(`nettool: bad port range "${s}"\n`);
+    process.exit(2);
+  }
+  return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+}
+
+/**
+ * Connection churn: new TCP connections (each from a new source port:
+ * SYN, 1-byte echo, FIN both ways, then TIME_WAIT in conntrack) and UDP
+ * datagrams, each from a new socket (a new source port) to the next port
+ * of a range (unreplied UDP entries where nothing listens; the receiver's
+ * ICMP port unreachable comes back as RELATED). At most 256
+ * connections are open at once; a tick that would exceed it counts the
+ * connection as skipped.
+ */
+function churn(host: string, tcpPorts: number[], udpPorts: number[], rate: number, seconds: number): void {
+  const t0 = epochMs();
+  const c = { tcpStarted: 0, tcpOk: 0, tcpFailed: 0, tcpSkipped: 0, udpSent: 0 };
+  const errors: Record<string, number> = {};
+  let open = 0;
+  let due = 0;
+  const one = Buffer.from('c');
+  // A socket per datagram: a new source port, so a new flow every time.
+  const udpOne = (port: number) => {
+    const u = dgram.createSocket(family(host));
+    u.on('error', () => undefined);
+    u.send(one, port, host, () => setTimeout(() => u.close(), 1000));
+  };
+  const connect = (port: number) => {
+    open++;
+    c.tcpStarted++;
+    let done = false;
+    const s = net.connect({ host, port, noDelay: true });
+    const end = (err?: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      open--;
+      if (err) {
+        c.tcpFailed++;
+        errors[err] = (errors[err] ?? 0) + 1;
+        s.destroy();
+      } else {
+        c.tcpOk++;
+        s.end();
+      }
+    };
+    const timer = setTimeout(() => end('timeout'), 3000);
+    s.on('connect', () => s.write('x'));
+    s.on('data', () => end());
+    s.on('error', (e: NodeJS.ErrnoException) => end(e.code ?? 'error'));
+    s.on('close', () => end('closed'));
+  };
+  const tick = setInterval(() => {
+    const now = epochMs();
+    if (now - t0 >= seconds * 1000) {
+      clearInterval(tick);
+      clearInterval(report);
+      setTimeout(() => {
+        out({ kind: 'churn', ...c, errors, seconds: +((now - t0) / 1000).toFixed(3) });
+        process.exit(0);
+      }, 3500); // the open connections finish or time out
+      return;
+    }
+    const target = Math.min(Math.floor((rate * (now - t0)) / 1000), due + Math.ceil(rate / 5));
+    for (; due < target; due++) {
+      if (open < 256) connect(tcpPorts[due % tcpPorts.length]);
+      else c.tcpSkipped++;
+      udpOne(udpPorts[due % udpPorts.length]);
+      c.udpSent++;
+    }
+  }, 10);
+  const report = setInterval(() => out({ t: +epochMs().toFixed(1), ...c }), 1000);
+}
+
 const num = (s: string | undefined, what: string) => {
   const n = Number(s);
   if (!Number.isFinite(n) || n < 0) {
@@ -325,7 +495,13 @@ switch (mode) {
   case 'udp-burst':
     udpBurst(rest[0], num(rest[1], 'PORT'), num(rest[2], 'COUNT'), num(rest[3], 'SIZE'));
     break;
+  case 'udp-stream':
+    udpStream(rest[0], num(rest[1], 'PORT'), num(rest[2], 'RATE'), num(rest[3], 'SECONDS'), rest[4] === undefined ? 64 : num(rest[4], 'SIZE'));
+    break;
+  case 'churn':
+    churn(rest[0], portRange(rest[1]), portRange(rest[2]), num(rest[3], 'RATE'), num(rest[4], 'SECONDS'));
+    break;
   default:
-    process.stderr.write('usage: nettool server|sink|tcp-rr|udp-rr|tcp-crr|tcp-probe|udp-probe|blast|udp-burst ...\n');
+    process.stderr.write('usage: nettool server|sink|tcp-rr|udp-rr|tcp-crr|tcp-probe|udp-probe|blast|udp-burst|udp-stream|churn ...\n');
     process.exit(2);
 }

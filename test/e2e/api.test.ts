@@ -70,6 +70,15 @@ describe('management API under traffic', { skip, timeout: 120_000 }, () => {
     const m = (await api('GET', '/metrics')).body;
     assert.match(m, /^flatwall_ruleset_generation 6$/m);
     assert.match(m, /^flatwall_reloads_total\{result="success"\} 6$/m);
+    // The process's memory, in /metrics and /stats (bench:soak samples it).
+    const heap = Number(/^flatwall_process_heap_bytes\{kind="used"\} (\d+)$/m.exec(m)?.[1]);
+    const rss = Number(/^flatwall_process_resident_memory_bytes (\d+)$/m.exec(m)?.[1]);
+    assert.ok(heap > 1e6 && rss > heap, `heap ${heap}, rss ${rss}`);
+    const pm = (await api('GET', '/stats')).json!.process;
+    assert.ok(pm.heapUsedBytes > 1e6 && pm.heapTotalBytes >= pm.heapUsedBytes && pm.rssBytes > pm.heapUsedBytes, JSON.stringify(pm));
+    // Six replaces have run: at least one major collection, and its figure in both.
+    assert.ok(pm.majorGcs >= 1 && pm.heapAfterMajorGcBytes > 1e6, JSON.stringify(pm));
+    assert.match(m, /^flatwall_process_heap_after_major_gc_bytes \d+$/m);
   });
 
   test('a bad replace is refused with its position; the old rules keep working', async () => {
