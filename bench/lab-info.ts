@@ -1,7 +1,7 @@
 // What the network-namespace benchmarks (bench/e2e.ts, bench/sweep.ts) print
 // about themselves and the machine: the header comment as --help, the tools'
 // versions, and the CPU share a measurement had.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 
@@ -53,6 +53,25 @@ export function processCpuSeconds(pid: number): number | undefined {
     // Fields after the ")" that ends the command name: utime is the 14th field overall.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ: 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Scheduler time of every thread of a process so far (/proc/PID/task/TID/schedstat):
+ * seconds on a CPU and seconds runnable but waiting for one. Undefined once it is gone.
+ */
+export function processSchedSeconds(pid: number): { run: number; wait: number } | undefined {
+  try {
+    let run = 0;
+    let wait = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const [r, w] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+      run += r / 1e9;
+      wait += w / 1e9;
+    }
+    return { run, wait };
   } catch {
     return undefined;
   }

@@ -21,7 +21,9 @@
 //          machine's load hits all three alike. Per point: received packets
 //          per second (kpps), received frame bits per second (Mb/s, frame
 //          length x packets), iperf3's payload Mb/s, what the sender sent and
-//          the loss. iperf3 -u -b 0: one sender thread as fast as it can.
+//          the loss, and where the datagrams went (flatwall's RX ring full,
+//          the receiver's socket buffer full, delivered: counters over the
+//          run). iperf3 -u -b 0: one sender thread as fast as it can.
 //   chain  1, 2, 4 and 8 firewalls in series (--hops): Sender -- FW1 -- ...
 //          -- FWN -- Receiver (Topology.create(mode, tag, { hops })), every
 //          hop flatwall (a bump in the wire, `flatwall run --port fa --port
@@ -39,7 +41,7 @@
 // its processes used. Writes bench/results/e2e-sizes.{json,md},
 // e2e-sizes-*.svg, e2e-chain.{json,md}, e2e-chain-*.svg (JSON after every
 // point); progress on stderr.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ENGINES, engineMode, engineTools, isEngine, startEngine, type EngineName, type LoadReport, type RunningEngine } from '../src/lab/engines';
@@ -47,9 +49,11 @@ import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
 import { iperf, ping, type IperfResult, type PingResult } from '../src/lab/traffic';
 import { missingTools } from '../src/lab/tools';
+import { run } from '../src/lab/proc';
+import { apiCall } from '../src/cli/ctl';
 import { svgPlot } from './plot';
 import { argv, flag, opt } from './args';
-import { cpuJiffies, labMachine, printHeaderHelp, processCpuSeconds } from './lab-info';
+import { cpuJiffies, labMachine, printHeaderHelp, processCpuSeconds, processSchedSeconds } from './lab-info';
 
 // ---------------------------------------------------------------- options
 if (flag('--help') || flag('-h')) printHeaderHelp(__filename);
@@ -79,7 +83,8 @@ const suffix = opt('--suffix') ? `-${opt('--suffix')}` : '';
 if (!/^[-a-z0-9_.]*$/i.test(suffix)) fail('--suffix: letters, digits, - _ .');
 const SIZES = `e2e-sizes${suffix}`;
 const CHAIN = `e2e-chain${suffix}`;
-const command = `npm run bench:sweep${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+// Arguments with spaces quoted, so the line can be pasted back.
+const command = `npm run bench:sweep${argv.length ? ` -- ${argv.map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}` : ''}`;
 /** The kernel-forwarding reference, as bench:e2e's targets take it. */
 const KERNEL: EngineName = 'iptables-legacy';
 /** Ethernet header + IPv4 + UDP + FCS: a frame of S bytes carries S - 46 bytes of UDP payload. */
@@ -114,22 +119,32 @@ interface CpuShare {
   machineBusy: number;
   /** CPU the firewall processes used, in cores (flatwall; kernel forwarding runs in softirq, not attributable). */
   firewallCores?: number;
+  /**
+   * Time the firewall processes' threads were runnable but waited for a CPU
+   * (schedstat), per second of the run: threads' worth of starvation.
+   */
+  firewallWaiting?: number;
 }
 
 async function withCpu<T>(pids: number[], f: () => Promise<T>): Promise<{ r: T; cpu: CpuShare }> {
   const j0 = cpuJiffies();
   const c0 = pids.map(processCpuSeconds);
+  const s0 = pids.map(processSchedSeconds);
   const t0 = performance.now();
   const r = await f();
   const dt = (performance.now() - t0) / 1000;
   const j1 = cpuJiffies();
   const c1 = pids.map(processCpuSeconds);
+  const s1 = pids.map(processSchedSeconds);
   const used = pids.length ? c1.reduce((a: number, c, i) => a + ((c ?? NaN) - (c0[i] ?? NaN)), 0) : undefined;
+  const waited = pids.length ? s1.reduce((a: number, s, i) => a + ((s?.wait ?? NaN) - (s0[i]?.wait ?? NaN)), 0) : undefined;
+  const perS = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? undefined : +(x / dt).toFixed(3));
   return {
     r,
     cpu: {
       machineBusy: +((j1.busy - j0.busy) / Math.max(1, j1.total - j0.total)).toFixed(3),
-      firewallCores: used === undefined || !Number.isFinite(used) ? undefined : +(used / dt).toFixed(3),
+      firewallCores: perS(used),
+      firewallWaiting: perS(waited),
     },
   };
 }
@@ -138,14 +153,16 @@ interface Lab {
   topo: Topology;
   engines: RunningEngine[];
   loads: LoadReport[];
+  /** Its scratch directory (flatwall's API sockets: api.sock, api-2.sock, ...). */
+  dir: string;
 }
 
 /** A topology with `hops` firewalls of `engine`, each loaded with `file`. */
 async function startLab(engine: EngineName, hops: number, file: string, rules: number, workDir: string): Promise<Lab> {
   const topo = Topology.create(engineMode(engine), 'fwsweep', { hops });
-  const lab: Lab = { topo, engines: [], loads: [] };
   // A directory per lab: the sizes table keeps three up at once, each with its API sockets.
   const dir = mkdtempSync(join(workDir, 'lab-'));
+  const lab: Lab = { topo, engines: [], loads: [], dir };
   try {
     for (let hop = 0; hop < hops; hop++) {
       const fw = await startEngine(engine, topo, file, { timeoutMs: loadTimeout * 1000, workDir: dir, workers, rules, hop, extraArgs: engine === 'flatwall' ? fwArgs : undefined });
@@ -171,6 +188,61 @@ async function stopLab(lab: Lab): Promise<void> {
 
 const pidsOf = (lab: Lab) => lab.engines.flatMap((e) => (e.pid ? [e.pid] : []));
 
+/**
+ * Counters that say where a UDP datagram the sender sent was lost: the
+ * receiver's UDP receive-buffer overflows (/proc/net/snmp in its namespace),
+ * the backlog drops of every CPU (/proc/net/softnet_stat, machine-wide),
+ * and, for a flatwall hop, its ports' counters (GET /stats: frames in on fa,
+ * dropped by the kernel because fa's RX ring was full, out on fb).
+ */
+interface LossCounters {
+  rcvbufErrors?: number;
+  udpInDatagrams?: number;
+  backlogDrops?: number;
+  fwRx?: number;
+  fwRingDrops?: number;
+  fwTx?: number;
+}
+
+async function lossCounters(lab: Lab): Promise<LossCounters> {
+  const c: LossCounters = {};
+  const snmp = await run('cat', ['/proc/net/snmp'], { ns: lab.topo.receiver, timeoutMs: 5000, allowFail: true });
+  const udp = snmp.stdout.split('\n').filter((l) => l.startsWith('Udp:')).map((l) => l.trim().split(/\s+/).slice(1));
+  if (udp.length === 2) {
+    const v = (k: string) => Number(udp[1][udp[0].indexOf(k)]);
+    c.rcvbufErrors = v('RcvbufErrors');
+    c.udpInDatagrams = v('InDatagrams');
+  }
+  try {
+    c.backlogDrops = readFileSync('/proc/net/softnet_stat', 'utf8').trim().split('\n').reduce((a, l) => a + parseInt(l.trim().split(/\s+/)[1], 16), 0);
+  } catch {
+    /* no softnet_stat */
+  }
+  if (lab.engines[0]?.name === 'flatwall') {
+    try {
+      const ports = (await apiCall({ socket: join(lab.dir, 'api.sock') }, 'GET', '/stats')).json?.ports as { name: string; rxPackets: number; txPackets: number; kernelDrops: number }[];
+      const fa = ports.find((p) => p.name === 'fa');
+      const fb = ports.find((p) => p.name === 'fb');
+      c.fwRx = fa?.rxPackets;
+      c.fwRingDrops = fa?.kernelDrops;
+      c.fwTx = fb?.txPackets;
+    } catch {
+      /* no API answer: the figures stay unknown */
+    }
+  }
+  return c;
+}
+
+function lossDelta(a: LossCounters, b: LossCounters): LossCounters {
+  const d: LossCounters = {};
+  for (const k of Object.keys(b) as (keyof LossCounters)[]) {
+    const x = a[k];
+    const y = b[k];
+    if (typeof x === 'number' && typeof y === 'number' && Number.isFinite(x) && Number.isFinite(y)) d[k] = y - x;
+  }
+  return d;
+}
+
 const median = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -181,7 +253,8 @@ function summary(vals: (number | null | undefined)[], digits: number): { median:
   const v = vals.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
   if (!v.length) return { median: null, text: '–' };
   const m = median(v);
-  const text = v.length > 1 ? `${m.toFixed(digits)} [${Math.min(...v).toFixed(digits)}-${Math.max(...v).toFixed(digits)}]` : m.toFixed(digits);
+  const f = (x: number) => x.toFixed(digits).replace(/^-(0\.?0*)$/, '$1'); // no "-0.0"
+  const text = v.length > 1 ? `${f(m)} [${f(Math.min(...v))}-${f(Math.max(...v))}]` : f(m);
   return { median: m, text };
 }
 
@@ -223,6 +296,10 @@ interface SizePoint {
   /** What the sender sent, thousands of packets per second. */
   sentKpps: number | null;
   lostPct: number | null;
+  /** Datagrams the sender sent in the run (iperf3's count). */
+  sentPackets: number | null;
+  /** Where they went: the counters' growth over the run (LossCounters). */
+  counters: LossCounters;
   cpu: CpuShare;
   loadavg: number[];
   error?: string;
@@ -275,7 +352,9 @@ async function runSizes(workDir: string): Promise<void> {
           const len = size - FRAME_OVERHEAD;
           k++;
           const avg = la();
+          const before = await lossCounters(lab);
           const { r, cpu } = await withCpu(pidsOf(lab), () => iperf(lab.topo, { seconds: D, udp: true, len }));
+          const counters = lossDelta(before, await lossCounters(lab));
           const p: SizePoint = {
             config: c.id, engine: c.engine, rules: c.rules, frameBytes: size, payloadBytes: len, rep,
             kpps: r.pps !== undefined ? r.pps / 1000 : null,
@@ -283,9 +362,11 @@ async function runSizes(workDir: string): Promise<void> {
             payloadMbps: r.bps !== undefined ? r.bps / 1e6 : null,
             sentKpps: r.senderBps !== undefined ? r.senderBps / 8 / len / 1000 : null,
             lostPct: r.lostPct ?? null, cpu, loadavg: avg, error: r.error, iperf: r,
+            sentPackets: r.sentPackets ?? null,
+            counters,
           };
           points.push(p);
-          say(`[${k}/${total}] ${size} B ${c.id}: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, machine busy ${(cpu.machineBusy * 100).toFixed(0)}%${cpu.firewallCores !== undefined ? `, flatwall ${cpu.firewallCores} cores` : ''}, load ${avg[0]}${r.error ? `, ${r.error}` : ''}`);
+          say(`[${k}/${total}] ${size} B ${c.id}: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, machine busy ${(cpu.machineBusy * 100).toFixed(0)}%${cpu.firewallCores !== undefined ? `, flatwall ${cpu.firewallCores} cores, waiting ${cpu.firewallWaiting}` : ''}, load ${avg[0]}${r.error ? `, ${r.error}` : ''}`);
           write(false);
         }
       }
@@ -337,14 +418,31 @@ function writeSizes(done: boolean, runStart: Began, configs: SizeConfig[], point
   L.push(`|---:|${ids.map(() => '---:|---:').join('|')}|`);
   for (const s of sizes) L.push(`| ${s} | ${ids.map((id) => `${get(id, s, 'sentKpps', 1).text} | ${get(id, s, 'lostPct', 1).text}`).join(' | ')} |`);
   L.push('');
+  L.push('## Where the datagrams went (% of those sent)', '');
+  L.push('Counters over each run: flatwall\'s RX ring on fa full (the kernel\'s drop count for its AF_PACKET ring), the receiver\'s UDP socket buffer full', '(RcvbufErrors in its namespace), delivered to the socket (InDatagrams), the rest (sent - the three; the backlog drops of every CPU, machine-wide, are in the JSON).', 'Medians over the repeats.', '');
+  L.push(`| frame (B) | ${ids.map((id) => `${id} ${id.startsWith('flatwall') ? 'ring full | ' : ''}socket full | delivered | rest`).join(' | ')} |`);
+  L.push(`|---:|${ids.map((id) => (id.startsWith('flatwall') ? '---:|---:|---:|---:' : '---:|---:|---:')).join('|')}|`);
+  for (const sz of sizes) {
+    const cells = ids.map((id) => {
+      const ps = points.filter((p) => p.config === id && p.frameBytes === sz && p.sentPackets);
+      const pct = (f: (p: SizePoint) => number | undefined) => summary(ps.map((p) => { const v = f(p); return v === undefined ? null : (100 * v) / p.sentPackets!; }), 1).text;
+      const ring = (p: SizePoint) => p.counters.fwRingDrops;
+      const sock = (p: SizePoint) => p.counters.rcvbufErrors;
+      const got = (p: SizePoint) => p.counters.udpInDatagrams;
+      const rest = (p: SizePoint) => (got(p) === undefined || sock(p) === undefined ? undefined : p.sentPackets! - got(p)! - sock(p)! - (ring(p) ?? 0));
+      return `${id.startsWith('flatwall') ? `${pct(ring)} | ` : ''}${pct(sock)} | ${pct(got)} | ${pct(rest)}`;
+    });
+    L.push(`| ${sz} | ${cells.join(' | ')} |`);
+  }
+  L.push('');
   L.push('## CPU during the points', '');
-  L.push('Machine busy: all CPUs, every tenant (median over the points of a lab). flatwall: CPU its process used (main thread and worker), in cores.', '');
-  L.push('| lab | rule load (s) | machine busy | flatwall cores | memory (MB) |', '|---|---:|---:|---:|---:|');
+  L.push('Machine busy: all CPUs, every tenant (median over the points of a lab). flatwall cores: CPU its process used (main thread and worker);', 'flatwall waiting: time its threads were runnable but had no CPU (schedstat), per second (1.0 = one thread waiting all the time).', '');
+  L.push('| lab | rule load (s) | machine busy | flatwall cores | flatwall waiting | memory (MB) |', '|---|---:|---:|---:|---:|---:|');
   for (const id of ids) {
     const ps = points.filter((p) => p.config === id);
     const s = setup.find((x) => x.config === id) as { load?: LoadReport; memory?: { rssMb?: number; kernelMb?: number } } | undefined;
     const mem = s?.memory?.rssMb ?? s?.memory?.kernelMb;
-    L.push(`| ${id} | ${s?.load ? s.load.loadSeconds.toFixed(3) : ''} | ${summary(ps.map((p) => p.cpu.machineBusy * 100), 0).text}% | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${mem?.toFixed(1) ?? ''} |`);
+    L.push(`| ${id} | ${s?.load ? s.load.loadSeconds.toFixed(3) : ''} | ${summary(ps.map((p) => p.cpu.machineBusy * 100), 0).text}% | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${summary(ps.map((p) => p.cpu.firewallWaiting), 2).text} | ${mem?.toFixed(1) ?? ''} |`);
   }
   L.push('', `Plots: [packet rate](${SIZES}-kpps.svg), [throughput](${SIZES}-mbps.svg).`, '');
   writeFileSync(join(outDir, `${SIZES}.md`), L.join('\n'));
@@ -429,7 +527,7 @@ async function runChain(workDir: string): Promise<void> {
         say(`[${k}/${total}] chain of ${hops} ${e} hop${hops > 1 ? 's' : ''}`);
         const p = await chainPoint(e, hops, file, workDir, rep);
         points.push(p);
-        say(`chain ${hops} x ${e}: ${p.status !== 'ok' ? `${p.status}: ${p.reason}` : `TCP ${p.tcpMbps?.toFixed(0)} Mb/s, ping ${p.idlePingMs} ms, machine busy ${((p.cpu?.machineBusy ?? 0) * 100).toFixed(0)}%${p.cpu?.firewallCores !== undefined ? `, flatwall hops ${p.cpu.firewallCores} cores` : ''}, load ${p.loadavg[0]}${p.reason ? `, ${p.reason}` : ''}`} (${p.seconds} s)`);
+        say(`chain ${hops} x ${e}: ${p.status !== 'ok' ? `${p.status}: ${p.reason}` : `TCP ${p.tcpMbps?.toFixed(0)} Mb/s, ping ${p.idlePingMs} ms, machine busy ${((p.cpu?.machineBusy ?? 0) * 100).toFixed(0)}%${p.cpu?.firewallCores !== undefined ? `, flatwall hops ${p.cpu.firewallCores} cores, waiting ${p.cpu.firewallWaiting}` : ''}, load ${p.loadavg[0]}${p.reason ? `, ${p.reason}` : ''}`} (${p.seconds} s)`);
         writeChain(false, b, points, started);
       }
     }
@@ -479,13 +577,13 @@ function writeChain(done: boolean, runStart: Began, points: ChainPoint[], starte
   }
   L.push('');
   L.push('## CPU during the TCP run, TCP retransmits, rule loads', '');
-  L.push('Machine busy: all CPUs, every tenant. flatwall cores: CPU all the chain\'s flatwall processes used together.', '');
-  L.push(`| hops | ${hopEngines.map((e) => `${e} machine busy | ${e === 'flatwall' ? 'flatwall cores | ' : ''}retransmits | load per hop (s)`).join(' | ')} |`);
-  L.push(`|---:|${hopEngines.map((e) => (e === 'flatwall' ? '---:|---:|---:|---:' : '---:|---:|---:')).join('|')}|`);
+  L.push('Machine busy: all CPUs, every tenant. flatwall cores: CPU all the chain\'s flatwall processes used together; waiting: time their threads', 'were runnable but had no CPU (schedstat), per second.', '');
+  L.push(`| hops | ${hopEngines.map((e) => `${e} machine busy | ${e === 'flatwall' ? 'flatwall cores | waiting | ' : ''}retransmits | load per hop (s)`).join(' | ')} |`);
+  L.push(`|---:|${hopEngines.map((e) => (e === 'flatwall' ? '---:|---:|---:|---:|---:' : '---:|---:|---:')).join('|')}|`);
   for (const h of hopCounts) {
     L.push(`| ${h} | ${hopEngines.map((e) => {
       const busy = get(e, h, (p) => (p.cpu ? p.cpu.machineBusy * 100 : null), 0).text;
-      const cores = e === 'flatwall' ? `${get(e, h, (p) => p.cpu?.firewallCores, 2).text} | ` : '';
+      const cores = e === 'flatwall' ? `${get(e, h, (p) => p.cpu?.firewallCores, 2).text} | ${get(e, h, (p) => p.cpu?.firewallWaiting, 2).text} | ` : '';
       return `${busy}% | ${cores}${get(e, h, (p) => p.retransmits, 0).text} | ${get(e, h, (p) => Math.max(...p.loadSeconds), 3).text}`;
     }).join(' | ')} |`);
   }
