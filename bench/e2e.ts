@@ -44,9 +44,8 @@
 // marked so. Writes bench/results/e2e.json (after every point), e2e.md and
 // e2e-*.svg; progress goes to stderr.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { ENGINES, engineMode, engineTools, isEngine, startEngine, type EngineName, type LoadReport } from '../src/lab/engines';
 import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
@@ -54,6 +53,7 @@ import { hpingSyn, iperf, ping, pingUnderLoad, rr, startEchoServer } from '../sr
 import { missingTools } from '../src/lab/tools';
 import { svgPlot } from './plot';
 import { argv, flag, opt } from './args';
+import { labMachine, printHeaderHelp } from './lab-info';
 import { bannedAddresses, EXT_HEAD, EXT_SET, EXT_SUMMARY, EXT_TAIL, extIpsetText, extLines } from './ext-rules';
 import { runSync } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
@@ -61,14 +61,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 
 // ---------------------------------------------------------------- options
-if (flag('--help') || flag('-h')) {
-  // The header comment (the compiled file begins with "use strict").
-  const lines = readFileSync(__filename, 'utf8').split('\n');
-  const start = lines.findIndex((l) => l.startsWith('//'));
-  const end = lines.findIndex((l, i) => i > start && !l.startsWith('//'));
-  process.stdout.write(lines.slice(start, end).map((l) => l.slice(3)).join('\n') + '\n');
-  process.exit(0);
-}
+if (flag('--help') || flag('-h')) printHeaderHelp(__filename);
 const quick = flag('--quick');
 const engines = (opt('--engines') ?? ENGINES.join(',')).split(',').filter(Boolean);
 for (const e of engines) if (!isEngine(e)) fail(`unknown engine ${e} (one of ${ENGINES.join(', ')})`);
@@ -148,24 +141,7 @@ function say(s: string): void {
   process.stderr.write(`bench:e2e ${t}s ${s}\n`);
 }
 
-function toolVersion(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim();
-  } catch {
-    return 'n/a';
-  }
-}
-
-const machine = {
-  cpus: cpus().length,
-  cpu: cpus()[0]?.model,
-  memGb: +(totalmem() / 2 ** 30).toFixed(1),
-  kernel: toolVersion('uname', ['-r']),
-  node: process.version,
-  iperf3: toolVersion('iperf3', ['--version']),
-  nft: toolVersion('nft', ['--version']),
-  iptables: toolVersion('iptables-legacy', ['--version']),
-};
+const machine = labMachine();
 
 // ---------------------------------------------------------------- one point
 async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted: number | undefined, variant: Variant, rep: number, setsFile?: string): Promise<Point> {

@@ -90,6 +90,16 @@ export interface EngineOptions {
   extraArgs?: string[];
   /** Rule count, when the caller knows it (generated sets); otherwise counted. */
   rules?: number;
+  /** Which Firewall namespace of a chain (topo.firewalls, 0-based; default 0). */
+  hop?: number;
+}
+
+/** The namespace of hop o.hop, checked against the topology. */
+function hopNamespace(topo: Topology, o: EngineOptions): string {
+  const hop = o.hop ?? 0;
+  const ns = topo.firewalls[hop];
+  if (ns === undefined) throw new Error(`hop ${hop}: the topology has ${topo.firewalls.length} firewall${topo.firewalls.length > 1 ? 's' : ''}`);
+  return ns;
 }
 
 function procStatus(pid: number): { rssMb?: number; peakRssMb?: number } {
@@ -185,10 +195,13 @@ async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions
   if (o.cpuPin) args.push('--cpu-pin');
   if (o.extraArgs) args.push(...o.extraArgs);
   // Its own API socket, so labs and tests never compete for the default one.
-  if (!o.extraArgs?.includes('--api-socket')) args.push('--api-socket', join(o.workDir, 'api.sock'));
-  const logFile = o.keep ? join(o.workDir, 'firewall.log') : undefined;
+  // Hops of a chain after the first get their own (api-2.sock, ...).
+  const hopSuffix = o.hop ? `-${o.hop + 1}` : '';
+  const ns = hopNamespace(topo, o);
+  if (!o.extraArgs?.includes('--api-socket')) args.push('--api-socket', join(o.workDir, `api${hopSuffix}.sock`));
+  const logFile = o.keep ? join(o.workDir, `firewall${hopSuffix}.log`) : undefined;
   const t0 = performance.now();
-  const proc = new Background('flatwall run', process.execPath, args, { ns: topo.firewall, detached: o.keep, stdoutFile: logFile });
+  const proc = new Background('flatwall run', process.execPath, args, { ns, detached: o.keep, stdoutFile: logFile });
   if (!o.keep) topo.adopt(proc);
   let readyLine: string;
   try {
@@ -247,7 +260,7 @@ async function startKernel(name: Exclude<EngineName, 'flatwall'>, topo: Topology
     args = ['-f', script];
   }
   const before = kernelRuleMemoryMb();
-  const r = await run(cmd, args, { ns: topo.firewall, timeoutMs: o.timeoutMs, stdinFile, allowFail: true });
+  const r = await run(cmd, args, { ns: hopNamespace(topo, o), timeoutMs: o.timeoutMs, stdinFile, allowFail: true });
   if (r.timedOut) throw new Error(`${name}: loading ${rules} rules did not finish within ${o.timeoutMs / 1000} s`);
   if (r.code !== 0) throw new Error(`${name}: ${cmd} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
   const kernelMb = Math.max(0, kernelRuleMemoryMb() - before);
@@ -262,7 +275,7 @@ async function startKernel(name: Exclude<EngineName, 'flatwall'>, topo: Topology
   };
 }
 
-/** Start `name` in topo's Firewall namespace with the rules in rulesFile. */
+/** Start `name` in topo's Firewall namespace (of hop o.hop in a chain) with the rules in rulesFile. */
 export function startEngine(name: EngineName, topo: Topology, rulesFile: string, o: EngineOptions): Promise<RunningEngine> {
   if (topo.mode !== engineMode(name)) throw new Error(`${name} needs a ${engineMode(name)} topology`);
   return name === 'flatwall' ? startFlatwall(topo, rulesFile, o) : startKernel(name, topo, rulesFile, o);

@@ -34,6 +34,8 @@ export interface IperfResult {
   lostPct?: number;
   /** UDP: datagrams delivered per second. */
   pps?: number;
+  /** UDP: datagrams the client sent (iperf3's count). */
+  sentPackets?: number;
   error?: string;
   timedOut?: boolean;
 }
@@ -116,6 +118,7 @@ export async function iperf(topo: Topology, o: { seconds: number; udp?: boolean;
     if (o.udp) {
       res.lostPct = +(j.end!.sum?.lost_percent ?? rcv.lost_percent ?? 0).toFixed(2);
       res.pps = Math.round(rcv.bytes / (o.len ?? 1400) / rcv.seconds);
+      res.sentPackets = snd?.packets;
     } else res.retransmits = snd?.retransmits;
     return res;
   } catch (e) {
