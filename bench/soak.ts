@@ -64,6 +64,7 @@
 // --quick). Progress on stderr. `--render FILE.json` renders the checks,
 // NAME.md and the plots again from a run's JSON, without running anything
 // (after a change to the report; the measurements are the file's).
+import { Prng } from '../src/rules/generate/prng';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -134,17 +135,6 @@ function ruleFile(dir: string, seed: number): string {
   return f;
 }
 
-/** A small seeded PRNG (mulberry32), so the edits are the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function api(sock: string, method: string, path: string, body?: string, ct?: string, timeoutMs = 30_000) {
   let timer: NodeJS.Timeout | undefined;
@@ -328,7 +318,9 @@ async function sample(s: Soak): Promise<Sample> {
 
 /** The soak's reloads and edits on a 1 s grid, until soakEnd. */
 async function reloader(s: Soak, reloads: Reload[], edits: Edit[]): Promise<void> {
-  const rnd = prng(12);
+  // Seeded, so the edits are the same every run.
+  const seeded = new Prng(12);
+  const rnd = () => seeded.float();
   const H = HEAD.length;
   for (let k = 0; ; k++) {
     const slot = s.soakT0 + k * 1000;
