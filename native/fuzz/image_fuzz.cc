@@ -149,7 +149,7 @@ fuzz::Bytes Header(const FixedSet& s) {
   w.U64(ImageFingerprint());
   w.U64(HashBytes(s.packed.data(), s.packed.size()));
   w.U64(s.packed.size());
-  w.U32(s.v4.empty() + s.v6.empty() == 2 ? 0 : 2);
+  w.U32(uint32_t(!s.v4.empty()) + uint32_t(!s.v6.empty()));  // tables in the packed set
   return w.bytes();
 }
 

@@ -9,8 +9,8 @@
 // packed buffer to Ruleset::Build (rule ids below 4096, four ports). When
 // the buffer is accepted, the extra frame (when it parses as IPv4/IPv6)
 // and a fixed set of frames (IPv4 and IPv6 TCP/UDP/ICMP, VLAN-tagged, with
-// IPv4 options, IPv6 extension headers, a later fragment, a cut-short TCP
-// header) are walked through every hook's table with several interface
+// IPv4 options, IPv6 hop-by-hop, fragment, routing and AH headers, IPv4
+// ESP, a later fragment, a cut-short TCP header) are walked through every hook's table with several interface
 // pairs and ct states, with the frame in the ops' context (writable, as
 // TCPMSS needs) and without it (evaluateRuleset's key-only walks), the
 // fake clock advancing for the rate matches; and every match program of
@@ -123,6 +123,29 @@ const std::vector<Frame>& FixedFrames() {
       f[14 + 6] = 0;
       net::Store16(&f[14 + 4], uint16_t(f.size() - 14 - 40));
       raw.push_back(f);
+    }
+    {  // IPv6 routing header (type 0, 1 segment left, one address) + UDP
+      fuzz::Bytes f = Build(pkt("2001:db8::9", "2001:db8::a", 17, 520, 521, 0));
+      uint8_t rh[24] = {17, 2, 0, 1};  // next UDP, 3 x 8 bytes, type 0, segments left 1
+      rh[8] = 0x20, rh[9] = 0x01, rh[23] = 0x0b;
+      f.insert(f.begin() + 14 + 40, rh, rh + 24);
+      f[14 + 6] = 43;
+      net::Store16(&f[14 + 4], uint16_t(f.size() - 14 - 40));
+      raw.push_back(f);
+    }
+    {  // IPv6 AH (SPI 5) + TCP
+      fuzz::Bytes f = Build(pkt("2001:db8::b", "2001:db8::c", 6, 3000, 25, 0x02));
+      uint8_t ah[24] = {6, 4};  // next TCP, (4 + 2) x 4 bytes
+      ah[7] = 5, ah[11] = 1;    // SPI 5, sequence 1
+      f.insert(f.begin() + 14 + 40, ah, ah + 24);
+      f[14 + 6] = 51;
+      net::Store16(&f[14 + 4], uint16_t(f.size() - 14 - 40));
+      raw.push_back(f);
+    }
+    {  // IPv4 ESP, SPI 150
+      cttest::Pkt p = pkt("10.0.0.7", "10.0.0.8", 50, 0, 0, 0);
+      p.payload = {0, 0, 0, 150, 0, 0, 0, 1, 9, 9, 9, 9};
+      raw.push_back(Build(p));
     }
     auto* out = new std::vector<Frame>();
     for (fuzz::Bytes& b : raw) {
