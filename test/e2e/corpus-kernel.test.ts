@@ -22,7 +22,7 @@ import { Topology, installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
 import { native } from '../../src/native';
-import { build, kernelChainCounts, sendFrom, silence, type F, type Net } from './frame-lab';
+import { build, frameOffsets, kernelChainCounts, sendFrom, silence, type F, type Net } from './frame-lab';
 import { CORPUS, corpusFiles } from '../corpus-files';
 
 const skip = e2eUnavailable(['python3', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'sysctl', 'ipset']);
@@ -133,9 +133,7 @@ describe('the real-world corpus: flatwall counts every rule as the kernel does',
         // flatwall replay of exactly those frames.
         const rs = parseIptables(table, { file, family: v6 ? 6 : 4 });
         const c = compile(rs);
-        const offsets = new Uint32Array(frames.length + 1);
-        frames.forEach((f, i) => (offsets[i + 1] = offsets[i] + f.length));
-        const res = await native().replayFrames(c.buffer, Buffer.concat(frames), offsets, {
+        const res = await native().replayFrames(c.buffer, Buffer.concat(frames), frameOffsets(frames), {
           iif: c.ifaces.classOf('eth0'), oif: c.ifaces.classOf('eth1'), ruleCount: c.rules.length,
           // The sender spaces frames 2 ms apart: the rate matches of these
           // tables (1/sec, bursts of 5-10) see them as the kernel did.

@@ -18,7 +18,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
-import { build, kernelCounts, kernelRouter, routeFrames, send, silence, sniff, synMss, type F, type Net } from './frame-lab';
+import { build, frameOffsets, kernelCounts, kernelRouter, routeFrames, send, silencedBridge, sniff, synMss, type F, type Net } from './frame-lab';
 import { installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
@@ -212,7 +212,7 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
         const rs = parseIptables(fam === 4 ? text4 : rules6(), { file: `ext${fam}.rules` });
         const c = compile(rs);
         const ts = BigUint64Array.from(fr, (_, i) => 1_000_000_000_000n + BigInt(i) * 2_000_000n);
-        const res = await native().replayFrames(c.buffer, Buffer.concat(fr), Uint32Array.from([0, ...fr.map((_, i) => fr.slice(0, i + 1).reduce((n, b) => n + b.length, 0))]), {
+        const res = await native().replayFrames(c.buffer, Buffer.concat(fr), frameOffsets(fr), {
           ruleCount: c.rules.length, timestamps: ts, sets: store.native, conntrack: true,
         });
         replay[fam] = c.rules.filter((r) => r.chain === 'FORWARD' && r.rule).sort((a, b) => a.index - b.index).map((r) => res.hits[r.id]);
@@ -236,15 +236,11 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
     const lab = await E2eLab.start({ rules: { 'v4.rules': empty(false), 'v6.rules': empty(true) }, fwhost: true, fwArgs: ['--ipset', setsFile] });
     try {
       const t = lab.topo;
-      const macs = { sa: t.mac(t.sender, 'sa'), ra: t.mac(t.receiver, 'ra') };
-      silence(t.sender, 'sa');
-      silence(t.receiver, 'ra');
-      await new Promise((r) => setTimeout(r, 200));
-      writeFileSync(lab.files['v4.rules'], rules4(macs.sa));
+      const net = await silencedBridge(t, bnet);
+      writeFileSync(lab.files['v4.rules'], rules4(net.srcMac));
       writeFileSync(lab.files['v6.rules'], rules6());
       const reloaded = JSON.parse(await lab.fw.ask('reload', (l) => l.startsWith('{"reloaded"'), 20_000, 'reload'));
       assert.equal(reloaded.reloaded, true, JSON.stringify(reloaded));
-      const net: Net = { ...bnet, srcMac: macs.sa, dstMac: macs.ra };
       const before = await lab.counters();
       const cap = await sniff(t.receiver, 'ra');
       for (const fam of [4, 6] as const) await send(t.sender, 'sa', (fam === 4 ? frames4() : frames6()).map((f) => build(f, net)));
@@ -252,7 +248,7 @@ describe('match and target extensions: flatwall counts what the kernel counts', 
       const after = await lab.counters();
       const file = (fam: 4 | 6) => lab.files[fam === 4 ? 'v4.rules' : 'v6.rules'];
       for (const fam of [4, 6] as const) {
-        const lines = (fam === 4 ? rules4(macs.sa) : rules6()).split('\n');
+        const lines = (fam === 4 ? rules4(net.srcMac) : rules6()).split('\n');
         const fwd = lines.map((l, i) => (l.startsWith('-A FORWARD') ? i + 1 : 0)).filter(Boolean);
         dataplane[fam] = fwd.map((line) => {
           const a = after.rules.find((r) => r.file === file(fam) && r.line === line);

@@ -208,6 +208,26 @@ export function routeFrames(r: ReturnType<typeof kernelRouter>): void {
   silence(r.k.receiver, 'ra');
 }
 
+/** replayFrames' offsets of `frames` laid end to end: [0, end of frame 1, ...]. */
+export function frameOffsets(frames: Buffer[]): Uint32Array {
+  const offsets = new Uint32Array(frames.length + 1);
+  frames.forEach((f, i) => (offsets[i + 1] = offsets[i] + f.length));
+  return offsets;
+}
+
+/**
+ * The bump-in-the-wire lab's end hosts silenced (so that their own chatter
+ * does not reach the counted rules) and `bnet` with their MACs: the
+ * addresses hand-made frames through flatwall use.
+ */
+export async function silencedBridge(t: Topology, bnet: Net): Promise<Net> {
+  const net: Net = { ...bnet, srcMac: t.mac(t.sender, 'sa'), dstMac: t.mac(t.receiver, 'ra') };
+  silence(t.sender, 'sa');
+  silence(t.receiver, 'ra');
+  await new Promise((r) => setTimeout(r, 200));
+  return net;
+}
+
 export function silence(ns: string, dev: string): void {
   runSync('ip', ['-n', ns, 'addr', 'flush', 'dev', dev], { timeoutMs: 10_000 });
   runSync('sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1'], { ns, timeoutMs: 10_000 });

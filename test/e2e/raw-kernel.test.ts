@@ -13,7 +13,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { E2eLab, e2eUnavailable } from './harness';
 import { runSync } from '../../src/lab/proc';
-import { build, kernelChainCounts, kernelRouter, routeFrames, send, silence, type F, type Net } from './frame-lab';
+import { build, frameOffsets, kernelChainCounts, kernelRouter, routeFrames, send, silencedBridge, type F, type Net } from './frame-lab';
 import { installTeardown } from '../../src/lab/topology';
 import { parseIptables } from '../../src/rules/iptables/parse';
 import { compile } from '../../src/rules/compile';
@@ -106,8 +106,7 @@ describe('raw table: flatwall counts and tracks what the kernel does', { skip, t
         kernel[fam] = CHAINS.flatMap(([table, chain]) => kernelChainCounts(F, v6, table).rules.get(chain) ?? []);
         // flatwall replay of exactly what the router received, with conntrack.
         const c = compile(parseIptables(rules(v6, net), { file: `raw${fam}.rules` }));
-        const ends = fr.map((_, i) => fr.slice(0, i + 1).reduce((n, b) => n + b.length, 0));
-        const res = await native().replayFrames(c.buffer, Buffer.concat(fr), Uint32Array.from([0, ...ends]), {
+        const res = await native().replayFrames(c.buffer, Buffer.concat(fr), frameOffsets(fr), {
           ruleCount: c.rules.length, timestamps: BigUint64Array.from(fr, (_, i) => 1_000_000_000n + BigInt(i) * 1_000_000n), conntrack: true,
         });
         replay[fam] = CHAINS.flatMap(([table, chain]) =>
@@ -125,11 +124,7 @@ describe('raw table: flatwall counts and tracks what the kernel does', { skip, t
     const lab = await E2eLab.start({ rules: { 'v4.rules': texts[4], 'v6.rules': texts[6] }, fwhost: true });
     try {
       const t = lab.topo;
-      const macs = { sa: t.mac(t.sender, 'sa'), ra: t.mac(t.receiver, 'ra') };
-      silence(t.sender, 'sa');
-      silence(t.receiver, 'ra');
-      await new Promise((r) => setTimeout(r, 200));
-      const net: Net = { ...bnet, srcMac: macs.sa, dstMac: macs.ra };
+      const net = await silencedBridge(t, bnet);
       const before = await lab.counters();
       for (const v6 of [false, true]) await send(t.sender, 'sa', frames(v6).map((f) => build(f, net)));
       const after = await lab.counters();
