@@ -16,9 +16,9 @@
 // planBatch), else one full rebuild of the final rule set; either way one
 // generation, never a half-applied file.
 import { RuleError } from '../rules/errors';
-import { TABLE_BUILTINS, type Family, type RuleSet, type Table } from '../rules/model';
+import type { Family, RuleSet } from '../rules/model';
 import { tokenize } from '../rules/iptables/parse';
-import { applyRuleOp, cloneRuleSet, parseRuleCommand, type RuleOp } from './ruleops';
+import { applyRuleOp, cloneRuleSet, filterTable, parseRuleCommand, type RuleOp } from './ruleops';
 
 /** A chain created or deleted by the batch: only a rebuild applies those. */
 export type ChainOp = { op: 'newchain' | 'delchain'; family: Family; chain: string };
@@ -36,12 +36,6 @@ const MAX_CHAIN_NAME = 28;
 
 export function isRuleOp(op: RuleOp | ChainOp): op is RuleOp {
   return op.op !== 'newchain' && op.op !== 'delchain';
-}
-
-function filterTable(rs: RuleSet, family: Family, file: string, line: number): Table {
-  const t = rs.tables.find((x) => x.family === family && x.name === 'filter');
-  if (!t) throw new RuleError({ file, line, col: 1 }, `the running rule set has no IPv${family} filter table`);
-  return t;
 }
 
 /** Parse `text` against `running` (not changed). `family`: the default for lines that do not show one. */
@@ -85,7 +79,7 @@ export function parseBatch(text: string, file: string, running: RuleSet, family:
       const name = toks[1] ?? fail(t0, `${cmd} needs a chain name`);
       if (toks.length > 2) fail(toks[2], 'unexpected argument');
       for (const fam of [...new Set(next.tables.filter((t) => t.name === 'filter').map((t) => t.family))]) {
-        const t = filterTable(next, fam, file, lineNo);
+        const t = filterTable(next, fam, { file, line: lineNo, col: 1 });
         if (cmd === '-N' || cmd === '--new-chain') {
           if (name.text.length > MAX_CHAIN_NAME || /^[-!]/.test(name.text)) fail(name, `invalid chain name "${name.text}"`);
           if (t.chains.has(name.text)) fail(name, `chain ${name.text} already exists`);
@@ -93,7 +87,7 @@ export function parseBatch(text: string, file: string, running: RuleSet, family:
           ops.push({ op: 'newchain', family: fam, chain: name.text });
         } else {
           const c = t.chains.get(name.text) ?? fail(name, `chain ${name.text} does not exist`);
-          if (c.builtin || TABLE_BUILTINS.filter.includes(name.text)) fail(name, `cannot delete built-in chain ${name.text}`);
+          if (c.builtin) fail(name, `cannot delete built-in chain ${name.text}`);
           if (c.rules.length) fail(name, `chain ${name.text} is not empty`);
           for (const other of t.chains.values()) {
             if (other.rules.some((r) => (r.target.kind === 'jump' || r.target.kind === 'goto') && r.target.chain === name.text)) {
@@ -138,7 +132,7 @@ export function parseBatch(text: string, file: string, running: RuleSet, family:
       }
     }
     if (replace) {
-      const chain = filterTable(next, op.family, file, lineNo).chains.get(op.chain)!;
+      const chain = filterTable(next, op.family, { file, line: lineNo, col: 1 }).chains.get(op.chain)!;
       if (replace < 1 || replace > chain.rules.length) fail(toks[2], `rule number ${replace} does not exist (chain ${op.chain} has ${chain.rules.length})`);
       if (op.op !== 'insert' || op.rules.length !== 1) fail(t0, '-R replaces one rule: the spec must not expand to several (several -s or -d addresses)');
     }

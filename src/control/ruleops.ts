@@ -27,7 +27,8 @@ export function cloneRuleSet(rs: RuleSet): RuleSet {
   };
 }
 
-function table(rs: RuleSet, family: Family, pos = { file: REQUEST_FILE, line: 1, col: 1 }): Table {
+/** The family's filter table, which edits change; a RuleError at `pos` when there is none. */
+export function filterTable(rs: RuleSet, family: Family, pos = { file: REQUEST_FILE, line: 1, col: 1 }): Table {
   // Single-rule edits are the filter table's (a raw table changes by a reload).
   const t = rs.tables.find((x) => x.family === family && x.name === 'filter');
   if (!t) throw new RuleError(pos, `the running rule set has no IPv${family} filter table`);
@@ -46,7 +47,7 @@ export function parseRuleCommand(line: string, rs: RuleSet, family: Family = 4):
   let fam: Family | undefined;
   const famOf = () => fam ?? family;
   const chainTok = cur.value(cmd, 'a chain name');
-  const chainIn = (f: Family) => table(rs, f, cur.pos(chainTok)).chains.get(chainTok.text);
+  const chainIn = (f: Family) => filterTable(rs, f, cur.pos(chainTok)).chains.get(chainTok.text);
   const ctx: RuleContext = {
     family: famOf,
     setFamily: (f, tok, c) => {
@@ -74,7 +75,7 @@ export function parseRuleCommand(line: string, rs: RuleSet, family: Family = 4):
       } else {
         index = chain.rules.length + 1;
       }
-      for (const r of rules) checkJump(r, table(rs, famOf()), cur);
+      for (const r of rules) checkJump(r, filterTable(rs, famOf()), cur);
       return { op: insert ? 'insert' : 'append', family: famOf(), chain: chain.name, index, rules };
     }
     case '-D': case '--delete': {
@@ -117,7 +118,7 @@ function checkJump(r: Rule, t: Table, cur: LineCursor): void {
 
 /** Apply `op` to `rs` in place (call it on a clone). */
 export function applyRuleOp(rs: RuleSet, op: RuleOp): void {
-  const chain = table(rs, op.family).chains.get(op.chain)!;
+  const chain = filterTable(rs, op.family).chains.get(op.chain)!;
   switch (op.op) {
     case 'append': case 'insert':
       chain.rules.splice(op.index - 1, 0, ...op.rules);
