@@ -115,7 +115,9 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
     const std::string k = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "afpacket";
     if (k == "afpacket") p.kind = PortKind::kAfPacket;
     else if (k == "tap") p.kind = PortKind::kTap;
-    else throw Napi::TypeError::New(env, "Dataplane: port.kind must be 'afpacket' or 'tap'");
+    else if (k == "afxdp") p.kind = PortKind::kAfXdp;
+    else if (k == "auto") p.kind = PortKind::kAuto;
+    else throw Napi::TypeError::New(env, "Dataplane: port.kind must be 'afpacket', 'afxdp', 'auto' or 'tap'");
     p.ring_frames = U32(po, "ringFrames", p.ring_frames);
     p.frame_size = U32(po, "frameSize", p.frame_size);
     const uint32_t id = U32(po, "ifaceClassId", 0);
@@ -147,6 +149,13 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
     else throw Napi::TypeError::New(env, "Dataplane: txMode must be 'ring' or 'sendmmsg'");
   }
   c.promisc = Bool(o, "promisc", true);
+  const Napi::Value xm = o.Get("xdpMode");
+  if (!xm.IsUndefined()) {
+    const std::string s = xm.IsString() ? xm.As<Napi::String>().Utf8Value() : "";
+    if (s == "native") c.xdp_generic = false;
+    else if (s == "generic") c.xdp_generic = true;
+    else throw Napi::TypeError::New(env, "Dataplane: xdpMode must be 'native' or 'generic'");
+  }
   c.batch = U32(o, "batch", c.batch);
   c.busy_poll_us = U32(o, "busyPollUs", c.busy_poll_us);
   for (auto [key, field] : {std::pair<const char*, int*>{"workerNice", &c.worker_nice}, {"buildNice", &c.build_nice}}) {
@@ -606,6 +615,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("stop", &DataplaneWrap::Stop),
                         InstanceMethod("counters", &DataplaneWrap::Counters),
                         InstanceMethod("health", &DataplaneWrap::Health),
+                        InstanceMethod("io", &DataplaneWrap::Io),
                         InstanceMethod("pollLogs", &DataplaneWrap::PollLogs),
                         InstanceMethod("conntrackList", &DataplaneWrap::ConntrackList),
                         InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
@@ -674,6 +684,18 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     return p;
   }
 
+  // io(): { io, xdpMode, zeroCopy, fallback }: how start() opened the ports.
+  Napi::Value Io(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const IoChoice c = dp_->io_choice();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("io", c.io);
+    r.Set("xdpMode", c.xdp_mode);
+    r.Set("zeroCopy", c.zero_copy);
+    r.Set("fallback", c.fallback);
+    return r;
+  }
+
   // health(): { running, workers: [{ id, beatAgeMs }], ports: [{ name,
   // kind, boundIfindex, ifindex, adminUp, carrier }] } (Dataplane::Health).
   Napi::Value Health(const Napi::CallbackInfo& info) {
@@ -695,7 +717,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
       const PortHealth& p = h.ports[i];
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", p.name);
-      o.Set("kind", p.tap ? "tap" : "afpacket");
+      o.Set("kind", p.kind);
       o.Set("boundIfindex", double(p.bound_ifindex));
       o.Set("ifindex", double(p.ifindex));
       o.Set("adminUp", p.admin_up);

@@ -28,6 +28,7 @@
 #include "conntrack/conncount.h"
 #include "io/net_caps.h"
 #include "io/tap_port.h"
+#include "io/xsk_port.h"
 
 namespace flatwall {
 
@@ -172,14 +173,59 @@ void Dataplane::Start() {
   if (running_) throw std::logic_error("dataplane: already started");
   port_mtu_.clear();
   for (const auto& p : config_.ports) port_mtu_.push_back(InterfaceMtu(p.name));
-  std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> queues(config_.ports.size());
+  std::vector<std::unique_ptr<io::XdpRedirect>> programs;
+  IoChoice choice;
   {
     // The one step that needs CAP_NET_RAW / CAP_NET_ADMIN (io/net_caps.h).
     io::ScopedNetCaps caps;
     try {
-      for (const auto& p : config_.ports) {
+      // AF_XDP ports first, all together: a worker's sockets share one UMEM.
+      std::vector<size_t> xdp;
+      bool all_auto = true;
+      for (size_t i = 0; i < config_.ports.size(); ++i) {
+        const PortKind k = config_.ports[i].kind;
+        if (k == PortKind::kAfXdp || k == PortKind::kAuto) xdp.push_back(i);
+        if (k == PortKind::kAfXdp) all_auto = false;
+      }
+      if (!xdp.empty()) {
+        std::vector<std::string> names;
+        for (size_t i : xdp) names.push_back(config_.ports[i].name);
+        io::XskOptions o;
+        o.ring_size = std::max<uint32_t>(2048, config_.ports[xdp[0]].ring_frames);
+        o.native = !config_.xdp_generic;
+        try {
+          // Each XDP socket serves one RX queue, and a frame's RX queue is
+          // the one its sender picked (veth: the peer's TX queue, from the
+          // sending socket's own hash), not a symmetric hash of the flow as
+          // PACKET_FANOUT_HASH gives: the two directions of a connection
+          // would meet different workers' conntrack tables.
+          if (config_.workers > 1 && config_.conntrack)
+            throw std::invalid_argument(
+                "AF_XDP with conntrack serves one worker: RX queues follow the senders' choice, not a "
+                "symmetric flow hash, so a connection's directions would reach different workers (use "
+                "AF_PACKET, whose fanout hash is symmetric, for more workers)");
+          io::XskPorts xp = io::OpenXskPorts(names, config_.workers, o);
+          for (size_t j = 0; j < xdp.size(); ++j) queues[xdp[j]] = std::move(xp.queues[j]);
+          programs = std::move(xp.programs);
+          choice.xdp_mode = io::XdpModeName(xp.mode);
+          choice.zero_copy = xp.zero_copy;
+        } catch (const std::exception& e) {
+          if (!all_auto) throw;
+          choice.fallback = e.what();  // auto: AF_PACKET instead, and say why
+        }
+      }
+      std::vector<std::string> kinds;
+      auto note = [&](const char* k) {
+        if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
+      };
+      for (size_t i = 0; i < config_.ports.size(); ++i) {
+        const auto& p = config_.ports[i];
         if (p.kind == PortKind::kTap) {
-          queues.push_back(std::move(io::OpenTapPort(p.name, config_.workers).queues));
+          queues[i] = std::move(io::OpenTapPort(p.name, config_.workers).queues);
+          note("tap");
+        } else if (!queues[i].empty()) {
+          note("afxdp");
         } else {
           io::AfPacketOptions o;
           o.frame_size = p.frame_size;
@@ -187,9 +233,11 @@ void Dataplane::Start() {
           o.qdisc_bypass = config_.qdisc_bypass;
           o.tx_ring = config_.tx_ring;
           o.promisc = config_.promisc;
-          queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, o));
+          queues[i] = io::OpenAfPacketPort(p.name, config_.workers, o);
+          note("afpacket");
         }
       }
+      for (size_t k = 0; k < kinds.size(); ++k) choice.io += (k ? "," : "") + kinds[k];
     } catch (const std::system_error& e) {
       if (e.code().value() != EPERM) throw;
       throw std::runtime_error(std::string(e.what()) + " (" + CapabilityHint() + ")");
@@ -198,6 +246,8 @@ void Dataplane::Start() {
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   queues_ = std::move(queues);
+  xdp_programs_ = std::move(programs);
+  io_choice_ = choice;
   stop_.store(false);
   running_ = true;
   // A worker that never goes round its loop shows as stuck from its start.
@@ -218,7 +268,8 @@ void Dataplane::Stop() {
   threads_.clear();
   for (size_t p = 0; p < queues_.size(); ++p)
     for (auto& q : queues_[p]) kernel_drops_[p] += q->TakeKernelDrops();
-  queues_.clear();  // closes sockets / TAP fds
+  queues_.clear();  // closes sockets / TAP fds (AF_XDP: then the UMEMs)
+  xdp_programs_.clear();  // detaches the XDP programs
   close(wake_fd_);
   wake_fd_ = -1;
   running_ = false;
@@ -458,6 +509,11 @@ void Dataplane::Conntrack(ConntrackCommand* cmd) {
   }
 }
 
+IoChoice Dataplane::io_choice() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  return io_choice_;
+}
+
 HealthSnapshot Dataplane::Health() {
   HealthSnapshot h;
   h.now_ns = MonoNs();
@@ -470,7 +526,11 @@ HealthSnapshot Dataplane::Health() {
       PortHealth p;
       p.name = config_.ports[i].name;
       p.tap = config_.ports[i].kind == PortKind::kTap;
-      if (h.running && i < queues_.size() && !queues_[i].empty()) p.bound_ifindex = queues_[i][0]->ifindex();
+      p.kind = p.tap ? "tap" : config_.ports[i].kind == PortKind::kAfPacket ? "afpacket" : "afxdp";
+      if (h.running && i < queues_.size() && !queues_[i].empty()) {
+        p.bound_ifindex = queues_[i][0]->ifindex();
+        if (!p.tap) p.kind = dynamic_cast<io::XskQueue*>(queues_[i][0].get()) ? "afxdp" : "afpacket";
+      }
       h.ports.push_back(std::move(p));
     }
   }
@@ -833,7 +893,7 @@ void Dataplane::RunWorker(uint32_t w) {
         if (forward) {
           // Vnet header and frame, unchanged: GSO and checksum metadata pass
           // through to the kernel on the other side.
-          if (oq->TxSend(f.vnet, f.len + io::kVnetHdrLen)) {
+          if (oq->TxForward(f)) {
             ctr.ports[out].tx_packets.Inc();
             ctr.ports[out].tx_bytes.Add(f.len);
           } else {

@@ -64,11 +64,14 @@
 #include "extensions/addrtype.h"
 #include "io/afpacket_port.h"
 #include "io/port.h"
+#include "io/xdp_redirect.h"
 #include "sets/set_store.h"
 
 namespace flatwall {
 
-enum class PortKind : uint8_t { kAfPacket, kTap };
+// kAuto: AF_XDP when the socket binds and the program attaches in native
+// mode, else AF_PACKET (Dataplane::io_choice says which, and why).
+enum class PortKind : uint8_t { kAfPacket, kTap, kAfXdp, kAuto };
 
 struct PortConfig {
   std::string name;
@@ -76,6 +79,14 @@ struct PortConfig {
   uint32_t ring_frames = io::kDefaultRingFrames;  // per RX and per TX ring (AF_PACKET)
   uint32_t frame_size = io::kDefaultFrameSize;
   uint16_t iface_class_id = 0;  // used until a ruleset says otherwise
+};
+
+// How the ports were opened, for the log and the API.
+struct IoChoice {
+  std::string io;        // "afpacket", "afxdp", "tap", or "afpacket,tap"...
+  std::string xdp_mode;  // "native" / "generic" (AF_XDP only)
+  bool zero_copy = false;
+  std::string fallback;  // auto: why AF_XDP was not used ("" when it was, or not asked)
 };
 
 struct DataplaneConfig {
@@ -87,6 +98,7 @@ struct DataplaneConfig {
   bool qdisc_bypass = false;
   bool tx_ring = true;           // AF_PACKET TX: ring (true) or sendmmsg (false)
   bool promisc = true;
+  bool xdp_generic = false;      // AF_XDP: attach in generic (skb) mode instead of native
   uint32_t batch = 64;           // frames per RX burst
   uint32_t busy_poll_us = 0;     // keep polling the rings this long after traffic before sleeping
   // Scheduling: the nice value of each worker thread, and of the thread
@@ -156,6 +168,7 @@ struct CountersSnapshot {
 struct PortHealth {
   std::string name;
   bool tap = false;
+  std::string kind;       // "afpacket", "afxdp", "tap" (as opened; the configured kind before Start)
   int bound_ifindex = 0;  // AF_PACKET: the index the sockets were bound to
   int ifindex = 0;        // the index the name has now (0: no such interface)
   bool admin_up = false;  // IFF_UP
@@ -229,6 +242,8 @@ class Dataplane {
   // Worker beats and port links (see HealthSnapshot). Cheap: two ioctls per
   // AF_PACKET port.
   HealthSnapshot Health();
+  // How Start opened the ports (empty before the first Start).
+  IoChoice io_choice();
   // Moves up to `max` queued LOG events into *out; *dropped gets the events
   // lost (rate limit + full queue) since the previous call.
   void PollLogs(std::vector<LogEvent>* out, size_t max, uint64_t* dropped);
@@ -266,6 +281,9 @@ class Dataplane {
 
   // queues_[port][worker]
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues_;
+  // The XDP programs of AF_XDP ports: destroyed (detached) after the queues.
+  std::vector<std::unique_ptr<io::XdpRedirect>> xdp_programs_;
+  IoChoice io_choice_;
   // Shared conntrack existence index (several workers only); declared
   // before workers_ so that it outlives the tables pointing into it.
   std::unique_ptr<std::atomic<uint64_t>[]> related_;

@@ -66,6 +66,12 @@ class Queue {
   // Queues vnet header + frame (buf[0, len), len includes kVnetHdrLen).
   // False when there is no room: the caller counts a drop.
   virtual bool TxSend(const uint8_t* buf, uint32_t len) = 0;
+  // Queues a received frame (from this or another queue of the same
+  // worker) for sending. The default copies it (TxSend of vnet header +
+  // frame); an AF_XDP queue whose socket shares the frame's UMEM queues the
+  // frame's own descriptor instead, so forwarding moves no bytes, and the
+  // frame is then the TX ring's until its completion (RxRelease leaves it).
+  virtual bool TxForward(const RxFrame& f) { return TxSend(f.vnet, f.len + kVnetHdrLen); }
   // A buffer of `TxCapacity()` bytes to build a frame in (vnet header
   // first), then TxCommit(len) queues it. Null when there is no room.
   virtual uint8_t* TxReserve() = 0;

@@ -36,7 +36,15 @@ so does a change of them on disk with --watch-rules; SIGTERM or SIGINT drains
 and exits 0.
 
 Options:
-      --port IF           an AF_PACKET port on interface IF (repeatable)
+      --port IF           a port on interface IF (repeatable), opened as --io says
+      --io KIND           how --port interfaces are opened: afpacket (default;
+                          TPACKET rings, GSO super-packets pass whole), afxdp
+                          (AF_XDP sockets on one shared UMEM per worker and an
+                          XDP redirect program; fails if it cannot attach), or
+                          auto (AF_XDP when it attaches in native mode, else
+                          AF_PACKET; the log says which and why)
+      --xdp-mode MODE     AF_XDP: native (the driver runs XDP; default) or
+                          generic (after the kernel builds the skb: any device)
       --tap NAME          a TAP port (created if missing; repeatable)
   -r, --rules FILE        rule file (iptables-save or JSON/YAML; repeatable)
   -4, -6                  treat iptables-save files as IPv4 / IPv6 (default:
@@ -111,6 +119,8 @@ export const RUN_OPTIONS = {
   'non-ip': { type: 'string', default: 'accept' },
   'ring-frames': { type: 'string' },
   'tx-mode': { type: 'string', default: 'ring' },
+  io: { type: 'string', default: 'afpacket' },
+  'xdp-mode': { type: 'string', default: 'native' },
   // 200 ms: request/response traffic and pings closer than that find the
   // worker polling instead of asleep (native/dataplane/README.md, Measurements).
   'busy-poll': { type: 'string', default: '200000' },
@@ -140,12 +150,16 @@ export async function runRun(argv: string[]): Promise<number> {
   logCrashes();
   watchMajorGc();
   // Ports in command-line order, whichever option named them.
+  const io = values.io!;
+  if (io !== 'afpacket' && io !== 'afxdp' && io !== 'auto') throw new UsageError('--io must be afpacket, afxdp or auto');
+  const xdpMode = values['xdp-mode'];
+  if (xdpMode !== 'native' && xdpMode !== 'generic') throw new UsageError('--xdp-mode must be native or generic');
   const ports: PortSpec[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--port' || argv[i] === '--tap') ports.push({ name: argv[i + 1], kind: argv[i] === '--tap' ? 'tap' : 'afpacket' });
+    if (argv[i] === '--port' || argv[i] === '--tap') ports.push({ name: argv[i + 1], kind: argv[i] === '--tap' ? 'tap' : io });
     else if (argv[i].startsWith('--port=') || argv[i].startsWith('--tap=')) {
       const [k, v] = argv[i].split('=', 2);
-      ports.push({ name: v, kind: k === '--tap' ? 'tap' : 'afpacket' });
+      ports.push({ name: v, kind: k === '--tap' ? 'tap' : io });
     }
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
@@ -213,7 +227,7 @@ export async function runRun(argv: string[]): Promise<number> {
     fw = new Firewall({
       ports, ruleFiles: values.rules ?? [], workers, cpuPin: values['cpu-pin'], nonIpPolicy: values['non-ip'],
       ringFrames: int('ring-frames', values['ring-frames'], 16), logRatePerSec: int('log-rate', values['log-rate'], 0),
-      txMode, busyPollUs, workerNice, buildNice,
+      txMode, xdpMode, busyPollUs, workerNice, buildNice,
       ...ct,
       dropL4Truncated: values['drop-l4-truncated'] ?? false,
       ndpBypass: values['ndp-bypass'] ?? false,
@@ -245,6 +259,9 @@ export async function runRun(argv: string[]): Promise<number> {
     if (cache) log('info', cached ? 'rules cache hit' : 'rules cache miss', { cache: cache.dir, ...(cached ? { snapshot: cached } : {}) });
     const { loaded, snap } = await initialRules(fw, values.snapshot ?? cached, values.rules?.length ?? 0, cached);
     fw.start();
+    const opened = fw.io;
+    if (opened.fallback) log('warn', 'AF_XDP not used: the ports are AF_PACKET', { io, reason: opened.fallback });
+    if (opened.io.includes('afxdp')) log('info', 'AF_XDP ports', { xdpMode: opened.xdpMode, zeroCopy: opened.zeroCopy });
     if (snap) setImmediate(() => void fw.loadSnapshotMetadata(snap, loaded.generation));
     // The workers set their priority as they start; a failure is counted.
     setTimeout(() => {
@@ -252,7 +269,7 @@ export async function runRun(argv: string[]): Promise<number> {
       if (failed) log('warn', 'could not set the packet workers\' priority (needs CAP_SYS_NICE); they run at the default', { workerNice, workers: failed });
     }, 500).unref();
     log('info', 'ready', {
-      ...loaded, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
+      ...loaded, ports: fw.dataplaneHealth().ports.map((p) => `${p.kind}:${p.name}`), io: opened.io, workers, conntrack: ct.conntrack, files: values.rules, pid: process.pid, api: api?.where,
       maxRules: fw.maxRules,
       // fw.start() returns once every worker polls its bound ports (Dataplane::Start).
       workersRunning: fw.counters({ rules: false }).workersRunning,

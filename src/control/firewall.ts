@@ -26,7 +26,19 @@ import type { DataplaneHealth } from './health';
 
 export interface PortSpec {
   name: string;
-  kind: 'afpacket' | 'tap';
+  /** afxdp: AF_XDP sockets and an XDP program; auto: AF_XDP where it attaches natively, else AF_PACKET (see io()). */
+  kind: 'afpacket' | 'afxdp' | 'auto' | 'tap';
+}
+
+/** How the dataplane opened its ports (native Dataplane::io_choice). */
+export interface IoChoice {
+  /** The socket kinds in use: 'afpacket', 'afxdp', 'tap', comma-separated when mixed. */
+  io: string;
+  /** AF_XDP only: 'native' (in the driver) or 'generic' (after the skb is built). */
+  xdpMode: string;
+  zeroCopy: boolean;
+  /** --io auto: why AF_XDP was not used ('' when it was). */
+  fallback: string;
 }
 
 export interface FirewallOptions {
@@ -39,6 +51,8 @@ export interface FirewallOptions {
   logRatePerSec?: number;
   /** AF_PACKET transmit: 'ring' (PACKET_TX_RING, default) or 'sendmmsg' (native/dataplane/README.md, Measurements). */
   txMode?: 'ring' | 'sendmmsg';
+  /** AF_XDP: attach the XDP program in the driver ('native', default) or after the skb ('generic', any device). */
+  xdpMode?: 'native' | 'generic';
   /** Keep polling the rings this many microseconds after traffic before sleeping in poll() (default 0). */
   busyPollUs?: number;
   /** Nice value of the packet workers, and of a classifier build while it runs (default 0 each; see native DataplaneConfig). */
@@ -267,6 +281,7 @@ export class Firewall {
       nonIpPolicy: opts.nonIpPolicy ?? 'accept',
       logRatePerSec: opts.logRatePerSec,
       txMode: opts.txMode,
+      xdpMode: opts.xdpMode,
       busyPollUs: opts.busyPollUs,
       workerNice: opts.workerNice,
       buildNice: opts.buildNice,
@@ -695,6 +710,11 @@ export class Firewall {
   /** Zero per-rule counters (all, or the given rule ids). */
   zero(ids?: number[]): Promise<number> {
     return this.serial(async () => this.bank.zero(this.dp.counters().rules, ids));
+  }
+
+  /** How start() opened the ports. */
+  get io(): IoChoice {
+    return this.dp.io() as IoChoice;
   }
 
   start(): void {

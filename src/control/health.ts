@@ -26,7 +26,7 @@ export const WORKER_STUCK_MS = 5000;
 export interface DataplaneHealth {
   running: boolean;
   workers: { id: number; beatAgeMs: number }[];
-  ports: { name: string; kind: 'afpacket' | 'tap'; boundIfindex: number; ifindex: number; adminUp: boolean; carrier: boolean }[];
+  ports: { name: string; kind: 'afpacket' | 'afxdp' | 'tap'; boundIfindex: number; ifindex: number; adminUp: boolean; carrier: boolean }[];
 }
 
 /** What the rules part is judged from (Firewall.status and friends). */
@@ -44,7 +44,7 @@ export interface RulesHealth {
 
 export interface PortReport {
   name: string;
-  kind: 'afpacket' | 'tap';
+  kind: 'afpacket' | 'afxdp' | 'tap';
   /** up, down (IFF_UP clear), no-carrier (up, no carrier), missing, replaced (a new interface under the name), open (TAP fd), closed (not started). */
   state: 'up' | 'down' | 'no-carrier' | 'missing' | 'replaced' | 'open' | 'closed';
   status: PartStatus;

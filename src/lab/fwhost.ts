@@ -3,7 +3,7 @@
 // tests that need what `flatwall run` does not print: the per-rule counters.
 // Run it inside the Firewall namespace:
 //
-//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-strict] [--ipset FILE]
+//   ip netns exec NS node fwhost.js --port fa --port fb -r FILE [-r FILE] [--tap NAME] [-w N] [--ct-tcp-strict] [--ipset FILE] [--io KIND]
 //
 // It prints {"ready":...} once the rules are active, then answers lines on
 // stdin, one JSON line each:
@@ -19,13 +19,16 @@ import { useSetStore } from '../sets/registry';
 
 const argv = process.argv.slice(2);
 const ports: PortSpec[] = [];
+// --io before the --port options it applies to (test/e2e/harness.ts puts it first).
+let io: PortSpec['kind'] = 'afpacket';
 const ruleFiles: string[] = [];
 const ipsetFiles: string[] = [];
 let workers = 1;
 let conntrackTcpLoose = true; // Linux's nf_conntrack_tcp_loose=1
 for (let i = 0; i < argv.length; i++) {
   const a = argv[i];
-  if (a === '--port') ports.push({ name: argv[++i], kind: 'afpacket' });
+  if (a === '--port') ports.push({ name: argv[++i], kind: io });
+  else if (a === '--io') io = argv[++i] as PortSpec['kind'];
   else if (a === '--tap') ports.push({ name: argv[++i], kind: 'tap' });
   else if (a === '-r' || a === '--rules') ruleFiles.push(argv[++i]);
   else if (a === '-w') workers = Number(argv[++i]);

@@ -47,6 +47,18 @@ export interface LabOptions {
   podmanArgs?: string[];
 }
 
+/**
+ * The I/O path every e2e lab's ports use: FLATWALL_E2E_IO=afxdp runs the same
+ * tests over AF_XDP (npm test does, after the AF_PACKET run); unset,
+ * AF_PACKET. A test that names --io itself keeps its own, and a lab with
+ * more than one worker stays on AF_PACKET: AF_XDP with conntrack serves one
+ * worker (RX queues are not a symmetric flow hash; native Dataplane::Start).
+ */
+export const E2E_IO = process.env.FLATWALL_E2E_IO ?? 'afpacket';
+export function ioArgs(fwArgs: string[] = [], workers = 1): string[] {
+  return E2E_IO === 'afpacket' || workers > 1 || fwArgs.includes('--io') ? [] : ['--io', E2E_IO];
+}
+
 /** The CNF image's user (cnf/build.js, cnf/Containerfile). */
 export const IMAGE_UID = 65532;
 
@@ -99,7 +111,7 @@ export class E2eLab {
         writeFileSync(lab.files[name], text);
       }
       const rules = [...Object.values(lab.files).flatMap((f) => ['-r', f]), ...(o.workers ? ['-w', String(o.workers)] : []), ...(o.fwArgs ?? [])];
-      const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : ['--port', 'fa', '--port', 'fb'];
+      const ports = o.tap ? ['--tap', 'ftapa', '--tap', 'ftapb'] : [...ioArgs(o.fwArgs, o.workers), '--port', 'fa', '--port', 'fb'];
       if (o.image) {
         lab.container = `flatwall-cnf-${process.pid}-${Date.now() % 1e6}`;
         // The image's user reads the rule files (mkdtemp made the directory 0700).
@@ -112,7 +124,10 @@ export class E2eLab {
           ns: topo.firewall, stdin: o.fwhost, maxLifetimeMs: 120_000,
         }));
       }
-      await lab.fw.waitFor((l) => l.includes('"ready"'), 30_000, 'ready line');
+      const ready = parseJson(await lab.fw.waitFor((l) => l.includes('"ready"'), 30_000, 'ready line'));
+      // The AF_XDP run must really be on AF_XDP, not a silent fallback.
+      if (!o.tap && !o.fwhost && ready?.io !== undefined && ioArgs(o.fwArgs, o.workers).length && ready.io !== E2E_IO)
+        throw new Error(`FLATWALL_E2E_IO=${E2E_IO} but the ports opened as ${ready.io}`);
       if (o.tap) lab.moveTaps();
       for (const p of o.echoPorts ?? []) {
         const s = topo.adopt(new Background(`echo ${p}`, process.execPath, [NETTOOL, 'server', String(p)], { ns: topo.receiver, maxLifetimeMs: 120_000 }));
