@@ -3,15 +3,17 @@
 // for 30 s each (scripts/fuzz.js --test: any crash, leak or UBSan report
 // fails; without clang it skips, under CI=1 it fails), then every JS/TS
 // test (unit tests beside the code in src/, integration and kernel tests
-// in test/).
+// in test/), then the forwarding e2e tests again with the ports on AF_XDP
+// (FLATWALL_E2E_IO=afxdp, test/e2e/harness.ts): the same checks on both I/O
+// paths.
 'use strict';
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-function step(name, cmd, args) {
+function step(name, cmd, args, env = {}) {
   process.stderr.write(`\n== ${name}\n`);
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
   if (r.status !== 0) {
     process.stderr.write(`\n== ${name} FAILED (exit ${r.status ?? r.signal})\n`);
     process.exit(1);
@@ -21,3 +23,9 @@ function step(name, cmd, args) {
 step('native unit tests (ASan + UBSan)', process.execPath, [path.join(__dirname, 'native-tests.js')]);
 step('fuzz targets (libFuzzer + ASan + UBSan, 30 s each)', process.execPath, [path.join(__dirname, 'fuzz.js'), '--test']);
 step('TypeScript tests', process.execPath, ['--test', '--test-concurrency=1', 'dist/src', 'dist/test']);
+// Every e2e test whose lab forwards through `flatwall run` or the Firewall
+// host (not the TAP, image, burst or multi-worker labs, which stay on their
+// own I/O: test/e2e/harness.ts ioArgs).
+const AFXDP_E2E = ['lab', 'counters', 'flows', 'conntrack-kernel', 'conntrack-api', 'host-mode', 'health', 'raw-kernel',
+  'extensions-kernel', 'corpus-kernel', 'api', 'api-limits'].map((t) => `dist/test/e2e/${t}.test.js`);
+step('e2e tests over AF_XDP', process.execPath, ['--test', '--test-concurrency=1', ...AFXDP_E2E], { FLATWALL_E2E_IO: 'afxdp' });

@@ -162,7 +162,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('GET', '/stats', () => {
     const c = fw.counters({ rules: false });
-    return { body: { ready: firewallHealth(fw).ready, workersRunning: c.workersRunning, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp, hooks: c.hooks, process: processMemory() } };
+    return { body: { ready: firewallHealth(fw).ready, io: fw.dataplaneStarted ? fw.io : undefined, workersRunning: c.workersRunning, reload: fw.status, verdicts: c.verdicts, ports: c.ports, dropsByReason: c.dropsByReason, logs: c.logs, batches: c.batches, conntrack: c.conntrack, flowCache: c.flowCache, l4Truncated: c.l4Truncated, ndp: c.ndp, hooks: c.hooks, process: processMemory() } };
   });
 
   router.add('GET', '/rules', async (req) => {
