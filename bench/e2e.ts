@@ -46,7 +46,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENGINES, engineMode, engineTools, isEngine, startEngine, type EngineName, type LoadReport } from '../src/lab/engines';
+import { ENGINES, engineMode, engineTools, isEngine, isFlatwall, startEngine, type EngineName, type LoadReport } from '../src/lab/engines';
 import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
 import { hpingSyn, iperf, ping, pingUnderLoad, rr, startEchoServer } from '../src/lab/traffic';
@@ -83,7 +83,7 @@ for (const k of only ?? []) if (!MEASURED.includes(k)) fail(`--metrics: unknown 
 const want = (k: string) => !only || only.includes(k);
 // In quick mode only the two engines the targets compare are run at 1M
 // rules (the nft loads at 1M take 20-60 s each and would not fit 5 minutes).
-const QUICK_1M = new Set<EngineName>(['flatwall', 'iptables-legacy']);
+const QUICK_1M = new Set<EngineName>(['flatwall', 'flatwall-afxdp', 'iptables-legacy']);
 
 function fail(msg: string): never {
   process.stderr.write(`bench:e2e: ${msg}\n`);
@@ -158,6 +158,11 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
     p.reason = `predicted load time ${predicted.toFixed(0)} s (linear from the previous point) exceeds the ${loadTimeout} s budget (--load-timeout)`;
     return p;
   }
+  if (engine === 'veth' && (n !== counts[0] || variant !== 'plain')) {
+    p.status = 'skipped';
+    p.reason = 'veth has no rules: measured once, at the first count';
+    return p;
+  }
   const missing = missingTools(engineTools(engine));
   if (missing.length) {
     p.status = 'skipped';
@@ -172,9 +177,9 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
     // The ext block's -m set rule names fail2ban's set: flatwall loads it
     // before the rules (--ipset); the kernel needs it in the namespace
     // before iptables-restore (outside the measured load and memory).
-    const extraArgs = variant === 'ext' && engine === 'flatwall' ? ['--ipset', setsFile!] : undefined;
+    const extraArgs = variant === 'ext' && isFlatwall(engine) ? ['--ipset', setsFile!] : undefined;
     try {
-      if (variant === 'ext' && engine !== 'flatwall') {
+      if (variant === 'ext' && !isFlatwall(engine)) {
         const r = runSync('ipset', ['restore'], { ns: topo.firewall, input: readFileSync(setsFile!, 'utf8'), timeoutMs: 60_000, allowFail: true });
         if (r.code !== 0) throw new Error(`ipset restore of ${EXT_SET} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 300)}`);
       }
@@ -245,17 +250,17 @@ async function measure(engine: EngineName, n: number, file: string, workDir: str
       step(`64-byte packet rate ${D} s`);
       const small = await iperf(topo, { seconds: D, udp: true, len: 18 });
       p.raw.pps64 = small;
-      if (small.pps !== undefined) p.m.pps64_k = small.pps / 1000 / (engine === 'flatwall' ? workers : 1);
+      if (small.pps !== undefined) p.m.pps64_k = small.pps / 1000 / (isFlatwall(engine) ? workers : 1);
       if (small.timedOut) p.timeboxed.push('pps64_k');
       if (small.lostPct !== undefined && small.lostPct < 1) p.notes.push('64-byte rate limited by the iperf3 sender (no loss)');
     }
 
-    if (engine === 'flatwall') p.raw.rule_check = await ruleCheck(join(workDir, 'api.sock'), variant);
+    if (isFlatwall(engine)) p.raw.rule_check = await ruleCheck(join(workDir, 'api.sock'), variant);
 
     const mem = fw.memory();
     p.raw.memory = mem;
     p.m.mem_mb = mem.rssMb ?? mem.kernelMb ?? null;
-    if (engine === 'flatwall') p.raw.counters = await fw.stop();
+    if (isFlatwall(engine)) p.raw.counters = await fw.stop();
     else await fw.stop();
     for (const [k, v] of Object.entries(p.raw)) {
       const err = (v as { error?: string } | undefined)?.error;

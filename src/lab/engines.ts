@@ -2,6 +2,10 @@
 // interface: start with a rule file (measuring the load), report memory, stop.
 //
 //   flatwall         `flatwall run --port fa --port fb`, an L2 bump in the wire
+//                    (AF_PACKET ports)
+//   flatwall-afxdp   the same with `--io afxdp` (AF_XDP ports, shared UMEM)
+//   veth             no firewall: the sender's and receiver's veth ends joined
+//                    directly (the 'direct' topology), the limit of the path
 //   iptables-legacy  kernel forwarding, rules via iptables-legacy-restore
 //   iptables-nft     kernel forwarding, rules via iptables-nft-restore
 //   nft              kernel forwarding, rules translated one per line, nft -f
@@ -16,21 +20,28 @@ import { translateToNft, type NftForm } from './nft';
 import { Background, run, sleep } from './proc';
 import type { Topology, TopoMode } from './topology';
 
-export const ENGINES = ['flatwall', 'iptables-legacy', 'iptables-nft', 'nft', 'nft-set'] as const;
+export const ENGINES = ['flatwall', 'flatwall-afxdp', 'iptables-legacy', 'iptables-nft', 'nft', 'nft-set', 'veth'] as const;
 export type EngineName = (typeof ENGINES)[number];
+
+/** A flatwall process (AF_PACKET or AF_XDP ports). */
+export function isFlatwall(e: string): e is 'flatwall' | 'flatwall-afxdp' {
+  return e === 'flatwall' || e === 'flatwall-afxdp';
+}
 
 export function isEngine(s: string): s is EngineName {
   return (ENGINES as readonly string[]).includes(s);
 }
 
 export function engineMode(e: EngineName): TopoMode {
-  return e === 'flatwall' ? 'bridge' : 'routed';
+  return isFlatwall(e) ? 'bridge' : e === 'veth' ? 'direct' : 'routed';
 }
 
 /** Commands an engine needs besides `ip` (for skip/fail decisions). */
 export function engineTools(e: EngineName): string[] {
   switch (e) {
     case 'flatwall':
+    case 'flatwall-afxdp':
+    case 'veth':
       return [];
     case 'iptables-legacy':
       return ['iptables-legacy-restore', 'ip6tables-legacy-restore'];
@@ -190,8 +201,9 @@ const parseJson = (l: string): Record<string, unknown> | undefined => {
   }
 };
 
-async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions): Promise<RunningEngine> {
+async function startFlatwall(name: 'flatwall' | 'flatwall-afxdp', topo: Topology, rulesFile: string, o: EngineOptions): Promise<RunningEngine> {
   const args = [FLATWALL_CLI, 'run', '--port', 'fa', '--port', 'fb', '-r', rulesFile, '-w', String(o.workers ?? 1)];
+  if (name === 'flatwall-afxdp') args.push('--io', 'afxdp');
   if (o.cpuPin) args.push('--cpu-pin');
   if (o.extraArgs) args.push(...o.extraArgs);
   // Its own API socket, so labs and tests never compete for the default one.
@@ -219,11 +231,11 @@ async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions
   const pid = proc.pid!;
   const memory = () => procStatus(pid);
   return {
-    name: 'flatwall',
+    name,
     pid,
     logFile,
     report: {
-      engine: 'flatwall', rules: Number(ready.rules), loadSeconds: Number(ready.seconds), startupSeconds,
+      engine: name, rules: Number(ready.rules), loadSeconds: Number(ready.seconds), startupSeconds,
       memory: memory(), detail: { records: ready.records, workers: ready.workers, buildSeconds: ready.buildSeconds, snapshotReadSeconds: ready.snapshotReadSeconds, image: ready.image },
     },
     memory,
@@ -236,7 +248,20 @@ async function startFlatwall(topo: Topology, rulesFile: string, o: EngineOptions
   };
 }
 
-async function startKernel(name: Exclude<EngineName, 'flatwall'>, topo: Topology, rulesFile: string, o: EngineOptions): Promise<RunningEngine> {
+/** No firewall at all: the direct topology's one veth pair. */
+function startVeth(rulesFile: string, o: EngineOptions): RunningEngine {
+  const memory = {};
+  return {
+    name: 'veth',
+    report: { engine: 'veth', rules: o.rules ?? 0, loadSeconds: 0, memory, detail: { note: 'no firewall: sender and receiver on one veth pair' } },
+    memory: () => memory,
+    async stop() {
+      return undefined;
+    },
+  };
+}
+
+async function startKernel(name: Exclude<EngineName, 'flatwall' | 'flatwall-afxdp' | 'veth'>, topo: Topology, rulesFile: string, o: EngineOptions): Promise<RunningEngine> {
   const { file, family } = kernelRuleText(rulesFile, o.workDir);
   const rules = o.rules ?? countRules(file);
   let translateSeconds: number | undefined;
@@ -278,5 +303,7 @@ async function startKernel(name: Exclude<EngineName, 'flatwall'>, topo: Topology
 /** Start `name` in topo's Firewall namespace (of hop o.hop in a chain) with the rules in rulesFile. */
 export function startEngine(name: EngineName, topo: Topology, rulesFile: string, o: EngineOptions): Promise<RunningEngine> {
   if (topo.mode !== engineMode(name)) throw new Error(`${name} needs a ${engineMode(name)} topology`);
-  return name === 'flatwall' ? startFlatwall(topo, rulesFile, o) : startKernel(name, topo, rulesFile, o);
+  if (isFlatwall(name)) return startFlatwall(name, topo, rulesFile, o);
+  if (name === 'veth') return Promise.resolve(startVeth(rulesFile, o));
+  return startKernel(name, topo, rulesFile, o);
 }

@@ -9,6 +9,10 @@
 //           F: fa 10.0.1.254/24 fd00:1::fe/64, fb 10.0.2.254/24 fd00:2::fe/64
 //           R: ra 10.0.2.1/24 via 10.0.2.254, fd00:2::1/64 via fd00:2::fe
 //
+//   direct  no firewall: the sender's sa and the receiver's ra are the two
+//           ends of one veth pair (the Firewall namespace exists, empty), with
+//           the bridge layout's addresses: the limit of the veth path.
+//
 // A chain of N firewalls in series (the middlebox-chain benchmark) is the
 // same lab with more Firewall namespaces: Sender -- FW1 -- ... -- FWN --
 // Receiver, each hop with fa towards the sender and fb towards the receiver
@@ -27,7 +31,7 @@
 // whatever the reason (see installTeardown); keep() opts one out.
 import { killAllTracked, runSync, type Background } from './proc';
 
-export type TopoMode = 'bridge' | 'routed';
+export type TopoMode = 'bridge' | 'routed' | 'direct';
 
 export interface Endpoints {
   senderIp: string;
@@ -78,7 +82,7 @@ export class Topology {
     this.firewalls = Array.from({ length: hops }, (_, i) => `${base}-fw${i ? i + 1 : ''}`);
     this.firewall = this.firewalls[0];
     this.receiver = `${base}-rcv`;
-    this.ep = mode === 'bridge' ? BRIDGE_ENDPOINTS : routedEndpoints(hops);
+    this.ep = mode === 'routed' ? routedEndpoints(hops) : BRIDGE_ENDPOINTS;
   }
 
   get namespaces(): string[] {
@@ -122,6 +126,16 @@ export class Topology {
       } else {
         this.sysctl(F, 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0');
       }
+    }
+    if (this.mode === 'direct') {
+      runSync('ip', ['link', 'add', 'sa', 'netns', S, 'type', 'veth', 'peer', 'name', 'ra', 'netns', R], { timeoutMs: 10_000 });
+      this.ip(S, 'addr', 'add', '10.0.0.1/24', 'dev', 'sa');
+      this.ip(R, 'addr', 'add', '10.0.0.2/24', 'dev', 'ra');
+      this.ip(S, 'addr', 'add', 'fd00::1/64', 'dev', 'sa', 'nodad');
+      this.ip(R, 'addr', 'add', 'fd00::2/64', 'dev', 'ra', 'nodad');
+      this.ip(S, 'link', 'set', 'sa', 'up');
+      this.ip(R, 'link', 'set', 'ra', 'up');
+      return;
     }
     // Link k joins ends[k] (its side towards the sender) and ends[k + 1].
     const ends: Array<[string, string]> = [[S, 'sa'], ...Fs.map((F) => [F, 'fa'] as [string, string]), [R, 'ra']];
@@ -173,6 +187,7 @@ export class Topology {
 
   /** Every veth end, [namespace, device]. */
   private devices(): Array<[string, string]> {
+    if (this.mode === 'direct') return [[this.sender, 'sa'], [this.receiver, 'ra']];
     return [[this.sender, 'sa'], ...this.firewalls.flatMap((F) => [[F, 'fa'], [F, 'fb']] as Array<[string, string]>), [this.receiver, 'ra']];
   }
 
