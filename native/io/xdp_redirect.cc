@@ -38,7 +38,8 @@ XdpRedirect::XdpRedirect(const std::string& ifname, int ifindex, uint32_t queues
     : ifname_(ifname), ifindex_(ifindex) {
   map_fd_ = bpf_map_create(BPF_MAP_TYPE_XSKMAP, "flatwall_xsks", sizeof(uint32_t), sizeof(int),
                            queues, nullptr);
-  if (map_fd_ < 0) Fail(ifname, "XSKMAP", -map_fd_);
+  if (map_fd_ < 0)
+    Fail(ifname, std::string("XSKMAP") + (-map_fd_ == EPERM ? " (BPF maps and XDP programs need CAP_BPF and CAP_NET_ADMIN, or CAP_SYS_ADMIN)" : ""), -map_fd_);
   const bpf_insn prog[] = {
       // r2 = ctx->rx_queue_index
       Insn(BPF_LDX | BPF_MEM | BPF_W, BPF_REG_2, BPF_REG_1, int16_t(offsetof(xdp_md, rx_queue_index)), 0),

@@ -270,7 +270,12 @@ struct XskOpener {
       const int r = xsk_umem__create(&u.umem, u.area(), u.size(), &u.first_fill, &u.first_comp, &uc);
       if (r != 0) {
         u.umem = nullptr;
-        Fail(ifname, "XDP_UMEM_REG", -r);
+        Fail(ifname, std::string("XDP_UMEM_REG") +
+                         (-r == EPERM || -r == ENOBUFS || -r == ENOMEM
+                              ? " (the UMEM's " + std::to_string(u.size() >> 20) +
+                                    " MB are locked memory: raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK)"
+                              : ""),
+             -r);
       }
     }
     // The UMEM's first socket uses the rings registered with it; every other
