@@ -8,6 +8,7 @@ import { excerpt } from '../rules/errors';
 import { readSnapshot, type LoadedSnapshot } from '../control/snapshot';
 import { RulesCache } from '../control/rules-cache';
 import { rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { apiConfig, startApi, API_HELP, API_OPTIONS, type ApiHandle } from './run-api';
 import { loadIpsetFiles } from '../sets/store';
 import { RuleFileWatcher } from '../control/watch';
@@ -68,7 +69,9 @@ Options:
                           a start with unchanged files (same bytes, options,
                           flatwall build) starts from the snapshot; written in
                           the background after every load from the files
-  -w, --workers N         packet worker threads (default 1)
+  -w, --workers N|auto    packet worker threads (default 1); auto: one per CPU
+                          this process may run on (at most 64), except
+                          AF_XDP with conntrack, which serves one worker
       --cpu-pin           pin worker i to CPU i
       --non-ip POLICY     frames other than IP/ARP/NDP: accept (default) or drop
       --ring-frames N     frames per RX/TX ring (default: the addon's)
@@ -141,6 +144,17 @@ export const RUN_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/**
+ * --workers auto: a worker per CPU the process may use (sched_getaffinity, as
+ * os.availableParallelism reads it). AF_XDP with conntrack is one worker
+ * (native Dataplane::Start says why); auto I/O then stays on AF_PACKET for
+ * the several workers, so it gets them.
+ */
+export function autoWorkers(io: string, noConntrack: boolean): number {
+  if (io === 'afxdp' && !noConntrack) return 1;
+  return Math.max(1, Math.min(64, availableParallelism()));
+}
+
 export async function runRun(argv: string[]): Promise<number> {
   const { values } = parse(argv, RUN_OPTIONS, false);
   if (values.help) {
@@ -172,7 +186,7 @@ export async function runRun(argv: string[]): Promise<number> {
     if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
     return n;
   };
-  const workers = int('workers', values.workers, 1)!;
+  const workers = values.workers === 'auto' ? autoWorkers(io, values['no-conntrack'] === true) : int('workers', values.workers, 1)!;
   const maxRules = int('max-rules', values['max-rules'], 1);
   const statsInterval = int('stats-interval', values['stats-interval'], 0)!;
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');

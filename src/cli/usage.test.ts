@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { autoWorkers } from './run';
 
 const MAIN = join(__dirname, 'main.js');
 const cli = (...args: string[]) => spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -43,4 +45,17 @@ test('ctl COMMAND --help: that command\'s lines and the options, exit 0', () => 
   assert.equal(cli('ctl', 'insert', 'FORWARD', '-p', 'tcp', '--help').status, 0);
   const u = cli('ctl', 'nosuch', '--help');
   assert.deepEqual([u.status, u.stderr], [2, "flatwall ctl: unknown ctl command 'nosuch'\nTry 'flatwall ctl --help'.\n"]);
+});
+
+test('run --io and --xdp-mode take only their values; --workers auto follows the CPUs, one worker for AF_XDP with conntrack', () => {
+  for (const [flag, value, want] of [['--io', 'xdp', /--io must be afpacket, afxdp or auto/], ['--xdp-mode', 'skb', /--xdp-mode must be native or generic/]] as const) {
+    const r = cli('run', '--port', 'a', '--port', 'b', '-r', '/dev/null', flag, value);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, want);
+  }
+  const cpus = Math.min(64, availableParallelism());
+  assert.equal(autoWorkers('afpacket', false), cpus);
+  assert.equal(autoWorkers('auto', false), cpus);
+  assert.equal(autoWorkers('afxdp', false), 1);
+  assert.equal(autoWorkers('afxdp', true), cpus);
 });
