@@ -135,9 +135,9 @@ void XskQueue::RxRelease(uint32_t n) {
 
 // ---- TX ---------------------------------------------------------------------
 
-bool XskQueue::TxHasRoom() {
-  return xsk_prod_nb_free(&tx_, tx_pending_ + 1) >= tx_pending_ + 1;
-}
+// Reserved descriptors (tx_pending_) already moved cached_prod: the free
+// count is what is left beyond them.
+bool XskQueue::TxHasRoom() { return xsk_prod_nb_free(&tx_, 1) >= 1; }
 
 bool XskQueue::QueueTx(uint64_t addr, uint32_t len) {
   if (!TxHasRoom()) return false;

@@ -117,7 +117,16 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
   portFamily('port_transmit_packets_total', 'txPackets', 'Frames sent out of the port (forwarded and REJECT answers).');
   portFamily('port_transmit_bytes_total', 'txBytes', 'Ethernet frame bytes sent out of the port.');
   portFamily('port_drops_total', 'drops', 'Frames received on the port and not forwarded, whatever the reason.');
-  portFamily('port_kernel_drops_total', 'kernelDrops', 'Frames the kernel dropped because the port\'s receive ring was full.');
+  portFamily('port_kernel_drops_total', 'kernelDrops', 'Frames the kernel dropped for the port: receive ring full (AF_PACKET, AF_XDP), no free UMEM frame or a frame larger than one (AF_XDP).');
+  if (fw.dataplaneStarted) {
+    // How the ports were opened (--io), as an info metric: constant 1, the facts in labels.
+    const health = fw.dataplaneHealth();
+    const io = fw.io;
+    e.family(`${P}port_info`, 'gauge', 'Each port as opened: its kind (afpacket, afxdp, tap) and, for AF_XDP, the XDP mode and zero-copy.');
+    for (const p of health.ports) {
+      e.sample(`${P}port_info`, 1, { port: p.name, kind: p.kind, ...(p.kind === 'afxdp' ? { xdp_mode: io.xdpMode, zero_copy: String(io.zeroCopy) } : {}) });
+    }
+  }
 
   e.family(`${P}drops_total`, 'counter', 'Frames dropped, by reason.');
   for (const [reason, n] of Object.entries(c.dropsByReason as Record<string, number>)) e.sample(`${P}drops_total`, n, { reason });
