@@ -6,7 +6,8 @@
 // (the BPF link dies with the process) so a restart attaches again; a frame
 // larger than a UMEM frame is dropped and counted, not forwarded, while
 // smaller ones pass; several workers with conntrack are refused with the
-// reason. Forwarding itself over AF_XDP is the whole e2e suite run again
+// reason, while stateless AF_XDP spreads flows over one worker per RX
+// queue. Forwarding itself over AF_XDP is the whole e2e suite run again
 // with FLATWALL_E2E_IO=afxdp (scripts/run-tests.js).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -137,6 +138,34 @@ describe('AF_XDP ports: refusals, fall-back, crash, oversized frames', { skip, t
     } finally {
       mtu(1500);
     }
+  });
+
+  test('stateless, one worker per RX queue: flows spread over the workers of a 2-queue veth', async () => {
+    // A second path through the lab on 2-queue veths: S qa 10.1.0.1 -- F qfa|qfb -- R qr 10.1.0.2.
+    const { sender: S, firewall: F, receiver: R } = topo;
+    const ln = (a: string, ans: string, b: string, bns: string) =>
+      runSync('ip', ['link', 'add', a, 'netns', ans, 'numtxqueues', '2', 'numrxqueues', '2', 'type', 'veth', 'peer', 'name', b, 'netns', bns, 'numtxqueues', '2', 'numrxqueues', '2'], { timeoutMs: 10_000 });
+    ln('qa', S, 'qfa', F);
+    ln('qfb', F, 'qr', R);
+    runSync('ip', ['-n', S, 'addr', 'add', '10.1.0.1/24', 'dev', 'qa'], { timeoutMs: 10_000 });
+    runSync('ip', ['-n', R, 'addr', 'add', '10.1.0.2/24', 'dev', 'qr'], { timeoutMs: 10_000 });
+    for (const [ns, dev] of [[S, 'qa'], [F, 'qfa'], [F, 'qfb'], [R, 'qr']]) runSync('ip', ['-n', ns, 'link', 'set', dev, 'up'], { timeoutMs: 10_000 });
+    const open = join(dir, 'open.rules');
+    writeFileSync(open, `${V4_HEADER.replace(':FORWARD DROP', ':FORWARD ACCEPT')}COMMIT\n`);
+    const sock = join(dir, 'api-q.sock');
+    const fw = topo.adopt(new Background('flatwall run', process.execPath,
+      [FLATWALL_CLI, 'run', '--port', 'qfa', '--port', 'qfb', '-r', open, '--api-socket', sock, '--io', 'afxdp', '-w', '2', '--no-conntrack'], { ns: F, maxLifetimeMs: 60_000 }));
+    assert.equal((await ready(fw)).io, 'afxdp');
+    const srv = topo.adopt(new Background('iperf3 server', 'iperf3', ['-s', '-1', '-p', '5299', '--forceflush'], { ns: R, maxLifetimeMs: 30_000 }));
+    await srv.waitFor((l) => l.includes('listening'), 10_000, 'iperf3 listening');
+    const r = await run('iperf3', ['-c', '10.1.0.2', '-p', '5299', '-u', '-b', '20M', '-l', '500', '-P', '16', '-t', '2', '-J'], { ns: S, timeoutMs: 20_000, allowFail: true });
+    const got = JSON.parse(r.stdout).end?.sum?.packets - (JSON.parse(r.stdout).end?.sum?.lost_packets ?? 0);
+    const stats = (await apiCall({ socket: sock }, 'GET', '/stats')).json as any;
+    const perWorker: number[] = stats.ports[0].rxPerWorker;
+    assert.equal(perWorker.length, 2);
+    assert.ok(perWorker[0] > 100 && perWorker[1] > 100, `16 flows reached both workers: ${perWorker}`);
+    assert.ok(got > 0.5 * (JSON.parse(r.stdout).end?.sum?.packets ?? 0), `most datagrams delivered: ${got}`);
+    await fw.stop('SIGTERM', 10_000);
   });
 
   test('two workers with conntrack: --io afxdp refuses with the reason, --io auto uses AF_PACKET', async () => {
