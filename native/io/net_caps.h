@@ -17,7 +17,8 @@
 // --security-opt no-new-privileges) does not take them away: the kernel
 // then caps the file's permitted set by the permitted set before execve,
 // and the runtime put the added capabilities there (test/e2e/cnf.test.ts
-// runs the image that way).
+// runs the image that way). AF_XDP ports need CAP_BPF and CAP_IPC_LOCK as
+// well: raised the same way when they are permitted (cnf/README.md).
 #pragma once
 
 #include <cstdint>
@@ -31,11 +32,12 @@ class ScopedNetCaps {
   ~ScopedNetCaps();
   ScopedNetCaps(const ScopedNetCaps&) = delete;
   ScopedNetCaps& operator=(const ScopedNetCaps&) = delete;
-  // The capability bits (1 << CAP_x) this scope raised.
+  // The capability bits (1 << CAP_x) of the first word this scope raised
+  // (CAP_BPF, in the second word, is raised too when permitted).
   uint32_t raised() const { return raised_; }
 
  private:
-  uint32_t raised_ = 0;
+  uint32_t raised_ = 0, raised1_ = 0;
 };
 
 // Bits of CAP_NET_RAW / CAP_NET_ADMIN in the calling thread's effective
