@@ -65,6 +65,7 @@ struct alignas(64) Dataplane::WorkerState {
   TokenBucket bucket;  // worker-private
   LogRing logs;
   std::unique_ptr<ct::Table> ct;   // this worker's flows; null when conntrack is off
+  std::unique_ptr<ct::EventRing> ct_events;  // its changes for a standby; null unless ct_replicate
   FlowCache cache;                 // worker-private
   // Control mailbox: the control thread stores a command and signals
   // cmd_fd; the worker runs it at a batch boundary and clears `cmd`.
@@ -126,6 +127,10 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
       c.related_index = related_.get();
       c.related_mask = related_size_ ? related_size_ - 1 : 0;
       c.conncount = conncount_.get();
+      if (config_.ct_replicate) {
+        ws.ct_events = std::make_unique<ct::EventRing>();
+        c.events = ws.ct_events.get();
+      }
       ws.ct = std::make_unique<ct::Table>(c);
     }
     ws.cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -425,9 +430,16 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
 // ---- conntrack control -----------------------------------------------------
 
 namespace {
-// One command on one table; `now_ns` for listings.
-void ApplyCommand(ct::Table& t, ConntrackCommand* c, uint64_t now_ns) {
+// One command on one table (worker `w`'s); `now_ns` for listings.
+void ApplyCommand(ct::Table& t, ConntrackCommand* c, uint64_t now_ns, uint32_t w) {
   switch (c->op) {
+    case ConntrackCommand::Op::kExport: {
+      const size_t from = c->records.size();
+      t.Export(now_ns, &c->records);
+      for (size_t i = from; i < c->records.size(); ++i) c->records[i].worker = uint8_t(w);
+      c->count += c->records.size() - from;
+      break;
+    }
     case ConntrackCommand::Op::kList:
       if (c->rows.size() < c->limit) c->count += t.List(c->filter, c->limit - c->rows.size(), now_ns, &c->rows);
       break;
@@ -445,9 +457,10 @@ void Dataplane::Conntrack(ConntrackCommand* cmd) {
   if (!config_.conntrack) return;
   std::lock_guard<std::mutex> ctl(ct_mu_);     // one command at a time
   std::lock_guard<std::mutex> lock(life_mu_);  // workers neither start nor stop meanwhile
-  for (auto& ws : workers_) {
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    WorkerState* ws = workers_[w].get();
     if (!running_) {
-      ApplyCommand(*ws->ct, cmd, MonoNs());
+      ApplyCommand(*ws->ct, cmd, MonoNs(), w);
       continue;
     }
     ws->cmd.store(cmd, std::memory_order_release);
@@ -456,6 +469,49 @@ void Dataplane::Conntrack(ConntrackCommand* cmd) {
     while (ws->cmd.load(std::memory_order_acquire) != nullptr)
       std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
+}
+
+uint64_t Dataplane::DrainCtEvents(std::vector<ct::Record>* out, size_t max) {
+  std::lock_guard<std::mutex> lock(repl_mu_);
+  uint64_t lost = 0;
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    WorkerState& ws = *workers_[w];
+    if (!ws.ct_events) continue;
+    if (out->size() < max) {
+      ws.ct_events->Drain(
+          [out, w](const ct::Record& r) {
+            out->push_back(r);
+            out->back().worker = uint8_t(w);
+          },
+          uint32_t(std::min<size_t>(max - out->size(), UINT32_MAX)));
+    }
+    lost += ws.ct->stats().repl_lost.Get();
+  }
+  return lost;
+}
+
+size_t Dataplane::ImportCt(const ct::Record* records, size_t n, bool replace_all) {
+  if (!config_.conntrack) return n;
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("conntrack import: only into a stopped dataplane (a standby's)");
+  if (replace_all)
+    for (auto& ws : workers_) ws->ct->Clear();
+  size_t refused = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const ct::Record& r = records[i];
+    if (r.worker >= workers_.size() || r.key.zone >= config_.ports.size() / 2 ||
+        !workers_[r.worker]->ct->Import(r))
+      ++refused;
+  }
+  return refused;
+}
+
+void Dataplane::RearmCt() {
+  if (!config_.conntrack) return;
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("conntrack rearm: only while the dataplane is stopped");
+  const uint64_t now = MonoNs();
+  for (auto& ws : workers_) ws->ct->Rearm(now);
 }
 
 HealthSnapshot Dataplane::Health() {
@@ -633,7 +689,7 @@ void Dataplane::RunWorker(uint32_t w) {
     if (ConntrackCommand* cmd = ws.cmd.load(std::memory_order_acquire)) {
       uint64_t v;
       (void)!read(ws.cmd_fd, &v, sizeof v);
-      ApplyCommand(*ct, cmd, mono_ns);
+      ApplyCommand(*ct, cmd, mono_ns, w);
       ws.cmd.store(nullptr, std::memory_order_release);
     }
     if (ct) ct->Gc(mono_ns, gc_budget);

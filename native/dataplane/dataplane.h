@@ -112,6 +112,9 @@ struct DataplaneConfig {
   // a bridge, every IP frame walks FORWARD. Also what -m addrtype calls
   // LOCAL and BROADCAST (extensions/addrtype.h).
   ext::HostAddrs host;
+  // Hot standby (conntrack.h: Replication): the workers publish conntrack
+  // changes into per-worker rings that DrainCtEvents empties.
+  bool ct_replicate = false;
 };
 
 // Conntrack counters summed over workers (node_exporter's nf_conntrack names).
@@ -173,12 +176,13 @@ struct HealthSnapshot {
 
 // A control operation on the conntrack tables (see Dataplane::Conntrack).
 struct ConntrackCommand {
-  enum class Op : uint8_t { kList, kFlush, kDelete } op = Op::kList;
+  enum class Op : uint8_t { kList, kFlush, kDelete, kExport } op = Op::kList;
   ct::Filter filter;        // kList, kFlush
   size_t limit = 0;         // kList: at most this many rows in total
   ct::FlowView tuple;       // kDelete: original or reply direction tuple
   std::vector<ct::FlowView> rows;  // kList result
   size_t count = 0;         // rows listed, entries flushed or deleted
+  std::vector<ct::Record> records;  // kExport result, every worker's entries (Record::worker set)
 };
 
 class Dataplane {
@@ -241,6 +245,18 @@ class Dataplane {
   // conntrack is off.
   void Conntrack(ConntrackCommand* cmd);
 
+  // Replication for a hot standby (conntrack.h: Replication; ct_replicate).
+  // DrainCtEvents moves up to `max` queued records into *out (each with its
+  // worker index) and returns how many records were lost to full rings
+  // since the dataplane began (the consumer resyncs when it grows); one
+  // consumer at a time. ImportCt applies records to the tables of their
+  // workers and RearmCt gives every entry a fresh timeout: both only while
+  // the dataplane is stopped (a standby's), else std::logic_error; ImportCt
+  // returns the records refused (malformed, unknown worker, table full).
+  uint64_t DrainCtEvents(std::vector<ct::Record>* out, size_t max);
+  size_t ImportCt(const ct::Record* records, size_t n, bool replace_all);
+  void RearmCt();
+
   const DataplaneConfig& config() const { return config_; }
 
   // The IP sets `-m set` rules test (native/sets/set_store.h): workers call
@@ -297,6 +313,7 @@ class Dataplane {
   std::mutex start_mu_;
   std::condition_variable start_cv_;
   uint64_t logs_dropped_reported_ = 0;
+  std::mutex repl_mu_;  // one replication consumer at a time
 };
 
 }  // namespace flatwall
