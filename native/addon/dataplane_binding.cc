@@ -608,6 +608,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                        {InstanceMethod("setRules", &DataplaneWrap::SetRules),
                         InstanceMethod("applyEdits", &DataplaneWrap::ApplyEdits),
                         InstanceMethod("start", &DataplaneWrap::Start),
+                        InstanceMethod("prepare", &DataplaneWrap::Prepare),
                         InstanceMethod("stop", &DataplaneWrap::Stop),
                         InstanceMethod("counters", &DataplaneWrap::Counters),
                         InstanceMethod("health", &DataplaneWrap::Health),
@@ -670,6 +671,16 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
   Napi::Value Start(const Napi::CallbackInfo& info) {
     try {
       dp_->Start();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  // prepare(): a standby's unbound ports, rings mapped (Dataplane::Prepare).
+  Napi::Value Prepare(const Napi::CallbackInfo& info) {
+    try {
+      dp_->Prepare();
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }

@@ -172,6 +172,36 @@ std::string CapabilityHint() {
 
 }  // namespace
 
+namespace {
+io::AfPacketOptions AfOptions(const PortConfig& p, const DataplaneConfig& c) {
+  io::AfPacketOptions o;
+  o.frame_size = p.frame_size;
+  o.rx_frames = o.tx_frames = p.ring_frames;
+  o.qdisc_bypass = c.qdisc_bypass;
+  o.tx_ring = c.tx_ring;
+  o.promisc = c.promisc;
+  return o;
+}
+}  // namespace
+
+void Dataplane::Prepare() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("dataplane: already started");
+  if (!prepared_.empty()) return;
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
+  io::ScopedNetCaps caps;
+  try {
+    for (const auto& p : config_.ports) {
+      if (p.kind == PortKind::kTap) queues.emplace_back();
+      else queues.push_back(io::PrepareAfPacketPort(p.name, config_.workers, AfOptions(p, config_)));
+    }
+  } catch (const std::system_error& e) {
+    if (e.code().value() != EPERM) throw;
+    throw std::runtime_error(std::string(e.what()) + " (" + CapabilityHint() + ")");
+  }
+  prepared_ = std::move(queues);
+}
+
 void Dataplane::Start() {
   std::lock_guard<std::mutex> lock(life_mu_);
   if (running_) throw std::logic_error("dataplane: already started");
@@ -182,19 +212,18 @@ void Dataplane::Start() {
     // The one step that needs CAP_NET_RAW / CAP_NET_ADMIN (io/net_caps.h).
     io::ScopedNetCaps caps;
     try {
-      for (const auto& p : config_.ports) {
-        if (p.kind == PortKind::kTap) {
+      for (size_t i = 0; i < config_.ports.size(); ++i) {
+        const PortConfig& p = config_.ports[i];
+        if (i < prepared_.size() && !prepared_[i].empty()) {
+          io::ActivateAfPacketPort(prepared_[i], config_.promisc);
+          queues.push_back(std::move(prepared_[i]));
+        } else if (p.kind == PortKind::kTap) {
           queues.push_back(std::move(io::OpenTapPort(p.name, config_.workers).queues));
         } else {
-          io::AfPacketOptions o;
-          o.frame_size = p.frame_size;
-          o.rx_frames = o.tx_frames = p.ring_frames;
-          o.qdisc_bypass = config_.qdisc_bypass;
-          o.tx_ring = config_.tx_ring;
-          o.promisc = config_.promisc;
-          queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, o));
+          queues.push_back(io::OpenAfPacketPort(p.name, config_.workers, AfOptions(p, config_)));
         }
       }
+      prepared_.clear();
     } catch (const std::system_error& e) {
       if (e.code().value() != EPERM) throw;
       throw std::runtime_error(std::string(e.what()) + " (" + CapabilityHint() + ")");

@@ -196,6 +196,12 @@ class Dataplane {
   // arriving from now on are read by a running worker. Throws on failure
   // (nothing left open).
   void Start();
+  // A hot standby's half of Start: creates the AF_PACKET ports' sockets and
+  // maps their rings, unbound (they receive nothing), so that the Start of
+  // a takeover only binds them (io::ActivateAfPacketPort) and starts the
+  // workers. TAP ports are opened by Start (opening one attaches it). Throws
+  // like Start; a second call is a no-op.
+  void Prepare();
   // Stops and joins the workers, closes the sockets/TAP fds (a TAP device
   // we created disappears with its last fd). Idempotent. Blocking.
   void Stop();
@@ -282,6 +288,8 @@ class Dataplane {
 
   // queues_[port][worker]
   std::vector<std::vector<std::unique_ptr<io::Queue>>> queues_;
+  // Prepare's unbound AF_PACKET queues, [port][worker] (empty for TAP ports), until Start.
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> prepared_;
   // Shared conntrack existence index (several workers only); declared
   // before workers_ so that it outlives the tables pointing into it.
   std::unique_ptr<std::atomic<uint64_t>[]> related_;

@@ -323,6 +323,8 @@ export async function runRun(argv: string[]): Promise<number> {
         },
       });
       replication.client = client;
+      // The slow half of opening the ports now, so the takeover only binds them.
+      fw.prepare();
       client.start();
       started = true;
       log('info', 'standby', { of: standbyOf, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, pid: process.pid, api: api?.where, timeoutMs: standbyTimeoutMs });

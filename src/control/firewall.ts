@@ -700,6 +700,11 @@ export class Firewall {
     return this.serial(async () => this.bank.zero(this.dp.counters().rules, ids));
   }
 
+  /** A hot standby's ports: sockets and rings ready, unbound (receiving nothing) until start() binds them. */
+  prepare(): void {
+    this.dp.prepare();
+  }
+
   start(): void {
     this.dp.start();
     this.started = true;
