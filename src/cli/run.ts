@@ -26,10 +26,13 @@ const STANDBY_HELP = `Hot standby (docs/API.md, "Hot standby"):
                           its rules, sets and connections, ports closed, and take
                           the ports over when it dies (its connection ends, or
                           nothing arrives for --standby-timeout). Needs the same
-                          ports in the same order and the same --workers. With
-                          --rules too, a start whose peer answers as an active
-                          becomes its standby, else starts as the active (a pair
-                          of processes each naming the other)
+                          ports in the same order and the same --workers. The
+                          --rules files, if given, are what SIGHUP and
+                          --watch-rules reload after a takeover
+      --active-unless-peer  with --standby-of and --rules: start as the active
+                          unless the --standby-of address answers as an active
+                          (a restarted former active then becomes the standby of
+                          the process that took over; deploy/helm)
       --replication-token-file F  a shared secret (first line of F) both sides must
                           present
       --heartbeat-interval MS  the active's heartbeat period (default 50)
@@ -151,6 +154,7 @@ export const RUN_OPTIONS = {
   'restore-counters': { type: 'boolean', short: 'c' },
   'replication-listen': { type: 'string' },
   'standby-of': { type: 'string' },
+  'active-unless-peer': { type: 'boolean' },
   'replication-token-file': { type: 'string' },
   'heartbeat-interval': { type: 'string', default: '50' },
   'replication-interval': { type: 'string', default: '5' },
@@ -213,7 +217,9 @@ export async function runRun(argv: string[]): Promise<number> {
   const replIntervalMs = int('replication-interval', values['replication-interval'], 1)!;
   const standbyTimeoutMs = int('standby-timeout', values['standby-timeout'], 1)!;
   if (standbyOf && values['ipset']?.length) throw new UsageError('--standby-of takes the IP sets from the active: --ipset is not allowed');
-  if (standbyOf && values['watch-rules']) throw new UsageError('--standby-of takes the rules from the active: --watch-rules is not allowed');
+  if (values['active-unless-peer'] && (!standbyOf || !(values.rules?.length || values.snapshot))) {
+    throw new UsageError('--active-unless-peer needs --standby-of ADDR:PORT and --rules FILE (or --snapshot FILE)');
+  }
   let replToken: string | undefined;
   if (values['replication-token-file']) {
     try {
@@ -302,7 +308,7 @@ export async function runRun(argv: string[]): Promise<number> {
     };
     // A process named with --rules and --standby-of: the standby of an
     // active that answers, else the active (a pair naming each other).
-    const asStandby = standbyOf !== undefined && (!(values.rules?.length || values.snapshot) ||
+    const asStandby = standbyOf !== undefined && (!values['active-unless-peer'] ||
       await probeActive(standbyOf, { proto: 1, role: 'standby', ...fw.replicationShape(), endian: '', recordBytes: 0 }, 1000));
     if (asStandby) {
       const client = new StandbyClient(fw, {
@@ -320,6 +326,12 @@ export async function runRun(argv: string[]): Promise<number> {
             workersRunning: fw.counters({ rules: false }).workersRunning,
           });
           await serve().catch((err) => log('error', 'replication listener after takeover failed', { error: (err as Error).message }));
+          if (watcher) {
+            // The files as they are now: a change from here on reloads them.
+            watcher.remember();
+            watcher.start();
+            log('info', 'watching the rule files', { files: values.rules });
+          }
         },
       });
       replication.client = client;
@@ -329,6 +341,7 @@ export async function runRun(argv: string[]): Promise<number> {
       started = true;
       log('info', 'standby', { of: standbyOf, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, pid: process.pid, api: api?.where, timeoutMs: standbyTimeoutMs });
       await stopRequested;
+      watcher?.close();
       client.stop();
       await replication.server?.close();
       await api?.close();

@@ -85,6 +85,23 @@ export class StandbyLab {
     return b;
   }
 
+  /**
+   * One of a pair of processes naming each other (deploy/helm's standby
+   * containers): the rule file, serving at `listen`, standby of `peer`;
+   * `first`: --active-unless-peer. Resolves once it is the active (ready
+   * and listening) or a standby with its replica.
+   */
+  async pairMember(label: string, listen: string, peer: string, first: boolean): Promise<{ b: Background; role: 'active' | 'standby' }> {
+    const b = this.fw(label, ['-r', this.rules, '--watch-rules', '--replication-listen', listen, '--standby-of', peer, ...(first ? ['--active-unless-peer'] : [])]);
+    const l = await b.waitFor((x) => x.includes('"msg":"ready"') || x.includes('"msg":"standby"'), 30_000, 'ready or standby line');
+    if (l.includes('"msg":"ready"')) {
+      await b.waitFor((x) => x.includes('"replication listening"'), 10_000, 'replication listener');
+      return { b, role: 'active' };
+    }
+    await b.waitFor((x) => x.includes('"replicated rules active"'), 30_000, 'replicated rules');
+    return { b, role: 'standby' };
+  }
+
   async startServer(): Promise<void> {
     this.server = this.topo.adopt(new Background('tcpstream server', process.execPath, [TCPSTREAM, 'server', String(STREAM_PORT)],
       { ns: this.topo.receiver, stdin: true, maxLifetimeMs: 600_000 }));

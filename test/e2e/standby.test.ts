@@ -65,4 +65,38 @@ describe('hot standby: connections survive kill -9 of the active', { skip, timeo
       await lab.close();
     }
   });
+
+  test('a pair naming each other (deploy/helm): the restarted former active becomes the standby, and takes over in turn', async () => {
+    const lab = StandbyLab.create('fwsbp', 1);
+    try {
+      await lab.startServer();
+      const pA = lab.replAddr();
+      const pB = lab.replAddr();
+      const a = await lab.pairMember('a', pA, pB, true);
+      assert.equal(a.role, 'active', 'nothing answers at B yet: A starts as the active');
+      const b = await lab.pairMember('b', pB, pA, false);
+      assert.equal(b.role, 'standby');
+      await lab.startClient(2, 1024, 2, 120);
+      await sleep(800);
+      let from = b.b.lines.length;
+      a.b.signal('SIGKILL');
+      await a.b.exited;
+      await logLine(b.b, 'takeover', 10_000, from);
+      await b.b.waitFor((l) => l.includes('"replication listening"'), 10_000, 'B serving after its takeover');
+      // A restarted (the kubelet's restart of its container) finds B active.
+      const a2 = await lab.pairMember('a2', pA, pB, true);
+      assert.equal(a2.role, 'standby', 'the restarted A must not open the ports beside B');
+      await sleep(300);
+      from = a2.b.lines.length;
+      b.b.signal('SIGKILL');
+      await b.b.exited;
+      const take = await logLine(a2.b, 'takeover', 10_000, from);
+      assert.ok(take.entries >= 2, JSON.stringify(take));
+      const g = await lab.growth(1000);
+      assert.ok(g.length === 2 && g.every((x) => x > 0), `flows after two failovers: ${JSON.stringify(g)}`);
+      assert.deepEqual(lab.server!.lines.map(parseLine).filter((j) => j?.event === 'end' || j?.event === 'error'), []);
+    } finally {
+      await lab.close();
+    }
+  });
 });
