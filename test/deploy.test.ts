@@ -252,7 +252,7 @@ test('helm: values.schema.json refuses values flatwall or the chart cannot use',
     ['an attachment name that would break the annotation', { ports: [{ interface: 'net1', attachment: "a'b", config: '' }, base.ports[1]] }],
     ['a short token', { api: { token: { value: 'short' } } }],
     ['one replication port for both containers', { standby: { enabled: true, replicationPorts: [7401, 7401], apiPort: 9441, heartbeatMs: 50, timeoutMs: 150 } }],
-    ['a standby without its timeout', { standby: { enabled: true, replicationPorts: [7401, 7402], apiPort: 9441, heartbeatMs: 50 } }],
+    ['a standby timeout of 0', { standby: { enabled: true, timeoutMs: 0 } }],
   ];
   for (const [what, v] of bad) {
     const values = { ...TOKEN_SECRET, ...v };
