@@ -634,7 +634,7 @@ export class StandbyClient {
     this.tookOver = true;
     // Fencing: an active that is only hung reads this when it wakes up.
     this.sendCtl(Msg.Takeover);
-    this.s?.destroy();
+    this.s?.end();
     if (this.watchdog) clearInterval(this.watchdog);
     await this.rulesApplying;
     this.stats.failovers++;
