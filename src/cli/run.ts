@@ -216,7 +216,7 @@ export async function runRun(argv: string[]): Promise<number> {
   const heartbeatMs = int('heartbeat-interval', values['heartbeat-interval'], 1)!;
   const replIntervalMs = int('replication-interval', values['replication-interval'], 1)!;
   const standbyTimeoutMs = int('standby-timeout', values['standby-timeout'], 1)!;
-  if (standbyOf && values['ipset']?.length) throw new UsageError('--standby-of takes the IP sets from the active: --ipset is not allowed');
+  if (standbyOf && !values['active-unless-peer'] && values['ipset']?.length) throw new UsageError('--standby-of takes the IP sets from the active: --ipset is not allowed');
   if (values['active-unless-peer'] && (!standbyOf || !(values.rules?.length || values.snapshot))) {
     throw new UsageError('--active-unless-peer needs --standby-of ADDR:PORT and --rules FILE (or --snapshot FILE)');
   }
@@ -254,8 +254,11 @@ export async function runRun(argv: string[]): Promise<number> {
   });
   let started = false;
   let fenced = false;
+  // A standby's rules are the active's until it takes over.
+  let standingBy = false;
   process.on('SIGHUP', () => {
-    if (started) void fw.reload();
+    if (standingBy) log('warn', 'SIGHUP ignored: standing by (the rules are the active\'s until a takeover)');
+    else if (started) void fw.reload();
     else log('warn', 'SIGHUP during start-up ignored');
   });
   let fw: Firewall;
@@ -317,6 +320,7 @@ export async function runRun(argv: string[]): Promise<number> {
           const detectedMs = performance.now() - lostAt;
           fw.ctRearm();
           fw.start();
+          standingBy = false;
           replication.failovers++;
           log('warn', 'takeover', {
             reason, pid: process.pid,
@@ -339,6 +343,7 @@ export async function runRun(argv: string[]): Promise<number> {
       fw.prepare();
       client.start();
       started = true;
+      standingBy = true;
       log('info', 'standby', { of: standbyOf, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, pid: process.pid, api: api?.where, timeoutMs: standbyTimeoutMs });
       await stopRequested;
       watcher?.close();

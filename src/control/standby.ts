@@ -57,6 +57,10 @@ export const RECORD_BYTES = 48;
 const HEADER = 16;
 const MAX_FRAME = 256 * 1024 * 1024;
 const DUMP_CHUNK = 21845 * RECORD_BYTES; // ~1 MB per CT_DUMP message
+// A standby that reads slower than the changes come: past this much unsent,
+// changes are dropped and a full sync follows once it has caught up
+// (closing the link instead would make it take over).
+const BACKLOG_BYTES = 64 * 1024 * 1024;
 
 export enum Msg {
   Hello = 1, // JSON, both ways
@@ -335,6 +339,7 @@ class Peer {
   private setsChanges = -1;
   private readonly sent: { seq: bigint; at: number }[] = [];
   private acked = 0n;
+  private behind = false;
 
   constructor(private readonly server: ReplicationServer, private readonly s: Socket, private readonly fw: Firewall, private readonly stats: ReplicationStats) {}
 
@@ -357,6 +362,11 @@ class Peer {
       this.pending.push(records);
       return;
     }
+    if (this.behind || this.s.writableLength > BACKLOG_BYTES) {
+      if (!this.behind) log('warn', 'the standby falls behind: changes dropped until it catches up, then a full sync', { backlogBytes: this.s.writableLength });
+      this.behind = true;
+      return;
+    }
     this.send(Msg.CtEvents, records);
     this.stats.records += records.length / RECORD_BYTES;
   }
@@ -364,6 +374,12 @@ class Peer {
   /** Resends the rules and sets when they changed since they were last sent. */
   checkRulesAndSets(): void {
     if (this.syncing) return;
+    if (this.behind) {
+      if (this.s.writableLength > BACKLOG_BYTES / 4) return;
+      this.behind = false;
+      void this.fullSync('the standby caught up after falling behind');
+      return;
+    }
     const sets = this.fw.sets.changes;
     if (sets !== this.setsChanges) this.sendSets();
     if (this.fw.ruleset && this.fw.status.generation !== this.rulesGen) this.sendRules();
@@ -632,6 +648,7 @@ export class StandbyClient {
   private async takeover(reason: string, lostAt: number): Promise<void> {
     if (this.tookOver) return;
     this.tookOver = true;
+    log('warn', 'active lost', { of: this.opts.of, reason, replicaEntries: this.fw.conntrackCount().entries, lastSeq: this.stats.lastSeq });
     // Fencing: an active that is only hung reads this when it wakes up.
     this.sendCtl(Msg.Takeover);
     this.s?.end();
