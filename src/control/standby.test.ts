@@ -6,12 +6,13 @@
 // Traffic and kill -9: test/e2e/standby.test.ts.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { endianness } from 'node:os';
 import { Firewall } from './firewall';
+import { renderMetrics } from './metrics';
 import { parseIptables } from '../rules/iptables/parse';
 import {
-  FrameReader, Msg, RECORD_BYTES, ReplicationServer, StandbyClient, encode, incompatible, parseRulesPayload, rulesPayload, setsRestoreText,
+  FrameReader, Msg, RECORD_BYTES, ReplicationServer, StandbyClient, encode, incompatible, parseRulesPayload, replication, rulesPayload, setsRestoreText,
   type Hello,
 } from './standby';
 
@@ -114,6 +115,13 @@ test('a standby follows the active: full sync, then rule, set and connection cha
       [['10.0.0.1', '10.0.0.2', 40000, 443, 'ESTABLISHED', true], ['10.0.0.1', '10.0.0.2', 40001, 443, 'ESTABLISHED', true]]);
     assert.equal(rulesPayload(standby)!.toString().replace(/"generation":\d+/, ''), rulesPayload(active)!.toString().replace(/"generation":\d+/, ''));
     assert.match(standby.sets.saveText(), /add blk 10\.9\.9\.9/);
+    replication.server = server;
+    const m = await renderMetrics(active, { kind: 'none' });
+    replication.server = undefined;
+    assert.match(m, /^flatwall_standby_connected\{role="active"\} 1$/m);
+    assert.match(m, /^flatwall_standby_replica_entries\{role="active"\} 2$/m);
+    assert.match(m, /^flatwall_failovers_total 0$/m);
+    assert.match(m, /^# TYPE flatwall_standby_replication_lag_seconds gauge$/m);
 
     // A connection leaves the active (a flush here; a timeout or RST there): a destroy record follows.
     assert.equal(await active.conntrackFlush({ port: 40000 }), 1);
@@ -140,10 +148,11 @@ test('a standby follows the active: full sync, then rule, set and connection cha
   }
 });
 
-test('a standby of another shape is refused, and never takes over', async () => {
+test('a standby of another shape is refused, never takes over, and cannot fence the active', async () => {
   const active = new Firewall({ ports, ruleFiles: [], workers: 2, conntrackReplicate: true });
   await active.replace(parseIptables(RULES, { file: 'v4', family: 4 }));
-  const server = new ReplicationServer(active, { listen: '127.0.0.1:0', heartbeatMs: 20, intervalMs: 5, onFenced: () => undefined });
+  let fenced = 0;
+  const server = new ReplicationServer(active, { listen: '127.0.0.1:0', heartbeatMs: 20, intervalMs: 5, onFenced: () => fenced++ });
   await server.start();
   const standby = new Firewall({ ports, ruleFiles: [], workers: 1 });
   let took = false;
@@ -155,6 +164,23 @@ test('a standby of another shape is refused, and never takes over', async () => 
     assert.equal(server.stats.connected, false);
     assert.equal(standby.ruleset, undefined);
     assert.equal(took, false);
+    // A refused peer's takeover notice is not heard; nor a huge first frame.
+    const raw = createConnection({ host: '127.0.0.1', port: server.address!.port });
+    await new Promise((r) => raw.on('connect', r));
+    const bad: Hello = { proto: 1, role: 'standby', workers: 1, ports: 2, conntrack: true, endian: endianness(), recordBytes: RECORD_BYTES };
+    raw.on('error', () => undefined);
+    raw.write(encode(Msg.Hello, 0n, Buffer.from(JSON.stringify(bad))));
+    await new Promise((r) => setTimeout(r, 100));
+    raw.write(encode(Msg.Takeover, 0n));
+    await new Promise((r) => setTimeout(r, 200));
+    raw.destroy();
+    const big = createConnection({ host: '127.0.0.1', port: server.address!.port });
+    await new Promise((r) => big.on('connect', r));
+    const h = Buffer.alloc(16);
+    h.writeUInt32LE(1 << 20, 0);
+    big.write(h);
+    await new Promise((r) => big.on('close', r));
+    assert.equal(fenced, 0);
   } finally {
     client.stop();
     await server.close();

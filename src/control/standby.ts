@@ -55,7 +55,8 @@ import type { Firewall } from './firewall';
 export const PROTOCOL_VERSION = 1;
 export const RECORD_BYTES = 48;
 const HEADER = 16;
-const MAX_FRAME = 256 * 1024 * 1024;
+const MAX_FRAME = 256 * 1024 * 1024; // a million rules as text fit
+const MAX_HELLO = 64 * 1024; // until the handshake is done
 const DUMP_CHUNK = 21845 * RECORD_BYTES; // ~1 MB per CT_DUMP message
 // A standby that reads slower than the changes come: past this much unsent,
 // changes are dropped and a full sync follows once it has caught up
@@ -101,12 +102,14 @@ export function encode(type: Msg, seq: bigint, payload: Buffer = Buffer.alloc(0)
 /** Splits a byte stream into frames; throws on a frame over MAX_FRAME (a confused or hostile peer). */
 export class FrameReader {
   private buf: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+  /** The largest frame accepted (small until the peer has said who it is). */
+  max = MAX_FRAME;
   push(chunk: Buffer): { type: Msg; seq: bigint; payload: Buffer }[] {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     const out = [];
     while (this.buf.length >= HEADER) {
       const len = this.buf.readUInt32LE(0);
-      if (len > MAX_FRAME) throw new Error(`replication: frame of ${len} bytes refused`);
+      if (len > this.max) throw new Error(`replication: frame of ${len} bytes refused`);
       if (this.buf.length < HEADER + len) break;
       out.push({ type: this.buf.readUInt8(4) as Msg, seq: this.buf.readBigUInt64LE(8), payload: this.buf.subarray(HEADER, HEADER + len) });
       this.buf = this.buf.subarray(HEADER + len);
@@ -129,8 +132,8 @@ function sameToken(a: string | undefined, b: string | undefined): boolean {
 export function incompatible(ours: Hello, peer: Hello): string | undefined {
   if (peer.proto !== PROTOCOL_VERSION) return `protocol ${peer.proto}, this flatwall speaks ${PROTOCOL_VERSION}`;
   if (peer.endian !== ours.endian || peer.recordBytes !== ours.recordBytes) return 'another byte order or record layout';
-  if (peer.workers !== ours.workers) return `${peer.workers} workers, the active has ${ours.workers} (the fanout gives flows to workers by their count)`;
-  if (peer.ports !== ours.ports) return `${peer.ports} ports, the active has ${ours.ports}`;
+  if (peer.workers !== ours.workers) return `the peer has ${peer.workers} workers, this process ${ours.workers} (the fanout gives flows to workers by their count)`;
+  if (peer.ports !== ours.ports) return `the peer has ${peer.ports} ports, this process ${ours.ports}`;
   if (peer.conntrack !== ours.conntrack) return 'conntrack on one side only';
   return undefined;
 }
@@ -250,6 +253,7 @@ export class ReplicationServer {
     s.setNoDelay(true);
     const peer = new Peer(this, s, this.fw, this.stats);
     const reader = new FrameReader();
+    reader.max = MAX_HELLO;
     let greeted = false;
     s.on('data', (chunk) => {
       let frames;
@@ -279,6 +283,7 @@ export class ReplicationServer {
             s.end(encode(Msg.Refused, 0n, Buffer.from(JSON.stringify({ error: why }))));
             return;
           }
+          reader.max = MAX_FRAME;
           // One standby: a new one (a restarted standby) replaces the old.
           if (this.peer) this.peer.close('replaced by a new standby connection');
           this.peer = peer;
@@ -287,6 +292,9 @@ export class ReplicationServer {
           void peer.fullSync('connect');
           continue;
         }
+        // Only the current standby is heard: a refused or replaced one
+        // must not fence this process or ask for resyncs.
+        if (this.peer !== peer) return;
         peer.onMessage(f.type, f.seq, f.payload);
       }
     });
@@ -493,6 +501,7 @@ export class StandbyClient {
     s.setNoDelay(true);
     this.s = s;
     const reader = new FrameReader();
+    reader.max = MAX_HELLO;
     let greeted = false;
     let everConnected = false;
     s.on('connect', () => {
@@ -509,15 +518,22 @@ export class StandbyClient {
         return;
       }
       for (const f of frames) {
+        if (this.tookOver) return;
         if (!greeted) {
           greeted = true;
-          const h = JSON.parse(f.payload.toString('utf8')) as Hello;
-          const why = incompatible(this.hello(), h);
+          let h: Hello;
+          try {
+            h = JSON.parse(f.payload.toString('utf8')) as Hello;
+          } catch {
+            h = { proto: -1 } as Hello;
+          }
+          const why = f.type !== Msg.Hello || h.role !== 'active' ? 'the peer did not greet as an active' : incompatible(this.hello(), h);
           if (why) {
             log('error', 'cannot stand by for this active', { reason: why });
             s.destroy();
             return;
           }
+          reader.max = MAX_FRAME;
           this.stats.connected = true;
           this.lastMessage = performance.now();
           this.expected = 1n;
@@ -651,7 +667,9 @@ export class StandbyClient {
     log('warn', 'active lost', { of: this.opts.of, reason, replicaEntries: this.fw.conntrackCount().entries, lastSeq: this.stats.lastSeq });
     // Fencing: an active that is only hung reads this when it wakes up.
     this.sendCtl(Msg.Takeover);
-    this.s?.end();
+    const s = this.s;
+    s?.end();
+    setTimeout(() => s?.destroy(), 1000).unref();
     if (this.watchdog) clearInterval(this.watchdog);
     await this.rulesApplying;
     this.stats.failovers++;
