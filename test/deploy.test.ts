@@ -268,6 +268,7 @@ test('helm: standby.enabled adds a second container naming the first as its acti
   assert.deepEqual(validateDocs(docs), []);
   const pod = daemonSet(docs).spec.template.spec;
   assert.deepEqual(pod.containers.map((c: { name: string }) => c.name), ['flatwall', 'flatwall-standby']);
+  assert.equal(pod.shareProcessNamespace, true, 'the standby sees whether a silent active still runs');
   const [a, b] = pod.containers.map((c: { args: string[] }) => parse(c.args.slice(1), RUN_OPTIONS, false).values);
   // The same ports, rules and workers: the fanout gives flows to workers by their count and order.
   for (const k of ['port', 'rules', 'workers', 'watch-rules'] as const) assert.deepEqual(a[k], b[k], k);
@@ -292,5 +293,6 @@ test('helm: standby.enabled adds a second container naming the first as its acti
   // Disabled (the default): one container, none of the replication flags.
   const one = daemonSet(await renderChart(loadChart(CHART), { name: 'flatwall', namespace: 'flatwall', values: TOKEN_SECRET })).spec.template.spec;
   assert.equal(one.containers.length, 1);
+  assert.equal(one.shareProcessNamespace, undefined);
   assert.ok(!one.containers[0].args.some((x: string) => /replication|standby/.test(x)));
 });

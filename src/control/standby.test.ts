@@ -8,11 +8,13 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { endianness } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { Firewall } from './firewall';
 import { renderMetrics } from './metrics';
 import { parseIptables } from '../rules/iptables/parse';
 import {
-  FrameReader, Msg, RECORD_BYTES, ReplicationServer, StandbyClient, encode, incompatible, parseRulesPayload, replication, rulesPayload, setsRestoreText,
+  FrameReader, Msg, RECORD_BYTES, ReplicationServer, StandbyClient, encode, incompatible, parseRulesPayload, processAlive, replication, rulesPayload,
+  selfIdent, setsRestoreText,
   type Hello,
 } from './standby';
 
@@ -241,3 +243,69 @@ test('against a scripted active: a sequence gap asks for a resync, silence past 
     await new Promise<void>((r) => srv.close(() => r()));
   }
 });
+
+test('silence from an active that is alive (same PID namespace, not stopped) is not a takeover; a stopped one is', async () => {
+  const me = selfIdent();
+  assert.equal(processAlive(me), true);
+  assert.equal(processAlive({ ...me, startTicks: '1' }), false, 'a reused PID is another process');
+  assert.equal(processAlive({ ...me, pidNs: 'pid:[1]' }), false, 'another PID namespace cannot be seen');
+  assert.equal(processAlive({ pid: me.pid }), false);
+  const standby = new Firewall({ ports, ruleFiles: [], workers: 1 });
+  let ident: Partial<Hello> = me;
+  let sock: Socket | undefined;
+  const srv = createServer((s) => {
+    sock = s;
+    const reader = new FrameReader();
+    s.on('data', (chunk) => {
+      for (const f of reader.push(chunk)) {
+        if (f.type !== Msg.Hello) continue;
+        const h: Hello = { proto: 1, role: 'active', workers: 1, ports: 2, conntrack: true, endian: endianness(), recordBytes: RECORD_BYTES, ...ident };
+        s.write(encode(Msg.Hello, 0n, Buffer.from(JSON.stringify(h))));
+        s.write(encode(Msg.SyncBegin, 1n));
+        s.write(encode(Msg.Rules, 2n, Buffer.from(JSON.stringify({ generation: 1, tables: [{ family: 4, text: RULES }] }))));
+        s.write(encode(Msg.SyncEnd, 3n));
+      }
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  const takeovers: string[] = [];
+  const client = new StandbyClient(standby, { of: `127.0.0.1:${port}`, timeoutMs: 100, onTakeover: async (reason) => void takeovers.push(reason) });
+  try {
+    client.start();
+    await until('the replica', () => client.ready);
+    // Silent for 6 timeouts, but the process it names (this one) runs: no takeover.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(takeovers.length, 0, takeovers.join());
+    // A stopped process (its PID's state T) is taken over: here, a child we stop.
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    await until('the child', () => processAlive({ pid: child.pid, pidNs: me.pidNs, startTicks: readStart(child.pid!) }));
+    ident = { pid: child.pid, pidNs: me.pidNs, startTicks: readStart(child.pid!) };
+    client.stop();
+    sock?.destroy();
+    const client2 = new StandbyClient(standby, { of: `127.0.0.1:${port}`, timeoutMs: 100, onTakeover: async (reason) => void takeovers.push(reason) });
+    try {
+      client2.start();
+      await until('the second replica', () => client2.ready);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(takeovers.length, 0, 'the child runs');
+      child.kill('SIGSTOP');
+      await until('the takeover of a stopped active', () => takeovers.length === 1, 3000);
+      assert.match(takeovers[0], /no message from the active/);
+    } finally {
+      client2.stop();
+      child.kill('SIGKILL');
+    }
+  } finally {
+    client.stop();
+    sock?.destroy();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
+function readStart(pid: number): string {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return s.slice(s.lastIndexOf(')') + 2).split(' ')[19];
+}

@@ -46,6 +46,7 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { endianness } from 'node:os';
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { log } from './log';
 import { parseIptables } from '../rules/iptables/parse';
 import { printTable } from '../rules/iptables/print';
@@ -89,6 +90,48 @@ export interface Hello {
   heartbeatMs?: number;
   token?: string; // sha256 hex of the shared token
   probe?: boolean; // only asks whether this is an active (probeActive)
+  /** The active's process, for a standby in the same PID namespace (processAlive). */
+  pid?: number;
+  pidNs?: string;
+  startTicks?: string;
+}
+
+/** This process as /proc names it: its PID namespace and start time (field 22 of /proc/PID/stat). */
+export function selfIdent(): { pid: number; pidNs?: string; startTicks?: string } {
+  try {
+    return { pid: process.pid, pidNs: readlinkSync('/proc/self/ns/pid'), startTicks: procStat(process.pid)?.startTicks };
+  } catch {
+    return { pid: process.pid };
+  }
+}
+
+function procStat(pid: number): { state: string; startTicks: string } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the command name in parentheses: field 3 (state) onwards; field 22 is the start time.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0], startTicks: f[19] };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the active named by its greeting is a live process this standby
+ * can see (same PID namespace, same start time: not a reused PID) that is
+ * neither stopped nor a zombie. A silent but live active is slow (its
+ * JavaScript thread held by a long garbage collection: seconds at a million
+ * rules, bench/results/update-health.md), not dead.
+ */
+export function processAlive(h: Pick<Hello, 'pid' | 'pidNs' | 'startTicks'>): boolean {
+  if (!h.pid || !h.pidNs || !h.startTicks) return false;
+  try {
+    if (readlinkSync('/proc/self/ns/pid') !== h.pidNs) return false;
+  } catch {
+    return false;
+  }
+  const st = procStat(h.pid);
+  return st !== undefined && st.startTicks === h.startTicks && !['T', 't', 'Z', 'X', 'x'].includes(st.state);
 }
 
 export function encode(type: Msg, seq: bigint, payload: Buffer = Buffer.alloc(0)): Buffer {
@@ -223,13 +266,14 @@ export class ReplicationServer {
   private drainTimer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private lostSeen = 0;
+  private readonly ident = selfIdent();
   address: { host: string; port: number } | undefined;
 
   constructor(private readonly fw: Firewall, private readonly opts: ActiveOptions) {}
 
   hello(): Hello {
     const c = this.fw.replicationShape();
-    return { proto: PROTOCOL_VERSION, role: 'active', ...c, endian: endianness(), recordBytes: RECORD_BYTES, heartbeatMs: this.opts.heartbeatMs };
+    return { proto: PROTOCOL_VERSION, role: 'active', ...c, endian: endianness(), recordBytes: RECORD_BYTES, heartbeatMs: this.opts.heartbeatMs, ...this.ident };
   }
 
   async start(): Promise<void> {
@@ -476,6 +520,8 @@ export class StandbyClient {
   private inSync = false;
   private rulesApplying: Promise<unknown> = Promise.resolve();
   private rulesOk = false;
+  private active: Hello | undefined;
+  private silentAlive = false;
 
   constructor(private readonly fw: Firewall, private readonly opts: StandbyOptions) {}
 
@@ -534,6 +580,7 @@ export class StandbyClient {
             return;
           }
           reader.max = MAX_FRAME;
+          this.active = h;
           this.stats.connected = true;
           this.lastMessage = performance.now();
           this.expected = 1n;
@@ -656,9 +703,27 @@ export class StandbyClient {
     if (!this.stats.connected || this.tookOver) return;
     const idle = performance.now() - this.lastMessage;
     this.stats.lagSeconds = idle / 1000;
-    if (idle > this.opts.timeoutMs && this.ready) {
-      void this.takeover(`no message from the active for ${Math.round(idle)} ms`, this.lastMessage + this.opts.timeoutMs);
+    if (this.silentAlive && idle <= this.opts.timeoutMs) {
+      this.silentAlive = false;
+      log('info', 'the active speaks again', {});
     }
+    if (idle <= this.opts.timeoutMs || !this.ready) return;
+    // Timers run before the poll phase reads the sockets: after a stall of
+    // this process, messages may be waiting. Decide after they are read.
+    setImmediate(() => {
+      const still = performance.now() - this.lastMessage;
+      if (still <= this.opts.timeoutMs || this.tookOver || !this.stats.connected) return;
+      if (this.active && processAlive(this.active)) {
+        if (!this.silentAlive) {
+          this.silentAlive = true;
+          log('warn', 'the active is silent but alive; not taking over (it is taken over when it exits, is stopped, or its connection ends)', {
+            silentMs: Math.round(still), pid: this.active.pid,
+          });
+        }
+        return;
+      }
+      void this.takeover(`no message from the active for ${Math.round(still)} ms`, this.lastMessage + this.opts.timeoutMs);
+    });
   }
 
   private async takeover(reason: string, lostAt: number): Promise<void> {

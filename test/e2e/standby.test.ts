@@ -99,4 +99,32 @@ describe('hot standby: connections survive kill -9 of the active', { skip, timeo
       await lab.close();
     }
   });
+
+  test('a stopped active (SIGSTOP) is taken over after the timeout; woken up, it reads the notice and exits 1', async () => {
+    const lab = StandbyLab.create('fwsbs', 1);
+    try {
+      await lab.startServer();
+      const a1 = lab.replAddr();
+      const active = await lab.active('active', a1);
+      const standby = await lab.standby('standby', a1, undefined, ['--standby-timeout', '300']);
+      await lab.startClient(2, 1024, 2, 120);
+      await sleep(800);
+      const from = standby.lines.length;
+      active.signal('SIGSTOP');
+      const take = await logLine(standby, 'takeover', 10_000, from);
+      assert.match(String(take.reason), /no message from the active for \d+ ms/);
+      const g = await lab.growth(1000);
+      assert.ok(g.length === 2 && g.every((x) => x > 0), `flows after the takeover of a stopped active: ${JSON.stringify(g)}`);
+      active.signal('SIGCONT');
+      const exit = await Promise.race([active.exited, sleep(10_000).then(() => undefined)]);
+      assert.ok(exit, 'the woken active exits');
+      assert.equal(exit!.code, 1);
+      assert.ok(active.lines.some((l) => l.includes('the standby took over')), active.lines.slice(-5).join('\n'));
+      const g2 = await lab.growth(1000);
+      assert.ok(g2.every((x) => x > 0), `flows after the old active left: ${JSON.stringify(g2)}`);
+      assert.deepEqual(lab.server!.lines.map(parseLine).filter((j) => j?.event === 'end' || j?.event === 'error'), []);
+    } finally {
+      await lab.close();
+    }
+  });
 });
