@@ -392,6 +392,7 @@ class Peer {
   private readonly sent: { seq: bigint; at: number }[] = [];
   private acked = 0n;
   private behind = false;
+  private again: string | undefined; // a resync asked for while one ran (its dump may predate the reason)
 
   constructor(private readonly server: ReplicationServer, private readonly s: Socket, private readonly fw: Firewall, private readonly stats: ReplicationStats) {}
 
@@ -450,7 +451,10 @@ class Peer {
   }
 
   async fullSync(why: string): Promise<void> {
-    if (this.syncing) return;
+    if (this.syncing) {
+      this.again = why;
+      return;
+    }
     this.syncing = true;
     this.pending = [];
     const t0 = performance.now();
@@ -470,6 +474,9 @@ class Peer {
       this.pending = [];
       for (const b of queued) this.events(b);
     }
+    const again = this.again;
+    this.again = undefined;
+    if (again && !this.s.destroyed) await this.fullSync(again);
   }
 
   onMessage(type: Msg, _seq: bigint, payload: Buffer): void {
