@@ -200,7 +200,7 @@ struct Timeouts {
 // (the replication handshake refuses a peer of another byte order).
 enum RecordOp : uint8_t { kRecNew = 1, kRecUpdate = 2, kRecDestroy = 3 };
 struct Record;
-constexpr uint32_t kEventRingSize = 4096;  // per worker
+constexpr uint32_t kEventRingSize = 16384;  // per worker: 768 KB, ~3M records/s at a 5 ms drain
 
 struct Config {
   uint32_t limit = 262144;  // entries this table may hold
