@@ -122,7 +122,7 @@ function microBench(dir: string): Record<string, unknown> | undefined {
   if (!haveCommand('g++')) return undefined;
   const bin = join(dir, 'ct_bench');
   execFileSync('g++', ['-std=c++17', '-O3', `-I${join(root, 'native')}`, '-pthread', '-o', bin,
-    join(root, 'native/test/ct_bench.cc'), join(root, 'native/conntrack/conntrack.cc')]);
+    join(root, 'native/test/ct_bench.cc'), join(root, 'native/conntrack/conntrack.cc'), join(root, 'native/conntrack/conncount.cc')]);
   return JSON.parse(execFileSync(bin, [String(quick ? 100_000 : 1_000_000), '2'], { encoding: 'utf8' }));
 }
 

@@ -44,7 +44,7 @@ const dir = path.join(root, 'build-fuzz');
 // Per target: the longest input libFuzzer makes (the seed images are
 // ~10-25 KB; frames need a little over 1232 + headers for the ICMPv6 quote
 // limit).
-const MAX_LEN = { parse: 4096, conntrack: 4096, reject: 4096, image: 65536, tableset: 8192 };
+const MAX_LEN = { parse: 4096, conntrack: 4096, ct_import: 4096, reject: 4096, image: 65536, tableset: 8192 };
 
 function parseArgs(argv) {
   const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false };

@@ -251,9 +251,48 @@ test('helm: values.schema.json refuses values flatwall or the chart cannot use',
     ['a ring of 8 frames', { io: { ringFrames: 8 } }],
     ['an attachment name that would break the annotation', { ports: [{ interface: 'net1', attachment: "a'b", config: '' }, base.ports[1]] }],
     ['a short token', { api: { token: { value: 'short' } } }],
+    ['one replication port for both containers', { standby: { enabled: true, replicationPorts: [7401, 7401], apiPort: 9441, heartbeatMs: 50, timeoutMs: 150 } }],
+    ['a standby timeout of 0', { standby: { enabled: true, timeoutMs: 0 } }],
   ];
   for (const [what, v] of bad) {
     const values = { ...TOKEN_SECRET, ...v };
     await assert.rejects(renderChart(chart, { name: 'flatwall', namespace: 'flatwall', values }), (e: Error) => e instanceof ValuesError, what);
   }
+});
+
+test('helm: standby.enabled adds a second container naming the first as its active, and each other', async () => {
+  const docs = await renderChart(loadChart(CHART), {
+    name: 'flatwall', namespace: 'flatwall',
+    values: { ...TOKEN_SECRET, workers: 2, standby: { enabled: true, replicationPorts: [7501, 7502], apiPort: 9442, heartbeatMs: 40, timeoutMs: 200 } },
+  });
+  assert.deepEqual(validateDocs(docs), []);
+  const pod = daemonSet(docs).spec.template.spec;
+  assert.deepEqual(pod.containers.map((c: { name: string }) => c.name), ['flatwall', 'flatwall-standby']);
+  assert.equal(pod.shareProcessNamespace, true, 'the standby sees whether a silent active still runs');
+  const [a, b] = pod.containers.map((c: { args: string[] }) => parse(c.args.slice(1), RUN_OPTIONS, false).values);
+  // The same ports, rules and workers: the fanout gives flows to workers by their count and order.
+  for (const k of ['port', 'rules', 'workers', 'watch-rules'] as const) assert.deepEqual(a[k], b[k], k);
+  assert.equal(a['replication-listen'], '127.0.0.1:7501');
+  assert.equal(a['standby-of'], '127.0.0.1:7502');
+  assert.equal(a['active-unless-peer'], true);
+  assert.equal(b['replication-listen'], '127.0.0.1:7502');
+  assert.equal(b['standby-of'], '127.0.0.1:7501');
+  assert.equal(b['active-unless-peer'], undefined);
+  for (const v of [a, b]) {
+    assert.equal(v['heartbeat-interval'], '40');
+    assert.equal(v['standby-timeout'], '200');
+  }
+  // Two API listeners in one network namespace: distinct ports and names, each container probed on its own.
+  assert.equal(a['api-listen'], '0.0.0.0:9440');
+  assert.equal(b['api-listen'], '0.0.0.0:9442');
+  assert.notEqual(a['api-socket'], b['api-socket']);
+  const names = pod.containers.flatMap((c: { ports: { name: string }[] }) => c.ports.map((p) => p.name));
+  assert.equal(new Set(names).size, names.length);
+  assert.deepEqual(pod.containers[1].readinessProbe.httpGet, { path: '/ready', port: 'api-standby' });
+  assert.deepEqual(pod.containers[1].livenessProbe.httpGet, { path: '/health', port: 'api-standby' });
+  // Disabled (the default): one container, none of the replication flags.
+  const one = daemonSet(await renderChart(loadChart(CHART), { name: 'flatwall', namespace: 'flatwall', values: TOKEN_SECRET })).spec.template.spec;
+  assert.equal(one.containers.length, 1);
+  assert.equal(one.shareProcessNamespace, undefined);
+  assert.ok(!one.containers[0].args.some((x: string) => /replication|standby/.test(x)));
 });

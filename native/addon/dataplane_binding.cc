@@ -175,6 +175,7 @@ DataplaneConfig ParseConfig(Napi::Env env, const Napi::Value& arg) {
   c.drop_l4_truncated = Bool(o, "dropL4Truncated", c.drop_l4_truncated);
   c.ndp_bypass = Bool(o, "ndpBypass", c.ndp_bypass);
   c.flow_cache = U32(o, "flowCache", c.flow_cache);
+  c.ct_replicate = Bool(o, "conntrackReplicate", false);
   // Host mode: ["ADDR/PLEN", ...] (dataplane/host.h).
   const Napi::Value host = o.Get("hostAddrs");
   if (!host.IsUndefined() && !host.IsNull()) {
@@ -597,6 +598,10 @@ class ConntrackWorker : public PromiseWorker {
       case ConntrackCommand::Op::kDelete:
         deferred_.Resolve(Napi::Boolean::New(env, cmd_->count > 0));
         break;
+      case ConntrackCommand::Op::kExport:
+        deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(cmd_->records.data()),
+                                                      cmd_->records.size() * sizeof(ct::Record)));
+        break;
     }
   }
 
@@ -612,6 +617,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                        {InstanceMethod("setRules", &DataplaneWrap::SetRules),
                         InstanceMethod("applyEdits", &DataplaneWrap::ApplyEdits),
                         InstanceMethod("start", &DataplaneWrap::Start),
+                        InstanceMethod("prepare", &DataplaneWrap::Prepare),
                         InstanceMethod("stop", &DataplaneWrap::Stop),
                         InstanceMethod("counters", &DataplaneWrap::Counters),
                         InstanceMethod("health", &DataplaneWrap::Health),
@@ -621,6 +627,10 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
                         InstanceMethod("conntrackFlush", &DataplaneWrap::ConntrackFlush),
                         InstanceMethod("conntrackDelete", &DataplaneWrap::ConntrackDelete),
                         InstanceMethod("matchStates", &DataplaneWrap::MatchStates),
+                        InstanceMethod("ctDrain", &DataplaneWrap::CtDrain),
+                        InstanceMethod("ctExport", &DataplaneWrap::CtExport),
+                        InstanceMethod("ctImport", &DataplaneWrap::CtImport),
+                        InstanceMethod("ctRearm", &DataplaneWrap::CtRearm),
                         InstanceMethod("sets", &DataplaneWrap::Sets)});
   }
 
@@ -671,6 +681,16 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
   Napi::Value Start(const Napi::CallbackInfo& info) {
     try {
       dp_->Start();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
+  }
+
+  // prepare(): a standby's unbound ports, rings mapped (Dataplane::Prepare).
+  Napi::Value Prepare(const Napi::CallbackInfo& info) {
+    try {
+      dp_->Prepare();
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -869,6 +889,58 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     cmd->op = ConntrackCommand::Op::kDelete;
     cmd->tuple = ParseTuple(info.Env(), info[0]);
     return RunConntrack(info.Env(), std::move(cmd));
+  }
+
+  // ---- replication for a hot standby (conntrack.h: Replication) ----
+  // Records are ct::Record, 48 bytes each, host byte order: JS only moves
+  // them between this addon and the peer's (src/control/standby.ts).
+
+  // ctDrain(max) -> { records: Buffer, lost: number (cumulative) }
+  Napi::Value CtDrain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t max = 65536;
+    if (info[0].IsNumber()) max = size_t(std::max(0.0, info[0].As<Napi::Number>().DoubleValue()));
+    std::vector<ct::Record> out;
+    const uint64_t lost = dp_->DrainCtEvents(&out, max);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("records", Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(out.data()),
+                                                 out.size() * sizeof(ct::Record)));
+    r.Set("lost", double(lost));
+    return r;
+  }
+
+  // ctExport() -> Promise<Buffer>: every worker's entries, taken by each
+  // worker at a batch boundary.
+  Napi::Value CtExport(const Napi::CallbackInfo& info) {
+    auto cmd = std::make_unique<ConntrackCommand>();
+    cmd->op = ConntrackCommand::Op::kExport;
+    return RunConntrack(info.Env(), std::move(cmd));
+  }
+
+  // ctImport(records: Buffer, replaceAll: boolean) -> number of records refused.
+  Napi::Value CtImport(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() && !info[0].IsArrayBuffer() && !info[0].IsBuffer())
+      throw Napi::TypeError::New(env, "ctImport: records must be a Buffer");
+    const std::vector<uint8_t> bytes = Bytes(env, info[0], "ctImport: records");
+    if (bytes.size() % sizeof(ct::Record) != 0)
+      throw Napi::RangeError::New(env, "ctImport: records must be whole 48-byte records");
+    std::vector<ct::Record> recs(bytes.size() / sizeof(ct::Record));
+    if (!recs.empty()) std::memcpy(static_cast<void*>(recs.data()), bytes.data(), bytes.size());
+    try {
+      return Napi::Number::New(env, double(dp_->ImportCt(recs.data(), recs.size(), info[1].ToBoolean().Value())));
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  Napi::Value CtRearm(const Napi::CallbackInfo& info) {
+    try {
+      dp_->RearmCt();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    return info.Env().Undefined();
   }
 
   // Every live state of a stateful match (extensions/state.h): kind, key,

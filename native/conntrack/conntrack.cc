@@ -200,7 +200,8 @@ bool Filter::Matches(const Entry& e) const {
 
 Table::Table(const Config& c)
     : timeouts_(c.timeouts), tcp_loose_(c.tcp_loose), limit_(c.limit ? c.limit : 1),
-      related_(c.related_index), related_mask_(c.related_mask), conncount_(c.conncount) {
+      related_(c.related_index), related_mask_(c.related_mask), conncount_(c.conncount),
+      events_(c.events) {
   seed_ = c.seed ? c.seed : std::random_device{}();
   const uint32_t slots = std::max<uint32_t>(kSlotsPerBucket * kProbeBuckets,
                                             NextPow2(uint64_t(limit_) * 3 / 2));
@@ -272,7 +273,22 @@ Entry* Table::Find(const Key& k, uint32_t hash, uint64_t now_ns) {
   return nullptr;
 }
 
+// One record into the worker's ring: no lock, no syscall; a full ring is
+// counted and the consumer resyncs (see conntrack.h: Replication).
+void Table::Emit(RecordOp op, const Entry& e) {
+  if (!events_) return;
+  Record r;
+  r.key = e.key;
+  r.flags = uint8_t(e.flags & (kOrigIsA | kSeenReply | kAssured));
+  r.tcp_state = e.tcp_state;
+  r.op = op;
+  r.worker = 0;
+  r.packets = e.packets > 0xffffffffull ? 0xffffffffu : uint32_t(e.packets);
+  if (!events_->Push(r)) stats_.repl_lost.Inc();
+}
+
 void Table::Remove(Entry* e) {
+  Emit(kRecDestroy, *e);
   if (conncount_ && (e->counted[0] | e->counted[1])) conncount_->Release(e);
   Unpublish(e->key);
   e->flags = 0;
@@ -370,7 +386,9 @@ void Table::Track(const uint8_t* frame, const ParsedFrame& pf, uint8_t zone, uin
   ++e->packets;
   // ICMP: a request is original, a reply is reply; otherwise by endpoint.
   const bool reply = icmp ? !request : (a_is_src != bool(e->flags & kOrigIsA));
+  const uint8_t flags_before = e->flags;
   if (reply) e->flags |= kSeenReply | (udp || !icmp ? kAssured : 0);
+  if (e->flags != flags_before) Emit(kRecUpdate, *e);
   const bool seen = e->flags & kSeenReply;
   r->state = (reply || seen) ? kCtEstablished : kCtNew;
   uint32_t t = udp ? (seen ? timeouts_.udp_stream : timeouts_.udp) : icmp ? timeouts_.icmp : timeouts_.generic;
@@ -403,6 +421,7 @@ void Table::TrackTcp(const ParsedFrame& pf, const KeyCommon& kc, const Key& key,
       // RST itself keeps the state it has now; the next packet finds nothing.
       bool kill = false;
       if (next != sIG) {
+        const uint8_t flags_before = e->flags;
         kill = index == kRst && !(e->flags & kSeenReply);
         if (reply) e->flags |= kSeenReply;
         if (next == kTcpEstablished && (old == kTcpSynRecv || old == kTcpEstablished))
@@ -411,6 +430,7 @@ void Table::TrackTcp(const ParsedFrame& pf, const KeyCommon& kc, const Key& key,
         e->expires_ns = Deadline(now_ns, timeouts_.tcp[next]);
         // nf_conncount's already_closed: connlimit counts it no more.
         if (conncount_ && (next == kTcpTimeWait || next == kTcpClose)) conncount_->Release(e);
+        if (next != old || e->flags != flags_before) Emit(kRecUpdate, *e);
       }
       r->state = (reply || (e->flags & kSeenReply)) ? kCtEstablished : kCtNew;
       if (kill) Remove(e);
@@ -556,6 +576,7 @@ bool Table::Commit(const Result& r, uint64_t now_ns) {
   ++count_;
   stats_.entries.v.store(count_, std::memory_order_relaxed);
   stats_.insert.Inc();
+  Emit(kRecNew, *free);
   return true;
 }
 
@@ -641,6 +662,89 @@ bool Table::Delete(const FlowView& t) {
   if (!e) return false;
   Remove(e);
   return true;
+}
+
+// ---- replication (conntrack.h: Replication) ----
+
+uint32_t Table::TimeoutOf(const Entry& e) const {
+  const Key& k = e.key;
+  if (k.proto == net::kProtoTcp) return timeouts_.tcp[e.tcp_state < kTcpStateCount ? e.tcp_state : kTcpEstablished];
+  if (k.proto == net::kProtoUdp || k.proto == 136) return (e.flags & kSeenReply) ? timeouts_.udp_stream : timeouts_.udp;
+  if (k.kind) return timeouts_.icmp;
+  return timeouts_.generic;
+}
+
+void Table::Export(uint64_t now_ns, std::vector<Record>* out) const {
+  for (uint32_t i = 0; i <= mask_; ++i) {
+    const Entry& e = slots_[i];
+    if (!(e.flags & kUsed) || Expired(e, now_ns)) continue;
+    Record r;
+    r.key = e.key;
+    r.flags = uint8_t(e.flags & (kOrigIsA | kSeenReply | kAssured));
+    r.tcp_state = e.tcp_state;
+    r.op = kRecNew;
+    r.worker = 0;
+    r.packets = e.packets > 0xffffffffull ? 0xffffffffu : uint32_t(e.packets);
+    out->push_back(r);
+  }
+}
+
+namespace {
+// A record from the network: only what Track itself could have stored.
+bool RecordValid(const Record& r) {
+  const Key& k = r.key;
+  if (k.family != 4 && k.family != 6) return false;
+  if (k.family == 4 && (k.a[1] | k.a[2] | k.a[3] | k.b[1] | k.b[2] | k.b[3])) return false;
+  if (k.kind > 4) return false;
+  if (r.flags & ~uint8_t(kOrigIsA | kSeenReply | kAssured)) return false;
+  if (k.proto == net::kProtoTcp ? (r.tcp_state == kTcpNone || r.tcp_state >= kTcpStateCount) : r.tcp_state != 0)
+    return false;
+  return r.op == kRecNew || r.op == kRecUpdate || r.op == kRecDestroy;
+}
+}  // namespace
+
+bool Table::Import(const Record& r) {
+  if (!RecordValid(r)) return false;
+  const uint32_t hash = Hash(r.key);  // our own seed: the active's differs
+  Entry* e = Find(r.key, hash, 0);    // at time 0 nothing has expired
+  EventRing* const events = events_;
+  events_ = nullptr;  // an import is not a change of ours to publish
+  bool ok = true;
+  if (r.op == kRecDestroy) {
+    if (e) Remove(e);
+  } else if (e) {
+    e->flags = uint8_t(kUsed | r.flags);
+    e->tcp_state = r.tcp_state;
+    e->packets = r.packets;
+  } else {
+    Result p;
+    p.pending = true;
+    Entry& n = p.entry;
+    n.key = r.key;
+    n.hash = hash;
+    n.flags = uint8_t(kUsed | r.flags);
+    n.tcp_state = r.tcp_state;
+    n.counted[0] = n.counted[1] = 0;
+    n.expires_ns = UINT64_MAX;  // until Rearm: the replica does not age
+    n.packets = r.packets;
+    ok = Commit(p, 0);
+  }
+  events_ = events;
+  return ok;
+}
+
+void Table::Clear() {
+  EventRing* const events = events_;
+  events_ = nullptr;
+  Flush(Filter{});
+  events_ = events;
+}
+
+void Table::Rearm(uint64_t now_ns) {
+  for (uint32_t i = 0; i <= mask_; ++i) {
+    Entry& e = slots_[i];
+    if (e.flags & kUsed) e.expires_ns = Deadline(now_ns, TimeoutOf(e));
+  }
 }
 
 }  // namespace ct

@@ -117,6 +117,32 @@
 //   64-bit collision under a random seed. An expired flow stays in the index
 //   until its table removes it (lookup, insert or GC).
 //
+// Replication (a hot standby: src/control/standby.ts, docs/API.md)
+//   With Config::events set, the table publishes every change of an entry
+//   as a Record (the entry's whole replicated state, never a delta) into its
+//   worker's SPSC ring (dataplane/log_ring.h): kRecNew when Commit stores it,
+//   kRecUpdate when a packet changes its TCP state or its reply/assured
+//   flags, kRecDestroy when it leaves the table for any reason (timeout,
+//   RST, a SYN reusing a TIME_WAIT tuple, early drop, flush, delete). A
+//   packet that only refreshes the timeout or counts publishes nothing:
+//   conntrackd replicates ctnetlink's events, which the kernel raises on
+//   new, destroyed and changed (state, status) conntracks, not on a timer
+//   refresh, and keeps them on the backup in its "external cache" until a
+//   failover commits them (conntrack-tools doc/manual/conntrack-tools.tmpl,
+//   "committing external cache"; src/sync-mode.c). A full ring loses the record
+//   and counts it (Stats::repl_lost): the consumer then asks for a full
+//   resync (Export). Because every record is the entry's whole state,
+//   replaying in order any stretch of a worker's records that starts
+//   before an Export was taken gives the table's state after the last one:
+//   a key's final value is its last record, or the export's when it has
+//   none since. The replica (Import) holds entries that never expire while
+//   it stands by (nothing on the backup runs timers, as conntrackd's
+//   external cache); Rearm gives each the full timeout of its state at
+//   takeover, as conntrackd's commit gives entries a fresh timeout
+//   (CommitTimeout, src/cache-ct.c cache_ct_commit_step). Not replicated:
+//   packet counts beyond the record's, and connlimit tags (an imported entry
+//   counts for no connlimit rule).
+//
 // Complexity: Track/Commit O(1) (at most 8 slot compares + one insert, or a
 // cuckoo step of at most 32 compares), Gc O(budget), List/Flush O(capacity).
 // Memory: 64 bytes per slot, capacity = next power of two >= 1.5 * limit,
@@ -131,6 +157,7 @@
 #include <vector>
 
 #include "dataplane/counters.h"
+#include "dataplane/log_ring.h"
 #include "dataplane/parse.h"
 
 namespace flatwall {
@@ -168,6 +195,13 @@ struct Timeouts {
   static const char* const kNames[];  // null-terminated list of the names above
 };
 
+// One replicated entry: what a standby needs to take a flow over (its key,
+// direction, TCP state, reply and assured flags), 48 bytes, host byte order
+// (the replication handshake refuses a peer of another byte order).
+enum RecordOp : uint8_t { kRecNew = 1, kRecUpdate = 2, kRecDestroy = 3 };
+struct Record;
+constexpr uint32_t kEventRingSize = 16384;  // per worker: 768 KB, ~3M records/s at a 5 ms drain
+
 struct Config {
   uint32_t limit = 262144;  // entries this table may hold
   Timeouts timeouts;
@@ -179,6 +213,8 @@ struct Config {
   uint32_t related_mask = 0;
   // The connlimit counters (conncount.h) entries may be tagged by, or null.
   ConnCount* conncount = nullptr;
+  // Where changes are published for a standby (see Replication), or null.
+  SpscRing<Record, kEventRingSize>* events = nullptr;
 };
 
 // Canonical flow key, embedded in the entry. 40 bytes.
@@ -212,6 +248,17 @@ struct alignas(64) Entry {
 };
 static_assert(sizeof(Entry) == 64, "one cache line per entry");
 
+struct Record {
+  Key key;
+  uint8_t flags;      // kOrigIsA | kSeenReply | kAssured
+  uint8_t tcp_state;
+  uint8_t op;         // RecordOp; kRecNew in an export
+  uint8_t worker;     // the table's worker (set by the dataplane)
+  uint32_t packets;   // at the time of the record, saturated
+};
+static_assert(sizeof(Record) == 48, "replication record layout");
+using EventRing = SpscRing<Record, kEventRingSize>;
+
 // Counters of one table (single writer: its worker). Names follow
 // node_exporter's nf_conntrack collectors (node_nf_conntrack_entries,
 // node_nf_conntrack_stat_{found,invalid,ignore,insert,insert_failed,drop,
@@ -226,6 +273,7 @@ struct Stats {
   Counter drop;           // packets dropped because of insert_failed
   Counter early_drop;     // non-assured entries evicted to make room
   Counter expired;        // entries removed by timeout (lazy or Gc)
+  Counter repl_lost;      // replication records lost to a full ring
 };
 
 // What Track found out about one packet.
@@ -279,6 +327,19 @@ class Table {
   size_t Flush(const Filter& f);
   bool Delete(const FlowView& tuple);
 
+  // Replication (see above). Export appends every live entry as kRecNew.
+  // Import applies one record (new/update: insert or overwrite the entry,
+  // never expiring until Rearm; destroy: remove it); false for a record
+  // that is malformed or finds the table full. Rearm gives every entry the
+  // full timeout of its state from now. All three: owner only, like List.
+  void Export(uint64_t now_ns, std::vector<Record>* out) const;
+  bool Import(const Record& r);
+  void Rearm(uint64_t now_ns);
+  // Removes every entry without publishing it (a replica's full resync).
+  void Clear();
+  // The timeout of an entry's state, in seconds (as Track would set it).
+  uint32_t TimeoutOf(const Entry& e) const;
+
   const Stats& stats() const { return stats_; }
   uint32_t limit() const { return limit_; }
   uint32_t capacity() const { return mask_ + 1; }
@@ -318,6 +379,8 @@ class Table {
   std::atomic<uint64_t>* related_;  // shared, not owned; null with one table
   uint32_t related_mask_;
   ConnCount* conncount_;            // shared, not owned; null without connlimit
+  EventRing* events_;               // not owned; null unless replicating
+  void Emit(RecordOp op, const Entry& e);
 };
 
 // Fills `key` (canonical) from an original-direction tuple; returns whether

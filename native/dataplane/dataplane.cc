@@ -66,6 +66,7 @@ struct alignas(64) Dataplane::WorkerState {
   TokenBucket bucket;  // worker-private
   LogRing logs;
   std::unique_ptr<ct::Table> ct;   // this worker's flows; null when conntrack is off
+  std::unique_ptr<ct::EventRing> ct_events;  // its changes for a standby; null unless ct_replicate
   FlowCache cache;                 // worker-private
   // Control mailbox: the control thread stores a command and signals
   // cmd_fd; the worker runs it at a batch boundary and clears `cmd`.
@@ -127,6 +128,10 @@ Dataplane::Dataplane(DataplaneConfig config) : config_(std::move(config)) {
       c.related_index = related_.get();
       c.related_mask = related_size_ ? related_size_ - 1 : 0;
       c.conncount = conncount_.get();
+      if (config_.ct_replicate) {
+        ws.ct_events = std::make_unique<ct::EventRing>();
+        c.events = ws.ct_events.get();
+      }
       ws.ct = std::make_unique<ct::Table>(c);
     }
     ws.cmd_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -167,6 +172,39 @@ std::string CapabilityHint() {
 }
 
 }  // namespace
+
+namespace {
+io::AfPacketOptions AfOptions(const PortConfig& p, const DataplaneConfig& c) {
+  io::AfPacketOptions o;
+  o.frame_size = p.frame_size;
+  o.rx_frames = o.tx_frames = p.ring_frames;
+  o.qdisc_bypass = c.qdisc_bypass;
+  o.tx_ring = c.tx_ring;
+  o.promisc = c.promisc;
+  return o;
+}
+}  // namespace
+
+void Dataplane::Prepare() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("dataplane: already started");
+  if (!prepared_.empty()) return;
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> queues;
+  io::ScopedNetCaps caps;
+  try {
+    for (const auto& p : config_.ports) {
+      // AF_XDP sockets cannot be bound ahead: the active's hold the queues.
+      // They open at Start (UMEM, bind, attach: milliseconds); an auto
+      // port prepares its AF_PACKET fall-back.
+      if (p.kind == PortKind::kTap || p.kind == PortKind::kAfXdp) queues.emplace_back();
+      else queues.push_back(io::PrepareAfPacketPort(p.name, config_.workers, AfOptions(p, config_)));
+    }
+  } catch (const std::system_error& e) {
+    if (e.code().value() != EPERM) throw;
+    throw std::runtime_error(std::string(e.what()) + " (" + CapabilityHint() + ")");
+  }
+  prepared_ = std::move(queues);
+}
 
 void Dataplane::Start() {
   std::lock_guard<std::mutex> lock(life_mu_);
@@ -226,17 +264,17 @@ void Dataplane::Start() {
           note("tap");
         } else if (!queues[i].empty()) {
           note("afxdp");
+        } else if (i < prepared_.size() && !prepared_[i].empty()) {
+          // A standby's prepared sockets (Prepare): binding them is all that is left.
+          io::ActivateAfPacketPort(prepared_[i], config_.promisc);
+          queues[i] = std::move(prepared_[i]);
+          note("afpacket");
         } else {
-          io::AfPacketOptions o;
-          o.frame_size = p.frame_size;
-          o.rx_frames = o.tx_frames = p.ring_frames;
-          o.qdisc_bypass = config_.qdisc_bypass;
-          o.tx_ring = config_.tx_ring;
-          o.promisc = config_.promisc;
-          queues[i] = io::OpenAfPacketPort(p.name, config_.workers, o);
+          queues[i] = io::OpenAfPacketPort(p.name, config_.workers, AfOptions(p, config_));
           note("afpacket");
         }
       }
+      prepared_.clear();  // auto ports that opened as AF_XDP drop theirs
       for (size_t k = 0; k < kinds.size(); ++k) choice.io += (k ? "," : "") + kinds[k];
     } catch (const std::system_error& e) {
       if (e.code().value() != EPERM) throw;
@@ -476,9 +514,16 @@ CountersSnapshot Dataplane::Counters(bool with_rules) {
 // ---- conntrack control -----------------------------------------------------
 
 namespace {
-// One command on one table; `now_ns` for listings.
-void ApplyCommand(ct::Table& t, ConntrackCommand* c, uint64_t now_ns) {
+// One command on one table (worker `w`'s); `now_ns` for listings.
+void ApplyCommand(ct::Table& t, ConntrackCommand* c, uint64_t now_ns, uint32_t w) {
   switch (c->op) {
+    case ConntrackCommand::Op::kExport: {
+      const size_t from = c->records.size();
+      t.Export(now_ns, &c->records);
+      for (size_t i = from; i < c->records.size(); ++i) c->records[i].worker = uint8_t(w);
+      c->count += c->records.size() - from;
+      break;
+    }
     case ConntrackCommand::Op::kList:
       if (c->rows.size() < c->limit) c->count += t.List(c->filter, c->limit - c->rows.size(), now_ns, &c->rows);
       break;
@@ -496,9 +541,10 @@ void Dataplane::Conntrack(ConntrackCommand* cmd) {
   if (!config_.conntrack) return;
   std::lock_guard<std::mutex> ctl(ct_mu_);     // one command at a time
   std::lock_guard<std::mutex> lock(life_mu_);  // workers neither start nor stop meanwhile
-  for (auto& ws : workers_) {
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    WorkerState* ws = workers_[w].get();
     if (!running_) {
-      ApplyCommand(*ws->ct, cmd, MonoNs());
+      ApplyCommand(*ws->ct, cmd, MonoNs(), w);
       continue;
     }
     ws->cmd.store(cmd, std::memory_order_release);
@@ -512,6 +558,49 @@ void Dataplane::Conntrack(ConntrackCommand* cmd) {
 IoChoice Dataplane::io_choice() {
   std::lock_guard<std::mutex> lock(life_mu_);
   return io_choice_;
+}
+
+uint64_t Dataplane::DrainCtEvents(std::vector<ct::Record>* out, size_t max) {
+  std::lock_guard<std::mutex> lock(repl_mu_);
+  uint64_t lost = 0;
+  for (uint32_t w = 0; w < workers_.size(); ++w) {
+    WorkerState& ws = *workers_[w];
+    if (!ws.ct_events) continue;
+    if (out->size() < max) {
+      ws.ct_events->Drain(
+          [out, w](const ct::Record& r) {
+            out->push_back(r);
+            out->back().worker = uint8_t(w);
+          },
+          uint32_t(std::min<size_t>(max - out->size(), UINT32_MAX)));
+    }
+    lost += ws.ct->stats().repl_lost.Get();
+  }
+  return lost;
+}
+
+size_t Dataplane::ImportCt(const ct::Record* records, size_t n, bool replace_all) {
+  if (!config_.conntrack) return n;
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("conntrack import: only into a stopped dataplane (a standby's)");
+  if (replace_all)
+    for (auto& ws : workers_) ws->ct->Clear();
+  size_t refused = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const ct::Record& r = records[i];
+    if (r.worker >= workers_.size() || r.key.zone >= config_.ports.size() / 2 ||
+        !workers_[r.worker]->ct->Import(r))
+      ++refused;
+  }
+  return refused;
+}
+
+void Dataplane::RearmCt() {
+  if (!config_.conntrack) return;
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (running_) throw std::logic_error("conntrack rearm: only while the dataplane is stopped");
+  const uint64_t now = MonoNs();
+  for (auto& ws : workers_) ws->ct->Rearm(now);
 }
 
 HealthSnapshot Dataplane::Health() {
@@ -693,7 +782,7 @@ void Dataplane::RunWorker(uint32_t w) {
     if (ConntrackCommand* cmd = ws.cmd.load(std::memory_order_acquire)) {
       uint64_t v;
       (void)!read(ws.cmd_fd, &v, sizeof v);
-      ApplyCommand(*ct, cmd, mono_ns);
+      ApplyCommand(*ct, cmd, mono_ns, w);
       ws.cmd.store(nullptr, std::memory_order_release);
     }
     if (ct) ct->Gc(mono_ns, gc_budget);

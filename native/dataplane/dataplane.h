@@ -124,6 +124,9 @@ struct DataplaneConfig {
   // a bridge, every IP frame walks FORWARD. Also what -m addrtype calls
   // LOCAL and BROADCAST (extensions/addrtype.h).
   ext::HostAddrs host;
+  // Hot standby (conntrack.h: Replication): the workers publish conntrack
+  // changes into per-worker rings that DrainCtEvents empties.
+  bool ct_replicate = false;
 };
 
 // Conntrack counters summed over workers (node_exporter's nf_conntrack names).
@@ -186,12 +189,13 @@ struct HealthSnapshot {
 
 // A control operation on the conntrack tables (see Dataplane::Conntrack).
 struct ConntrackCommand {
-  enum class Op : uint8_t { kList, kFlush, kDelete } op = Op::kList;
+  enum class Op : uint8_t { kList, kFlush, kDelete, kExport } op = Op::kList;
   ct::Filter filter;        // kList, kFlush
   size_t limit = 0;         // kList: at most this many rows in total
   ct::FlowView tuple;       // kDelete: original or reply direction tuple
   std::vector<ct::FlowView> rows;  // kList result
   size_t count = 0;         // rows listed, entries flushed or deleted
+  std::vector<ct::Record> records;  // kExport result, every worker's entries (Record::worker set)
 };
 
 class Dataplane {
@@ -205,6 +209,12 @@ class Dataplane {
   // arriving from now on are read by a running worker. Throws on failure
   // (nothing left open).
   void Start();
+  // A hot standby's half of Start: creates the AF_PACKET ports' sockets and
+  // maps their rings, unbound (they receive nothing), so that the Start of
+  // a takeover only binds them (io::ActivateAfPacketPort) and starts the
+  // workers. TAP ports are opened by Start (opening one attaches it). Throws
+  // like Start; a second call is a no-op.
+  void Prepare();
   // Stops and joins the workers, closes the sockets/TAP fds (a TAP device
   // we created disappears with its last fd). Idempotent. Blocking.
   void Stop();
@@ -256,6 +266,18 @@ class Dataplane {
   // conntrack is off.
   void Conntrack(ConntrackCommand* cmd);
 
+  // Replication for a hot standby (conntrack.h: Replication; ct_replicate).
+  // DrainCtEvents moves up to `max` queued records into *out (each with its
+  // worker index) and returns how many records were lost to full rings
+  // since the dataplane began (the consumer resyncs when it grows); one
+  // consumer at a time. ImportCt applies records to the tables of their
+  // workers and RearmCt gives every entry a fresh timeout: both only while
+  // the dataplane is stopped (a standby's), else std::logic_error; ImportCt
+  // returns the records refused (malformed, unknown worker, table full).
+  uint64_t DrainCtEvents(std::vector<ct::Record>* out, size_t max);
+  size_t ImportCt(const ct::Record* records, size_t n, bool replace_all);
+  void RearmCt();
+
   const DataplaneConfig& config() const { return config_; }
 
   // The IP sets `-m set` rules test (native/sets/set_store.h): workers call
@@ -284,6 +306,9 @@ class Dataplane {
   // The XDP programs of AF_XDP ports: destroyed (detached) after the queues.
   std::vector<std::unique_ptr<io::XdpRedirect>> xdp_programs_;
   IoChoice io_choice_;
+  // Prepare's unbound AF_PACKET queues, [port][worker] (empty for TAP and
+  // AF_XDP ports, which open at Start), until Start.
+  std::vector<std::vector<std::unique_ptr<io::Queue>>> prepared_;
   // Shared conntrack existence index (several workers only); declared
   // before workers_ so that it outlives the tables pointing into it.
   std::unique_ptr<std::atomic<uint64_t>[]> related_;
@@ -315,6 +340,7 @@ class Dataplane {
   std::mutex start_mu_;
   std::condition_variable start_cv_;
   uint64_t logs_dropped_reported_ = 0;
+  std::mutex repl_mu_;  // one replication consumer at a time
 };
 
 }  // namespace flatwall

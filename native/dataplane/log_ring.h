@@ -1,5 +1,7 @@
 // LOG events: a fixed-size single-producer single-consumer ring per worker,
-// and the token bucket that rate-limits what goes into it.
+// and the token bucket that rate-limits what goes into it. The same ring
+// carries the conntrack changes a hot standby replicates
+// (conntrack.h: Replication).
 //
 // The worker (producer) never blocks and never allocates: an event that
 // finds the bucket empty or the ring full is counted (log_rate_limited /
@@ -29,12 +31,12 @@ struct LogEvent {
   uint8_t fragment;    // 1 for a later fragment (no ports)
 };
 
-template <uint32_t N>
+template <typename T, uint32_t N>
 class SpscRing {
   static_assert((N & (N - 1)) == 0, "power of two");
 
  public:
-  bool Push(const LogEvent& e) {
+  bool Push(const T& e) {
     const uint32_t h = head_.load(std::memory_order_relaxed);
     if (h - tail_.load(std::memory_order_acquire) == N) return false;
     slots_[h & (N - 1)] = e;
@@ -56,11 +58,11 @@ class SpscRing {
  private:
   alignas(64) std::atomic<uint32_t> head_{0};
   alignas(64) std::atomic<uint32_t> tail_{0};
-  alignas(64) LogEvent slots_[N];
+  alignas(64) T slots_[N];
 };
 
 constexpr uint32_t kLogRingSize = 1024;  // per worker
-using LogRing = SpscRing<kLogRingSize>;
+using LogRing = SpscRing<LogEvent, kLogRingSize>;
 
 // Token bucket over a caller-supplied clock (the batch timestamp): `rate`
 // events per second, bursts up to one second's worth (at least 1).

@@ -325,8 +325,8 @@ uint64_t AfPacketQueue::TakeKernelDrops() {
   return st.tp_drops + tx;  // the kernel resets the counters on read
 }
 
-std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, uint32_t queues,
-                                                     const AfPacketOptions& o) {
+std::vector<std::unique_ptr<Queue>> PrepareAfPacketPort(const std::string& ifname, uint32_t queues,
+                                                        const AfPacketOptions& o) {
   const int ifindex = int(if_nametoindex(ifname.c_str()));
   if (ifindex == 0) Fail(ifname, "no such interface");
   const RingGeometry rx = PlanRing(o.frame_size, o.rx_frames);
@@ -336,7 +336,6 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
     Fail(ifname, "frame size");
   }
   std::vector<std::unique_ptr<Queue>> out;
-  int group = -1;
   for (uint32_t q = 0; q < queues; ++q) {
     std::unique_ptr<AfPacketQueue> s(new AfPacketQueue());
     s->ifname_ = ifname;
@@ -364,9 +363,25 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
     s->map_ = MapRings(s->fd_, s->map_len_, ifname);
     s->rx_slots_ = AfPacketQueue::MapSlots(s->map_, rx);
     if (o.tx_ring) s->tx_slots_ = AfPacketQueue::MapSlots(s->map_ + rx.bytes(), tx);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void ActivateAfPacketPort(std::vector<std::unique_ptr<Queue>>& queues, bool promisc) {
+  int group = -1;
+  for (auto& q : queues) {
+    AfPacketQueue* s = static_cast<AfPacketQueue*>(q.get());
+    const std::string& ifname = s->ifname_;
+    // The name's index now: a standby prepared before the interface was
+    // recreated binds to the new one.
+    const int ifindex = int(if_nametoindex(ifname.c_str()));
+    if (ifindex == 0) Fail(ifname, "no such interface");
+    s->ifindex_ = ifindex;
+    const RingGeometry& rx = s->rx_;
     Bind(s->fd_, ifindex, ifname);
-    if (o.promisc) JoinPromisc(s->fd_, ifindex, ifname);
-    if (queues > 1) {
+    if (promisc) JoinPromisc(s->fd_, ifindex, ifname);
+    if (queues.size() > 1) {
       group = JoinFanout(s->fd_, group, ifname);
       // Frames that arrived between bind and the fanout join were delivered
       // to this socket outside the group (another worker may get them too):
@@ -378,8 +393,13 @@ std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, 
         s->RxRelease(n);
       (void)s->TakeKernelDrops();
     }
-    out.push_back(std::move(s));
   }
+}
+
+std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, uint32_t queues,
+                                                     const AfPacketOptions& o) {
+  std::vector<std::unique_ptr<Queue>> out = PrepareAfPacketPort(ifname, queues, o);
+  ActivateAfPacketPort(out, o.promisc);
   return out;
 }
 

@@ -111,8 +111,9 @@ class AfPacketQueue final : public Queue {
   static constexpr uint32_t kScratchSlot = 2048;
 
  private:
-  friend std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string&, uint32_t,
-                                                              const AfPacketOptions&);
+  friend std::vector<std::unique_ptr<Queue>> PrepareAfPacketPort(const std::string&, uint32_t,
+                                                                 const AfPacketOptions&);
+  friend void ActivateAfPacketPort(std::vector<std::unique_ptr<Queue>>&, bool);
   AfPacketQueue() = default;
   // Frames are laid out block by block: a block holds block_size /
   // frame_size frames and its tail is unused, so frame i is NOT at
@@ -151,6 +152,15 @@ class AfPacketQueue final : public Queue {
 // naming the step that failed.
 std::vector<std::unique_ptr<Queue>> OpenAfPacketPort(const std::string& ifname, uint32_t queues,
                                                      const AfPacketOptions& options);
+
+// The same in two steps, for a hot standby that must not receive before it
+// takes over but should then forward at once: Prepare creates the sockets
+// and maps their rings (the slow part: MAP_POPULATE of every ring page) but
+// binds none, so they receive nothing; Activate binds them (to the index the
+// name has then), joins promiscuous mode and the fanout group, in order.
+std::vector<std::unique_ptr<Queue>> PrepareAfPacketPort(const std::string& ifname, uint32_t queues,
+                                                        const AfPacketOptions& options);
+void ActivateAfPacketPort(std::vector<std::unique_ptr<Queue>>& queues, bool promisc);
 
 }  // namespace io
 }  // namespace flatwall

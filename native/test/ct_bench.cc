@@ -3,7 +3,7 @@
 // by `npm run bench:conntrack` (bench/conntrack.ts), or by hand:
 //
 //   g++ -std=c++17 -O3 -Inative -pthread -o /tmp/ct_bench native/test/ct_bench.cc
-//       native/conntrack/conntrack.cc
+//       native/conntrack/conntrack.cc native/conntrack/conncount.cc
 //   /tmp/ct_bench [flows=1000000] [threads=2]
 //
 // Prints one JSON object: for N distinct UDP flows in a table sized for
@@ -15,7 +15,13 @@
 //                   (the least a shared table with a lock would pay);
 //   per_worker_Nt   N threads, each with its own table (aggregate);
 //   mutex_Nt        N threads sharing one table behind a mutex (aggregate).
+//   per_worker_replicating  one thread, its own table publishing its
+//                   changes for a hot standby (conntrack.h: Replication)
+//                   into its ring, which another thread drains as the
+//                   control thread does (every record a new flow or its
+//                   first reply: one per insert and one per first lookup).
 // Plus memory per allowed entry (slots * 64 B / limit).
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -186,10 +192,32 @@ int main(int argc, char** argv) {
     return sum;
   };
   const Rates pw = parallel(false), mt = parallel(true);
+  Rates repl;
+  uint64_t drained = 0, lost = 0;
+  {
+    auto ring = std::make_unique<ct::EventRing>();
+    ct::Config c = Cfg(n);
+    c.events = ring.get();
+    ct::Table t(c);
+    std::atomic<bool> done{false};
+    std::thread consumer([&] {
+      while (!done.load(std::memory_order_relaxed)) {
+        if (!ring->Drain([&](const ct::Record&) { ++drained; }, 1u << 16)) std::this_thread::yield();
+      }
+      drained += ring->Drain([](const ct::Record&) {}, 1u << 20);
+    });
+    NoLock nl;
+    repl = Phases(t, nl, flows, order);
+    done.store(true);
+    consumer.join();
+    lost = t.stats().repl_lost.Get();
+  }
   Print("per_worker", solo, true);
   Print("mutex_1thread", locked, true);
   Print("per_worker_Nt", pw, true);
-  Print("mutex_Nt", mt, false);
-  std::printf("}\n");
+  Print("mutex_Nt", mt, true);
+  Print("per_worker_replicating", repl, true);
+  std::printf("  \"replication_records\": %llu,\n  \"replication_records_lost\": %llu\n}\n", (unsigned long long)drained,
+              (unsigned long long)lost);
   return 0;
 }

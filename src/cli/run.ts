@@ -16,6 +16,31 @@ import { useSetStore } from '../sets/registry';
 import { EXIT_ERRORS, EXIT_OK, UsageError, familyFlag, parse } from './args';
 import { CONNTRACK_HELP, CONNTRACK_OPTIONS, conntrackConfig } from './conntrack-options';
 import { HOST_HELP, HOST_OPTIONS, hostAddrs } from './host-options';
+import { ReplicationServer, StandbyClient, probeActive, replication, parseAddr } from '../control/standby';
+import { readFileSync } from 'node:fs';
+import { errnoText } from '../rules/load';
+
+const STANDBY_HELP = `Hot standby (docs/API.md, "Hot standby"):
+      --replication-listen A:P  serve a standby on TCP ADDR:PORT: the rules, the
+                          IP sets and every connection, as they change
+      --standby-of A:P    run as the hot standby of the active serving there: keep
+                          its rules, sets and connections, ports closed, and take
+                          the ports over when it dies (its connection ends, or
+                          nothing arrives for --standby-timeout). Needs the same
+                          ports in the same order and the same --workers. The
+                          --rules files, if given, are what SIGHUP and
+                          --watch-rules reload after a takeover
+      --active-unless-peer  with --standby-of and --rules: start as the active
+                          unless the --standby-of address answers as an active
+                          (a restarted former active then becomes the standby of
+                          the process that took over; deploy/helm)
+      --replication-token-file F  a shared secret (first line of F) both sides must
+                          present
+      --heartbeat-interval MS  the active's heartbeat period (default 50)
+      --replication-interval MS  how often the active sends connection changes
+                          (default 5)
+      --standby-timeout MS  take over after this long without a message (default 150)
+`;
 
 export const RUN_HELP = `Usage: flatwall run --port IF --port IF --rules FILE [OPTIONS]
 
@@ -101,7 +126,7 @@ Options:
                           without the rules, as link-scope traffic with hop
                           limit 255 (RFC 4861) that a bridge must not break
                           (default: NDP is judged by the FORWARD rules)
-${CONNTRACK_HELP}${HOST_HELP}  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
+${CONNTRACK_HELP}${HOST_HELP}${STANDBY_HELP}  -c, --restore-counters  seed per-rule counters from the files' [packets:bytes]
 ${API_HELP}  -h, --help              show this help
 
 Exit status: 0 after a clean stop, 1 on errors (bad rules, ports that cannot
@@ -140,6 +165,13 @@ export const RUN_OPTIONS = {
   '6': { type: 'boolean', short: '6' },
   ...HOST_OPTIONS,
   'restore-counters': { type: 'boolean', short: 'c' },
+  'replication-listen': { type: 'string' },
+  'standby-of': { type: 'string' },
+  'active-unless-peer': { type: 'boolean' },
+  'replication-token-file': { type: 'string' },
+  'heartbeat-interval': { type: 'string', default: '50' },
+  'replication-interval': { type: 'string', default: '5' },
+  'standby-timeout': { type: 'string', default: '150' },
   ...API_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -177,7 +209,8 @@ export async function runRun(argv: string[]): Promise<number> {
     }
   }
   if (ports.length < 2 || ports.length % 2 !== 0) throw new UsageError('run needs ports in pairs: at least two --port/--tap');
-  if (!values.rules?.length && !values.snapshot) throw new UsageError('--rules FILE or --snapshot FILE is required');
+  const standbyOf = values['standby-of'];
+  if (!values.rules?.length && !values.snapshot && !standbyOf) throw new UsageError('--rules FILE or --snapshot FILE is required (or --standby-of ADDR:PORT)');
   if (values['watch-rules'] && !values.rules?.length) throw new UsageError('--watch-rules needs --rules FILE (the files it watches)');
   const ruleFamily = familyFlag(values);
   const int = (name: string, v: string | undefined, min: number) => {
@@ -200,6 +233,30 @@ export async function runRun(argv: string[]): Promise<number> {
     if (!/^-?\d+$/.test(v) || n < -20 || n > 19) throw new UsageError(`--${name} must be an integer in -20..19, got "${v}"`);
     return n;
   };
+  for (const f of ['replication-listen', 'standby-of'] as const) {
+    if (values[f] === undefined) continue;
+    try {
+      parseAddr(values[f]!, `--${f}`);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  const heartbeatMs = int('heartbeat-interval', values['heartbeat-interval'], 1)!;
+  const replIntervalMs = int('replication-interval', values['replication-interval'], 1)!;
+  const standbyTimeoutMs = int('standby-timeout', values['standby-timeout'], 1)!;
+  if (standbyOf && !values['active-unless-peer'] && values['ipset']?.length) throw new UsageError('--standby-of takes the IP sets from the active: --ipset is not allowed');
+  if (values['active-unless-peer'] && (!standbyOf || !(values.rules?.length || values.snapshot))) {
+    throw new UsageError('--active-unless-peer needs --standby-of ADDR:PORT and --rules FILE (or --snapshot FILE)');
+  }
+  let replToken: string | undefined;
+  if (values['replication-token-file']) {
+    try {
+      replToken = readFileSync(values['replication-token-file'], 'utf8').split('\n')[0].trim();
+    } catch (err) {
+      throw new UsageError(`--replication-token-file: ${errnoText(err as NodeJS.ErrnoException)}`);
+    }
+    if (!replToken) throw new UsageError('--replication-token-file: the first line is empty');
+  }
   const workerNice = nice('worker-nice');
   const buildNice = nice('build-nice');
 
@@ -211,6 +268,7 @@ export async function runRun(argv: string[]): Promise<number> {
   // rules load (or right after the "ready" line) stops cleanly once the
   // start-up is done, instead of killing the process half-way.
   let stopping: string | undefined;
+  let requestStop: (why: string) => void = () => undefined;
   const stopRequested = new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       if (stopping) return;
@@ -218,12 +276,17 @@ export async function runRun(argv: string[]): Promise<number> {
       log('info', 'stopping', { signal: sig });
       resolve();
     };
+    requestStop = stop;
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
   let started = false;
+  let fenced = false;
+  // A standby's rules are the active's until it takes over.
+  let standingBy = false;
   process.on('SIGHUP', () => {
-    if (started) void fw.reload();
+    if (standingBy) log('warn', 'SIGHUP ignored: standing by (the rules are the active\'s until a takeover)');
+    else if (started) void fw.reload();
     else log('warn', 'SIGHUP during start-up ignored');
   });
   let fw: Firewall;
@@ -256,11 +319,69 @@ export async function runRun(argv: string[]): Promise<number> {
       // [packets:bytes] of the files are not in a snapshot: -c loads the files.
       rulesCache: values['rules-cache'] && !values['restore-counters'] ? new RulesCache(values['rules-cache']) : undefined,
       maxRules,
+      conntrackReplicate: values['replication-listen'] !== undefined,
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.
     api = await startApi(fw, apiConf);
     // Sets before rules: -m set rules must find the sets they name.
     useSetStore(fw.sets);
+    const serve = () => {
+      if (!values['replication-listen']) return Promise.resolve();
+      const srv = new ReplicationServer(fw, {
+        listen: values['replication-listen'], heartbeatMs, intervalMs: replIntervalMs, token: replToken,
+        onFenced: () => {
+          fenced = true;
+          requestStop('fenced: the standby took over');
+        },
+      });
+      replication.server = srv;
+      return srv.start();
+    };
+    // A process named with --rules and --standby-of: the standby of an
+    // active that answers, else the active (a pair naming each other).
+    const asStandby = standbyOf !== undefined && (!values['active-unless-peer'] ||
+      await probeActive(standbyOf, { proto: 1, role: 'standby', ...fw.replicationShape(), endian: '', recordBytes: 0 }, 1000));
+    if (asStandby) {
+      const client = new StandbyClient(fw, {
+        of: standbyOf!, timeoutMs: standbyTimeoutMs, token: replToken,
+        onTakeover: async (reason, lostAt) => {
+          const detectedMs = performance.now() - lostAt;
+          fw.ctRearm();
+          fw.start();
+          standingBy = false;
+          replication.failovers++;
+          log('warn', 'takeover', {
+            reason, pid: process.pid,
+            // From the loss of the active (its connection's end, or the last message + the timeout) to ports up.
+            msSinceLoss: +(performance.now() - lostAt).toFixed(2), detectMs: +detectedMs.toFixed(2),
+            entries: fw.conntrackCount().entries, generation: fw.status.generation,
+            workersRunning: fw.counters({ rules: false }).workersRunning,
+          });
+          await serve().catch((err) => log('error', 'replication listener after takeover failed', { error: (err as Error).message }));
+          if (watcher) {
+            // The files as they are now: a change from here on reloads them.
+            watcher.remember();
+            watcher.start();
+            log('info', 'watching the rule files', { files: values.rules });
+          }
+        },
+      });
+      replication.client = client;
+      // The slow half of opening the ports now, so the takeover only binds them.
+      fw.prepare();
+      client.start();
+      started = true;
+      standingBy = true;
+      log('info', 'standby', { of: standbyOf, ports: ports.map((p) => `${p.kind}:${p.name}`), workers, pid: process.pid, api: api?.where, timeoutMs: standbyTimeoutMs });
+      await stopRequested;
+      watcher?.close();
+      client.stop();
+      await replication.server?.close();
+      await api?.close();
+      if (fw.dataplaneStarted) await fw.stop();
+      log('info', 'stopped', summary(fw.counters({ rules: false })));
+      return EXIT_OK;
+    }
     if (values.ipset?.length) {
       const r = loadIpsetFiles(fw.sets, values.ipset);
       log('info', 'ip sets loaded', { files: values.ipset, sets: r.sets, elements: r.commands, seconds: r.seconds });
@@ -290,6 +411,7 @@ export async function runRun(argv: string[]): Promise<number> {
       ...(host.length ? { host } : {}),
       ctTcpLoose: ct.conntrackTcpLoose, dropL4Truncated: values['drop-l4-truncated'] ?? false, ndpBypass: values['ndp-bypass'] ?? false,
     });
+    await serve();
   } catch (err) {
     // Not only rule errors quote input (a snapshot's, an ipset file's).
     const message = excerpt(String((err as Error)?.message ?? err), 1024);
@@ -309,10 +431,12 @@ export async function runRun(argv: string[]): Promise<number> {
   await stopRequested;
   watcher?.close();
   if (stats) clearInterval(stats);
+  await replication.server?.close();
   await api?.close();
   await fw.stop();
   log('info', 'stopped', summary(fw.counters({ rules: false })));
-  return EXIT_OK;
+  // A standby took over: this process stopped forwarding because of it.
+  return fenced ? EXIT_ERRORS : EXIT_OK;
 }
 
 /** The snapshot if it is good, else the rule files (if any). */

@@ -59,3 +59,20 @@ test('run --io and --xdp-mode take only their values; --workers auto follows the
   assert.equal(autoWorkers('afxdp', false), 1);
   assert.equal(autoWorkers('afxdp', true), cpus);
 });
+
+test('run: the hot standby flags are checked before anything starts', () => {
+  const cases: [string[], RegExp][] = [
+    [['run', '--port', 'a', '--port', 'b', '--standby-of', 'nope'], /^flatwall run: --standby-of must be ADDR:PORT or \[ADDR\]:PORT, got "nope"\n/],
+    [['run', '--port', 'a', '--port', 'b', '-r', 'x', '--replication-listen', '1.2.3.4'], /^flatwall run: --replication-listen must be ADDR:PORT/],
+    [['run', '--port', 'a', '--port', 'b', '-r', 'x', '--active-unless-peer'], /^flatwall run: --active-unless-peer needs --standby-of ADDR:PORT and --rules FILE/],
+    [['run', '--port', 'a', '--port', 'b', '--standby-of', '127.0.0.1:1', '--standby-timeout', '0'], /^flatwall run: --standby-timeout must be an integer >= 1/],
+    [['run', '--port', 'a', '--port', 'b', '--standby-of', '127.0.0.1:1', '--ipset', 'f'], /^flatwall run: --standby-of takes the IP sets from the active/],
+    [['run', '--port', 'a', '--port', 'b', '--standby-of', '127.0.0.1:1', '--replication-token-file', '/nonexistent/t'], /^flatwall run: --replication-token-file: /],
+    [['run', '--port', 'a', '--port', 'b'], /--standby-of ADDR:PORT/],
+  ];
+  for (const [args, stderr] of cases) {
+    const r = cli(...args);
+    assert.match(r.stderr, stderr, args.join(' '));
+    assert.equal(r.status, 2, args.join(' '));
+  }
+});

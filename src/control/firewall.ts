@@ -88,6 +88,8 @@ export interface FirewallOptions {
   restoreCounters?: boolean;
   /** At most this many rules in a rule set (--max-rules; default: defaultMaxRules(), sized to the heap). */
   maxRules?: number;
+  /** The workers publish conntrack changes for a hot standby (src/control/standby.ts; native conntrack.h: Replication). */
+  conntrackReplicate?: boolean;
 }
 
 /** Which conntrack entries a list or flush applies to (all given fields must match). */
@@ -292,6 +294,7 @@ export class Firewall {
       dropL4Truncated: opts.dropL4Truncated ?? false,
       ndpBypass: opts.ndpBypass ?? false,
       hostAddrs: opts.hostAddrs ?? [],
+      conntrackReplicate: opts.conntrackReplicate ?? false,
     });
     this.sets = new IpsetStore(this.dp.sets());
     // Expired set entries are absent at once; this reclaims their slots
@@ -717,6 +720,11 @@ export class Firewall {
     return this.dp.io() as IoChoice;
   }
 
+  /** A hot standby's ports: sockets and rings ready, unbound (receiving nothing) until start() binds them. */
+  prepare(): void {
+    this.dp.prepare();
+  }
+
   start(): void {
     this.dp.start();
     this.started = true;
@@ -786,6 +794,33 @@ export class Firewall {
   /** Removes one connection; resolves to whether it existed. */
   conntrackDelete(tuple: ConntrackTuple): Promise<boolean> {
     return this.dp.conntrackDelete(tuple);
+  }
+
+  // ---- replication for a hot standby (src/control/standby.ts) ----
+
+  /** What a standby must share with this firewall to take its flows over. */
+  replicationShape(): { workers: number; ports: number; conntrack: boolean } {
+    return { workers: this.opts.workers, ports: this.opts.ports.length, conntrack: this.opts.conntrack ?? true };
+  }
+
+  /** Change records queued by the workers (48 bytes each) and the records lost to full rings so far. */
+  ctDrain(max: number): { records: Buffer; lost: number } {
+    return this.dp.ctDrain(max);
+  }
+
+  /** Every table's entries as records, taken by each worker at a batch boundary. */
+  ctExport(): Promise<Buffer> {
+    return this.dp.ctExport();
+  }
+
+  /** Applies records to a stopped dataplane's tables (a standby's); returns how many were refused. */
+  ctImport(records: Buffer, replaceAll: boolean): number {
+    return this.dp.ctImport(records, replaceAll);
+  }
+
+  /** Fresh timeouts for a replica about to forward (before start()). */
+  ctRearm(): void {
+    this.dp.ctRearm();
   }
 
   private drainLogs(): void {

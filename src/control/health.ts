@@ -12,6 +12,7 @@
 // /ready is 200 only when the rules are active, every port is up and every
 // worker goes round its loop: the pod forwards with the rules it was given.
 import type { Firewall } from './firewall';
+import { replication } from './standby';
 
 export type PartStatus = 'ok' | 'starting' | 'degraded' | 'failed';
 
@@ -68,6 +69,8 @@ export interface HealthReport {
       status: PartStatus; generation: number; metadata?: 'loading';
       lastReload: { ok: boolean; at?: string; error?: string; lastSuccess?: string };
     };
+    /** A hot standby that has not taken over (src/control/standby.ts): its replica, not its (closed) ports. */
+    standby?: { status: PartStatus; connected: boolean; replicaComplete: boolean };
   };
 }
 
@@ -134,8 +137,28 @@ export function evaluateHealth(dp: DataplaneHealth, rules: RulesHealth, started:
 /** The report of a running Firewall. */
 export function firewallHealth(fw: Firewall): HealthReport {
   const s = fw.status;
-  return evaluateHealth(fw.dataplaneHealth(), {
+  const h = evaluateHealth(fw.dataplaneHealth(), {
     generation: s.generation, lastOk: s.lastOk, lastError: s.lastError, lastAttempt: s.lastAttempt, lastSuccess: s.lastSuccess,
     metadataLoading: fw.loadingMetadata,
   }, fw.dataplaneStarted);
+  const c = replication.client;
+  return c && !fw.dataplaneStarted ? standingBy(h, c.stats.connected, c.ready) : h;
+}
+
+/**
+ * A standby keeps its ports closed by design: it is ready (to take over)
+ * once its replica is complete (a full sync done, the replicated rules
+ * active), so a pod with an active and a standby container is Ready when
+ * both do their part.
+ */
+export function standingBy(h: HealthReport, connected: boolean, complete: boolean): HealthReport {
+  const standby = { status: (complete ? 'ok' : 'starting') as PartStatus, connected, replicaComplete: complete };
+  const notReady = complete ? [] : [connected ? 'standby: replica not complete yet' : 'standby: not connected to the active'];
+  return {
+    ...h,
+    status: worst([h.parts.api.status, h.parts.rules.status === 'failed' ? 'failed' : 'ok', standby.status]),
+    ready: complete,
+    notReady,
+    parts: { ...h.parts, standby },
+  };
 }

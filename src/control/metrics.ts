@@ -9,6 +9,7 @@ import { PerformanceObserver, constants as perfConstants, type PerformanceEntry 
 import type { Firewall } from './firewall';
 import { firewallHealth } from './health';
 import { rulePositions } from '../rules/positions';
+import { replication } from './standby';
 
 export type RuleMetricsMode = { kind: 'none' } | { kind: 'top'; k: number } | { kind: 'all' };
 
@@ -278,5 +279,33 @@ export async function renderMetrics(fw: Firewall, mode: RuleMetricsMode): Promis
       for (const id of ids) e.sample(`${P}rule_bytes_total`, counts.get(id)![1], label(id));
     }
   }
+  replicationMetrics(e, P);
   return e.text();
+}
+
+/** The hot standby's series (src/control/standby.ts), in the role this process has now. */
+function replicationMetrics(e: Exposition, P: string): void {
+  const r = replication.server ?? replication.client;
+  if (!r) return;
+  const st = r.stats;
+  const role = { role: st.role };
+  e.family(`${P}standby_connected`, 'gauge', 'Whether the replication peer (the standby of this active, or the active of this standby) is connected.')
+    .sample(`${P}standby_connected`, st.connected ? 1 : 0, role);
+  e.family(`${P}standby_replication_lag_seconds`, 'gauge',
+    'Active: age of the oldest message the standby has not acknowledged (0 when all are). Standby: time since the last message from the active.')
+    .sample(`${P}standby_replication_lag_seconds`, st.lagSeconds, role);
+  e.family(`${P}standby_replication_messages_total`, 'counter', 'Replication messages sent (active) or received (standby).')
+    .sample(`${P}standby_replication_messages_total`, st.messages, role);
+  e.family(`${P}standby_replication_records_total`, 'counter', 'Connection records sent (active) or received (standby) as changes.')
+    .sample(`${P}standby_replication_records_total`, st.records, role);
+  e.family(`${P}standby_resyncs_total`, 'counter', 'Full resyncs (a connect, a sequence gap, records lost to a full ring).')
+    .sample(`${P}standby_resyncs_total`, st.resyncs, role);
+  e.family(`${P}standby_replica_entries`, 'gauge', 'Standby: connections in the replica. Active: connections the last full dump sent.')
+    .sample(`${P}standby_replica_entries`, st.replicaEntries, role);
+  e.family(`${P}standby_records_lost_total`, 'counter', 'Active: change records lost to full worker rings (each forces a resync).')
+    .sample(`${P}standby_records_lost_total`, st.lostRecords, role);
+  e.family(`${P}standby_records_refused_total`, 'counter', 'Standby: records refused by the tables (malformed, or a full table).')
+    .sample(`${P}standby_records_refused_total`, st.refusedRecords, role);
+  e.family(`${P}failovers_total`, 'counter', 'Takeovers this process made as a standby.')
+    .sample(`${P}failovers_total`, replication.failovers);
 }

@@ -36,6 +36,8 @@ export interface RestoreResult {
 
 export class IpsetStore {
   readonly native: NativeSetStore;
+  /** Bumped by every change applied (a standby resends the sets when it moves: src/control/standby.ts). */
+  changes = 0;
   /** How many rules reference a set; the rule compiler's integration sets it (destroy/rename refuse referenced sets, like the kernel). */
   references: (name: string) => number = () => 0;
 
@@ -77,6 +79,7 @@ export class IpsetStore {
     this.checkReferences(commands, where);
     try {
       this.native.restore(commands);
+      this.changes++;
     } catch (err) {
       const e = err as Error & { index?: number };
       if (e.index === undefined || !where[e.index]) throw err;
