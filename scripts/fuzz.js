@@ -39,12 +39,14 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const dir = path.join(root, 'build-fuzz');
+// FLATWALL_FUZZ_BUILD_DIR moves it (e.g. a test run beside a long
+// campaign, whose binaries must not be relinked under it).
+const dir = process.env.FLATWALL_FUZZ_BUILD_DIR ? path.resolve(process.env.FLATWALL_FUZZ_BUILD_DIR) : path.join(root, 'build-fuzz');
 
 // Per target: the longest input libFuzzer makes (the seed images are
 // ~10-25 KB; frames need a little over 1232 + headers for the ICMPv6 quote
 // limit).
-const MAX_LEN = { parse: 4096, conntrack: 4096, reject: 4096, image: 65536, tableset: 8192 };
+const MAX_LEN = { parse: 4096, conntrack: 4096, reject: 4096, image: 65536, tableset: 8192, derive: 2048, sets: 4096 };
 
 function parseArgs(argv) {
   const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false };
