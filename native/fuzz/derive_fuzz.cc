@@ -26,7 +26,10 @@
 // included), the same verdict (rule id and action, the policy with its
 // overridden action), or the hot drop at the first L4 rule a truncated
 // key reaches; the walk may only stop short at its budget by failing
-// closed (kL4HotDropBound).
+// closed (kL4HotDropBound); and the per-rule counters (two workers) that
+// the walks bump, summed over the new generation, equal every count made
+// under any earlier one (generations share them: an edit neither loses
+// nor copies counts).
 // Seeds: a few edit sequences written by hand (insert first / append /
 // delete / replace / policy, chains with RETURN and inlined jumps).
 #include <algorithm>
@@ -374,10 +377,13 @@ std::vector<typename Fam<Rec>::Key> Keys() {
   return keys;
 }
 
+// Walks every key and counts its matched records as a worker does (one of
+// the rule set's workers, by turns), adding the same to `counts`.
 template <typename Rec>
-void Check(const Ruleset& rs, const std::vector<Rec>& flat) {
+void Check(const Ruleset& rs, const std::vector<Rec>& flat, std::vector<uint64_t>* counts) {
   using Key = typename Fam<Rec>::Key;
   static const std::vector<Key> keys = Keys<Rec>();
+  uint32_t worker = 0;
   for (const Key& k : keys) {
     Trail t;
     const RuleCommon* got = rs.Forward(k, t);
@@ -388,6 +394,16 @@ void Check(const Ruleset& rs, const std::vector<Rec>& flat) {
                    got == &kL4HotDrop ? "hot-drop" : got ? "verdict" : "none", got ? got->rule_id : 0, int(ref.end), ref.rule_id);
     }
     FUZZ_CHECK(Agrees(ref, got, t));
+    const RuleCounterView view = rs.counters(worker);
+    worker = (worker + 1) % rs.workers();
+    for (const uint32_t id : t.seen) {
+      if (id >= rs.rule_count()) continue;  // a LOG event (~id)
+      RuleCounter* c = view.find(id);
+      FUZZ_CHECK(c);
+      c->packets.Inc(), c->bytes.Add(100);
+      if (counts->size() <= id) counts->resize(id + 1);
+      (*counts)[id]++;
+    }
   }
 }
 
@@ -448,10 +464,22 @@ struct Harness {
   State done4, done6;          // what the running generation holds per family
   std::unique_ptr<Ruleset> cur;
   uint32_t next_id = 0;
+  std::vector<uint64_t> counts;  // packets per rule id over every generation
 
   void CheckBoth() {
-    Check(*cur, Flatten<RuleRecord4>(base, done4));
-    Check(*cur, Flatten<RuleRecord6>(base, done6));
+    Check(*cur, Flatten<RuleRecord4>(base, done4), &counts);
+    Check(*cur, Flatten<RuleRecord6>(base, done6), &counts);
+    // Every generation derived from one base shares its counters and the
+    // inserted rules' ones: nothing counted before an edit is lost or
+    // counted twice after it.
+    std::vector<uint64_t> packets, bytes;
+    cur->SumCounters(&packets, &bytes);
+    FUZZ_CHECK(packets.size() == cur->rule_count());
+    counts.resize(std::max<size_t>(counts.size(), packets.size()));
+    for (size_t i = 0; i < counts.size(); ++i) {
+      FUZZ_CHECK(i < packets.size() || counts[i] == 0);
+      if (i < packets.size()) FUZZ_CHECK(packets[i] == counts[i] && bytes[i] == 100 * counts[i]);
+    }
   }
 
   void Commit(uint8_t how, uint8_t corrupt) {
@@ -475,6 +503,7 @@ struct Harness {
     }
     FUZZ_CHECK(!bad);
     FUZZ_CHECK(next);
+    FUZZ_CHECK(next->rule_count() == next_id && next->workers() == cur->workers());
     next->generation = cur->generation + 1;
     next->base_generation = cur->base_generation;  // as Dataplane::ApplyEdits sets it
     cur = std::move(next);
@@ -553,7 +582,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   h.next_id = nb + 1;
   const fuzz::Bytes buf = fuzz::Pack(MainRecords<RuleRecord4>(h.base), MainRecords<RuleRecord6>(h.base));
   try {
-    h.cur = Ruleset::Build(buf.data(), buf.size(), {0, 1}, h.next_id, 1);
+    h.cur = Ruleset::Build(buf.data(), buf.size(), {0, 1}, h.next_id, 2);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "derive_fuzz: base refused: %s\n", e.what());
     FUZZ_CHECK(false);  // the harness makes only valid bases

@@ -64,6 +64,8 @@ using RKey = std::tuple<std::array<uint32_t, 4>, uint8_t, uint8_t, uint16_t>;
 struct RVal {
   bool nomatch = false;
   uint64_t expires = 0;  // 0: never
+  std::string comment;   // the extensions, as listed
+  uint64_t packets = 0, bytes = 0;
 };
 
 struct RSet {
@@ -164,7 +166,12 @@ Out RefAdd(RSet& s, const Entry& e, bool exist) {
   RVal v;
   v.nomatch = s.o.type != SetType::kBitmapPort && e.nomatch;
   v.expires = RefExpiry(s, e);
-  s.m[k] = v;  // -exist rewrites flags and timeout (mtype_add)
+  // -exist rewrites flags, timeout and comment (none when not given); the
+  // counters only when given (mtype_add, ip_set_init_comment/_counter).
+  v.comment = e.has_comment ? e.comment : std::string();
+  if (e.has_counters) v.packets = e.packets, v.bytes = e.bytes;
+  else if (live) v.packets = it->second.packets, v.bytes = it->second.bytes;
+  s.m[k] = v;
   return {false, SetErrc::kInvalid, !live};
 }
 
@@ -263,6 +270,9 @@ struct Decoder {
     e.port = b3 & 0x40 ? uint16_t(b0) : kPorts[b3 & 7];
     e.nomatch = b2 & 0x80;
     if (b3 & 0x08) e.has_timeout = true, e.timeout = uint32_t((b3 >> 4) & 3);
+    const uint8_t x = in.U8();  // extensions
+    if (x & 1) e.has_comment = true, e.comment = std::string((x >> 2) & 7, char('a' + (x >> 5)));
+    if (x & 2) e.has_counters = true, e.packets = x >> 2, e.bytes = uint64_t(x) << 6;
     return e;
   }
 };
@@ -329,16 +339,25 @@ struct Harness {
     for (int i = 0; i < 2; ++i) {
       const std::vector<sets::SetInfo> info = st.List(kNames[i], true);
       FUZZ_CHECK(info.size() == 1);
-      std::map<RKey, bool> got, want;
+      // nomatch, timeout left, comment, counters
+      using Listed = std::tuple<bool, bool, uint32_t, bool, std::string, bool, uint64_t, uint64_t>;
+      std::map<RKey, Listed> got, want;
+      const SetOptions& o = ref[i].o;
       for (const Entry& e : info[0].members) {
-        const int words = ref[i].o.family == 6 ? 4 : 1;
-        RKey k = ref[i].o.type == SetType::kBitmapPort
+        const int words = o.family == 6 ? 4 : 1;
+        RKey k = o.type == SetType::kBitmapPort
                      ? RKey{{}, 0, 0, e.port}
                      : RKey{Mask(e.addr, words, 128), e.cidr ? e.cidr : ref[i].host(), e.proto, e.port};
-        FUZZ_CHECK(got.emplace(k, e.nomatch).second);  // no element listed twice
+        const Listed l{e.nomatch, e.has_timeout, e.timeout, e.has_comment, e.comment, e.has_counters, e.packets, e.bytes};
+        FUZZ_CHECK(got.emplace(k, l).second);  // no element listed twice
       }
-      for (const auto& [k, v] : ref[i].m)
-        if (Live(v)) want.emplace(k, v.nomatch);
+      for (const auto& [k, v] : ref[i].m) {
+        if (!Live(v)) continue;
+        // ip_set_timeout_get: whole seconds left, at least 1; 0 = permanent.
+        const uint32_t left = v.expires == 0 ? 0 : std::max<uint32_t>(1, uint32_t((v.expires - g_now) / kSec));
+        want.emplace(k, Listed{v.nomatch, o.has_timeout, o.has_timeout ? left : 0, !v.comment.empty(), v.comment,
+                               o.counters, v.packets, v.bytes});
+      }
       if (got != want)
         std::fprintf(stderr, "sets_fuzz: set %s lists %zu elements, reference %zu\n", kNames[i], got.size(), want.size());
       FUZZ_CHECK(got == want);
@@ -364,6 +383,8 @@ SetOptions DecodeOptions(fuzz::Reader* in, uint8_t family, int type) {
   o.maxelem = kMax[(b0 >> 1) & 7];
   o.has_timeout = b0 & 0x10;
   o.timeout = (b0 >> 5) & 3;
+  o.counters = b1 & 0x40;
+  o.comment = b1 & 0x80;
   if (o.type == SetType::kBitmapPort) {
     o.family = 0;
     o.port_from = kPorts[b1 & 7], o.port_to = kPorts[(b1 >> 3) & 7];
@@ -373,33 +394,52 @@ SetOptions DecodeOptions(fuzz::Reader* in, uint8_t family, int type) {
 }
 
 void WriteSeeds() {
-  // header: type/family byte, then two option bytes per set, then ops
-  // (op byte, then its operands).
-  auto seq = [](uint8_t type, const fuzz::Bytes& ops) {
-    fuzz::Bytes b = {type, 0x19, 0x30, 0x07, 0x30};
-    b.insert(b.end(), ops.begin(), ops.end());
-    return b;
+  // The header (type/family byte, two option bytes per set), then ops:
+  // an op byte and its operands; an element is 5 bytes (DecodeEntry).
+  struct Seq {
+    fuzz::Bytes b;
+    Seq& Op(uint8_t op) { return b.push_back(op), *this; }
+    Seq& U8(uint8_t v) { return b.push_back(v), *this; }
+    // host lo of 10.0.0.lo (2001:db8::lo), prefix index, protocol index, port index
+    Seq& E(uint8_t lo, uint8_t cidr, uint8_t proto, uint8_t port, uint8_t flags = 0, uint8_t ext = 0) {
+      b.insert(b.end(), {lo, 0, uint8_t(cidr | proto << 4 | (flags & 0x80)), uint8_t(port | (flags & 0x78)), ext});
+      return *this;
+    }
   };
-  // add, add again (exists), -exist add, test, lookup, del, del again
-  const fuzz::Bytes basic = {0, 5, 0, 0x09, 0x03,  0, 5, 0, 0x09, 0x03,  0x10, 5, 0, 0x09, 0x03,
-                             2, 5, 0, 0x09, 0x03,  3, 5, 0, 5, 0, 0x00, 0x03,  1, 5, 0, 0x09, 0x03,
-                             1, 5, 0, 0x09, 0x03};
-  // nets: a /24 and a nomatch /28 inside it, a host, then lookups
-  const fuzz::Bytes nets = {0, 7, 0, 0x05, 0x00,  0, 7, 0, 0x86, 0x00,  0, 9, 0, 0x09, 0x00,
-                            3, 9, 0, 7, 0, 0x00, 0x00,  3, 1, 0, 1, 0, 0x00, 0x00,  2, 7, 0, 0x00, 0x00};
-  // timeouts: add with 1 s, step 2 s, lookup, gc, re-add
-  const fuzz::Bytes timeouts = {0, 4, 0, 0x09, 0x18,  4, 20,  3, 4, 0, 4, 0, 0, 0,  5, 8,  0, 4, 0, 0x09, 0x18};
-  // fill to maxelem, swap, flush, restore
-  const fuzz::Bytes fill = {0, 1, 0, 0x09, 0,  0, 2, 0, 0x09, 0,  0, 3, 0, 0x09, 0,  0, 4, 0, 0x09, 0,
-                            7,  6, 1,  8, 0x21, 0, 9, 0, 0x09, 0, 0, 9, 0, 0x09, 0, 1, 9, 0, 0x09, 0};
+  auto head = [](uint8_t h) {
+    Seq s;
+    s.b = {h, 0x19, 0xf0, 0x07, 0x30};  // a: hashsize 64, maxelem 8, timeouts, counters, comments; b: maxelem 5
+    return s;
+  };
   for (uint8_t t = 0; t < 5; ++t) {
     for (uint8_t fam = 0; fam < 2; ++fam) {
       const uint8_t h = uint8_t(t | fam << 3);
       const std::string n = std::string(sets::SetTypeName(SetType(t))) + (fam ? "-6" : "-4");
-      fuzz::WriteSeed(n + "-basic", seq(h, basic));
-      fuzz::WriteSeed(n + "-nets", seq(h, nets));
-      fuzz::WriteSeed(n + "-timeouts", seq(uint8_t(h | 0x10), timeouts));
-      fuzz::WriteSeed(n + "-fill", seq(uint8_t(h | 0x20), fill));
+      // add, add again (exists), -exist add with a comment, test, lookup, del, del again
+      Seq basic = head(h);
+      basic.Op(0).E(5, 9, 0, 3).Op(0).E(5, 9, 0, 3).Op(0x10).E(5, 9, 0, 3, 0, 0x0d).Op(2).E(5, 9, 0, 3);
+      basic.Op(3).U8(5).U8(0).U8(5).U8(0x03).Op(10).Op(1).E(5, 9, 0, 3).Op(1).E(5, 9, 0, 3);
+      fuzz::WriteSeed(n + "-basic", basic.b);
+      // nets: a /24, a nomatch /28 inside it, a host; lookups, a test
+      Seq nets = head(h);
+      nets.Op(0).E(7, 5, 0, 0).Op(0).E(7, 6, 0, 0, 0x80).Op(0).E(9, 9, 0, 0);
+      nets.Op(3).U8(9).U8(0).U8(7).U8(0).Op(3).U8(1).U8(0).U8(1).U8(0).Op(2).E(7, 0, 0, 0).Op(10);
+      fuzz::WriteSeed(n + "-nets", nets.b);
+      // timeouts: add with 1 s, step 2 s, lookup, gc, re-add with counters
+      Seq timeouts = head(h);
+      timeouts.Op(0).E(4, 9, 0, 0, 0x18).Op(4).U8(20).Op(3).U8(4).U8(0).U8(4).U8(0).Op(5).U8(8);
+      timeouts.Op(0).E(4, 9, 0, 0, 0x18, 0x22).Op(10);
+      fuzz::WriteSeed(n + "-timeouts", timeouts.b);
+      // fill to maxelem, swap, flush, restore
+      Seq fill = head(h);
+      for (uint8_t i = 1; i <= 9; ++i) fill.Op(0).E(i, 9, 0, 0);
+      fill.Op(7).Op(6).Op(8).U8(0x21).E(9, 9, 0, 0).E(9, 9, 0, 0).Op(1).E(9, 9, 0, 0);
+      fuzz::WriteSeed(n + "-fill", fill.b);
+      // grow: 90 elements into a 64-slot table, delete 60, add 40 again, list
+      Seq grow = head(h);
+      grow.b[1] = 0x0d;  // hashsize 64, maxelem 100, no timeouts
+      grow.Op(11).U8(89).E(0, 9, 0, 0).Op(12).U8(59).E(10, 9, 0, 0).Op(11).U8(39).E(30, 9, 1, 0).Op(10).Op(9);
+      fuzz::WriteSeed(n + "-grow", grow.b);
     }
   }
 }
@@ -528,6 +568,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       case 10: h.CheckAll(h.store, true); break;
+      case 11:    // many consecutive elements at once: tables grow, and
+      case 12: {  // deletes leave tombstones
+        const uint32_t n = 1 + d.in.U8() % 96u;
+        Entry e = d.DecodeEntry();
+        for (uint32_t i = 0; i < n; ++i) {
+          if ((b & 0x0f) == 11)
+            h.CheckOut(Harness::Run([&] { return h.store.Add(name, e, exist); }), RefAdd(rs, e, exist), "bulk add");
+          else
+            h.CheckOut(Harness::Run([&] { return h.store.Del(name, e, exist); }), RefDel(rs, e, exist), "bulk del");
+          e.addr[e.family == 4 ? 0 : 3] += 1;
+          e.port = uint16_t(e.port + 1);
+        }
+        break;
+      }
       default: break;
     }
   }
