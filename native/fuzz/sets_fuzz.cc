@@ -14,17 +14,20 @@
 // entry timeouts and nomatch), `ipset test`, packet lookups (every
 // src/dst direction combination, too few dimensions, the other family,
 // later fragments), clock steps (a fake control clock; the packet side
-// gets the same time), Gc with a small budget, flush, swap, a restore of a
-// few add/del commands, and a Clone. Elements come from a small space
+// gets the same time), Gc with a small budget, flush, swap, destroy,
+// create (-exist), rename (a third name "c"), a restore of a few add/del
+// commands, bulk adds/deletes (table growth, tombstones), and a Clone. Elements come from a small space
 // (addresses 10.0.0-3.x / 2001:db8::x with a second word set sometimes,
 // prefixes at every interesting length, a few protocols and ports) so
 // that they collide, nest and get re-added.
-// Checks: every add/del/test/restore answers as the reference (return
-// value, or the SetError code; a failed restore changes nothing and names
-// the failing command); every lookup (Lookup's match / nomatch / absent)
-// agrees with the reference; at the end and after some operations, a
-// listing of each set holds exactly the reference's live elements with
-// their nomatch flags, and a clone answers like the original.
+// Checks: every operation answers as the reference (return value, or the
+// SetError code; a failed restore changes nothing and names the failing
+// command); every packet lookup by the id a name is bound to (Lookup's
+// match / nomatch / absent, Test) agrees with the reference, nothing after
+// a destroy, the new set after a re-create, swap or rename; at the end and
+// after some operations, a listing of each set holds exactly the
+// reference's live elements with their nomatch flags, seconds left,
+// comments and counters, and a clone answers like the original.
 // Seeds: a few operation sequences written by hand for each set type.
 #include <algorithm>
 #include <array>
@@ -32,6 +35,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -277,10 +281,35 @@ struct Decoder {
   }
 };
 
+// ipset create -exist compares these (the kernel's create with
+// IPSET_FLAG_EXIST: same type and parameters).
+bool RefSame(const SetOptions& a, const SetOptions& b) {
+  if (a.type != b.type || a.family != b.family || a.has_timeout != b.has_timeout || a.counters != b.counters ||
+      a.comment != b.comment)
+    return false;
+  if (a.has_timeout && a.timeout != b.timeout) return false;
+  if (a.type == SetType::kBitmapPort) return a.port_from == b.port_from && a.port_to == b.port_to;
+  return a.hashsize == b.hashsize && a.maxelem == b.maxelem;
+}
+
+constexpr int kSets = 3;
+
 struct Harness {
   SetStore store;
-  RSet ref[2];  // "a", "b"
-  static constexpr const char* kNames[2] = {"a", "b"};
+  std::optional<RSet> ref[kSets];  // by name; none: no such set
+  int64_t ids[kSets] = {-1, -1, -1};  // the id each name is bound to, once it is
+  static constexpr const char* kNames[kSets] = {"a", "b", "c"};
+
+  // The reference answer of an element operation on set i.
+  template <typename F>
+  Out On(int i, F&& f) {
+    if (!ref[i]) return {true, SetErrc::kNoSet, false};
+    return f(*ref[i]);
+  }
+  void Bind(int i) {
+    ids[i] = store.Find(kNames[i]);
+    FUZZ_CHECK(ids[i] >= 0);
+  }
 
   void CheckOut(const Out& got, const Out& want, const char* what) {
     if (!(got == want))
@@ -300,20 +329,25 @@ struct Harness {
 
   void CheckLookups(const SetStore& st, const PacketKey4& k4, const PacketKey6& k6) {
     static const uint8_t kDirs[4][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}};
-    for (int i = 0; i < 2; ++i) {
-      const int32_t id = st.Find(kNames[i]);
-      FUZZ_CHECK(id >= 0);
+    for (int i = 0; i < kSets; ++i) {
+      // A compiled rule holds the id its set name is bound to: after a
+      // destroy it matches nothing, after a re-create or swap the set now
+      // under that name.
+      if (ids[i] < 0) continue;
+      FUZZ_CHECK(st.Find(kNames[i]) == (ref[i] ? ids[i] : -1));
+      const uint32_t id = uint32_t(ids[i]);
+      const RSet* r = ref[i] ? &*ref[i] : nullptr;
       for (const auto& d : kDirs) {
         for (uint8_t n = 1; n <= 2; ++n) {
-          const Match g4 = st.Lookup(uint32_t(id), d, n, k4, g_now);
-          const Match w4 = RefLookup(&ref[i], d, n, 4, &k4.src, &k4.dst, k4.c);
-          const Match g6 = st.Lookup(uint32_t(id), d, n, k6, g_now);
-          const Match w6 = RefLookup(&ref[i], d, n, 6, k6.src, k6.dst, k6.c);
+          const Match g4 = st.Lookup(id, d, n, k4, g_now);
+          const Match w4 = RefLookup(r, d, n, 4, &k4.src, &k4.dst, k4.c);
+          const Match g6 = st.Lookup(id, d, n, k6, g_now);
+          const Match w6 = RefLookup(r, d, n, 6, k6.src, k6.dst, k6.c);
           if (g4 != w4 || g6 != w6)
             std::fprintf(stderr, "sets_fuzz: set %s dirs %u,%u/%u proto %u: lookup v4 %d (reference %d), v6 %d (reference %d)\n",
                          kNames[i], d[0], d[1], n, k4.c.proto, int(g4), int(w4), int(g6), int(w6));
           FUZZ_CHECK(g4 == w4 && g6 == w6);
-          FUZZ_CHECK(st.Test(uint32_t(id), d, n, k4, g_now) == (w4 == Match::kMatch));
+          FUZZ_CHECK(st.Test(id, d, n, k4, g_now) == (w4 == Match::kMatch));
         }
       }
     }
@@ -321,8 +355,9 @@ struct Harness {
 
   // Every reference element (live or not) as a packet, and the listing.
   void CheckAll(SetStore& st, bool list) {
-    for (int i = 0; i < 2; ++i) {
-      for (const auto& [k, v] : ref[i].m) {
+    for (int i = 0; i < kSets; ++i) {
+      if (!ref[i]) continue;
+      for (const auto& [k, v] : ref[i]->m) {
         const auto& [a, cidr, proto, port] = k;
         PacketKey4 k4;
         PacketKey6 k6;
@@ -336,22 +371,27 @@ struct Harness {
       }
     }
     if (!list) return;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < kSets; ++i) {
+      if (!ref[i]) {
+        const Out got = Run([&] { return !st.List(kNames[i], true).empty(); });
+        FUZZ_CHECK(got.threw && got.code == SetErrc::kNoSet);
+        continue;
+      }
       const std::vector<sets::SetInfo> info = st.List(kNames[i], true);
       FUZZ_CHECK(info.size() == 1);
       // nomatch, timeout left, comment, counters
       using Listed = std::tuple<bool, bool, uint32_t, bool, std::string, bool, uint64_t, uint64_t>;
       std::map<RKey, Listed> got, want;
-      const SetOptions& o = ref[i].o;
+      const SetOptions& o = ref[i]->o;
       for (const Entry& e : info[0].members) {
         const int words = o.family == 6 ? 4 : 1;
         RKey k = o.type == SetType::kBitmapPort
                      ? RKey{{}, 0, 0, e.port}
-                     : RKey{Mask(e.addr, words, 128), e.cidr ? e.cidr : ref[i].host(), e.proto, e.port};
+                     : RKey{Mask(e.addr, words, 128), e.cidr ? e.cidr : ref[i]->host(), e.proto, e.port};
         const Listed l{e.nomatch, e.has_timeout, e.timeout, e.has_comment, e.comment, e.has_counters, e.packets, e.bytes};
         FUZZ_CHECK(got.emplace(k, l).second);  // no element listed twice
       }
-      for (const auto& [k, v] : ref[i].m) {
+      for (const auto& [k, v] : ref[i]->m) {
         if (!Live(v)) continue;
         // ip_set_timeout_get: whole seconds left, at least 1; 0 = permanent.
         const uint32_t left = v.expires == 0 ? 0 : std::max<uint32_t>(1, uint32_t((v.expires - g_now) / kSec));
@@ -476,31 +516,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   d.family = h0 & 8 ? 6 : 4;
   Harness h;
   h.store.SetClock([] { return g_now; });
-  h.ref[0].o = DecodeOptions(&d.in, d.family, type);
-  // "b": the same type and family (swappable) or the next type.
+  h.ref[0].emplace().o = DecodeOptions(&d.in, d.family, type);
+  // "b": the same type and family (swappable) or the next type; "c" is
+  // made by create or rename.
   const int type_b = h0 & 0x40 ? (type + 1) % 5 : type;
-  h.ref[1].o = DecodeOptions(&d.in, d.family, type_b);
-  for (int i = 0; i < 2; ++i) h.store.Create(Harness::kNames[i], h.ref[i].o);
+  h.ref[1].emplace().o = DecodeOptions(&d.in, d.family, type_b);
+  for (int i = 0; i < 2; ++i) h.store.Create(Harness::kNames[i], h.ref[i]->o), h.Bind(i);
   for (uint32_t op = 0; op < kMaxOps && d.in.left(); ++op) {
     const uint8_t b = d.in.U8();
-    const int si = (b >> 7) & 1;
+    const int si = "\0\1\0\2"[b >> 6];
     const bool exist = b & 0x10;
-    RSet& rs = h.ref[si];
     const std::string name = Harness::kNames[si];
     switch (b & 0x0f) {
       case 0: {
         const Entry e = d.DecodeEntry();
-        h.CheckOut(Harness::Run([&] { return h.store.Add(name, e, exist); }), RefAdd(rs, e, exist), "add");
+        h.CheckOut(Harness::Run([&] { return h.store.Add(name, e, exist); }),
+                   h.On(si, [&](RSet& rs) { return RefAdd(rs, e, exist); }), "add");
         break;
       }
       case 1: {
         const Entry e = d.DecodeEntry();
-        h.CheckOut(Harness::Run([&] { return h.store.Del(name, e, exist); }), RefDel(rs, e, exist), "del");
+        h.CheckOut(Harness::Run([&] { return h.store.Del(name, e, exist); }),
+                   h.On(si, [&](RSet& rs) { return RefDel(rs, e, exist); }), "del");
         break;
       }
       case 2: {
         const Entry e = d.DecodeEntry();
-        h.CheckOut(Harness::Run([&] { return h.store.TestEntry(name, e); }), RefTest(rs, e), "test");
+        h.CheckOut(Harness::Run([&] { return h.store.TestEntry(name, e); }),
+                   h.On(si, [&](RSet& rs) { return RefTest(rs, e); }), "test");
         break;
       }
       case 3: {  // a packet, both families (the v6 one from the same bytes)
@@ -517,21 +560,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 4: g_now += uint64_t(d.in.U8()) * (kSec / 10); break;
       case 5: h.store.Gc(d.in.U8() % 16 + 1); break;
       case 6:
-        h.store.Flush(name);
-        rs.m.clear();
+        h.CheckOut(Harness::Run([&] { h.store.Flush(name); return true; }),
+                   h.On(si, [](RSet& rs) { rs.m.clear(); return Out{false, SetErrc::kInvalid, true}; }), "flush");
         break;
-      case 7: {
-        const RSet& other = h.ref[1 - si];
-        const bool same = rs.o.type == other.o.type && rs.o.family == other.o.family;
-        const Out want{!same, SetErrc::kTypeMismatch, true};
-        h.CheckOut(Harness::Run([&] { h.store.Swap(name, Harness::kNames[1 - si]); return true; }), want, "swap");
-        if (same) std::swap(h.ref[0], h.ref[1]);
+      case 7: {  // swap with another name (or itself)
+        const int oi = d.in.U8() % kSets;
+        Out want{false, SetErrc::kInvalid, true};
+        if (!h.ref[si]) want = {true, SetErrc::kNoSet, false};
+        else if (!h.ref[oi]) want = {true, SetErrc::kSecondNoSet, false};
+        else if (h.ref[si]->o.type != h.ref[oi]->o.type || h.ref[si]->o.family != h.ref[oi]->o.family)
+          want = {true, SetErrc::kTypeMismatch, false};
+        h.CheckOut(Harness::Run([&] { h.store.Swap(name, Harness::kNames[oi]); return true; }), want, "swap");
+        if (!want.threw) std::swap(h.ref[si], h.ref[oi]);
         break;
       }
       case 8: {  // restore: up to 4 add/del commands, all or none
         const uint8_t n = d.in.U8();
         std::vector<sets::Command> cmds;
-        RSet copy[2] = {h.ref[0], h.ref[1]};
+        Harness copy;
+        for (int i = 0; i < kSets; ++i) copy.ref[i] = h.ref[i];
         Out want{false, SetErrc::kInvalid, true};
         size_t fail_at = SIZE_MAX;
         for (uint32_t i = 0; i < 1 + (n & 3u); ++i) {
@@ -543,8 +590,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           c.exist = c.entry.port & 1;
           cmds.push_back(c);
           if (fail_at != SIZE_MAX) continue;
-          const Out r = c.op == sets::Command::Op::kAdd ? RefAdd(copy[ci], c.entry, c.exist)
-                                                        : RefDel(copy[ci], c.entry, c.exist);
+          const bool add = c.op == sets::Command::Op::kAdd;
+          const Out r = copy.On(ci, [&](RSet& rs) { return add ? RefAdd(rs, c.entry, c.exist) : RefDel(rs, c.entry, c.exist); });
           if (r.threw) fail_at = i, want = r;
         }
         size_t index = SIZE_MAX;
@@ -557,9 +604,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           }
           return true;
         });
+        if (!got.threw) want.value = true;
         h.CheckOut(got, want, "restore");
         if (got.threw) FUZZ_CHECK(index == fail_at);
-        else h.ref[0] = copy[0], h.ref[1] = copy[1];
+        else
+          for (int i = 0; i < kSets; ++i) h.ref[i] = std::move(copy.ref[i]);
         break;
       }
       case 9: {  // a private copy answers the same
@@ -574,15 +623,40 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Entry e = d.DecodeEntry();
         for (uint32_t i = 0; i < n; ++i) {
           if ((b & 0x0f) == 11)
-            h.CheckOut(Harness::Run([&] { return h.store.Add(name, e, exist); }), RefAdd(rs, e, exist), "bulk add");
+            h.CheckOut(Harness::Run([&] { return h.store.Add(name, e, exist); }),
+                       h.On(si, [&](RSet& rs) { return RefAdd(rs, e, exist); }), "bulk add");
           else
-            h.CheckOut(Harness::Run([&] { return h.store.Del(name, e, exist); }), RefDel(rs, e, exist), "bulk del");
+            h.CheckOut(Harness::Run([&] { return h.store.Del(name, e, exist); }),
+                       h.On(si, [&](RSet& rs) { return RefDel(rs, e, exist); }), "bulk del");
           e.addr[e.family == 4 ? 0 : 3] += 1;
           e.port = uint16_t(e.port + 1);
         }
         break;
       }
-      default: break;
+      case 13:  // destroy (the kernel refuses it for a set a rule uses; the control plane does too)
+        h.CheckOut(Harness::Run([&] { h.store.Destroy(name); return true; }),
+                   h.On(si, [](RSet&) { return Out{false, SetErrc::kInvalid, true}; }), "destroy");
+        h.ref[si].reset();
+        break;
+      case 14: {  // create (-exist: fine when the same set exists)
+        const uint8_t t = d.in.U8();
+        RSet fresh;
+        fresh.o = DecodeOptions(&d.in, t & 8 ? uint8_t(10 - d.family) : d.family, (t & 7) % 5);
+        Out want{false, SetErrc::kInvalid, true};
+        if (h.ref[si] && !(exist && RefSame(h.ref[si]->o, fresh.o))) want = {true, SetErrc::kSetExists, false};
+        h.CheckOut(Harness::Run([&] { h.store.Create(name, fresh.o, exist); return true; }), want, "create");
+        if (!h.ref[si]) h.ref[si] = std::move(fresh), h.Bind(si);
+        break;
+      }
+      case 15: {  // rename to another name (or itself)
+        const int to = d.in.U8() % kSets;
+        Out want{false, SetErrc::kInvalid, true};
+        if (!h.ref[si]) want = {true, SetErrc::kNoSet, false};
+        else if (h.ref[to]) want = {true, SetErrc::kNameTaken, false};
+        h.CheckOut(Harness::Run([&] { h.store.Rename(name, Harness::kNames[to]); return true; }), want, "rename");
+        if (!want.threw) h.ref[to] = std::move(h.ref[si]), h.ref[si].reset(), h.Bind(to);
+        break;
+      }
     }
   }
   h.CheckAll(h.store, true);
