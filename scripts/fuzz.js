@@ -39,12 +39,14 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const dir = path.join(root, 'build-fuzz');
+// FLATWALL_FUZZ_BUILD_DIR moves it (e.g. a test run beside a long
+// campaign, whose binaries must not be relinked under it).
+const dir = process.env.FLATWALL_FUZZ_BUILD_DIR ? path.resolve(process.env.FLATWALL_FUZZ_BUILD_DIR) : path.join(root, 'build-fuzz');
 
 // Per target: the longest input libFuzzer makes (the seed images are
 // ~10-25 KB; frames need a little over 1232 + headers for the ICMPv6 quote
 // limit).
-const MAX_LEN = { parse: 4096, conntrack: 4096, ct_import: 4096, reject: 4096, image: 65536, tableset: 8192 };
+const MAX_LEN = { parse: 4096, conntrack: 4096, ct_import: 4096, reject: 4096, image: 65536, tableset: 8192, derive: 2048, sets: 4096 };
 
 function parseArgs(argv) {
   const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false };
@@ -252,6 +254,14 @@ function figures(log) {
   return f;
 }
 
+// The children's user + system time from bash's `times` (its second line,
+// e.g. "61m2.340s 0m1.020s"), in seconds.
+function childCpuSeconds(out) {
+  const line = out.trim().split('\n')[1] || '';
+  const t = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => +m[1] * 60 + +m[2]);
+  return t.length === 2 ? Math.round((t[0] + t[1]) * 10) / 10 : undefined;
+}
+
 function fuzzOne(target, seconds, corpus, seeds) {
   fs.mkdirSync(corpus, { recursive: true });
   const artifacts = path.join(dir, 'artifacts');
@@ -265,15 +275,22 @@ function fuzzOne(target, seconds, corpus, seeds) {
   ];
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(path.join(dir, `${target}_fuzz`), args, {
-      cwd: root, env: { ...process.env, ...SAN_ENV }, stdio: ['ignore', 'ignore', 'pipe'],
+    // Through bash for its `times` builtin: the CPU seconds the target
+    // actually got (user + system), which on a shared machine can be far
+    // below the wall seconds; Node reports no child rusage.
+    const child = spawn('bash', ['-c', '"$0" "$@" >/dev/null; rc=$?; times >&3; exit $rc', path.join(dir, `${target}_fuzz`), ...args], {
+      cwd: root, env: { ...process.env, ...SAN_ENV }, stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     });
     const chunks = [];
+    const timesOut = [];
     child.stderr.on('data', (c) => chunks.push(c));
+    child.stdio[3].on('data', (c) => timesOut.push(c));
     child.on('close', (code, signal) => {
       const log = Buffer.concat(chunks).toString('utf8');
       fs.writeFileSync(logFile, log);
       const f = figures(log);
+      f.cpu_seconds = childCpuSeconds(Buffer.concat(timesOut).toString('utf8'));
+      f.nice = os.getPriority();
       const ok = code === 0 && !/^==\d+==ERROR|runtime error:|FUZZ_CHECK failed|^SUMMARY: /m.test(log);
       const artifact = (log.match(/Test unit written to (\S+)/) || [])[1];
       resolve({
@@ -330,17 +347,18 @@ async function main() {
   const results = await pool(plan, o.jobs, async (p) => {
     const r = await fuzzOne(p.t, o.seconds, p.corpus, p.seeds);
     process.stderr.write(`fuzz: ${r.target}: ${r.ok ? 'ok' : 'FAILED'} ${r.execs} execs in ${r.seconds} s ` +
+      `(${r.cpu_seconds} s of CPU) ` +
       `(${r.execs_per_sec}/s), cov ${r.cov} ft ${r.ft}, corpus ${r.corpus_units} units ${r.corpus_bytes} bytes\n`);
     return r;
   });
-  const rows = results.map((r) => `| ${r.target} | ${r.ok ? 'ok' : '**FAILED**'} | ${r.seconds} | ${r.execs} | ${r.execs_per_sec} | ${r.cov} | ${r.ft} | ${r.corpus_units} | ${r.corpus_bytes} |`);
-  process.stdout.write(['', '| target | result | seconds | execs | execs/s | cov | ft | corpus units | corpus bytes |',
-    '|---|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n') + '\n');
+  const rows = results.map((r) => `| ${r.target} | ${r.ok ? 'ok' : '**FAILED**'} | ${r.seconds} | ${r.cpu_seconds} | ${r.execs} | ${r.execs_per_sec} | ${r.cov} | ${r.ft} | ${r.corpus_units} | ${r.corpus_bytes} |`);
+  process.stdout.write(['', '| target | result | seconds | CPU seconds | execs | execs/s | cov | ft | corpus units | corpus bytes |',
+    '|---|---|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n') + '\n');
   if (!o.test) {
     const file = path.join(root, 'bench/results/fuzz.json');
     const date = new Date().toISOString();
     const command = `node scripts/fuzz.js ${process.argv.slice(2).join(' ')}`.trim();
-    let entries = results.map(({ tail, ...r }) => ({ ...r, date, command }));
+    let entries = results.map(({ tail, ...r }) => ({ ...r, jobs: o.jobs, date, command }));
     if (o.merge && fs.existsSync(file)) {
       const old = JSON.parse(fs.readFileSync(file, 'utf8')).targets || [];
       const ran = new Set(entries.map((e) => e.target));
