@@ -346,8 +346,16 @@ export async function runRun(argv: string[]): Promise<number> {
         of: standbyOf!, timeoutMs: standbyTimeoutMs, token: replToken,
         onTakeover: async (reason, lostAt) => {
           const detectedMs = performance.now() - lostAt;
-          fw.ctRearm();
-          fw.start();
+          try {
+            fw.ctRearm();
+            fw.start();
+          } catch (err) {
+            // Nothing forwards now: say why and exit 1, for the supervisor.
+            log('error', 'takeover failed', { reason, error: excerpt(String((err as Error).message), 1024) });
+            fenced = true;
+            requestStop('takeover failed');
+            return;
+          }
           standingBy = false;
           replication.failovers++;
           log('warn', 'takeover', {
@@ -380,7 +388,7 @@ export async function runRun(argv: string[]): Promise<number> {
       await api?.close();
       if (fw.dataplaneStarted) await fw.stop();
       log('info', 'stopped', summary(fw.counters({ rules: false })));
-      return EXIT_OK;
+      return fenced ? EXIT_ERRORS : EXIT_OK;
     }
     if (values.ipset?.length) {
       const r = loadIpsetFiles(fw.sets, values.ipset);

@@ -529,6 +529,7 @@ export class StandbyClient {
   private rulesOk = false;
   private active: Hello | undefined;
   private silentAlive = false;
+  private refused = false; // the active said no (token, shape): retry slowly
 
   constructor(private readonly fw: Firewall, private readonly opts: StandbyOptions) {}
 
@@ -582,7 +583,8 @@ export class StandbyClient {
           }
           const why = f.type !== Msg.Hello || h.role !== 'active' ? 'the peer did not greet as an active' : incompatible(this.hello(), h);
           if (why) {
-            log('error', 'cannot stand by for this active', { reason: why });
+            this.refused = true;
+            log('error', 'cannot stand by for this active; retrying every 5 s', { reason: why });
             s.destroy();
             return;
           }
@@ -611,8 +613,9 @@ export class StandbyClient {
         void this.takeover('connection to the active closed', performance.now());
         return;
       }
-      if (wasConnected) log('warn', 'lost the active before the replica was complete; reconnecting', { of: this.opts.of });
-      this.retry = setTimeout(() => this.connect(), 200);
+      if (wasConnected && !this.refused) log('warn', 'lost the active before the replica was complete; reconnecting', { of: this.opts.of });
+      this.retry = setTimeout(() => this.connect(), this.refused ? 5000 : 200);
+      this.refused = false;
     });
   }
 
@@ -624,7 +627,8 @@ export class StandbyClient {
     this.lastMessage = performance.now();
     this.stats.messages++;
     if (type === Msg.Refused) {
-      log('error', 'the active refused this standby', { reason: payload.toString('utf8') });
+      this.refused = true;
+      log('error', 'the active refused this standby; retrying every 5 s', { reason: payload.toString('utf8') });
       return;
     }
     // A full sync starts a new sequence window, whatever came before.
