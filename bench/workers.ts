@@ -1,0 +1,339 @@
+// 1 vs 2 flatwall workers on a many-flow UDP mix (issue 14): what a second
+// packet worker buys on this machine, and where the CPU goes.
+//
+//   npm run bench:workers [-- --workers 1,2] [--flows 64] [--clients 1,2]
+//                            [--sizes 64,1442] [--rules N] [--duration S]
+//                            [--repeat R] [--io afpacket] [--out DIR] [--suffix S]
+//
+// Sender -> flatwall -> Receiver (the bridge lab of src/lab). flatwall runs
+// with AF_PACKET ports (`--io afpacket`, the default): their
+// PACKET_FANOUT_HASH group is symmetric, so several workers may share the
+// flows with conntrack on (native/dataplane/README.md, "Fanout"); AF_XDP
+// with conntrack is refused with more than one worker. Rules: `flatwall gen
+// chain N` (--rules, default 1000).
+//
+// Traffic: --flows UDP flows (default 64) sent `iperf3 -u -b 0` by C clients
+// (--clients; each `-P flows/C` on its own server port), so C sender
+// threads; iperf3 3.12 sends all of a client's streams from one thread.
+// Every stream has its own source port, so the fanout hash spreads them.
+// Frame sizes (--sizes, Ethernet frame with FCS as in bench:sweep: payload =
+// size - 46): 64 B (packet rate) and 1442 B (1396-byte payloads, ~bench:e2e's
+// 1400 B throughput).
+//
+// Per point: received kpps and Mb/s of frames, sent kpps, loss; the frames
+// each worker received (GET /stats rxPerWorker on fa: does the hash spread
+// the flows?); the CPU: per CPU the jiffies of user, nice (other tenants'
+// niced jobs run here: fuzzers at nice 19), system, softirq, idle, steal
+// (/proc/stat), the flatwall process's CPU and its busiest threads
+// (/proc/PID/task/*/stat), the time its threads waited for a CPU
+// (schedstat), and iperf3's own accounting of each client and server. The
+// worker counts alternate in order per repeat (1,2 then 2,1 ...).
+// Writes bench/results/workers.{json,md} (JSON after every point).
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEngine, type RunningEngine } from '../src/lab/engines';
+import { writeGenerated } from '../src/lab/rules';
+import { Topology, installTeardown } from '../src/lab/topology';
+import { iperf, ping, type IperfResult } from '../src/lab/traffic';
+import { missingTools } from '../src/lab/tools';
+import { apiCall } from '../src/cli/ctl';
+import { argv, flag, opt } from './args';
+import { labMachine, printHeaderHelp, processCpuSeconds, processSchedSeconds } from './lab-info';
+
+if (flag('--help') || flag('-h')) printHeaderHelp(__filename);
+const list = (name: string, dflt: string) => (opt(name) ?? dflt).split(',').filter(Boolean).map(Number);
+const workerCounts = list('--workers', '1,2');
+const flows = Number(opt('--flows') ?? 64);
+const clientCounts = list('--clients', '1,2');
+const sizes = list('--sizes', '64,1442');
+const rules = Number(opt('--rules') ?? 1000);
+const D = Number(opt('--duration') ?? 3);
+const repeats = Number(opt('--repeat') ?? 3);
+const io = opt('--io') ?? 'afpacket';
+const outDir = opt('--out') ?? join(__dirname, '..', '..', 'bench', 'results');
+const suffix = opt('--suffix') ? `-${opt('--suffix')}` : '';
+const NAME = `workers${suffix}`;
+const FRAME_OVERHEAD = 46;
+const command = `npm run bench:workers${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+
+function fail(msg: string): never {
+  process.stderr.write(`bench:workers: ${msg}\n`);
+  process.exit(2);
+}
+if (workerCounts.some((w) => !Number.isInteger(w) || w < 1 || w > 64)) fail('--workers: integers from 1 to 64');
+if (!Number.isInteger(flows) || flows < 1 || flows > 128) fail('--flows: 1 to 128 (iperf3 -P)');
+if (clientCounts.some((c) => !Number.isInteger(c) || c < 1 || flows % c !== 0)) fail('--clients: divisors of --flows');
+if (sizes.some((s) => !Number.isInteger(s) || s < 64 || s > 1518)) fail('--sizes: frame lengths from 64 to 1518');
+if (!Number.isInteger(rules) || rules < 1) fail('--rules: a positive integer');
+if (!(D > 0)) fail('--duration: seconds > 0');
+if (!Number.isInteger(repeats) || repeats < 1) fail('--repeat: a positive integer');
+if (io !== 'afpacket' && io !== 'afxdp') fail('--io: afpacket or afxdp');
+if (!/^[-a-z0-9_.]*$/i.test(suffix)) fail('--suffix: letters, digits, - _ .');
+
+const tStart = performance.now();
+const startedAt = new Date().toISOString();
+const machine = labMachine();
+const la = () => loadavg().map((x) => +x.toFixed(2));
+function say(s: string): void {
+  process.stderr.write(`bench:workers ${((performance.now() - tStart) / 1000).toFixed(0).padStart(4)}s ${s}\n`);
+}
+
+// ---------------------------------------------------------------- CPU accounting
+const CPU_FIELDS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
+type CpuLine = Record<(typeof CPU_FIELDS)[number], number>;
+
+/** Per CPU (cpu0, cpu1, ...) jiffies from /proc/stat. */
+function perCpu(): Record<string, CpuLine> {
+  const out: Record<string, CpuLine> = {};
+  for (const l of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^(cpu\d+)\s+(.*)$/.exec(l);
+    if (!m) continue;
+    const v = m[2].trim().split(/\s+/).map(Number);
+    out[m[1]] = Object.fromEntries(CPU_FIELDS.map((k, i) => [k, v[i]])) as CpuLine;
+  }
+  return out;
+}
+
+/** Each CPU's time split, as fractions of the interval (sums to ~1 per CPU). */
+function cpuDelta(a: Record<string, CpuLine>, b: Record<string, CpuLine>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const c of Object.keys(b)) {
+    const d = CPU_FIELDS.map((k) => b[c][k] - a[c][k]);
+    const tot = d.reduce((x, y) => x + y, 0) || 1;
+    out[c] = Object.fromEntries(CPU_FIELDS.map((k, i) => [k, +(d[i] / tot).toFixed(3)]));
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) per thread of a process. */
+function threadCpu(pid: number): Map<number, number> {
+  const m = new Map<number, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      m.set(Number(tid), (Number(f[11]) + Number(f[12])) / 100);
+    }
+  } catch {
+    /* gone */
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------- one point
+interface Point {
+  workers: number;
+  clients: number;
+  frameBytes: number;
+  rep: number;
+  kpps: number | null;
+  frameMbps: number | null;
+  sentKpps: number | null;
+  lostPct: number | null;
+  /** Frames each worker took from fa over the run. */
+  rxPerWorker: number[];
+  /** Frames the kernel dropped at fa (RX ring full) over the run. */
+  ringDrops: number | null;
+  cpu: {
+    /** Per CPU: fraction of the run in each state. */
+    perCpu: Record<string, Record<string, number>>;
+    /** The flatwall process, cores (CPU seconds / second). */
+    firewallCores: number | null;
+    /** Its busiest threads, cores each (the packet workers are the ones near 1). */
+    firewallThreads: number[];
+    /** Its threads' time runnable without a CPU, per second. */
+    firewallWaiting: number | null;
+    /** iperf3's own figures per client: % of one core, client (sender) and server (receiver). */
+    iperfClientPct: (number | undefined)[];
+    iperfServerPct: (number | undefined)[];
+  };
+  loadavg: number[];
+  errors: string[];
+  iperf: IperfResult[];
+}
+
+async function portStats(sock: string): Promise<{ rxPerWorker: number[]; kernelDrops: number } | undefined> {
+  try {
+    const ports = (await apiCall({ socket: sock }, 'GET', '/stats')).json?.ports as { name: string; rxPerWorker: number[]; kernelDrops: number }[];
+    const fa = ports.find((p) => p.name === 'fa');
+    return fa ? { rxPerWorker: fa.rxPerWorker, kernelDrops: fa.kernelDrops } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let nextPort = 5301;
+async function measure(topo: Topology, fw: RunningEngine, sock: string, workers: number, clients: number, size: number, rep: number): Promise<Point> {
+  const len = size - FRAME_OVERHEAD;
+  const pid = fw.pid!;
+  const avg = la();
+  const st0 = await portStats(sock);
+  const c0 = perCpu();
+  const p0 = processCpuSeconds(pid);
+  const t0m = threadCpu(pid);
+  const s0 = processSchedSeconds(pid);
+  const t0 = performance.now();
+  const ports = Array.from({ length: clients }, () => {
+    const p = nextPort++;
+    if (nextPort > 5900) nextPort = 5301;
+    return p;
+  });
+  const rs = await Promise.all(ports.map((port) => iperf(topo, { seconds: D, udp: true, len, port, parallel: flows / clients })));
+  const dt = (performance.now() - t0) / 1000;
+  const c1 = perCpu();
+  const p1 = processCpuSeconds(pid);
+  const t1m = threadCpu(pid);
+  const s1 = processSchedSeconds(pid);
+  const st1 = await portStats(sock);
+  const ok = rs.filter((r) => r.pps !== undefined);
+  const pps = ok.length === rs.length ? ok.reduce((a, r) => a + r.pps!, 0) : null;
+  const sent = ok.length === rs.length ? ok.reduce((a, r) => a + (r.senderBps ?? 0) / 8 / len, 0) : null;
+  const sentPk = rs.reduce((a, r) => a + (r.sentPackets ?? 0), 0);
+  const threads = [...t1m].map(([tid, c]) => (c - (t0m.get(tid) ?? 0)) / dt).sort((a, b) => b - a).slice(0, workers + 2).map((x) => +x.toFixed(3));
+  return {
+    workers, clients, frameBytes: size, rep,
+    kpps: pps === null ? null : pps / 1000,
+    frameMbps: pps === null ? null : (pps * size * 8) / 1e6,
+    sentKpps: sent === null ? null : sent / 1000,
+    // Loss over all clients: received / sent packets (iperf3's counts), as bench:sweep reports it.
+    lostPct: pps === null || !sentPk ? null : +(100 * (1 - (pps * (rs[0].seconds ?? D)) / sentPk)).toFixed(2),
+    rxPerWorker: st0 && st1 ? st1.rxPerWorker.map((v, i) => v - (st0.rxPerWorker[i] ?? 0)) : [],
+    ringDrops: st0 && st1 ? st1.kernelDrops - st0.kernelDrops : null,
+    cpu: {
+      perCpu: cpuDelta(c0, c1),
+      firewallCores: p0 !== undefined && p1 !== undefined ? +((p1 - p0) / dt).toFixed(3) : null,
+      firewallThreads: threads,
+      firewallWaiting: s0 && s1 ? +((s1.wait - s0.wait) / dt).toFixed(3) : null,
+      iperfClientPct: rs.map((r) => r.cpu?.hostTotal),
+      iperfServerPct: rs.map((r) => r.cpu?.remoteTotal),
+    },
+    loadavg: avg,
+    errors: rs.flatMap((r) => (r.error ? [r.error] : [])),
+    iperf: rs,
+  };
+}
+
+// ---------------------------------------------------------------- output
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+function summary(vals: (number | null | undefined)[], digits: number): { median: number | null; text: string } {
+  const v = vals.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  if (!v.length) return { median: null, text: '–' };
+  const m = median(v);
+  const f = (x: number) => x.toFixed(digits);
+  return { median: m, text: v.length > 1 ? `${f(m)} [${f(Math.min(...v))}-${f(Math.max(...v))}]` : f(m) };
+}
+
+function write(done: boolean, points: Point[], setup: Record<string, unknown>[], started: number[]): void {
+  mkdirSync(outDir, { recursive: true });
+  const json = {
+    benchmark: NAME, done, startedAt, seconds: +((performance.now() - tStart) / 1000).toFixed(1), command, machine,
+    io, rules, flows, workerCounts, clientCounts, sizes, durationSeconds: D, repeats, loadavgStart: started, loadavgEnd: la(), setup, points,
+  };
+  writeFileSync(join(outDir, `${NAME}.json`), `${JSON.stringify(json, null, 2)}\n`);
+  const sel = (w: number, c: number, s: number) => points.filter((p) => p.workers === w && p.clients === c && p.frameBytes === s);
+  const L: string[] = [];
+  L.push(`# flatwall workers: ${workerCounts.join(' vs ')} on a ${flows}-flow UDP mix`, '');
+  L.push(`Sender -> flatwall -> Receiver (bridge lab, veth links) on one ${machine.cpus}-vCPU VM (${machine.cpu}; kernel ${machine.kernel}).`);
+  L.push(`\`flatwall run --port fa --port fb --io ${io} -w W\` (conntrack on, default busy-poll and worker nice), \`flatwall gen chain ${rules}\`.`);
+  L.push(`Traffic: ${flows} UDP flows, \`iperf3 -u -b 0 -P ${flows}/C\` from C clients on their own server ports (C sender threads, C receiver threads), ${D} s per point, ${repeats} repeats (median [min-max]), the worker order alternating per repeat.`);
+  L.push('Frame sizes include the Ethernet header and FCS (payload = size - 46). Mb/s = received frames x frame length x 8.');
+  L.push(`Started ${startedAt}, ${done ? 'finished' : 'PARTIAL (still running)'} after ${((performance.now() - tStart) / 1000).toFixed(0)} s. Command: \`${command}\`.`);
+  const one = points.map((p) => p.loadavg[0]);
+  L.push(`Load averages (1/5/15 min): ${started.join(' / ')} at the start, ${la().join(' / ')} at the end; the 1-minute figure ranged ${one.length ? `${Math.min(...one).toFixed(2)}-${Math.max(...one).toFixed(2)}` : 'n/a'} over the points.`, '');
+  for (const s of setup.filter((x) => x.status !== 'ok')) L.push(`workers ${s.workers}: ${s.status}: ${s.reason}`, '');
+  L.push('## Throughput', '');
+  L.push(`| frame (B) | clients | ${workerCounts.map((w) => `${w}w kpps`).join(' | ')} | ${workerCounts.map((w) => `${w}w Mb/s`).join(' | ')} | ${workerCounts.map((w) => `${w}w sent kpps | ${w}w lost %`).join(' | ')} |${workerCounts.length > 1 ? ` ${workerCounts[1]}w / ${workerCounts[0]}w kpps |` : ''}`);
+  L.push(`|---:|---:|${workerCounts.map(() => '---:').join('|')}|${workerCounts.map(() => '---:').join('|')}|${workerCounts.map(() => '---:|---:').join('|')}|${workerCounts.length > 1 ? '---:|' : ''}`);
+  for (const s of sizes) {
+    for (const c of clientCounts) {
+      const k = workerCounts.map((w) => summary(sel(w, c, s).map((p) => p.kpps), 1));
+      const m = workerCounts.map((w) => summary(sel(w, c, s).map((p) => p.frameMbps), 0).text);
+      const sl = workerCounts.map((w) => `${summary(sel(w, c, s).map((p) => p.sentKpps), 1).text} | ${summary(sel(w, c, s).map((p) => p.lostPct), 1).text}`);
+      const r = k.length > 1 && k[0].median && k[1].median !== null ? (k[1].median / k[0].median).toFixed(2) : '';
+      L.push(`| ${s} | ${c} | ${k.map((x) => x.text).join(' | ')} | ${m.join(' | ')} | ${sl.join(' | ')} |${k.length > 1 ? ` ${r} |` : ''}`);
+    }
+  }
+  L.push('');
+  L.push('## Where the CPU went (medians over the repeats)', '');
+  L.push('Per CPU, share of the run: usr = user (iperf3, flatwall\'s workers), nice = niced user time (on this VM: other tenants\' jobs at nice 19), sys = system calls');
+  L.push('(sendto/recvfrom, the veth transmit), si = softirq (the veth receive path run on the sending CPU, the stack\'s UDP delivery), idle. flatwall cores: its');
+  L.push('process\'s CPU (all threads); threads: its busiest threads, cores each; waiting: its threads\' time runnable without a CPU, per second. iperf3 client / server:');
+  L.push('iperf3\'s own figure (% of one core) per client and per server.', '');
+  const cpus = Object.keys(points[0]?.cpu.perCpu ?? {});
+  L.push(`| frame (B) | clients | workers | ${cpus.map((c) => `${c} usr/nice/sys/si/idle`).join(' | ')} | flatwall cores | threads | waiting | ring drops | rx per worker (%) | iperf3 client % | iperf3 server % |`);
+  L.push(`|---:|---:|---:|${cpus.map(() => '---').join('|')}|---:|---|---:|---:|---|---|---|`);
+  for (const s of sizes) {
+    for (const c of clientCounts) {
+      for (const w of workerCounts) {
+        const ps = sel(w, c, s);
+        if (!ps.length) continue;
+        const pc = cpus.map((cpu) => ['user', 'nice', 'system', 'softirq', 'idle'].map((k) => (100 * (median(ps.map((p) => p.cpu.perCpu[cpu]?.[k] ?? 0)))).toFixed(0)).join('/'));
+        const thr = Array.from({ length: Math.min(...ps.map((p) => p.cpu.firewallThreads.length)) }, (_, i) => median(ps.map((p) => p.cpu.firewallThreads[i])).toFixed(2)).join(', ');
+        const share = (p: Point) => {
+          const t = p.rxPerWorker.reduce((a, b) => a + b, 0);
+          return t ? p.rxPerWorker.map((x) => (100 * x) / t) : [];
+        };
+        const sh = Array.from({ length: w }, (_, i) => median(ps.map((p) => share(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join('/');
+        const ip = (f: (p: Point) => (number | undefined)[]) => Array.from({ length: c }, (_, i) => median(ps.map((p) => f(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join(', ');
+        L.push(`| ${s} | ${c} | ${w} | ${pc.join(' | ')} | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${thr} | ${summary(ps.map((p) => p.cpu.firewallWaiting), 2).text} | ${summary(ps.map((p) => p.ringDrops), 0).text} | ${sh} | ${ip((p) => p.cpu.iperfClientPct)} | ${ip((p) => p.cpu.iperfServerPct)} |`);
+      }
+    }
+  }
+  L.push('');
+  const errs = points.filter((p) => p.errors.length);
+  for (const p of errs) L.push(`${p.frameBytes} B, ${p.clients} clients, ${p.workers} workers, repeat ${p.rep + 1}: ${p.errors.join('; ')}`, '');
+  writeFileSync(join(outDir, `${NAME}.md`), L.join('\n'));
+}
+
+// ---------------------------------------------------------------- main
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
+  const missing = missingTools(['ip', 'ping', 'iperf3']);
+  if (missing.length) fail(`needs ${missing.join(', ')}`);
+  installTeardown(true, (sig) => say(`${sig}: tearing down, partial results in ${outDir}/${NAME}.json`));
+  const workDir = mkdtempSync(join(tmpdir(), `flatwall-bench-workers-${process.pid}-`));
+  process.on('exit', () => rmSync(workDir, { recursive: true, force: true }));
+  const file = join(workDir, `chain-${rules}.rules`);
+  await writeGenerated({ family: 'chain', rules }, file);
+  const started = la();
+  const points: Point[] = [];
+  const setup: Record<string, unknown>[] = [];
+  say(`load average ${started.join(' ')}; workers ${workerCounts.join(',')}, ${flows} flows from ${clientCounts.join(' or ')} clients, sizes ${sizes.join(',')}, ${D} s, ${repeats} repeats`);
+  for (let rep = 0; rep < repeats; rep++) {
+    for (const w of rep % 2 ? [...workerCounts].reverse() : workerCounts) {
+      const topo = Topology.create('bridge', 'fwworkers');
+      const dir = mkdtempSync(join(workDir, 'lab-'));
+      try {
+        const fw = await startEngine(io === 'afxdp' ? 'flatwall-afxdp' : 'flatwall', topo, file, { timeoutMs: 120_000, workDir: dir, workers: w, rules });
+        setup.push({ workers: w, rep, status: 'ok', load: fw.report });
+        await ping(topo, { count: 2, intervalS: 0.2, deadlineS: 6 });
+        for (const s of sizes) {
+          for (const c of clientCounts) {
+            const p = await measure(topo, fw, join(dir, 'api.sock'), w, c, s, rep);
+            points.push(p);
+            say(`rep ${rep + 1} ${w}w ${s} B ${c} clients: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, rx/worker ${p.rxPerWorker.join('/')}, flatwall ${p.cpu.firewallCores} cores [${p.cpu.firewallThreads.join(', ')}], ` +
+              `cpus ${Object.entries(p.cpu.perCpu).map(([k, v]) => `${k} u${(v.user * 100).toFixed(0)} n${(v.nice * 100).toFixed(0)} s${(v.system * 100).toFixed(0)} si${(v.softirq * 100).toFixed(0)} i${(v.idle * 100).toFixed(0)}`).join(' ')}, load ${p.loadavg[0]}${p.errors.length ? `, ${p.errors.join('; ')}` : ''}`);
+            write(false, points, setup, started);
+          }
+        }
+        await fw.stop();
+      } catch (e) {
+        setup.push({ workers: w, rep, status: 'failed', reason: (e as Error).message });
+        say(`workers ${w}: failed: ${(e as Error).message}`);
+      } finally {
+        await topo.destroy();
+      }
+    }
+  }
+  write(true, points, setup, started);
+  say(`written ${join(outDir, `${NAME}.json`)}, ${NAME}.md`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench:workers: ${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});
