@@ -10,10 +10,17 @@
 //                        [--workers N] [--load-timeout S] [--out DIR]
 //                        [--ext] [--repeat R] [--metrics tcp_mbps,udp_mbps,...]
 //                        [--engine-counts "iptables-legacy=1;nft=1,1000"] [--suffix S]
+//                        [--ref "iptables-legacy=1;veth=1"]
 //
 //   --engine-counts  measure these engines at these counts only (the rest of
 //              --counts marked skipped), e.g. the kernel reference at 1 rule
 //              beside flatwall at every count.
+//   --ref      reference engines measured at a fixed count (iptables-legacy=1:
+//              kernel forwarding at 1 rule) in every count's round, beside
+//              the others: their table's column N is the reference measured
+//              in N's round, and the targets pair each flatwall point with
+//              the reference of the same round and repeat (measured minutes
+//              apart otherwise, on a shared machine whose load drifts).
 //   --suffix S write e2e-S.{json,md} and e2e-S-*.svg instead of e2e.*, so a
 //              run with other engines (e.g. the I/O paths: --suffix io)
 //              sits beside the default one.
@@ -94,6 +101,16 @@ for (const part of (opt('--engine-counts') ?? '').split(';').filter(Boolean)) {
   if (!set.size || [...set].some((n) => !counts.includes(n))) fail(`--engine-counts: ${part}: counts from --counts (${counts.join(',')})`);
   engineCounts.set(e, set);
 }
+/** --ref: engine -> the one count it is measured at, in every round. */
+const refCounts = new Map<string, number>();
+for (const part of (opt('--ref') ?? '').split(';').filter(Boolean)) {
+  const [e, nText] = part.split('=');
+  const n = Number(nText);
+  if (!isEngine(e) || !engines.includes(e)) fail(`--ref: ${e} is not one of the engines run (${engines.join(', ')})`);
+  if (engineCounts.has(e)) fail(`--ref: ${e} is in --engine-counts too`);
+  if (!Number.isInteger(n) || n < 1) fail(`--ref: ${part}: ENGINE=N, N a positive integer`);
+  refCounts.set(e, n);
+}
 type Variant = 'plain' | 'ext';
 const MEASURED = ['idle_ping_ms', 'tcp_mbps', 'udp_mbps', 'tcp_rr', 'udp_rr', 'tcp_crr', 'icmp_load_ms', 'syn_ms', 'pps64_k'];
 const only = opt('--metrics')?.split(',').filter(Boolean);
@@ -136,6 +153,8 @@ const METRICS: MetricDef[] = [
 interface Point {
   engine: EngineName;
   rules: number;
+  /** The count whose round measured it: rules, except for a --ref engine. */
+  round: number;
   /** plain: the generated table; ext: with the extension block (--ext). */
   variant: Variant;
   rep: number;
@@ -164,8 +183,8 @@ function say(s: string): void {
 const machine = labMachine();
 
 // ---------------------------------------------------------------- one point
-async function measure(engine: EngineName, n: number, file: string, workDir: string, predicted: number | undefined, variant: Variant, rep: number, setsFile?: string): Promise<Point> {
-  const p: Point = { engine, rules: n, variant, rep, status: 'ok', m: {}, timeboxed: [], notes: [], raw: {}, loadavg: loadavg().map((x) => +x.toFixed(2)), seconds: 0 };
+async function measure(engine: EngineName, n: number, round: number, file: string, workDir: string, predicted: number | undefined, variant: Variant, rep: number, setsFile?: string): Promise<Point> {
+  const p: Point = { engine, rules: n, round, variant, rep, status: 'ok', m: {}, timeboxed: [], notes: [], raw: {}, loadavg: loadavg().map((x) => +x.toFixed(2)), seconds: 0 };
   const t0 = performance.now();
   for (const mt of METRICS) p.m[mt.key] = null;
   if (quick && n >= 1_000_000 && !QUICK_1M.has(engine)) {
@@ -306,7 +325,7 @@ const fmtN = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? 
 
 /** The plain table's points of (engine, n), every repeat. */
 function pointsOf(engine: string, n: number): Point[] {
-  return points.filter((p) => p.engine === engine && p.rules === n && p.variant === 'plain');
+  return points.filter((p) => p.engine === engine && (p.round ?? p.rules) === n && p.variant === 'plain');
 }
 
 function find(engine: string, n: number): Point | undefined {
@@ -359,33 +378,61 @@ function rangeText(engine: string, n: number, key: string, digits: number): stri
  * rule-count independence and the 1M-vs-1M comparison when measured.
  * Medians over the repeats.
  */
+/**
+ * a's metric against b's, paired by repeat (the same repeat of the rounds
+ * given: with --ref, the reference was measured in the same round, right
+ * beside a): ratio a/b or difference a-b per pair, median [min-max].
+ */
+function paired(a: [string, number], b: [string, number], key: string, op: 'ratio' | 'diff'): { median: number; min: number; max: number; values: number[] } | null {
+  const vals: number[] = [];
+  for (let rep = 0; rep < repeats; rep++) {
+    const get = ([e, n]: [string, number]) => pointsOf(e, n).find((p) => p.rep === rep && p.status === 'ok')?.m[key];
+    const x = get(a);
+    const y = get(b);
+    if (typeof x !== 'number' || typeof y !== 'number') continue;
+    if (op === 'ratio' && y > 0) vals.push(x / y);
+    if (op === 'diff') vals.push(x - y);
+  }
+  return vals.length ? { median: median(vals), min: Math.min(...vals), max: Math.max(...vals), values: vals } : null;
+}
+
+/**
+ * Issue 14's targets, for each flatwall engine run (AF_PACKET and AF_XDP
+ * ports): at the largest count, TCP and UDP >= 1.0x kernel forwarding
+ * (iptables-legacy) at 1 rule, 64-byte frames per worker >= 2x the kernel's
+ * rate at 1 rule, idle ping added over kernel forwarding <= 10 us; plus the
+ * rule-count independence and the 1M-vs-1M comparison when measured.
+ * Each is the median over the repeats of the paired ratio (difference);
+ * the kernel point paired is the one of the same round when the kernel is
+ * a --ref engine, else its 1-rule point of the same repeat.
+ */
 function targets(): Target[] {
   const top = Math.max(...counts);
   const t: Target[] = [];
   const K = 'iptables-legacy';
-  const k1 = (k: string) => val(K, 1, k);
-  const ratio = (a: number | null, b: number | null) => (a !== null && b !== null && b > 0 ? a / b : null);
+  const kRound = refCounts.get(K) === 1 ? top : 1;
+  const kDesc = `${K}@1${kRound === top && top !== 1 ? `, same round` : ''}`;
+  const range = (p: { min: number; max: number } | null, d: number, scale = 1) => (p && repeats > 1 ? ` [${(p.min * scale).toFixed(d)}-${(p.max * scale).toFixed(d)}]` : '');
   for (const F of engines.filter(isFlatwall)) {
-    const fw = (k: string) => val(F, top, k);
-    const fw1 = (k: string) => val(F, 1, k);
+    const goal = (name: string, key: string, g: number, unit: string, digits: number) => {
+      const r = paired([F, top], [K, kRound], key, 'ratio');
+      t.push({ name: `${F}@${fmtN(top)} ${name} / kernel forwarding (${kDesc})`, value: r?.median ?? null, goal: `>= ${g.toFixed(2)}`, met: r ? r.median >= g : null,
+        detail: `${rangeText(F, top, key, digits)} / ${rangeText(K, kRound, key, digits)} ${unit}; paired ratios${range(r, 2)}` });
+    };
+    goal('TCP', 'tcp_mbps', 1.0, 'Mb/s', 0);
+    goal('UDP', 'udp_mbps', 1.0, 'Mb/s', 0);
+    goal('64-byte frames per worker', 'pps64_k', 2.0, 'kpps', 1);
+    const d = paired([F, top], [K, kRound], 'idle_ping_ms', 'diff');
+    t.push({ name: `idle ping RTT added by ${F}@${fmtN(top)} over kernel forwarding (${kDesc})`, value: d ? d.median * 1000 : null, goal: '<= 10 us', met: d ? d.median * 1000 <= 10 : null,
+      detail: `${rangeText(F, top, 'idle_ping_ms', 3)} ms vs ${rangeText(K, kRound, 'idle_ping_ms', 3)} ms; paired differences${range(d, 0, 1000)} us` });
     for (const [k, name] of [['tcp_mbps', 'TCP'], ['udp_mbps', 'UDP']] as const) {
-      const r = ratio(fw(k), k1(k));
-      t.push({ name: `${F}@${fmtN(top)} ${name} / kernel forwarding (${K}@1) ${name}`, value: r, goal: '>= 1.00', met: r === null ? null : r >= 1.0, detail: `${rangeText(F, top, k, 0)} / ${rangeText(K, 1, k, 0)} Mb/s` });
+      const r = paired([F, top], [F, 1], k, 'ratio');
+      if (top > 1) t.push({ name: `${F} ${name}: ${fmtN(top)} rules / 1 rule`, value: r?.median ?? null, goal: '>= 0.90', met: r ? r.median >= 0.9 : null, detail: `${rangeText(F, top, k, 0)} / ${rangeText(F, 1, k, 0)} Mb/s (different rounds); paired ratios${range(r, 2)}` });
     }
-    const pr = ratio(fw('pps64_k'), k1('pps64_k'));
-    t.push({ name: `${F}@${fmtN(top)} 64-byte frames per worker / ${K}@1`, value: pr, goal: '>= 2.00', met: pr === null ? null : pr >= 2.0, detail: `${rangeText(F, top, 'pps64_k', 1)} / ${rangeText(K, 1, 'pps64_k', 1)} kpps` });
-    const a = fw('idle_ping_ms');
-    const b = k1('idle_ping_ms');
-    const added = a !== null && b !== null ? (a - b) * 1000 : null;
-    t.push({ name: `idle ping RTT added by ${F}@${fmtN(top)} over kernel forwarding (${K}@1)`, value: added, goal: '<= 10 us', met: added === null ? null : added <= 10, detail: `${rangeText(F, top, 'idle_ping_ms', 3)} ms vs ${rangeText(K, 1, 'idle_ping_ms', 3)} ms` });
-    for (const [k, name] of [['tcp_mbps', 'TCP'], ['udp_mbps', 'UDP']] as const) {
-      const r = ratio(fw(k), fw1(k));
-      if (top > 1) t.push({ name: `${F} ${name}: ${fmtN(top)} rules / 1 rule`, value: r, goal: '>= 0.90', met: r === null ? null : r >= 0.9, detail: `${rangeText(F, top, k, 0)} / ${rangeText(F, 1, k, 0)} Mb/s` });
-    }
-    const kTop = val(K, top, 'udp_mbps');
-    if (top > 1 && kTop !== null) {
-      const u = ratio(fw('udp_mbps'), kTop);
-      t.push({ name: `${F}@${fmtN(top)} UDP / ${K}@${fmtN(top)} UDP`, value: u, goal: '>= 500x', met: u === null ? null : u >= 500, detail: `${fw('udp_mbps')?.toFixed(1)} / ${kTop.toFixed(3)} Mb/s` });
+    const kTop = pointsOf(K, top).some((p) => p.rules === top && p.status === 'ok');
+    if (top > 1 && kTop) {
+      const u = paired([F, top], [K, top], 'udp_mbps', 'ratio');
+      t.push({ name: `${F}@${fmtN(top)} UDP / ${K}@${fmtN(top)} UDP`, value: u?.median ?? null, goal: '>= 500x', met: u ? u.median >= 500 : null, detail: `${rangeText(F, top, 'udp_mbps', 1)} / ${rangeText(K, top, 'udp_mbps', 3)} Mb/s` });
     }
   }
   return t;
@@ -433,6 +480,7 @@ function markdown(done: boolean): string {
       const r = `${p.status}: ${p.reason}`;
       if (!reasons.get(r)?.includes(p.rules)) reasons.set(r, [...(reasons.get(r) ?? []), p.rules]);
     }
+    if (refCounts.has(e)) L.push(`\n${e} is a reference (--ref): ${fmtN(refCounts.get(e)!)} rule${refCounts.get(e)! > 1 ? 's' : ''} in every column, each measured in that count's round beside the other engines.`);
     for (const [r, ns] of reasons) L.push(`\n${ns.map(fmtN).join(', ')}${repeats > 1 ? ` (${notOk.filter((p) => `${p.status}: ${p.reason}` === r).length} of ${ns.length * repeats} runs)` : ''}: ${r}`);
     L.push('');
   }
@@ -458,13 +506,20 @@ function markdown(done: boolean): string {
   }
   for (const ref of [['veth', counts[0]], ['iptables-legacy', 1]] as const) {
     if (!engines.includes(ref[0]) || !pointsOf(ref[0], ref[1]).length) continue;
+    const sameRound = refCounts.get(ref[0]) === ref[1];
     L.push(`## Relative to ${ref[0]}@${fmtN(ref[1])}${ref[0] === 'veth' ? ' (no firewall: the limit of the path)' : ' (kernel forwarding)'}`, '');
-    L.push(`Each engine's median at each count / ${ref[0]}@${fmtN(ref[1])}'s median. For throughput and rates > 1 is better; for latencies < 1.`, '');
+    L.push(sameRound
+      ? `Each engine's value at each count / ${ref[0]}@${fmtN(ref[1])}'s in the same round and repeat (a --ref engine): median [min-max] of the paired ratios. For throughput and rates > 1 is better; for latencies < 1.`
+      : `Each engine's median at each count / ${ref[0]}@${fmtN(ref[1])}'s median. For throughput and rates > 1 is better; for latencies < 1.`, '');
     L.push(`| engine | metric | ${counts.map(fmtN).join(' | ')} |`, `|---|---|${counts.map(() => '---:').join('|')}|`);
     for (const e of engines.filter((x) => x !== ref[0])) {
-      for (const k of ['idle_ping_ms', 'tcp_mbps', 'udp_mbps', 'tcp_rr', 'pps64_k']) {
+      for (const k of ['idle_ping_ms', 'tcp_mbps', 'udp_mbps', 'tcp_rr', 'pps64_k'].filter((x) => want(x))) {
         const base = val(ref[0], ref[1], k);
         const row = counts.map((n) => {
+          if (sameRound) {
+            const r = paired([e, n], [ref[0], n], k, 'ratio');
+            return r ? `${r.median.toFixed(2)}${repeats > 1 ? ` [${r.min.toFixed(2)}-${r.max.toFixed(2)}]` : ''}` : '';
+          }
           const v = val(e, n, k);
           return v === null || !base ? '' : (v / base).toFixed(2);
         });
@@ -475,6 +530,7 @@ function markdown(done: boolean): string {
   }
   L.push('## Side by side: throughput relative to each engine\'s own 1-rule value');
   L.push('');
+  if (refCounts.size) L.push(`(For a --ref engine (${[...refCounts.keys()].join(', ')}) the same rules in every round: its row shows how the machine drifted between rounds.)`, '');
   L.push(`| engine | metric | ${counts.map(fmtN).join(' | ')} |`);
   L.push(`|---|---|${counts.map(() => '---:').join('|')}|`);
   for (const e of engines) {
@@ -488,7 +544,7 @@ function markdown(done: boolean): string {
   }
   L.push('');
   if (withExt) L.push(...extMarkdown());
-  if (!withExt) L.push('Plots (log x axis): ' + METRICS.map((m) => `[${m.label}](e2e${suffix}-${m.key}.svg)`).join(', ') + '.');
+  if (!withExt) L.push('Plots (log x axis): ' + METRICS.filter(shown).map((m) => `[${m.label}](e2e${suffix}-${m.key}.svg)`).join(', ') + '.');
   L.push('');
   return L.join('\n');
 }
@@ -506,7 +562,7 @@ function writeResults(done: boolean): void {
   writeFileSync(join(outDir, `${baseName}.json`), `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(join(outDir, `${baseName}.md`), markdown(done));
   if (!done || withExt) return;
-  for (const mt of METRICS) {
+  for (const mt of METRICS.filter(shown)) {
     const series = engines.map((e) => ({
       name: e,
       points: counts.flatMap((n) => {
@@ -638,6 +694,16 @@ async function main(): Promise<void> {
   const setsFile = join(workDir, `${EXT_SET}.ipset`);
   if (withExt) writeFileSync(setsFile, extIpsetText());
   let k = 0;
+  // The reference engines' tables, kept for the whole run.
+  const refFiles = new Map<string, string>();
+  for (const rn of new Set(refCounts.values())) {
+    for (const v of VARIANTS) {
+      const file = join(workDir, `ref-${rn}${v === 'ext' ? '-ext' : ''}.rules`);
+      if (v === 'plain') await writeGenerated({ family: 'chain', rules: rn }, file);
+      else await writeExtRules(rn, file);
+      refFiles.set(`${rn}-${v}`, file);
+    }
+  }
   for (const n of counts) {
     const files = new Map<Variant, string>();
     for (const v of VARIANTS) {
@@ -653,13 +719,15 @@ async function main(): Promise<void> {
       for (const e of engines as EngineName[]) {
         for (const v of rep % 2 ? [...VARIANTS].reverse() : VARIANTS) {
           k++;
-          say(`[${k}/${total}] ${e} with ${n.toLocaleString('en-US')} rules${withExt ? ` (${v})` : ''}${repeats > 1 ? `, repeat ${rep + 1}` : ''}`);
+          const ref = refCounts.get(e);
+          const rn = ref ?? n; // the rules this engine loads in this round
+          say(`[${k}/${total}] ${e} with ${rn.toLocaleString('en-US')} rules${ref !== undefined ? ` (reference, round of ${fmtN(n)})` : ''}${withExt ? ` (${v})` : ''}${repeats > 1 ? `, repeat ${rep + 1}` : ''}`);
           const prev = lastLoad.get(e);
-          const predicted = prev ? (prev.s * n) / prev.n : undefined;
-          const p = await measure(e, n, files.get(v)!, workDir, prev && prev.s > 1 && prev.n !== n ? predicted : undefined, v, rep, setsFile);
-          if (p.load) lastLoad.set(e, { n, s: p.load.loadSeconds + (p.load.translateSeconds ?? 0) });
-          if (p.status !== 'ok') say(`${e} ${n}: ${p.status}: ${p.reason}`);
-          else say(`${e} ${n}${withExt ? ` ${v}` : ''}: TCP ${p.m.tcp_mbps?.toFixed(0)} Mb/s, UDP ${p.m.udp_mbps?.toFixed(1)} Mb/s, 64 B ${p.m.pps64_k?.toFixed(1)} kpps, ping ${p.m.idle_ping_ms} ms, load ${p.m.load_s?.toFixed(2)} s (${p.seconds} s)` +
+          const predicted = prev ? (prev.s * rn) / prev.n : undefined;
+          const p = await measure(e, rn, n, ref !== undefined ? refFiles.get(`${ref}-${v}`)! : files.get(v)!, workDir, prev && prev.s > 1 && prev.n !== rn ? predicted : undefined, v, rep, setsFile);
+          if (p.load) lastLoad.set(e, { n: rn, s: p.load.loadSeconds + (p.load.translateSeconds ?? 0) });
+          if (p.status !== 'ok') say(`${e} ${rn}: ${p.status}: ${p.reason}`);
+          else say(`${e} ${rn}${withExt ? ` ${v}` : ''}: TCP ${p.m.tcp_mbps?.toFixed(0)} Mb/s, UDP ${p.m.udp_mbps?.toFixed(1)} Mb/s, 64 B ${p.m.pps64_k?.toFixed(1)} kpps, ping ${p.m.idle_ping_ms} ms, load ${p.m.load_s?.toFixed(2)} s (${p.seconds} s)` +
             (p.raw.rule_check ? ` ${JSON.stringify(p.raw.rule_check)}` : ''));
           points.push(p);
           writeResults(false);
