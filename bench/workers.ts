@@ -4,6 +4,7 @@
 //   npm run bench:workers [-- --workers 1,2] [--flows 64] [--clients 1,2]
 //                            [--sizes 64,1442] [--rules N] [--duration S]
 //                            [--repeat R] [--io afpacket] [--out DIR] [--suffix S]
+//                            [--fw-args "ARGS"] [--no-gso-check]
 //
 // Sender -> flatwall -> Receiver (the bridge lab of src/lab). flatwall runs
 // with AF_PACKET ports (`--io afpacket`, the default): their
@@ -28,6 +29,15 @@
 // (/proc/PID/task/*/stat), the time its threads waited for a CPU
 // (schedstat), and iperf3's own accounting of each client and server. The
 // worker counts alternate in order per repeat (1,2 then 2,1 ...).
+//
+// First, a GSO check (skip with --no-gso-check): one iperf3 TCP stream
+// through flatwall on each I/O path, and the mean size of the frames fa
+// received over it (GET /stats rxBytes / rxPackets): above the 1514-byte
+// MTU frame only if GSO super-packets reach the firewall whole. It checks
+// the reason given for AF_XDP's lower TCP rate (native/dataplane/README.md,
+// "No GSO"), since ethtool is not installed here to read the veth's TSO flag.
+// --fw-args passes more arguments to `flatwall run` (e.g. "--busy-poll 0");
+// with --suffix S the results go to workers-S.* beside the default run.
 // Writes bench/results/workers.{json,md} (JSON after every point).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -37,6 +47,7 @@ import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
 import { iperf, ping, type IperfResult } from '../src/lab/traffic';
 import { missingTools } from '../src/lab/tools';
+import { run } from '../src/lab/proc';
 import { apiCall } from '../src/cli/ctl';
 import { argv, flag, opt } from './args';
 import { labMachine, printHeaderHelp, processCpuSeconds, processSchedSeconds } from './lab-info';
@@ -55,6 +66,8 @@ const outDir = opt('--out') ?? join(__dirname, '..', '..', 'bench', 'results');
 const suffix = opt('--suffix') ? `-${opt('--suffix')}` : '';
 const NAME = `workers${suffix}`;
 const FRAME_OVERHEAD = 46;
+const gsoCheck = !flag('--no-gso-check');
+const fwArgs = (opt('--fw-args') ?? '').split(/\s+/).filter(Boolean);
 const command = `npm run bench:workers${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 
 function fail(msg: string): never {
@@ -106,6 +119,17 @@ function cpuDelta(a: Record<string, CpuLine>, b: Record<string, CpuLine>): Recor
   return out;
 }
 
+/** CPU seconds (user + system) of every process this PID namespace shows. */
+function allProcessCpu(): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const c = processCpuSeconds(Number(d));
+    if (c !== undefined) m.set(Number(d), c);
+  }
+  return m;
+}
+
 /** CPU seconds (user + system) per thread of a process. */
 function threadCpu(pid: number): Map<number, number> {
   const m = new Map<number, number>();
@@ -135,6 +159,9 @@ interface Point {
   rxPerWorker: number[];
   /** Frames the kernel dropped at fa (RX ring full) over the run. */
   ringDrops: number | null;
+  /** Datagrams the receiver's UDP sockets dropped (buffer full) and took, over the run (/proc/net/snmp in its namespace). */
+  rcvbufErrors: number | null;
+  udpInDatagrams: number | null;
   cpu: {
     /** Per CPU: fraction of the run in each state. */
     perCpu: Record<string, Record<string, number>>;
@@ -144,6 +171,14 @@ interface Point {
     firewallThreads: number[];
     /** Its threads' time runnable without a CPU, per second. */
     firewallWaiting: number | null;
+    /** Cores busy, all CPUs, every tenant (/proc/stat: all but idle and iowait). */
+    machineCores: number;
+    /**
+     * Cores used by the other processes visible here that lived through the
+     * run (not flatwall, not the one-off iperf3 processes): this bench's Node
+     * process, the lab's echo servers, anything else in this PID namespace.
+     */
+    otherVisibleCores: number;
     /** iperf3's own figures per client: % of one core, client (sender) and server (receiver). */
     iperfClientPct: (number | undefined)[];
     iperfServerPct: (number | undefined)[];
@@ -163,15 +198,26 @@ async function portStats(sock: string): Promise<{ rxPerWorker: number[]; kernelD
   }
 }
 
+/** The receiver namespace's UDP counters (RcvbufErrors: a socket's buffer was full). */
+async function udpCounters(topo: Topology): Promise<{ rcvbufErrors: number; inDatagrams: number } | undefined> {
+  const r = await run('cat', ['/proc/net/snmp'], { ns: topo.receiver, timeoutMs: 5000, allowFail: true });
+  const udp = r.stdout.split('\n').filter((l) => l.startsWith('Udp:')).map((l) => l.trim().split(/\s+/).slice(1));
+  if (udp.length !== 2) return undefined;
+  const v = (k: string) => Number(udp[1][udp[0].indexOf(k)]);
+  return { rcvbufErrors: v('RcvbufErrors'), inDatagrams: v('InDatagrams') };
+}
+
 let nextPort = 5301;
 async function measure(topo: Topology, fw: RunningEngine, sock: string, workers: number, clients: number, size: number, rep: number): Promise<Point> {
   const len = size - FRAME_OVERHEAD;
   const pid = fw.pid!;
   const avg = la();
   const st0 = await portStats(sock);
+  const u0 = await udpCounters(topo);
   const c0 = perCpu();
   const p0 = processCpuSeconds(pid);
   const t0m = threadCpu(pid);
+  const a0 = allProcessCpu();
   const s0 = processSchedSeconds(pid);
   const t0 = performance.now();
   const ports = Array.from({ length: clients }, () => {
@@ -184,8 +230,10 @@ async function measure(topo: Topology, fw: RunningEngine, sock: string, workers:
   const c1 = perCpu();
   const p1 = processCpuSeconds(pid);
   const t1m = threadCpu(pid);
+  const a1 = allProcessCpu();
   const s1 = processSchedSeconds(pid);
   const st1 = await portStats(sock);
+  const u1 = await udpCounters(topo);
   const ok = rs.filter((r) => r.pps !== undefined);
   const pps = ok.length === rs.length ? ok.reduce((a, r) => a + r.pps!, 0) : null;
   const sent = ok.length === rs.length ? ok.reduce((a, r) => a + (r.senderBps ?? 0) / 8 / len, 0) : null;
@@ -200,8 +248,12 @@ async function measure(topo: Topology, fw: RunningEngine, sock: string, workers:
     lostPct: pps === null || !sentPk ? null : +(100 * (1 - (pps * (rs[0].seconds ?? D)) / sentPk)).toFixed(2),
     rxPerWorker: st0 && st1 ? st1.rxPerWorker.map((v, i) => v - (st0.rxPerWorker[i] ?? 0)) : [],
     ringDrops: st0 && st1 ? st1.kernelDrops - st0.kernelDrops : null,
+    rcvbufErrors: u0 && u1 ? u1.rcvbufErrors - u0.rcvbufErrors : null,
+    udpInDatagrams: u0 && u1 ? u1.inDatagrams - u0.inDatagrams : null,
     cpu: {
       perCpu: cpuDelta(c0, c1),
+      machineCores: +Object.values(cpuDelta(c0, c1)).reduce((a, c) => a + 1 - c.idle - c.iowait, 0).toFixed(3),
+      otherVisibleCores: +([...a1].reduce((a, [p, c]) => (p === pid || !a0.has(p) ? a : a + c - a0.get(p)!), 0) / dt).toFixed(3),
       firewallCores: p0 !== undefined && p1 !== undefined ? +((p1 - p0) / dt).toFixed(3) : null,
       firewallThreads: threads,
       firewallWaiting: s0 && s1 ? +((s1.wait - s0.wait) / dt).toFixed(3) : null,
@@ -227,18 +279,65 @@ function summary(vals: (number | null | undefined)[], digits: number): { median:
   return { median: m, text: v.length > 1 ? `${f(m)} [${f(Math.min(...v))}-${f(Math.max(...v))}]` : f(m) };
 }
 
+/** Counter n as a percentage of the datagrams the clients sent. */
+function lostShare(p: Point, n: number | null): number | null {
+  const sent = p.iperf.reduce((a, r) => a + (r.sentPackets ?? 0), 0);
+  return n === null || !sent ? null : (100 * n) / sent;
+}
+
+interface GsoCheck {
+  io: string;
+  mbps: number | null;
+  rxPackets: number | null;
+  rxBytes: number | null;
+  meanFrameBytes: number | null;
+  error?: string;
+}
+const gso: GsoCheck[] = [];
+
+async function runGsoCheck(workDir: string, file: string): Promise<void> {
+  for (const rep of [0, 1]) {
+    for (const e of ['flatwall', 'flatwall-afxdp'] as const) {
+      const topo = Topology.create('bridge', 'fwgso');
+      const dir = mkdtempSync(join(workDir, 'gso-'));
+      const g: GsoCheck = { io: e === 'flatwall' ? 'afpacket' : 'afxdp', mbps: null, rxPackets: null, rxBytes: null, meanFrameBytes: null };
+      try {
+        const fw = await startEngine(e, topo, file, { timeoutMs: 120_000, workDir: dir, workers: 1, rules });
+        await ping(topo, { count: 2, intervalS: 0.2, deadlineS: 6 });
+        const sock = join(dir, 'api.sock');
+        const fa = async () => ((await apiCall({ socket: sock }, 'GET', '/stats')).json?.ports as { name: string; rxPackets: number; rxBytes: number }[]).find((p) => p.name === 'fa')!;
+        const a = await fa();
+        const r = await iperf(topo, { seconds: 2 });
+        const b = await fa();
+        g.mbps = r.bps !== undefined ? +(r.bps / 1e6).toFixed(0) : null;
+        g.rxPackets = b.rxPackets - a.rxPackets;
+        g.rxBytes = b.rxBytes - a.rxBytes;
+        g.meanFrameBytes = g.rxPackets ? Math.round(g.rxBytes / g.rxPackets) : null;
+        if (r.error) g.error = r.error;
+        await fw.stop();
+      } catch (err) {
+        g.error = (err as Error).message;
+      } finally {
+        await topo.destroy();
+      }
+      gso.push(g);
+      say(`GSO check ${g.io}: TCP ${g.mbps} Mb/s, fa received ${g.rxPackets} frames, ${g.meanFrameBytes} B each on average${g.error ? `, ${g.error}` : ''}`);
+    }
+  }
+}
+
 function write(done: boolean, points: Point[], setup: Record<string, unknown>[], started: number[]): void {
   mkdirSync(outDir, { recursive: true });
   const json = {
     benchmark: NAME, done, startedAt, seconds: +((performance.now() - tStart) / 1000).toFixed(1), command, machine,
-    io, rules, flows, workerCounts, clientCounts, sizes, durationSeconds: D, repeats, loadavgStart: started, loadavgEnd: la(), setup, points,
+    io, flatwallArgs: fwArgs, rules, flows, workerCounts, clientCounts, sizes, durationSeconds: D, repeats, loadavgStart: started, loadavgEnd: la(), gsoCheck: gso, setup, points,
   };
   writeFileSync(join(outDir, `${NAME}.json`), `${JSON.stringify(json, null, 2)}\n`);
   const sel = (w: number, c: number, s: number) => points.filter((p) => p.workers === w && p.clients === c && p.frameBytes === s);
   const L: string[] = [];
   L.push(`# flatwall workers: ${workerCounts.join(' vs ')} on a ${flows}-flow UDP mix`, '');
   L.push(`Sender -> flatwall -> Receiver (bridge lab, veth links) on one ${machine.cpus}-vCPU VM (${machine.cpu}; kernel ${machine.kernel}).`);
-  L.push(`\`flatwall run --port fa --port fb --io ${io} -w W\` (conntrack on, default busy-poll and worker nice), \`flatwall gen chain ${rules}\`.`);
+  L.push(`\`flatwall run --port fa --port fb --io ${io} -w W${fwArgs.length ? ` ${fwArgs.join(' ')}` : ''}\` (conntrack on${fwArgs.length ? '' : ', default busy-poll and worker nice'}), \`flatwall gen chain ${rules}\`.`);
   L.push(`Traffic: ${flows} UDP flows, \`iperf3 -u -b 0 -P ${flows}/C\` from C clients on their own server ports (C sender threads, C receiver threads), ${D} s per point, ${repeats} repeats (median [min-max]), the worker order alternating per repeat.`);
   L.push('Frame sizes include the Ethernet header and FCS (payload = size - 46). Mb/s = received frames x frame length x 8.');
   L.push(`Started ${startedAt}, ${done ? 'finished' : 'PARTIAL (still running)'} after ${((performance.now() - tStart) / 1000).toFixed(0)} s. Command: \`${command}\`.`);
@@ -264,7 +363,7 @@ function write(done: boolean, points: Point[], setup: Record<string, unknown>[],
   L.push('process\'s CPU (all threads); threads: its busiest threads, cores each; waiting: its threads\' time runnable without a CPU, per second. iperf3 client / server:');
   L.push('iperf3\'s own figure (% of one core) per client and per server.', '');
   const cpus = Object.keys(points[0]?.cpu.perCpu ?? {});
-  L.push(`| frame (B) | clients | workers | ${cpus.map((c) => `${c} usr/nice/sys/si/idle`).join(' | ')} | flatwall cores | threads | waiting | ring drops | rx per worker (%) | iperf3 client % | iperf3 server % |`);
+  L.push(`| frame (B) | clients | workers | ${cpus.map((c) => `${c} usr/nice/sys/si/idle`).join(' | ')} | flatwall cores | threads | waiting | lost at fa's ring / receiver's socket (% of sent) | rx per worker (%) | iperf3 client % | iperf3 server % |`);
   L.push(`|---:|---:|---:|${cpus.map(() => '---').join('|')}|---:|---|---:|---:|---|---|---|`);
   for (const s of sizes) {
     for (const c of clientCounts) {
@@ -279,11 +378,42 @@ function write(done: boolean, points: Point[], setup: Record<string, unknown>[],
         };
         const sh = Array.from({ length: w }, (_, i) => median(ps.map((p) => share(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join('/');
         const ip = (f: (p: Point) => (number | undefined)[]) => Array.from({ length: c }, (_, i) => median(ps.map((p) => f(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join(', ');
-        L.push(`| ${s} | ${c} | ${w} | ${pc.join(' | ')} | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${thr} | ${summary(ps.map((p) => p.cpu.firewallWaiting), 2).text} | ${summary(ps.map((p) => p.ringDrops), 0).text} | ${sh} | ${ip((p) => p.cpu.iperfClientPct)} | ${ip((p) => p.cpu.iperfServerPct)} |`);
+        L.push(`| ${s} | ${c} | ${w} | ${pc.join(' | ')} | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${thr} | ${summary(ps.map((p) => p.cpu.firewallWaiting), 2).text} | ${summary(ps.map((p) => lostShare(p, p.ringDrops)), 1).text} / ${summary(ps.map((p) => lostShare(p, p.rcvbufErrors)), 1).text} | ${sh} | ${ip((p) => p.cpu.iperfClientPct)} | ${ip((p) => p.cpu.iperfServerPct)} |`);
       }
     }
   }
   L.push('');
+  L.push('## CPU accounting (cores, medians over the repeats)', '');
+  L.push('machine: cores busy on all CPUs (every tenant). Ours: flatwall (its process), iperf3 clients and servers (their own figures, user + system, which');
+  L.push('include the veth transmit and the receive softirq work the kernel charges to the sending or receiving task), other visible processes (this bench,');
+  L.push('the lab\'s helpers). rest = machine - ours: processes this PID namespace does not show (the other tenants of the VM), kernel threads, and');
+  L.push('interrupt time charged to no task.', '');
+  L.push('| frame (B) | clients | workers | machine | flatwall | iperf3 clients | iperf3 servers | other visible | rest |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const s of sizes) {
+    for (const c of clientCounts) {
+      for (const w of workerCounts) {
+        const ps = sel(w, c, s);
+        if (!ps.length) continue;
+        const sum = (xs: (number | undefined)[]) => xs.reduce((a: number, x) => a + (x ?? 0), 0) / 100;
+        const parts = ps.map((p) => {
+          const fwc = p.cpu.firewallCores ?? 0;
+          const cl = sum(p.cpu.iperfClientPct);
+          const sv = sum(p.cpu.iperfServerPct);
+          return { m: p.cpu.machineCores, fwc, cl, sv, ov: p.cpu.otherVisibleCores, rest: p.cpu.machineCores - fwc - cl - sv - p.cpu.otherVisibleCores };
+        });
+        const f = (k: keyof (typeof parts)[number]) => summary(parts.map((x) => x[k]), 2).text;
+        L.push(`| ${s} | ${c} | ${w} | ${f('m')} | ${f('fwc')} | ${f('cl')} | ${f('sv')} | ${f('ov')} | ${f('rest')} |`);
+      }
+    }
+  }
+  L.push('');
+  if (gso.length) {
+    L.push('## GSO check: mean frame size flatwall received during one TCP stream', '');
+    L.push('One iperf3 TCP stream, 2 s, 1 worker, each I/O path twice. fa\'s rxBytes / rxPackets over the run (GET /stats): a mean above 1514 B means GSO', 'super-packets reached the firewall whole; at most 1514 B means MTU-sized segments.', '');
+    L.push('| I/O | TCP (Mb/s) | frames received on fa | mean frame (B) |', '|---|---:|---:|---:|');
+    for (const g of gso) L.push(`| ${g.io} | ${g.mbps ?? '–'} | ${g.rxPackets ?? '–'} | ${g.meanFrameBytes ?? '–'}${g.error ? ` (${g.error})` : ''} |`);
+    L.push('');
+  }
   const errs = points.filter((p) => p.errors.length);
   for (const p of errs) L.push(`${p.frameBytes} B, ${p.clients} clients, ${p.workers} workers, repeat ${p.rep + 1}: ${p.errors.join('; ')}`, '');
   writeFileSync(join(outDir, `${NAME}.md`), L.join('\n'));
@@ -302,20 +432,21 @@ async function main(): Promise<void> {
   const started = la();
   const points: Point[] = [];
   const setup: Record<string, unknown>[] = [];
+  if (gsoCheck) await runGsoCheck(workDir, file);
   say(`load average ${started.join(' ')}; workers ${workerCounts.join(',')}, ${flows} flows from ${clientCounts.join(' or ')} clients, sizes ${sizes.join(',')}, ${D} s, ${repeats} repeats`);
   for (let rep = 0; rep < repeats; rep++) {
     for (const w of rep % 2 ? [...workerCounts].reverse() : workerCounts) {
       const topo = Topology.create('bridge', 'fwworkers');
       const dir = mkdtempSync(join(workDir, 'lab-'));
       try {
-        const fw = await startEngine(io === 'afxdp' ? 'flatwall-afxdp' : 'flatwall', topo, file, { timeoutMs: 120_000, workDir: dir, workers: w, rules });
+        const fw = await startEngine(io === 'afxdp' ? 'flatwall-afxdp' : 'flatwall', topo, file, { timeoutMs: 120_000, workDir: dir, workers: w, rules, extraArgs: fwArgs });
         setup.push({ workers: w, rep, status: 'ok', load: fw.report });
         await ping(topo, { count: 2, intervalS: 0.2, deadlineS: 6 });
         for (const s of sizes) {
           for (const c of clientCounts) {
             const p = await measure(topo, fw, join(dir, 'api.sock'), w, c, s, rep);
             points.push(p);
-            say(`rep ${rep + 1} ${w}w ${s} B ${c} clients: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, rx/worker ${p.rxPerWorker.join('/')}, flatwall ${p.cpu.firewallCores} cores [${p.cpu.firewallThreads.join(', ')}], ` +
+            say(`rep ${rep + 1} ${w}w ${s} B ${c} clients: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, rx/worker ${p.rxPerWorker.join('/')}, ring drops ${p.ringDrops}, socket full ${p.rcvbufErrors}, flatwall ${p.cpu.firewallCores} cores [${p.cpu.firewallThreads.join(', ')}], ` +
               `cpus ${Object.entries(p.cpu.perCpu).map(([k, v]) => `${k} u${(v.user * 100).toFixed(0)} n${(v.nice * 100).toFixed(0)} s${(v.system * 100).toFixed(0)} si${(v.softirq * 100).toFixed(0)} i${(v.idle * 100).toFixed(0)}`).join(' ')}, load ${p.loadavg[0]}${p.errors.length ? `, ${p.errors.join('; ')}` : ''}`);
             write(false, points, setup, started);
           }
