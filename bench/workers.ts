@@ -4,7 +4,7 @@
 //   npm run bench:workers [-- --workers 1,2] [--flows 64] [--clients 1,2]
 //                            [--sizes 64,1442] [--rules N] [--duration S]
 //                            [--repeat R] [--io afpacket] [--out DIR] [--suffix S]
-//                            [--fw-args "ARGS"] [--no-gso-check]
+//                            [--fw-args "ARGS"] [--fw-variants "ARGS|ARGS"] [--no-gso-check]
 //
 // Sender -> flatwall -> Receiver (the bridge lab of src/lab). flatwall runs
 // with AF_PACKET ports (`--io afpacket`, the default): their
@@ -37,7 +37,10 @@
 // the reason given for AF_XDP's lower TCP rate (native/dataplane/README.md,
 // "No GSO"), since ethtool is not installed here to read the veth's TSO flag.
 // --fw-args passes more arguments to `flatwall run` (e.g. "--busy-poll 0");
-// with --suffix S the results go to workers-S.* beside the default run.
+// --fw-variants runs every point with each set of arguments ('|'-separated,
+// an empty set = the defaults), the variant order rotating per repeat, so
+// e.g. "|--busy-poll 0" compares busy polling on and off in one run.
+// With --suffix S the results go to workers-S.* beside the default run.
 // Writes bench/results/workers.{json,md} (JSON after every point).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -68,6 +71,9 @@ const NAME = `workers${suffix}`;
 const FRAME_OVERHEAD = 46;
 const gsoCheck = !flag('--no-gso-check');
 const fwArgs = (opt('--fw-args') ?? '').split(/\s+/).filter(Boolean);
+const splitArgs = (v: string) => v.split(/\s+/).filter(Boolean);
+const variants: string[][] = opt('--fw-variants') !== undefined ? opt('--fw-variants')!.split('|').map((v) => [...fwArgs, ...splitArgs(v)]) : [fwArgs];
+const variantName = (v: string[]) => (v.length ? v.join(' ') : 'default');
 const command = `npm run bench:workers${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
 
 function fail(msg: string): never {
@@ -147,6 +153,8 @@ function threadCpu(pid: number): Map<number, number> {
 
 // ---------------------------------------------------------------- one point
 interface Point {
+  /** The extra `flatwall run` arguments of this point ('default': none). */
+  variant: string;
   workers: number;
   clients: number;
   frameBytes: number;
@@ -208,7 +216,7 @@ async function udpCounters(topo: Topology): Promise<{ rcvbufErrors: number; inDa
 }
 
 let nextPort = 5301;
-async function measure(topo: Topology, fw: RunningEngine, sock: string, workers: number, clients: number, size: number, rep: number): Promise<Point> {
+async function measure(topo: Topology, fw: RunningEngine, sock: string, variant: string, workers: number, clients: number, size: number, rep: number): Promise<Point> {
   const len = size - FRAME_OVERHEAD;
   const pid = fw.pid!;
   const avg = la();
@@ -240,7 +248,7 @@ async function measure(topo: Topology, fw: RunningEngine, sock: string, workers:
   const sentPk = rs.reduce((a, r) => a + (r.sentPackets ?? 0), 0);
   const threads = [...t1m].map(([tid, c]) => (c - (t0m.get(tid) ?? 0)) / dt).sort((a, b) => b - a).slice(0, workers + 2).map((x) => +x.toFixed(3));
   return {
-    workers, clients, frameBytes: size, rep,
+    variant, workers, clients, frameBytes: size, rep,
     kpps: pps === null ? null : pps / 1000,
     frameMbps: pps === null ? null : (pps * size * 8) / 1e6,
     sentKpps: sent === null ? null : sent / 1000,
@@ -330,83 +338,89 @@ function write(done: boolean, points: Point[], setup: Record<string, unknown>[],
   mkdirSync(outDir, { recursive: true });
   const json = {
     benchmark: NAME, done, startedAt, seconds: +((performance.now() - tStart) / 1000).toFixed(1), command, machine,
-    io, flatwallArgs: fwArgs, rules, flows, workerCounts, clientCounts, sizes, durationSeconds: D, repeats, loadavgStart: started, loadavgEnd: la(), gsoCheck: gso, setup, points,
+    io, flatwallArgs: fwArgs, variants: variants.map(variantName), rules, flows, workerCounts, clientCounts, sizes, durationSeconds: D, repeats, loadavgStart: started, loadavgEnd: la(), gsoCheck: gso, setup, points,
   };
   writeFileSync(join(outDir, `${NAME}.json`), `${JSON.stringify(json, null, 2)}\n`);
-  const sel = (w: number, c: number, s: number) => points.filter((p) => p.workers === w && p.clients === c && p.frameBytes === s);
+  let cur = '';
+  const sel = (w: number, c: number, s: number) => points.filter((p) => (p.variant ?? 'default') === cur && p.workers === w && p.clients === c && p.frameBytes === s);
   const L: string[] = [];
   L.push(`# flatwall workers: ${workerCounts.join(' vs ')} on a ${flows}-flow UDP mix`, '');
   L.push(`Sender -> flatwall -> Receiver (bridge lab, veth links) on one ${machine.cpus}-vCPU VM (${machine.cpu}; kernel ${machine.kernel}).`);
   L.push(`\`flatwall run --port fa --port fb --io ${io} -w W${fwArgs.length ? ` ${fwArgs.join(' ')}` : ''}\` (conntrack on${fwArgs.length ? '' : ', default busy-poll and worker nice'}), \`flatwall gen chain ${rules}\`.`);
+  if (variants.length > 1) L.push(`Variants (extra \`flatwall run\` arguments, every point run with each, the order rotating per repeat): ${variants.map((v) => `\`${variantName(v)}\``).join(', ')}.`);
   L.push(`Traffic: ${flows} UDP flows, \`iperf3 -u -b 0 -P ${flows}/C\` from C clients on their own server ports (C sender threads, C receiver threads), ${D} s per point, ${repeats} repeats (median [min-max]), the worker order alternating per repeat.`);
   L.push('Frame sizes include the Ethernet header and FCS (payload = size - 46). Mb/s = received frames x frame length x 8.');
   L.push(`Started ${startedAt}, ${done ? 'finished' : 'PARTIAL (still running)'} after ${((performance.now() - tStart) / 1000).toFixed(0)} s. Command: \`${command}\`.`);
   const one = points.map((p) => p.loadavg[0]);
   L.push(`Load averages (1/5/15 min): ${started.join(' / ')} at the start, ${la().join(' / ')} at the end; the 1-minute figure ranged ${one.length ? `${Math.min(...one).toFixed(2)}-${Math.max(...one).toFixed(2)}` : 'n/a'} over the points.`, '');
   for (const s of setup.filter((x) => x.status !== 'ok')) L.push(`workers ${s.workers}: ${s.status}: ${s.reason}`, '');
-  L.push('## Throughput', '');
-  L.push(`| frame (B) | clients | ${workerCounts.map((w) => `${w}w kpps`).join(' | ')} | ${workerCounts.map((w) => `${w}w Mb/s`).join(' | ')} | ${workerCounts.map((w) => `${w}w sent kpps | ${w}w lost %`).join(' | ')} |${workerCounts.length > 1 ? ` ${workerCounts[1]}w / ${workerCounts[0]}w kpps |` : ''}`);
-  L.push(`|---:|---:|${workerCounts.map(() => '---:').join('|')}|${workerCounts.map(() => '---:').join('|')}|${workerCounts.map(() => '---:|---:').join('|')}|${workerCounts.length > 1 ? '---:|' : ''}`);
-  for (const s of sizes) {
-    for (const c of clientCounts) {
-      const k = workerCounts.map((w) => summary(sel(w, c, s).map((p) => p.kpps), 1));
-      const m = workerCounts.map((w) => summary(sel(w, c, s).map((p) => p.frameMbps), 0).text);
-      const sl = workerCounts.map((w) => `${summary(sel(w, c, s).map((p) => p.sentKpps), 1).text} | ${summary(sel(w, c, s).map((p) => p.lostPct), 1).text}`);
-      const r = k.length > 1 && k[0].median && k[1].median !== null ? (k[1].median / k[0].median).toFixed(2) : '';
-      L.push(`| ${s} | ${c} | ${k.map((x) => x.text).join(' | ')} | ${m.join(' | ')} | ${sl.join(' | ')} |${k.length > 1 ? ` ${r} |` : ''}`);
-    }
-  }
-  L.push('');
-  L.push('## Where the CPU went (medians over the repeats)', '');
-  L.push('Per CPU, share of the run: usr = user (iperf3, flatwall\'s workers), nice = niced user time (on this VM: other tenants\' jobs at nice 19), sys = system calls');
-  L.push('(sendto/recvfrom, the veth transmit), si = softirq (the veth receive path run on the sending CPU, the stack\'s UDP delivery), idle. flatwall cores: its');
-  L.push('process\'s CPU (all threads); threads: its busiest threads, cores each; waiting: its threads\' time runnable without a CPU, per second. iperf3 client / server:');
-  L.push('iperf3\'s own figure (% of one core) per client and per server.', '');
-  const cpus = Object.keys(points[0]?.cpu.perCpu ?? {});
-  L.push(`| frame (B) | clients | workers | ${cpus.map((c) => `${c} usr/nice/sys/si/idle`).join(' | ')} | flatwall cores | threads | waiting | lost at fa's ring / receiver's socket (% of sent) | rx per worker (%) | iperf3 client % | iperf3 server % |`);
-  L.push(`|---:|---:|---:|${cpus.map(() => '---').join('|')}|---:|---|---:|---:|---|---|---|`);
-  for (const s of sizes) {
-    for (const c of clientCounts) {
-      for (const w of workerCounts) {
-        const ps = sel(w, c, s);
-        if (!ps.length) continue;
-        const pc = cpus.map((cpu) => ['user', 'nice', 'system', 'softirq', 'idle'].map((k) => (100 * (median(ps.map((p) => p.cpu.perCpu[cpu]?.[k] ?? 0)))).toFixed(0)).join('/'));
-        const thr = Array.from({ length: Math.min(...ps.map((p) => p.cpu.firewallThreads.length)) }, (_, i) => median(ps.map((p) => p.cpu.firewallThreads[i])).toFixed(2)).join(', ');
-        const share = (p: Point) => {
-          const t = p.rxPerWorker.reduce((a, b) => a + b, 0);
-          return t ? p.rxPerWorker.map((x) => (100 * x) / t) : [];
-        };
-        const sh = Array.from({ length: w }, (_, i) => median(ps.map((p) => share(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join('/');
-        const ip = (f: (p: Point) => (number | undefined)[]) => Array.from({ length: c }, (_, i) => median(ps.map((p) => f(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join(', ');
-        L.push(`| ${s} | ${c} | ${w} | ${pc.join(' | ')} | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${thr} | ${summary(ps.map((p) => p.cpu.firewallWaiting), 2).text} | ${summary(ps.map((p) => lostShare(p, p.ringDrops)), 1).text} / ${summary(ps.map((p) => lostShare(p, p.rcvbufErrors)), 1).text} | ${sh} | ${ip((p) => p.cpu.iperfClientPct)} | ${ip((p) => p.cpu.iperfServerPct)} |`);
+  for (const v of variants) {
+    cur = variantName(v);
+    if (variants.length > 1) L.push(`# Variant: ${cur}`, '');
+    L.push('## Throughput', '');
+    L.push(`| frame (B) | clients | ${workerCounts.map((w) => `${w}w kpps`).join(' | ')} | ${workerCounts.map((w) => `${w}w Mb/s`).join(' | ')} | ${workerCounts.map((w) => `${w}w sent kpps | ${w}w lost %`).join(' | ')} |${workerCounts.length > 1 ? ` ${workerCounts[1]}w / ${workerCounts[0]}w kpps |` : ''}`);
+    L.push(`|---:|---:|${workerCounts.map(() => '---:').join('|')}|${workerCounts.map(() => '---:').join('|')}|${workerCounts.map(() => '---:|---:').join('|')}|${workerCounts.length > 1 ? '---:|' : ''}`);
+    for (const s of sizes) {
+      for (const c of clientCounts) {
+        const k = workerCounts.map((w) => summary(sel(w, c, s).map((p) => p.kpps), 1));
+        const m = workerCounts.map((w) => summary(sel(w, c, s).map((p) => p.frameMbps), 0).text);
+        const sl = workerCounts.map((w) => `${summary(sel(w, c, s).map((p) => p.sentKpps), 1).text} | ${summary(sel(w, c, s).map((p) => p.lostPct), 1).text}`);
+        const r = k.length > 1 && k[0].median && k[1].median !== null ? (k[1].median / k[0].median).toFixed(2) : '';
+        L.push(`| ${s} | ${c} | ${k.map((x) => x.text).join(' | ')} | ${m.join(' | ')} | ${sl.join(' | ')} |${k.length > 1 ? ` ${r} |` : ''}`);
       }
     }
-  }
-  L.push('');
-  L.push('## CPU accounting (cores, medians over the repeats)', '');
-  L.push('machine: cores busy on all CPUs (every tenant). Ours: flatwall (its process), iperf3 clients and servers (their own figures, user + system, which');
-  L.push('include the veth transmit and the receive softirq work the kernel charges to the sending or receiving task), other visible processes (this bench,');
-  L.push('the lab\'s helpers). rest = machine - ours: processes this PID namespace does not show (the other tenants of the VM), kernel threads, and');
-  L.push('interrupt time charged to no task.', '');
-  L.push('| frame (B) | clients | workers | machine | flatwall | iperf3 clients | iperf3 servers | other visible | rest |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const s of sizes) {
-    for (const c of clientCounts) {
-      for (const w of workerCounts) {
-        const ps = sel(w, c, s);
-        if (!ps.length) continue;
-        const sum = (xs: (number | undefined)[]) => xs.reduce((a: number, x) => a + (x ?? 0), 0) / 100;
-        const parts = ps.map((p) => {
-          const fwc = p.cpu.firewallCores ?? 0;
-          const cl = sum(p.cpu.iperfClientPct);
-          const sv = sum(p.cpu.iperfServerPct);
-          return { m: p.cpu.machineCores, fwc, cl, sv, ov: p.cpu.otherVisibleCores, rest: p.cpu.machineCores - fwc - cl - sv - p.cpu.otherVisibleCores };
-        });
-        const f = (k: keyof (typeof parts)[number]) => summary(parts.map((x) => x[k]), 2).text;
-        L.push(`| ${s} | ${c} | ${w} | ${f('m')} | ${f('fwc')} | ${f('cl')} | ${f('sv')} | ${f('ov')} | ${f('rest')} |`);
+    L.push('');
+    L.push('## Where the CPU went (medians over the repeats)', '');
+    L.push('Per CPU, share of the run: usr = user (iperf3, flatwall\'s workers), nice = niced user time (on this VM: other tenants\' jobs at nice 19), sys = system calls');
+    L.push('(sendto/recvfrom, the veth transmit), si = softirq (the veth receive path run on the sending CPU, the stack\'s UDP delivery), idle. flatwall cores: its');
+    L.push('process\'s CPU (all threads); threads: its busiest threads, cores each; waiting: its threads\' time runnable without a CPU, per second. iperf3 client / server:');
+    L.push('iperf3\'s own figure (% of one core) per client and per server.', '');
+    const cpus = Object.keys(points[0]?.cpu.perCpu ?? {});
+    L.push(`| frame (B) | clients | workers | ${cpus.map((c) => `${c} usr/nice/sys/si/idle`).join(' | ')} | flatwall cores | threads | waiting | lost at fa's ring / receiver's socket (% of sent) | rx per worker (%) | iperf3 client % | iperf3 server % |`);
+    L.push(`|---:|---:|---:|${cpus.map(() => '---').join('|')}|---:|---|---:|---:|---|---|---|`);
+    for (const s of sizes) {
+      for (const c of clientCounts) {
+        for (const w of workerCounts) {
+          const ps = sel(w, c, s);
+          if (!ps.length) continue;
+          const pc = cpus.map((cpu) => ['user', 'nice', 'system', 'softirq', 'idle'].map((k) => (100 * (median(ps.map((p) => p.cpu.perCpu[cpu]?.[k] ?? 0)))).toFixed(0)).join('/'));
+          const thr = Array.from({ length: Math.min(...ps.map((p) => p.cpu.firewallThreads.length)) }, (_, i) => median(ps.map((p) => p.cpu.firewallThreads[i])).toFixed(2)).join(', ');
+          const share = (p: Point) => {
+            const t = p.rxPerWorker.reduce((a, b) => a + b, 0);
+            return t ? p.rxPerWorker.map((x) => (100 * x) / t) : [];
+          };
+          const sh = Array.from({ length: w }, (_, i) => median(ps.map((p) => share(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join('/');
+          const ip = (f: (p: Point) => (number | undefined)[]) => Array.from({ length: c }, (_, i) => median(ps.map((p) => f(p)[i] ?? NaN).filter(Number.isFinite)).toFixed(0)).join(', ');
+          L.push(`| ${s} | ${c} | ${w} | ${pc.join(' | ')} | ${summary(ps.map((p) => p.cpu.firewallCores), 2).text} | ${thr} | ${summary(ps.map((p) => p.cpu.firewallWaiting), 2).text} | ${summary(ps.map((p) => lostShare(p, p.ringDrops)), 1).text} / ${summary(ps.map((p) => lostShare(p, p.rcvbufErrors)), 1).text} | ${sh} | ${ip((p) => p.cpu.iperfClientPct)} | ${ip((p) => p.cpu.iperfServerPct)} |`);
+        }
       }
     }
+    L.push('');
+    L.push('## CPU accounting (cores, medians over the repeats)', '');
+    L.push('machine: cores busy on all CPUs (every tenant). Counted: flatwall (its process), iperf3 clients and servers (their own figures, user + system, which');
+    L.push('include the veth transmit and the receive softirq work the kernel charges to the sending or receiving task), other processes alive through the run (this bench,');
+    L.push('the lab\'s helpers, kernel threads, other tenants\' long-lived processes). rest = machine - counted: processes that started or ended during the run');
+    L.push('(in neither snapshot: other tenants\' short jobs), processes this PID namespace does not show, and interrupt time charged to no task.', '');
+    L.push('| frame (B) | clients | workers | machine | flatwall | iperf3 clients | iperf3 servers | other visible | rest |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const s of sizes) {
+      for (const c of clientCounts) {
+        for (const w of workerCounts) {
+          const ps = sel(w, c, s);
+          if (!ps.length) continue;
+          const sum = (xs: (number | undefined)[]) => xs.reduce((a: number, x) => a + (x ?? 0), 0) / 100;
+          const parts = ps.map((p) => {
+            const fwc = p.cpu.firewallCores ?? 0;
+            const cl = sum(p.cpu.iperfClientPct);
+            const sv = sum(p.cpu.iperfServerPct);
+            return { m: p.cpu.machineCores, fwc, cl, sv, ov: p.cpu.otherVisibleCores, rest: p.cpu.machineCores - fwc - cl - sv - p.cpu.otherVisibleCores };
+          });
+          const f = (k: keyof (typeof parts)[number]) => summary(parts.map((x) => x[k]), 2).text;
+          L.push(`| ${s} | ${c} | ${w} | ${f('m')} | ${f('fwc')} | ${f('cl')} | ${f('sv')} | ${f('ov')} | ${f('rest')} |`);
+        }
+      }
+    }
+    L.push('');
   }
-  L.push('');
   if (gso.length) {
     L.push('## GSO check: mean frame size flatwall received during one TCP stream', '');
     L.push('One iperf3 TCP stream, 2 s, 1 worker, each I/O path twice. fa\'s rxBytes / rxPackets over the run (GET /stats): a mean above 1514 B means GSO', 'super-packets reached the firewall whole; at most 1514 B means MTU-sized segments.', '');
@@ -435,25 +449,26 @@ async function main(): Promise<void> {
   if (gsoCheck) await runGsoCheck(workDir, file);
   say(`load average ${started.join(' ')}; workers ${workerCounts.join(',')}, ${flows} flows from ${clientCounts.join(' or ')} clients, sizes ${sizes.join(',')}, ${D} s, ${repeats} repeats`);
   for (let rep = 0; rep < repeats; rep++) {
-    for (const w of rep % 2 ? [...workerCounts].reverse() : workerCounts) {
+    const shift = rep % variants.length;
+    for (const [v, w] of [...variants.slice(shift), ...variants.slice(0, shift)].flatMap((v) => (rep % 2 ? [...workerCounts].reverse() : workerCounts).map((w) => [v, w] as const))) {
       const topo = Topology.create('bridge', 'fwworkers');
       const dir = mkdtempSync(join(workDir, 'lab-'));
       try {
-        const fw = await startEngine(io === 'afxdp' ? 'flatwall-afxdp' : 'flatwall', topo, file, { timeoutMs: 120_000, workDir: dir, workers: w, rules, extraArgs: fwArgs });
-        setup.push({ workers: w, rep, status: 'ok', load: fw.report });
+        const fw = await startEngine(io === 'afxdp' ? 'flatwall-afxdp' : 'flatwall', topo, file, { timeoutMs: 120_000, workDir: dir, workers: w, rules, extraArgs: v });
+        setup.push({ variant: variantName(v), workers: w, rep, status: 'ok', load: fw.report });
         await ping(topo, { count: 2, intervalS: 0.2, deadlineS: 6 });
         for (const s of sizes) {
           for (const c of clientCounts) {
-            const p = await measure(topo, fw, join(dir, 'api.sock'), w, c, s, rep);
+            const p = await measure(topo, fw, join(dir, 'api.sock'), variantName(v), w, c, s, rep);
             points.push(p);
-            say(`rep ${rep + 1} ${w}w ${s} B ${c} clients: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, rx/worker ${p.rxPerWorker.join('/')}, ring drops ${p.ringDrops}, socket full ${p.rcvbufErrors}, flatwall ${p.cpu.firewallCores} cores [${p.cpu.firewallThreads.join(', ')}], ` +
+            say(`rep ${rep + 1} ${variantName(v)} ${w}w ${s} B ${c} clients: ${p.kpps?.toFixed(1)} kpps, ${p.frameMbps?.toFixed(0)} Mb/s, sent ${p.sentKpps?.toFixed(1)} kpps, lost ${p.lostPct}%, rx/worker ${p.rxPerWorker.join('/')}, ring drops ${p.ringDrops}, socket full ${p.rcvbufErrors}, flatwall ${p.cpu.firewallCores} cores [${p.cpu.firewallThreads.join(', ')}], ` +
               `cpus ${Object.entries(p.cpu.perCpu).map(([k, v]) => `${k} u${(v.user * 100).toFixed(0)} n${(v.nice * 100).toFixed(0)} s${(v.system * 100).toFixed(0)} si${(v.softirq * 100).toFixed(0)} i${(v.idle * 100).toFixed(0)}`).join(' ')}, load ${p.loadavg[0]}${p.errors.length ? `, ${p.errors.join('; ')}` : ''}`);
             write(false, points, setup, started);
           }
         }
         await fw.stop();
       } catch (e) {
-        setup.push({ workers: w, rep, status: 'failed', reason: (e as Error).message });
+        setup.push({ variant: variantName(v), workers: w, rep, status: 'failed', reason: (e as Error).message });
         say(`workers ${w}: failed: ${(e as Error).message}`);
       } finally {
         await topo.destroy();
