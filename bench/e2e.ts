@@ -488,7 +488,7 @@ function markdown(done: boolean): string {
   for (const [F, other] of ratioPairs) {
     L.push(`## Ratio ${F} / ${other}`);
     L.push('');
-    L.push(`Same metric, same rule count (medians). For throughput and rates > 1 means ${F} is better; for latencies, load time and memory < 1 does.`);
+    L.push(`Same metric, same rule count (medians; a --ref engine: its point measured in that count's round). For throughput and rates > 1 means ${F} is better; for latencies, load time and memory < 1 does.`);
     L.push('');
     L.push(`| metric | ${counts.map(fmtN).join(' | ')} |`);
     L.push(`|---|${counts.map(() => '---:').join('|')}|`);
