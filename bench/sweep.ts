@@ -8,7 +8,7 @@
 //                          [--sizes 64,128,...] [--big N] [--hops 1,2,4,8]
 //                          [--hop-rules N] [--hop-engines flatwall,iptables-legacy]
 //                          [--workers N] [--fw-args "ARGS"] [--load-timeout S] [--out DIR]
-//                          [--suffix S]
+//                          [--suffix S] [--size-engines flatwall,flatwall-afxdp,veth]
 //
 //   sizes  UDP frames of 64, 128, 256, 512, 800, 1024 and 1500 B (--sizes;
 //          Ethernet frame lengths with the 4-byte FCS, as RFC 2544 and
@@ -24,6 +24,10 @@
 //          the loss, and where the datagrams went (flatwall's RX ring full,
 //          the receiver's socket buffer full, delivered: counters over the
 //          run). iperf3 -u -b 0: one sender thread as fast as it can.
+//          --size-engines: the flatwall engines measured at 1 and --big
+//          rules (default flatwall; flatwall-afxdp = `--io afxdp`), and
+//          veth for the path without a firewall (one veth pair); all the
+//          labs are up at once, as above.
 //   chain  1, 2, 4 and 8 firewalls in series (--hops): Sender -- FW1 -- ...
 //          -- FWN -- Receiver (Topology.create(mode, tag, { hops })), every
 //          hop flatwall (a bump in the wire, `flatwall run --port fa --port
@@ -31,6 +35,7 @@
 //          each hop with `flatwall gen chain 1000` (--hop-rules). Per point:
 //          idle ping RTT (avg of 50 echoes) and iperf3 TCP throughput.
 //
+// --hop-engines may name flatwall-afxdp too (AF_XDP ports on every hop).
 // --fw-args passes more arguments to every `flatwall run` (e.g. "--busy-poll 0");
 // the tables say which; --suffix S writes e2e-sizes-S.* and e2e-chain-S.* instead,
 // so such a run sits beside the default one.
@@ -44,7 +49,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ENGINES, engineMode, engineTools, isEngine, startEngine, type EngineName, type LoadReport, type RunningEngine } from '../src/lab/engines';
+import { ENGINES, engineMode, engineTools, isEngine, isFlatwall, startEngine, type EngineName, type LoadReport, type RunningEngine } from '../src/lab/engines';
 import { writeGenerated } from '../src/lab/rules';
 import { Topology, installTeardown } from '../src/lab/topology';
 import { iperf, ping, type IperfResult, type PingResult } from '../src/lab/traffic';
@@ -68,6 +73,8 @@ const hopCounts = list('--hops', '1,2,4,8');
 if (hopCounts.some((h) => !Number.isInteger(h) || h < 1 || h > 64)) fail('--hops: integers from 1 to 64');
 const hopRules = Number(opt('--hop-rules') ?? 1000);
 const hopEngines = (opt('--hop-engines') ?? 'flatwall,iptables-legacy').split(',').filter(Boolean);
+const sizeEngines = (opt('--size-engines') ?? 'flatwall').split(',').filter(Boolean);
+for (const e of sizeEngines) if (!isFlatwall(e) && e !== 'veth') fail(`--size-engines: flatwall, flatwall-afxdp or veth, not ${e}`);
 for (const e of hopEngines) if (!isEngine(e)) fail(`--hop-engines: unknown engine ${e} (one of ${ENGINES.join(', ')})`);
 for (const [name, n] of [['--big', big], ['--hop-rules', hopRules]] as const) if (!Number.isInteger(n) || n < 1) fail(`${name}: a positive integer`);
 const D = Number(opt('--duration') ?? (quick ? 1 : 3));
@@ -165,7 +172,7 @@ async function startLab(engine: EngineName, hops: number, file: string, rules: n
   const lab: Lab = { topo, engines: [], loads: [], dir };
   try {
     for (let hop = 0; hop < hops; hop++) {
-      const fw = await startEngine(engine, topo, file, { timeoutMs: loadTimeout * 1000, workDir: dir, workers, rules, hop, extraArgs: engine === 'flatwall' ? fwArgs : undefined });
+      const fw = await startEngine(engine, topo, file, { timeoutMs: loadTimeout * 1000, workDir: dir, workers, rules, hop, extraArgs: isFlatwall(engine) ? fwArgs : undefined });
       lab.engines.push(fw);
       lab.loads.push(fw.report);
     }
@@ -218,7 +225,7 @@ async function lossCounters(lab: Lab): Promise<LossCounters> {
   } catch {
     /* no softnet_stat */
   }
-  if (lab.engines[0]?.name === 'flatwall') {
+  if (lab.engines[0] && isFlatwall(lab.engines[0].name)) {
     try {
       const ports = (await apiCall({ socket: join(lab.dir, 'api.sock') }, 'GET', '/stats')).json?.ports as { name: string; rxPackets: number; txPackets: number; kernelDrops: number }[];
       const fa = ports.find((p) => p.name === 'fa');
@@ -309,8 +316,11 @@ interface SizePoint {
 async function runSizes(workDir: string): Promise<void> {
   const configs: SizeConfig[] = [
     { id: `kernel@1`, engine: KERNEL, rules: 1 },
-    { id: 'flatwall@1', engine: 'flatwall', rules: 1 },
-    { id: `flatwall@${fmtN(big)}`, engine: 'flatwall', rules: big },
+    ...sizeEngines.filter(isFlatwall).flatMap((e): SizeConfig[] => [
+      { id: `${e}@1`, engine: e, rules: 1 },
+      { id: `${e}@${fmtN(big)}`, engine: e, rules: big },
+    ]),
+    ...(sizeEngines.includes('veth') ? [{ id: 'veth', engine: 'veth' as EngineName, rules: 1 }] : []),
   ];
   const started = la();
   const b = began();
@@ -388,12 +398,13 @@ function writeSizes(done: boolean, runStart: Began, configs: SizeConfig[], point
   const get = (id: string, size: number, k: 'kpps' | 'frameMbps' | 'payloadMbps' | 'sentKpps' | 'lostPct', digits: number) =>
     summary(points.filter((p) => p.config === id && p.frameBytes === size).map((p) => p[k]), digits);
   const ids = configs.map((c) => c.id);
-  const [kern, fw1, fwBig] = ids;
+  const [kern] = ids;
+  const others = ids.slice(1);
   const L: string[] = [];
   L.push(`# Packet-size sweep: kernel forwarding vs flatwall, UDP${quick ? ' (--quick)' : ''}`, '');
   L.push(`Sender -> Firewall -> Receiver in network namespaces, veth links, on one ${machine.cpus}-vCPU VM (${machine.cpu}; kernel ${machine.kernel}).`);
-  L.push(`${kern} = kernel forwarding (routed) with ${KERNEL} and 1 rule; flatwall = an L2 bump in the wire (${fwDesc}, ${workers} worker${workers > 1 ? 's' : ''}), \`flatwall gen chain N\` rules (N-1 that never match, then ACCEPT).`);
-  L.push(`iperf3 UDP \`-b 0 -l (size - 46)\`, ${D} s per point, ${repeats} repeat${repeats > 1 ? 's' : ''} (median${repeats > 1 ? ' [min-max]' : ''}); the three labs up at once, each size measured on each in turn.`);
+  L.push(`${kern} = kernel forwarding (routed) with ${KERNEL} and 1 rule; flatwall = an L2 bump in the wire (${fwDesc}, ${workers} worker${workers > 1 ? 's' : ''}; flatwall-afxdp: the same with \`--io afxdp\`), \`flatwall gen chain N\` rules (N-1 that never match, then ACCEPT)${ids.includes('veth') ? '; veth = no firewall, sender and receiver on one veth pair (the limit of the path)' : ''}.`);
+  L.push(`iperf3 UDP \`-b 0 -l (size - 46)\`, ${D} s per point, ${repeats} repeat${repeats > 1 ? 's' : ''} (median${repeats > 1 ? ' [min-max]' : ''}); the ${ids.length} labs up at once, each size measured on each in turn.`);
   L.push('Frame sizes count the Ethernet header and the 4-byte FCS (RFC 2544; veth carries no FCS, so the bytes on the link are size - 4). Mb/s = received frames x frame length x 8 (no preamble or gap); iperf3\'s payload rate is in the JSON.');
   L.push(`Started ${runStart.at}, ${done ? 'finished' : 'PARTIAL (still running)'} after ${since(runStart)} s. Command: \`${command}\`.`, '');
   L.push(loadLine(points, started, ended), '');
@@ -403,11 +414,11 @@ function writeSizes(done: boolean, runStart: Began, configs: SizeConfig[], point
   for (const s of failed) L.push(`${s.config}: ${s.status}: ${s.reason}`, '');
   const tableOf = (title: string, k: 'kpps' | 'frameMbps', digits: number) => {
     L.push(`## ${title}`, '');
-    L.push(`| frame (B) | UDP payload (B) | ${ids.join(' | ')} | ${fw1} / ${kern} | ${fwBig} / ${kern} |`);
-    L.push(`|---:|---:|${ids.map(() => '---:').join('|')}|---:|---:|`);
+    L.push(`| frame (B) | UDP payload (B) | ${ids.join(' | ')} | ${others.map((o) => `${o} / ${kern}`).join(' | ')} |`);
+    L.push(`|---:|---:|${ids.map(() => '---:').join('|')}|${others.map(() => '---:').join('|')}|`);
     for (const s of sizes) {
       const cells = ids.map((id) => get(id, s, k, digits));
-      L.push(`| ${s} | ${s - FRAME_OVERHEAD} | ${cells.map((c) => c.text).join(' | ')} | ${ratioText(cells[1].median, cells[0].median)} | ${ratioText(cells[2].median, cells[0].median)} |`);
+      L.push(`| ${s} | ${s - FRAME_OVERHEAD} | ${cells.map((c) => c.text).join(' | ')} | ${cells.slice(1).map((c) => ratioText(c.median, cells[0].median)).join(' | ')} |`);
     }
     L.push('');
   };
@@ -419,7 +430,7 @@ function writeSizes(done: boolean, runStart: Began, configs: SizeConfig[], point
   for (const s of sizes) L.push(`| ${s} | ${ids.map((id) => `${get(id, s, 'sentKpps', 1).text} | ${get(id, s, 'lostPct', 1).text}`).join(' | ')} |`);
   L.push('');
   L.push('## Where the datagrams went (% of those sent)', '');
-  L.push('Counters over each run: flatwall\'s RX ring on fa full (the kernel\'s drop count for its AF_PACKET ring), the receiver\'s UDP socket buffer full', '(RcvbufErrors in its namespace), delivered to the socket (InDatagrams), the rest (sent - the three; the backlog drops of every CPU, machine-wide, are in the JSON).', 'Medians over the repeats.', '');
+  L.push('Counters over each run: flatwall\'s RX ring on fa full (the kernel\'s drop count for its AF_PACKET ring; AF_XDP: XDP_STATISTICS rx_dropped + rx_ring_full + tx_invalid_descs), the receiver\'s UDP socket buffer full', '(RcvbufErrors in its namespace), delivered to the socket (InDatagrams), the rest (sent - the three; the backlog drops of every CPU, machine-wide, are in the JSON).', 'Medians over the repeats.', '');
   L.push(`| frame (B) | ${ids.map((id) => `${id} ${id.startsWith('flatwall') ? 'ring full | ' : ''}socket full | delivered | rest`).join(' | ')} |`);
   L.push(`|---:|${ids.map((id) => (id.startsWith('flatwall') ? '---:|---:|---:|---:' : '---:|---:|---:')).join('|')}|`);
   for (const sz of sizes) {
@@ -552,15 +563,17 @@ function writeChain(done: boolean, runStart: Began, points: ChainPoint[], starte
   L.push(loadLine(points, started, ended), '');
   L.push(...VM_LIMITS);
   L.push('With N hops there are N firewalls (N flatwall processes, or N kernel routers whose work runs in softirq) on the same two cores as the sender and receiver.', '');
-  const [a, b] = hopEngines;
+  // Ratio columns: every other engine against the kernel (or the last engine named).
+  const ref = hopEngines.includes(KERNEL) ? KERNEL : hopEngines[hopEngines.length - 1];
+  const vs = hopEngines.filter((e) => e !== ref);
   L.push('## TCP throughput (Mb/s) and idle ping RTT (ms)', '');
-  L.push(`| hops | ${hopEngines.map((e) => `${e} TCP`).join(' | ')} |${b ? ` ${a} / ${b} TCP |` : ''} ${hopEngines.map((e) => `${e} ping`).join(' | ')} |${b ? ` ${a} - ${b} ping (us) |` : ''}`);
-  L.push(`|---:|${hopEngines.map(() => '---:').join('|')}|${b ? '---:|' : ''}${hopEngines.map(() => '---:').join('|')}|${b ? '---:|' : ''}`);
+  L.push(`| hops | ${hopEngines.map((e) => `${e} TCP`).join(' | ')} |${vs.map((e) => ` ${e} / ${ref} TCP |`).join('')} ${hopEngines.map((e) => `${e} ping`).join(' | ')} |${vs.map((e) => ` ${e} - ${ref} ping (us) |`).join('')}`);
+  L.push(`|---:|${hopEngines.map(() => '---:').join('|')}|${vs.map(() => '---:|').join('')}${hopEngines.map(() => '---:').join('|')}|${vs.map(() => '---:|').join('')}`);
   for (const h of hopCounts) {
-    const tcp = hopEngines.map((e) => get(e, h, (p) => p.tcpMbps, 0));
-    const pg = hopEngines.map((e) => get(e, h, (p) => p.idlePingMs, 3));
-    const dPing = b && pg[0].median !== null && pg[1].median !== null ? ((pg[0].median - pg[1].median) * 1000).toFixed(0) : '';
-    L.push(`| ${h} | ${tcp.map((c) => c.text).join(' | ')} |${b ? ` ${ratioText(tcp[0].median, tcp[1].median)} |` : ''} ${pg.map((c) => c.text).join(' | ')} |${b ? ` ${dPing} |` : ''}`);
+    const tcp = new Map(hopEngines.map((e) => [e, get(e, h, (p) => p.tcpMbps, 0)]));
+    const pg = new Map(hopEngines.map((e) => [e, get(e, h, (p) => p.idlePingMs, 3)]));
+    const dPing = (e: string) => (pg.get(e)!.median !== null && pg.get(ref)!.median !== null ? ((pg.get(e)!.median! - pg.get(ref)!.median!) * 1000).toFixed(0) : '');
+    L.push(`| ${h} | ${hopEngines.map((e) => tcp.get(e)!.text).join(' | ')} |${vs.map((e) => ` ${ratioText(tcp.get(e)!.median, tcp.get(ref)!.median)} |`).join('')} ${hopEngines.map((e) => pg.get(e)!.text).join(' | ')} |${vs.map((e) => ` ${dPing(e)} |`).join('')}`);
   }
   L.push('');
   L.push(`## Relative to the same engine's 1-hop chain`, '');
@@ -578,12 +591,12 @@ function writeChain(done: boolean, runStart: Began, points: ChainPoint[], starte
   L.push('');
   L.push('## CPU during the TCP run, TCP retransmits, rule loads', '');
   L.push('Machine busy: all CPUs, every tenant. flatwall cores: CPU all the chain\'s flatwall processes used together; waiting: time their threads', 'were runnable but had no CPU (schedstat), per second.', '');
-  L.push(`| hops | ${hopEngines.map((e) => `${e} machine busy | ${e === 'flatwall' ? 'flatwall cores | waiting | ' : ''}retransmits | load per hop (s)`).join(' | ')} |`);
-  L.push(`|---:|${hopEngines.map((e) => (e === 'flatwall' ? '---:|---:|---:|---:|---:' : '---:|---:|---:')).join('|')}|`);
+  L.push(`| hops | ${hopEngines.map((e) => `${e} machine busy | ${isFlatwall(e) ? 'flatwall cores | waiting | ' : ''}retransmits | load per hop (s)`).join(' | ')} |`);
+  L.push(`|---:|${hopEngines.map((e) => (isFlatwall(e) ? '---:|---:|---:|---:|---:' : '---:|---:|---:')).join('|')}|`);
   for (const h of hopCounts) {
     L.push(`| ${h} | ${hopEngines.map((e) => {
       const busy = get(e, h, (p) => (p.cpu ? p.cpu.machineBusy * 100 : null), 0).text;
-      const cores = e === 'flatwall' ? `${get(e, h, (p) => p.cpu?.firewallCores, 2).text} | ${get(e, h, (p) => p.cpu?.firewallWaiting, 2).text} | ` : '';
+      const cores = isFlatwall(e) ? `${get(e, h, (p) => p.cpu?.firewallCores, 2).text} | ${get(e, h, (p) => p.cpu?.firewallWaiting, 2).text} | ` : '';
       return `${busy}% | ${cores}${get(e, h, (p) => p.retransmits, 0).text} | ${get(e, h, (p) => Math.max(...p.loadSeconds), 3).text}`;
     }).join(' | ')} |`);
   }

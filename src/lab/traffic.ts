@@ -36,6 +36,8 @@ export interface IperfResult {
   pps?: number;
   /** UDP: datagrams the client sent (iperf3's count). */
   sentPackets?: number;
+  /** iperf3's own CPU accounting of the client (host) and server (remote) processes, % of one core. */
+  cpu?: { hostTotal?: number; hostUser?: number; hostSystem?: number; remoteTotal?: number; remoteUser?: number; remoteSystem?: number };
   error?: string;
   timedOut?: boolean;
 }
@@ -90,7 +92,7 @@ export async function ping(topo: Topology, o: { count: number; intervalS: number
 }
 
 /** One iperf3 run against a fresh one-off server in the receiver namespace. */
-export async function iperf(topo: Topology, o: { seconds: number; udp?: boolean; len?: number; dst?: string; timeoutMs?: number; port?: number }): Promise<IperfResult> {
+export async function iperf(topo: Topology, o: { seconds: number; udp?: boolean; len?: number; dst?: string; timeoutMs?: number; port?: number; parallel?: number }): Promise<IperfResult> {
   // A fresh port each time, so that a server left over from a timed-out run never answers.
   const port = o.port ?? iperfPort++;
   if (iperfPort > 5900) iperfPort = 5201;
@@ -102,6 +104,8 @@ export async function iperf(topo: Topology, o: { seconds: number; udp?: boolean;
     const args = ['-c', o.dst ?? topo.ep.receiverIp, '-p', String(port), '-t', String(o.seconds), '-J', '--connect-timeout', '5000'];
     if (o.udp) args.push('-u', '-b', '0', '-l', String(o.len ?? 1400));
     else if (o.len) args.push('-l', String(o.len));
+    // -P N: N streams (distinct source ports, so N flows) from the one client thread (iperf3 < 3.16 is single-threaded).
+    if (o.parallel && o.parallel > 1) args.push('-P', String(o.parallel));
     const r = await run('iperf3', args, { ns: topo.sender, timeoutMs: o.timeoutMs ?? (o.seconds + 20) * 1000, allowFail: true });
     if (r.timedOut) return { error: `iperf3 did not finish within ${(o.timeoutMs ?? (o.seconds + 20) * 1000) / 1000} s`, timedOut: true };
     let j: { error?: string; end?: Record<string, Record<string, number>> };
@@ -115,6 +119,8 @@ export async function iperf(topo: Topology, o: { seconds: number; udp?: boolean;
     const snd = j.end?.sum_sent;
     if (!rcv) return { error: 'iperf3: no receiver summary' };
     const res: IperfResult = { bps: rcv.bits_per_second, senderBps: snd?.bits_per_second, seconds: rcv.seconds };
+    const cpu = j.end?.cpu_utilization_percent;
+    if (cpu) res.cpu = { hostTotal: cpu.host_total, hostUser: cpu.host_user, hostSystem: cpu.host_system, remoteTotal: cpu.remote_total, remoteUser: cpu.remote_user, remoteSystem: cpu.remote_system };
     if (o.udp) {
       res.lostPct = +(j.end!.sum?.lost_percent ?? rcv.lost_percent ?? 0).toFixed(2);
       res.pps = Math.round(rcv.bytes / (o.len ?? 1400) / rcv.seconds);
