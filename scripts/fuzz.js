@@ -268,9 +268,13 @@ function fuzzOne(target, seconds, corpus, seeds) {
   fs.mkdirSync(artifacts, { recursive: true });
   const logFile = path.join(dir, 'logs', `${target}.log`);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  // -timeout is wall time (libFuzzer's SIGALRM): at nice 19 on this shared
+  // machine (load 8) a 9 ms conntrack input was once held 12 s, in ASan's
+  // allocator handing memory back (madvise), and ended a 3600 s run with a
+  // "timeout" that replays in 9 ms. 60 s still catches a real hang.
   const args = [
     `-max_total_time=${seconds}`, '-print_final_stats=1', `-max_len=${MAX_LEN[target] || 4096}`,
-    '-timeout=10', '-rss_limit_mb=2048', '-malloc_limit_mb=1024', '-print_pcs=0',
+    '-timeout=60', '-rss_limit_mb=2048', '-malloc_limit_mb=1024', '-print_pcs=0',
     `-artifact_prefix=${artifacts}/${target}-`, corpus, seeds,
   ];
   const t0 = Date.now();
