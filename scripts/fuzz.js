@@ -10,6 +10,9 @@
 //   --seconds N   per target (default 600; 30 with --test)
 //   --jobs J      targets run at once (default 2, the most this 2-core
 //                 machine shared with others should get)
+//   --timeout T   seconds of wall time one input may take before it is
+//                 reported as a hang (default 300; 60 with --test): wall
+//                 time, so generous on a shared machine (see fuzzOne)
 //   --targets     a comma-separated subset (parse,conntrack,...)
 //   --merge       replace only these targets' entries in an existing
 //                 bench/results/fuzz.json (each entry has its own date)
@@ -49,7 +52,7 @@ const dir = process.env.FLATWALL_FUZZ_BUILD_DIR ? path.resolve(process.env.FLATW
 const MAX_LEN = { parse: 4096, conntrack: 4096, ct_import: 4096, reject: 4096, image: 65536, tableset: 8192, derive: 2048, sets: 4096 };
 
 function parseArgs(argv) {
-  const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false };
+  const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false, timeout: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -58,15 +61,18 @@ function parseArgs(argv) {
     };
     if (a === '--seconds') o.seconds = Number(value());
     else if (a === '--jobs') o.jobs = Number(value());
+    else if (a === '--timeout') o.timeout = Number(value());
     else if (a === '--targets') o.targets = value().split(',').filter(Boolean);
     else if (a === '--test') o.test = true;
     else if (a === '--merge') o.merge = true;
     else if (a === '-h' || a === '--help') {
-      process.stdout.write('usage: node scripts/fuzz.js [--seconds N] [--jobs J] [--targets a,b] [--merge] [--test]\n');
+      process.stdout.write('usage: node scripts/fuzz.js [--seconds N] [--jobs J] [--timeout T] [--targets a,b] [--merge] [--test]\n');
       process.exit(0);
     } else usage(`unknown option '${a}'`);
   }
   if (o.seconds === undefined) o.seconds = o.test ? 30 : 600;
+  if (o.timeout === undefined) o.timeout = o.test ? 60 : 300;
+  if (!(Number.isInteger(o.timeout) && o.timeout > 0)) usage('--timeout must be a positive integer');
   if (!(Number.isInteger(o.seconds) && o.seconds > 0)) usage('--seconds must be a positive integer');
   if (!(Number.isInteger(o.jobs) && o.jobs > 0)) usage('--jobs must be a positive integer');
   return o;
@@ -262,15 +268,20 @@ function childCpuSeconds(out) {
   return t.length === 2 ? Math.round((t[0] + t[1]) * 10) / 10 : undefined;
 }
 
-function fuzzOne(target, seconds, corpus, seeds) {
+function fuzzOne(target, seconds, timeout, corpus, seeds) {
   fs.mkdirSync(corpus, { recursive: true });
   const artifacts = path.join(dir, 'artifacts');
   fs.mkdirSync(artifacts, { recursive: true });
   const logFile = path.join(dir, 'logs', `${target}.log`);
   fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  // -timeout is wall time (libFuzzer's SIGALRM): at nice 19 on this shared
+  // machine (load 8) a 9 ms conntrack input was once held 12 s, in ASan's
+  // allocator handing memory back (madvise), and ended a 3600 s run with a
+  // "timeout" that replays in 9 ms; a run in SCHED_IDLE gets even less. A
+  // real hang (an endless loop) is still caught.
   const args = [
     `-max_total_time=${seconds}`, '-print_final_stats=1', `-max_len=${MAX_LEN[target] || 4096}`,
-    '-timeout=10', '-rss_limit_mb=2048', '-malloc_limit_mb=1024', '-print_pcs=0',
+    `-timeout=${timeout}`, '-rss_limit_mb=2048', '-malloc_limit_mb=1024', '-print_pcs=0',
     `-artifact_prefix=${artifacts}/${target}-`, corpus, seeds,
   ];
   const t0 = Date.now();
@@ -294,7 +305,7 @@ function fuzzOne(target, seconds, corpus, seeds) {
       const ok = code === 0 && !/^==\d+==ERROR|runtime error:|FUZZ_CHECK failed|^SUMMARY: /m.test(log);
       const artifact = (log.match(/Test unit written to (\S+)/) || [])[1];
       resolve({
-        target, ok, exit: code ?? signal, seconds_planned: seconds,
+        target, ok, exit: code ?? signal, seconds_planned: seconds, timeout,
         seconds: Math.round((Date.now() - t0) / 100) / 10, ...f,
         corpus_files: fs.readdirSync(corpus).length,
         artifact: artifact ? path.relative(root, artifact) : undefined,
@@ -345,7 +356,7 @@ async function main() {
   });
   process.stderr.write(`fuzz: running ${targets.length} targets for ${o.seconds} s each, ${o.jobs} at a time\n`);
   const results = await pool(plan, o.jobs, async (p) => {
-    const r = await fuzzOne(p.t, o.seconds, p.corpus, p.seeds);
+    const r = await fuzzOne(p.t, o.seconds, o.timeout, p.corpus, p.seeds);
     process.stderr.write(`fuzz: ${r.target}: ${r.ok ? 'ok' : 'FAILED'} ${r.execs} execs in ${r.seconds} s ` +
       `(${r.cpu_seconds} s of CPU) ` +
       `(${r.execs_per_sec}/s), cov ${r.cov} ft ${r.ft}, corpus ${r.corpus_units} units ${r.corpus_bytes} bytes\n`);
