@@ -172,20 +172,21 @@ bool XskQueue::TxSend(const uint8_t* buf, uint32_t len) {
 
 uint8_t* XskQueue::TxReserve() {
   XskUmem& u = *umem_;
-  if (reserved_ != ~0ull) return u.area() + reserved_ + XskUmem::kHeadroom + XDP_PACKET_HEADROOM - kVnetHdrLen;
-  if (u.Empty()) ReapCompletions();
-  if (u.Empty() || !TxHasRoom()) return nullptr;
-  reserved_ = u.Take();
-  u.state(reserved_) = XskUmem::FrameState::kUserTx;
-  return u.area() + reserved_ + XskUmem::kHeadroom + XDP_PACKET_HEADROOM - kVnetHdrLen;
+  if (reserved_ == ~0ull) {
+    if (u.Empty()) ReapCompletions();
+    if (u.Empty() || !TxHasRoom()) return nullptr;
+    reserved_ = u.Take();
+    u.state(reserved_) = XskUmem::FrameState::kUserTx;
+  }
+  // The vnet header goes just before where the frame will start.
+  return u.area() + reserved_ + kTxDataOffset - kVnetHdrLen;
 }
 
 bool XskQueue::TxCommit(uint32_t len) {
   if (reserved_ == ~0ull) return false;
   const uint64_t a = reserved_;
   reserved_ = ~0ull;
-  if (len < kVnetHdrLen || len > TxCapacity() ||
-      !QueueTx(a + XskUmem::kHeadroom + XDP_PACKET_HEADROOM, len - kVnetHdrLen)) {
+  if (len < kVnetHdrLen || len > TxCapacity() || !QueueTx(a + kTxDataOffset, len - kVnetHdrLen)) {
     umem_->Give(a);
     return false;
   }

@@ -117,9 +117,10 @@ class XskQueue final : public Queue {
   bool TxSend(const uint8_t* buf, uint32_t len) override;
   bool TxForward(const RxFrame& f) override;
   uint8_t* TxReserve() override;
-  uint32_t TxCapacity() const override {
-    return XskUmem::kFrameSize - XskUmem::kHeadroom - XDP_PACKET_HEADROOM + kVnetHdrLen;
-  }
+  // Where a frame we build (TxReserve) starts in its UMEM frame: where the
+  // kernel puts received ones, so both kinds have the same room in front.
+  static constexpr uint32_t kTxDataOffset = XskUmem::kHeadroom + XDP_PACKET_HEADROOM;
+  uint32_t TxCapacity() const override { return XskUmem::kFrameSize - kTxDataOffset + kVnetHdrLen; }
   bool TxCommit(uint32_t len) override;
   void TxFlush() override;
   uint64_t TakeKernelDrops() override;
