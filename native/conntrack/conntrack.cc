@@ -275,8 +275,9 @@ Entry* Table::Find(const Key& k, uint32_t hash, uint64_t now_ns) {
 
 // One record into the worker's ring: no lock, no syscall; a full ring is
 // counted and the consumer resyncs (see conntrack.h: Replication).
-void Table::Emit(RecordOp op, const Entry& e) {
-  if (!events_) return;
+namespace {
+// What a replica needs of an entry (worker 0: the dataplane sets its own).
+Record RecordOf(RecordOp op, const Entry& e) {
   Record r;
   r.key = e.key;
   r.flags = uint8_t(e.flags & (kOrigIsA | kSeenReply | kAssured));
@@ -284,7 +285,13 @@ void Table::Emit(RecordOp op, const Entry& e) {
   r.op = op;
   r.worker = 0;
   r.packets = e.packets > 0xffffffffull ? 0xffffffffu : uint32_t(e.packets);
-  if (!events_->Push(r)) stats_.repl_lost.Inc();
+  return r;
+}
+}  // namespace
+
+void Table::Emit(RecordOp op, const Entry& e) {
+  if (!events_) return;
+  if (!events_->Push(RecordOf(op, e))) stats_.repl_lost.Inc();
 }
 
 void Table::Remove(Entry* e) {
@@ -668,7 +675,7 @@ bool Table::Delete(const FlowView& t) {
 
 uint32_t Table::TimeoutOf(const Entry& e) const {
   const Key& k = e.key;
-  if (k.proto == net::kProtoTcp) return timeouts_.tcp[e.tcp_state < kTcpStateCount ? e.tcp_state : kTcpEstablished];
+  if (k.proto == net::kProtoTcp) return timeouts_.tcp[e.tcp_state < kTcpStateCount ? e.tcp_state : uint8_t(kTcpEstablished)];
   if (k.proto == net::kProtoUdp || k.proto == 136) return (e.flags & kSeenReply) ? timeouts_.udp_stream : timeouts_.udp;
   if (k.kind) return timeouts_.icmp;
   return timeouts_.generic;
@@ -678,14 +685,7 @@ void Table::Export(uint64_t now_ns, std::vector<Record>* out) const {
   for (uint32_t i = 0; i <= mask_; ++i) {
     const Entry& e = slots_[i];
     if (!(e.flags & kUsed) || Expired(e, now_ns)) continue;
-    Record r;
-    r.key = e.key;
-    r.flags = uint8_t(e.flags & (kOrigIsA | kSeenReply | kAssured));
-    r.tcp_state = e.tcp_state;
-    r.op = kRecNew;
-    r.worker = 0;
-    r.packets = e.packets > 0xffffffffull ? 0xffffffffu : uint32_t(e.packets);
-    out->push_back(r);
+    out->push_back(RecordOf(kRecNew, e));
   }
 }
 

@@ -16,6 +16,9 @@ namespace {
 
 using cttest::Frame;
 using cttest::Pkt;
+using cttest::Tcp;
+using cttest::Udp;
+using cttest::Icmp;
 constexpr uint64_t kSec = 1000000000ull;
 constexpr uint8_t FIN = 1, SYN = 2, RST = 4, ACK = 16;
 
@@ -50,21 +53,6 @@ uint8_t SeeFrame(ct::Table& t, const std::vector<uint8_t>& frame, uint64_t now) 
   return r.state;
 }
 
-Pkt Tcp(const char* s, const char* d, uint16_t sp, uint16_t dp, uint8_t flags) {
-  Pkt p;
-  p.src = s, p.dst = d, p.proto = 6, p.sport = sp, p.dport = dp, p.flags = flags;
-  return p;
-}
-Pkt Udp(const char* s, const char* d, uint16_t sp, uint16_t dp) {
-  Pkt p;
-  p.src = s, p.dst = d, p.proto = 17, p.sport = sp, p.dport = dp;
-  return p;
-}
-Pkt Icmp(const char* s, const char* d, uint8_t type, uint16_t id) {
-  Pkt p;
-  p.src = s, p.dst = d, p.proto = cttest::IsV6(s) ? 58 : 1, p.type = type, p.id = id;
-  return p;
-}
 
 uint8_t StateOf(ct::Table& t, uint64_t now) {
   std::vector<ct::FlowView> v;

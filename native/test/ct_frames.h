@@ -29,6 +29,23 @@ struct Pkt {
 
 inline bool IsV6(const std::string& a) { return a.find(':') != std::string::npos; }
 
+// Packets by protocol, the fields each test varies.
+inline Pkt Tcp(const char* s, const char* d, uint16_t sp, uint16_t dp, uint8_t flags) {
+  Pkt p;
+  p.src = s, p.dst = d, p.proto = 6, p.sport = sp, p.dport = dp, p.flags = flags;
+  return p;
+}
+inline Pkt Udp(const char* s, const char* d, uint16_t sp, uint16_t dp) {
+  Pkt p;
+  p.src = s, p.dst = d, p.proto = 17, p.sport = sp, p.dport = dp;
+  return p;
+}
+inline Pkt Icmp(const char* s, const char* d, uint8_t type, uint16_t id) {
+  Pkt p;
+  p.src = s, p.dst = d, p.proto = IsV6(s) ? 58 : 1, p.type = type, p.id = id;
+  return p;
+}
+
 inline std::vector<uint8_t> L4(const Pkt& p) {
   std::vector<uint8_t> l4;
   if (p.proto == 6) {

@@ -15,6 +15,8 @@ namespace {
 
 using cttest::Frame;
 using cttest::Pkt;
+using cttest::Tcp;
+using cttest::Udp;
 constexpr uint64_t kSec = 1000000000ull;
 constexpr uint8_t FIN = 1, SYN = 2, RST = 4, ACK = 16;
 
@@ -35,16 +37,6 @@ uint8_t See(ct::Table& t, const Pkt& p, uint64_t now) {
   return r.state;
 }
 
-Pkt Tcp(const char* s, const char* d, uint16_t sp, uint16_t dp, uint8_t flags) {
-  Pkt p;
-  p.src = s, p.dst = d, p.proto = 6, p.sport = sp, p.dport = dp, p.flags = flags;
-  return p;
-}
-Pkt Udp(const char* s, const char* d, uint16_t sp, uint16_t dp) {
-  Pkt p;
-  p.src = s, p.dst = d, p.proto = 17, p.sport = sp, p.dport = dp;
-  return p;
-}
 
 std::vector<ct::Record> DrainAll(ct::EventRing& ring) {
   std::vector<ct::Record> v;
