@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile } from '../rules/compile';
 import { parseIptables } from '../rules/iptables/parse';
-import { CounterBank, matchKeys, ruleKeys, type LiveCounters } from './counters';
+import { CounterBank, fileCounters, identities, matchKeys, ruleKeys, type LiveCounters } from './counters';
 import { applyRuleOp, cloneRuleSet, parseRuleCommand } from './ruleops';
 import type { Rule } from '../rules/model';
 
@@ -41,12 +41,12 @@ test('matchKeys: the k-th copy continues the k-th copy', () => {
 test('replace: unchanged rules carry (even when moved), changed ones start at zero, policy carries', () => {
   const bank = new CounterBank();
   const g1 = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n-A FORWARD -p tcp --dport 80 -j ACCEPT\n');
-  bank.swap(g1, undefined, false);
+  bank.swap(identities(g1.rules), undefined);
   const l1 = live(g1.rules.length, { [idOf(g1, 'FORWARD', 1)]: 5, [idOf(g1, 'FORWARD', 2)]: 7, [idOf(g1, 'FORWARD', 3)]: 11, [idOf(g1, 'FORWARD', 0)]: 3 });
   assert.deepEqual(bank.get(idOf(g1, 'FORWARD', 2), l1), [7n, 700n]);
   // Reordered, one changed (80 -> 8080), one new.
   const g2 = load('-A FORWARD -p udp --dport 53 -j ACCEPT\n-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p tcp --dport 8080 -j ACCEPT\n-A FORWARD -p icmp -j ACCEPT\n');
-  bank.swap(g2, l1, false);
+  bank.swap(identities(g2.rules), l1);
   const l2 = live(g2.rules.length, { [idOf(g2, 'FORWARD', 1)]: 1 });
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 1), l2), [8n, 800n], 'udp 53: 7 before + 1 now');
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2), l2), [5n, 500n], 'tcp 22 moved, kept');
@@ -59,12 +59,12 @@ test('replace: unchanged rules carry (even when moved), changed ones start at ze
 test('edit: inserting a rule keeps every other counter; zero resets to the live count', () => {
   const bank = new CounterBank();
   const g1 = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n');
-  bank.swap(g1, undefined, false);
+  bank.swap(identities(g1.rules), undefined);
   const l1 = live(g1.rules.length, { [idOf(g1, 'FORWARD', 1)]: 4, [idOf(g1, 'FORWARD', 2)]: 6 });
   const next = cloneRuleSet(g1.source);
   applyRuleOp(next, parseRuleCommand('-I FORWARD 1 -p tcp --dport 22 -j DROP', g1.source));
   const g2 = compile(next);
-  bank.swap(g2, l1, false);
+  bank.swap(identities(g2.rules), l1);
   const l2 = live(g2.rules.length, {});
   // The new copy of "tcp 22" is now occurrence #0 (first in the chain) and takes the old counters.
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 1), l2), [4n, 400n]);
@@ -79,13 +79,13 @@ test('edit: inserting a rule keeps every other counter; zero resets to the live 
 test('restore (-c): file counters seed rules and policies', () => {
   const bank = new CounterBank();
   const g = load('[12:3456] -A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp -j ACCEPT\n');
-  bank.swap(g, undefined, true);
+  bank.swap(identities(g.rules), undefined, fileCounters(g));
   const l = live(g.rules.length, {});
   assert.deepEqual(bank.get(idOf(g, 'FORWARD', 1), l), [12n, 3456n]);
   assert.deepEqual(bank.get(idOf(g, 'FORWARD', 2), l), [0n, 0n]);
   assert.deepEqual(bank.get(idOf(g, 'FORWARD', 0), l), [9n, 900n]);
   const plain = new CounterBank();
-  plain.swap(g, undefined, false);
+  plain.swap(identities(g.rules), undefined);
   assert.deepEqual(plain.get(idOf(g, 'FORWARD', 1), l), [0n, 0n], 'without -c the file counters are ignored');
 });
 
@@ -115,8 +115,8 @@ test('swap carries exactly what matching every rule by identity would (fingerpri
     for (const r of g1.rules) if (!r.internal && rnd(3) === 0) counts[r.id] = 1 + rnd(50);
     const l1 = live(g1.rules.length, counts);
     const bank = new CounterBank();
-    bank.swap(g1, undefined, false);
-    bank.swap(g2, l1, false);
+    bank.swap(identities(g1.rules), undefined);
+    bank.swap(identities(g2.rules), l1);
     const from = matchKeys(ruleKeys(g1.rules), ruleKeys(g2.rules));
     const l2 = live(g2.rules.length, {});
     let carried = 0;
@@ -132,7 +132,7 @@ test('swap carries exactly what matching every rule by identity would (fingerpri
 test('edits: inserted rules keep their counters into the next full build; deleted ones never pass theirs on', () => {
   const bank = new CounterBank();
   const g1 = load('-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n');
-  bank.swap(g1, undefined, false);
+  bank.swap(identities(g1.rules), undefined);
   // -I FORWARD 1 "-p icmp -j ACCEPT" as an overlay (new id at the end), -D the udp 53 rule.
   const ins = parseRuleCommand('-I FORWARD 1 -p icmp -j ACCEPT', g1.source);
   const id = g1.rules.length;
@@ -144,7 +144,7 @@ test('edits: inserted rules keep their counters into the next full build; delete
   assert.deepEqual(bank.get(id, l1), [9n, 900n]);
   // The full build of the edited rules, with the deleted rule written back in at its old place.
   const g2 = load('-A FORWARD -p icmp -j ACCEPT\n-A FORWARD -p tcp --dport 22 -j DROP\n-A FORWARD -p udp --dport 53 -j ACCEPT\n');
-  bank.swap(g2, l1, false);
+  bank.swap(identities(g2.rules), l1);
   const l2 = live(g2.rules.length, {});
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 1), l2), [9n, 900n], 'the inserted rule carried');
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2), l2), [2n, 200n]);

@@ -109,14 +109,29 @@ function ruleKey(sr: SourceRule): string {
   return `${sr.family}\t${chain}\t${ruleIdentity(sr.rule)}`;
 }
 
-/** The fingerprint of every rule, by id. */
-export function fingerprints(rules: SourceRule[]): Uint32Array {
-  return drain(fingerprintsSteps(rules));
+/**
+ * What a counter carry-over needs of a generation, by rule id, without its
+ * rule objects (so a rule set compiled on the build thread carries counters
+ * before, or without, its model being re-read on this one): `fps` the
+ * fingerprints, `keys` a 32-bit FNV-1a hash of the identity key (ruleKey),
+ * 0 for ids that are never carried (internal records). Candidates pair when
+ * both agree, a 64-bit test of the identity: a false pair needs two
+ * different rules of one chain to collide in both.
+ */
+export interface RuleIdentities {
+  fps: Uint32Array;
+  keys: Uint32Array;
 }
 
-/** fingerprints as steps (src/rules/steps.ts); the chain's hash is computed once per run of its rules. */
-export function* fingerprintsSteps(rules: SourceRule[]): Generator<number, Uint32Array> {
-  const out = new Uint32Array(rules.length);
+/** The identities of every rule, by id. */
+export function identities(rules: SourceRule[]): RuleIdentities {
+  return drain(identitiesSteps(rules));
+}
+
+/** identities as steps (src/rules/steps.ts); the chain's hash is computed once per run of its rules. */
+export function* identitiesSteps(rules: SourceRule[]): Generator<number, RuleIdentities> {
+  const fps = new Uint32Array(rules.length);
+  const keys = new Uint32Array(rules.length);
   let fam = 0, table: TableName = 'filter', chain: string | undefined, ch = 0;
   for (let i = 0; i < rules.length; i++) {
     const sr = rules[i];
@@ -126,14 +141,25 @@ export function* fingerprintsSteps(rules: SourceRule[]): Generator<number, Uint3
       fam = sr.family, table = sr.table, chain = sr.chain;
       ch = chainHash(fam, chainKey(table, chain));
     }
-    out[i] = fingerprintWith(sr, ch);
+    fps[i] = fingerprintWith(sr, ch);
+    keys[i] = keyHash(ruleKey(sr));
   }
-  return out;
+  return { fps, keys };
 }
 
-/** ruleKeys of the given ids only, in that order. */
-function keysOf(rules: SourceRule[], ids: number[]): string[] {
-  return ids.map((id) => ruleKey(rules[id]));
+/** FNV-1a of a key's UTF-16 code units; never 0 (0 marks "never carried"). */
+function keyHash(k: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
+  return h >>> 0 || 1;
+}
+
+/** The pairing key of id `i` (fingerprint and identity hash), '' when never carried. */
+function pairKey(ids: RuleIdentities, i: number): string {
+  const k = ids.keys[i];
+  if (k === 0) return '';
+  const f = ids.fps[i];
+  return C(f >>> 16, f & 0xffff, k >>> 16, k & 0xffff);
 }
 
 /**
@@ -174,13 +200,22 @@ export function matchKeys(oldKeys: string[], newKeys: string[]): Int32Array {
   return out;
 }
 
-/** Counters of the file ([p:b] on rules, chain lines for policies), by rule id. */
-function fileCounters(c: CompiledRuleSet, id: number): [bigint, bigint] | undefined {
-  const sr = c.rules[id];
-  if (sr.internal) return undefined;
-  if (sr.rule) return sr.rule.counters;
-  const t = c.source.tables.find((x) => x.family === sr.family && x.name === sr.table);
-  return t?.chains.get(sr.chain)?.counters;
+/** The counters of the file ([p:b] on rules, chain lines for policies) by rule id: what `iptables-restore -c` seeds. */
+export function fileCounters(c: CompiledRuleSet): Map<number, [bigint, bigint]> {
+  const out = new Map<number, [bigint, bigint]>();
+  for (const sr of c.rules) {
+    if (sr.internal) continue;
+    const fc = sr.rule ? sr.rule.counters : c.source.tables.find((x) => x.family === sr.family && x.name === sr.table)?.chains.get(sr.chain)?.counters;
+    if (fc) out.set(sr.id, fc);
+  }
+  return out;
+}
+
+/** `a` in an array of length `n` (a copy, zero-filled past a's end). */
+function grown(a: Uint32Array, n: number): Uint32Array {
+  const out = new Uint32Array(Math.max(n, a.length));
+  out.set(a);
+  return out;
 }
 
 const EDIT_HEADROOM = 4096;
@@ -222,10 +257,10 @@ function fingerprintWith(sr: SourceRule, chain: number): number {
 }
 
 export class CounterBank {
-  // The rules of the current generation (edits append to this array) and
-  // their fingerprints; ids whose rule an edit deleted.
-  private rules: SourceRule[] = [];
-  private fps = new Uint32Array(0);
+  // The identities of the current generation's rule ids (edits add ids);
+  // ids whose rule an edit deleted.
+  private ids: RuleIdentities = { fps: new Uint32Array(0), keys: new Uint32Array(0) };
+  private count = 0;
   private removed = new Set<number>();
   private basePackets = new BigInt64Array(0);
   private baseBytes = new BigInt64Array(0);
@@ -236,8 +271,9 @@ export class CounterBank {
   /**
    * A new generation replaced the old one. `previous` = the old
    * generation's final live counters (from setRules), absent for the first.
-   * `fps` = the fingerprints of next.rules, when the caller computed them
-   * already (while the dataplane was building the classifier).
+   * `ids` = the identities of next's rules (computed while the dataplane
+   * built the classifier, or on the build thread); `fileCounters` = with
+   * `restore`, the [packets:bytes] of the rule file by rule id.
    *
    * Only old rules with something to carry matter: their fingerprints pick
    * the candidates on both sides, and matchKeys pairs the candidates by
@@ -245,8 +281,8 @@ export class CounterBank {
    * rule sharing a candidate's identity shares its fingerprint, so is a
    * candidate too).
    */
-  swap(next: CompiledRuleSet, previous: LiveCounters | undefined, restore: boolean, fps = fingerprints(next.rules)): void {
-    const n = next.rules.length;
+  swap(next: RuleIdentities, previous: LiveCounters | undefined, fileCounters?: Map<number, [bigint, bigint]>): void {
+    const n = next.fps.length;
     // Room for the ids single-rule edits add before the next full build.
     const bp = new BigInt64Array(n + EDIT_HEADROOM);
     const bb = new BigInt64Array(n + EDIT_HEADROOM);
@@ -255,20 +291,19 @@ export class CounterBank {
       this.basePackets[j] + BigInt.asIntN(64, previous?.packets[j] ?? 0n),
       this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n),
     ];
+    const live = (j: number) => !this.removed.has(j) && this.ids.keys[j] !== 0;
     const counted = new Set<number>();
-    for (let j = 0; j < this.rules.length; j++) {
-      if (this.removed.has(j) || this.rules[j].internal) continue;
+    for (let j = 0; j < this.count; j++) {
+      if (!live(j)) continue;
       const [p, b] = total(j);
-      if (p !== 0n || b !== 0n) counted.add(this.fps[j]);
+      if (p !== 0n || b !== 0n) counted.add(this.ids.fps[j]);
     }
     if (counted.size > 0) {
       const oldIds: number[] = [];
-      for (let j = 0; j < this.rules.length; j++) {
-        if (counted.has(this.fps[j]) && !this.removed.has(j) && !this.rules[j].internal) oldIds.push(j);
-      }
+      for (let j = 0; j < this.count; j++) if (counted.has(this.ids.fps[j]) && live(j)) oldIds.push(j);
       const newIds: number[] = [];
-      for (let i = 0; i < n; i++) if (counted.has(fps[i]) && !next.rules[i].internal) newIds.push(i);
-      const from = matchKeys(keysOf(this.rules, oldIds), keysOf(next.rules, newIds));
+      for (let i = 0; i < n; i++) if (counted.has(next.fps[i]) && next.keys[i] !== 0) newIds.push(i);
+      const from = matchKeys(oldIds.map((j) => pairKey(this.ids, j)), newIds.map((i) => pairKey(next, i)));
       newIds.forEach((i, k) => {
         if (from[k] < 0) return;
         const [p, b] = total(oldIds[from[k]]);
@@ -277,18 +312,12 @@ export class CounterBank {
         if (p !== 0n || b !== 0n) carried++;
       });
     }
-    if (restore) {
-      for (let i = 0; i < n; i++) {
-        const fc = fileCounters(next, i);
-        if (fc) {
-          bp[i] = BigInt.asIntN(64, fc[0]);
-          bb[i] = BigInt.asIntN(64, fc[1]);
-        }
-      }
+    for (const [i, [p, b]] of fileCounters ?? []) {
+      bp[i] = BigInt.asIntN(64, p);
+      bb[i] = BigInt.asIntN(64, b);
     }
-    this.rules = next.rules;
-    this.fps = new Uint32Array(n + EDIT_HEADROOM);
-    this.fps.set(fps);
+    this.ids = { fps: grown(next.fps, n + EDIT_HEADROOM), keys: grown(next.keys, n + EDIT_HEADROOM) };
+    this.count = n;
     this.removed = new Set();
     this.basePackets = bp;
     this.baseBytes = bb;
@@ -297,8 +326,8 @@ export class CounterBank {
 
   /** Forget everything: the next swap carries nothing. */
   reset(): void {
-    this.rules = [];
-    this.fps = new Uint32Array(0);
+    this.ids = { fps: new Uint32Array(0), keys: new Uint32Array(0) };
+    this.count = 0;
     this.removed = new Set();
   }
 
@@ -311,20 +340,20 @@ export class CounterBank {
     for (const id of removed) this.removed.add(id);
     for (const sr of added) {
       if (sr.id >= this.basePackets.length) this.grow(sr.id + 1 + EDIT_HEADROOM);
-      this.fps[sr.id] = ruleFingerprint(sr);
+      this.ids.fps[sr.id] = ruleFingerprint(sr);
+      this.ids.keys[sr.id] = sr.internal ? 0 : keyHash(ruleKey(sr));
+      this.count = Math.max(this.count, sr.id + 1);
     }
   }
 
   private grow(n: number): void {
     const bp = new BigInt64Array(n);
     const bb = new BigInt64Array(n);
-    const fps = new Uint32Array(n);
     bp.set(this.basePackets);
     bb.set(this.baseBytes);
-    fps.set(this.fps);
     this.basePackets = bp;
     this.baseBytes = bb;
-    this.fps = fps;
+    this.ids = { fps: grown(this.ids.fps, n), keys: grown(this.ids.keys, n) };
   }
 
   /** Counters of rule `id` as the operator sees them. */

@@ -24,7 +24,8 @@
 // every record's interface classes), a rule set without spans (started from
 // a snapshot, until its first full reload), and past the limits below.
 import type { CompiledRuleSet, SourceRule } from '../rules/compile';
-import { hasExtensionMatches, ruleConds } from '../rules/compile';
+import { hasExtensionMatches, ruleConds, ruleIdCount } from '../rules/compile';
+import { isDeferred } from '../rules/deferred';
 import type { Family, Policy, Rule, RuleSet, Table } from '../rules/model';
 import { ACTION, TableWriter } from '../rules/pack';
 import { REJECT_CODE } from '../rules/iptables/names';
@@ -89,9 +90,19 @@ export interface EditPlan {
 export function initialEditState(compiled: CompiledRuleSet, generation: number): EditState | undefined {
   if (!compiled.spans) return undefined;
   // The positions are an O(rules) pass: paid here, with the full build,
-  // not by the first edit.
-  compiled.positions = new Map(ruleIdsByChain(compiled));
-  return { baseGeneration: generation, base: compiled, baseRuleCount: compiled.rules.length, families: new Map() };
+  // not by the first edit; for a model not read yet (src/rules/deferred.ts),
+  // by the first edit, which reads it.
+  if (!isDeferred(compiled)) compiled.positions = new Map(ruleIdsByChain(compiled));
+  return { baseGeneration: generation, base: compiled, baseRuleCount: ruleIdCount(compiled), families: new Map() };
+}
+
+/**
+ * Edits keep a rule set's positions explicitly (SourceRule.index is the
+ * position at compile time); a base whose model was read after its build
+ * gets them at its first edit.
+ */
+function withPositions(c: CompiledRuleSet): void {
+  if (!c.positions) c.positions = new Map(ruleIdsByChain(c));
 }
 
 const EDITABLE_TARGETS = new Set(['ACCEPT', 'DROP', 'REJECT', 'LOG', 'none']);
@@ -102,6 +113,7 @@ const EDITABLE_TARGETS = new Set(['ACCEPT', 'DROP', 'REJECT', 'LOG', 'none']);
  */
 export function planEdit(running: CompiledRuleSet, state: EditState, op: RuleOp): EditPlan | string {
   const { base } = state;
+  withPositions(running);
   if (op.chain !== 'FORWARD') return `edits of ${op.chain} are applied by a rebuild (only FORWARD has an overlay)`;
   const tableIndex = base.tables.findIndex((t) => t.family === op.family && t.hook === 'FORWARD');
   if (tableIndex < 0 || !base.spans) return 'the base build has no spans for this table';
@@ -274,6 +286,7 @@ function withChain(rs: RuleSet, op: RuleOp): { source: RuleSet; spliceRules: () 
  */
 export function planBatch(running: CompiledRuleSet, state: EditState, ops: RuleOp[]): EditPlan | string {
   if (ops.length === 0) return 'no edits';
+  withPositions(running);
   const families = [...new Set(ops.map((o) => o.family))];
   const positions = new Map(ruleIdsByChain(running));
   for (const f of families) {

@@ -3,13 +3,15 @@
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
 import { targetExtension } from '../rules/extensions/targets';
-import { loadRuleFilesAsync, ruleCount } from '../rules/load';
-import { compileAsync, type CompiledRuleSet } from '../rules/compile';
+import { readRuleTexts, ruleCount } from '../rules/load';
+import { compileAsync, compileSteps, ruleIdCount, type CompiledRuleSet } from '../rules/compile';
+import { isDeferred, materialize, recipeSourceSteps, type Recipe } from '../rules/deferred';
+import { buildOffThread, setReferenceCounts, type ThreadBuilt } from './build-thread';
 import type { Family, RuleSet } from '../rules/model';
 import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
-import { CounterBank, fingerprintsSteps, type LiveCounters } from './counters';
+import { CounterBank, fileCounters, identitiesSteps, type LiveCounters, type RuleIdentities } from './counters';
 import { runSliced } from '../rules/steps';
 import { applyRuleOp, cloneRuleSet, type RuleOp } from './ruleops';
 import { initialEditState, planBatch, planEdit, type EditPlan, type EditState } from './edits';
@@ -44,6 +46,12 @@ export interface IoChoice {
 export interface FirewallOptions {
   ports: PortSpec[];
   ruleFiles: string[];
+  /**
+   * Rule texts of at least this many characters are parsed and compiled on
+   * the build thread (build-thread.ts); smaller ones here, in slices.
+   * Default 1 MiB (about 12,000 rules), or FLATWALL_BUILD_THREAD_MIN_BYTES.
+   */
+  buildThreadMinBytes?: number;
   workers: number;
   cpuPin?: boolean;
   nonIpPolicy?: 'accept' | 'drop';
@@ -273,9 +281,11 @@ export class Firewall {
 
   /** The rule limit every load, replace and edit is held to. */
   readonly maxRules: number;
+  private readonly buildThreadMinBytes: number;
 
   constructor(private readonly opts: FirewallOptions) {
     this.maxRules = opts.maxRules ?? defaultMaxRules();
+    this.buildThreadMinBytes = opts.buildThreadMinBytes ?? (Number(process.env.FLATWALL_BUILD_THREAD_MIN_BYTES) >= 0 && process.env.FLATWALL_BUILD_THREAD_MIN_BYTES ? Number(process.env.FLATWALL_BUILD_THREAD_MIN_BYTES) : 1 << 20);
     this.dp = new (native().Dataplane)({
       ports: opts.ports.map((p) => ({ name: p.name, kind: p.kind, ringFrames: opts.ringFrames })),
       workers: opts.workers,
@@ -325,31 +335,44 @@ export class Firewall {
     return this.serial(async () => {
       const t0 = performance.now();
       let key: string | undefined;
+      const restore = this.opts.restoreCounters ?? false;
       const a = await this.attempt(t0, async () => {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
-        // Parse and compile in slices: the API and signals are served during a reload.
-        const { compiled } = await loadRuleFilesAsync(this.opts.ruleFiles, {
-          ...this.progressOptions,
-          family: this.opts.ruleFamily, onNotice: this.opts.onRuleNotice, skipOtherTables: this.opts.skipOtherTables,
-          maxRules: this.maxRules,
-          beforeParse: (texts) => {
-            key = this.opts.rulesCache?.key(texts, { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables });
-            let d = textDemand('the rule files', 0, 0, 'save');
-            for (const t of texts) {
-              const one = textDemandOf('the rule files', t.file, t.text, this.maxRules, d.rules);
-              d = { ...d, rules: d.rules + one.rules, chars: d.chars + one.chars, heapBytes: d.heapBytes + one.heapBytes, nativeBytes: d.nativeBytes + one.nativeBytes };
-            }
-            this.admit(d);
-          },
-        });
-        for (const t of compiled.source.skipped ?? []) {
+        // All read before any is parsed: the admission check and the cache key see them together.
+        const texts = readRuleTexts(this.opts.ruleFiles);
+        key = this.opts.rulesCache?.key(texts, { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables });
+        let d = textDemand('the rule files', 0, 0, 'save');
+        for (const t of texts) {
+          const one = textDemandOf('the rule files', t.file, t.text, this.maxRules, d.rules);
+          d = { ...d, rules: d.rules + one.rules, chars: d.chars + one.chars, heapBytes: d.heapBytes + one.heapBytes, nativeBytes: d.nativeBytes + one.nativeBytes };
+        }
+        this.admit(d);
+        const recipe: Recipe = { texts, opts: { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables, maxRules: this.maxRules } };
+        const built = await this.build(recipe, restore);
+        for (const t of 'skipped' in built ? built.skipped : built.source.skipped ?? []) {
           log('warn', 'table skipped (--skip-tables)', { file: t.file, line: t.line, table: t.table, rules: t.rules });
         }
-        return compiled;
-      }, this.opts.restoreCounters ?? false);
+        return built;
+      }, restore);
       if (key) this.cacheRules(key);
       return a;
     });
+  }
+
+  /**
+   * A recipe compiled: on the build thread when its texts are large
+   * (build-thread.ts: the event loop stays free, the model is read later
+   * if ever), here in slices when small (a thread costs tens of ms).
+   */
+  private build(recipe: Recipe, restore: boolean): Promise<CompiledRuleSet | ThreadBuilt> {
+    const bytes = recipe.texts.reduce((n, t) => n + t.text.length, 0);
+    if (bytes >= this.buildThreadMinBytes) {
+      return buildOffThread({ recipe, fileCounters: restore }, { ...this.progressOptions, onNotice: this.opts.onRuleNotice });
+    }
+    return runSliced((function* (p: Firewall['progressOptions'], onNotice?: (m: string) => void) {
+      const { source } = yield* recipeSourceSteps(recipe, p.onParseProgress, onNotice);
+      return yield* compileSteps(source, p);
+    })(this.progressOptions, this.opts.onRuleNotice));
   }
 
   /**
@@ -358,26 +381,14 @@ export class Firewall {
    * refuses it: "in use by a kernel component"). One pass, only when the
    * rule set has -m set rules.
    */
-  private countSetReferences(): void {
+  private countSetReferences(counts?: Map<string, number>): void {
     const rs = this.rules;
     if (!rs || !rs.stats.features['-m set']) {
       setReferenceCounter(undefined);
       return;
     }
-    const counts = new Map<string, number>();
-    for (const t of rs.source.tables) {
-      for (const c of t.chains.values()) {
-        for (const r of c.rules) {
-          for (const m of r.matches) {
-            if (m.module === 'ext' && m.name === 'set') {
-              const name = (m.o as { name?: string }).name;
-              if (name !== undefined) counts.set(name, (counts.get(name) ?? 0) + 1);
-            }
-          }
-        }
-      }
-    }
-    setReferenceCounter((name) => counts.get(name) ?? 0);
+    const c = counts ?? setReferenceCounts(rs.source);
+    setReferenceCounter((name) => c.get(name) ?? 0);
   }
 
   /** Write the running rule set to the rules cache, in the background (logged; a failure changes nothing else). */
@@ -390,8 +401,9 @@ export class Firewall {
       return;
     }
     const t0 = performance.now();
+    // The snapshot holds the listing: a model read on the build thread is read here first, in slices.
     setImmediate(() => {
-      cache.store(key, compiled, this.opts.ruleFiles).then(
+      materialize(compiled).then(() => cache.store(key, compiled, this.opts.ruleFiles)).then(
         (bytes) => log('info', 'rules cached', { file: cache.path(key), bytes, seconds: +((performance.now() - t0) / 1000).toFixed(3) }),
         (err) => log('warn', 'rules not cached', { cache: cache.dir, error: excerpt((err as Error).message, 400) }),
       );
@@ -460,7 +472,7 @@ export class Firewall {
       if (!this.metadataPending || this.status.generation !== generation) return false;
       const carry = this.pendingCarry;
       this.pendingCarry = undefined;
-      this.bank.swap(compiled, carry?.generation === generation ? carry.previous : undefined, false);
+      this.bank.swap(await runSliced(identitiesSteps(compiled.rules)), carry?.generation === generation ? carry.previous : undefined);
       this.status.carried = this.bank.lastCarried;
       this.rules = compiled;
       // With the snapshot's rule spans, edits take the overlay from here on.
@@ -476,7 +488,27 @@ export class Firewall {
    * failed attempt). `restore`: take counters from it.
    */
   replace(rs: RuleSet | ((running: RuleSet | undefined) => RuleSet | Promise<RuleSet>), restore = false): Promise<Activation> {
-    return this.serial(() => this.attempt(performance.now(), async () => compileAsync(typeof rs === 'function' ? await rs(this.ruleset?.source) : rs, this.progressOptions), restore));
+    return this.serial(() => this.attempt(performance.now(), async () => compileAsync(typeof rs === 'function' ? await rs(await this.runningSource()) : rs, this.progressOptions), restore));
+  }
+
+  /**
+   * Replace the rule set by iptables-save text (PUT /rules): `prepare` gets
+   * the running rule set (its model not read) and gives the recipe, or
+   * throws; the text is parsed and compiled on the build thread when large.
+   * `parsedTables` lets the caller refuse a text of no tables.
+   */
+  replaceText(prepare: (running: CompiledRuleSet | undefined) => Promise<Recipe>, restore: boolean, check: (parsedTables: number) => void): Promise<Activation> {
+    return this.serial(() => this.attempt(performance.now(), async () => {
+      const built = await this.build(await prepare(this.ruleset), restore);
+      check('parsedTables' in built ? built.parsedTables : built.source.tables.length);
+      return built;
+    }, restore));
+  }
+
+  /** The running rule set's model, read first if it was built on the build thread. */
+  async runningSource(): Promise<RuleSet | undefined> {
+    await materialize(this.ruleset);
+    return this.ruleset?.source;
   }
 
   /**
@@ -493,6 +525,7 @@ export class Firewall {
   edit(makeOp: (running: RuleSet) => RuleOp): Promise<Activation & { op: RuleOp }> {
     return this.serial(async () => {
       const t0 = performance.now();
+      await materialize(this.rules);
       const running = this.rules?.source ?? { tables: [] };
       const op = makeOp(running);
       const now = this.rules?.stats.sourceRules ?? 0;
@@ -516,6 +549,7 @@ export class Firewall {
   applyBatch(text: string, file: string, family: Family): Promise<Activation & { edits: number; ops: number }> {
     return this.serial(async () => {
       const t0 = performance.now();
+      await materialize(this.rules);
       const running = this.rules?.source ?? { tables: [] };
       const batch = parseBatch(text, file, running, family);
       const after = ruleCount(batch.next);
@@ -623,10 +657,12 @@ export class Firewall {
    * are not known until its metadata is parsed): the replaced generation's
    * final counters wait in pendingCarry for adoptMetadata.
    */
-  private async attempt(t0: number, build: () => Promise<CompiledRuleSet>, restore: boolean, ruleCount?: number, image?: Uint8Array,
+  private async attempt(t0: number, build: () => Promise<CompiledRuleSet | ThreadBuilt>, restore: boolean, ruleCount?: number, image?: Uint8Array,
     deferCounters = false): Promise<Activation> {
     return this.tracked(t0, async () => {
-      const compiled = await build();
+      const b = await build();
+      // From the build thread, what the swap needs of the model arrives while the classifier builds.
+      const { compiled, later } = 'later' in b ? b : { compiled: b, later: undefined };
       const t1 = performance.now();
       this.step('build', 0, compiled.stats.records);
       const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
@@ -638,17 +674,19 @@ export class Firewall {
       const published = this.beginPublish();
       let r, t2, t3;
       try {
-        const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? compiled.rules.length, image);
-        let fps: Uint32Array;
+        const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? ruleIdCount(compiled), image);
+        let identity: RuleIdentities;
+        let late: Awaited<ThreadBuilt['later']> | undefined;
         try {
-          fps = await runSliced(fingerprintsSteps(compiled.rules));
+          if (later) late = await later;
+          identity = late?.identities ?? compiled.identities ?? await runSliced(identitiesSteps(compiled.rules));
         } catch (err) {
           await pending.catch(() => undefined);
           throw err;
         }
         r = await pending;
         this.step('build', compiled.stats.records, compiled.stats.records);
-        this.step('counters', 0, compiled.rules.length);
+        this.step('counters', 0, ruleIdCount(compiled));
         t2 = performance.now();
         // A snapshot replaced before its metadata came: its counters cannot
         // be told apart by rule, so they, and what it had waiting, are lost.
@@ -660,11 +698,11 @@ export class Firewall {
         if (deferCounters) {
           this.pendingCarry = { generation: r.generation, previous: this.metadataPending ? undefined : r.previous as LiveCounters | undefined };
         } else {
-          this.bank.swap(compiled, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore, fps);
+          this.bank.swap(identity, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore ? late?.fileCounters ?? fileCounters(compiled) : undefined);
         }
         t3 = performance.now();
         this.rules = compiled;
-        this.countSetReferences();
+        this.countSetReferences(late?.setReferences);
         this.edits = initialEditState(compiled, r.generation);
         this.metadataPending = false;
       } finally {
@@ -705,6 +743,8 @@ export class Firewall {
     // Only while a new generation is being published (not while a reload
     // parses and compiles: the running rules' listing stays valid then).
     while (this.publishing) await this.publishing;
+    // Listings read the model: one built on the build thread is read first, in slices.
+    for (let rs = this.rules; rs && isDeferred(rs); rs = this.rules) await materialize(rs);
     const c = this.dp.counters();
     const live: LiveCounters = c.rules;
     return { ruleset: this.rules, get: (id) => this.bank.get(id, live) };
@@ -825,7 +865,9 @@ export class Firewall {
 
   private drainLogs(): void {
     const events = this.dp.pollLogs(1000);
-    const rules = this.rules;
+    // A model still on the build thread's recipe is read in the background;
+    // until then LOG lines name the rule by id.
+    const rules = this.rules && isDeferred(this.rules) ? (events.length ? void materialize(this.rules).catch(() => undefined) : undefined) : this.rules;
     for (const e of events) {
       const src = rules?.rules[e.ruleId];
       const target = src?.rule?.target;

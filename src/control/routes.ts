@@ -5,9 +5,8 @@
 import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
 import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
-import { parseIptablesSteps } from '../rules/iptables/parse';
-import { runSliced } from '../rules/steps';
-import { checkCount, ruleCount, stripBom } from '../rules/load';
+import { materialize, type Recipe } from '../rules/deferred';
+import { checkCount, mergeTables, ruleCount, stripBom } from '../rules/load';
 import { detectFileFamily } from '../rules/family';
 import { parseNative } from '../rules/native-format';
 import { chainOrder, printTable, ruleSpec } from '../rules/iptables/print';
@@ -85,41 +84,54 @@ function bodyFormat(contentType: string): BodyFormat {
 }
 
 /**
- * The rule set a PUT /rules body makes of the running one, within the rule
- * limit and the memory admission check (both before parsing, where the
- * format allows: an iptables-save body's rule lines are counted first).
+ * The rule set a native-format PUT /rules body makes of the running one,
+ * within the rule limit and the memory admission check.
  */
-async function replacement(fw: Firewall, input: string, format: BodyFormat, family: Family | undefined, running: RuleSet | undefined): Promise<RuleSet> {
+function nativeReplacement(fw: Firewall, input: string, running: RuleSet | undefined): RuleSet {
   const text = stripBom(input, REQUEST_FILE, (m) => log('warn', m));
   const max = fw.maxRules;
-  if (format === 'native') {
-    fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max));
-    const next = nonEmpty(parseNative(text, REQUEST_FILE));
-    return checkCount(mergeTables(running, next), REQUEST_FILE, max);
+  fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max));
+  const next = nonEmpty(parseNative(text, REQUEST_FILE));
+  return checkCount(mergeTables(running, next), REQUEST_FILE, max);
+}
+
+/** The `*TABLE` names of an iptables-save text (a scan for header lines, not a parse). */
+function tableHeaders(text: string): Set<string> {
+  const names = new Set<string>();
+  for (let i = text[0] === '*' ? 0 : text.indexOf('\n*'); i >= 0; i = text.indexOf('\n*', i + 1)) {
+    const at = text[i] === '*' ? i + 1 : i + 2;
+    let end = at;
+    while (end < text.length && text[end] !== '\n' && text[end] !== ' ' && text[end] !== '\t' && text[end] !== '\r') end++;
+    names.add(text.slice(at, end));
   }
+  return names;
+}
+
+/**
+ * The recipe of an iptables-save PUT /rules body (src/rules/deferred.ts):
+ * the tables it gives replace the running ones of the same family and name,
+ * the others stay (iptables-restore), and those of the other family count
+ * against the rule limit. The running model is read only when a table of
+ * it stays; the rule lines are counted for the admission check first.
+ */
+async function textReplacement(fw: Firewall, input: string, family: Family | undefined, running: CompiledRuleSet | undefined): Promise<Recipe> {
+  const text = stripBom(input, REQUEST_FILE, (m) => log('warn', m));
+  const max = fw.maxRules;
   const fam = family ?? detectFileFamily(text, REQUEST_FILE).family;
-  // The tables of the other family stay, and count against the limit.
-  const kept = ruleCount({ tables: (running?.tables ?? []).filter((t) => t.family !== fam) });
-  fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, kept));
-  // In slices: the API keeps answering during a million-rule parse.
-  const next = nonEmpty(await runSliced(parseIptablesSteps(text, {
-    file: REQUEST_FILE, family: fam, maxRules: max, rulesBefore: kept, onProgress: (d, t) => fw.progressOptions.onParseProgress(REQUEST_FILE, d, t),
-  })));
-  return mergeTables(running, next);
+  const given = new Set([...tableHeaders(text)].map((name) => `${fam}/${name}`));
+  let kept: Table[] | undefined;
+  if (running && running.tables.some((t) => !given.has(`${t.family}/${t.hook.startsWith('raw/') ? 'raw' : 'filter'}`))) {
+    await materialize(running);
+    kept = running.source.tables.filter((t) => !given.has(`${t.family}/${t.name}`));
+  }
+  const keptRules = ruleCount({ tables: (kept ?? []).filter((t) => t.family !== fam) });
+  fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, keptRules));
+  return { texts: [{ file: REQUEST_FILE, text }], opts: { family: fam, maxRules: max, rulesBefore: keptRules }, kept: kept ?? [] };
 }
 
 function nonEmpty(rs: RuleSet): RuleSet {
   if (rs.tables.length === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
   return rs;
-}
-
-/** iptables-restore semantics: the tables given replace those of the same family and name; the others stay. */
-function mergeTables(running: RuleSet | undefined, next: RuleSet): RuleSet {
-  const given = new Set(next.tables.map((t) => `${t.family}/${t.name}`));
-  return {
-    tables: [...(running?.tables ?? []).filter((t) => !given.has(`${t.family}/${t.name}`)), ...next.tables]
-      .sort((a, b) => a.family - b.family || (a.name === b.name ? 0 : a.name === 'raw' ? -1 : 1)), // raw first, as it runs first
-  };
 }
 
 /** Body field "rule" (JSON) or the whole text/plain body. */
@@ -268,7 +280,12 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     const format = bodyFormat(String(req.headers['content-type'] ?? ''));
     const family = familyParam(req.query.get('family'), undefined);
     const text = await req.text();
-    const r = await fw.replace((running) => replacement(fw, text, format, family, running), truthy(req.query.get('counters')));
+    const restore = truthy(req.query.get('counters'));
+    const r = format === 'native'
+      ? await fw.replace((running) => nativeReplacement(fw, text, running), restore)
+      : await fw.replaceText((running) => textReplacement(fw, text, family, running), restore, (parsed) => {
+        if (parsed === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
+      });
     return { body: { replaced: true, ...r } };
   }, opts.maxRulesBody ?? RULES_BODY_LIMIT);
 
@@ -332,6 +349,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
 
   router.add('POST', '/counters/reset', async (req) => {
     const rs = requireRules(fw);
+    await materialize(rs);
     const b = await req.json();
     const family = familyParam(b.family ?? req.query.get('family') ?? undefined, undefined);
     const chain = (b.chain ?? req.query.get('chain') ?? undefined) as string | undefined;

@@ -51,6 +51,7 @@ import { log } from './log';
 import { parseIptables } from '../rules/iptables/parse';
 import { printTable } from '../rules/iptables/print';
 import type { Family, RuleSet } from '../rules/model';
+import { isDeferred, materialize } from '../rules/deferred';
 import type { Firewall } from './firewall';
 
 export const PROTOCOL_VERSION = 1;
@@ -435,7 +436,12 @@ class Peer {
     }
     const sets = this.fw.sets.changes;
     if (sets !== this.setsChanges) this.sendSets();
-    if (this.fw.ruleset && this.fw.status.generation !== this.rulesGen) this.sendRules();
+    const rs = this.fw.ruleset;
+    if (rs && this.fw.status.generation !== this.rulesGen) {
+      // The payload prints the model: one from the build thread is read first, in slices.
+      if (isDeferred(rs)) void materialize(rs).catch(() => undefined);
+      else this.sendRules();
+    }
   }
 
   private sendSets(): void {

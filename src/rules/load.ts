@@ -67,7 +67,7 @@ export function parseText(input: string, file: string, opts: LoadOptions = {}): 
   return drain(parseTextSteps(input, file, opts));
 }
 
-function* parseTextSteps(input: string, file: string, opts: LoadOptions): Generator<unknown, RuleSet> {
+export function* parseTextSteps(input: string, file: string, opts: LoadOptions): Generator<unknown, RuleSet> {
   const text = stripBom(input, file, opts.onNotice);
   if (looksNative(file, text)) return checkCount(parseNative(text, file), file, opts.maxRules, opts.rulesBefore);
   let family = opts.family;
@@ -95,19 +95,29 @@ export function parseFiles(files: string[], opts: LoadOptions = {}): { ruleset: 
 }
 
 function* parseFilesSteps(files: string[], opts: LoadOptions): Generator<unknown, { ruleset: RuleSet; readSeconds: number }> {
-  const tables: RuleSet['tables'] = [];
-  const skipped: NonNullable<RuleSet['skipped']> = [];
   const t0 = performance.now();
   // All read before any is parsed: the admission check sees them together.
-  const texts = files.map((file) => {
+  const texts = readRuleTexts(files);
+  const readSeconds = (performance.now() - t0) / 1000;
+  opts.beforeParse?.(texts);
+  return { ruleset: yield* parseTextsSteps(texts, opts), readSeconds };
+}
+
+/** The rule files' texts; a file that cannot be read is a RuleError naming it. */
+export function readRuleTexts(files: string[]): Array<{ file: string; text: string }> {
+  return files.map((file) => {
     try {
       return { file, text: readFileSync(file, 'utf8') };
     } catch (err) {
       throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
     }
   });
-  const readSeconds = (performance.now() - t0) / 1000;
-  opts.beforeParse?.(texts);
+}
+
+/** Rule file texts already read, parsed in turn into one rule set (the rule limit counts across them). */
+export function* parseTextsSteps(texts: Array<{ file: string; text: string }>, opts: LoadOptions): Generator<unknown, RuleSet> {
+  const tables: RuleSet['tables'] = [];
+  const skipped: NonNullable<RuleSet['skipped']> = [];
   let before = opts.rulesBefore ?? 0;
   for (const { file, text } of texts) {
     const rs = yield* parseTextSteps(text, file, { ...opts, rulesBefore: before });
@@ -115,7 +125,19 @@ function* parseFilesSteps(files: string[], opts: LoadOptions): Generator<unknown
     skipped.push(...(rs.skipped ?? []));
     before += ruleCount(rs);
   }
-  return { ruleset: skipped.length ? { tables, skipped } : { tables }, readSeconds };
+  return skipped.length ? { tables, skipped } : { tables };
+}
+
+/**
+ * iptables-restore semantics: the tables given replace those of the same
+ * family and name; the others stay (a PUT /rules of one family's tables).
+ */
+export function mergeTables(running: RuleSet | undefined, next: RuleSet): RuleSet {
+  const given = new Set(next.tables.map((t) => `${t.family}/${t.name}`));
+  return {
+    tables: [...(running?.tables ?? []).filter((t) => !given.has(`${t.family}/${t.name}`)), ...next.tables]
+      .sort((a, b) => a.family - b.family || (a.name === b.name ? 0 : a.name === 'raw' ? -1 : 1)), // raw first, as it runs first
+  };
 }
 
 export function loadRuleFiles(files: string[], opts: LoadOptions = {}): { compiled: CompiledRuleSet; timings: LoadTimings } {

@@ -13,6 +13,9 @@ import type { IpsetStore, SetDims } from './store';
 export type { SetDims } from './store';
 
 let active: IpsetStore | undefined;
+// On the build thread (src/control/build-thread.ts), which has no store:
+// the descriptions the main thread's store gave when the build started.
+let described: Map<string, SetDims> | undefined;
 let references: (name: string) => number = () => 0;
 
 /** Makes `store` the one setDims() answers from (undefined: none). */
@@ -27,7 +30,17 @@ export function activeSetStore(): IpsetStore | undefined {
 
 /** The named set's type, family, dimensions and id; undefined when it does not exist. */
 export function setDims(name: string): SetDims | undefined {
-  return active?.describe(name);
+  return described ? described.get(name) : active?.describe(name);
+}
+
+/** Every set's description, from the active store (what a build thread is handed). */
+export function describeSets(): Array<[string, SetDims]> {
+  return active ? active.names().map((n): [string, SetDims] => [n, active!.describe(n)!]) : [];
+}
+
+/** Answer setDims() from these descriptions (a build thread). */
+export function useSetDescriptions(sets: Array<[string, SetDims]>): void {
+  described = new Map(sets);
 }
 
 /**

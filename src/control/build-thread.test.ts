@@ -1,0 +1,198 @@
+// The build thread against the main-thread compile it replaces: for every
+// generator family and every file of the real-world corpus, the packed
+// tables are byte for byte the same, the counter identities the same, and
+// the model read back from the recipe (src/rules/deferred.ts) the same
+// rules with the same ids; its errors are the parser's own, with their
+// positions; a PUT-style recipe merges with the kept tables as
+// iptables-restore does.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Firewall } from './firewall';
+import { parseRuleCommand } from './ruleops';
+import { ruleIdsByChain } from '../rules/positions';
+import { IpsetStore, loadIpsetFiles } from '../sets/store';
+import { useSetStore } from '../sets/registry';
+import { join } from 'node:path';
+import { buildOffThread } from './build-thread';
+import { identities } from './counters';
+import { compile, type CompiledRuleSet } from '../rules/compile';
+import { isDeferred, materialize, type Recipe } from '../rules/deferred';
+import { RuleError, RuleLimitError } from '../rules/errors';
+import { parseTextsSteps } from '../rules/load';
+import { drain } from '../rules/steps';
+import { parseIptables } from '../rules/iptables/parse';
+import { ruleSpec } from '../rules/iptables/print';
+import { FAMILIES, generateLines } from '../rules/generate';
+import { CORPUS, corpusFiles } from '../../test/corpus-files';
+
+function onMain(recipe: Recipe): CompiledRuleSet {
+  return compile(drain(parseTextsSteps(recipe.texts, recipe.opts)));
+}
+
+/** What a listing shows of a rule set, by id. */
+function listing(c: CompiledRuleSet): string[] {
+  return c.rules.map((r) => `${r.id} ${r.family} ${r.table} ${r.chain} ${r.index} ${r.file}:${r.line} ${r.policy ?? ''}${r.internal ? 'internal' : ''} ${r.rule ? ruleSpec(r.rule, r.family) : ''}`);
+}
+
+async function same(recipe: Recipe): Promise<void> {
+  const want = onMain(recipe);
+  const got = await buildOffThread({ recipe, fileCounters: true });
+  const later = await got.later;
+  const c = got.compiled;
+  assert.ok(isDeferred(c), 'no model until asked');
+  assert.deepEqual(Buffer.from(c.buffer), Buffer.from(want.buffer), 'packed tables');
+  assert.deepEqual(c.tables, want.tables);
+  assert.deepEqual(c.stats, want.stats);
+  assert.deepEqual(c.ifaces.toJSON(), want.ifaces.toJSON());
+  assert.deepEqual(c.spans, want.spans);
+  const ids = identities(want.rules);
+  assert.deepEqual(later.identities.fps, ids.fps, 'fingerprints');
+  assert.deepEqual(later.identities.keys, ids.keys, 'identity hashes');
+  await materialize(c);
+  assert.ok(!isDeferred(c));
+  assert.deepEqual(listing(c), listing(want), 'the model read back');
+}
+
+describe('build thread', { timeout: 300_000 }, () => {
+  for (const family of FAMILIES) {
+    test(`generator family ${family}: same tables, identities and model as on the main thread`, async () => {
+      const text = `${[...generateLines({ family, rules: 3000, seed: 11 })].join('\n')}\n`;
+      await same({ texts: [{ file: `${family}.rules`, text }], opts: {} });
+    });
+  }
+
+  test('the real-world corpus, each file alone and all of one family together', async () => {
+    const files = corpusFiles();
+    assert.ok(files.length > 10, `corpus files: ${files.length}`);
+    for (const f of files) {
+      // A tool that also wrote an `ipset save` dump (fail2ban) loads with it: the thread is handed the sets' descriptions.
+      const ipset = join(CORPUS, f.replace(/\.v[46]$/, '.ipset'));
+      const sets = new IpsetStore();
+      useSetStore(sets);
+      try {
+        if (existsSync(ipset)) loadIpsetFiles(sets, [ipset]);
+        await same({ texts: [{ file: f, text: readFileSync(join(CORPUS, f), 'utf8') }], opts: { family: f.endsWith('.v6') ? 6 : 4, skipOtherTables: true } });
+      } finally {
+        useSetStore(undefined);
+      }
+    }
+  });
+
+  test('a PUT recipe keeps the running tables it does not give (iptables-restore)', async () => {
+    const v6 = parseIptables('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -s 2001:db8::/32 -j ACCEPT\nCOMMIT\n', { file: 'six.rules', family: 6 });
+    const text = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp --dport 22 -j ACCEPT\nCOMMIT\n';
+    const recipe: Recipe = { texts: [{ file: '<request>', text }], opts: { family: 4 }, kept: v6.tables };
+    const got = await buildOffThread({ recipe, fileCounters: false });
+    await got.later;
+    assert.deepEqual(got.compiled.stats.families, [4, 6]);
+    await materialize(got.compiled);
+    assert.deepEqual(got.compiled.source.tables.map((t) => `${t.family}/${t.name}`), ['4/filter', '6/filter']);
+    assert.equal(got.parsedTables, 1);
+  });
+
+  test('a parse error is a RuleError at its file:line:column, with the token', async () => {
+    const text = '*filter\n:FORWARD DROP [0:0]\n-A FORWARD -s 10.0.0.300 -j ACCEPT\nCOMMIT\n';
+    let want: RuleError | undefined;
+    try { onMain({ texts: [{ file: 'bad.rules', text }], opts: {} }); } catch (err) { want = err as RuleError; }
+    assert.ok(want instanceof RuleError);
+    await assert.rejects(buildOffThread({ recipe: { texts: [{ file: 'bad.rules', text }], opts: {} }, fileCounters: false }), (err: unknown) => {
+      assert.ok(err instanceof RuleError && !(err instanceof RuleLimitError));
+      assert.equal(err.message, want!.message);
+      assert.deepEqual([err.file, err.line, err.col, err.token], ['bad.rules', 3, 15, '10.0.0.300']);
+      return true;
+    });
+  });
+
+  test('the rule limit is a RuleLimitError with its limit; notices and progress come through', async () => {
+    const text = `${[...generateLines({ family: 'acl', rules: 50, seed: 1 })].join('\n')}\n`;
+    await assert.rejects(buildOffThread({ recipe: { texts: [{ file: 'many.rules', text }], opts: { maxRules: 10 } }, fileCounters: false }), (err: unknown) => {
+      assert.ok(err instanceof RuleLimitError);
+      assert.equal(err.limit, 10);
+      return true;
+    });
+    const notices: string[] = [];
+    const stages = new Set<string>();
+    const noEvidence = '*filter\n:FORWARD DROP [0:0]\n-A FORWARD -p tcp --dport 22 -j ACCEPT\nCOMMIT\n';
+    const got = await buildOffThread({ recipe: { texts: [{ file: 'plain.rules', text: noEvidence }], opts: {} }, fileCounters: false }, {
+      onNotice: (m) => notices.push(m), onParseProgress: () => stages.add('parse'), onProgress: () => stages.add('compile'),
+    });
+    await got.later;
+    assert.deepEqual([...stages].sort(), ['compile', 'parse']);
+    assert.ok(notices.some((n) => n.startsWith('plain.rules:')), JSON.stringify(notices));
+  });
+
+  test('iptables-restore -c: the file counters by rule id', async () => {
+    const text = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [7:700]\n:OUTPUT ACCEPT [0:0]\n[5:500] -A FORWARD -p udp -j ACCEPT\nCOMMIT\n';
+    const got = await buildOffThread({ recipe: { texts: [{ file: 'c.rules', text }], opts: {} }, fileCounters: true });
+    const { fileCounters } = await got.later;
+    await materialize(got.compiled);
+    const rule = got.compiled.rules.find((r) => r.rule)!;
+    const policy = got.compiled.rules.find((r) => r.chain === 'FORWARD' && r.policy)!;
+    assert.deepEqual(fileCounters!.get(rule.id), [5n, 500n]);
+    assert.deepEqual(fileCounters!.get(policy.id), [7n, 700n]);
+  });
+});
+
+describe('Firewall reloads through the build thread', { timeout: 120_000 }, () => {
+  const text = (extra: string) => `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [3:300]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -m tcp --dport 22 -j ACCEPT\n${extra}-A FORWARD -j LOG --log-prefix "fw "\nCOMMIT\n`;
+
+  test('a load forwards without reading the model; listing, counters reset and edits read it then', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fw-bt-'));
+    const file = join(dir, 'a.rules');
+    writeFileSync(file, text('-A FORWARD -s 10.1.0.0/16 -j DROP\n'));
+    const fw = new Firewall({ ports: [{ name: 'btx0', kind: 'afpacket' }, { name: 'btx1', kind: 'afpacket' }], ruleFiles: [file], workers: 1, buildThreadMinBytes: 0, restoreCounters: true });
+    try {
+      const a = await fw.load();
+      assert.equal(a.rules, 3);
+      assert.ok(isDeferred(fw.ruleset!), 'the load did not read the model on this thread');
+      // -c: the file's policy counters seeded the bank from the thread's list.
+      const { ruleset, get } = await fw.ruleCounters();
+      assert.ok(!isDeferred(ruleset!), 'a listing reads it');
+      const policy = ruleset!.rules.find((r) => r.chain === 'FORWARD' && r.policy)!;
+      assert.deepEqual(get(policy.id), [3n, 300n]);
+      assert.deepEqual(ruleIdsByChain(ruleset!).get('4/FORWARD')!.slice(1).map((id) => ruleSpec(ruleset!.rules[id].rule!, 4)),
+        ['-p tcp -m tcp --dport 22 -j ACCEPT', '-s 10.1.0.0/16 -j DROP', '-j LOG --log-prefix "fw "']);
+      // A second load: deferred again; an edit reads it and takes the overlay on the thread's spans.
+      writeFileSync(file, text('-A FORWARD -s 10.2.0.0/16 -j DROP\n'));
+      await fw.load();
+      assert.ok(isDeferred(fw.ruleset!));
+      const e = await fw.edit((rs) => parseRuleCommand('-I FORWARD 1 -p udp -j DROP', rs));
+      assert.equal(e.method, 'overlay');
+      const rs = fw.ruleset!;
+      assert.deepEqual(ruleIdsByChain(rs).get('4/FORWARD')!.slice(1).map((id) => ruleSpec(rs.rules[id].rule!, 4)),
+        ['-p udp -j DROP', '-p tcp -m tcp --dport 22 -j ACCEPT', '-s 10.2.0.0/16 -j DROP', '-j LOG --log-prefix "fw "']);
+      // A file with an error: the running rules stay, whole.
+      writeFileSync(file, text('-A FORWARD -s 10.3.0.300 -j DROP\n'));
+      await assert.rejects(fw.load(), (err: unknown) => err instanceof RuleError && err.line === 6 && err.token === '10.3.0.300');
+      assert.equal(fw.ruleset, rs);
+      assert.equal(fw.status.lastOk, false);
+    } finally {
+      await fw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a text replace of one family keeps the other (iptables-restore), read from the running model', async () => {
+    const fw = new Firewall({ ports: [{ name: 'bty0', kind: 'afpacket' }, { name: 'bty1', kind: 'afpacket' }], ruleFiles: [], workers: 1, buildThreadMinBytes: 0 });
+    try {
+      await fw.replace(parseIptables('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -s 2001:db8::/32 -j ACCEPT\nCOMMIT\n', { file: 'six.rules', family: 6 }));
+      const recipe = (running: CompiledRuleSet | undefined): Promise<Recipe> => Promise.resolve({
+        texts: [{ file: '<request>', text: text('') }], opts: { family: 4 }, kept: running!.source.tables.filter((t) => t.family === 6),
+      });
+      const a = await fw.replaceText(recipe, false, (n) => assert.equal(n, 1));
+      assert.equal(a.rules, 3);
+      assert.ok(isDeferred(fw.ruleset!));
+      assert.deepEqual(fw.ruleset!.stats.families, [4, 6]);
+      const src = await fw.runningSource();
+      assert.deepEqual(src!.tables.map((t) => `${t.family}/${t.name}`), ['4/filter', '6/filter']);
+      // The check refuses what the caller refuses: nothing is activated.
+      const gen = fw.status.generation;
+      await assert.rejects(fw.replaceText(recipe, false, () => { throw new Error('no tables'); }), /no tables/);
+      assert.equal(fw.status.generation, gen);
+    } finally {
+      await fw.stop();
+    }
+  });
+});

@@ -1,0 +1,159 @@
+// Text reloads on a thread of their own.
+//
+// Parsing and compiling a million rules takes seconds and allocates
+// gigabytes over its run; on the thread that serves the API every
+// collection of that garbage, and of the model it builds, is a pause of the
+// probes (bench/results/update-health.md). Here a worker thread
+// (build-worker.ts) reads the recipe's texts, compiles and packs them, and
+// hands back what forwarding needs: the packed tables (transferred, not
+// copied), the interface classes, the rule spans for edits, and, while the
+// dataplane builds the classifier, the counter identities and the IP set
+// references. Its heap, with everything the parse made, goes when it ends.
+// The rule set it gives has no model (src/rules/deferred.ts): this thread
+// reads the model from the same texts only when a listing, edit or save
+// asks for it.
+//
+// Failures are the parser's and compiler's own, rebuilt here as the same
+// classes (RuleError with its position, RuleLimitError with its limit), so
+// the API and the CLI answer exactly as if the work had run here.
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { RuleError, RuleLimitError, type Position } from '../rules/errors';
+import { IfaceClasses } from '../rules/iface';
+import { deferModel, type Recipe } from '../rules/deferred';
+import type { CompiledRuleSet, CompileStats, TableInfo } from '../rules/compile';
+import type { RuleSet, SkippedTable } from '../rules/model';
+import type { RuleIdentities } from './counters';
+import { describeSets, type SetDims } from '../sets/registry';
+
+export interface BuildRequest {
+  recipe: Recipe;
+  maxRecords?: number;
+  /** Also return the file's [packets:bytes] by rule id (iptables-restore -c). */
+  fileCounters: boolean;
+  /** The IP sets `-m set` may name (src/sets/registry.ts); default: the active store's, now. */
+  sets?: Array<[string, SetDims]>;
+}
+
+export interface BuildHooks {
+  onParseProgress?: (file: string, done: number, total: number) => void;
+  onProgress?: (done: number, total: number) => void;
+  onNotice?: (message: string) => void;
+}
+
+/** What the worker posts, in order: progress and notices, then built, then identities (or error at any point). */
+export type WorkerMessage =
+  | { type: 'parse'; file: string; done: number; total: number }
+  | { type: 'compile'; done: number; total: number }
+  | { type: 'notice'; message: string }
+  | {
+    type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
+    spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[]; parsedTables: number;
+  }
+  | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
+  | { type: 'error'; error: SerializedError };
+
+export interface SerializedError {
+  kind: 'RuleError' | 'RuleLimitError' | 'Error';
+  message: string;
+  pos?: Position;
+  reason?: string;
+  token?: string;
+  limit?: number;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof RuleError) {
+    return {
+      kind: err instanceof RuleLimitError ? 'RuleLimitError' : 'RuleError', message: err.message,
+      pos: { file: err.file, line: err.line, col: err.col }, reason: err.reason, token: err.token, limit: err instanceof RuleLimitError ? err.limit : undefined,
+    };
+  }
+  return { kind: 'Error', message: err instanceof Error ? err.message : String(err) };
+}
+
+function rebuildError(e: SerializedError): Error {
+  if (e.kind === 'RuleLimitError') return new RuleLimitError(e.pos!, e.reason!, e.limit!);
+  if (e.kind === 'RuleError') return new RuleError(e.pos!, e.reason!, e.token);
+  return new Error(e.message);
+}
+
+/** The IP sets the rules name (-m set), with how many rules name each (`ipset list`'s References). */
+export function setReferenceCounts(rs: RuleSet): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const t of rs.tables) {
+    for (const c of t.chains.values()) {
+      for (const r of c.rules) {
+        for (const m of r.matches) {
+          if (m.module === 'ext' && m.name === 'set') {
+            const name = (m.o as { name?: string }).name;
+            if (name !== undefined) counts.set(name, (counts.get(name) ?? 0) + 1);
+          }
+        }
+      }
+    }
+  }
+  return counts;
+}
+
+/** A compiled rule set from the build thread, whose identities (and the rest) may still be on the way. */
+export interface ThreadBuilt {
+  compiled: CompiledRuleSet;
+  /** The parse gave this many tables (PUT /rules refuses a body of none). */
+  parsedTables: number;
+  skipped: SkippedTable[];
+  /** Settles when the worker has sent them; rejects if it fails first. */
+  later: Promise<{ identities: RuleIdentities; fileCounters?: Map<number, [bigint, bigint]>; setReferences?: Map<string, number> }>;
+}
+
+const WORKER = join(__dirname, 'build-worker.js');
+
+/**
+ * Parse, compile and pack `req.recipe` on a worker thread. Resolves once the
+ * packed tables are here (the identities follow in `later`); rejects with
+ * the parse or compile error, and nothing of it is kept.
+ */
+export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promise<ThreadBuilt> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(WORKER, { workerData: { ...req, sets: req.sets ?? describeSets() } });
+    let settleLater: { resolve: (v: Awaited<ThreadBuilt['later']>) => void; reject: (e: Error) => void } | undefined;
+    let built = false;
+    let done = false;
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      if (!built) reject(err);
+      else settleLater!.reject(err);
+      void w.terminate();
+    };
+    w.on('message', (m: WorkerMessage) => {
+      switch (m.type) {
+        case 'parse': hooks.onParseProgress?.(m.file, m.done, m.total); break;
+        case 'compile': hooks.onProgress?.(m.done, m.total); break;
+        case 'notice': hooks.onNotice?.(m.message); break;
+        case 'error': fail(rebuildError(m.error)); break;
+        case 'built': {
+          built = true;
+          const later = new Promise<Awaited<ThreadBuilt['later']>>((res, rej) => (settleLater = { resolve: res, reject: rej }));
+          later.catch(() => undefined); // a caller that stops waiting (the build failed natively) leaves it unobserved
+          const compiled = deferModel({
+            buffer: m.buffer, tables: m.tables, stats: m.stats, ifaces: IfaceClasses.fromCuts(m.ifaceCuts), spans: m.spans,
+          }, req.recipe, m.stats.families, m.ruleIds);
+          resolve({ compiled, parsedTables: m.parsedTables, skipped: m.skipped ?? [], later });
+          break;
+        }
+        case 'identities':
+          done = true;
+          settleLater!.resolve({
+            identities: { fps: m.fps, keys: m.keys },
+            fileCounters: m.fileCounters ? new Map(m.fileCounters.map(([id, p, b]) => [id, [p, b]])) : undefined,
+            setReferences: m.setReferences ? new Map(m.setReferences) : undefined,
+          });
+          void w.terminate();
+          break;
+      }
+    });
+    w.on('error', (err) => fail(err));
+    w.on('exit', (code) => fail(new Error(`the build thread exited (code ${code}) before it finished`)));
+  });
+}

@@ -1,0 +1,36 @@
+// The build thread's side of build-thread.ts: one recipe in, its packed
+// tables, then its identities out, then the thread ends.
+import { parentPort, workerData } from 'node:worker_threads';
+import { compileSteps } from '../rules/compile';
+import { recipeSourceSteps } from '../rules/deferred';
+import { drain } from '../rules/steps';
+import { fileCounters, identities } from './counters';
+import { useSetDescriptions } from '../sets/registry';
+import { serializeError, setReferenceCounts, type BuildRequest, type WorkerMessage } from './build-thread';
+
+const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
+
+function run(req: BuildRequest): void {
+  useSetDescriptions(req.sets ?? []);
+  // Parse and compile, with progress and notices as the main thread would log them.
+  const { source, parsedTables } = drain(recipeSourceSteps(req.recipe,
+    (file, done, total) => post({ type: 'parse', file, done, total }),
+    (message) => post({ type: 'notice', message })));
+  const compiled = drain(compileSteps(source, { maxRecords: req.maxRecords, onProgress: (done, total) => post({ type: 'compile', done, total }) }));
+  // The packed tables go first: the classifier builds while the rest is computed.
+  post({
+    type: 'built', buffer: compiled.buffer, tables: compiled.tables, stats: compiled.stats, ifaceCuts: compiled.ifaces.toJSON(),
+    ruleIds: compiled.rules.length, spans: compiled.spans, skipped: source.skipped, parsedTables,
+  }, [compiled.buffer]);
+  // Counter identities, file counters and set references: what the swap needs of the model.
+  const ids = identities(compiled.rules);
+  const fc = req.fileCounters ? [...fileCounters(compiled)].map(([id, [p, b]]): [number, bigint, bigint] => [id, p, b]) : undefined;
+  const refs = compiled.stats.features['-m set'] ? [...setReferenceCounts(source)] : undefined;
+  post({ type: 'identities', fps: ids.fps, keys: ids.keys, fileCounters: fc, setReferences: refs }, [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer]);
+}
+
+try {
+  run(workerData as BuildRequest);
+} catch (err) {
+  post({ type: 'error', error: serializeError(err) });
+}

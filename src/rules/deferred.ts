@@ -1,0 +1,89 @@
+// A compiled rule set whose model is read when first asked for.
+//
+// The model of a rule set (its RuleSet: tables, chains, a Rule object per
+// rule; and the SourceRule of every rule id) is what listings, edits and
+// saves read, and at a million rules it is ~7 objects and ~600 bytes of heap
+// per rule. Forwarding needs none of it: the dataplane runs the packed
+// tables, counters carry over by identities computed beside the compile
+// (src/control/counters.ts), and LOG events and metrics name rules by id.
+// So a rule set built on the build thread (src/control/build-thread.ts)
+// arrives here without its model, holding instead the recipe it was made
+// from: the rule texts (one byte per character: a tenth of the model) and,
+// for a PUT of some tables, the running tables it merges with. The first
+// read of `rules` or `source` makes the model from the recipe with the same
+// parser and numbering the build thread ran, so it is the same model and
+// every id means the same rule; `materialize` does it in slices first, for
+// callers on the event loop. A recipe always gives the same model: its
+// inputs are immutable strings and tables no longer edited (an edit makes a
+// new rule set).
+import { numberRulesSteps, type CompiledRuleSet, type SourceRule } from './compile';
+import { mergeTables, parseTextsSteps, type LoadOptions } from './load';
+import type { Family, RuleSet, Table } from './model';
+import { drain, runSliced } from './steps';
+
+/** What a rule set's model is made from. */
+export interface Recipe {
+  texts: Array<{ file: string; text: string }>;
+  opts: Pick<LoadOptions, 'family' | 'skipOtherTables' | 'maxRules' | 'rulesBefore'>;
+  /** The running tables the texts' tables are merged into (iptables-restore of some tables), absent for a full load. */
+  kept?: Table[];
+}
+
+/** The RuleSet a recipe makes (parse errors are RuleErrors, as from the files). */
+export function* recipeSourceSteps(recipe: Recipe, onParseProgress?: LoadOptions['onParseProgress'], onNotice?: LoadOptions['onNotice']): Generator<unknown, { source: RuleSet; parsedTables: number }> {
+  const parsed = yield* parseTextsSteps(recipe.texts, { ...recipe.opts, onParseProgress, onNotice });
+  return { source: recipe.kept ? mergeTables({ tables: recipe.kept }, parsed) : parsed, parsedTables: parsed.tables.length };
+}
+
+interface Model {
+  rules: SourceRule[];
+  source: RuleSet;
+}
+
+const pending = new WeakMap<CompiledRuleSet, { load: () => Promise<void>; recipe: Recipe }>();
+
+/**
+ * `base` with `rules` and `source` read from `recipe` on first use.
+ * `ruleIds`: how many ids the build thread numbered, checked against the
+ * re-read model (a difference would be a parser that is not deterministic:
+ * an error, never a silently shifted listing).
+ */
+export function deferModel(base: Omit<CompiledRuleSet, 'rules' | 'source'>, recipe: Recipe, families: Family[], ruleIds: number): CompiledRuleSet {
+  const c = base as CompiledRuleSet;
+  c.ruleIds = ruleIds;
+  let model: Model | undefined;
+  function* steps(): Generator<unknown, Model> {
+    const { source } = yield* recipeSourceSteps(recipe);
+    const { rules } = yield* numberRulesSteps(source, families);
+    if (rules.length !== ruleIds) throw new Error(`the rule set re-read from its texts has ${rules.length} rule ids, the build had ${ruleIds}`);
+    return { rules, source };
+  }
+  const adopt = (m: Model) => {
+    if (!model) {
+      model = m;
+      pending.delete(c);
+      // Plain fields from here on: what was read is the model.
+      Object.defineProperty(c, 'rules', { value: m.rules, writable: true, enumerable: true, configurable: true });
+      Object.defineProperty(c, 'source', { value: m.source, writable: true, enumerable: true, configurable: true });
+    }
+  };
+  const read = (): Model => {
+    if (!model) adopt(drain(steps()));
+    return model!;
+  };
+  Object.defineProperty(c, 'rules', { get: () => read().rules, enumerable: true, configurable: true });
+  Object.defineProperty(c, 'source', { get: () => read().source, enumerable: true, configurable: true });
+  let loading: Promise<void> | undefined;
+  pending.set(c, { recipe, load: () => (loading ??= runSliced(steps()).then(adopt)) });
+  return c;
+}
+
+/** True while a deferred rule set's model has not been read. */
+export function isDeferred(c: CompiledRuleSet): boolean {
+  return pending.has(c);
+}
+
+/** Reads a deferred rule set's model in slices of the event loop (nothing for one already read). */
+export function materialize(c: CompiledRuleSet | undefined): Promise<void> {
+  return (c && pending.get(c)?.load()) ?? Promise.resolve();
+}
