@@ -98,6 +98,8 @@ interface Extra {
   insert: { engine: string; seconds?: number; error?: string }[];
   /** flatwall's single-rule edits at the largest size: median seconds, overlay or rebuild. */
   edits?: { edit: string; seconds?: number; method?: string; fallback?: string; error?: string }[];
+  /** The first edit after the text PUT, which reads the rule model (not in the medians). */
+  firstEdit?: { seconds?: number; method?: string; error?: string };
   swapUnderLoad?: { sent: number; replies: number; lost: number; putSeconds: number };
   /** Medians over `runs` (each field's own median). */
   restart?: {
@@ -203,6 +205,14 @@ async function singleRuleEdits(sock: string, n: number, extra: Extra): Promise<v
     [`delete ${mid}`, 'DELETE', `/rules/FORWARD/${mid}`],
   ];
   extra.edits = [];
+  // The first edit after a text reload reads the rule model on the main
+  // thread (src/rules/deferred.ts, --rule-model lazy): timed on its own.
+  {
+    const s = performance.now();
+    const r = await apiCall({ socket: sock }, 'POST', '/rules', JSON.stringify({ rule: '-I FORWARD 1 -p tcp -m tcp --dport 24 -j DROP' }));
+    extra.firstEdit = r.status === 201 ? { seconds: (performance.now() - s) / 1000, method: (r.json as { method?: string }).method } : { error: r.body.slice(0, 200) };
+    progress(`  first edit after the text reload (reads the model): ${extra.firstEdit.seconds !== undefined ? `${extra.firstEdit.seconds.toFixed(2)} s` : extra.firstEdit.error}`);
+  }
   for (const [name, method, path, rule] of edits) {
     const times: number[] = [];
     let server: { method?: string; fallback?: string; seconds?: number } = {};
@@ -322,7 +332,8 @@ function markdown(points: Point[], extra: Extra, meta: Record<string, unknown>):
     '',
     `Single-rule insert at ${extra.rules.toLocaleString('en')} rules: ${extra.insert.map((i) => `${i.engine} ${i.seconds !== undefined ? `${(i.seconds * 1000).toFixed(1)} ms` : `failed (${i.error})`}`).join(', ')}.`,
     ...(extra.edits ? ['', `flatwall single-rule edits at ${extra.rules.toLocaleString('en')} rules (median of ${EDIT_REPEATS}, request to active): ` +
-      extra.edits.map((e) => `${e.edit} ${e.seconds !== undefined ? `${(e.seconds * 1000).toFixed(2)} ms (${e.method})` : `failed (${e.error})`}`).join(', ') + '.'] : []),
+      extra.edits.map((e) => `${e.edit} ${e.seconds !== undefined ? `${(e.seconds * 1000).toFixed(2)} ms (${e.method})` : `failed (${e.error})`}`).join(', ') + '.'
+      + (extra.firstEdit ? ` Before them, the first edit after the text reload, which reads the rule model on the main thread (\`--rule-model lazy\`): ${extra.firstEdit.seconds !== undefined ? `${extra.firstEdit.seconds.toFixed(2)} s` : `failed (${extra.firstEdit.error})`}.` : '')] : []),
   ];
   if (extra.swapUnderLoad) {
     const s = extra.swapUnderLoad;

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -339,6 +340,17 @@ class ThreadNice {
   bool set_ = false;
 };
 
+// A million-rule table set is hundreds of MB in many allocations, and glibc
+// keeps what is freed in its arenas: without giving it back, the resident
+// size grows by the old tables at every replace (bench/results/
+// update-health.md). malloc_trim(3) returns free pages to the kernel
+// (madvise) from the thread that ran the build, never a packet worker.
+void ReturnFreedMemory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 }  // namespace
 
 uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_t> iface_ids,
@@ -364,7 +376,10 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
     info->memory_bytes = rs->memory_bytes();
     if (old) old->SumCounters(&info->previous_packets, &info->previous_bytes);
   }
-  return rs->generation;  // `old` is released here, after every worker left it
+  const uint64_t generation = rs->generation;
+  old.reset();  // the replaced tables and classifiers: every worker has left them
+  ReturnFreedMemory();
+  return generation;
 }
 
 uint64_t Dataplane::ApplyEdits(RulesetEdits&& edits, SetRulesInfo* info) {

@@ -119,6 +119,12 @@ Options:
                           sized to the JS heap, ${defaultMaxRules()} here); a reload
                           that would not fit in memory beside the running
                           rules is refused too (docs/API.md, Limits)
+      --rule-model WHEN   when the model of a text reload's rules (what listings,
+                          edits and saves read) is read on this thread: lazy
+                          (default: at the first listing or edit; ~600 MB less
+                          at 1M rules until then, and that first one waits
+                          seconds) or background (right after each reload, in
+                          slices: listings and edits are immediate)
       --drop-l4-truncated drop frames whose L4 header is cut short before the
                           rules (counted as drop reason l4_truncated; default:
                           judged, and dropped only at a rule with an L4 match)
@@ -157,6 +163,7 @@ export const RUN_OPTIONS = {
   'log-rate': { type: 'string' },
   'stats-interval': { type: 'string', default: '0' },
   'max-rules': { type: 'string' },
+  'rule-model': { type: 'string' },
   ...CONNTRACK_OPTIONS,
   'drop-l4-truncated': { type: 'boolean' },
   'ndp-bypass': { type: 'boolean' },
@@ -221,6 +228,8 @@ export async function runRun(argv: string[]): Promise<number> {
   };
   const workers = values.workers === 'auto' ? autoWorkers(io, values['no-conntrack'] === true) : int('workers', values.workers, 1)!;
   const maxRules = int('max-rules', values['max-rules'], 1);
+  const ruleModel = values['rule-model'] ?? 'lazy';
+  if (ruleModel !== 'lazy' && ruleModel !== 'background') throw new UsageError(`--rule-model must be lazy or background, got "${excerpt(ruleModel)}"`);
   const statsInterval = int('stats-interval', values['stats-interval'], 0)!;
   if (values['non-ip'] !== 'accept' && values['non-ip'] !== 'drop') throw new UsageError('--non-ip must be accept or drop');
   const txMode = values['tx-mode'];
@@ -319,6 +328,7 @@ export async function runRun(argv: string[]): Promise<number> {
       // [packets:bytes] of the files are not in a snapshot: -c loads the files.
       rulesCache: values['rules-cache'] && !values['restore-counters'] ? new RulesCache(values['rules-cache']) : undefined,
       maxRules,
+      ruleModel,
       conntrackReplicate: values['replication-listen'] !== undefined,
     });
     // The API comes up first: /health answers and /ready says 503 until the rules are active.

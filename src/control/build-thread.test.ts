@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { Firewall } from './firewall';
 import { parseRuleCommand } from './ruleops';
 import { ruleIdsByChain } from '../rules/positions';
@@ -194,5 +195,30 @@ describe('Firewall reloads through the build thread', { timeout: 120_000 }, () =
     } finally {
       await fw.stop();
     }
+  });
+});
+
+describe('--rule-model', { timeout: 60_000 }, () => {
+  test('background: the model is read right after activation, without a listing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fw-bt-'));
+    const file = join(dir, 'a.rules');
+    writeFileSync(file, `${[...generateLines({ family: 'acl', rules: 2000, seed: 9 })].join('\n')}\n`);
+    const fw = new Firewall({ ports: [{ name: 'btz0', kind: 'afpacket' }, { name: 'btz1', kind: 'afpacket' }], ruleFiles: [file], workers: 1, buildThreadMinBytes: 0, ruleModel: 'background' });
+    try {
+      await fw.load();
+      for (let i = 0; i < 500 && isDeferred(fw.ruleset!); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(!isDeferred(fw.ruleset!), 'read within 10 s');
+      assert.equal(fw.ruleset!.rules.filter((r) => r.rule).length, 2000);
+    } finally {
+      await fw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('flatwall run refuses another value (exit 2)', () => {
+    const cli = join(__dirname, '..', 'cli', 'main.js');
+    const r = spawnSync(process.execPath, [cli, 'run', '--port', 'btq0', '--port', 'btq1', '-r', '/nonexistent', '--rule-model', 'eager'], { encoding: 'utf8' });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /--rule-model must be lazy or background/);
   });
 });

@@ -52,6 +52,12 @@ export interface FirewallOptions {
    * Default 1 MiB (about 12,000 rules), or FLATWALL_BUILD_THREAD_MIN_BYTES.
    */
   buildThreadMinBytes?: number;
+  /**
+   * A rule set from the build thread arrives without its model
+   * (src/rules/deferred.ts): 'lazy' reads it at the first listing or edit,
+   * 'background' right after activation, in slices. Default 'lazy'.
+   */
+  ruleModel?: 'lazy' | 'background';
   workers: number;
   cpuPin?: boolean;
   nonIpPolicy?: 'accept' | 'drop';
@@ -702,6 +708,9 @@ export class Firewall {
         }
         t3 = performance.now();
         this.rules = compiled;
+        if (this.opts.ruleModel === 'background' && isDeferred(compiled)) {
+          materialize(compiled).catch((err) => log('error', 'rule model not read; listings will try again', { error: excerpt((err as Error).message, 400) }));
+        }
         this.countSetReferences(late?.setReferences);
         this.edits = initialEditState(compiled, r.generation);
         this.metadataPending = false;
