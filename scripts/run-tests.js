@@ -3,7 +3,8 @@
 // for 30 s each (scripts/fuzz.js --test: any crash, leak or UBSan report
 // fails; without clang it skips, under CI=1 it fails), then every JS/TS
 // test (unit tests beside the code in src/, integration and kernel tests
-// in test/), then the forwarding e2e tests again with the ports on AF_XDP
+// in test/), the control-plane tests again with every text reload on the
+// build thread, then the forwarding e2e tests again with the ports on AF_XDP
 // (FLATWALL_E2E_IO=afxdp, test/e2e/harness.ts): the same checks on both I/O
 // paths.
 'use strict';
@@ -28,4 +29,9 @@ step('TypeScript tests', process.execPath, ['--test', '--test-concurrency=1', 'd
 // own I/O: test/e2e/harness.ts ioArgs).
 const AFXDP_E2E = ['lab', 'counters', 'flows', 'conntrack-kernel', 'conntrack-api', 'host-mode', 'health', 'raw-kernel',
   'extensions-kernel', 'corpus-kernel', 'api', 'api-limits'].map((t) => `dist/test/e2e/${t}.test.js`);
+// Text reloads of 1 MiB or more run on the build thread (src/control/build-thread.ts);
+// the test rule files are small, so the control-plane tests run again with
+// every text reload sent there (and its model read back on demand).
+const BUILD_THREAD = ['dist/src/control', ...['api', 'counters', 'rules-cache', 'standby', 'tap-reload', 'corpus-kernel'].map((t) => `dist/test/e2e/${t}.test.js`)];
+step('control-plane tests with every text reload on the build thread', process.execPath, ['--test', '--test-concurrency=1', ...BUILD_THREAD], { FLATWALL_BUILD_THREAD_MIN_BYTES: '0' });
 step('e2e tests over AF_XDP', process.execPath, ['--test', '--test-concurrency=1', ...AFXDP_E2E], { FLATWALL_E2E_IO: 'afxdp' });

@@ -21,7 +21,7 @@ import { identities } from './counters';
 import { compile, type CompiledRuleSet } from '../rules/compile';
 import { isDeferred, materialize, type Recipe } from '../rules/deferred';
 import { RuleError, RuleLimitError } from '../rules/errors';
-import { parseTextsSteps } from '../rules/load';
+import { mergeTables, parseTextsSteps } from '../rules/load';
 import { drain } from '../rules/steps';
 import { parseIptables } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
@@ -91,6 +91,23 @@ describe('build thread', { timeout: 300_000 }, () => {
     await materialize(got.compiled);
     assert.deepEqual(got.compiled.source.tables.map((t) => `${t.family}/${t.name}`), ['4/filter', '6/filter']);
     assert.equal(got.parsedTables, 1);
+  });
+
+  test('kept tables with every extension and a raw table cross to the thread intact (structured clone)', async () => {
+    const fixtures = join(__dirname, '..', '..', '..', 'test', 'fixtures');
+    const v4 = drain(parseTextsSteps([{ file: 'extensions.rules', text: readFileSync(join(fixtures, 'extensions.rules'), 'utf8') },
+      { file: 'raw.rules', text: readFileSync(join(fixtures, 'raw.rules'), 'utf8') }], { family: 4 }));
+    const text = readFileSync(join(fixtures, 'extensions6.rules'), 'utf8');
+    // extensions.rules' filter table and raw.rules' raw table stay.
+    const kept = v4.tables.slice(0, 2);
+    assert.deepEqual(kept.map((t) => t.name), ['filter', 'raw']);
+    const recipe: Recipe = { texts: [{ file: 'extensions6.rules', text }], opts: { family: 6 }, kept };
+    const want = compile(mergeTables({ tables: kept }, drain(parseTextsSteps(recipe.texts, recipe.opts))));
+    const got = await buildOffThread({ recipe, fileCounters: false });
+    await got.later;
+    assert.deepEqual(Buffer.from(got.compiled.buffer), Buffer.from(want.buffer));
+    await materialize(got.compiled);
+    assert.deepEqual(listing(got.compiled), listing(want));
   });
 
   test('a parse error is a RuleError at its file:line:column, with the token', async () => {
