@@ -406,19 +406,22 @@ PinnedBytes Pin(Napi::Env env, const Napi::Value& v, const char* what) {
 
 class SetRulesWorker : public PromiseWorker {
  public:
-  SetRulesWorker(Napi::Env env, std::shared_ptr<Dataplane> dp, std::vector<uint8_t> buf,
+  SetRulesWorker(Napi::Env env, std::shared_ptr<Dataplane> dp, PinnedBytes table,
                  std::vector<uint16_t> ids, uint32_t rule_count, PinnedBytes image)
-      : PromiseWorker(env), dp_(std::move(dp)), buf_(std::move(buf)), ids_(std::move(ids)),
+      : PromiseWorker(env), dp_(std::move(dp)), table_(std::move(table)), ids_(std::move(ids)),
         rule_count_(rule_count), image_(std::move(image)) {}
   void Execute() override {
+    // The copy is made here, off the JS thread (tens of MB at a million
+    // rules: hundreds of ms of page faults there): JS may still write the
+    // buffer meanwhile, but what is validated and built is this private
+    // copy, so a torn copy is refused, never misread.
+    std::vector<uint8_t> buf(table_.data, table_.data + table_.size);
     try {
-      generation_ = dp_->SetRules(buf_.data(), buf_.size(), std::move(ids_), rule_count_, &info_,
+      generation_ = dp_->SetRules(buf.data(), buf.size(), std::move(ids_), rule_count_, &info_,
                                   image_.data, image_.size);
     } catch (const std::exception& e) {
       SetError(e.what());
     }
-    buf_.clear();
-    buf_.shrink_to_fit();
   }
   void OnOK() override {
     Napi::Object r = Napi::Object::New(Env());
@@ -438,7 +441,7 @@ class SetRulesWorker : public PromiseWorker {
 
  private:
   std::shared_ptr<Dataplane> dp_;
-  std::vector<uint8_t> buf_;
+  PinnedBytes table_;  // released with the worker, on the JS thread
   std::vector<uint16_t> ids_;
   uint32_t rule_count_;
   PinnedBytes image_;
@@ -646,7 +649,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
  private:
   Napi::Value SetRules(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<uint8_t> buf = Bytes(env, info[0]);
+    PinnedBytes table = Pin(env, info[0], "setRules: buffer");
     std::vector<uint16_t> ids;
     if (!info[1].IsUndefined() && !info[1].IsNull()) {
       if (!info[1].IsArray()) throw Napi::TypeError::New(env, "setRules: ifaceClassIds must be an array");
@@ -665,7 +668,7 @@ class DataplaneWrap : public Napi::ObjectWrap<DataplaneWrap> {
     PinnedBytes image;
     if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull())
       image = Pin(env, info[3], "setRules: image");
-    auto* w = new SetRulesWorker(env, dp_, std::move(buf), std::move(ids), uint32_t(rc), std::move(image));
+    auto* w = new SetRulesWorker(env, dp_, std::move(table), std::move(ids), uint32_t(rc), std::move(image));
     Napi::Promise p = w->Promise();
     w->Queue();
     return p;

@@ -292,9 +292,13 @@ export class CounterBank {
       this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n),
     ];
     const live = (j: number) => !this.removed.has(j) && this.ids.keys[j] !== 0;
+    // Most ids have nothing to carry: find those with a count through 32-bit
+    // views, without a BigInt per id (a million of them is ~100 ms here).
+    const words = [this.basePackets, this.baseBytes, previous?.packets, previous?.bytes].map((a) => (a ? new Uint32Array(a.buffer, a.byteOffset, a.length * 2) : undefined));
+    const anyCount = (j: number) => words.some((w) => w !== undefined && j * 2 + 1 < w.length && (w[j * 2] | w[j * 2 + 1]) !== 0);
     const counted = new Set<number>();
     for (let j = 0; j < this.count; j++) {
-      if (!live(j)) continue;
+      if (!anyCount(j) || !live(j)) continue;
       const [p, b] = total(j);
       if (p !== 0n || b !== 0n) counted.add(this.ids.fps[j]);
     }

@@ -6,6 +6,7 @@ import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
 import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
 import { materialize, type Recipe } from '../rules/deferred';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { checkCount, mergeTables, ruleCount, stripBom } from '../rules/load';
 import { detectFileFamily } from '../rules/family';
 import { parseNative } from '../rules/native-format';
@@ -115,10 +116,13 @@ function tableHeaders(text: string): Set<string> {
  * it stays; the rule lines are counted for the admission check first.
  */
 async function textReplacement(fw: Firewall, input: string, family: Family | undefined, running: CompiledRuleSet | undefined): Promise<Recipe> {
+  // Each scan of a large body is tens of ms: the probes get a turn between them.
   const text = stripBom(input, REQUEST_FILE, (m) => log('warn', m));
   const max = fw.maxRules;
   const fam = family ?? detectFileFamily(text, REQUEST_FILE).family;
+  await nextTurn();
   const given = new Set([...tableHeaders(text)].map((name) => `${fam}/${name}`));
+  await nextTurn();
   let kept: Table[] | undefined;
   if (running && running.tables.some((t) => !given.has(`${t.family}/${t.hook.startsWith('raw/') ? 'raw' : 'filter'}`))) {
     await materialize(running);
@@ -126,6 +130,7 @@ async function textReplacement(fw: Firewall, input: string, family: Family | und
   }
   const keptRules = ruleCount({ tables: (kept ?? []).filter((t) => t.family !== fam) });
   fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, keptRules));
+  await nextTurn();
   return { texts: [{ file: REQUEST_FILE, text }], opts: { family: fam, maxRules: max, rulesBefore: keptRules }, kept: kept ?? [] };
 }
 
