@@ -32,7 +32,8 @@
 //
 // Only with --phases health (bench/results/update-health.{json,md}): at the
 // largest size, the text replace of the running seed-1 set by seed 2 with a
-// probe loop beside it (GET /health on the Unix socket, one at a time, 20 ms
+// probe loop beside it, in a process of its own (bench/health-probe.ts: GET
+// /health on the Unix socket, one at a time, 20 ms
 // apart): how long the API takes to answer while a reload parses and
 // compiles (p50, p99, max), and flatwall run's RSS before, after, and its peak.
 //
@@ -42,6 +43,7 @@
 // (update-swap-tcp.svg, -udp.svg, -tcp-equal.svg, -udp-equal.svg).
 // Progress on stderr.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateLines } from '../src/rules/generate';
@@ -411,25 +413,18 @@ async function health(dir: string, meta: () => Record<string, unknown>): Promise
     for (let i = 0; i < REPEAT; i++) {
       const file = i % 2 === 0 ? b : a;
       progress(`health: replace ${n} rules by ${file.endsWith('s2.rules') ? 'seed 2' : 'seed 1'} with GET /health every 20 ms`);
-      let stop = false;
-      const lat: number[] = [];
-      const failures: string[] = [];
-      const loop = (async () => {
-        while (!stop) {
-          const s = performance.now();
-          try {
-            const r = await apiCall({ socket: sock }, 'GET', '/health');
-            if (r.status !== 200) failures.push(`status ${r.status}`);
-            else lat.push(performance.now() - s);
-          } catch (err) {
-            failures.push((err as Error).message);
-          }
-          await new Promise((res) => setTimeout(res, 20));
-        }
-      })();
+      // The probes run in a process of their own (bench/health-probe.ts).
+      const prober = spawn(process.execPath, [join(__dirname, 'health-probe.js'), sock], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      prober.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const exited = new Promise((res) => prober.on('close', res));
+      await new Promise((res) => setTimeout(res, 500));
       const p = await putRules(sock, readFileSync(file, 'utf8'));
-      stop = true;
-      await loop;
+      prober.stdin.end();
+      await exited;
+      const probed = JSON.parse(out) as { latencies: number[]; failures: string[] };
+      const lat = probed.latencies;
+      const failures = probed.failures;
       lat.sort((x, y) => x - y);
       const q = (f: number) => lat[Math.min(lat.length - 1, Math.floor(f * lat.length))];
       runs.push({ putSeconds: (p.end - p.start) / 1000, probes: lat.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: lat[lat.length - 1], over50ms: lat.filter((x) => x > 50).length, failed: failures.length, failures: [...new Set(failures)] });
@@ -440,7 +435,7 @@ async function health(dir: string, meta: () => Record<string, unknown>): Promise
     writeFileSync(join(outDir, 'update-health.json'), `${JSON.stringify({ meta: m, rules: n, runs, rss: { start: rssStart, end: rssEnd } }, null, 2)}\n`);
     const md = [
       '# The API during a text reload (bench/update.ts --phases health)', '',
-      `${m.date}, ${m.cpus} CPUs, load average ${m.loadavg}. flatwall run holding ${n.toLocaleString('en')} \`acl\` rules; PUT /rules of another ${n.toLocaleString('en')}-rule set (text) while a client sends GET /health on the Unix socket, one at a time, 20 ms apart; request-to-answer latency of every probe sent until the PUT answered.`, '',
+      `${m.date}, ${m.cpus} CPUs, load average ${m.loadavg}. flatwall run holding ${n.toLocaleString('en')} \`acl\` rules; PUT /rules of another ${n.toLocaleString('en')}-rule set (text) while a client in another process (bench/health-probe.ts) sends GET /health on the Unix socket, one at a time, 20 ms apart; request-to-answer latency of every probe from 0.5 s before the PUT until it answered.`, '',
       '| run | PUT to active | probes answered | failed | p50 | p99 | max | probes over 50 ms |', '|---|---:|---:|---:|---:|---:|---:|---:|',
       ...runs.map((r, i) => `| ${i + 1} | ${r.putSeconds.toFixed(2)} s | ${r.probes} | ${r.failed}${r.failed ? ` (${r.failures.join('; ')})` : ''} | ${r.p50Ms.toFixed(1)} ms | ${r.p99Ms.toFixed(1)} ms | ${r.maxMs.toFixed(1)} ms | ${r.over50ms} |`),
       '', `flatwall run RSS: ${rssStart.rssMb?.toFixed(0)} MB after starting with ${n.toLocaleString('en')} rules, ${rssEnd.rssMb?.toFixed(0)} MB after the replaces, peak ${rssEnd.peakRssMb?.toFixed(0)} MB.`, '',
