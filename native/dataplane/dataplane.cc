@@ -368,16 +368,20 @@ uint64_t Dataplane::SetRules(const uint8_t* buf, size_t len, std::vector<uint16_
                             image_len, info ? &info->image_error : nullptr, ext_states_.get())
                  .release());
   }
-  std::lock_guard<std::mutex> swap(swap_mu_);
-  rs->generation = rs->base_generation = next_generation_;
-  std::shared_ptr<Ruleset> old = Publish(rs);
-  if (info) {
-    info->build_seconds = rs->build_seconds();
-    info->memory_bytes = rs->memory_bytes();
-    if (old) old->SumCounters(&info->previous_packets, &info->previous_bytes);
-  }
-  const uint64_t generation = rs->generation;
-  old.reset();  // the replaced tables and classifiers: every worker has left them
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> swap(swap_mu_);
+    rs->generation = rs->base_generation = next_generation_;
+    std::shared_ptr<Ruleset> old = Publish(rs);
+    if (info) {
+      info->build_seconds = rs->build_seconds();
+      info->memory_bytes = rs->memory_bytes();
+      if (old) old->SumCounters(&info->previous_packets, &info->previous_bytes);
+    }
+    generation = rs->generation;
+  }  // `old` is released here, after every worker left it
+  // Outside swap_mu_ (edits wait on it) and at the build's niceness.
+  ThreadNice low(config_.build_nice);
   ReturnFreedMemory();
   return generation;
 }

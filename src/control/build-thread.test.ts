@@ -51,6 +51,7 @@ async function same(recipe: Recipe): Promise<void> {
   const ids = identities(want.rules);
   assert.deepEqual(later.identities.fps, ids.fps, 'fingerprints');
   assert.deepEqual(later.identities.keys, ids.keys, 'identity hashes');
+  assert.deepEqual(later.identities.keys2, ids.keys2, 'second identity hashes');
   await materialize(c);
   assert.ok(!isDeferred(c));
   assert.deepEqual(listing(c), listing(want), 'the model read back');
@@ -213,6 +214,25 @@ describe('Firewall reloads through the build thread', { timeout: 120_000 }, () =
       await fw.stop();
     }
   });
+});
+
+describe('text replaces that are refused change nothing, on either path', { timeout: 60_000 }, () => {
+  for (const min of [0, Infinity]) {
+    test(`no tables, or a native-format body sent as iptables-save text (${min === 0 ? 'build thread' : 'main thread'})`, async () => {
+      const fw = new Firewall({ ports: [{ name: 'btr0', kind: 'afpacket' }, { name: 'btr1', kind: 'afpacket' }], ruleFiles: [], workers: 1, buildThreadMinBytes: min });
+      try {
+        await fw.replace(parseIptables('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p udp -j ACCEPT\nCOMMIT\n', { file: 'a.rules' }));
+        const gen = fw.status.generation;
+        const put = (text: string) => fw.replaceText(async (running) => ({ texts: [{ file: '<request>', text }], opts: { family: 4, saveOnly: true }, kept: running!.source.tables.filter((t) => t.family === 6) }),
+          false, (n) => { if (n === 0) throw new Error('empty_ruleset'); });
+        await assert.rejects(put('# nothing\n'), /empty_ruleset/);
+        await assert.rejects(put('{"tables": []}\n'), (err: unknown) => err instanceof RuleError && err.line === 1);
+        assert.equal(fw.status.generation, gen, 'nothing activated');
+      } finally {
+        await fw.stop();
+      }
+    });
+  }
 });
 
 describe('--rule-model', { timeout: 60_000 }, () => {

@@ -24,21 +24,23 @@ import { deferModel, type Recipe } from '../rules/deferred';
 import type { CompiledRuleSet, CompileStats, TableInfo } from '../rules/compile';
 import type { RuleSet, SkippedTable } from '../rules/model';
 import type { RuleIdentities } from './counters';
-import { describeSets, type SetDims } from '../sets/registry';
+import { describeSets } from '../sets/registry';
 
 export interface BuildRequest {
   recipe: Recipe;
   maxRecords?: number;
   /** Also return the file's [packets:bytes] by rule id (iptables-restore -c). */
   fileCounters: boolean;
-  /** The IP sets `-m set` may name (src/sets/registry.ts); default: the active store's, now. */
-  sets?: Array<[string, SetDims]>;
 }
 
 export interface BuildHooks {
   onParseProgress?: (file: string, done: number, total: number) => void;
   onProgress?: (done: number, total: number) => void;
   onNotice?: (message: string) => void;
+  /** Called with the number of tables the texts gave, before the compile; throwing stops the build with that error. */
+  onParsed?: (parsedTables: number) => void;
+  /** Aborting it ends the thread. */
+  signal?: AbortSignal;
 }
 
 /** What the worker posts, in order: progress and notices, then built, then identities (or error at any point). */
@@ -46,11 +48,12 @@ export type WorkerMessage =
   | { type: 'parse'; file: string; done: number; total: number }
   | { type: 'compile'; done: number; total: number }
   | { type: 'notice'; message: string }
+  | { type: 'parsed'; tables: number }
   | {
     type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
     spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[]; parsedTables: number;
   }
-  | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
+  | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; keys2: Uint32Array; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
   | { type: 'error'; error: SerializedError };
 
 export interface SerializedError {
@@ -72,10 +75,11 @@ export function serializeError(err: unknown): SerializedError {
   return { kind: 'Error', message: err instanceof Error ? err.message : String(err) };
 }
 
+/** The error as the thread had it: same class, position, reason, token and message (not escaped and cut a second time). */
 function rebuildError(e: SerializedError): Error {
-  if (e.kind === 'RuleLimitError') return new RuleLimitError(e.pos!, e.reason!, e.limit!);
-  if (e.kind === 'RuleError') return new RuleError(e.pos!, e.reason!, e.token);
-  return new Error(e.message);
+  if (e.kind === 'Error') return new Error(e.message);
+  const err = e.kind === 'RuleLimitError' ? new RuleLimitError(e.pos!, '', e.limit!) : new RuleError(e.pos!, '');
+  return Object.assign(err, { message: e.message, reason: e.reason, token: e.token });
 }
 
 /** The IP sets the rules name (-m set), with how many rules name each (`ipset list`'s References). */
@@ -104,7 +108,10 @@ export interface ThreadBuilt {
   skipped: SkippedTable[];
   /** Settles when the worker has sent them; rejects if it fails first. */
   later: Promise<{ identities: RuleIdentities; fileCounters?: Map<number, [bigint, bigint]>; setReferences?: Map<string, number> }>;
+  /** Stop the thread (the build was abandoned: a refused body, a native failure). */
+  cancel: () => void;
 }
+
 
 const WORKER = join(__dirname, 'build-worker.js');
 
@@ -115,7 +122,14 @@ const WORKER = join(__dirname, 'build-worker.js');
  */
 export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promise<ThreadBuilt> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(WORKER, { workerData: { ...req, sets: req.sets ?? describeSets() } });
+    // The sets -m set may name, as the store describes them now: the thread
+    // and any later re-read of the model (deferred.ts) both answer from these.
+    const recipe: Recipe = { ...req.recipe, sets: req.recipe.sets ?? describeSets() };
+    const w = new Worker(WORKER, { workerData: { ...req, recipe } });
+    // The firewall stopping ends the thread.
+    const stopped = () => fail(new Error('the build was stopped: the firewall is stopping'));
+    hooks.signal?.addEventListener('abort', stopped, { once: true });
+    w.once('exit', () => hooks.signal?.removeEventListener('abort', stopped));
     let settleLater: { resolve: (v: Awaited<ThreadBuilt['later']>) => void; reject: (e: Error) => void } | undefined;
     let built = false;
     let done = false;
@@ -131,6 +145,13 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
         case 'parse': hooks.onParseProgress?.(m.file, m.done, m.total); break;
         case 'compile': hooks.onProgress?.(m.done, m.total); break;
         case 'notice': hooks.onNotice?.(m.message); break;
+        case 'parsed':
+          try {
+            hooks.onParsed?.(m.tables);
+          } catch (err) {
+            fail(err as Error);
+          }
+          break;
         case 'error': fail(rebuildError(m.error)); break;
         case 'built': {
           built = true;
@@ -138,14 +159,14 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
           later.catch(() => undefined); // a caller that stops waiting (the build failed natively) leaves it unobserved
           const compiled = deferModel({
             buffer: m.buffer, tables: m.tables, stats: m.stats, ifaces: IfaceClasses.fromCuts(m.ifaceCuts), spans: m.spans,
-          }, req.recipe, m.stats.families, m.ruleIds);
-          resolve({ compiled, parsedTables: m.parsedTables, skipped: m.skipped ?? [], later });
+          }, recipe, m.stats.families, m.ruleIds);
+          resolve({ compiled, parsedTables: m.parsedTables, skipped: m.skipped ?? [], later, cancel: () => fail(new Error('the build was abandoned')) });
           break;
         }
         case 'identities':
           done = true;
           settleLater!.resolve({
-            identities: { fps: m.fps, keys: m.keys },
+            identities: { fps: m.fps, keys: m.keys, keys2: m.keys2 },
             fileCounters: m.fileCounters ? new Map(m.fileCounters.map(([id, p, b]) => [id, [p, b]])) : undefined,
             setReferences: m.setReferences ? new Map(m.setReferences) : undefined,
           });

@@ -11,11 +11,12 @@ import { serializeError, setReferenceCounts, type BuildRequest, type WorkerMessa
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 
 function run(req: BuildRequest): void {
-  useSetDescriptions(req.sets ?? []);
+  useSetDescriptions(req.recipe.sets ?? []);
   // Parse and compile, with progress and notices as the main thread would log them.
   const { source, parsedTables } = drain(recipeSourceSteps(req.recipe,
     (file, done, total) => post({ type: 'parse', file, done, total }),
     (message) => post({ type: 'notice', message })));
+  post({ type: 'parsed', tables: parsedTables });
   const compiled = drain(compileSteps(source, { maxRecords: req.maxRecords, onProgress: (done, total) => post({ type: 'compile', done, total }) }));
   // The packed tables go first: the classifier builds while the rest is computed.
   post({
@@ -26,7 +27,8 @@ function run(req: BuildRequest): void {
   const ids = identities(compiled.rules);
   const fc = req.fileCounters ? [...fileCounters(compiled)].map(([id, [p, b]]): [number, bigint, bigint] => [id, p, b]) : undefined;
   const refs = compiled.stats.features['-m set'] ? [...setReferenceCounts(source)] : undefined;
-  post({ type: 'identities', fps: ids.fps, keys: ids.keys, fileCounters: fc, setReferences: refs }, [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer]);
+  post({ type: 'identities', fps: ids.fps, keys: ids.keys, keys2: ids.keys2, fileCounters: fc, setReferences: refs },
+    [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer, ids.keys2.buffer as ArrayBuffer]);
 }
 
 try {

@@ -150,3 +150,29 @@ test('edits: inserted rules keep their counters into the next full build; delete
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2), l2), [2n, 200n]);
   assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 3), l2), [0n, 0n], 'a deleted rule passes nothing on');
 });
+
+test('rules that share a fingerprint (differing only in ports, interfaces, comments) carry only to their own identity', () => {
+  // One fingerprint for all of them: the same addresses, protocol, target and first match.
+  const rule = (i: number) => `-A FORWARD -i eth${i % 7} -p tcp -m tcp --dport ${1000 + (i % 60000)} -m comment --comment host-${i} -j ACCEPT\n`;
+  let a = '';
+  for (let i = 0; i < 20000; i++) a += rule(i);
+  const g1 = load(a);
+  const ids1 = identities(g1.rules);
+  assert.ok(new Set(Array.from(ids1.fps.subarray(1, 20001))).size <= 7, 'a handful of fingerprints for 20,000 rules');
+  const bank = new CounterBank();
+  bank.swap(ids1, undefined);
+  const counted: Record<number, number> = {};
+  for (let i = 0; i < 20000; i++) counted[idOf(g1, 'FORWARD', i + 1)] = i + 1;
+  const l1 = live(g1.rules.length, counted);
+  // The new set: every other old rule, and as many rules not in the old one.
+  let b = '';
+  for (let i = 0; i < 20000; i += 2) b += rule(i) + rule(20001 + i);
+  const g2 = load(b);
+  bank.swap(identities(g2.rules), l1);
+  const l2 = live(g2.rules.length, {});
+  for (let k = 0; k < 10000; k++) {
+    assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2 * k + 1), l2), [BigInt(2 * k + 1), BigInt((2 * k + 1) * 100)], `old rule ${2 * k} kept its counters`);
+    assert.deepEqual(bank.get(idOf(g2, 'FORWARD', 2 * k + 2), l2), [0n, 0n], `new rule ${20001 + 2 * k} starts at zero`);
+  }
+  assert.equal(bank.lastCarried, 10000);
+});

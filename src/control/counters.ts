@@ -113,14 +113,17 @@ function ruleKey(sr: SourceRule): string {
  * What a counter carry-over needs of a generation, by rule id, without its
  * rule objects (so a rule set compiled on the build thread carries counters
  * before, or without, its model being re-read on this one): `fps` the
- * fingerprints, `keys` a 32-bit FNV-1a hash of the identity key (ruleKey),
- * 0 for ids that are never carried (internal records). Candidates pair when
- * both agree, a 64-bit test of the identity: a false pair needs two
- * different rules of one chain to collide in both.
+ * fingerprints (they pick the candidates), `keys` and `keys2` two
+ * independent 32-bit hashes of the identity key (ruleKey; FNV-1a and a
+ * multiply-xorshift), 0 in `keys` for ids that are never carried (internal
+ * records). Candidates pair when fingerprint and both hashes agree: two
+ * different rules would have to collide in 64 bits of hash (a million-rule
+ * replace: ~10^-7 for any pair at all).
  */
 export interface RuleIdentities {
   fps: Uint32Array;
   keys: Uint32Array;
+  keys2: Uint32Array;
 }
 
 /** The identities of every rule, by id. */
@@ -132,6 +135,7 @@ export function identities(rules: SourceRule[]): RuleIdentities {
 export function* identitiesSteps(rules: SourceRule[]): Generator<number, RuleIdentities> {
   const fps = new Uint32Array(rules.length);
   const keys = new Uint32Array(rules.length);
+  const keys2 = new Uint32Array(rules.length);
   let fam = 0, table: TableName = 'filter', chain: string | undefined, ch = 0;
   for (let i = 0; i < rules.length; i++) {
     const sr = rules[i];
@@ -142,24 +146,31 @@ export function* identitiesSteps(rules: SourceRule[]): Generator<number, RuleIde
       ch = chainHash(fam, chainKey(table, chain));
     }
     fps[i] = fingerprintWith(sr, ch);
-    keys[i] = keyHash(ruleKey(sr));
+    [keys[i], keys2[i]] = keyHashes(ruleKey(sr));
   }
-  return { fps, keys };
+  return { fps, keys, keys2 };
 }
 
-/** FNV-1a of a key's UTF-16 code units; never 0 (0 marks "never carried"). */
-function keyHash(k: string): number {
+/** Two independent 32-bit hashes of a key's UTF-16 code units (FNV-1a, never 0: 0 marks "never carried"; and a multiply-xorshift). */
+function keyHashes(k: string): [number, number] {
   let h = 0x811c9dc5;
-  for (let i = 0; i < k.length; i++) h = Math.imul(h ^ k.charCodeAt(i), 0x01000193);
-  return h >>> 0 || 1;
+  let g = 0x9747b28c ^ k.length;
+  for (let i = 0; i < k.length; i++) {
+    const c = k.charCodeAt(i);
+    h = Math.imul(h ^ c, 0x01000193);
+    g = Math.imul(g ^ c, 0x5bd1e995);
+    g ^= g >>> 15;
+  }
+  return [h >>> 0 || 1, g >>> 0];
 }
 
-/** The pairing key of id `i` (fingerprint and identity hash), '' when never carried. */
+/** The pairing key of id `i` (fingerprint and both identity hashes), '' when never carried. */
 function pairKey(ids: RuleIdentities, i: number): string {
   const k = ids.keys[i];
   if (k === 0) return '';
   const f = ids.fps[i];
-  return C(f >>> 16, f & 0xffff, k >>> 16, k & 0xffff);
+  const k2 = ids.keys2[i];
+  return C(f >>> 16, f & 0xffff, k >>> 16, k & 0xffff, k2 >>> 16, k2 & 0xffff);
 }
 
 /**
@@ -259,7 +270,7 @@ function fingerprintWith(sr: SourceRule, chain: number): number {
 export class CounterBank {
   // The identities of the current generation's rule ids (edits add ids);
   // ids whose rule an edit deleted.
-  private ids: RuleIdentities = { fps: new Uint32Array(0), keys: new Uint32Array(0) };
+  private ids: RuleIdentities = { fps: new Uint32Array(0), keys: new Uint32Array(0), keys2: new Uint32Array(0) };
   private count = 0;
   private removed = new Set<number>();
   private basePackets = new BigInt64Array(0);
@@ -320,7 +331,7 @@ export class CounterBank {
       bp[i] = BigInt.asIntN(64, p);
       bb[i] = BigInt.asIntN(64, b);
     }
-    this.ids = { fps: grown(next.fps, n + EDIT_HEADROOM), keys: grown(next.keys, n + EDIT_HEADROOM) };
+    this.ids = { fps: grown(next.fps, n + EDIT_HEADROOM), keys: grown(next.keys, n + EDIT_HEADROOM), keys2: grown(next.keys2, n + EDIT_HEADROOM) };
     this.count = n;
     this.removed = new Set();
     this.basePackets = bp;
@@ -330,7 +341,7 @@ export class CounterBank {
 
   /** Forget everything: the next swap carries nothing. */
   reset(): void {
-    this.ids = { fps: new Uint32Array(0), keys: new Uint32Array(0) };
+    this.ids = { fps: new Uint32Array(0), keys: new Uint32Array(0), keys2: new Uint32Array(0) };
     this.count = 0;
     this.removed = new Set();
   }
@@ -345,7 +356,7 @@ export class CounterBank {
     for (const sr of added) {
       if (sr.id >= this.basePackets.length) this.grow(sr.id + 1 + EDIT_HEADROOM);
       this.ids.fps[sr.id] = ruleFingerprint(sr);
-      this.ids.keys[sr.id] = sr.internal ? 0 : keyHash(ruleKey(sr));
+      [this.ids.keys[sr.id], this.ids.keys2[sr.id]] = sr.internal ? [0, 0] : keyHashes(ruleKey(sr));
       this.count = Math.max(this.count, sr.id + 1);
     }
   }
@@ -357,7 +368,7 @@ export class CounterBank {
     bb.set(this.baseBytes);
     this.basePackets = bp;
     this.baseBytes = bb;
-    this.ids = { fps: grown(this.ids.fps, n), keys: grown(this.ids.keys, n) };
+    this.ids = { fps: grown(this.ids.fps, n), keys: grown(this.ids.keys, n), keys2: grown(this.ids.keys2, n) };
   }
 
   /** Counters of rule `id` as the operator sees them. */

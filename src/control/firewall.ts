@@ -370,13 +370,14 @@ export class Firewall {
    * (build-thread.ts: the event loop stays free, the model is read later
    * if ever), here in slices when small (a thread costs tens of ms).
    */
-  private build(recipe: Recipe, restore: boolean): Promise<CompiledRuleSet | ThreadBuilt> {
+  private build(recipe: Recipe, restore: boolean, onParsed?: (parsedTables: number) => void): Promise<CompiledRuleSet | ThreadBuilt> {
     const bytes = recipe.texts.reduce((n, t) => n + t.text.length, 0);
     if (bytes >= this.buildThreadMinBytes) {
-      return buildOffThread({ recipe, fileCounters: restore }, { ...this.progressOptions, onNotice: this.opts.onRuleNotice });
+      return buildOffThread({ recipe, fileCounters: restore }, { ...this.progressOptions, onNotice: this.opts.onRuleNotice, onParsed, signal: this.stopping.signal });
     }
     return runSliced((function* (p: Firewall['progressOptions'], onNotice?: (m: string) => void) {
-      const { source } = yield* recipeSourceSteps(recipe, p.onParseProgress, onNotice);
+      const { source, parsedTables } = yield* recipeSourceSteps(recipe, p.onParseProgress, onNotice);
+      onParsed?.(parsedTables);
       return yield* compileSteps(source, p);
     })(this.progressOptions, this.opts.onRuleNotice));
   }
@@ -504,11 +505,7 @@ export class Firewall {
    * `parsedTables` lets the caller refuse a text of no tables.
    */
   replaceText(prepare: (running: CompiledRuleSet | undefined) => Promise<Recipe>, restore: boolean, check: (parsedTables: number) => void): Promise<Activation> {
-    return this.serial(() => this.attempt(performance.now(), async () => {
-      const built = await this.build(await prepare(this.ruleset), restore);
-      check('parsedTables' in built ? built.parsedTables : built.source.tables.length);
-      return built;
-    }, restore));
+    return this.serial(() => this.attempt(performance.now(), async () => this.build(await prepare(this.ruleset), restore, check), restore));
   }
 
   /** The running rule set's model, read first if it was built on the build thread. */
@@ -669,64 +666,84 @@ export class Firewall {
       const b = await build();
       // From the build thread, what the swap needs of the model arrives while the classifier builds.
       const { compiled, later } = 'later' in b ? b : { compiled: b, later: undefined };
-      const t1 = performance.now();
-      this.step('build', 0, compiled.stats.records);
-      const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
-      // The classifier builds on the libuv pool; meanwhile this thread
-      // computes the counter fingerprints of the new rules. If the build
-      // fails, they are simply dropped.
-      // From here until the bookkeeping is the new rule set's, the dataplane
-      // may already run it: listings wait (ruleCounters), nothing else does.
-      const published = this.beginPublish();
-      let r, t2, t3;
       try {
-        const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? ruleIdCount(compiled), image);
-        let identity: RuleIdentities;
-        let late: Awaited<ThreadBuilt['later']> | undefined;
-        try {
-          if (later) late = await later;
-          identity = late?.identities ?? compiled.identities ?? await runSliced(identitiesSteps(compiled.rules));
-        } catch (err) {
-          await pending.catch(() => undefined);
-          throw err;
-        }
-        r = await pending;
-        this.step('build', compiled.stats.records, compiled.stats.records);
-        this.step('counters', 0, ruleIdCount(compiled));
-        t2 = performance.now();
-        // A snapshot replaced before its metadata came: its counters cannot
-        // be told apart by rule, so they, and what it had waiting, are lost.
-        if (this.pendingCarry) {
-          log('warn', 'counters of the snapshot rule set are lost: it was replaced before its rule metadata loaded', { generation: this.pendingCarry.generation });
-          this.pendingCarry = undefined;
-          this.bank.reset();
-        }
-        if (deferCounters) {
-          this.pendingCarry = { generation: r.generation, previous: this.metadataPending ? undefined : r.previous as LiveCounters | undefined };
-        } else {
-          this.bank.swap(identity, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore ? late?.fileCounters ?? fileCounters(compiled) : undefined);
-        }
-        t3 = performance.now();
-        this.rules = compiled;
-        if (this.opts.ruleModel === 'background' && isDeferred(compiled)) {
-          materialize(compiled).catch((err) => log('error', 'rule model not read; listings will try again', { error: excerpt((err as Error).message, 400) }));
-        }
-        this.countSetReferences(late?.setReferences);
-        this.edits = initialEditState(compiled, r.generation);
-        this.metadataPending = false;
-      } finally {
-        published();
+        return await this.activate(t0, compiled, later, restore, ruleCount, image, deferCounters);
+      } catch (err) {
+        if ('cancel' in b) b.cancel();
+        throw err;
       }
-      return {
-        memoryBytes: r.memoryBytes,
-        activation: {
-          rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds: (performance.now() - t0) / 1000, generation: r.generation,
-          buildSeconds: r.buildSeconds, carried: deferCounters ? 0 : this.bank.lastCarried, method: 'rebuild', // deferred: adoptMetadata carries
-          timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
-          ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
-        },
-      };
     });
+  }
+
+  private async activate(t0: number, compiled: CompiledRuleSet, later: ThreadBuilt['later'] | undefined, restore: boolean, ruleCount: number | undefined,
+    image: Uint8Array | undefined, deferCounters: boolean): Promise<{ activation: Activation; memoryBytes: number }> {
+    // One activation: the classifier build, the counter swap, the bookkeeping.
+    const t1 = performance.now();
+    this.step('build', 0, compiled.stats.records);
+    const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
+    // The classifier builds on the libuv pool; meanwhile this thread
+    // computes the counter fingerprints of the new rules. If the build
+    // fails, they are simply dropped.
+    // From here until the bookkeeping is the new rule set's, the dataplane
+    // may already run it: listings wait (ruleCounters), nothing else does.
+    const published = this.beginPublish();
+    let r, t2, t3;
+    try {
+      const pending = this.dp.setRules(compiled.buffer, ids, ruleCount ?? ruleIdCount(compiled), image);
+      let identity: RuleIdentities;
+      let late: Awaited<ThreadBuilt['later']> | undefined;
+      try {
+        if (later) {
+          // The tables are already with the dataplane: if the thread fails
+          // now, the rest is computed here from the model, so what runs and
+          // what the bookkeeping says never part.
+          late = await later.catch((err) => {
+            log('warn', 'build thread failed after the tables; reading the rule model here', { error: excerpt((err as Error).message, 400) });
+            return undefined;
+          });
+          if (!late) await materialize(compiled);
+        }
+        identity = late?.identities ?? await runSliced(identitiesSteps(compiled.rules));
+      } catch (err) {
+        await pending.catch(() => undefined);
+        throw err;
+      }
+      r = await pending;
+      this.step('build', compiled.stats.records, compiled.stats.records);
+      this.step('counters', 0, ruleIdCount(compiled));
+      t2 = performance.now();
+      // A snapshot replaced before its metadata came: its counters cannot
+      // be told apart by rule, so they, and what it had waiting, are lost.
+      if (this.pendingCarry) {
+        log('warn', 'counters of the snapshot rule set are lost: it was replaced before its rule metadata loaded', { generation: this.pendingCarry.generation });
+        this.pendingCarry = undefined;
+        this.bank.reset();
+      }
+      if (deferCounters) {
+        this.pendingCarry = { generation: r.generation, previous: this.metadataPending ? undefined : r.previous as LiveCounters | undefined };
+      } else {
+        this.bank.swap(identity, this.metadataPending ? undefined : r.previous as LiveCounters | undefined, restore ? (late ? late.fileCounters : fileCounters(compiled)) : undefined);
+      }
+      t3 = performance.now();
+      this.rules = compiled;
+      if (this.opts.ruleModel === 'background' && isDeferred(compiled)) {
+        materialize(compiled).catch((err) => log('error', 'rule model not read; listings will try again', { error: excerpt((err as Error).message, 400) }));
+      }
+      this.countSetReferences(late ? late.setReferences ?? new Map() : undefined);
+      this.edits = initialEditState(compiled, r.generation);
+      this.metadataPending = false;
+    } finally {
+      published();
+    }
+    return {
+      memoryBytes: r.memoryBytes,
+      activation: {
+        rules: compiled.stats.sourceRules, records: compiled.stats.records, seconds: (performance.now() - t0) / 1000, generation: r.generation,
+        buildSeconds: r.buildSeconds, carried: deferCounters ? 0 : this.bank.lastCarried, method: 'rebuild', // deferred: adoptMetadata carries
+        timings: { compileSeconds: (t1 - t0) / 1000, setRulesSeconds: (t2 - t1) / 1000, countersSeconds: (t3 - t2) / 1000 },
+        ...(image ? { image: { loaded: r.imageError === undefined, error: r.imageError as string | undefined } } : {}),
+      },
+    };
   }
 
   /** Rules are active and the ports are open (the probe contract's full answer: src/control/health.ts). */
@@ -751,17 +768,27 @@ export class Firewall {
   async ruleCounters(): Promise<{ ruleset: CompiledRuleSet | undefined; get: (id: number) => [bigint, bigint] }> {
     // Only while a new generation is being published (not while a reload
     // parses and compiles: the running rules' listing stays valid then).
-    while (this.publishing) await this.publishing;
-    // Listings read the model: one built on the build thread is read first, in slices.
-    for (let rs = this.rules; rs && isDeferred(rs); rs = this.rules) await materialize(rs);
+    // Listings read the model: one built on the build thread is read first,
+    // in slices, and a publish may begin meanwhile.
+    for (;;) {
+      while (this.publishing) await this.publishing;
+      const rs = this.rules;
+      if (!rs || !isDeferred(rs)) break;
+      await materialize(rs);
+    }
     const c = this.dp.counters();
     const live: LiveCounters = c.rules;
     return { ruleset: this.rules, get: (id) => this.bank.get(id, live) };
   }
 
   /** Zero per-rule counters (all, or the given rule ids). */
-  zero(ids?: number[]): Promise<number> {
-    return this.serial(async () => this.bank.zero(this.dp.counters().rules, ids));
+  zero(ids?: number[] | ((rs: CompiledRuleSet) => number[] | undefined)): Promise<number> {
+    // A selector picks the ids in turn, from the rule set that runs then (not one a reload replaced meanwhile).
+    return this.serial(async () => {
+      if (typeof ids === 'function') await materialize(this.rules);
+      const chosen = typeof ids === 'function' ? (this.rules ? ids(this.rules) : []) : ids;
+      return this.bank.zero(this.dp.counters().rules, chosen);
+    });
   }
 
   /** How start() opened the ports. */

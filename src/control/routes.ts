@@ -123,15 +123,19 @@ async function textReplacement(fw: Firewall, input: string, family: Family | und
   await nextTurn();
   const given = new Set([...tableHeaders(text)].map((name) => `${fam}/${name}`));
   await nextTurn();
+  // Admitted before the running model is read for the tables that stay
+  // (which takes memory), then again with those tables' rules counted.
+  fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max));
   let kept: Table[] | undefined;
+  let keptRules = 0;
   if (running && running.tables.some((t) => !given.has(`${t.family}/${t.hook.startsWith('raw/') ? 'raw' : 'filter'}`))) {
     await materialize(running);
     kept = running.source.tables.filter((t) => !given.has(`${t.family}/${t.name}`));
+    keptRules = ruleCount({ tables: kept.filter((t) => t.family !== fam) });
+    if (keptRules > 0) fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, keptRules));
   }
-  const keptRules = ruleCount({ tables: (kept ?? []).filter((t) => t.family !== fam) });
-  fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, keptRules));
   await nextTurn();
-  return { texts: [{ file: REQUEST_FILE, text }], opts: { family: fam, maxRules: max, rulesBefore: keptRules }, kept: kept ?? [] };
+  return { texts: [{ file: REQUEST_FILE, text }], opts: { family: fam, maxRules: max, rulesBefore: keptRules, saveOnly: true }, kept: kept ?? [] };
 }
 
 function nonEmpty(rs: RuleSet): RuleSet {
@@ -365,10 +369,9 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     if (chain && !rs.source.tables.some((t) => (family === undefined || t.family === family) && t.name === table && t.chains.has(chain))) {
       throw new ApiError(404, 'no_such_chain', `chain ${chain} does not exist`);
     }
-    const ids = family === undefined && chain === undefined && table === undefined ? undefined
-      : rs.rules.filter((r) => !r.internal && (family === undefined || r.family === family) && (table === undefined || r.table === table) &&
-        (chain === undefined || r.chain === chain)).map((r) => r.id);
-    const n = await fw.zero(ids);
+    const n = await fw.zero(family === undefined && chain === undefined && table === undefined ? undefined
+      : (running) => running.rules.filter((r) => !r.internal && (family === undefined || r.family === family) && (table === undefined || r.table === table) &&
+        (chain === undefined || r.chain === chain)).map((r) => r.id));
     return { body: { zeroed: n } };
   });
 

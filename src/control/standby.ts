@@ -465,6 +465,8 @@ class Peer {
     this.pending = [];
     const t0 = performance.now();
     try {
+      // The rules payload prints the model: one from the build thread is read first, in slices.
+      for (let rs = this.fw.ruleset; rs && isDeferred(rs); rs = this.fw.ruleset) await materialize(rs);
       this.send(Msg.SyncBegin, Buffer.from(JSON.stringify({ why })));
       this.sendSets();
       this.sendRules();

@@ -96,18 +96,13 @@ export interface CompiledRuleSet {
    * position at compile time).
    */
   positions?: Map<string, number[]>;
-  /**
-   * The counter identities of `rules` (src/control/counters.ts), when the
-   * build thread computed them beside the compile (src/control/build-thread.ts).
-   */
-  identities?: { fps: Uint32Array; keys: Uint32Array };
   /** How many rule ids `rules` has, set when the model is read later (src/rules/deferred.ts). */
   ruleIds?: number;
 }
 
 /** Rule ids of a compiled set (policies and internal records included), without reading a deferred model. */
 export function ruleIdCount(c: CompiledRuleSet): number {
-  return c.ruleIds ?? c.identities?.fps.length ?? c.rules.length;
+  return c.ruleIds ?? c.rules.length;
 }
 
 export const UNSPANNED = 0xffffffff;

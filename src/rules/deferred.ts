@@ -20,13 +20,26 @@ import { numberRulesSteps, type CompiledRuleSet, type SourceRule } from './compi
 import { mergeTables, parseTextsSteps, type LoadOptions } from './load';
 import type { Family, RuleSet, Table } from './model';
 import { drain, runSliced } from './steps';
+import { withSetDescriptions, type SetDims } from '../sets/registry';
 
 /** What a rule set's model is made from. */
 export interface Recipe {
   texts: Array<{ file: string; text: string }>;
-  opts: Pick<LoadOptions, 'family' | 'skipOtherTables' | 'maxRules' | 'rulesBefore'>;
+  opts: Pick<LoadOptions, 'family' | 'skipOtherTables' | 'maxRules' | 'rulesBefore' | 'saveOnly'>;
   /** The running tables the texts' tables are merged into (iptables-restore of some tables), absent for a full load. */
   kept?: Table[];
+  /** The IP sets `-m set` could name when it was built (src/sets/registry.ts): a re-read answers from these, not from the store as it is by then. */
+  sets?: Array<[string, SetDims]>;
+}
+
+/** `g` with each step run against the recipe's set descriptions (steps are synchronous: nothing else sees them). */
+function* withSets<T>(g: Generator<unknown, T>, sets: Recipe['sets']): Generator<unknown, T> {
+  if (!sets) return yield* g;
+  for (;;) {
+    const r = withSetDescriptions(sets, () => g.next());
+    if (r.done) return r.value;
+    yield r.value;
+  }
 }
 
 /** The RuleSet a recipe makes (parse errors are RuleErrors, as from the files). */
@@ -53,7 +66,7 @@ export function deferModel(base: Omit<CompiledRuleSet, 'rules' | 'source'>, reci
   c.ruleIds = ruleIds;
   let model: Model | undefined;
   function* steps(): Generator<unknown, Model> {
-    const { source } = yield* recipeSourceSteps(recipe);
+    const { source } = yield* withSets(recipeSourceSteps(recipe), recipe.sets);
     const { rules } = yield* numberRulesSteps(source, families);
     if (rules.length !== ruleIds) throw new Error(`the rule set re-read from its texts has ${rules.length} rule ids, the build had ${ruleIds}`);
     return { rules, source };
@@ -62,6 +75,7 @@ export function deferModel(base: Omit<CompiledRuleSet, 'rules' | 'source'>, reci
     if (!model) {
       model = m;
       pending.delete(c);
+      delete c.ruleIds; // `rules` says it now (and edits add ids to it)
       // Plain fields from here on: what was read is the model.
       Object.defineProperty(c, 'rules', { value: m.rules, writable: true, enumerable: true, configurable: true });
       Object.defineProperty(c, 'source', { value: m.source, writable: true, enumerable: true, configurable: true });
@@ -74,7 +88,14 @@ export function deferModel(base: Omit<CompiledRuleSet, 'rules' | 'source'>, reci
   Object.defineProperty(c, 'rules', { get: () => read().rules, enumerable: true, configurable: true });
   Object.defineProperty(c, 'source', { get: () => read().source, enumerable: true, configurable: true });
   let loading: Promise<void> | undefined;
-  pending.set(c, { recipe, load: () => (loading ??= runSliced(steps()).then(adopt)) });
+  // A failed read is reported to its callers and tried again by the next one.
+  pending.set(c, {
+    recipe,
+    load: () => (loading ??= runSliced(steps()).then(adopt, (err) => {
+      loading = undefined;
+      throw err;
+    })),
+  });
   return c;
 }
 

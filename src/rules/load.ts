@@ -22,6 +22,8 @@ export interface LoadOptions extends CompileOptions {
   maxRules?: number;
   /** Rules already counted against maxRules (earlier files). */
   rulesBefore?: number;
+  /** iptables-save text only: a text that looks like the native format is not taken as one (a PUT /rules text/plain body). */
+  saveOnly?: boolean;
   /** Called with every file's text once all are read, before any is parsed (the memory admission check). */
   beforeParse?: (files: Array<{ file: string; text: string }>) => void;
 }
@@ -69,7 +71,7 @@ export function parseText(input: string, file: string, opts: LoadOptions = {}): 
 
 export function* parseTextSteps(input: string, file: string, opts: LoadOptions): Generator<unknown, RuleSet> {
   const text = stripBom(input, file, opts.onNotice);
-  if (looksNative(file, text)) return checkCount(parseNative(text, file), file, opts.maxRules, opts.rulesBefore);
+  if (!opts.saveOnly && looksNative(file, text)) return checkCount(parseNative(text, file), file, opts.maxRules, opts.rulesBefore);
   let family = opts.family;
   if (family === undefined) {
     // Never a silent IPv4: header, name or the first family-only token, and

@@ -43,6 +43,17 @@ export function useSetDescriptions(sets: Array<[string, SetDims]>): void {
   described = new Map(sets);
 }
 
+/** `fn` with setDims() answering from `sets` (re-reading a rule set as it was built), then as before. */
+export function withSetDescriptions<T>(sets: Array<[string, SetDims]>, fn: () => T): T {
+  const before = described;
+  described = new Map(sets);
+  try {
+    return fn();
+  } finally {
+    described = before;
+  }
+}
+
 /**
  * How many rules of the active rule set reference each set, for `ipset
  * list`'s References and for refusing to destroy or rename a referenced set
