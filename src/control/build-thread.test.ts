@@ -166,6 +166,9 @@ describe('Firewall reloads through the build thread', { timeout: 120_000 }, () =
       const a = await fw.load();
       assert.equal(a.rules, 3);
       assert.ok(isDeferred(fw.ruleset!), 'the load did not read the model on this thread');
+      // LOG lines can name their rule without it.
+      assert.deepEqual([...fw.ruleset!.logRules!.values()].map((l) => [l.file, l.line, l.chain, l.spec, l.target?.kind === 'LOG' ? l.target.prefix : undefined]),
+        [[file, 7, 'FORWARD', '-j LOG --log-prefix "fw "', 'fw ']]);
       // -c: the file's policy counters seeded the bank from the thread's list.
       const { ruleset, get } = await fw.ruleCounters();
       assert.ok(!isDeferred(ruleset!), 'a listing reads it');

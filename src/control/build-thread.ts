@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { RuleError, RuleLimitError, type Position } from '../rules/errors';
 import { IfaceClasses } from '../rules/iface';
 import { deferModel, type Recipe } from '../rules/deferred';
-import type { CompiledRuleSet, CompileStats, TableInfo } from '../rules/compile';
+import { ruleSpec } from '../rules/iptables/print';
+import type { CompiledRuleSet, CompileStats, LogRule, TableInfo } from '../rules/compile';
 import type { RuleSet, SkippedTable } from '../rules/model';
 import type { RuleIdentities } from './counters';
 import { describeSets } from '../sets/registry';
@@ -53,7 +54,7 @@ export type WorkerMessage =
     type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
     spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[]; parsedTables: number;
   }
-  | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; keys2: Uint32Array; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
+  | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; keys2: Uint32Array; logRules: Array<[number, LogRule]>; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
   | { type: 'error'; error: SerializedError };
 
 export interface SerializedError {
@@ -100,6 +101,16 @@ export function setReferenceCounts(rs: RuleSet): Map<string, number> {
   return counts;
 }
 
+/** What LOG lines say of each rule that logs (LOG, NFLOG and other extension targets), by id. */
+export function logRules(c: CompiledRuleSet): Array<[number, LogRule]> {
+  const out: Array<[number, LogRule]> = [];
+  for (const sr of c.rules) {
+    const t = sr.rule?.target;
+    if (t && (t.kind === 'LOG' || t.kind === 'ext')) out.push([sr.id, { file: sr.file, line: sr.line, chain: sr.chain, target: t, spec: ruleSpec(sr.rule!, sr.family) }]);
+  }
+  return out;
+}
+
 /** A compiled rule set from the build thread, whose identities (and the rest) may still be on the way. */
 export interface ThreadBuilt {
   compiled: CompiledRuleSet;
@@ -107,7 +118,7 @@ export interface ThreadBuilt {
   parsedTables: number;
   skipped: SkippedTable[];
   /** Settles when the worker has sent them; rejects if it fails first. */
-  later: Promise<{ identities: RuleIdentities; fileCounters?: Map<number, [bigint, bigint]>; setReferences?: Map<string, number> }>;
+  later: Promise<{ identities: RuleIdentities; logRules: Map<number, LogRule>; fileCounters?: Map<number, [bigint, bigint]>; setReferences?: Map<string, number> }>;
   /** Stop the thread (the build was abandoned: a refused body, a native failure). */
   cancel: () => void;
 }
@@ -167,6 +178,7 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
           done = true;
           settleLater!.resolve({
             identities: { fps: m.fps, keys: m.keys, keys2: m.keys2 },
+            logRules: new Map(m.logRules),
             fileCounters: m.fileCounters ? new Map(m.fileCounters.map(([id, p, b]) => [id, [p, b]])) : undefined,
             setReferences: m.setReferences ? new Map(m.setReferences) : undefined,
           });

@@ -6,7 +6,7 @@ import { recipeSourceSteps } from '../rules/deferred';
 import { drain } from '../rules/steps';
 import { fileCounters, identities } from './counters';
 import { useSetDescriptions } from '../sets/registry';
-import { serializeError, setReferenceCounts, type BuildRequest, type WorkerMessage } from './build-thread';
+import { logRules, serializeError, setReferenceCounts, type BuildRequest, type WorkerMessage } from './build-thread';
 
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 
@@ -27,7 +27,7 @@ function run(req: BuildRequest): void {
   const ids = identities(compiled.rules);
   const fc = req.fileCounters ? [...fileCounters(compiled)].map(([id, [p, b]]): [number, bigint, bigint] => [id, p, b]) : undefined;
   const refs = compiled.stats.features['-m set'] ? [...setReferenceCounts(source)] : undefined;
-  post({ type: 'identities', fps: ids.fps, keys: ids.keys, keys2: ids.keys2, fileCounters: fc, setReferences: refs },
+  post({ type: 'identities', fps: ids.fps, keys: ids.keys, keys2: ids.keys2, logRules: logRules(compiled), fileCounters: fc, setReferences: refs },
     [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer, ids.keys2.buffer as ArrayBuffer]);
 }
 

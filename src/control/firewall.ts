@@ -4,7 +4,7 @@
 // sets and reads counters.
 import { targetExtension } from '../rules/extensions/targets';
 import { readRuleTexts, ruleCount } from '../rules/load';
-import { compileAsync, compileSteps, ruleIdCount, type CompiledRuleSet } from '../rules/compile';
+import { compileAsync, compileSteps, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
 import { isDeferred, materialize, recipeSourceSteps, type Recipe } from '../rules/deferred';
 import { buildOffThread, setReferenceCounts, type ThreadBuilt } from './build-thread';
 import type { Family, RuleSet } from '../rules/model';
@@ -702,6 +702,7 @@ export class Firewall {
             return undefined;
           });
           if (!late) await materialize(compiled);
+        else compiled.logRules = late.logRules;
         }
         identity = late?.identities ?? await runSliced(identitiesSteps(compiled.rules));
       } catch (err) {
@@ -901,12 +902,15 @@ export class Firewall {
 
   private drainLogs(): void {
     const events = this.dp.pollLogs(1000);
-    // A model still on the build thread's recipe is read in the background;
-    // until then LOG lines name the rule by id.
-    const rules = this.rules && isDeferred(this.rules) ? (events.length ? void materialize(this.rules).catch(() => undefined) : undefined) : this.rules;
+    // A model not read yet (src/rules/deferred.ts) is not read for this:
+    // the build thread sent what LOG lines say of its LOG and NFLOG rules.
+    const rs = this.rules;
+    const deferred = rs !== undefined && isDeferred(rs);
     for (const e of events) {
-      const src = rules?.rules[e.ruleId];
-      const target = src?.rule?.target;
+      const sr = deferred ? undefined : rs?.rules[e.ruleId];
+      const src: LogRule | undefined = deferred ? rs.logRules?.get(e.ruleId)
+        : sr && { file: sr.file, line: sr.line, chain: sr.chain, target: sr.rule?.target, spec: sr.rule ? ruleSpec(sr.rule, sr.family) : undefined };
+      const target = src?.target;
       const ext = target && target.kind === 'ext' ? targetExtension(target.name) : undefined;
       log('info', 'packet', {
         event: ext ? ext.name : 'LOG',
@@ -914,7 +918,7 @@ export class Firewall {
         ...(ext && target && target.kind === 'ext' ? ext.logFields?.(target.o) : {}),
         rule: src ? `${src.file}:${src.line}` : e.ruleId,
         chain: src?.chain,
-        spec: src?.rule ? ruleSpec(src.rule, src.family) : undefined,
+        spec: src?.spec,
         in: e.iif, out: e.oif, src: e.src, dst: e.dst, proto: e.proto, sport: e.sport, dport: e.dport, len: e.len,
       });
     }

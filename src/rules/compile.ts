@@ -29,7 +29,7 @@ import { RuleError } from './errors';
 import { IfaceClasses } from './iface';
 import {
   BUILTIN_CHAINS, CT_ALL, TABLE_BUILTINS, chainKey, type AddrRange, type Chain, type Family, type IfaceMatch, type Neg,
-  type Rule, type RuleSet, type Table, type TableName,
+  type Rule, type RuleSet, type Table, type TableName, type Target,
 } from './model';
 import { V4_MAX, V6_MAX } from './address';
 import { REJECT_CODE } from './iptables/names';
@@ -98,6 +98,17 @@ export interface CompiledRuleSet {
   positions?: Map<string, number[]>;
   /** How many rule ids `rules` has, set when the model is read later (src/rules/deferred.ts). */
   ruleIds?: number;
+  /** What LOG lines say of the rules that log (LOG, NFLOG), by id, while the model is not read (src/control/build-thread.ts). */
+  logRules?: Map<number, LogRule>;
+}
+
+/** A logging rule as its LOG lines name it. */
+export interface LogRule {
+  file: string;
+  line: number;
+  chain: string;
+  target: Target | undefined;
+  spec: string | undefined;
 }
 
 /** Rule ids of a compiled set (policies and internal records included), without reading a deferred model. */
