@@ -21,8 +21,7 @@ import { join } from 'node:path';
 import { RuleError, RuleLimitError, type Position } from '../rules/errors';
 import { IfaceClasses } from '../rules/iface';
 import { deferModel, type Recipe } from '../rules/deferred';
-import { ruleSpec } from '../rules/iptables/print';
-import type { CompiledRuleSet, CompileStats, LogRule, TableInfo } from '../rules/compile';
+import { logRuleOf, type CompiledRuleSet, type CompileStats, type LogRule, type TableInfo } from '../rules/compile';
 import type { RuleSet, SkippedTable } from '../rules/model';
 import type { RuleIdentities } from './counters';
 import { describeSets } from '../sets/registry';
@@ -52,7 +51,7 @@ export type WorkerMessage =
   | { type: 'parsed'; tables: number }
   | {
     type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
-    spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[]; parsedTables: number;
+    spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[];
   }
   | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; keys2: Uint32Array; logRules: Array<[number, LogRule]>; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
   | { type: 'error'; error: SerializedError };
@@ -106,7 +105,7 @@ export function logRules(c: CompiledRuleSet): Array<[number, LogRule]> {
   const out: Array<[number, LogRule]> = [];
   for (const sr of c.rules) {
     const t = sr.rule?.target;
-    if (t && (t.kind === 'LOG' || t.kind === 'ext')) out.push([sr.id, { file: sr.file, line: sr.line, chain: sr.chain, target: t, spec: ruleSpec(sr.rule!, sr.family) }]);
+    if (t && (t.kind === 'LOG' || t.kind === 'ext')) out.push([sr.id, logRuleOf(sr)]);
   }
   return out;
 }
@@ -114,8 +113,6 @@ export function logRules(c: CompiledRuleSet): Array<[number, LogRule]> {
 /** A compiled rule set from the build thread, whose identities (and the rest) may still be on the way. */
 export interface ThreadBuilt {
   compiled: CompiledRuleSet;
-  /** The parse gave this many tables (PUT /rules refuses a body of none). */
-  parsedTables: number;
   skipped: SkippedTable[];
   /** Settles when the worker has sent them; rejects if it fails first. */
   later: Promise<{ identities: RuleIdentities; logRules: Map<number, LogRule>; fileCounters?: Map<number, [bigint, bigint]>; setReferences?: Map<string, number> }>;
@@ -171,7 +168,7 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
           const compiled = deferModel({
             buffer: m.buffer, tables: m.tables, stats: m.stats, ifaces: IfaceClasses.fromCuts(m.ifaceCuts), spans: m.spans,
           }, recipe, m.stats.families, m.ruleIds);
-          resolve({ compiled, parsedTables: m.parsedTables, skipped: m.skipped ?? [], later, cancel: () => fail(new Error('the build was abandoned')) });
+          resolve({ compiled, skipped: m.skipped ?? [], later, cancel: () => fail(new Error('the build was abandoned')) });
           break;
         }
         case 'identities':

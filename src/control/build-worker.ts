@@ -21,7 +21,7 @@ function run(req: BuildRequest): void {
   // The packed tables go first: the classifier builds while the rest is computed.
   post({
     type: 'built', buffer: compiled.buffer, tables: compiled.tables, stats: compiled.stats, ifaceCuts: compiled.ifaces.toJSON(),
-    ruleIds: compiled.rules.length, spans: compiled.spans, skipped: source.skipped, parsedTables,
+    ruleIds: compiled.rules.length, spans: compiled.spans, skipped: source.skipped,
   }, [compiled.buffer]);
   // Counter identities, file counters and set references: what the swap needs of the model.
   const ids = identities(compiled.rules);

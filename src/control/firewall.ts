@@ -4,11 +4,10 @@
 // sets and reads counters.
 import { targetExtension } from '../rules/extensions/targets';
 import { readRuleTexts, ruleCount } from '../rules/load';
-import { compileAsync, compileSteps, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
+import { compileAsync, compileSteps, logRuleOf, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
 import { isDeferred, materialize, recipeSourceSteps, type Recipe } from '../rules/deferred';
 import { buildOffThread, setReferenceCounts, type ThreadBuilt } from './build-thread';
 import type { Family, RuleSet } from '../rules/model';
-import { ruleSpec } from '../rules/iptables/print';
 import { native } from '../native';
 import { log } from './log';
 import { CounterBank, fileCounters, identitiesSteps, type LiveCounters, type RuleIdentities } from './counters';
@@ -291,7 +290,8 @@ export class Firewall {
 
   constructor(private readonly opts: FirewallOptions) {
     this.maxRules = opts.maxRules ?? defaultMaxRules();
-    this.buildThreadMinBytes = opts.buildThreadMinBytes ?? (Number(process.env.FLATWALL_BUILD_THREAD_MIN_BYTES) >= 0 && process.env.FLATWALL_BUILD_THREAD_MIN_BYTES ? Number(process.env.FLATWALL_BUILD_THREAD_MIN_BYTES) : 1 << 20);
+    const envMin = process.env.FLATWALL_BUILD_THREAD_MIN_BYTES;
+    this.buildThreadMinBytes = opts.buildThreadMinBytes ?? (envMin && Number(envMin) >= 0 ? Number(envMin) : 1 << 20);
     this.dp = new (native().Dataplane)({
       ports: opts.ports.map((p) => ({ name: p.name, kind: p.kind, ringFrames: opts.ringFrames })),
       workers: opts.workers,
@@ -681,9 +681,9 @@ export class Firewall {
     const t1 = performance.now();
     this.step('build', 0, compiled.stats.records);
     const ids = this.opts.ports.map((p) => compiled.ifaces.classOf(p.name));
-    // The classifier builds on the libuv pool; meanwhile this thread
-    // computes the counter fingerprints of the new rules. If the build
-    // fails, they are simply dropped.
+    // The classifier builds on the libuv pool; meanwhile the counter
+    // identities of the new rules arrive from the build thread or are
+    // computed here. If the build fails, they are simply dropped.
     // From here until the bookkeeping is the new rule set's, the dataplane
     // may already run it: listings wait (ruleCounters), nothing else does.
     const published = this.beginPublish();
@@ -702,7 +702,7 @@ export class Firewall {
             return undefined;
           });
           if (!late) await materialize(compiled);
-        else compiled.logRules = late.logRules;
+          else compiled.logRules = late.logRules;
         }
         identity = late?.identities ?? await runSliced(identitiesSteps(compiled.rules));
       } catch (err) {
@@ -908,8 +908,7 @@ export class Firewall {
     const deferred = rs !== undefined && isDeferred(rs);
     for (const e of events) {
       const sr = deferred ? undefined : rs?.rules[e.ruleId];
-      const src: LogRule | undefined = deferred ? rs.logRules?.get(e.ruleId)
-        : sr && { file: sr.file, line: sr.line, chain: sr.chain, target: sr.rule?.target, spec: sr.rule ? ruleSpec(sr.rule, sr.family) : undefined };
+      const src: LogRule | undefined = deferred ? rs.logRules?.get(e.ruleId) : sr && logRuleOf(sr);
       const target = src?.target;
       const ext = target && target.kind === 'ext' ? targetExtension(target.name) : undefined;
       log('info', 'packet', {

@@ -111,6 +111,11 @@ export interface LogRule {
   spec: string | undefined;
 }
 
+/** What LOG lines say of a source rule. */
+export function logRuleOf(sr: SourceRule): LogRule {
+  return { file: sr.file, line: sr.line, chain: sr.chain, target: sr.rule?.target, spec: sr.rule ? ruleSpec(sr.rule, sr.family) : undefined };
+}
+
 /** Rule ids of a compiled set (policies and internal records included), without reading a deferred model. */
 export function ruleIdCount(c: CompiledRuleSet): number {
   return c.ruleIds ?? c.rules.length;

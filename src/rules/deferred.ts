@@ -33,8 +33,9 @@ export interface Recipe {
 }
 
 /** `g` with each step run against the recipe's set descriptions (steps are synchronous: nothing else sees them). */
-function* withSets<T>(g: Generator<unknown, T>, sets: Recipe['sets']): Generator<unknown, T> {
-  if (!sets) return yield* g;
+function* withSets<T>(g: Generator<unknown, T>, list: Recipe['sets']): Generator<unknown, T> {
+  if (!list) return yield* g;
+  const sets = new Map(list);
   for (;;) {
     const r = withSetDescriptions(sets, () => g.next());
     if (r.done) return r.value;
@@ -53,7 +54,7 @@ interface Model {
   source: RuleSet;
 }
 
-const pending = new WeakMap<CompiledRuleSet, { load: () => Promise<void>; recipe: Recipe }>();
+const pending = new WeakMap<CompiledRuleSet, { load: () => Promise<void> }>();
 
 /**
  * `base` with `rules` and `source` read from `recipe` on first use.
@@ -90,7 +91,6 @@ export function deferModel(base: Omit<CompiledRuleSet, 'rules' | 'source'>, reci
   let loading: Promise<void> | undefined;
   // A failed read is reported to its callers and tried again by the next one.
   pending.set(c, {
-    recipe,
     load: () => (loading ??= runSliced(steps()).then(adopt, (err) => {
       loading = undefined;
       throw err;

@@ -44,9 +44,9 @@ export function useSetDescriptions(sets: Array<[string, SetDims]>): void {
 }
 
 /** `fn` with setDims() answering from `sets` (re-reading a rule set as it was built), then as before. */
-export function withSetDescriptions<T>(sets: Array<[string, SetDims]>, fn: () => T): T {
+export function withSetDescriptions<T>(sets: Map<string, SetDims>, fn: () => T): T {
   const before = described;
-  described = new Map(sets);
+  described = sets;
   try {
     return fn();
   } finally {
