@@ -34,4 +34,8 @@ const AFXDP_E2E = ['lab', 'counters', 'flows', 'conntrack-kernel', 'conntrack-ap
 // every text reload sent there (and its model read back on demand).
 const BUILD_THREAD = ['dist/src/control', ...['api', 'counters', 'rules-cache', 'standby', 'tap-reload', 'corpus-kernel'].map((t) => `dist/test/e2e/${t}.test.js`)];
 step('control-plane tests with every text reload on the build thread', process.execPath, ['--test', '--test-concurrency=1', ...BUILD_THREAD], { FLATWALL_BUILD_THREAD_MIN_BYTES: '0' });
+// The build thread takes large texts to the addon's text compiler first
+// (src/rules/text-fast-path.ts); its tests again with that off cover the
+// reference parser on the thread.
+step('build-thread tests with the text fast path off', process.execPath, ['--test', '--test-concurrency=1', 'dist/src/control/build-thread.test.js'], { FLATWALL_TEXT_FAST_PATH: '0' });
 step('e2e tests over AF_XDP', process.execPath, ['--test', '--test-concurrency=1', ...AFXDP_E2E], { FLATWALL_E2E_IO: 'afxdp' });

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   flatwall::InitDataplane(env, exports);
   flatwall::InitReplay(env, exports);
   flatwall::InitSets(env, exports);
+  flatwall::InitRules(env, exports);
   return exports;
 }
 

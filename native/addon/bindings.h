@@ -18,6 +18,7 @@ void InitClassifier(Napi::Env env, Napi::Object exports);  // classifier_binding
 void InitDataplane(Napi::Env env, Napi::Object exports);   // dataplane_binding.cc
 void InitReplay(Napi::Env env, Napi::Object exports);      // replay_binding.cc
 void InitSets(Napi::Env env, Napi::Object exports);        // sets_binding.cc
+void InitRules(Napi::Env env, Napi::Object exports);       // rules_binding.cc
 
 // A JS SetStore object sharing `store` (sets_binding.cc).
 Napi::Value WrapSetStore(Napi::Env env, std::shared_ptr<sets::SetStore> store);

@@ -1,6 +1,9 @@
 // flatwall check FILE...: parse, validate and compile, then summarise.
 import { RuleError } from '../rules/errors';
-import { loadRuleFiles } from '../rules/load';
+import { loadRuleFiles, readRuleTexts, type LoadTimings } from '../rules/load';
+import { fastCompileTexts, fastPathEnabled } from '../rules/text-fast-path';
+import type { CompileStats, TableInfo } from '../rules/compile';
+import type { SkippedTable } from '../rules/model';
 import { EXIT_ERRORS, EXIT_OK, Progress, UsageError, familyFlag, parse } from './args';
 import type { Family } from '../rules/model';
 import { IpsetStore, loadIpsetFiles } from '../sets/store';
@@ -61,24 +64,18 @@ export function runCheck(argv: string[]): number {
       else process.stdout.write(`${values.ipset!.join(', ')}: OK\n  ip sets:   ${setSummary.map((s) => `${s.name} (${s.type}, ${s.entries} entries)`).join(', ') || 'none'}\n`);
       return EXIT_OK;
     }
-    const { compiled, timings } = loadRuleFiles(positionals, {
-      family,
-      skipOtherTables: values['skip-tables'],
-      maxRecords,
-      onNotice: (m) => process.stderr.write(`${m}\n`),
-      onParseProgress: (file, d, t) => progress.update(d, t),
-    });
+    const loaded = load(positionals, { family, skipOtherTables: values['skip-tables'], maxRecords }, progress);
     progress.done();
-    const s = compiled.stats;
-    const perHook = compiled.tables.map((t) => ({
+    const s = loaded.stats;
+    const perHook = loaded.tables.map((t) => ({
       family: `ipv${t.family}`, hook: t.hook, rules: s.rulesPerHook[`ipv${t.family}/${t.hook}`] ?? 0, records: t.records,
     }));
     if (values.json) {
       process.stdout.write(`${JSON.stringify({
-        ok: true, files: positionals, tables: compiled.source.tables.map((t) => ({ name: t.name, family: `ipv${t.family}`, file: t.file })),
-        skippedTables: compiled.source.skipped ?? [],
+        ok: true, files: positionals, tables: loaded.parsedTables.map((t) => ({ ...t, family: `ipv${t.family}` })),
+        skippedTables: loaded.skipped,
         chains: s.chains, userChains: s.userChains, rules: s.sourceRules, records: s.records, hooks: perHook,
-        features: s.features, interfaceClasses: compiled.ifaces.count, seconds: timings,
+        features: s.features, interfaceClasses: loaded.interfaceClasses, seconds: loaded.timings, compiledBy: loaded.compiledBy,
         ...(ipsets ? { ipsetFiles: values.ipset, ipsets: setSummary } : {}),
         maxRssBytes: process.resourceUsage().maxRSS * 1024,
       }, null, 2)}\n`);
@@ -86,9 +83,9 @@ export function runCheck(argv: string[]): number {
     }
     const out: string[] = [];
     out.push(`${positionals.join(', ')}: OK`);
-    out.push(`  tables:    ${compiled.source.tables.map((t) => `${t.name} (IPv${t.family}, ${t.file})`).join(', ')}`);
-    if (compiled.source.skipped?.length) {
-      out.push(`  skipped:   ${compiled.source.skipped.map((s) => `${s.table} (${s.rules} rules, ${s.file}:${s.line})`).join(', ')} (--skip-tables)`);
+    out.push(`  tables:    ${loaded.parsedTables.map((t) => `${t.name} (IPv${t.family}, ${t.file})`).join(', ')}`);
+    if (loaded.skipped.length) {
+      out.push(`  skipped:   ${loaded.skipped.map((s) => `${s.table} (${s.rules} rules, ${s.file}:${s.line})`).join(', ')} (--skip-tables)`);
     }
     out.push(`  chains:    ${s.chains} (${s.chains - s.userChains} built-in, ${s.userChains} user)`);
     out.push(`  rules:     ${s.sourceRules} source rules -> ${s.records} compiled records`);
@@ -99,7 +96,8 @@ export function runCheck(argv: string[]): number {
     const feats = Object.entries(s.features).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
     out.push(`  features:  ${feats.join(', ') || 'none'}`);
     if (ipsets) out.push(`  ip sets:   ${setSummary.map((x) => `${x.name} (${x.type}, ${x.entries} entries)`).join(', ') || 'none'} from ${values.ipset!.join(', ')}`);
-    out.push(`  time:      read ${timings.readSeconds.toFixed(3)} s, parse ${timings.parseSeconds.toFixed(3)} s, compile ${timings.compileSeconds.toFixed(3)} s`);
+    const t = loaded.timings;
+    out.push(`  time:      read ${t.readSeconds.toFixed(3)} s, parse ${t.parseSeconds.toFixed(3)} s, compile ${t.compileSeconds.toFixed(3)} s (${loaded.compiledBy === 'addon' ? 'the addon\'s text compiler' : 'the reference parser and compiler'})`);
     process.stdout.write(`${out.join('\n')}\n`);
     return EXIT_OK;
   } catch (err) {
@@ -111,4 +109,43 @@ export function runCheck(argv: string[]): number {
     }
     throw err;
   }
+}
+
+interface Loaded {
+  stats: CompileStats;
+  tables: TableInfo[];
+  parsedTables: Array<{ name: string; family: Family; file: string }>;
+  skipped: SkippedTable[];
+  interfaceClasses: number;
+  timings: LoadTimings;
+  compiledBy: 'addon' | 'reference';
+}
+
+/** The files compiled by the addon's text compiler when it takes them (src/rules/text-fast-path.ts), else by the reference. */
+function load(files: string[], opts: { family?: Family; skipOtherTables?: boolean; maxRecords?: number }, progress: Progress): Loaded {
+  const onNotice = (m: string) => process.stderr.write(`${m}\n`);
+  if (fastPathEnabled()) {
+    const t0 = performance.now();
+    const texts = readRuleTexts(files);
+    const t1 = performance.now();
+    const r = fastCompileTexts(texts, opts);
+    const t2 = performance.now();
+    if (!('declined' in r)) {
+      for (const n of r.notices) onNotice(n);
+      const total = (t2 - t1) / 1000;
+      return {
+        stats: r.stats, tables: r.tables, skipped: r.skipped ?? [], interfaceClasses: r.ifaceCuts.length + 1,
+        parsedTables: r.parsedTables,
+        // The compile is timed natively; parse is the rest (the family scan, the copy into the addon, the parse).
+        timings: { readSeconds: (t1 - t0) / 1000, parseSeconds: total - r.compileSeconds, compileSeconds: r.compileSeconds },
+        compiledBy: 'addon',
+      };
+    }
+  }
+  const { compiled, timings } = loadRuleFiles(files, { ...opts, onNotice, onParseProgress: (_file, d, t) => progress.update(d, t) });
+  return {
+    stats: compiled.stats, tables: compiled.tables, skipped: compiled.source.skipped ?? [], interfaceClasses: compiled.ifaces.count,
+    parsedTables: compiled.source.tables.map((t) => ({ name: t.name, family: t.family, file: t.file })),
+    timings, compiledBy: 'reference',
+  };
 }

@@ -39,6 +39,8 @@ export interface BuildHooks {
   onNotice?: (message: string) => void;
   /** Called with the number of tables the texts gave, before the compile; throwing stops the build with that error. */
   onParsed?: (parsedTables: number) => void;
+  /** Whether the addon's text compiler built it (src/rules/text-fast-path.ts), or why the reference did. */
+  onFastPath?: (r: { taken: true; parseSeconds: number; compileSeconds: number } | { taken: false; reason: string }) => void;
   /** Aborting it ends the thread. */
   signal?: AbortSignal;
 }
@@ -49,6 +51,8 @@ export type WorkerMessage =
   | { type: 'compile'; done: number; total: number }
   | { type: 'notice'; message: string }
   | { type: 'parsed'; tables: number }
+  | { type: 'fast-path'; taken: true; parseSeconds: number; compileSeconds: number }
+  | { type: 'fast-path'; taken: false; reason: string }
   | {
     type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
     spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[];
@@ -153,6 +157,7 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
         case 'parse': hooks.onParseProgress?.(m.file, m.done, m.total); break;
         case 'compile': hooks.onProgress?.(m.done, m.total); break;
         case 'notice': hooks.onNotice?.(m.message); break;
+        case 'fast-path': hooks.onFastPath?.(m.taken ? { taken: true, parseSeconds: m.parseSeconds, compileSeconds: m.compileSeconds } : { taken: false, reason: m.reason }); break;
         case 'parsed':
           try {
             hooks.onParsed?.(m.tables);

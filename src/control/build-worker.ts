@@ -6,11 +6,41 @@ import { recipeSourceSteps } from '../rules/deferred';
 import { drain } from '../rules/steps';
 import { fileCounters, identities } from './counters';
 import { useSetDescriptions } from '../sets/registry';
+import { fastCompileTexts, fastPathEnabled } from '../rules/text-fast-path';
 import { logRules, serializeError, setReferenceCounts, type BuildRequest, type WorkerMessage } from './build-thread';
 
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 
+/**
+ * The addon's text compiler (src/rules/text-fast-path.ts), for a whole
+ * load or replace (a PUT that keeps running tables merges with them: the
+ * reference's). False when it declined: then nothing was posted.
+ */
+function fast(req: BuildRequest): boolean {
+  const { recipe } = req;
+  if (recipe.kept || !fastPathEnabled()) return false;
+  const r = fastCompileTexts(recipe.texts, { ...recipe.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters });
+  if ('declined' in r) {
+    post({ type: 'fast-path', taken: false, reason: r.declined });
+    return false;
+  }
+  for (const message of r.notices) post({ type: 'notice', message });
+  recipe.texts.forEach((t, i) => post({ type: 'parse', file: t.file, done: r.lines[i], total: r.lines[i] }));
+  post({ type: 'fast-path', taken: true, parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds });
+  post({ type: 'parsed', tables: r.parsedTables.length });
+  post({ type: 'compile', done: r.stats.sourceRules, total: r.stats.sourceRules });
+  post({
+    type: 'built', buffer: r.buffer, tables: r.tables, stats: r.stats, ifaceCuts: r.ifaceCuts, ruleIds: r.ruleIds, spans: r.spans, skipped: r.skipped,
+  }, [r.buffer]);
+  const ids = r.identities;
+  // The subset has no LOG rules and no -m set: nothing to name in LOG lines, no set references.
+  post({ type: 'identities', fps: ids.fps, keys: ids.keys, keys2: ids.keys2, logRules: [], fileCounters: r.fileCounters },
+    [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer, ids.keys2.buffer as ArrayBuffer]);
+  return true;
+}
+
 function run(req: BuildRequest): void {
+  if (fast(req)) return;
   useSetDescriptions(req.recipe.sets ?? []);
   // Parse and compile, with progress and notices as the main thread would log them.
   const { source, parsedTables } = drain(recipeSourceSteps(req.recipe,

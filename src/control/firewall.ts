@@ -373,7 +373,11 @@ export class Firewall {
   private build(recipe: Recipe, restore: boolean, onParsed?: (parsedTables: number) => void): Promise<CompiledRuleSet | ThreadBuilt> {
     const bytes = recipe.texts.reduce((n, t) => n + t.text.length, 0);
     if (bytes >= this.buildThreadMinBytes) {
-      return buildOffThread({ recipe, fileCounters: restore }, { ...this.progressOptions, onNotice: this.opts.onRuleNotice, onParsed, signal: this.stopping.signal });
+      const onFastPath: NonNullable<Parameters<typeof buildOffThread>[1]>['onFastPath'] = (r) => {
+        if (r.taken) log('info', 'rule text compiled by the addon', { parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds });
+        else log('info', 'rule text compiled by the reference parser', { reason: r.reason });
+      };
+      return buildOffThread({ recipe, fileCounters: restore }, { ...this.progressOptions, onNotice: this.opts.onRuleNotice, onParsed, onFastPath, signal: this.stopping.signal });
     }
     return runSliced((function* (p: Firewall['progressOptions'], onNotice?: (m: string) => void) {
       const { source, parsedTables } = yield* recipeSourceSteps(recipe, p.onParseProgress, onNotice);

@@ -1,0 +1,114 @@
+// The fast path for iptables-save text: the addon's text compiler
+// (native/rules/text_compiler.h) turns rule texts straight into the packed
+// tables, the counter identities and the statistics, without a JavaScript
+// object per rule. It covers the subset large rule sets are written in and
+// declines everything else, and every error, to the reference parser and
+// compiler (parse.ts, compile.ts), which stay the definition of what a file
+// means. What it returns equals what compileSteps and identitiesSteps
+// return for the same texts, field by field (text-fast-path.test.ts).
+//
+// The model (RuleSet, SourceRules) of a rule set built here is read on
+// demand from its texts by the reference parser (deferred.ts), as for the
+// build thread's rule sets.
+import { native } from '../native';
+import { stripBom } from './load';
+import { looksNative } from './native-format';
+import { detectFileFamily } from './family';
+import { noEvidenceNotice } from './family';
+import { ICMPV6_TYPES, ICMP_TYPES, PROTO_BY_NAME, REJECT_CODE, REJECT_V4, REJECT_V6, SERVICES } from './iptables/names';
+import { TARGETS } from './extensions/targets';
+import { RuleError } from './errors';
+import type { CompileStats, TableInfo } from './compile';
+import type { Family, SkippedTable, TableName } from './model';
+import type { RuleIdentities } from '../control/counters';
+
+export interface FastPathOptions {
+  family?: Family;
+  skipOtherTables?: boolean;
+  maxRules?: number;
+  rulesBefore?: number;
+  saveOnly?: boolean;
+  maxRecords?: number;
+  /** Collect the [packets:bytes] of rules and policies (iptables-restore -c). */
+  fileCounters?: boolean;
+}
+
+export interface FastBuilt {
+  buffer: ArrayBuffer;
+  tables: TableInfo[];
+  stats: CompileStats;
+  ifaceCuts: string[];
+  ruleIds: number;
+  spans: { start: Uint32Array; end: Uint32Array };
+  skipped?: SkippedTable[];
+  identities: RuleIdentities;
+  fileCounters?: Array<[number, bigint, bigint]>;
+  /** The tables parsed, in order (what a listing of files says before the model is read). */
+  parsedTables: Array<{ name: TableName; family: Family; file: string }>;
+  /** Lines of each text (progress). */
+  lines: number[];
+  /** Notices the reference would have given while parsing (a BOM, no family evidence). */
+  notices: string[];
+  parseSeconds: number;
+  compileSeconds: number;
+}
+
+export type FastResult = FastBuilt | { declined: string };
+
+/** Off when FLATWALL_TEXT_FAST_PATH=0: every text goes to the reference (tests, and a way out). */
+export function fastPathEnabled(): boolean {
+  return process.env.FLATWALL_TEXT_FAST_PATH !== '0';
+}
+
+// The name tables the compiler needs, from the rule language's own.
+let names: object | undefined;
+function nameTables(): object {
+  return (names ??= {
+    protocols: PROTO_BY_NAME, services: SERVICES, icmp: ICMP_TYPES, icmpv6: ICMPV6_TYPES,
+    reject4: REJECT_V4, reject6: REJECT_V6, rejectCodes: REJECT_CODE, extTargets: [...TARGETS.keys()],
+  });
+}
+
+/**
+ * The texts compiled by the addon, or why not (then run the reference;
+ * nothing was reported). Notices are returned, not given, so a declined
+ * text is not noticed twice.
+ */
+export function fastCompileTexts(texts: Array<{ file: string; text: string }>, opts: FastPathOptions): FastResult {
+  const notices: string[] = [];
+  const inputs: Array<{ file: string; text: string; family: Family }> = [];
+  for (const { file, text: raw } of texts) {
+    // What parseTextSteps does before the parser: the BOM, the format, the family.
+    const text = stripBom(raw, file, (m) => notices.push(m));
+    if (!opts.saveOnly && looksNative(file, text)) return { declined: `${file}: the native rule format` };
+    let family = opts.family;
+    if (family === undefined) {
+      try {
+        const d = detectFileFamily(text, file);
+        family = d.family;
+        if (d.evidence.kind === 'none') notices.push(noEvidenceNotice(file));
+      } catch (err) {
+        if (err instanceof RuleError) return { declined: `${file}: family evidence disagrees` };
+        throw err;
+      }
+    }
+    inputs.push({ file, text, family });
+  }
+  const r = native().compileRuleText(inputs, nameTables(), {
+    skipOtherTables: opts.skipOtherTables ?? false,
+    maxRules: opts.maxRules ?? undefined,
+    rulesBefore: opts.rulesBefore ?? 0,
+    maxRecords: opts.maxRecords,
+    fileCounters: opts.fileCounters ?? false,
+  });
+  if (r.declined !== undefined) return { declined: r.declined as string };
+  const parsedTables: FastBuilt['parsedTables'] = [];
+  for (const t of r.parsedTableList as Array<{ file: number; family: Family }>) parsedTables.push({ name: 'filter', family: t.family, file: inputs[t.file].file });
+  return {
+    buffer: r.buffer, tables: r.tables, stats: r.stats, ifaceCuts: r.ifaceCuts, ruleIds: r.ruleIds, spans: r.spans,
+    skipped: r.skipped.length ? r.skipped : undefined,
+    identities: { fps: r.fps, keys: r.keys, keys2: r.keys2 },
+    fileCounters: opts.fileCounters ? r.fileCounters : undefined,
+    parsedTables, lines: r.lines, notices, parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds,
+  };
+}
