@@ -49,7 +49,7 @@ const dir = process.env.FLATWALL_FUZZ_BUILD_DIR ? path.resolve(process.env.FLATW
 // Per target: the longest input libFuzzer makes (the seed images are
 // ~10-25 KB; frames need a little over 1232 + headers for the ICMPv6 quote
 // limit).
-const MAX_LEN = { parse: 4096, conntrack: 4096, ct_import: 4096, reject: 4096, image: 65536, tableset: 8192, derive: 2048, sets: 4096 };
+const MAX_LEN = { parse: 4096, conntrack: 4096, ct_import: 4096, reject: 4096, image: 65536, tableset: 8192, derive: 2048, sets: 4096, ruletext: 16384 };
 
 function parseArgs(argv) {
   const o = { seconds: undefined, jobs: 2, targets: undefined, test: false, merge: false, timeout: undefined };
@@ -204,12 +204,38 @@ function compileRuleFiles() {
   return out;
 }
 
-function makeSeeds(target, frames, tables) {
+// The repo's rule files as text (the text fast path's seeds), into
+// build-fuzz/rules/ (FLATWALL_FUZZ_RULES).
+function ruleTexts() {
+  const out = path.join(dir, 'rules');
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  let n = 0;
+  const copy = (from, name) => {
+    fs.copyFileSync(from, path.join(out, name));
+    n++;
+  };
+  for (const d of ['test/fixtures', 'rules/examples']) {
+    const full = path.join(root, d);
+    if (!fs.existsSync(full)) continue;
+    for (const f of fs.readdirSync(full).filter((x) => x.endsWith('.rules')).sort()) copy(path.join(full, f), `${path.basename(d)}-${f}`);
+  }
+  const corpus = path.join(root, 'test/corpus');
+  for (const d of fs.existsSync(corpus) ? fs.readdirSync(corpus).sort() : []) {
+    const full = path.join(corpus, d);
+    if (!fs.statSync(full).isDirectory()) continue;
+    for (const f of fs.readdirSync(full).filter((x) => /\.v[46]$/.test(x)).sort()) copy(path.join(full, f), `corpus-${d}-${f}`);
+  }
+  process.stderr.write(`fuzz: ${n} rule files as text seeds\n`);
+  return out;
+}
+
+function makeSeeds(target, frames, tables, rules) {
   const out = path.join(dir, 'seeds', target);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
   const env = {
-    ...process.env, FLATWALL_FUZZ_SEEDS: out, FLATWALL_FUZZ_FRAMES: frames, FLATWALL_FUZZ_TABLES: tables,
+    ...process.env, FLATWALL_FUZZ_SEEDS: out, FLATWALL_FUZZ_FRAMES: frames, FLATWALL_FUZZ_TABLES: tables, FLATWALL_FUZZ_RULES: rules,
     ASAN_OPTIONS: 'detect_leaks=0',
   };
   run(path.join(dir, `${target}_fuzz`), [], { env, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -346,8 +372,9 @@ async function main() {
   run('cmake', ['--build', dir, '-j', '2']);
   const frames = splitPcaps();
   const tables = compileRuleFiles();
+  const rules = ruleTexts();
   const plan = targets.map((t) => {
-    const seeds = makeSeeds(t, frames, tables);
+    const seeds = makeSeeds(t, frames, tables, rules);
     const replayed = replayRegressions(t);
     const corpus = path.join(dir, o.test ? 'test-corpus' : 'corpus', t);
     if (o.test) fs.rmSync(corpus, { recursive: true, force: true });
