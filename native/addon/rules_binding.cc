@@ -12,12 +12,12 @@
 namespace flatwall {
 namespace {
 
-std::string Utf8(Napi::Env env, napi_value v) {
+// A string's UTF-8 into *out, reusing its capacity.
+void Utf8Into(Napi::Env env, napi_value v, std::string* out) {
   size_t len = 0;
   if (napi_get_value_string_utf8(env, v, nullptr, 0, &len) != napi_ok) throw Napi::TypeError::New(env, "compileRuleText: expected a string");
-  std::string s(len, '\0');
-  napi_get_value_string_utf8(env, v, s.data(), len + 1, &len);
-  return s;
+  out->resize(len);
+  napi_get_value_string_utf8(env, v, out->data(), len + 1, &len);
 }
 
 template <typename Fn>
@@ -83,17 +83,29 @@ Napi::Value CompileRuleText(const Napi::CallbackInfo& info) {
   rules::TextCompiler tc(names, opts);
   Napi::Array inputs = info[0].As<Napi::Array>();
   Napi::Object result = Napi::Object::New(env);
+  std::string buffer;
   for (uint32_t i = 0; i < inputs.Length(); i++) {
     Napi::Object in = inputs.Get(i).As<Napi::Object>();
     std::string file = in.Get("file").ToString().Utf8Value();
     uint8_t family = static_cast<uint8_t>(in.Get("family").ToNumber().Uint32Value());
-    // One file's bytes at a time: the parsed rules keep nothing of the text.
-    std::string text = Utf8(env, in.Get("text"));
-    if (!tc.AddFile(file, text, family)) {
+    Napi::Value cv = in.Get("chunks");
+    if (!cv.IsArray()) throw Napi::TypeError::New(env, "compileRuleText: inputs[].chunks must be an array of strings");
+    Napi::Array chunks = cv.As<Napi::Array>();
+    bool ok = tc.BeginFile(file, family);
+    // Each chunk copied into the same buffer in turn: the parsed rules keep
+    // nothing of the text, and fresh pages for a whole copy of a large text
+    // would cost more than parsing it.
+    for (uint32_t c = 0; ok && c < chunks.Length(); c++) {
+      Utf8Into(env, chunks.Get(c), &buffer);
+      ok = tc.Feed(buffer, c + 1 == chunks.Length());
+    }
+    if (ok && chunks.Length() == 0) ok = tc.Feed("", true);
+    if (!ok || !tc.EndFile()) {
       result.Set("declined", tc.declined());
       return result;
     }
   }
+  std::string().swap(buffer);
   rules::Output out;
   if (!tc.Compile(&out)) {
     result.Set("declined", tc.declined());

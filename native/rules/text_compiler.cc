@@ -387,7 +387,21 @@ struct TextCompiler::State {
     return id;
   }
 
-  void ParseFile(const std::string& file, std::string_view text, uint8_t family);
+  // The file being read (BeginFile .. EndFile).
+  struct FileCursor {
+    uint32_t file_index = 0;
+    uint8_t family = 4;
+    int table = -1;  // index into tables while in a filter block
+    bool skipping = false;
+    std::unordered_set<std::string> seen_tables;
+    uint64_t parsed = 0, commands = 0;
+    uint32_t ln = 0;
+    Tokens tk;
+  } cur;
+
+  void BeginFile(const std::string& file, uint8_t family);
+  void Feed(std::string_view text, bool last);
+  void EndFile();
   void ParseRule(Table& t, uint32_t chain, const Tokens& tk, size_t first, uint32_t line, uint32_t counters);
   void Compile(Output* out);
 };
@@ -457,24 +471,19 @@ bool IsBuiltin(std::string_view n) { return n == "INPUT" || n == "FORWARD" || n 
 
 }  // namespace
 
-void TextCompiler::State::ParseFile(const std::string& file, std::string_view text, uint8_t family) {
-  const uint32_t file_index = static_cast<uint32_t>(files.size());
+void TextCompiler::State::BeginFile(const std::string& file, uint8_t family) {
+  if (family != 4 && family != 6) No(0, "family");
+  cur = FileCursor{};
+  cur.file_index = static_cast<uint32_t>(files.size());
+  cur.family = family;
   files.push_back(file);
-  // The rule limit, as parseIptablesSteps checks it first: every rule
-  // command of the file, skipped tables' included.
-  const uint64_t line_count = 1 + static_cast<uint64_t>(std::count(text.begin(), text.end(), '\n'));
-  if (line_count > 0xffffffffu) No(0, "too many lines");
-  if (opts.max_rules != UINT64_MAX) {
-    uint64_t commands = 0;
-    for (size_t at = 0; at <= text.size();) {
-      size_t nl = text.find('\n', at);
-      size_t end = nl == std::string_view::npos ? text.size() : nl;
-      if (IsRuleCommand(text.substr(at, end - at))) commands++;
-      at = end + 1;
-    }
-    uint64_t room = opts.max_rules > rules_before ? opts.max_rules - rules_before : 0;
-    if (commands > room) No(0, "over the rule limit");
-  }
+}
+
+// One chunk of the file's text: whole lines, the last ending the file. The
+// chunks come from the caller one at a time into one buffer, so a file of
+// any size is never copied whole.
+void TextCompiler::State::Feed(std::string_view text, bool last) {
+  if (!last && (text.empty() || text.back() != '\n')) No(cur.ln, "a chunk that does not end a line");
   {
     // Eight bytes at a time: any high bit is a non-ASCII byte.
     uint64_t high = 0;
@@ -485,23 +494,33 @@ void TextCompiler::State::ParseFile(const std::string& file, std::string_view te
       high |= w;
     }
     for (; i < text.size(); i++) high |= static_cast<unsigned char>(text[i]);
-    if (high & 0x8080808080808080ull) No(0, "non-ASCII text");
+    if (high & 0x8080808080808080ull) No(cur.ln, "non-ASCII text");
   }
-  // Most lines are rules: room for them at once, not by doubling.
-  rule_list.reserve(rule_list.size() + line_count);
-  matches.reserve(matches.size() + line_count);
-
-  Tokens tk;
-  int table = -1;  // index into tables while in a filter block
-  bool skipping = false;
-  std::unordered_set<std::string> seen_tables;
-  uint64_t parsed = 0;
-  uint32_t ln = 0;
+  // Most lines are rules: room for them, growing geometrically.
+  const size_t newlines = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  if (uint64_t{cur.ln} + newlines + 1 > 0xffffffffu) No(cur.ln, "too many lines");
+  if (rule_list.capacity() < rule_list.size() + newlines) rule_list.reserve(std::max(rule_list.capacity() * 2, rule_list.size() + newlines + 1));
+  if (matches.capacity() < matches.size() + newlines) matches.reserve(std::max(matches.capacity() * 2, matches.size() + newlines + 1));
+  const std::string& file = files[cur.file_index];
+  const uint8_t family = cur.family;
+  const uint32_t file_index = cur.file_index;
+  const bool count_commands = opts.max_rules != UINT64_MAX;
+  Tokens& tk = cur.tk;
+  int& table = cur.table;
+  bool& skipping = cur.skipping;
+  std::unordered_set<std::string>& seen_tables = cur.seen_tables;
+  uint64_t& parsed = cur.parsed;
+  uint32_t& ln = cur.ln;
+  // Lines split at '\n'; a chunk that is not the last ends in one, and the
+  // empty text after it is the next chunk's start, not a line.
   for (size_t next = 0; next <= text.size();) {
     size_t nl = text.find('\n', next);
     size_t end = nl == std::string_view::npos ? text.size() : nl;
+    if (nl == std::string_view::npos && !last) break;
     std::string_view raw = text.substr(next, end - next);
     next = end + 1;
+    // The rule limit counts every rule command, skipped tables' too (parse.ts countRuleCommands).
+    if (count_commands && IsRuleCommand(raw)) cur.commands++;
     const uint32_t line = ++ln;
     size_t first = 0;
     while (first < raw.size() && (raw[first] == ' ' || raw[first] == '\t' || raw[first] == '\r')) first++;
@@ -594,9 +613,14 @@ void TextCompiler::State::ParseFile(const std::string& file, std::string_view te
     ParseRule(t, chain->second, tk, at + 2, line, counters_at);
     parsed++;
   }
-  if (table >= 0 || skipping) No(ln, "missing COMMIT");
-  rules_before += parsed;
-  lines.push_back(static_cast<uint32_t>(line_count));
+}
+
+void TextCompiler::State::EndFile() {
+  if (cur.table >= 0 || cur.skipping) No(cur.ln, "missing COMMIT");
+  const uint64_t room = opts.max_rules > rules_before ? opts.max_rules - rules_before : 0;
+  if (opts.max_rules != UINT64_MAX && cur.commands > room) No(0, "over the rule limit");
+  rules_before += cur.parsed;
+  lines.push_back(cur.ln);
 }
 
 void TextCompiler::State::ParseRule(Table& t, uint32_t chain, const Tokens& tk, size_t first, uint32_t line, uint32_t counters_at) {
@@ -1721,19 +1745,32 @@ void TextCompiler::State::Compile(Output* out) {
 TextCompiler::TextCompiler(const Names& names, const Options& opts) : s_(new State(names, opts)) {}
 TextCompiler::~TextCompiler() { delete s_; }
 
-bool TextCompiler::AddFile(const std::string& file, std::string_view text, uint8_t family) {
+template <typename Fn>
+bool TextCompiler::Step(Fn fn) {
   if (s_->failed) return false;
   auto t0 = std::chrono::steady_clock::now();
   try {
-    if (family != 4 && family != 6) No(0, "family");
-    s_->ParseFile(file, text, family);
+    fn();
   } catch (const Decline& d) {
     s_->failed = true;
-    declined_ = file + ":" + std::to_string(d.line) + ": " + d.why;
+    declined_ = (s_->files.empty() ? std::string("?") : s_->files.back()) + ":" + std::to_string(d.line) + ": " + d.why;
     return false;
   }
   s_->parse_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return true;
+}
+
+bool TextCompiler::BeginFile(const std::string& file, uint8_t family) {
+  return Step([&] { s_->BeginFile(file, family); });
+}
+bool TextCompiler::Feed(std::string_view chunk, bool last) {
+  return Step([&] { s_->Feed(chunk, last); });
+}
+bool TextCompiler::EndFile() {
+  return Step([&] { s_->EndFile(); });
+}
+bool TextCompiler::AddFile(const std::string& file, std::string_view text, uint8_t family) {
+  return BeginFile(file, family) && Feed(text, true) && EndFile();
 }
 
 bool TextCompiler::Compile(Output* out) {

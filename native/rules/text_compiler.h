@@ -119,6 +119,11 @@ class TextCompiler {
   // src/rules/family.ts does). False when the text is outside the subset
   // or in error; declined() says where and why, and the compiler is done.
   bool AddFile(const std::string& file, std::string_view text, uint8_t family);
+  // The same in chunks of whole lines (each but the last ending in '\n'),
+  // so a large text need not be in memory twice.
+  bool BeginFile(const std::string& file, uint8_t family);
+  bool Feed(std::string_view chunk, bool last);
+  bool EndFile();
   // Compiles every file added; false as AddFile.
   bool Compile(Output* out);
 
@@ -126,6 +131,8 @@ class TextCompiler {
 
  private:
   struct State;
+  template <typename Fn>
+  bool Step(Fn fn);
   State* s_;
   std::string declined_;
 };

@@ -69,6 +69,26 @@ function nameTables(): object {
   });
 }
 
+/** Bytes of text the addon copies at a time. */
+const CHUNK = 4 << 20;
+
+/**
+ * `text` as slices of about CHUNK characters, each but the last ending in
+ * a newline (slices share the string's memory until the addon copies them).
+ */
+function lineChunks(text: string): string[] {
+  const out: string[] = [];
+  let at = 0;
+  while (text.length - at > CHUNK) {
+    const nl = text.indexOf('\n', at + CHUNK);
+    if (nl === -1) break;
+    out.push(text.slice(at, nl + 1));
+    at = nl + 1;
+  }
+  out.push(text.slice(at));
+  return out;
+}
+
 /**
  * The texts compiled by the addon, or why not (then run the reference;
  * nothing was reported). Notices are returned, not given, so a declined
@@ -76,7 +96,7 @@ function nameTables(): object {
  */
 export function fastCompileTexts(texts: Array<{ file: string; text: string }>, opts: FastPathOptions): FastResult {
   const notices: string[] = [];
-  const inputs: Array<{ file: string; text: string; family: Family }> = [];
+  const inputs: Array<{ file: string; chunks: string[]; family: Family }> = [];
   for (const { file, text: raw } of texts) {
     // What parseTextSteps does before the parser: the BOM, the format, the family.
     const text = stripBom(raw, file, (m) => notices.push(m));
@@ -92,7 +112,7 @@ export function fastCompileTexts(texts: Array<{ file: string; text: string }>, o
         throw err;
       }
     }
-    inputs.push({ file, text, family });
+    inputs.push({ file, chunks: lineChunks(text), family });
   }
   const r = native().compileRuleText(inputs, nameTables(), {
     skipOtherTables: opts.skipOtherTables ?? false,
