@@ -95,6 +95,25 @@ describe('build thread', { timeout: 300_000 }, () => {
     assert.equal(parsedTables, 1);
   });
 
+  test('the text fast path takes a whole load and a PUT that keeps nothing; a PUT that keeps tables goes to the reference', async () => {
+    const text = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp --dport 22 -j ACCEPT\nCOMMIT\n';
+    const ran = async (recipe: Recipe) => {
+      let taken: boolean | undefined;
+      const got = await buildOffThread({ recipe, fileCounters: false }, { onFastPath: (r) => (taken = r.taken) });
+      await got.later;
+      return taken;
+    };
+    if (process.env.FLATWALL_TEXT_FAST_PATH === '0') {
+      assert.equal(await ran({ texts: [{ file: 'a.rules', text }], opts: {} }), undefined, 'off: never tried');
+      return;
+    }
+    assert.equal(await ran({ texts: [{ file: 'a.rules', text }], opts: {} }), true, 'a load');
+    assert.equal(await ran({ texts: [{ file: '<request>', text }], opts: { family: 4, saveOnly: true }, kept: [] }), true, 'a PUT keeping no table');
+    const v6 = parseIptables('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n', { file: 'six.rules', family: 6 });
+    assert.equal(await ran({ texts: [{ file: '<request>', text }], opts: { family: 4 }, kept: v6.tables }), undefined, 'a PUT keeping a table');
+    assert.equal(await ran({ texts: [{ file: 'l.rules', text: text.replace('-j ACCEPT', '-j LOG') }], opts: {} }), false, 'LOG: the reference');
+  });
+
   test('kept tables with every extension and a raw table cross to the thread intact (structured clone)', async () => {
     const fixtures = join(__dirname, '..', '..', '..', 'test', 'fixtures');
     const v4 = drain(parseTextsSteps([{ file: 'extensions.rules', text: readFileSync(join(fixtures, 'extensions.rules'), 'utf8') },

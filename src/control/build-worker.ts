@@ -13,12 +13,13 @@ const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.pos
 
 /**
  * The addon's text compiler (src/rules/text-fast-path.ts), for a whole
- * load or replace (a PUT that keeps running tables merges with them: the
- * reference's). False when it declined: then nothing was posted.
+ * load or replace (a PUT that keeps running tables of the other family
+ * merges with them: the reference's; a PUT's recipe keeps none as []).
+ * False when it declined: then only the reason was posted.
  */
 function fast(req: BuildRequest): boolean {
   const { recipe } = req;
-  if (recipe.kept || !fastPathEnabled()) return false;
+  if (recipe.kept?.length || !fastPathEnabled()) return false;
   const r = fastCompileTexts(recipe.texts, { ...recipe.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters });
   if ('declined' in r) {
     post({ type: 'fast-path', taken: false, reason: r.declined });
