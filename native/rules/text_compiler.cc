@@ -301,6 +301,21 @@ class Tokens {
     toks_.clear();
     arena_.clear();
     if (line.size() > kMaxLine) return false;
+    if (line.find('"') == std::string_view::npos) {
+      // The common line: no quotes, so no escapes either; tokens are the
+      // runs between spaces, tabs and CRs.
+      const char* p = line.data();
+      const char* const e = p + line.size();
+      for (;;) {
+        while (p < e && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+        if (p == e) return true;
+        const char* const start = p;
+        while (p < e && *p != ' ' && *p != '\t' && *p != '\r') p++;
+        const size_t len = static_cast<size_t>(p - start);
+        if (len > kMaxToken || toks_.size() == kMaxTokens) return false;
+        toks_.emplace_back(start, len);
+      }
+    }
     arena_.reserve(line.size());
     size_t i = 0, n = line.size();
     while (i < n) {
@@ -397,6 +412,9 @@ struct TextCompiler::State {
     uint64_t parsed = 0, commands = 0;
     uint32_t ln = 0;
     Tokens tk;
+    int last_table = -1;  // the chain of the previous rule (a user chain declared later changes no index)
+    std::string last_chain;
+    uint32_t last_chain_index = 0;
   } cur;
 
   void BeginFile(const std::string& file, uint8_t family);
@@ -468,6 +486,31 @@ bool ChainNameOk(std::string_view n) {
 }
 
 bool IsBuiltin(std::string_view n) { return n == "INPUT" || n == "FORWARD" || n == "OUTPUT"; }
+
+// The rule options parse.ts's RuleParser switch knows by name.
+enum Opt { kOptOther, kOptSrc, kOptDst, kOptProto, kOptIn, kOptOut, kOptMatch, kOptJump, kOptGoto };
+Opt Classify(std::string_view o) {
+  if (o.size() == 2 && o[0] == '-') {
+    switch (o[1]) {
+      case 's': return kOptSrc;
+      case 'd': return kOptDst;
+      case 'p': return kOptProto;
+      case 'i': return kOptIn;
+      case 'o': return kOptOut;
+      case 'm': return kOptMatch;
+      case 'j': return kOptJump;
+      case 'g': return kOptGoto;
+      default: return kOptOther;
+    }
+  }
+  if (o.size() < 5 || o[0] != '-' || o[1] != '-') return kOptOther;
+  static const std::pair<std::string_view, Opt> kLong[] = {
+      {"--source", kOptSrc}, {"--src", kOptSrc}, {"--destination", kOptDst}, {"--dst", kOptDst}, {"--protocol", kOptProto},
+      {"--in-interface", kOptIn}, {"--out-interface", kOptOut}, {"--match", kOptMatch}, {"--jump", kOptJump}, {"--goto", kOptGoto}};
+  for (const auto& l : kLong)
+    if (o == l.first) return l.second;
+  return kOptOther;
+}
 
 }  // namespace
 
@@ -608,9 +651,20 @@ void TextCompiler::State::Feed(std::string_view text, bool last) {
     }
     if (tk[at] != "-A" && tk[at] != "--append") No(line, "command other than -A");
     if (at + 1 >= tk.size()) No(line, "-A without a chain");
-    auto chain = t.by_name.find(std::string(tk[at + 1]));
-    if (chain == t.by_name.end()) No(line, "chain does not exist");
-    ParseRule(t, chain->second, tk, at + 2, line, counters_at);
+    // Rules of a chain come in runs: the last chain looked up first.
+    const std::string_view chain_name = tk[at + 1];
+    uint32_t chain_index;
+    if (cur.last_table == table && chain_name == cur.last_chain) {
+      chain_index = cur.last_chain_index;
+    } else {
+      auto chain = t.by_name.find(std::string(chain_name));
+      if (chain == t.by_name.end()) No(line, "chain does not exist");
+      chain_index = chain->second;
+      cur.last_table = table;
+      cur.last_chain.assign(chain_name);
+      cur.last_chain_index = chain_index;
+    }
+    ParseRule(t, chain_index, tk, at + 2, line, counters_at);
     parsed++;
   }
 }
@@ -888,15 +942,16 @@ void TextCompiler::State::ParseRule(Table& t, uint32_t chain, const Tokens& tk, 
       r.reject_code = static_cast<uint8_t>(code->second);
       continue;
     }
-    if (o == "-s" || o == "--source" || o == "--src" || o == "-d" || o == "--destination" || o == "--dst") {
-      bool src = o == "-s" || o == "--source" || o == "--src";
+    const Opt opt = Classify(o);
+    if (opt == kOptSrc || opt == kOptDst) {
+      bool src = opt == kOptSrc;
       bool& seen = src ? src_seen : dst_seen;
       if (seen) No(line, "option given twice");
       seen = true;
       bool n = TakeNegate(true);
       (src ? r.src : r.dst).neg = n;
       (src ? src_text : dst_text) = Value();
-    } else if (o == "-p" || o == "--protocol") {
+    } else if (opt == kOptProto) {
       if (p_seen) No(line, "option given twice");
       p_seen = true;
       bool n = TakeNegate(true);
@@ -913,8 +968,8 @@ void TextCompiler::State::ParseRule(Table& t, uint32_t chain, const Tokens& tk, 
       if (name == "icmp") Family(4);
       else if (name == "ipv6-icmp" || name == "icmpv6") Family(6);
       if (num != 0 || n) r.proto = true, r.proto_neg = n, r.proto_v = static_cast<uint8_t>(num);
-    } else if (o == "-i" || o == "--in-interface" || o == "-o" || o == "--out-interface") {
-      bool out = o == "-o" || o == "--out-interface";
+    } else if (opt == kOptIn || opt == kOptOut) {
+      bool out = opt == kOptOut;
       bool& seen = out ? o_seen : i_seen;
       if (seen) No(line, "option given twice");
       seen = true;
@@ -929,7 +984,7 @@ void TextCompiler::State::ParseRule(Table& t, uint32_t chain, const Tokens& tk, 
         if (c <= 0x20 || c == 0x7f || c == '/' || c == '+') No(line, "interface name");
       Iface& f = out ? r.out : r.in;
       f.present = true, f.neg = n, f.wildcard = wildcard, f.name = Intern(name);
-    } else if (o == "-m" || o == "--match") {
+    } else if (opt == kOptMatch) {
       if (negate) No(line, "negated -m");
       std::string_view v = Value();
       uint8_t module;
@@ -944,10 +999,10 @@ void TextCompiler::State::ParseRule(Table& t, uint32_t chain, const Tokens& tk, 
       else if (v == "comment") module = kComment;
       else No(line, "match module outside the subset");
       AddModule(module);
-    } else if (o == "-j" || o == "--jump" || o == "-g" || o == "--goto") {
+    } else if (opt == kOptJump || opt == kOptGoto) {
       if (negate) No(line, "negated target");
       if (r.target != kNoTarget) No(line, "two targets");
-      bool is_goto = o == "-g" || o == "--goto";
+      bool is_goto = opt == kOptGoto;
       std::string name(Value());
       if (!is_goto && names.ext_targets.count(name)) No(line, "target extension");
       if (is_goto || (name != "ACCEPT" && name != "DROP" && name != "REJECT" && name != "RETURN" && name != "LOG")) {
