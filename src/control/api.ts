@@ -30,6 +30,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { constants as bufferConstants } from 'node:buffer';
+import { decodeUtf8Sliced } from '../rules/load';
 import { RuleError, RuleLimitError, excerpt } from '../rules/errors';
 import { AdmissionError } from './admission';
 import { log } from './log';
@@ -363,11 +364,11 @@ function parseTarget(target: string | undefined): URL {
 }
 
 /** A body as UTF-8 text; one longer than V8's longest string is too large, not an internal error. */
-function bodyText(b: Buffer): string {
+function bodyText(b: Buffer): Promise<string> {
   if (b.length > bufferConstants.MAX_STRING_LENGTH) {
     throw new ApiError(413, 'body_too_large', `request body of ${b.length} bytes is longer than the longest text this process can hold (${bufferConstants.MAX_STRING_LENGTH} characters)`);
   }
-  return b.toString('utf8');
+  return decodeUtf8Sliced(b);
 }
 
 function toApiError(err: unknown): ApiError {

@@ -136,8 +136,16 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
   return new Promise((resolve, reject) => {
     // The sets -m set may name, as the store describes them now: the thread
     // and any later re-read of the model (deferred.ts) both answer from these.
-    const recipe: Recipe = { ...req.recipe, sets: req.recipe.sets ?? describeSets() };
-    const w = new Worker(WORKER, { workerData: { ...req, recipe } });
+    const { bytes, ...given } = req.recipe;
+    const recipe: Recipe = { ...given, sets: given.sets ?? describeSets() };
+    // Texts whose bytes are given cross as those bytes, moved (the thread
+    // decodes them); the others are copied.
+    const moved = recipe.texts.map((_t, i) => bytes?.[i]);
+    const sent = { ...recipe, texts: recipe.texts.map((t, i) => (moved[i] ? { file: t.file, text: '' } : t)) };
+    const w = new Worker(WORKER, {
+      workerData: { ...req, recipe: sent, bytes: moved },
+      transferList: moved.filter((b): b is ArrayBuffer => b !== undefined),
+    });
     // The firewall stopping ends the thread.
     const stopped = () => fail(new Error('the build was stopped: the firewall is stopping'));
     hooks.signal?.addEventListener('abort', stopped, { once: true });

@@ -63,7 +63,12 @@ function run(req: BuildRequest): void {
 }
 
 try {
-  run(workerData as BuildRequest);
+  // Texts that came as their bytes (build-thread.ts), decoded here.
+  const req = workerData as BuildRequest & { bytes?: Array<ArrayBuffer | undefined> };
+  req.bytes?.forEach((b, i) => {
+    if (b) req.recipe.texts[i] = { file: req.recipe.texts[i].file, text: Buffer.from(b).toString('utf8') };
+  });
+  run(req);
 } catch (err) {
   post({ type: 'error', error: serializeError(err) });
 }

@@ -2,10 +2,11 @@
 // files, and turns the dataplane's batched counters and LOG events into
 // structured logs. JavaScript never sees a packet: it configures, swaps rule
 // sets and reads counters.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { targetExtension } from '../rules/extensions/targets';
-import { readRuleTexts, ruleCount } from '../rules/load';
+import { readRuleTextsAsync, ruleCount } from '../rules/load';
 import { compileAsync, compileSteps, logRuleOf, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
-import { isDeferred, materialize, recipeSourceSteps, type Recipe } from '../rules/deferred';
+import { isDeferred, materialize, movableBytes, recipeSourceSteps, type Recipe } from '../rules/deferred';
 import { buildOffThread, setReferenceCounts, type ThreadBuilt } from './build-thread';
 import type { Family, RuleSet } from '../rules/model';
 import { native } from '../native';
@@ -345,15 +346,18 @@ export class Firewall {
       const a = await this.attempt(t0, async () => {
         if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
         // All read before any is parsed: the admission check and the cache key see them together.
-        const texts = readRuleTexts(this.opts.ruleFiles);
+        const { texts, bytes } = await readRuleTextsAsync(this.opts.ruleFiles);
         key = this.opts.rulesCache?.key(texts, { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables });
         let d = textDemand('the rule files', 0, 0, 'save');
         for (const t of texts) {
+          // A scan of each text: the probes get a turn between them.
+          await nextTurn();
           const one = textDemandOf('the rule files', t.file, t.text, this.maxRules, d.rules);
           d = { ...d, rules: d.rules + one.rules, chars: d.chars + one.chars, heapBytes: d.heapBytes + one.heapBytes, nativeBytes: d.nativeBytes + one.nativeBytes };
         }
         this.admit(d);
-        const recipe: Recipe = { texts, opts: { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables, maxRules: this.maxRules } };
+        await nextTurn();
+        const recipe: Recipe = { texts, opts: { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables, maxRules: this.maxRules }, bytes: bytes.map(movableBytes) };
         const built = await this.build(recipe, restore);
         for (const t of 'skipped' in built ? built.skipped : built.source.skipped ?? []) {
           log('warn', 'table skipped (--skip-tables)', { file: t.file, line: t.line, table: t.table, rules: t.rules });

@@ -5,7 +5,7 @@
 import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
 import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
-import { materialize, type Recipe } from '../rules/deferred';
+import { materialize, movableBytes, type Recipe } from '../rules/deferred';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { checkCount, mergeTables, ruleCount, stripBom } from '../rules/load';
 import { detectFileFamily } from '../rules/family';
@@ -115,7 +115,7 @@ function tableHeaders(text: string): Set<string> {
  * against the rule limit. The running model is read only when a table of
  * it stays; the rule lines are counted for the admission check first.
  */
-async function textReplacement(fw: Firewall, input: string, family: Family | undefined, running: CompiledRuleSet | undefined): Promise<Recipe> {
+async function textReplacement(fw: Firewall, input: string, family: Family | undefined, running: CompiledRuleSet | undefined, bytes?: ArrayBuffer): Promise<Recipe> {
   // Each scan of a large body is tens of ms: the probes get a turn between them.
   const text = stripBom(input, REQUEST_FILE, (m) => log('warn', m));
   const max = fw.maxRules;
@@ -135,7 +135,11 @@ async function textReplacement(fw: Firewall, input: string, family: Family | und
     if (keptRules > 0) fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max, keptRules));
   }
   await nextTurn();
-  return { texts: [{ file: REQUEST_FILE, text }], opts: { family: fam, maxRules: max, rulesBefore: keptRules, saveOnly: true }, kept: kept ?? [] };
+  // The bytes are the text's only when no BOM was cut off it.
+  return {
+    texts: [{ file: REQUEST_FILE, text }], opts: { family: fam, maxRules: max, rulesBefore: keptRules, saveOnly: true }, kept: kept ?? [],
+    bytes: text === input ? [bytes] : undefined,
+  };
 }
 
 function nonEmpty(rs: RuleSet): RuleSet {
@@ -289,10 +293,12 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     const format = bodyFormat(String(req.headers['content-type'] ?? ''));
     const family = familyParam(req.query.get('family'), undefined);
     const text = await req.text();
+    // The body's bytes go to the build thread, moved, once decoded here.
+    const bytes = movableBytes(await req.bytes());
     const restore = truthy(req.query.get('counters'));
     const r = format === 'native'
       ? await fw.replace((running) => nativeReplacement(fw, text, running), restore)
-      : await fw.replaceText((running) => textReplacement(fw, text, family, running), restore, (parsed) => {
+      : await fw.replaceText((running) => textReplacement(fw, text, family, running, bytes), restore, (parsed) => {
         if (parsed === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
       });
     return { body: { replaced: true, ...r } };
