@@ -88,10 +88,20 @@ Napi::Value CompileRuleText(const Napi::CallbackInfo& info) {
     Napi::Object in = inputs.Get(i).As<Napi::Object>();
     std::string file = in.Get("file").ToString().Utf8Value();
     uint8_t family = static_cast<uint8_t>(in.Get("family").ToNumber().Uint32Value());
-    Napi::Value cv = in.Get("chunks");
-    if (!cv.IsArray()) throw Napi::TypeError::New(env, "compileRuleText: inputs[].chunks must be an array of strings");
-    Napi::Array chunks = cv.As<Napi::Array>();
     bool ok = tc.BeginFile(file, family);
+    Napi::Value bv = in.Get("bytes");
+    if (bv.IsTypedArray()) {
+      // Bytes are read where they are: no copy at all.
+      Napi::Uint8Array b = bv.As<Napi::Uint8Array>();
+      if (!ok || !tc.Feed(std::string_view(reinterpret_cast<const char*>(b.Data()), b.ByteLength()), true) || !tc.EndFile()) {
+        result.Set("declined", tc.declined());
+        return result;
+      }
+      continue;
+    }
+    Napi::Value cv = in.Get("chunks");
+    if (!cv.IsArray()) throw Napi::TypeError::New(env, "compileRuleText: inputs[] needs chunks (strings) or bytes (a Uint8Array)");
+    Napi::Array chunks = cv.As<Napi::Array>();
     // Each chunk copied into the same buffer in turn: the parsed rules keep
     // nothing of the text, and fresh pages for a whole copy of a large text
     // would cost more than parsing it.

@@ -17,10 +17,12 @@ const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.pos
  * merges with them: the reference's; a PUT's recipe keeps none as []).
  * False when it declined: then only the reason was posted.
  */
-function fast(req: BuildRequest): boolean {
+function fast(req: BuildRequest, bytes: Array<ArrayBuffer | undefined>): boolean {
   const { recipe } = req;
   if (recipe.kept?.length || !fastPathEnabled()) return false;
-  const r = fastCompileTexts(recipe.texts, { ...recipe.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters });
+  // Texts that came as their bytes go to the addon as bytes.
+  const texts = recipe.texts.map((t, i) => (bytes[i] ? { file: t.file, bytes: new Uint8Array(bytes[i]!) } : t));
+  const r = fastCompileTexts(texts, { ...recipe.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters });
   if ('declined' in r) {
     post({ type: 'fast-path', taken: false, reason: r.declined });
     return false;
@@ -40,8 +42,13 @@ function fast(req: BuildRequest): boolean {
   return true;
 }
 
-function run(req: BuildRequest): void {
-  if (fast(req)) return;
+function run(req: BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }): void {
+  const bytes = req.bytes ?? [];
+  if (fast(req, bytes)) return;
+  // The reference reads text: the bytes that came instead (build-thread.ts), decoded.
+  bytes.forEach((b, i) => {
+    if (b) req.recipe.texts[i] = { file: req.recipe.texts[i].file, text: Buffer.from(b).toString('utf8') };
+  });
   useSetDescriptions(req.recipe.sets ?? []);
   // Parse and compile, with progress and notices as the main thread would log them.
   const { source, parsedTables } = drain(recipeSourceSteps(req.recipe,
@@ -63,12 +70,7 @@ function run(req: BuildRequest): void {
 }
 
 try {
-  // Texts that came as their bytes (build-thread.ts), decoded here.
-  const req = workerData as BuildRequest & { bytes?: Array<ArrayBuffer | undefined> };
-  req.bytes?.forEach((b, i) => {
-    if (b) req.recipe.texts[i] = { file: req.recipe.texts[i].file, text: Buffer.from(b).toString('utf8') };
-  });
-  run(req);
+  run(workerData as BuildRequest & { bytes?: Array<ArrayBuffer | undefined> });
 } catch (err) {
   post({ type: 'error', error: serializeError(err) });
 }

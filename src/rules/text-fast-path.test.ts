@@ -112,6 +112,19 @@ describe('text fast path', { timeout: 600_000 }, () => {
     assert.equal(differential([{ file: 'a.v4', text: `\ufeff${v4}` }]), 'taken', 'a BOM');
   });
 
+  test('texts given as bytes (a file just read, a request body) compile as the same texts do', () => {
+    const gen = `${[...generateLines({ family: 'acl6', rules: 3000, seed: 3 })].join('\n')}\n`;
+    // Over 1 MiB and no family evidence: the detection reads all of it.
+    const portsOnly = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]',
+      ...Array.from({ length: 40_000 }, (_, i) => `-A FORWARD -p tcp -m tcp --dport ${i % 65536} -j ACCEPT`), 'COMMIT', ''].join('\n');
+    for (const [file, text] of [['gen.v6', gen], ['bom.rules', `\ufeff${gen}`], ['ports.rules', portsOnly], ['native.yaml', 'tables: []\n']] as const) {
+      const want = fastCompileTexts([{ file, text }], { fileCounters: true });
+      const got = fastCompileTexts([{ file, bytes: new Uint8Array(Buffer.from(text, 'utf8')) }], { fileCounters: true });
+      assert.deepEqual(got, { ...want, ...('parseSeconds' in want ? { parseSeconds: (got as typeof want).parseSeconds, compileSeconds: (got as typeof want).compileSeconds } : {}) }, file);
+      if (file !== 'native.yaml') assert.equal(differential([{ file, text }], { fileCounters: true }), 'taken', file);
+    }
+  });
+
   test('mutated lines: the fast path declines or agrees, and never takes what the reference refuses', () => {
     const VOCAB = ['!', '-s', '-d', '-p', '-i', '-o', '-m', '-j', '-g', 'tcp', 'udp', 'icmp', 'all', '6', '256', '--dport', '--sport', '--syn',
       '--tcp-flags', 'SYN', 'ALL', 'NONE', 'multiport', '--dports', '--ports', '1,2,3', '1:', ':5', '5:1', '65536', 'conntrack', '--ctstate',

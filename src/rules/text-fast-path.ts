@@ -69,6 +69,18 @@ function nameTables(): object {
   });
 }
 
+/**
+ * The first MiB of `b` (to its last newline) as text: the header, the
+ * format and the first family evidence are found in it (the detection stops
+ * at the first token, so a prefix with one gives the whole file's answer).
+ */
+function prefixText(b: Uint8Array): string {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
+  if (buf.length <= 1 << 20) return buf.toString('utf8');
+  const nl = buf.lastIndexOf(10, 1 << 20);
+  return buf.toString('utf8', 0, nl === -1 ? 1 << 20 : nl + 1);
+}
+
 /** Bytes of text the addon copies at a time. */
 const CHUNK = 4 << 20;
 
@@ -94,17 +106,33 @@ function lineChunks(text: string): string[] {
  * nothing was reported). Notices are returned, not given, so a declined
  * text is not noticed twice.
  */
-export function fastCompileTexts(texts: Array<{ file: string; text: string }>, opts: FastPathOptions): FastResult {
+export function fastCompileTexts(texts: Array<{ file: string; text: string } | { file: string; bytes: Uint8Array }>, opts: FastPathOptions): FastResult {
   const notices: string[] = [];
-  const inputs: Array<{ file: string; chunks: string[]; family: Family }> = [];
-  for (const { file, text: raw } of texts) {
+  const inputs: Array<{ file: string; chunks?: string[]; bytes?: Uint8Array; family: Family }> = [];
+  for (const t of texts) {
+    const { file } = t;
     // What parseTextSteps does before the parser: the BOM, the format, the family.
-    const text = stripBom(raw, file, (m) => notices.push(m));
+    let text: string;
+    let bytes: Uint8Array | undefined;
+    if ('bytes' in t) {
+      // Bytes go to the addon as they are; what the checks below read of
+      // them is decoded here (a prefix, or all of it for a file without
+      // family evidence in the prefix).
+      bytes = t.bytes;
+      if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+        stripBom('\ufeff', file, (m) => notices.push(m));
+        bytes = bytes.subarray(3);
+      }
+      text = prefixText(bytes);
+    } else {
+      text = stripBom(t.text, file, (m) => notices.push(m));
+    }
     if (!opts.saveOnly && looksNative(file, text)) return { declined: `${file}: the native rule format` };
     let family = opts.family;
     if (family === undefined) {
       try {
-        const d = detectFileFamily(text, file);
+        let d = detectFileFamily(text, file);
+        if (d.evidence.kind === 'none' && bytes && text.length < bytes.length) d = detectFileFamily(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'), file);
         family = d.family;
         if (d.evidence.kind === 'none') notices.push(noEvidenceNotice(file));
       } catch (err) {
@@ -112,7 +140,7 @@ export function fastCompileTexts(texts: Array<{ file: string; text: string }>, o
         throw err;
       }
     }
-    inputs.push({ file, chunks: lineChunks(text), family });
+    inputs.push(bytes ? { file, bytes, family } : { file, chunks: lineChunks(text), family });
   }
   const r = native().compileRuleText(inputs, nameTables(), {
     skipOtherTables: opts.skipOtherTables ?? false,
