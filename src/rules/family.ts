@@ -26,6 +26,7 @@
 // The scan stops at the first token; a line is tokenized only if it holds
 // one of the strings a token of evidence needs, so a port-only million-line
 // file costs one regular expression test per line.
+import { byName } from './by-name';
 import { basename } from 'node:path';
 import { RuleError } from './errors';
 import type { Family } from './model';
@@ -62,11 +63,11 @@ const CANDIDATE = new RegExp([
 ].join('|'), 'i');
 
 const ADDR_OPTS = new Set(['-s', '--source', '-d', '--destination', '--src-range', '--dst-range']);
-const MODULES: Record<string, Family> = {
+const MODULES: Record<string, Family> = byName({
   icmp: 4, ttl: 4,
   icmp6: 6, hl: 6, rt: 6, frag: 6, ipv6header: 6,
-};
-const PROTOS: Record<string, Family> = { icmp: 4, 'ipv6-icmp': 6, icmpv6: 6 };
+});
+const PROTOS: Record<string, Family> = byName({ icmp: 4, 'ipv6-icmp': 6, icmpv6: 6 });
 
 function addressFamily(v: string): Family | undefined {
   for (const part of v.split(/[,-]/)) {

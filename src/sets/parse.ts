@@ -12,6 +12,7 @@
 // the set's type (src/sets/entry.ts), so a set must be created before it is
 // added to, in the text or in the store. Every error is a RuleError at
 // file:line:column with the token, and a text with an error yields nothing.
+import { byName } from '../rules/by-name';
 import { RuleError } from '../rules/errors';
 import { ElementError, ipsetNumber, parseElement, type ElementContext } from './entry';
 import {
@@ -49,7 +50,7 @@ export interface ParsedSets {
 /** What the parser needs to know about sets that exist before the text runs. */
 export type SetLookup = (name: string) => ElementContext | undefined;
 
-const COMMANDS: Record<string, 'create' | 'add' | 'del' | 'destroy' | 'flush' | 'rename' | 'swap'> = {
+const COMMANDS: Record<string, 'create' | 'add' | 'del' | 'destroy' | 'flush' | 'rename' | 'swap'> = byName({
   create: 'create', n: 'create', '-N': 'create', '--create': 'create',
   add: 'add', a: 'add', '-A': 'add', '--add': 'add',
   del: 'del', d: 'del', '-D': 'del', '--del': 'del',
@@ -57,7 +58,7 @@ const COMMANDS: Record<string, 'create' | 'add' | 'del' | 'destroy' | 'flush' | 
   flush: 'flush', f: 'flush', '-F': 'flush', '--flush': 'flush',
   rename: 'rename', e: 'rename', '-E': 'rename', '--rename': 'rename',
   swap: 'swap', w: 'swap', '-W': 'swap', '--swap': 'swap',
-};
+});
 const NOT_IN_RESTORE = new Set(['list', 'l', '-L', 'save', 's', '-S', 'test', 't', '-T', 'restore', 'r', '-R', 'help', 'version']);
 const EXIST_FLAGS = new Set(['-exist', '-!', '--exist']);
 const QUIET_FLAGS = new Set(['-q', '-quiet', '--quiet']);
@@ -196,7 +197,7 @@ class Parser {
         case 'family': {
           const v = args[++i];
           if (!v) throw this.err(k, 'Syntax error: option `family\' needs a value');
-          const f: Record<string, FamilyName> = { inet: 'inet', ipv4: 'inet', '-4': 'inet', inet6: 'inet6', ipv6: 'inet6', '-6': 'inet6' };
+          const f: Record<string, FamilyName> = byName({ inet: 'inet', ipv4: 'inet', '-4': 'inet', inet6: 'inet6', ipv6: 'inet6', '-6': 'inet6' });
           if (!f[v.text]) throw this.err(v, `Syntax error: unknown inet family ${v.text}`);
           o.family = f[v.text];
           break;

@@ -4,6 +4,7 @@
 // system's /etc/protocols and /etc/services, as ipset's getprotobynumber /
 // getservbyname use them, with a built-in fallback; ICMP and ICMPv6 names
 // from ipset's lib/icmp.c and lib/icmpv6.c).
+import { byName } from '../rules/by-name';
 import { readFileSync } from 'node:fs';
 
 export type SetTypeName = 'hash:ip' | 'hash:net' | 'hash:ip,port' | 'hash:net,port' | 'bitmap:port';
@@ -29,9 +30,9 @@ export const SET_TYPES: Record<SetTypeName, SetTypeInfo> = {
 };
 
 /** ipset's old type names, still accepted by `ipset create`. */
-export const TYPE_ALIASES: Record<string, SetTypeName> = {
+export const TYPE_ALIASES: Record<string, SetTypeName> = byName({
   iphash: 'hash:ip', nethash: 'hash:net', ipporthash: 'hash:ip,port', portmap: 'bitmap:port',
-};
+});
 
 /** Types ipset knows that flatwall does not implement (a clear error instead of "unknown"). */
 export const UNSUPPORTED_TYPES = [

@@ -22,11 +22,19 @@ const RULES = 400_000;
 describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
   let lab: E2eLab;
   let big = '';
+  let fast = '';
   const api = (method: string, path: string, body?: string, ct?: string) => apiCall({ socket: lab.apiSocket }, method, path, body, ct);
 
   before(async () => {
     lab = await E2eLab.start({ rules: { 'small.rules': `${V4_HEADER}-A FORWARD -p icmp -j ACCEPT\nCOMMIT\n` } });
-    big = `${[...generateLines({ family: 'acl', rules: RULES, seed: 3 })].join('\n')}\n`;
+    // A LOG rule first: the addon's text fast path declines the set at
+    // once (src/rules/text-fast-path.ts), so the reference parser and
+    // compiler run and report their progress as they go; the fast path's
+    // own reload is the next test.
+    const lines = [...generateLines({ family: 'acl', rules: RULES - 1, seed: 3 })];
+    lines.splice(lines.findIndex((l) => l.startsWith('-A ')), 0, '-A FORWARD -p tcp --dport 9 -j LOG --log-prefix "nine "');
+    big = `${lines.join('\n')}\n`;
+    fast = `${[...generateLines({ family: 'acl', rules: RULES, seed: 4 })].join('\n')}\n`;
   });
   after(async () => {
     await lab?.close();
@@ -76,6 +84,39 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     // One log line per stage, with its counts.
     const logged = lab.fw.lines.map(parseJson).filter((j) => j?.msg === 'reload stage done');
     for (const stage of ['parse', 'compile', 'build']) assert.ok(logged.some((j) => j!.stage === stage && j!.total > 0), `${stage} logged: ${JSON.stringify(logged)}`);
+  });
+
+  test('the text fast path: the API answers during its reload and its stages are logged', async () => {
+    let inFlight = true;
+    let health = 0;
+    let failed = 0;
+    const stages = new Set<string>();
+    const poll = (async () => {
+      while (inFlight) {
+        try {
+          if ((await api('GET', '/health')).status === 200 && inFlight) health++;
+          const p = await api('GET', '/reload/progress');
+          if (inFlight && p.json?.active) stages.add(p.json.stage);
+        } catch {
+          failed++;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    const before = lab.fw.lines.length;
+    const put = await api('PUT', '/rules', fast, 'text/plain');
+    inFlight = false;
+    await poll;
+    assert.equal(put.status, 200, put.body.slice(0, 300));
+    assert.equal(put.json!.rules, RULES);
+    assert.equal(failed, 0, 'every probe was answered');
+    assert.ok(health >= 3, `/health answered ${health} times during the reload`);
+    assert.ok(stages.size >= 1, 'a stage was seen from outside');
+    const logged = lab.fw.lines.slice(before).map(parseJson);
+    if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') assert.ok(logged.some((j) => j?.msg === 'rule text compiled by the addon'), 'the fast path compiled it');
+    for (const stage of ['parse', 'compile', 'build']) {
+      assert.ok(logged.some((j) => j?.msg === 'reload stage done' && j.stage === stage && j.total > 0), `${stage} logged`);
+    }
   });
 
   test('a second replace during the first is queued: both answer, one generation each, never interleaved', async () => {

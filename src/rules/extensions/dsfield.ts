@@ -2,18 +2,19 @@
 // tos_mt: (tos & mask) == value), -m dscp (libxt_dscp.c, xt_dscp.c: the
 // upper six bits) and -m ecn (libxt_ecn.c, xt_ecn.c: the ECN field and
 // TCP's ECE/CWR flags).
+import { byName } from '../by-name';
 import { Bytes } from './program';
 import type { MatchExtension } from './registry';
 import { uint } from './util';
 
 const hex2 = (n: number) => `0x${n.toString(16).padStart(2, '0')}`;
-const TOS_NAMES: Record<string, number> = {
+const TOS_NAMES: Record<string, number> = byName({
   'minimize-delay': 0x10, 'maximize-throughput': 0x08, 'maximize-reliability': 0x04, 'minimize-cost': 0x02, 'normal-service': 0x00,
-};
-const DSCP_CLASSES: Record<string, number> = {
+});
+const DSCP_CLASSES: Record<string, number> = byName({
   CS0: 0, CS1: 8, CS2: 16, CS3: 24, CS4: 32, CS5: 40, CS6: 48, CS7: 56, BE: 0,
   AF11: 10, AF12: 12, AF13: 14, AF21: 18, AF22: 20, AF23: 22, AF31: 26, AF32: 28, AF33: 30, AF41: 34, AF42: 36, AF43: 38, EF: 46,
-};
+});
 
 function num(s: string): number | undefined {
   if (/^0x[0-9a-fA-F]{1,2}$/.test(s)) return parseInt(s, 16);

@@ -21,6 +21,7 @@
 // a packet meets, when it expires, or what is reported: refused by name
 // rather than silently ignored.
 // The op: native/extensions/ext_table.h Op::kCt.
+import { byName } from '../by-name';
 import { Bytes } from './program';
 import type { TargetExtension } from './targets';
 
@@ -29,14 +30,14 @@ interface CtOpts {
   helper?: string; // kept for printing; assigns nothing
 }
 
-const UNSUPPORTED: Record<string, string> = {
+const UNSUPPORTED: Record<string, string> = byName({
   '--zone': 'conntrack zones are not implemented (flatwall keeps one zone per port pair)',
   '--zone-orig': 'conntrack zones are not implemented (flatwall keeps one zone per port pair)',
   '--zone-reply': 'conntrack zones are not implemented (flatwall keeps one zone per port pair)',
   '--timeout': 'timeout policies are not implemented (use flatwall run --ct-timeout)',
   '--ctevents': 'conntrack events are not delivered by flatwall',
   '--expevents': 'conntrack events are not delivered by flatwall',
-};
+});
 
 export const ct: TargetExtension<CtOpts> = {
   name: 'CT',

@@ -98,6 +98,12 @@ test('every error names the token, with file:line:column', () => {
     ['-s 10.0.0.0/255.0.255.0', /non-contiguous netmask/, '10.0.0.0/255.0.255.0'],
     ['-s example.com', /host names are not supported/, 'example.com'],
     ['-p foo', /unknown protocol "foo"/, 'foo'],
+    // Names of Object.prototype are not names (the tables have no prototype: by-name.ts).
+    ['-p constructor', /unknown protocol "constructor"/, 'constructor'],
+    ['-p tcp --dport toString', /unknown port or service "toString"/, 'toString'],
+    ['-p icmp --icmp-type hasOwnProperty', /unknown ICMP type "hasOwnProperty"/, 'hasOwnProperty'],
+    ['-j REJECT --reject-with valueOf', /unknown reject type "valueOf"/, 'valueOf'],
+    ['-j LOG --log-level __proto__', /invalid log level "__proto__"/, '__proto__'],
     ['-p tcp --tcp-flags SYN,BOGUS SYN', /unknown TCP flag "BOGUS"/, 'SYN,BOGUS'],
     ['-p icmp --icmp-type 300', /unknown ICMP type "300"/, '300'],
     ['-m conntrack --ctstate NEW,BOGUS', /unknown conntrack state "BOGUS"/, 'NEW,BOGUS'],

@@ -2,6 +2,7 @@
 // iptables-restore accepts for the filter table. Every error names the
 // offending token with file:line:column, and nothing from a file with an error
 // is returned (the caller gets an exception, never half a rule set).
+import { byName } from '../by-name';
 import { RuleError, overRuleLimit, type Position } from '../errors';
 import {
   CT, type AddrRange, type Neg, type Chain, type ExtMatch, type Family, type SkippedTable, type IcmpType, type Match, type PortRange,
@@ -12,9 +13,9 @@ import { TARGETS, targetExtension } from '../extensions/targets';
 import { drain } from '../steps';
 
 /** -j LOG's flag options, as XT_LOG_* (include/uapi/linux/netfilter/xt_LOG.h). */
-export const LOG_FLAGS: Record<string, number> = {
+export const LOG_FLAGS: Record<string, number> = byName({
   '--log-tcp-sequence': 0x01, '--log-tcp-options': 0x02, '--log-ip-options': 0x04, '--log-uid': 0x08, '--log-macdecode': 0x20,
-};
+});
 import {
   V4_MAX, V6_MAX, maskLength4, maskLength6, parseIPv4, parseIPv6, prefixRange6,
 } from '../address';
