@@ -1,6 +1,6 @@
 // flatwall check FILE...: parse, validate and compile, then summarise.
 import { RuleError } from '../rules/errors';
-import { loadRuleFiles, readRuleTexts, type LoadTimings } from '../rules/load';
+import { loadRuleTexts, readRuleTexts, type LoadTimings } from '../rules/load';
 import { fastCompileTexts, fastPathEnabled } from '../rules/text-fast-path';
 import type { CompileStats, TableInfo } from '../rules/compile';
 import type { SkippedTable } from '../rules/model';
@@ -124,10 +124,11 @@ interface Loaded {
 /** The files compiled by the addon's text compiler when it takes them (src/rules/text-fast-path.ts), else by the reference. */
 function load(files: string[], opts: { family?: Family; skipOtherTables?: boolean; maxRecords?: number }, progress: Progress): Loaded {
   const onNotice = (m: string) => process.stderr.write(`${m}\n`);
+  const t0 = performance.now();
+  const texts = readRuleTexts(files);
+  const t1 = performance.now();
+  const readSeconds = (t1 - t0) / 1000;
   if (fastPathEnabled()) {
-    const t0 = performance.now();
-    const texts = readRuleTexts(files);
-    const t1 = performance.now();
     const r = fastCompileTexts(texts, opts);
     const t2 = performance.now();
     if (!('declined' in r)) {
@@ -137,12 +138,13 @@ function load(files: string[], opts: { family?: Family; skipOtherTables?: boolea
         stats: r.stats, tables: r.tables, skipped: r.skipped ?? [], interfaceClasses: r.ifaceCuts.length + 1,
         parsedTables: r.parsedTables,
         // The compile is timed natively; parse is the rest (the family scan, the copy into the addon, the parse).
-        timings: { readSeconds: (t1 - t0) / 1000, parseSeconds: total - r.compileSeconds, compileSeconds: r.compileSeconds },
+        timings: { readSeconds, parseSeconds: total - r.compileSeconds, compileSeconds: r.compileSeconds },
         compiledBy: 'addon',
       };
     }
   }
-  const { compiled, timings } = loadRuleFiles(files, { ...opts, onNotice, onParseProgress: (_file, d, t) => progress.update(d, t) });
+  // The reference, on the texts already read.
+  const { compiled, timings } = loadRuleTexts(texts, readSeconds, { ...opts, onNotice, onParseProgress: (_file, d, t) => progress.update(d, t) });
   return {
     stats: compiled.stats, tables: compiled.tables, skipped: compiled.source.skipped ?? [], interfaceClasses: compiled.ifaces.count,
     parsedTables: compiled.source.tables.map((t) => ({ name: t.name, family: t.family, file: t.file })),

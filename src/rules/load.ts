@@ -70,18 +70,33 @@ export function parseText(input: string, file: string, opts: LoadOptions = {}): 
   return drain(parseTextSteps(input, file, opts));
 }
 
-export function* parseTextSteps(input: string, file: string, opts: LoadOptions): Generator<unknown, RuleSet> {
+/**
+ * What a text is before a parser reads it: without its BOM (noticed),
+ * the native format or not, and, for iptables-save text, its family (the
+ * forced one, else detected; noticed when nothing shows it). A family
+ * disagreement is a RuleError. `whole` gives the full text when `input` is
+ * only its prefix (src/rules/text-fast-path.ts): the detection reads it
+ * only when the prefix shows no family, since it stops at the first
+ * evidence.
+ */
+export function textPreamble(input: string, file: string, opts: Pick<LoadOptions, 'family' | 'saveOnly' | 'onNotice'>, whole?: () => string):
+  { text: string; native: true } | { text: string; native: false; family: Family } {
   const text = stripBom(input, file, opts.onNotice);
-  if (!opts.saveOnly && looksNative(file, text)) return checkCount(parseNative(text, file), file, opts.maxRules, opts.rulesBefore);
-  let family = opts.family;
-  if (family === undefined) {
-    // Never a silent IPv4: header, name or the first family-only token, and
-    // a notice when there is none (the parser then checks every later token
-    // against the family fixed here).
-    const d = detectFileFamily(text, file);
-    family = d.family;
-    if (d.evidence.kind === 'none') opts.onNotice?.(noEvidenceNotice(file));
-  }
+  if (!opts.saveOnly && looksNative(file, text)) return { text, native: true };
+  if (opts.family !== undefined) return { text, native: false, family: opts.family };
+  // Never a silent IPv4: header, name or the first family-only token, and
+  // a notice when there is none (the parser then checks every later token
+  // against the family fixed here).
+  let d = detectFileFamily(text, file);
+  if (d.evidence.kind === 'none' && whole) d = detectFileFamily(whole(), file);
+  if (d.evidence.kind === 'none') opts.onNotice?.(noEvidenceNotice(file));
+  return { text, native: false, family: d.family };
+}
+
+export function* parseTextSteps(input: string, file: string, opts: LoadOptions): Generator<unknown, RuleSet> {
+  const p = textPreamble(input, file, opts);
+  if (p.native) return checkCount(parseNative(p.text, file), file, opts.maxRules, opts.rulesBefore);
+  const { text, family } = p;
   return yield* parseIptablesSteps(text, {
     file,
     family,
@@ -106,13 +121,18 @@ function* parseFilesSteps(files: string[], opts: LoadOptions): Generator<unknown
   return { ruleset: yield* parseTextsSteps(texts, opts), readSeconds };
 }
 
+/** A rule file that cannot be read: a RuleError naming it. */
+function unreadable(file: string, err: unknown): RuleError {
+  return new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
+}
+
 /** The rule files' texts; a file that cannot be read is a RuleError naming it. */
 export function readRuleTexts(files: string[]): Array<{ file: string; text: string }> {
   return files.map((file) => {
     try {
       return { file, text: readFileSync(file, 'utf8') };
     } catch (err) {
-      throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
+      throw unreadable(file, err);
     }
   });
 }
@@ -156,7 +176,7 @@ export async function readRuleTextsAsync(files: string[]): Promise<{ texts: Arra
     try {
       bytes = await readFile(file);
     } catch (err) {
-      throw new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
+      throw unreadable(file, err);
     }
     out.push({ file, text: await decodeUtf8Sliced(bytes) });
     all.push(bytes);
@@ -217,5 +237,14 @@ function* loadRuleFilesSteps(files: string[], opts: LoadOptions): Generator<unkn
     compiled,
     timings: { readSeconds, parseSeconds: (t1 - t0) / 1000 - readSeconds, compileSeconds: (t2 - t1) / 1000 },
   };
+}
+
+/** loadRuleFiles of texts already read (`readSeconds`: what reading them took), e.g. ones the text fast path declined. */
+export function loadRuleTexts(texts: Array<{ file: string; text: string }>, readSeconds: number, opts: LoadOptions = {}): { compiled: CompiledRuleSet; timings: LoadTimings } {
+  const t0 = performance.now();
+  const ruleset = drain(parseTextsSteps(texts, opts));
+  const t1 = performance.now();
+  const compiled = drain(compileSteps(ruleset, opts));
+  return { compiled, timings: { readSeconds, parseSeconds: (t1 - t0) / 1000, compileSeconds: (performance.now() - t1) / 1000 } };
 }
 

@@ -11,10 +11,7 @@
 // demand from its texts by the reference parser (deferred.ts), as for the
 // build thread's rule sets.
 import { native } from '../native';
-import { stripBom } from './load';
-import { looksNative } from './native-format';
-import { detectFileFamily } from './family';
-import { noEvidenceNotice } from './family';
+import { textPreamble } from './load';
 import { ICMPV6_TYPES, ICMP_TYPES, PROTO_BY_NAME, REJECT_CODE, REJECT_V4, REJECT_V6, SERVICES } from './iptables/names';
 import { TARGETS } from './extensions/targets';
 import { RuleError } from './errors';
@@ -111,36 +108,28 @@ export function fastCompileTexts(texts: Array<{ file: string; text: string } | {
   const inputs: Array<{ file: string; chunks?: string[]; bytes?: Uint8Array; family: Family }> = [];
   for (const t of texts) {
     const { file } = t;
-    // What parseTextSteps does before the parser: the BOM, the format, the family.
-    let text: string;
-    let bytes: Uint8Array | undefined;
-    if ('bytes' in t) {
-      // Bytes go to the addon as they are; what the checks below read of
-      // them is decoded here (a prefix, or all of it for a file without
-      // family evidence in the prefix).
-      bytes = t.bytes;
-      if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
-        stripBom('\ufeff', file, (m) => notices.push(m));
-        bytes = bytes.subarray(3);
+    const onNotice = (m: string) => notices.push(m);
+    // What parseTextSteps does before the parser (textPreamble): the BOM,
+    // the format, the family. Bytes go to the addon as they are; what the
+    // preamble reads of them is decoded here (a prefix, or all of it for a
+    // file without family evidence in the prefix).
+    let p: ReturnType<typeof textPreamble>;
+    let body: Uint8Array | undefined;
+    try {
+      if ('bytes' in t) {
+        const b = t.bytes;
+        body = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? b.subarray(3) : b;
+        const all = body;
+        p = textPreamble(prefixText(b), file, { ...opts, onNotice }, () => Buffer.from(all.buffer, all.byteOffset, all.length).toString('utf8'));
+      } else {
+        p = textPreamble(t.text, file, { ...opts, onNotice });
       }
-      text = prefixText(bytes);
-    } else {
-      text = stripBom(t.text, file, (m) => notices.push(m));
+    } catch (err) {
+      if (err instanceof RuleError) return { declined: `${file}: family evidence disagrees` };
+      throw err;
     }
-    if (!opts.saveOnly && looksNative(file, text)) return { declined: `${file}: the native rule format` };
-    let family = opts.family;
-    if (family === undefined) {
-      try {
-        let d = detectFileFamily(text, file);
-        if (d.evidence.kind === 'none' && bytes && text.length < bytes.length) d = detectFileFamily(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'), file);
-        family = d.family;
-        if (d.evidence.kind === 'none') notices.push(noEvidenceNotice(file));
-      } catch (err) {
-        if (err instanceof RuleError) return { declined: `${file}: family evidence disagrees` };
-        throw err;
-      }
-    }
-    inputs.push(bytes ? { file, bytes, family } : { file, chunks: lineChunks(text), family });
+    if (p.native) return { declined: `${file}: the native rule format` };
+    inputs.push(body ? { file, bytes: body, family: p.family } : { file, chunks: lineChunks(p.text), family: p.family });
   }
   const r = native().compileRuleText(inputs, nameTables(), {
     skipOtherTables: opts.skipOtherTables ?? false,
