@@ -40,7 +40,12 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     await lab?.close();
   });
 
-  test('/health and /reload/progress answer while a 400k-rule PUT /rules parses and compiles', async () => {
+  /**
+   * PUT /rules of `body` while a client asks /health, /rules (ctl list),
+   * /metrics and /reload/progress in turn, 20 ms apart: what was answered
+   * while the PUT was in flight.
+   */
+  async function putWhileProbing(body: string) {
     let inFlight = true;
     const seen: Array<{ stage: string; done: number; total: number }> = [];
     let health = 0;
@@ -65,9 +70,14 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    const put = await api('PUT', '/rules', big, 'text/plain');
+    const put = await api('PUT', '/rules', body, 'text/plain');
     inFlight = false;
     await poll;
+    return { put, seen, health, listed, metrics, failed };
+  }
+
+  test('/health and /reload/progress answer while a 400k-rule PUT /rules parses and compiles', async () => {
+    const { put, seen, health, listed, metrics, failed } = await putWhileProbing(big);
     assert.equal(put.status, 200, put.body.slice(0, 300));
     assert.equal(put.json!.rules, RULES);
     assert.equal(failed, 0, 'every probe was answered');
@@ -87,26 +97,9 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
   });
 
   test('the text fast path: the API answers during its reload and its stages are logged', async () => {
-    let inFlight = true;
-    let health = 0;
-    let failed = 0;
-    const stages = new Set<string>();
-    const poll = (async () => {
-      while (inFlight) {
-        try {
-          if ((await api('GET', '/health')).status === 200 && inFlight) health++;
-          const p = await api('GET', '/reload/progress');
-          if (inFlight && p.json?.active) stages.add(p.json.stage);
-        } catch {
-          failed++;
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
     const before = lab.fw.lines.length;
-    const put = await api('PUT', '/rules', fast, 'text/plain');
-    inFlight = false;
-    await poll;
+    const { put, seen, health, failed } = await putWhileProbing(fast);
+    const stages = new Set(seen.map((x) => x.stage));
     assert.equal(put.status, 200, put.body.slice(0, 300));
     assert.equal(put.json!.rules, RULES);
     assert.equal(failed, 0, 'every probe was answered');
