@@ -89,6 +89,34 @@ Napi::Value CompileRuleText(const Napi::CallbackInfo& info) {
     std::string file = in.Get("file").ToString().Utf8Value();
     uint8_t family = static_cast<uint8_t>(in.Get("family").ToNumber().Uint32Value());
     bool ok = tc.BeginFile(file, family);
+    Napi::Value pv = in.Get("pull");
+    if (pv.IsFunction()) {
+      // A text still arriving (a request body): pull() blocks until the
+      // next whole lines are there and gives them as a Uint8Array over the
+      // shared body, or null at its end. Each is fed one call behind, so
+      // the last one is known as the last (it need not end in a newline).
+      Napi::Function pull = pv.As<Napi::Function>();
+      Napi::Value held = env.Null();
+      while (ok) {
+        Napi::Value next = pull.Call({});
+        if (!next.IsNull() && !next.IsUndefined() && !next.IsTypedArray())
+          throw Napi::TypeError::New(env, "compileRuleText: pull() must return a Uint8Array or null");
+        bool end = !next.IsTypedArray();
+        if (held.IsTypedArray()) {
+          Napi::Uint8Array b = held.As<Napi::Uint8Array>();
+          ok = tc.Feed(std::string_view(reinterpret_cast<const char*>(b.Data()), b.ByteLength()), end);
+        } else if (end) {
+          ok = tc.Feed("", true);
+        }
+        if (end) break;
+        held = next;
+      }
+      if (!ok || !tc.EndFile()) {
+        result.Set("declined", tc.declined());
+        return result;
+      }
+      continue;
+    }
     Napi::Value bv = in.Get("bytes");
     if (bv.IsTypedArray()) {
       // Bytes are read where they are: no copy at all.
@@ -100,7 +128,7 @@ Napi::Value CompileRuleText(const Napi::CallbackInfo& info) {
       continue;
     }
     Napi::Value cv = in.Get("chunks");
-    if (!cv.IsArray()) throw Napi::TypeError::New(env, "compileRuleText: inputs[] needs chunks (strings) or bytes (a Uint8Array)");
+    if (!cv.IsArray()) throw Napi::TypeError::New(env, "compileRuleText: inputs[] needs chunks (strings), bytes (a Uint8Array) or pull (a function)");
     Napi::Array chunks = cv.As<Napi::Array>();
     // Each chunk copied into the same buffer in turn: the parsed rules keep
     // nothing of the text, and fresh pages for a whole copy of a large text

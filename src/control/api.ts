@@ -33,6 +33,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { decodeUtf8Sliced } from '../rules/load';
 import { RuleError, RuleLimitError, excerpt } from '../rules/errors';
 import { AdmissionError } from './admission';
+import { SharedBody } from './shared-body';
 import { log } from './log';
 
 export const DEFAULT_SOCKET = '/run/flatwall/flatwall.sock';
@@ -60,6 +61,12 @@ export interface ApiRequest {
   text(): Promise<string>;
   /** The body as bytes (the same single read). */
   bytes(): Promise<Buffer>;
+  /**
+   * The body read into shared memory as it arrives, for a thread that reads
+   * it meanwhile (shared-body.ts); bytes() then resolves to the same bytes.
+   * Undefined without a Content-Length, over the limit, or once read.
+   */
+  sharedBody?(): { body: SharedBody; complete: Promise<Buffer> } | undefined;
   /** Over the Unix socket (root-only by its mode), not TCP. */
   local: boolean;
   /** The body as a JSON object; an empty body is {}. */
@@ -231,9 +238,16 @@ export class ApiServer {
       let body: Promise<Buffer> | undefined;
       const bytes = () => (body ??= readBody(req, route.maxBody));
       const text = async () => bodyText(await bytes());
+      const sharedBody = () => {
+        const declared = Number(req.headers['content-length'] ?? 0);
+        if (body || !(Number.isInteger(declared) && declared > 0 && declared <= route.maxBody)) return undefined;
+        const sb = new SharedBody(declared);
+        body = readBodyShared(req, sb);
+        return { body: sb, complete: body };
+      };
       const r = await route.handler({
         method: req.method ?? 'GET', path: url.pathname, params, query: url.searchParams, headers: req.headers,
-        text, bytes, local: !tcp,
+        text, bytes, sharedBody, local: !tcp,
         json: async () => {
           const t = (await text()).trim();
           if (t === '') return {};
@@ -351,6 +365,38 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
     });
     req.on('end', () => resolve(whole ? whole.subarray(0, n) : Buffer.concat(chunks)));
     req.on('error', reject);
+  });
+}
+
+/** readBody into a SharedBody of the request's Content-Length, which a reader on another thread follows. */
+function readBodyShared(req: IncomingMessage, sb: SharedBody): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: Error) => {
+      sb.abort();
+      if (!settled) reject(err);
+      settled = true;
+    };
+    req.on('data', (c: Buffer) => {
+      if (settled) return;
+      if (!sb.write(c)) {
+        req.removeAllListeners('data');
+        req.resume();
+        fail(new ApiError(413, 'body_too_large', `request body exceeds its Content-Length, ${sb.buffer.byteLength} bytes`));
+      }
+    });
+    req.on('end', () => {
+      const b = sb.end();
+      if (b) {
+        settled = true;
+        resolve(b);
+      } else {
+        fail(new ApiError(400, 'bad_request', `request body ended after ${sb.received} of its Content-Length, ${sb.buffer.byteLength} bytes`));
+      }
+    });
+    req.on('error', fail);
+    // A client that goes away mid-body: the reader must not wait for the rest.
+    req.on('close', () => fail(new ApiError(400, 'bad_request', 'the client closed the connection before the body ended')));
   });
 }
 

@@ -16,12 +16,13 @@ import { ruleIdsByChain } from '../rules/positions';
 import { IpsetStore, loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
 import { join } from 'node:path';
-import { buildOffThread } from './build-thread';
+import { buildOffThread, buildStreamOffThread, type StreamRequest } from './build-thread';
+import { SharedBody } from './shared-body';
 import { identities } from './counters';
 import { compile, type CompiledRuleSet } from '../rules/compile';
-import { isDeferred, materialize, type Recipe } from '../rules/deferred';
+import { isDeferred, materialize, recipeSourceSteps, type Recipe } from '../rules/deferred';
 import { RuleError, RuleLimitError } from '../rules/errors';
-import { mergeTables, parseTextsSteps } from '../rules/load';
+import { parseTextsSteps } from '../rules/load';
 import { drain } from '../rules/steps';
 import { parseIptables } from '../rules/iptables/parse';
 import { ruleSpec } from '../rules/iptables/print';
@@ -29,7 +30,7 @@ import { FAMILIES, generateLines } from '../rules/generate';
 import { CORPUS, corpusFiles } from '../../test/corpus-files';
 
 function onMain(recipe: Recipe): CompiledRuleSet {
-  return compile(drain(parseTextsSteps(recipe.texts, recipe.opts)));
+  return compile(drain(recipeSourceSteps(recipe)).source);
 }
 
 /** What a listing shows of a rule set, by id. */
@@ -123,7 +124,7 @@ describe('build thread', { timeout: 300_000 }, () => {
     const kept = v4.tables.slice(0, 2);
     assert.deepEqual(kept.map((t) => t.name), ['filter', 'raw']);
     const recipe: Recipe = { texts: [{ file: 'extensions6.rules', text }], opts: { family: 6 }, kept };
-    const want = compile(mergeTables({ tables: kept }, drain(parseTextsSteps(recipe.texts, recipe.opts))));
+    const want = compile(drain(recipeSourceSteps(recipe)).source);
     const got = await buildOffThread({ recipe, fileCounters: false });
     await got.later;
     assert.deepEqual(Buffer.from(got.compiled.buffer), Buffer.from(want.buffer));
@@ -171,6 +172,108 @@ describe('build thread', { timeout: 300_000 }, () => {
     const policy = got.compiled.rules.find((r) => r.chain === 'FORWARD' && r.policy)!;
     assert.deepEqual(fileCounters!.get(rule.id), [5n, 500n]);
     assert.deepEqual(fileCounters!.get(policy.id), [7n, 700n]);
+  });
+});
+
+/**
+ * `text` written into a SharedBody in pieces of 1 to `most` bytes (cut
+ * anywhere: inside lines, inside a CRLF) with turns of the event loop
+ * between, while the build thread reads it; `stopAt` aborts there.
+ */
+async function streamIn(text: string, most: number, seed: number, stopAt?: number): Promise<{ body: SharedBody; done: Promise<Buffer | undefined> }> {
+  const bytes = Buffer.from(text, 'utf8');
+  const body = new SharedBody(bytes.length);
+  let x = seed;
+  const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) % most) + 1;
+  const done = (async () => {
+    for (let at = 0; at < bytes.length;) {
+      if (stopAt !== undefined && at >= stopAt) {
+        body.abort();
+        return undefined;
+      }
+      const n = Math.min(bytes.length - at, rnd());
+      assert.ok(body.write(bytes.subarray(at, at + n)));
+      at += n;
+      if (x % 4 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    return body.end();
+  })();
+  return { body, done };
+}
+
+function streamReq(body: SharedBody, running: StreamRequest['stream']['running'] = [], opts: StreamRequest['stream']['opts'] = { saveOnly: true }): StreamRequest {
+  return { stream: { buffer: body.buffer, progress: body.progress, file: '<request>', running, opts }, fileCounters: true };
+}
+
+describe('a request body compiled while it arrives', { timeout: 300_000, skip: process.env.FLATWALL_TEXT_FAST_PATH === '0' && 'the text fast path is off' }, () => {
+  for (const family of ['acl', 'chain', 'acl6'] as const) {
+    test(`${family}: the tables, identities and model of the whole text, whatever the pieces`, async () => {
+      const text = `${[...generateLines({ family, rules: 20_000, seed: 5 })].join('\n')}\n`;
+      const want = onMain({ texts: [{ file: '<request>', text }], opts: { saveOnly: true } });
+      for (const [most, seed] of [[70_000, 1], [977, 2]]) {
+        const { body, done } = await streamIn(text, most, seed);
+        let taken: boolean | undefined;
+        const got = await buildStreamOffThread(streamReq(body), new Uint8Array(body.buffer), { onFastPath: (r) => (taken = r.taken) });
+        assert.ok(await done);
+        assert.ok(!('declined' in got), 'the addon compiled it');
+        assert.equal(taken, true);
+        const c = got.compiled;
+        const later = await got.later;
+        assert.deepEqual(Buffer.from(c.buffer), Buffer.from(want.buffer), 'packed tables');
+        assert.deepEqual(c.stats, want.stats);
+        assert.deepEqual(c.spans, want.spans);
+        assert.deepEqual(c.ifaces.toJSON(), want.ifaces.toJSON());
+        const ids = identities(want.rules);
+        assert.deepEqual([later.identities.fps, later.identities.keys, later.identities.keys2], [ids.fps, ids.keys, ids.keys2]);
+        // The model is read from the body's bytes (never decoded on this thread before).
+        assert.ok(isDeferred(c));
+        await materialize(c);
+        assert.deepEqual(listing(c), listing(want), 'the model read back');
+      }
+    });
+  }
+
+  test('a BOM, CRLF line ends and no newline at the end', async () => {
+    const text = '\ufeff*filter\r\n:INPUT ACCEPT [0:0]\r\n:FORWARD DROP [0:0]\r\n:OUTPUT ACCEPT [0:0]\r\n-A FORWARD -s 10.0.0.1/32 -p tcp --dport 22 -j ACCEPT\r\nCOMMIT';
+    const want = onMain({ texts: [{ file: '<request>', text }], opts: { saveOnly: true } });
+    const notices: string[] = [];
+    const { body, done } = await streamIn(text, 7, 3);
+    const got = await buildStreamOffThread(streamReq(body), new Uint8Array(body.buffer), { onNotice: (m) => notices.push(m) });
+    await done;
+    assert.ok(!('declined' in got));
+    assert.deepEqual(Buffer.from(got.compiled.buffer), Buffer.from(want.buffer));
+    assert.ok(notices.some((n) => /BOM|byte order mark/i.test(n)), JSON.stringify(notices));
+  });
+
+  test('declined once the whole body is here: outside the subset, a running table that would stay, no filter table', async () => {
+    const text = (rule: string, family: 4 | 6 = 4) => `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -s ${family === 4 ? '10.0.0.1/32' : '2001:db8::1/128'} -j ACCEPT\n${rule}COMMIT\n`;
+    const cases: Array<[string, string, StreamRequest['stream']['running'], RegExp]> = [
+      ['LOG', text('-A FORWARD -j LOG\n'), [], /LOG|target/],
+      ['a running IPv6 table', text(''), [{ family: 6, name: 'filter' }], /IPv6 stays/],
+      ['a running raw table', text(''), [{ family: 4, name: 'filter' }, { family: 4, name: 'raw' }], /raw table of IPv4 stays/],
+      ['only an IPv6 body beside a running IPv4 one', text('', 6), [{ family: 4, name: 'filter' }], /IPv4 stays/],
+      ['no table', '# nothing\n', [], /no tables|filter table/],
+    ];
+    for (const [what, body0, running, reason] of cases) {
+      const { body, done } = await streamIn(body0, 13, 4);
+      let said = '';
+      const got = await buildStreamOffThread(streamReq(body, running), new Uint8Array(body.buffer), { onFastPath: (r) => (said = r.taken ? 'taken' : r.reason) });
+      assert.ok(await done, what);
+      assert.ok('declined' in got, `${what}: declined`);
+      assert.match(got.declined, reason, what);
+      assert.equal(said, got.declined, `${what}: the reason was given`);
+    }
+    // The same running IPv4 filter table and an IPv4 body: taken.
+    const { body, done } = await streamIn(text(''), 13, 5);
+    const got = await buildStreamOffThread(streamReq(body, [{ family: 4, name: 'filter' }]), new Uint8Array(body.buffer));
+    await done;
+    assert.ok(!('declined' in got));
+  });
+
+  test('a body that stops before its end fails the build', async () => {
+    const text = `${[...generateLines({ family: 'acl', rules: 5000, seed: 6 })].join('\n')}\n`;
+    const { body } = await streamIn(text, 4000, 7, 100_000);
+    await assert.rejects(buildStreamOffThread(streamReq(body), new Uint8Array(body.buffer)), /ended before its Content-Length/);
   });
 });
 

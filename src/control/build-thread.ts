@@ -22,7 +22,7 @@ import { RuleError, RuleLimitError, type Position } from '../rules/errors';
 import { IfaceClasses } from '../rules/iface';
 import { deferModel, type Recipe } from '../rules/deferred';
 import { logRuleOf, type CompiledRuleSet, type CompileStats, type LogRule, type TableInfo } from '../rules/compile';
-import type { RuleSet, SkippedTable } from '../rules/model';
+import type { Family, RuleSet, SkippedTable, TableName } from '../rules/model';
 import type { RuleIdentities } from './counters';
 import { describeSets } from '../sets/registry';
 
@@ -31,14 +31,34 @@ export interface BuildRequest {
   maxRecords?: number;
   /** Also return the file's [packets:bytes] by rule id (iptables-restore -c). */
   fileCounters: boolean;
+  /** False: straight to the reference (the addon's compiler has declined these texts already). */
+  fastPath?: boolean;
+}
+
+/**
+ * A PUT /rules body parsed while it arrives (shared-body.ts) by the addon's
+ * text compiler: the whole of the running rules is replaced, or the build
+ * declines and the caller builds the whole body again by the reference.
+ */
+export interface StreamRequest {
+  stream: {
+    buffer: SharedArrayBuffer;
+    progress: SharedArrayBuffer;
+    file: string;
+    /** The running tables: a body that would leave one of them in place is declined (merging is the reference's). */
+    running: Array<{ family: Family; name: TableName }>;
+    opts: Pick<Recipe['opts'], 'family' | 'maxRules' | 'saveOnly'>;
+  };
+  maxRecords?: number;
+  fileCounters: boolean;
 }
 
 export interface BuildHooks {
   onParseProgress?: (file: string, done: number, total: number) => void;
   onProgress?: (done: number, total: number) => void;
   onNotice?: (message: string) => void;
-  /** Called with the number of tables the texts gave, before the compile; throwing stops the build with that error. */
-  onParsed?: (parsedTables: number) => void;
+  /** Called with the number of tables and rules the texts gave, before the classifiers are built; throwing stops the build with that error. */
+  onParsed?: (parsedTables: number, rules: number) => void;
   /** Whether the addon's text compiler built it (src/rules/text-fast-path.ts), or why the reference did. */
   onFastPath?: (r: { taken: true; parseSeconds: number; compileSeconds: number } | { taken: false; reason: string }) => void;
   /** Aborting it ends the thread. */
@@ -50,12 +70,15 @@ export type WorkerMessage =
   | { type: 'parse'; file: string; done: number; total: number }
   | { type: 'compile'; done: number; total: number }
   | { type: 'notice'; message: string }
-  | { type: 'parsed'; tables: number }
+  | { type: 'parsed'; tables: number; rules: number }
+  | { type: 'declined'; reason: string }
   | { type: 'fast-path'; taken: true; parseSeconds: number; compileSeconds: number }
   | { type: 'fast-path'; taken: false; reason: string }
   | {
     type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
     spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[];
+    /** A streamed body's family, as the text compiler detected it. */
+    family?: Family;
   }
   | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; keys2: Uint32Array; logRules: Array<[number, LogRule]>; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
   | { type: 'error'; error: SerializedError };
@@ -133,19 +156,35 @@ const WORKER = join(__dirname, 'build-worker.js');
  * the parse or compile error, and nothing of it is kept.
  */
 export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promise<ThreadBuilt> {
+  // The sets -m set may name, as the store describes them now: the thread
+  // and any later re-read of the model (deferred.ts) both answer from these.
+  const { bytes, ...given } = req.recipe;
+  const recipe: Recipe = { ...given, sets: given.sets ?? describeSets() };
+  // Texts whose bytes are given cross as those bytes, moved (the thread
+  // decodes them); the others are copied.
+  const moved = recipe.texts.map((_t, i) => bytes?.[i]);
+  const sent = { ...recipe, texts: recipe.texts.map((t, i) => (moved[i] ? { file: t.file, text: '' } : t)) };
+  return onThread({ ...req, recipe: sent, bytes: moved }, moved.filter((b): b is ArrayBuffer => b !== undefined), () => recipe, hooks) as Promise<ThreadBuilt>;
+}
+
+/**
+ * A body compiled while it arrives (StreamRequest), or `{ declined }` once
+ * all of it is here, when the addon's compiler cannot take it (then build
+ * the whole body as a recipe).
+ */
+export function buildStreamOffThread(req: StreamRequest, body: Uint8Array, hooks: BuildHooks = {}): Promise<ThreadBuilt | { declined: string }> {
+  const sets = describeSets();
+  const { file, opts } = req.stream;
+  return onThread(req, [], (m) => ({
+    texts: [{ file, bytes: body }], opts: { ...opts, family: m.family ?? opts.family, rulesBefore: 0 }, kept: [], sets,
+  }), hooks);
+}
+
+/** One worker of build-worker.ts, its messages turned into hooks and the result. */
+function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: (built: Extract<WorkerMessage, { type: 'built' }>) => Recipe,
+  hooks: BuildHooks): Promise<ThreadBuilt | { declined: string }> {
   return new Promise((resolve, reject) => {
-    // The sets -m set may name, as the store describes them now: the thread
-    // and any later re-read of the model (deferred.ts) both answer from these.
-    const { bytes, ...given } = req.recipe;
-    const recipe: Recipe = { ...given, sets: given.sets ?? describeSets() };
-    // Texts whose bytes are given cross as those bytes, moved (the thread
-    // decodes them); the others are copied.
-    const moved = recipe.texts.map((_t, i) => bytes?.[i]);
-    const sent = { ...recipe, texts: recipe.texts.map((t, i) => (moved[i] ? { file: t.file, text: '' } : t)) };
-    const w = new Worker(WORKER, {
-      workerData: { ...req, recipe: sent, bytes: moved },
-      transferList: moved.filter((b): b is ArrayBuffer => b !== undefined),
-    });
+    const w = new Worker(WORKER, { workerData, transferList });
     // The firewall stopping ends the thread.
     const stopped = () => fail(new Error('the build was stopped: the firewall is stopping'));
     hooks.signal?.addEventListener('abort', stopped, { once: true });
@@ -168,19 +207,24 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
         case 'fast-path': hooks.onFastPath?.(m.taken ? { taken: true, parseSeconds: m.parseSeconds, compileSeconds: m.compileSeconds } : { taken: false, reason: m.reason }); break;
         case 'parsed':
           try {
-            hooks.onParsed?.(m.tables);
+            hooks.onParsed?.(m.tables, m.rules);
           } catch (err) {
             fail(err as Error);
           }
           break;
         case 'error': fail(rebuildError(m.error)); break;
+        case 'declined':
+          done = true;
+          resolve({ declined: m.reason });
+          void w.terminate();
+          break;
         case 'built': {
           built = true;
           const later = new Promise<Awaited<ThreadBuilt['later']>>((res, rej) => (settleLater = { resolve: res, reject: rej }));
           later.catch(() => undefined); // a caller that stops waiting (the build failed natively) leaves it unobserved
           const compiled = deferModel({
             buffer: m.buffer, tables: m.tables, stats: m.stats, ifaces: IfaceClasses.fromCuts(m.ifaceCuts), spans: m.spans,
-          }, recipe, m.stats.families, m.ruleIds);
+          }, recipeOf(m), m.stats.families, m.ruleIds);
           resolve({ compiled, skipped: m.skipped ?? [], later, cancel: () => fail(new Error('the build was abandoned')) });
           break;
         }

@@ -4,12 +4,31 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { compileSteps } from '../rules/compile';
 import { recipeSourceSteps } from '../rules/deferred';
 import { drain } from '../rules/steps';
+import { ruleCount } from '../rules/load';
 import { fileCounters, identities } from './counters';
 import { useSetDescriptions } from '../sets/registry';
-import { fastCompileTexts, fastPathEnabled } from '../rules/text-fast-path';
-import { logRules, serializeError, setReferenceCounts, type BuildRequest, type WorkerMessage } from './build-thread';
+import { fastCompileTexts, fastPathEnabled, type FastBuilt } from '../rules/text-fast-path';
+import { SharedBodyReader } from './shared-body';
+import type { Family } from '../rules/model';
+import { logRules, serializeError, setReferenceCounts, type BuildRequest, type StreamRequest, type WorkerMessage } from './build-thread';
 
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
+
+/** A build the addon's text compiler made, posted as the reference's would be (progress, tables, then identities). */
+function postFast(r: FastBuilt, files: string[], family?: Family): void {
+  for (const message of r.notices) post({ type: 'notice', message });
+  files.forEach((file, i) => post({ type: 'parse', file, done: r.lines[i], total: r.lines[i] }));
+  post({ type: 'fast-path', taken: true, parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds });
+  post({ type: 'parsed', tables: r.parsedTables.length, rules: r.stats.sourceRules });
+  post({ type: 'compile', done: r.stats.sourceRules, total: r.stats.sourceRules });
+  post({
+    type: 'built', buffer: r.buffer, tables: r.tables, stats: r.stats, ifaceCuts: r.ifaceCuts, ruleIds: r.ruleIds, spans: r.spans, skipped: r.skipped, family,
+  }, [r.buffer]);
+  const ids = r.identities;
+  // The subset has no LOG rules and no -m set: nothing to name in LOG lines, no set references.
+  post({ type: 'identities', fps: ids.fps, keys: ids.keys, keys2: ids.keys2, logRules: [], fileCounters: r.fileCounters },
+    [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer, ids.keys2.buffer as ArrayBuffer]);
+}
 
 /**
  * The addon's text compiler (src/rules/text-fast-path.ts), for a whole
@@ -19,7 +38,7 @@ const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.pos
  */
 function fast(req: BuildRequest, bytes: Array<ArrayBuffer | undefined>): boolean {
   const { recipe } = req;
-  if (recipe.kept?.length || !fastPathEnabled()) return false;
+  if (recipe.kept?.length || req.fastPath === false || !fastPathEnabled()) return false;
   // Texts that came as their bytes go to the addon as bytes.
   const texts = recipe.texts.map((t, i) => (bytes[i] ? { file: t.file, bytes: new Uint8Array(bytes[i]!) } : t));
   const r = fastCompileTexts(texts, { ...recipe.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters });
@@ -27,19 +46,36 @@ function fast(req: BuildRequest, bytes: Array<ArrayBuffer | undefined>): boolean
     post({ type: 'fast-path', taken: false, reason: r.declined });
     return false;
   }
-  for (const message of r.notices) post({ type: 'notice', message });
-  recipe.texts.forEach((t, i) => post({ type: 'parse', file: t.file, done: r.lines[i], total: r.lines[i] }));
-  post({ type: 'fast-path', taken: true, parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds });
-  post({ type: 'parsed', tables: r.parsedTables.length });
-  post({ type: 'compile', done: r.stats.sourceRules, total: r.stats.sourceRules });
-  post({
-    type: 'built', buffer: r.buffer, tables: r.tables, stats: r.stats, ifaceCuts: r.ifaceCuts, ruleIds: r.ruleIds, spans: r.spans, skipped: r.skipped,
-  }, [r.buffer]);
-  const ids = r.identities;
-  // The subset has no LOG rules and no -m set: nothing to name in LOG lines, no set references.
-  post({ type: 'identities', fps: ids.fps, keys: ids.keys, keys2: ids.keys2, logRules: [], fileCounters: r.fileCounters },
-    [ids.fps.buffer as ArrayBuffer, ids.keys.buffer as ArrayBuffer, ids.keys2.buffer as ArrayBuffer]);
+  postFast(r, recipe.texts.map((t) => t.file));
   return true;
+}
+
+/**
+ * A body parsed as it arrives (StreamRequest): the addon's compiler or
+ * nothing. The tables it gives must replace every running one (a table
+ * that stays is merged by the reference), so it declines a family or a
+ * table that would leave one; a declined stream is built again from the
+ * whole body by the reference, on a thread of its own (build-thread.ts).
+ */
+function streamed(req: StreamRequest): void {
+  const body = new SharedBodyReader(req.stream.buffer, req.stream.progress);
+  const { file, running } = req.stream;
+  let family: Family | undefined;
+  const accept = (_file: string, f: Family): string | undefined => {
+    family = f;
+    const stays = running.find((t) => t.family !== f || t.name !== 'filter');
+    return stays ? `the running ${stays.name} table of IPv${stays.family} stays (a merge is the reference's)` : undefined;
+  };
+  const r = fastCompileTexts([{ file, stream: body }], { ...req.stream.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters }, accept);
+  const declined = 'declined' in r ? r.declined : r.parsedTables.length === 0 ? 'no filter table' : undefined;
+  if (declined !== undefined) {
+    // The reference needs all of it; wait for the end so that what it gets is the whole body.
+    post({ type: 'fast-path', taken: false, reason: declined });
+    body.all();
+    post({ type: 'declined', reason: declined });
+    return;
+  }
+  postFast(r as FastBuilt, [file], family);
 }
 
 function run(req: BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }): void {
@@ -54,7 +90,7 @@ function run(req: BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }): vo
   const { source, parsedTables } = drain(recipeSourceSteps(req.recipe,
     (file, done, total) => post({ type: 'parse', file, done, total }),
     (message) => post({ type: 'notice', message })));
-  post({ type: 'parsed', tables: parsedTables });
+  post({ type: 'parsed', tables: parsedTables, rules: ruleCount(source) });
   const compiled = drain(compileSteps(source, { maxRecords: req.maxRecords, onProgress: (done, total) => post({ type: 'compile', done, total }) }));
   // The packed tables go first: the classifier builds while the rest is computed.
   post({
@@ -70,7 +106,9 @@ function run(req: BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }): vo
 }
 
 try {
-  run(workerData as BuildRequest & { bytes?: Array<ArrayBuffer | undefined> });
+  const data = workerData as (BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }) | StreamRequest;
+  if ('stream' in data) streamed(data);
+  else run(data);
 } catch (err) {
   post({ type: 'error', error: serializeError(err) });
 }

@@ -6,9 +6,10 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { targetExtension } from '../rules/extensions/targets';
 import { readRuleTextsAsync, ruleCount } from '../rules/load';
 import { compileAsync, compileSteps, logRuleOf, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
-import { isDeferred, materialize, movableBytes, recipeSourceSteps, type Recipe } from '../rules/deferred';
-import { buildOffThread, setReferenceCounts, type ThreadBuilt } from './build-thread';
-import type { Family, RuleSet } from '../rules/model';
+import { isDeferred, materialize, movableBytes, recipeSourceSteps, recipeTextLength, type Recipe } from '../rules/deferred';
+import { buildOffThread, buildStreamOffThread, setReferenceCounts, type BuildHooks, type ThreadBuilt } from './build-thread';
+import type { SharedBody } from './shared-body';
+import type { Family, RuleSet, TableName } from '../rules/model';
 import { native } from '../native';
 import { log } from './log';
 import { CounterBank, fileCounters, identitiesSteps, type LiveCounters, type RuleIdentities } from './counters';
@@ -23,7 +24,7 @@ import { setReferenceCounter } from '../sets/registry';
 import { countRuleCommands } from '../rules/iptables/parse';
 import { looksNative } from '../rules/native-format';
 import { RuleLimitError, excerpt, overRuleLimit } from '../rules/errors';
-import { admit, defaultMaxRules, textDemand, type Demand } from './admission';
+import { admit, defaultMaxRules, fastTextDemand, textDemand, type Demand } from './admission';
 import type { DataplaneHealth } from './health';
 
 export interface PortSpec {
@@ -245,6 +246,13 @@ export function textDemandOf(what: string, file: string, text: string, max: numb
   return textDemand(what, text.length, c.rules, 'save');
 }
 
+/** Which compiler built a text on the build thread, and why not the addon's. */
+function logFastPath(r: Parameters<NonNullable<BuildHooks['onFastPath']>>[0], streamed = false): void {
+  const how = streamed ? { streamed } : {};
+  if (r.taken) log('info', 'rule text compiled by the addon', { parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds, ...how });
+  else log('info', 'rule text compiled by the reference parser', { reason: r.reason, ...how });
+}
+
 export class Firewall {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly dp: any;
@@ -254,6 +262,7 @@ export class Firewall {
   private readonly bank = new CounterBank();
   // Rule set changes run one at a time, in arrival order.
   private chain: Promise<unknown> = Promise.resolve();
+  private queued = 0;
   private swapping = 0;
   /** Settles when the generation being published has its bookkeeping (see beginPublish). */
   private publishing: Promise<void> | undefined;
@@ -287,7 +296,7 @@ export class Firewall {
 
   /** The rule limit every load, replace and edit is held to. */
   readonly maxRules: number;
-  private readonly buildThreadMinBytes: number;
+  readonly buildThreadMinBytes: number;
 
   constructor(private readonly opts: FirewallOptions) {
     this.maxRules = opts.maxRules ?? defaultMaxRules();
@@ -374,14 +383,12 @@ export class Firewall {
    * (build-thread.ts: the event loop stays free, the model is read later
    * if ever), here in slices when small (a thread costs tens of ms).
    */
-  private build(recipe: Recipe, restore: boolean, onParsed?: (parsedTables: number) => void): Promise<CompiledRuleSet | ThreadBuilt> {
-    const bytes = recipe.texts.reduce((n, t) => n + t.text.length, 0);
+  private build(recipe: Recipe, restore: boolean, onParsed?: (parsedTables: number) => void, fastPath = true): Promise<CompiledRuleSet | ThreadBuilt> {
+    const bytes = recipe.texts.reduce((n, t) => n + recipeTextLength(t), 0);
     if (bytes >= this.buildThreadMinBytes) {
-      const onFastPath: NonNullable<Parameters<typeof buildOffThread>[1]>['onFastPath'] = (r) => {
-        if (r.taken) log('info', 'rule text compiled by the addon', { parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds });
-        else log('info', 'rule text compiled by the reference parser', { reason: r.reason });
-      };
-      return buildOffThread({ recipe, fileCounters: restore }, { ...this.progressOptions, onNotice: this.opts.onRuleNotice, onParsed, onFastPath, signal: this.stopping.signal });
+      return buildOffThread({ recipe, fileCounters: restore, fastPath }, {
+        ...this.progressOptions, onNotice: this.opts.onRuleNotice, onParsed, onFastPath: (r) => logFastPath(r), signal: this.stopping.signal,
+      });
     }
     return runSliced((function* (p: Firewall['progressOptions'], onNotice?: (m: string) => void) {
       const { source, parsedTables } = yield* recipeSourceSteps(recipe, p.onParseProgress, onNotice);
@@ -514,6 +521,53 @@ export class Firewall {
    */
   replaceText(prepare: (running: CompiledRuleSet | undefined) => Promise<Recipe>, restore: boolean, check: (parsedTables: number) => void): Promise<Activation> {
     return this.serial(() => this.attempt(performance.now(), async () => this.build(await prepare(this.ruleset), restore, check), restore));
+  }
+
+  /** True when no rule set change is queued or running (a streamed PUT starts only then). */
+  get idle(): boolean {
+    return this.queued === 0;
+  }
+
+  /**
+   * PUT /rules of an iptables-save body, compiled by the addon while it
+   * arrives (shared-body.ts; build-thread.ts StreamRequest): the build
+   * thread starts on the first bytes instead of after the last, and this
+   * thread never decodes or scans the text. Taken only when idle (the
+   * running tables the thread checks against are the ones it replaces).
+   * A body the addon declines, or one that would leave running tables in
+   * place, is built from the whole body by `fallback` (routes.ts's
+   * textReplacement), exactly as if it had not been streamed.
+   */
+  replaceTextStreamed(body: SharedBody, complete: Promise<Buffer>, opts: { file: string; family?: Family }, restore: boolean,
+    check: (parsedTables: number) => void, fallback: (bytes: Buffer) => Promise<(running: CompiledRuleSet | undefined) => Promise<Recipe>>): Promise<Activation> {
+    const t0 = performance.now();
+    const what = 'the request body';
+    const length = body.buffer.byteLength;
+    // What the compiler's records take, before a byte is parsed; the classifiers once the rules are counted.
+    this.admit(fastTextDemand(what, length));
+    const running = [...new Map((this.rules?.tables ?? []).map((t) => {
+      const name: TableName = t.hook.startsWith('raw/') ? 'raw' : 'filter';
+      return [`${t.family}/${name}`, { family: t.family, name }] as const;
+    })).values()];
+    const streamed = buildStreamOffThread({
+      stream: { buffer: body.buffer, progress: body.progress, file: opts.file, running, opts: { family: opts.family, maxRules: this.maxRules, saveOnly: true } },
+      fileCounters: restore,
+    }, new Uint8Array(body.buffer), {
+      ...this.progressOptions, onNotice: this.opts.onRuleNotice, onFastPath: (r) => logFastPath(r, true), signal: this.stopping.signal,
+      onParsed: (tables, rules) => {
+        check(tables);
+        this.admit(fastTextDemand(what, length, rules));
+      },
+    });
+    // Whatever the queue does, the thread's answer is observed.
+    streamed.catch(() => undefined);
+    return this.serial(() => this.attempt(t0, async () => {
+      const r = await streamed;
+      if (!('declined' in r)) return r;
+      // The addon has said no to this text: the reference builds it, without asking again.
+      const prepare = await fallback(await complete);
+      return this.build(await prepare(this.ruleset), restore, check, false);
+    }, restore));
   }
 
   /** The running rule set's model, read first if it was built on the build thread. */
@@ -658,7 +712,8 @@ export class Firewall {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn, fn);
+    this.queued++;
+    const p = this.chain.then(fn, fn).finally(() => this.queued--);
     this.chain = p.catch(() => undefined);
     return p;
   }

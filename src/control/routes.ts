@@ -7,7 +7,8 @@ import type { CompiledRuleSet } from '../rules/compile';
 import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
 import { materialize, movableBytes, type Recipe } from '../rules/deferred';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { checkCount, mergeTables, ruleCount, stripBom } from '../rules/load';
+import { checkCount, decodeUtf8Sliced, mergeTables, ruleCount, stripBom } from '../rules/load';
+import { fastPathEnabled } from '../rules/text-fast-path';
 import { detectFileFamily } from '../rules/family';
 import { parseNative } from '../rules/native-format';
 import { chainOrder, printTable, ruleSpec } from '../rules/iptables/print';
@@ -292,15 +293,27 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
     if (fw.loadingMetadata) requireRules(fw);
     const format = bodyFormat(String(req.headers['content-type'] ?? ''));
     const family = familyParam(req.query.get('family'), undefined);
+    const restoreCounters = truthy(req.query.get('counters'));
+    const emptyCheck = (parsed: number) => {
+      if (parsed === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
+    };
+    // A large iptables-save body is compiled while it arrives (Firewall.replaceTextStreamed).
+    const declared = Number(req.headers['content-length'] ?? 0);
+    const shared = format === 'save' && declared >= fw.buildThreadMinBytes && fastPathEnabled() && fw.idle ? req.sharedBody?.() : undefined;
+    if (shared) {
+      const r = await fw.replaceTextStreamed(shared.body, shared.complete, { file: REQUEST_FILE, family }, restoreCounters, emptyCheck,
+        async (bytes) => {
+          const text = await decodeUtf8Sliced(bytes);
+          return (running) => textReplacement(fw, text, family, running);
+        });
+      return { body: { replaced: true, ...r } };
+    }
     const text = await req.text();
     // The body's bytes go to the build thread, moved, once decoded here.
     const bytes = movableBytes(await req.bytes());
-    const restore = truthy(req.query.get('counters'));
     const r = format === 'native'
-      ? await fw.replace((running) => nativeReplacement(fw, text, running), restore)
-      : await fw.replaceText((running) => textReplacement(fw, text, family, running, bytes), restore, (parsed) => {
-        if (parsed === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
-      });
+      ? await fw.replace((running) => nativeReplacement(fw, text, running), restoreCounters)
+      : await fw.replaceText((running) => textReplacement(fw, text, family, running, bytes), restoreCounters, emptyCheck);
     return { body: { replaced: true, ...r } };
   }, opts.maxRulesBody ?? RULES_BODY_LIMIT);
 

@@ -17,14 +17,26 @@
 // inputs are immutable strings and tables no longer edited (an edit makes a
 // new rule set).
 import { numberRulesSteps, type CompiledRuleSet, type SourceRule } from './compile';
-import { mergeTables, parseTextsSteps, type LoadOptions } from './load';
+import { decodeUtf8Steps, mergeTables, parseTextsSteps, type LoadOptions } from './load';
 import type { Family, RuleSet, Table } from './model';
 import { drain, runSliced } from './steps';
 import { withSetDescriptions, type SetDims } from '../sets/registry';
 
+/**
+ * A rule text of a recipe: the text, or its UTF-8 bytes where the text was
+ * never decoded (a request body the build thread read as it arrived:
+ * src/control/shared-body.ts); they are decoded when the model is read.
+ */
+export type RecipeText = { file: string; text: string } | { file: string; bytes: Uint8Array };
+
+/** Characters (or bytes) of a recipe text. */
+export function recipeTextLength(t: RecipeText): number {
+  return 'bytes' in t ? t.bytes.length : t.text.length;
+}
+
 /** What a rule set's model is made from. */
 export interface Recipe {
-  texts: Array<{ file: string; text: string }>;
+  texts: RecipeText[];
   opts: Pick<LoadOptions, 'family' | 'skipOtherTables' | 'maxRules' | 'rulesBefore' | 'saveOnly'>;
   /** The running tables the texts' tables are merged into (iptables-restore of some tables), absent for a full load. */
   kept?: Table[];
@@ -57,7 +69,9 @@ function* withSets<T>(g: Generator<unknown, T>, list: Recipe['sets']): Generator
 
 /** The RuleSet a recipe makes (parse errors are RuleErrors, as from the files). */
 export function* recipeSourceSteps(recipe: Recipe, onParseProgress?: LoadOptions['onParseProgress'], onNotice?: LoadOptions['onNotice']): Generator<unknown, { source: RuleSet; parsedTables: number }> {
-  const parsed = yield* parseTextsSteps(recipe.texts, { ...recipe.opts, onParseProgress, onNotice });
+  const texts: Array<{ file: string; text: string }> = [];
+  for (const t of recipe.texts) texts.push('bytes' in t ? { file: t.file, text: yield* decodeUtf8Steps(t.bytes) } : t);
+  const parsed = yield* parseTextsSteps(texts, { ...recipe.opts, onParseProgress, onNotice });
   return { source: recipe.kept ? mergeTables({ tables: recipe.kept }, parsed) : parsed, parsedTables: parsed.tables.length };
 }
 

@@ -137,29 +137,35 @@ export function readRuleTexts(files: string[]): Array<{ file: string; text: stri
   });
 }
 
-/** Bytes decoded between two turns of the event loop by decodeUtf8Sliced. */
-const DECODE_SLICE = 8 << 20;
+/** Bytes decoded at a step of decodeUtf8Steps. */
+const DECODE_STEP = 1 << 20;
 
 /**
- * `b` as UTF-8 text, decoded in slices cut at newlines (never inside a
- * character) with a turn of the event loop between them: an 80 MB rule
- * file or body is ~100 ms of decoding, which a probe should not wait for.
+ * `b` as UTF-8 text, decoded a MiB at a time, cut at newlines (never inside
+ * a character), with a step between: an 80 MB rule file or body is ~100 ms
+ * of decoding (more on a loaded machine), which a probe should not wait for.
  */
-export async function decodeUtf8Sliced(b: Buffer): Promise<string> {
-  if (b.length <= DECODE_SLICE) return b.toString('utf8');
+export function* decodeUtf8Steps(b: Uint8Array): Generator<unknown, string> {
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
+  if (buf.length <= DECODE_STEP) return buf.toString('utf8');
   const parts: string[] = [];
-  for (let at = 0; at < b.length;) {
-    let end = Math.min(b.length, at + DECODE_SLICE);
-    if (end < b.length) {
-      const nl = b.indexOf(10, end);
-      end = nl === -1 ? b.length : nl + 1;
+  for (let at = 0; at < buf.length;) {
+    let end = Math.min(buf.length, at + DECODE_STEP);
+    if (end < buf.length) {
+      const nl = buf.indexOf(10, end);
+      end = nl === -1 ? buf.length : nl + 1;
     }
-    parts.push(b.toString('utf8', at, end));
+    parts.push(buf.toString('utf8', at, end));
     at = end;
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    yield;
   }
   // One flat string (a join copies once; later scans would flatten a rope anyway).
   return parts.join('');
+}
+
+/** decodeUtf8Steps with turns of the event loop between its slices. */
+export function decodeUtf8Sliced(b: Uint8Array): Promise<string> {
+  return runSliced(decodeUtf8Steps(b));
 }
 
 /**

@@ -52,6 +52,21 @@ export interface FastBuilt {
 
 export type FastResult = FastBuilt | { declined: string };
 
+/**
+ * A text still arriving (src/control/shared-body.ts): each call blocks
+ * until what it asks for is there.
+ */
+export interface TextStream {
+  /** The first n bytes, or all of a shorter text. */
+  head(n: number): Uint8Array;
+  /** All of it. */
+  all(): Uint8Array;
+  /** From byte `from` on: runs of whole lines as they arrive, the rest at the end, then null. */
+  puller(from: number): () => Uint8Array | null;
+}
+
+export type FastInput = { file: string; text: string } | { file: string; bytes: Uint8Array } | { file: string; stream: TextStream };
+
 /** Off when FLATWALL_TEXT_FAST_PATH=0: every text goes to the reference (tests, and a way out). */
 export function fastPathEnabled(): boolean {
   return process.env.FLATWALL_TEXT_FAST_PATH !== '0';
@@ -103,9 +118,9 @@ function lineChunks(text: string): string[] {
  * nothing was reported). Notices are returned, not given, so a declined
  * text is not noticed twice.
  */
-export function fastCompileTexts(texts: Array<{ file: string; text: string } | { file: string; bytes: Uint8Array }>, opts: FastPathOptions): FastResult {
+export function fastCompileTexts(texts: FastInput[], opts: FastPathOptions, accept?: (file: string, family: Family) => string | undefined): FastResult {
   const notices: string[] = [];
-  const inputs: Array<{ file: string; chunks?: string[]; bytes?: Uint8Array; family: Family }> = [];
+  const inputs: Array<{ file: string; chunks?: string[]; bytes?: Uint8Array; pull?: () => Uint8Array | null; family: Family }> = [];
   for (const t of texts) {
     const { file } = t;
     const onNotice = (m: string) => notices.push(m);
@@ -115,8 +130,19 @@ export function fastCompileTexts(texts: Array<{ file: string; text: string } | {
     // file without family evidence in the prefix).
     let p: ReturnType<typeof textPreamble>;
     let body: Uint8Array | undefined;
+    let pull: (() => Uint8Array | null) | undefined;
     try {
-      if ('bytes' in t) {
+      if ('stream' in t) {
+        // What has arrived of the first MiB (all of a shorter text) is the prefix.
+        const s = t.stream;
+        const b = s.head((1 << 20) + 3);
+        const bom = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+        p = textPreamble(prefixText(b), file, { ...opts, onNotice }, () => {
+          const all = s.all();
+          return Buffer.from(all.buffer, all.byteOffset + bom, all.length - bom).toString('utf8');
+        });
+        pull = s.puller(bom);
+      } else if ('bytes' in t) {
         const b = t.bytes;
         body = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? b.subarray(3) : b;
         const all = body;
@@ -129,7 +155,9 @@ export function fastCompileTexts(texts: Array<{ file: string; text: string } | {
       throw err;
     }
     if (p.native) return { declined: `${file}: the native rule format` };
-    inputs.push(body ? { file, bytes: body, family: p.family } : { file, chunks: lineChunks(p.text), family: p.family });
+    const refused = accept?.(file, p.family);
+    if (refused !== undefined) return { declined: refused };
+    inputs.push(pull ? { file, pull, family: p.family } : body ? { file, bytes: body, family: p.family } : { file, chunks: lineChunks(p.text), family: p.family });
   }
   const r = native().compileRuleText(inputs, nameTables(), {
     skipOtherTables: opts.skipOtherTables ?? false,

@@ -94,6 +94,12 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     // One log line per stage, with its counts.
     const logged = lab.fw.lines.map(parseJson).filter((j) => j?.msg === 'reload stage done');
     for (const stage of ['parse', 'compile', 'build']) assert.ok(logged.some((j) => j!.stage === stage && j!.total > 0), `${stage} logged: ${JSON.stringify(logged)}`);
+    // The addon saw the LOG rule as the body came in and said so once; the reference built it without asking it again.
+    if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') {
+      const declined = lab.fw.lines.map(parseJson).filter((j) => j?.msg === 'rule text compiled by the reference parser');
+      assert.equal(declined.length, 1, JSON.stringify(declined));
+      assert.equal(declined[0]!.streamed, true);
+    }
   });
 
   test('the text fast path: the API answers during its reload and its stages are logged', async () => {
@@ -106,7 +112,8 @@ describe('the API during a big text reload', { skip, timeout: 300_000 }, () => {
     assert.ok(health >= 3, `/health answered ${health} times during the reload`);
     assert.ok(stages.size >= 1, 'a stage was seen from outside');
     const logged = lab.fw.lines.slice(before).map(parseJson);
-    if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') assert.ok(logged.some((j) => j?.msg === 'rule text compiled by the addon'), 'the fast path compiled it');
+    // Compiled while the body arrived (Firewall.replaceTextStreamed).
+    if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') assert.ok(logged.some((j) => j?.msg === 'rule text compiled by the addon' && j.streamed === true), 'the fast path compiled it as it came');
     for (const stage of ['parse', 'compile', 'build']) {
       assert.ok(logged.some((j) => j?.msg === 'reload stage done' && j.stage === stage && j.total > 0), `${stage} logged`);
     }
