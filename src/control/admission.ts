@@ -87,7 +87,7 @@ export function memoryNow(): MemoryNow {
 
 let gc: (() => void) | undefined;
 /** A full collection (V8's gc(), reached without starting node with --expose-gc). */
-function collect(): void {
+export function collect(): void {
   if (!gc) {
     setFlagsFromString('--expose-gc');
     gc = runInNewContext('gc') as () => void;

@@ -305,11 +305,17 @@ export class CounterBank {
     const live = (j: number) => !this.removed.has(j) && this.ids.keys[j] !== 0;
     // Most ids have nothing to carry: find those with a count through 32-bit
     // views, without a BigInt per id (a million of them is ~100 ms here).
-    const words = [this.basePackets, this.baseBytes, previous?.packets, previous?.bytes].map((a) => (a ? new Uint32Array(a.buffer, a.byteOffset, a.length * 2) : undefined));
-    const anyCount = (j: number) => words.some((w) => w !== undefined && j * 2 + 1 < w.length && (w[j * 2] | w[j * 2 + 1]) !== 0);
+    // (One plain loop per array: a closure per id and array was ~30 ms of a probe's wait at a million.)
+    const anyCount = new Uint8Array(this.count);
+    for (const a of [this.basePackets, this.baseBytes, previous?.packets, previous?.bytes]) {
+      if (!a) continue;
+      const w = new Uint32Array(a.buffer, a.byteOffset, a.length * 2);
+      const end = Math.min(this.count, a.length);
+      for (let j = 0; j < end; j++) if ((w[j * 2] | w[j * 2 + 1]) !== 0) anyCount[j] = 1;
+    }
     const counted = new Set<number>();
     for (let j = 0; j < this.count; j++) {
-      if (!anyCount(j) || !live(j)) continue;
+      if (!anyCount[j] || !live(j)) continue;
       const [p, b] = total(j);
       if (p !== 0n || b !== 0n) counted.add(this.ids.fps[j]);
     }
