@@ -202,7 +202,7 @@ async function streamIn(text: string, most: number, seed: number, stopAt?: numbe
 }
 
 function streamReq(body: SharedBody, running: StreamRequest['stream']['running'] = [], opts: StreamRequest['stream']['opts'] = { saveOnly: true }): StreamRequest {
-  return { stream: { buffer: body.buffer, progress: body.progress, file: '<request>', running, opts }, fileCounters: true };
+  return { stream: { inputs: [{ buffer: body.buffer, progress: body.progress, file: '<request>' }], running, opts }, fileCounters: true };
 }
 
 describe('a request body compiled while it arrives', { timeout: 300_000, skip: process.env.FLATWALL_TEXT_FAST_PATH === '0' && 'the text fast path is off' }, () => {
@@ -213,7 +213,7 @@ describe('a request body compiled while it arrives', { timeout: 300_000, skip: p
       for (const [most, seed] of [[70_000, 1], [977, 2]]) {
         const { body, done } = await streamIn(text, most, seed);
         let taken: boolean | undefined;
-        const got = await buildStreamOffThread(streamReq(body), new Uint8Array(body.buffer), { onFastPath: (r) => (taken = r.taken) });
+        const got = await buildStreamOffThread(streamReq(body), [new Uint8Array(body.buffer)], { onFastPath: (r) => (taken = r.taken) });
         assert.ok(await done);
         assert.ok(!('declined' in got), 'the addon compiled it');
         assert.equal(taken, true);
@@ -238,7 +238,7 @@ describe('a request body compiled while it arrives', { timeout: 300_000, skip: p
     const want = onMain({ texts: [{ file: '<request>', text }], opts: { saveOnly: true } });
     const notices: string[] = [];
     const { body, done } = await streamIn(text, 7, 3);
-    const got = await buildStreamOffThread(streamReq(body), new Uint8Array(body.buffer), { onNotice: (m) => notices.push(m) });
+    const got = await buildStreamOffThread(streamReq(body), [new Uint8Array(body.buffer)], { onNotice: (m) => notices.push(m) });
     await done;
     assert.ok(!('declined' in got));
     assert.deepEqual(Buffer.from(got.compiled.buffer), Buffer.from(want.buffer));
@@ -257,7 +257,7 @@ describe('a request body compiled while it arrives', { timeout: 300_000, skip: p
     for (const [what, body0, running, reason] of cases) {
       const { body, done } = await streamIn(body0, 13, 4);
       let said = '';
-      const got = await buildStreamOffThread(streamReq(body, running), new Uint8Array(body.buffer), { onFastPath: (r) => (said = r.taken ? 'taken' : r.reason) });
+      const got = await buildStreamOffThread(streamReq(body, running), [new Uint8Array(body.buffer)], { onFastPath: (r) => (said = r.taken ? 'taken' : r.reason) });
       assert.ok(await done, what);
       assert.ok('declined' in got, `${what}: declined`);
       assert.match(got.declined, reason, what);
@@ -265,7 +265,7 @@ describe('a request body compiled while it arrives', { timeout: 300_000, skip: p
     }
     // The same running IPv4 filter table and an IPv4 body: taken.
     const { body, done } = await streamIn(text(''), 13, 5);
-    const got = await buildStreamOffThread(streamReq(body, [{ family: 4, name: 'filter' }]), new Uint8Array(body.buffer));
+    const got = await buildStreamOffThread(streamReq(body, [{ family: 4, name: 'filter' }]), [new Uint8Array(body.buffer)]);
     await done;
     assert.ok(!('declined' in got));
   });
@@ -273,11 +273,67 @@ describe('a request body compiled while it arrives', { timeout: 300_000, skip: p
   test('a body that stops before its end fails the build', async () => {
     const text = `${[...generateLines({ family: 'acl', rules: 5000, seed: 6 })].join('\n')}\n`;
     const { body } = await streamIn(text, 4000, 7, 100_000);
-    await assert.rejects(buildStreamOffThread(streamReq(body), new Uint8Array(body.buffer)), /ended before its Content-Length/);
+    await assert.rejects(buildStreamOffThread(streamReq(body), [new Uint8Array(body.buffer)]), /ended before its Content-Length/);
   });
 });
 
+/** The log lines `fn` writes (src/control/log.ts: JSON on stdout), parsed. */
+async function logsOf(fn: () => Promise<unknown>): Promise<Array<Record<string, unknown>>> {
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const t = String(chunk);
+    if (t.startsWith('{"ts"')) lines.push(t);
+    else return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+  return lines.flatMap((l) => l.split('\n')).filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 describe('Firewall reloads through the build thread', { timeout: 120_000 }, () => {
+  test('large rule files are compiled while they are read: the tables and model of the reference, --skip-tables noted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fw-bt-'));
+    const v4 = join(dir, 'acl.rules');
+    const v6 = join(dir, 'acl6.rules');
+    const nat = '*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n';
+    writeFileSync(v4, `${nat}${[...generateLines({ family: 'acl', rules: 20_000, seed: 8 })].join('\n')}\n`);
+    writeFileSync(v6, `${[...generateLines({ family: 'acl6', rules: 5000, seed: 9 })].join('\n')}\n`);
+    const want = onMain({ texts: [v4, v6].map((file) => ({ file, text: readFileSync(file, 'utf8') })), opts: { skipOtherTables: true } });
+    const fw = new Firewall({ ports: [{ name: 'bts0', kind: 'afpacket' }, { name: 'bts1', kind: 'afpacket' }], ruleFiles: [v4, v6], workers: 1, buildThreadMinBytes: 0, skipOtherTables: true });
+    try {
+      const logs = await logsOf(() => fw.load());
+      if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') {
+        assert.ok(logs.some((l) => l.msg === 'rule text compiled by the addon' && l.streamed === true), JSON.stringify(logs.map((l) => l.msg)));
+      }
+      assert.ok(logs.some((l) => l.msg === 'table skipped (--skip-tables)' && l.table === 'nat' && l.file === v4), 'the nat table was noted');
+      const c = fw.ruleset!;
+      assert.deepEqual(Buffer.from(c.buffer), Buffer.from(want.buffer), 'packed tables');
+      assert.deepEqual(c.stats, want.stats);
+      assert.ok(isDeferred(c), 'no model until asked');
+      await materialize(c);
+      assert.deepEqual(listing(c), listing(want), 'the model read back from the files\' bytes');
+      // Declined (a LOG rule): built by the reference from the bytes already read, the addon not asked twice.
+      writeFileSync(v6, `${readFileSync(v6, 'utf8').replace('COMMIT', '-A FORWARD -j LOG\nCOMMIT')}`);
+      const again = await logsOf(() => fw.load());
+      assert.equal(fw.ruleset!.stats.sourceRules, want.stats.sourceRules + 1);
+      if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') {
+        assert.deepEqual(again.filter((l) => String(l.msg).startsWith('rule text compiled by')).map((l) => [l.msg, l.streamed]), [['rule text compiled by the reference parser', true]]);
+      }
+      // A missing file: the error names it, the rules stay.
+      rmSync(v6);
+      await assert.rejects(fw.load(), /acl6\.rules.*No such file/);
+      assert.equal(fw.ruleset!.stats.sourceRules, want.stats.sourceRules + 1);
+    } finally {
+      await fw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   const text = (extra: string) => `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [3:300]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -m tcp --dport 22 -j ACCEPT\n${extra}-A FORWARD -j LOG --log-prefix "fw "\nCOMMIT\n`;
 
   test('a load forwards without reading the model; listing, counters reset and edits read it then', async () => {

@@ -36,18 +36,17 @@ export interface BuildRequest {
 }
 
 /**
- * A PUT /rules body parsed while it arrives (shared-body.ts) by the addon's
- * text compiler: the whole of the running rules is replaced, or the build
- * declines and the caller builds the whole body again by the reference.
+ * Texts parsed while they arrive (shared-body.ts: a PUT /rules body, rule
+ * files being read) by the addon's text compiler: they replace the whole of
+ * the running rules, or the build declines and the caller builds them again
+ * by the reference.
  */
 export interface StreamRequest {
   stream: {
-    buffer: SharedArrayBuffer;
-    progress: SharedArrayBuffer;
-    file: string;
-    /** The running tables: a body that would leave one of them in place is declined (merging is the reference's). */
+    inputs: Array<{ buffer: SharedArrayBuffer; progress: SharedArrayBuffer; file: string }>;
+    /** The running tables a PUT keeps unless it gives them: a body that would leave one in place is declined (merging is the reference's). */
     running: Array<{ family: Family; name: TableName }>;
-    opts: Pick<Recipe['opts'], 'family' | 'maxRules' | 'saveOnly'>;
+    opts: Pick<Recipe['opts'], 'family' | 'skipOtherTables' | 'maxRules' | 'saveOnly'>;
   };
   maxRecords?: number;
   fileCounters: boolean;
@@ -77,8 +76,6 @@ export type WorkerMessage =
   | {
     type: 'built'; buffer: ArrayBuffer; tables: TableInfo[]; stats: CompileStats; ifaceCuts: string[]; ruleIds: number;
     spans?: { start: Uint32Array; end: Uint32Array }; skipped?: SkippedTable[];
-    /** A streamed body's family, as the text compiler detected it. */
-    family?: Family;
   }
   | { type: 'identities'; fps: Uint32Array; keys: Uint32Array; keys2: Uint32Array; logRules: Array<[number, LogRule]>; fileCounters?: Array<[number, bigint, bigint]>; setReferences?: Array<[string, number]> }
   | { type: 'error'; error: SerializedError };
@@ -168,20 +165,22 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
 }
 
 /**
- * A body compiled while it arrives (StreamRequest), or `{ declined }` once
- * all of it is here, when the addon's compiler cannot take it (then build
- * the whole body as a recipe).
+ * Texts compiled while they arrive (StreamRequest; `bodies` are views of
+ * their buffers, the model's texts), or `{ declined }` once all of them are
+ * here, when the addon's compiler cannot take them (then build them as a
+ * recipe). The model is read from the bytes with the request's options: a
+ * family it leaves open is detected again from the same text, as the
+ * compiler did.
  */
-export function buildStreamOffThread(req: StreamRequest, body: Uint8Array, hooks: BuildHooks = {}): Promise<ThreadBuilt | { declined: string }> {
+export function buildStreamOffThread(req: StreamRequest, bodies: Uint8Array[], hooks: BuildHooks = {}): Promise<ThreadBuilt | { declined: string }> {
   const sets = describeSets();
-  const { file, opts } = req.stream;
-  return onThread(req, [], (m) => ({
-    texts: [{ file, bytes: body }], opts: { ...opts, family: m.family ?? opts.family, rulesBefore: 0 }, kept: [], sets,
-  }), hooks);
+  const { inputs, opts } = req.stream;
+  const recipe: Recipe = { texts: inputs.map((i, k) => ({ file: i.file, bytes: bodies[k] })), opts, kept: [], sets };
+  return onThread(req, [], () => recipe, hooks);
 }
 
 /** One worker of build-worker.ts, its messages turned into hooks and the result. */
-function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: (built: Extract<WorkerMessage, { type: 'built' }>) => Recipe,
+function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () => Recipe,
   hooks: BuildHooks): Promise<ThreadBuilt | { declined: string }> {
   return new Promise((resolve, reject) => {
     const w = new Worker(WORKER, { workerData, transferList });
@@ -224,7 +223,7 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: (bu
           later.catch(() => undefined); // a caller that stops waiting (the build failed natively) leaves it unobserved
           const compiled = deferModel({
             buffer: m.buffer, tables: m.tables, stats: m.stats, ifaces: IfaceClasses.fromCuts(m.ifaceCuts), spans: m.spans,
-          }, recipeOf(m), m.stats.families, m.ruleIds);
+          }, recipeOf(), m.stats.families, m.ruleIds);
           resolve({ compiled, skipped: m.skipped ?? [], later, cancel: () => fail(new Error('the build was abandoned')) });
           break;
         }

@@ -15,14 +15,14 @@ import { logRules, serializeError, setReferenceCounts, type BuildRequest, type S
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
 
 /** A build the addon's text compiler made, posted as the reference's would be (progress, tables, then identities). */
-function postFast(r: FastBuilt, files: string[], family?: Family): void {
+function postFast(r: FastBuilt, files: string[]): void {
   for (const message of r.notices) post({ type: 'notice', message });
   files.forEach((file, i) => post({ type: 'parse', file, done: r.lines[i], total: r.lines[i] }));
   post({ type: 'fast-path', taken: true, parseSeconds: r.parseSeconds, compileSeconds: r.compileSeconds });
   post({ type: 'parsed', tables: r.parsedTables.length, rules: r.stats.sourceRules });
   post({ type: 'compile', done: r.stats.sourceRules, total: r.stats.sourceRules });
   post({
-    type: 'built', buffer: r.buffer, tables: r.tables, stats: r.stats, ifaceCuts: r.ifaceCuts, ruleIds: r.ruleIds, spans: r.spans, skipped: r.skipped, family,
+    type: 'built', buffer: r.buffer, tables: r.tables, stats: r.stats, ifaceCuts: r.ifaceCuts, ruleIds: r.ruleIds, spans: r.spans, skipped: r.skipped,
   }, [r.buffer]);
   const ids = r.identities;
   // The subset has no LOG rules and no -m set: nothing to name in LOG lines, no set references.
@@ -51,31 +51,30 @@ function fast(req: BuildRequest, bytes: Array<ArrayBuffer | undefined>): boolean
 }
 
 /**
- * A body parsed as it arrives (StreamRequest): the addon's compiler or
- * nothing. The tables it gives must replace every running one (a table
- * that stays is merged by the reference), so it declines a family or a
- * table that would leave one; a declined stream is built again from the
- * whole body by the reference, on a thread of its own (build-thread.ts).
+ * Texts parsed as they arrive (StreamRequest): the addon's compiler or
+ * nothing. The tables they give must replace every running one a PUT
+ * would keep (a table that stays is merged by the reference), so a family
+ * or a table that would leave one is declined; declined texts are built
+ * again from their whole bytes by the reference, on a thread of its own
+ * (build-thread.ts).
  */
 function streamed(req: StreamRequest): void {
-  const body = new SharedBodyReader(req.stream.buffer, req.stream.progress);
-  const { file, running } = req.stream;
-  let family: Family | undefined;
+  const { inputs, running, opts } = req.stream;
+  const bodies = inputs.map((i) => new SharedBodyReader(i.buffer, i.progress));
   const accept = (_file: string, f: Family): string | undefined => {
-    family = f;
     const stays = running.find((t) => t.family !== f || t.name !== 'filter');
     return stays ? `the running ${stays.name} table of IPv${stays.family} stays (a merge is the reference's)` : undefined;
   };
-  const r = fastCompileTexts([{ file, stream: body }], { ...req.stream.opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters }, accept);
+  const r = fastCompileTexts(inputs.map((i, k) => ({ file: i.file, stream: bodies[k] })), { ...opts, maxRecords: req.maxRecords, fileCounters: req.fileCounters }, accept);
   const declined = 'declined' in r ? r.declined : r.parsedTables.length === 0 ? 'no filter table' : undefined;
   if (declined !== undefined) {
-    // The reference needs all of it; wait for the end so that what it gets is the whole body.
+    // The reference needs all of them; wait for the end so that what it gets is whole.
     post({ type: 'fast-path', taken: false, reason: declined });
-    body.all();
+    for (const b of bodies) b.all();
     post({ type: 'declined', reason: declined });
     return;
   }
-  postFast(r as FastBuilt, [file], family);
+  postFast(r as FastBuilt, inputs.map((i) => i.file));
 }
 
 function run(req: BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }): void {

@@ -4,11 +4,13 @@
 // sets and reads counters.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { targetExtension } from '../rules/extensions/targets';
-import { readRuleTextsAsync, ruleCount } from '../rules/load';
+import { decodeUtf8Sliced, readRuleTextsAsync, ruleCount, unreadable } from '../rules/load';
 import { compileAsync, compileSteps, logRuleOf, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
 import { isDeferred, materialize, movableBytes, recipeSourceSteps, recipeTextLength, type Recipe } from '../rules/deferred';
-import { buildOffThread, buildStreamOffThread, setReferenceCounts, type BuildHooks, type ThreadBuilt } from './build-thread';
-import type { SharedBody } from './shared-body';
+import { buildOffThread, buildStreamOffThread, setReferenceCounts, type BuildHooks, type StreamRequest, type ThreadBuilt } from './build-thread';
+import { SharedBody } from './shared-body';
+import { open, type FileHandle } from 'node:fs/promises';
+import { fastPathEnabled } from '../rules/text-fast-path';
 import type { Family, RuleSet, TableName } from '../rules/model';
 import { native } from '../native';
 import { log } from './log';
@@ -355,11 +357,26 @@ export class Firewall {
       const t0 = performance.now();
       let key: string | undefined;
       const restore = this.opts.restoreCounters ?? false;
+      const files = this.opts.ruleFiles;
+      const opts = { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables, maxRules: this.maxRules };
+      const keyOf = async (read: Array<{ file: string; bytes: Uint8Array }>) => {
+        if (this.opts.rulesCache) key = await runSliced(this.opts.rulesCache.keySteps(read, opts));
+      };
       const a = await this.attempt(t0, async () => {
-        if (this.opts.ruleFiles.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
+        if (files.length === 0) throw new Error('no rule files to load (started from a snapshot without --rules)');
+        // Large files are compiled while they are read (as a large PUT body):
+        // this thread never decodes or scans them unless the addon declines.
+        const streamed = await this.streamFiles(files, opts, restore);
+        if (streamed) {
+          // The key is hashed here while the thread compiles.
+          const [built] = await Promise.all([streamed.built, keyOf(streamed.read)]);
+          if (!('declined' in built)) return this.withSkipped(built);
+        }
         // All read before any is parsed: the admission check and the cache key see them together.
-        const { texts, bytes } = await readRuleTextsAsync(this.opts.ruleFiles);
-        key = this.opts.rulesCache?.key(texts, { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables });
+        const { texts, bytes } = streamed
+          ? { texts: await Promise.all(streamed.read.map(async (r) => ({ file: r.file, text: await decodeUtf8Sliced(r.bytes) }))), bytes: [] }
+          : await readRuleTextsAsync(files);
+        if (!streamed) await keyOf(texts.map((t, i) => ({ file: t.file, bytes: bytes[i] })));
         let d = textDemand('the rule files', 0, 0, 'save');
         for (const t of texts) {
           // A scan of each text: the probes get a turn between them.
@@ -369,16 +386,65 @@ export class Firewall {
         }
         this.admit(d);
         await nextTurn();
-        const recipe: Recipe = { texts, opts: { family: this.opts.ruleFamily, skipOtherTables: this.opts.skipOtherTables, maxRules: this.maxRules }, bytes: bytes.map(movableBytes) };
-        const built = await this.build(recipe, restore);
-        for (const t of 'skipped' in built ? built.skipped : built.source.skipped ?? []) {
-          log('warn', 'table skipped (--skip-tables)', { file: t.file, line: t.line, table: t.table, rules: t.rules });
-        }
-        return built;
+        const recipe: Recipe = { texts, opts, bytes: bytes.map(movableBytes) };
+        // Declined by the addon while read: the reference builds them, without asking again.
+        return this.withSkipped(await this.build(recipe, restore, undefined, !streamed));
       }, restore);
       if (key) this.cacheRules(key);
       return a;
     });
+  }
+
+  /** The build, with the tables --skip-tables left out logged. */
+  private withSkipped<T extends CompiledRuleSet | ThreadBuilt>(built: T): T {
+    for (const t of 'skipped' in built ? built.skipped : built.source.skipped ?? []) {
+      log('warn', 'table skipped (--skip-tables)', { file: t.file, line: t.line, table: t.table, rules: t.rules });
+    }
+    return built;
+  }
+
+  /**
+   * The rule files read into shared memory while the build thread compiles
+   * them (startStream), when they are large and the addon's compiler is on;
+   * undefined otherwise, or when a file changed size while it was read (the
+   * caller reads them again). `read`: the files' bytes, for the cache key,
+   * the model and a build by the reference if the addon declined.
+   */
+  private async streamFiles(files: string[], opts: StreamRequest['stream']['opts'], restore: boolean):
+    Promise<{ built: Promise<ThreadBuilt | { declined: string }>; read: Array<{ file: string; bytes: Buffer }> } | undefined> {
+    if (!fastPathEnabled()) return undefined;
+    const handles: Array<{ file: string; handle: FileHandle; size: number }> = [];
+    try {
+      for (const file of files) {
+        try {
+          const handle = await open(file, 'r');
+          handles.push({ file, handle, size: 0 });
+          handles[handles.length - 1].size = (await handle.stat()).size;
+        } catch (err) {
+          throw unreadable(file, err);
+        }
+      }
+      if (handles.reduce((n, h) => n + h.size, 0) < this.buildThreadMinBytes || handles.some((h) => h.size >= 2 ** 31)) return undefined;
+      const bodies = handles.map((h) => ({ file: h.file, body: new SharedBody(h.size) }));
+      const built = this.startStream('the rule files', bodies, [], opts, restore);
+      for (let i = 0; i < bodies.length; i++) {
+        let whole: boolean;
+        try {
+          whole = await bodies[i].body.fillFrom(handles[i].handle);
+        } catch (err) {
+          whole = false;
+          log('warn', 'rule file not read while compiling; reading it again', { file: handles[i].file, error: excerpt((err as Error).message, 400) });
+        }
+        if (!whole) {
+          for (const b of bodies) b.body.abort();
+          await built.catch(() => undefined);
+          return undefined;
+        }
+      }
+      return { built, read: bodies.map((b) => ({ file: b.file, bytes: Buffer.from(b.body.buffer) })) };
+    } finally {
+      await Promise.all(handles.map((h) => h.handle.close().catch(() => undefined)));
+    }
   }
 
   /**
@@ -544,26 +610,11 @@ export class Firewall {
   replaceTextStreamed(body: SharedBody, complete: Promise<Buffer>, opts: { file: string; family?: Family }, restore: boolean,
     check: (parsedTables: number) => void, fallback: (bytes: Buffer) => Promise<(running: CompiledRuleSet | undefined) => Promise<Recipe>>): Promise<Activation> {
     const t0 = performance.now();
-    const what = 'the request body';
-    const length = body.buffer.byteLength;
-    // What the compiler's records take, before a byte is parsed; the classifiers once the rules are counted.
-    this.admit(fastTextDemand(what, length));
     const running = [...new Map((this.rules?.tables ?? []).map((t) => {
       const name: TableName = t.hook.startsWith('raw/') ? 'raw' : 'filter';
       return [`${t.family}/${name}`, { family: t.family, name }] as const;
     })).values()];
-    const streamed = buildStreamOffThread({
-      stream: { buffer: body.buffer, progress: body.progress, file: opts.file, running, opts: { family: opts.family, maxRules: this.maxRules, saveOnly: true } },
-      fileCounters: restore,
-    }, new Uint8Array(body.buffer), {
-      ...this.progressOptions, onNotice: this.opts.onRuleNotice, onFastPath: (r) => logFastPath(r, true), signal: this.stopping.signal,
-      onParsed: (tables, rules) => {
-        check(tables);
-        this.admit(fastTextDemand(what, length, rules));
-      },
-    });
-    // Whatever the queue does, the thread's answer is observed.
-    streamed.catch(() => undefined);
+    const streamed = this.startStream('the request body', [{ file: opts.file, body }], running, { family: opts.family, maxRules: this.maxRules, saveOnly: true }, restore, check);
     return this.serial(() => this.attempt(t0, async () => {
       const r = await streamed;
       if (!('declined' in r)) return r;
@@ -571,6 +622,30 @@ export class Firewall {
       const prepare = await fallback(await complete);
       return this.build(await prepare(this.ruleset), restore, check, false);
     }, restore));
+  }
+
+  /**
+   * The build thread compiling `bodies` while they fill (build-thread.ts
+   * StreamRequest), admitted for the compiler's records before a byte is
+   * parsed and for the classifiers once the rules are counted.
+   */
+  private startStream(what: string, bodies: Array<{ file: string; body: SharedBody }>, running: StreamRequest['stream']['running'],
+    opts: StreamRequest['stream']['opts'], restore: boolean, check?: (parsedTables: number) => void): Promise<ThreadBuilt | { declined: string }> {
+    const length = bodies.reduce((n, b) => n + b.body.buffer.byteLength, 0);
+    this.admit(fastTextDemand(what, length));
+    const p = buildStreamOffThread({
+      stream: { inputs: bodies.map(({ file, body }) => ({ buffer: body.buffer, progress: body.progress, file })), running, opts },
+      fileCounters: restore,
+    }, bodies.map((b) => new Uint8Array(b.body.buffer)), {
+      ...this.progressOptions, onNotice: this.opts.onRuleNotice, onFastPath: (r) => logFastPath(r, true), signal: this.stopping.signal,
+      onParsed: (tables, rules) => {
+        check?.(tables);
+        this.admit(fastTextDemand(what, length, rules));
+      },
+    });
+    // Whatever the caller does meanwhile, the thread's answer is observed.
+    p.catch(() => undefined);
+    return p;
   }
 
   /** The running rule set's model, read first if it was built on the build thread. */

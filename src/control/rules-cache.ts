@@ -19,9 +19,11 @@ import { join } from 'node:path';
 import type { CompiledRuleSet } from '../rules/compile';
 import type { Family } from '../rules/model';
 import { buildImage, layoutId, writeSnapshot } from './snapshot';
+import { drain } from '../rules/steps';
 
 const VERSION: string = require('../../../package.json').version;
 const KEEP = 2;
+const HASH_STEP = 4 << 20;
 
 export interface CacheKeyOptions {
   family?: Family;
@@ -36,17 +38,27 @@ export class RulesCache {
   /** The key of the files as they are now (reads them; undefined if one cannot be read: the load will say why). */
   keyOfFiles(files: string[], o: CacheKeyOptions): string | undefined {
     try {
-      return this.key(files.map((file) => ({ file, text: readFileSync(file, 'utf8') })), o);
+      return drain(this.keySteps(files.map((file) => ({ file, bytes: readFileSync(file) })), o));
     } catch {
       return undefined;
     }
   }
 
-  /** The key of these texts: what a load parsed, so the entry is the compiled form of exactly them. */
-  key(texts: Array<{ file: string; text: string }>, o: CacheKeyOptions): string {
+  /**
+   * The key of these files' bytes: what a load parsed, so the entry is the
+   * compiled form of exactly them. Hashed a few MiB at a step (~10 ms each):
+   * a reload's key is computed on the event loop.
+   */
+  *keySteps(files: Array<{ file: string; bytes: Uint8Array }>, o: CacheKeyOptions): Generator<unknown, string> {
     const h = createHash('sha256');
-    h.update(JSON.stringify({ layout: layoutId(), flatwall: VERSION, family: o.family ?? null, skip: !!o.skipOtherTables, files: texts.map((t) => t.file) }));
-    for (const t of texts) h.update(t.text).update('\0');
+    h.update(JSON.stringify({ layout: layoutId(), flatwall: VERSION, family: o.family ?? null, skip: !!o.skipOtherTables, files: files.map((t) => t.file) }));
+    for (const t of files) {
+      for (let at = 0; at < t.bytes.length; at += HASH_STEP) {
+        h.update(t.bytes.subarray(at, at + HASH_STEP));
+        yield;
+      }
+      h.update('\0');
+    }
     return h.digest('hex').slice(0, 32);
   }
 

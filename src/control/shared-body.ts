@@ -18,11 +18,15 @@
 // and every change is followed by Atomics.notify on RECEIVED, on which the
 // reader sleeps with Atomics.wait (worker threads may block; the API thread
 // never waits).
+import type { FileHandle } from 'node:fs/promises';
+
 const RECEIVED = 0;
 const STATE = 1;
 const RECEIVING = 0;
 const ENDED = 1;
 const ABORTED = 2;
+/** Bytes of a file read at a time into a body. */
+const FILE_STEP = 4 << 20;
 
 /** The writing side, on the API thread. */
 export class SharedBody {
@@ -51,6 +55,22 @@ export class SharedBody {
     this.n += chunk.length;
     this.publish(RECEIVED, this.n);
     return true;
+  }
+
+  /**
+   * Fills it from a file opened with its length: read a few MiB at a time
+   * (pread, on the libuv pool), each published as it lands. False, with the
+   * readers told, if the file ended sooner (it changed since it was sized).
+   */
+  async fillFrom(handle: FileHandle): Promise<boolean> {
+    const total = this.bytes.length;
+    while (this.n < total && Atomics.load(this.p, STATE) === RECEIVING) {
+      const { bytesRead } = await handle.read(this.bytes, this.n, Math.min(FILE_STEP, total - this.n), this.n);
+      if (bytesRead === 0) break;
+      this.n += bytesRead;
+      this.publish(RECEIVED, this.n);
+    }
+    return this.end() !== undefined;
   }
 
   /** All bytes are there: the body as a Buffer over the shared memory. False if fewer than its length came. */

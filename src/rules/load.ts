@@ -122,7 +122,7 @@ function* parseFilesSteps(files: string[], opts: LoadOptions): Generator<unknown
 }
 
 /** A rule file that cannot be read: a RuleError naming it. */
-function unreadable(file: string, err: unknown): RuleError {
+export function unreadable(file: string, err: unknown): RuleError {
   return new RuleError({ file, line: 0, col: 0 }, `cannot read rule file: ${errnoText(err as NodeJS.ErrnoException)}`);
 }
 
