@@ -413,18 +413,20 @@ export class Firewall {
   private async streamFiles(files: string[], opts: StreamRequest['stream']['opts'], restore: boolean):
     Promise<{ built: Promise<ThreadBuilt | { declined: string }>; read: Array<{ file: string; bytes: Buffer }> } | undefined> {
     if (!fastPathEnabled()) return undefined;
-    const handles: Array<{ file: string; handle: FileHandle; size: number }> = [];
+    const handles: Array<{ file: string; handle: FileHandle; size: number; regular: boolean }> = [];
     try {
       for (const file of files) {
         try {
           const handle = await open(file, 'r');
-          handles.push({ file, handle, size: 0 });
-          handles[handles.length - 1].size = (await handle.stat()).size;
+          handles.push({ file, handle, size: 0, regular: false });
+          const st = await handle.stat();
+          Object.assign(handles[handles.length - 1], { size: st.size, regular: st.isFile() });
         } catch (err) {
           throw unreadable(file, err);
         }
       }
-      if (handles.reduce((n, h) => n + h.size, 0) < this.buildThreadMinBytes || handles.some((h) => h.size >= 2 ** 31)) return undefined;
+      // Small texts, and what has no size to read to (a pipe, a directory), take the reader's way.
+      if (handles.reduce((n, h) => n + h.size, 0) < this.buildThreadMinBytes || handles.some((h) => !h.regular || h.size >= 2 ** 31)) return undefined;
       const bodies = handles.map((h) => ({ file: h.file, body: new SharedBody(h.size) }));
       const built = this.startStream('the rule files', bodies, [], opts, restore);
       for (let i = 0; i < bodies.length; i++) {
