@@ -230,6 +230,8 @@ function grown(a: Uint32Array, n: number): Uint32Array {
 }
 
 const EDIT_HEADROOM = 4096;
+/** Bases of a generation that carried nothing: every id's base is 0. */
+const NO_COUNTS = new BigInt64Array(0);
 
 // A cheap numeric digest of a rule's identity: equal identities give equal
 // fingerprints (it reads only fields the identity fully covers), so a swap
@@ -273,8 +275,8 @@ export class CounterBank {
   private ids: RuleIdentities = { fps: new Uint32Array(0), keys: new Uint32Array(0), keys2: new Uint32Array(0) };
   private count = 0;
   private removed = new Set<number>();
-  private basePackets = new BigInt64Array(0);
-  private baseBytes = new BigInt64Array(0);
+  private basePackets = NO_COUNTS;
+  private baseBytes = NO_COUNTS;
 
   /** Rules whose (non-zero) counters continued into the latest generation (for logs and tests). */
   lastCarried = 0;
@@ -294,13 +296,18 @@ export class CounterBank {
    */
   swap(next: RuleIdentities, previous: LiveCounters | undefined, fileCounters?: Map<number, [bigint, bigint]>): void {
     const n = next.fps.length;
+    // The new bases, made only if something is carried or seeded: a fresh
+    // pair of a million BigInts (16 MB) at every swap was a probe's wait.
     // Room for the ids single-rule edits add before the next full build.
-    const bp = new BigInt64Array(n + EDIT_HEADROOM);
-    const bb = new BigInt64Array(n + EDIT_HEADROOM);
+    let bp = NO_COUNTS;
+    let bb = NO_COUNTS;
+    const bases = () => {
+      if (bp === NO_COUNTS) [bp, bb] = [new BigInt64Array(n + EDIT_HEADROOM), new BigInt64Array(n + EDIT_HEADROOM)];
+    };
     let carried = 0;
     const total = (j: number): [bigint, bigint] => [
-      this.basePackets[j] + BigInt.asIntN(64, previous?.packets[j] ?? 0n),
-      this.baseBytes[j] + BigInt.asIntN(64, previous?.bytes[j] ?? 0n),
+      (this.basePackets[j] ?? 0n) + BigInt.asIntN(64, previous?.packets[j] ?? 0n),
+      (this.baseBytes[j] ?? 0n) + BigInt.asIntN(64, previous?.bytes[j] ?? 0n),
     ];
     const live = (j: number) => !this.removed.has(j) && this.ids.keys[j] !== 0;
     // Most ids have nothing to carry: find those with a count through 32-bit
@@ -328,16 +335,20 @@ export class CounterBank {
       newIds.forEach((i, k) => {
         if (from[k] < 0) return;
         const [p, b] = total(oldIds[from[k]]);
+        if (p === 0n && b === 0n) return;
+        bases();
         bp[i] = p;
         bb[i] = b;
-        if (p !== 0n || b !== 0n) carried++;
+        carried++;
       });
     }
     for (const [i, [p, b]] of fileCounters ?? []) {
+      bases();
       bp[i] = BigInt.asIntN(64, p);
       bb[i] = BigInt.asIntN(64, b);
     }
-    this.ids = { fps: grown(next.fps, n + EDIT_HEADROOM), keys: grown(next.keys, n + EDIT_HEADROOM), keys2: grown(next.keys2, n + EDIT_HEADROOM) };
+    // next's own arrays (the build's, no one else's): edits grow them when they add ids.
+    this.ids = next;
     this.count = n;
     this.removed = new Set();
     this.basePackets = bp;
@@ -360,7 +371,7 @@ export class CounterBank {
   edit(added: SourceRule[], removed: number[]): void {
     for (const id of removed) this.removed.add(id);
     for (const sr of added) {
-      if (sr.id >= this.basePackets.length) this.grow(sr.id + 1 + EDIT_HEADROOM);
+      if (sr.id >= this.ids.fps.length) this.grow(sr.id + 1 + EDIT_HEADROOM);
       this.ids.fps[sr.id] = ruleFingerprint(sr);
       [this.ids.keys[sr.id], this.ids.keys2[sr.id]] = sr.internal ? [0, 0] : keyHashes(ruleKey(sr));
       this.count = Math.max(this.count, sr.id + 1);
@@ -368,13 +379,19 @@ export class CounterBank {
   }
 
   private grow(n: number): void {
+    this.ids = { fps: grown(this.ids.fps, n), keys: grown(this.ids.keys, n), keys2: grown(this.ids.keys2, n) };
+    if (this.basePackets.length > 0) this.growBases(n);
+  }
+
+  /** Bases for ids below n (they are made only when one is written: swap). */
+  private growBases(n: number): void {
+    if (this.basePackets.length >= n) return;
     const bp = new BigInt64Array(n);
     const bb = new BigInt64Array(n);
     bp.set(this.basePackets);
     bb.set(this.baseBytes);
     this.basePackets = bp;
     this.baseBytes = bb;
-    this.ids = { fps: grown(this.ids.fps, n), keys: grown(this.ids.keys, n), keys2: grown(this.ids.keys2, n) };
   }
 
   /** Counters of rule `id` as the operator sees them. */
@@ -391,8 +408,10 @@ export class CounterBank {
    */
   zero(live: LiveCounters, ids?: Iterable<number>): number {
     let n = 0;
-    const all = ids ?? Array.from({ length: this.basePackets.length }, (_, i) => i);
+    const all = ids ?? Array.from({ length: this.count }, (_, i) => i);
+    this.growBases(Math.max(this.count, this.ids.fps.length));
     for (const i of all) {
+      if (i >= this.basePackets.length) this.growBases(i + 1 + EDIT_HEADROOM);
       this.basePackets[i] = -BigInt.asIntN(64, live.packets[i] ?? 0n);
       this.baseBytes[i] = -BigInt.asIntN(64, live.bytes[i] ?? 0n);
       n++;
