@@ -243,6 +243,10 @@ export class ApiServer {
         if (body || !(Number.isInteger(declared) && declared > 0 && declared <= route.maxBody)) return undefined;
         const sb = new SharedBody(declared);
         body = readBodyShared(req, sb);
+        // Its reader is the build thread: the promise may be awaited only if
+        // the build falls back to it, so a client that goes away must not be
+        // an unhandled rejection (the process's crash handler).
+        body.catch(() => undefined);
         return { body: sb, complete: body };
       };
       const r = await route.handler({
@@ -364,7 +368,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
       n += c.length;
     });
     req.on('end', () => resolve(whole ? whole.subarray(0, n) : Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on('error', () => reject(new ApiError(400, 'bad_request', `the client closed the connection after ${n} body bytes`)));
   });
 }
 
@@ -394,9 +398,11 @@ function readBodyShared(req: IncomingMessage, sb: SharedBody): Promise<Buffer> {
         fail(new ApiError(400, 'bad_request', `request body ended after ${sb.received} of its Content-Length, ${sb.buffer.byteLength} bytes`));
       }
     });
-    req.on('error', fail);
-    // A client that goes away mid-body: the reader must not wait for the rest.
-    req.on('close', () => fail(new ApiError(400, 'bad_request', 'the client closed the connection before the body ended')));
+    // A client that goes away mid-body ('error': aborted, then 'close'): its
+    // error, and the reader must not wait for the rest.
+    const gone = () => fail(new ApiError(400, 'bad_request', `the client closed the connection after ${sb.received} of ${sb.buffer.byteLength} body bytes`));
+    req.on('error', gone);
+    req.on('close', gone);
   });
 }
 

@@ -618,7 +618,11 @@ export class Firewall {
     })).values()];
     const streamed = this.startStream('the request body', [{ file: opts.file, body }], running, { family: opts.family, maxRules: this.maxRules, saveOnly: true }, restore, check);
     return this.serial(() => this.attempt(t0, async () => {
-      const r = await streamed;
+      // A body that did not arrive whole is the client's error, whatever the thread made of it.
+      const r = await streamed.catch(async (err) => {
+        await complete;
+        throw err;
+      });
       if (!('declined' in r)) return r;
       // The addon has said no to this text: the reference builds it, without asking again.
       const prepare = await fallback(await complete);

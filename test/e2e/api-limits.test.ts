@@ -168,6 +168,41 @@ apiCall({ url: new URL('http://${TCP}'), token: token || undefined }, method, pa
     await stillFine('after rules above the limit');
   });
 
+  test('a client that goes away in the middle of a large body: nothing changes, and the next large body is taken', async () => {
+    // Over 1 MiB: compiled while it arrives (Firewall.replaceTextStreamed), so the build thread is waiting for the rest.
+    const pad = Buffer.from(`${'# padding to make the body large\n'.repeat(4096)}`);
+    const body = Buffer.concat([Buffer.from(V4_HEADER), ...Array.from({ length: 16 }, () => pad), Buffer.from(`${ALLOW}-A FORWARD -p udp -m udp --dport 7203 -j DROP\nCOMMIT\n`)]);
+    const from = lab.fw.lines.length;
+    await new Promise<void>((resolve, reject) => {
+      const req = request({ socketPath: lab.apiSocket, path: '/rules', method: 'PUT', headers: { 'Content-Type': 'text/plain', 'Content-Length': body.length } });
+      req.on('error', () => resolve()); // the socket we destroy
+      req.write(body.subarray(0, body.length >> 1), () => setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 300));
+      req.on('response', () => reject(new Error('an answer before the body ended')));
+    });
+    // The abandoned PUT is answered (to nobody) and logged; the build thread did not wait forever.
+    for (let i = 0; i < 100 && !lab.fw.lines.slice(from).some((l) => parseJson(l)?.msg === 'api' && parseJson(l)?.path === '/rules'); i++) await new Promise((r) => setTimeout(r, 100));
+    const answered = lab.fw.lines.slice(from).map(parseJson).find((j) => j?.msg === 'api' && j.path === '/rules');
+    assert.ok(answered && answered.status === 400, `the abandoned PUT, the client's error: ${JSON.stringify(answered)}`);
+    assert.ok(!lab.fw.lines.slice(from).some((l) => parseJson(l)?.msg === 'crash'), 'no crash line');
+    await stillFine('after a client left mid-body');
+    const a = await api('PUT', '/rules', body, 'text/plain');
+    assert.equal(a.status, 200, a.body.slice(0, 500));
+    generation = a.json!.generation;
+    if (process.env.FLATWALL_TEXT_FAST_PATH !== '0') {
+      assert.ok(lab.fw.lines.slice(from).some((l) => parseJson(l)?.msg === 'rule text compiled by the addon' && parseJson(l)?.streamed === true), 'compiled while it arrived');
+    }
+    const rules = await saved();
+    assert.match(rules, /^-A FORWARD -p udp -m udp --dport 7203 -j DROP$/m);
+    await stillFine('after the next large body', rules);
+    const back = await api('PUT', '/rules', RULES, 'text/plain');
+    assert.equal(back.status, 200, back.body);
+    generation = back.json!.generation;
+    await stillFine('back to the baseline');
+  });
+
   test('escape sequences in a token, over TCP with the token: the answer shows them escaped', async () => {
     const bad = `${V4_HEADER}-A FORWARD -p udp -m udp --dport 7201 -j \x1b[31mACC\x07EPT\x1b]0;owned\x07\nCOMMIT\n`;
     for (const a of [await tcp('PUT', '/rules', TOKEN, bad), await api('PUT', '/rules', bad, 'text/plain')]) {
