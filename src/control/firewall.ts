@@ -248,6 +248,11 @@ export function textDemandOf(what: string, file: string, text: string, max: numb
   return textDemand(what, text.length, c.rules, 'save');
 }
 
+function sameTables(a: Array<{ family: Family; name: TableName }>, b: Array<{ family: Family; name: TableName }>): boolean {
+  const key = (l: typeof a) => l.map((t) => `${t.family}/${t.name}`).sort().join(',');
+  return key(a) === key(b);
+}
+
 /** A heap up to this size is collected right after a swap (Firewall.releaseReplaced). */
 const RELEASE_GC_MAX_HEAP = 128 << 20;
 
@@ -268,6 +273,8 @@ export class Firewall {
   // Rule set changes run one at a time, in arrival order.
   private chain: Promise<unknown> = Promise.resolve();
   private queued = 0;
+  // Streamed PUT bodies still arriving (replaceTextStreamed): not queued yet, not idle either.
+  private streaming = 0;
   private swapping = 0;
   /** Settles when the generation being published has its bookkeeping (see beginPublish). */
   private publishing: Promise<void> | undefined;
@@ -596,7 +603,7 @@ export class Firewall {
 
   /** True when no rule set change is queued or running (a streamed PUT starts only then). */
   get idle(): boolean {
-    return this.queued === 0;
+    return this.queued === 0 && this.streaming === 0;
   }
 
   /**
@@ -609,25 +616,40 @@ export class Firewall {
    * place, is built from the whole body by `fallback` (routes.ts's
    * textReplacement), exactly as if it had not been streamed.
    */
-  replaceTextStreamed(body: SharedBody, complete: Promise<Buffer>, opts: { file: string; family?: Family }, restore: boolean,
+  async replaceTextStreamed(body: SharedBody, complete: Promise<Buffer>, opts: { file: string; family?: Family }, restore: boolean,
     check: (parsedTables: number) => void, fallback: (bytes: Buffer) => Promise<(running: CompiledRuleSet | undefined) => Promise<Recipe>>): Promise<Activation> {
     const t0 = performance.now();
-    const running = [...new Map((this.rules?.tables ?? []).map((t) => {
+    const running = this.runningTables();
+    const streamed = this.startStream('the request body', [{ file: opts.file, body }], running, { family: opts.family, maxRules: this.maxRules, saveOnly: true }, restore, check);
+    // The queue is entered once the body is whole: a client that stalls or
+    // goes away half-way holds no other change up (its 400 comes from here).
+    this.streaming++;
+    let bytes: Buffer;
+    try {
+      bytes = await complete;
+    } finally {
+      this.streaming--;
+    }
+    return this.serial(() => this.attempt(t0, async () => {
+      const r = await streamed;
+      if (!('declined' in r)) {
+        // Another change ran while the body arrived and left other tables: the reference merges with them.
+        if (sameTables(this.runningTables(), running)) return r;
+        r.cancel();
+        log('info', 'rule text compiled again by the reference parser', { reason: 'the running tables changed while the body arrived' });
+      }
+      // The addon has said no to this text (or its build is stale): the reference builds it.
+      const prepare = await fallback(bytes);
+      return this.build(await prepare(this.ruleset), restore, check, !('declined' in r));
+    }, restore));
+  }
+
+  /** The running rule set's tables, by family and name. */
+  private runningTables(): StreamRequest['stream']['running'] {
+    return [...new Map((this.rules?.tables ?? []).map((t) => {
       const name: TableName = t.hook.startsWith('raw/') ? 'raw' : 'filter';
       return [`${t.family}/${name}`, { family: t.family, name }] as const;
     })).values()];
-    const streamed = this.startStream('the request body', [{ file: opts.file, body }], running, { family: opts.family, maxRules: this.maxRules, saveOnly: true }, restore, check);
-    return this.serial(() => this.attempt(t0, async () => {
-      // A body that did not arrive whole is the client's error, whatever the thread made of it.
-      const r = await streamed.catch(async (err) => {
-        await complete;
-        throw err;
-      });
-      if (!('declined' in r)) return r;
-      // The addon has said no to this text: the reference builds it, without asking again.
-      const prepare = await fallback(await complete);
-      return this.build(await prepare(this.ruleset), restore, check, false);
-    }, restore));
   }
 
   /**

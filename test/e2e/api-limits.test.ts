@@ -168,23 +168,35 @@ apiCall({ url: new URL('http://${TCP}'), token: token || undefined }, method, pa
     await stillFine('after rules above the limit');
   });
 
-  test('a client that goes away in the middle of a large body: nothing changes, and the next large body is taken', async () => {
+  test('a client that stalls, then goes away, in the middle of a large body: edits go on meanwhile, nothing else changes, and the next large body is taken', async () => {
     // Over 1 MiB: compiled while it arrives (Firewall.replaceTextStreamed), so the build thread is waiting for the rest.
     const pad = Buffer.from(`${'# padding to make the body large\n'.repeat(4096)}`);
     const body = Buffer.concat([Buffer.from(V4_HEADER), ...Array.from({ length: 16 }, () => pad), Buffer.from(`${ALLOW}-A FORWARD -p udp -m udp --dport 7203 -j DROP\nCOMMIT\n`)]);
     const from = lab.fw.lines.length;
     await new Promise<void>((resolve, reject) => {
       const req = request({ socketPath: lab.apiSocket, path: '/rules', method: 'PUT', headers: { 'Content-Type': 'text/plain', 'Content-Length': body.length } });
-      req.on('error', () => resolve()); // the socket we destroy
-      req.write(body.subarray(0, body.length >> 1), () => setTimeout(() => {
-        req.destroy();
-        resolve();
-      }, 300));
+      req.on('error', () => undefined); // the socket we destroy
       req.on('response', () => reject(new Error('an answer before the body ended')));
+      req.write(body.subarray(0, body.length >> 1), () => setTimeout(async () => {
+        try {
+          // While it stalls, other changes go on: it holds the queue only once whole.
+          const edit = await api('POST', '/rules', JSON.stringify({ rule: '-A FORWARD -p udp -m udp --dport 7204 -j DROP' }));
+          assert.equal(edit.status, 201, `an edit while a body stalls: ${edit.body}`);
+          const del = await api('DELETE', '/rules/FORWARD', JSON.stringify({ rule: '-p udp -m udp --dport 7204 -j DROP' }));
+          assert.equal(del.status, 200, del.body);
+          generation = del.json!.generation;
+          req.destroy();
+          resolve();
+        } catch (err) {
+          req.destroy();
+          reject(err);
+        }
+      }, 300));
     });
     // The abandoned PUT is answered (to nobody) and logged; the build thread did not wait forever.
-    for (let i = 0; i < 100 && !lab.fw.lines.slice(from).some((l) => parseJson(l)?.msg === 'api' && parseJson(l)?.path === '/rules'); i++) await new Promise((r) => setTimeout(r, 100));
-    const answered = lab.fw.lines.slice(from).map(parseJson).find((j) => j?.msg === 'api' && j.path === '/rules');
+    const isPut = (j: Record<string, any> | undefined) => j?.msg === 'api' && j.method === 'PUT' && j.path === '/rules';
+    for (let i = 0; i < 100 && !lab.fw.lines.slice(from).some((l) => isPut(parseJson(l))); i++) await new Promise((r) => setTimeout(r, 100));
+    const answered = lab.fw.lines.slice(from).map(parseJson).find(isPut);
     assert.ok(answered && answered.status === 400, `the abandoned PUT, the client's error: ${JSON.stringify(answered)}`);
     assert.ok(!lab.fw.lines.slice(from).some((l) => parseJson(l)?.msg === 'crash'), 'no crash line');
     await stillFine('after a client left mid-body');
