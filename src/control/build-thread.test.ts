@@ -304,6 +304,18 @@ describe('Firewall reloads through the build thread', { timeout: 120_000 }, () =
     writeFileSync(v4, `${nat}${[...generateLines({ family: 'acl', rules: 20_000, seed: 8 })].join('\n')}\n`);
     writeFileSync(v6, `${[...generateLines({ family: 'acl6', rules: 5000, seed: 9 })].join('\n')}\n`);
     const want = onMain({ texts: [v4, v6].map((file) => ({ file, text: readFileSync(file, 'utf8') })), opts: { skipOtherTables: true } });
+    // IPv6 first: the model's tables and ids follow the files' order, as the addon's do.
+    const want6 = onMain({ texts: [v6, v4].map((file) => ({ file, text: readFileSync(file, 'utf8') })), opts: { skipOtherTables: true } });
+    const fw6 = new Firewall({ ports: [{ name: 'bts2', kind: 'afpacket' }, { name: 'bts3', kind: 'afpacket' }], ruleFiles: [v6, v4], workers: 1, buildThreadMinBytes: 0, skipOtherTables: true });
+    try {
+      await logsOf(() => fw6.load());
+      assert.deepEqual(Buffer.from(fw6.ruleset!.buffer), Buffer.from(want6.buffer));
+      await materialize(fw6.ruleset!);
+      assert.deepEqual(listing(fw6.ruleset!), listing(want6), 'v6 then v4: the same ids for the same rules');
+      assert.ok(fw6.ruleset!.source.skipped?.some((t) => t.table === 'nat'), 'the model keeps what was skipped');
+    } finally {
+      await fw6.stop();
+    }
     const fw = new Firewall({ ports: [{ name: 'bts0', kind: 'afpacket' }, { name: 'bts1', kind: 'afpacket' }], ruleFiles: [v4, v6], workers: 1, buildThreadMinBytes: 0, skipOtherTables: true });
     try {
       const logs = await logsOf(() => fw.load());

@@ -175,7 +175,9 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
 export function buildStreamOffThread(req: StreamRequest, bodies: Uint8Array[], hooks: BuildHooks = {}): Promise<ThreadBuilt | { declined: string }> {
   const sets = describeSets();
   const { inputs, opts } = req.stream;
-  const recipe: Recipe = { texts: inputs.map((i, k) => ({ file: i.file, bytes: bodies[k] })), opts, kept: [], sets };
+  // No `kept`: the texts replace every table, and a merge would order the
+  // model's tables by family, not as the files give them (as the addon numbered them).
+  const recipe: Recipe = { texts: inputs.map((i, k) => ({ file: i.file, bytes: bodies[k] })), opts, sets };
   return onThread(req, [], () => recipe, hooks);
 }
 

@@ -61,7 +61,8 @@ export class SharedBody {
   /**
    * Fills it from a file opened with its length: read a few MiB at a time
    * (pread, on the libuv pool), each published as it lands. False, with the
-   * readers told, if the file ended sooner (it changed since it was sized).
+   * readers told, if the file ended sooner or goes on (it changed since it
+   * was sized).
    */
   async fillFrom(handle: FileHandle): Promise<boolean> {
     const total = this.bytes.length;
@@ -70,6 +71,11 @@ export class SharedBody {
       if (bytesRead === 0) break;
       this.n += bytesRead;
       this.publish(RECEIVED, this.n);
+    }
+    // A file that grew since it was sized (written in place while read) is not whole either.
+    if (this.n === total && (await handle.read(Buffer.alloc(1), 0, 1, total)).bytesRead > 0) {
+      this.abort();
+      return false;
     }
     return this.end() !== undefined;
   }
