@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
   AdmissionError, DEFAULT_BUDGET_PER_RULE, HEAP_BYTES_PER_CHAR_NATIVE, HEAP_BYTES_PER_CHAR_SAVE, HEAP_BYTES_PER_RULE, NATIVE_BYTES_PER_RULE,
-  admit, defaultMaxRules, memoryNow, textDemand,
+  NATIVE_BYTES_PER_CHAR_FAST, admit, defaultMaxRules, fastTextDemand, memoryNow, textDemand,
 } from './admission';
 
 const MiB = 1 << 20;
@@ -66,4 +66,17 @@ test('defaultMaxRules: the heap limit (or memory, if less) at 1 KiB a rule, in t
   assert.equal(defaultMaxRules(4345298944, 24 * GiB), 4_243_000);
   assert.equal(defaultMaxRules(4 * GiB, 2 * GiB), 2_097_000);
   assert.equal(defaultMaxRules(MiB, GiB), 1000);
+});
+
+test('a streamed text: its compiler\'s records before the parse, memory admitted to a build under way not counted as free', () => {
+  const d = fastTextDemand('the request body', 80 * MiB);
+  assert.equal(d.heapBytes, 0);
+  assert.equal(d.nativeBytes, 80 * MiB * NATIVE_BYTES_PER_CHAR_FAST);
+  admit(d, { rules: 0, nativeBytes: 0 }, at(4 * GiB, 0, 1 * GiB));
+  // The same beside another stream's 400 MiB reservation: 624 MiB left, 400 needed.
+  admit(d, { rules: 0, nativeBytes: 0, reservedBytes: 400 * MiB }, at(4 * GiB, 0, 1 * GiB));
+  assert.throws(() => admit(d, { rules: 0, nativeBytes: 0, reservedBytes: 700 * MiB }, at(4 * GiB, 0, 1 * GiB)),
+    /the process may take 300 MiB more \(free memory or the cgroup limit, less 700 MiB admitted to a build under way\)/);
+  // Once the rules are counted, the classifiers: a million at the running set's cost per rule.
+  assert.throws(() => admit(fastTextDemand('b', 80 * MiB, 1_000_000), { rules: 1_000_000, nativeBytes: 1_000_000 * 900 }, at(4 * GiB, 0, 800 * MiB)), AdmissionError);
 });

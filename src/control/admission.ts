@@ -44,6 +44,8 @@ export interface Running {
   rules: number;
   /** The running classifiers' memory (setRules' memoryBytes). */
   nativeBytes: number;
+  /** Memory admitted to builds still under way (a streamed text's compiler): not free, though not taken yet. */
+  reservedBytes?: number;
 }
 
 export interface MemoryNow {
@@ -107,6 +109,7 @@ export function admit(d: Demand, running: Running, now: () => MemoryNow = memory
     collect();
     m = now();
   }
+  if (running.reservedBytes) m = { ...m, available: Math.max(0, m.available - running.reservedBytes) };
   const heapFree = m.heapLimit - m.heapUsed;
   const perRule = running.rules >= 10_000 ? Math.max(NATIVE_BYTES_PER_RULE, running.nativeBytes / running.rules) : NATIVE_BYTES_PER_RULE;
   const nativeBytes = Math.max(d.nativeBytes, d.rules * perRule);
@@ -122,7 +125,7 @@ export function admit(d: Demand, running: Running, now: () => MemoryNow = memory
   }
   if (d.heapBytes + nativeBytes > m.available) {
     throw new AdmissionError(`not enough memory for ${size}: it needs an estimated ${mb(d.heapBytes + nativeBytes)} (heap and classifiers), `
-      + `the process may take ${mb(m.available)} more (free memory or the cgroup limit); the running rules stay`, detail);
+      + `the process may take ${mb(m.available)} more (free memory or the cgroup limit${running.reservedBytes ? `, less ${mb(running.reservedBytes)} admitted to a build under way` : ''}); the running rules stay`, detail);
   }
 }
 

@@ -273,6 +273,7 @@ export class Firewall {
   // Rule set changes run one at a time, in arrival order.
   private chain: Promise<unknown> = Promise.resolve();
   private queued = 0;
+  private reservedBytes = 0;
   // Streamed PUT bodies still arriving (replaceTextStreamed): not queued yet, not idle either.
   private streaming = 0;
   private swapping = 0;
@@ -660,7 +661,11 @@ export class Firewall {
   private startStream(what: string, bodies: Array<{ file: string; body: SharedBody }>, running: StreamRequest['stream']['running'],
     opts: StreamRequest['stream']['opts'], restore: boolean, check?: (parsedTables: number) => void): Promise<ThreadBuilt | { declined: string }> {
     const length = bodies.reduce((n, b) => n + b.body.buffer.byteLength, 0);
-    this.admit(fastTextDemand(what, length));
+    const demand = fastTextDemand(what, length);
+    this.admit(demand);
+    // Held against other builds admitted while this one runs (a reload while a PUT uploads).
+    const reserved = demand.nativeBytes;
+    this.reservedBytes += reserved;
     const p = buildStreamOffThread({
       stream: { inputs: bodies.map(({ file, body }) => ({ buffer: body.buffer, progress: body.progress, file })), running, opts },
       fileCounters: restore,
@@ -668,11 +673,11 @@ export class Firewall {
       ...this.progressOptions, onNotice: this.opts.onRuleNotice, onFastPath: (r) => logFastPath(r, true), signal: this.stopping.signal,
       onParsed: (tables, rules) => {
         check?.(tables);
-        this.admit(fastTextDemand(what, length, rules));
+        this.admit(fastTextDemand(what, length, rules), reserved);
       },
     });
     // Whatever the caller does meanwhile, the thread's answer is observed.
-    p.catch(() => undefined);
+    p.catch(() => undefined).finally(() => (this.reservedBytes -= reserved));
     return p;
   }
 
@@ -688,8 +693,8 @@ export class Firewall {
    * before parsing, inside their turn of the queue (so after the reload
    * before them has freed what it replaced).
    */
-  admit(d: Demand): void {
-    admit(d, { rules: this.rules?.stats.sourceRules ?? 0, nativeBytes: this.status.memoryBytes });
+  admit(d: Demand, ownReservation = 0): void {
+    admit(d, { rules: this.rules?.stats.sourceRules ?? 0, nativeBytes: this.status.memoryBytes, reservedBytes: this.reservedBytes - ownReservation });
   }
 
   /** One edit (insert, append, delete, policy), on a copy of the running rule set. */
