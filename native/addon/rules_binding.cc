@@ -100,7 +100,13 @@ Napi::Value Compile(const Napi::CallbackInfo& info) {
       Napi::Function pull = pv.As<Napi::Function>();
       Napi::Value held = env.Null();
       while (ok) {
-        Napi::Value next = pull.Call({});
+        // Called through the C API: if pull() throws (the body was
+        // abandoned) or the thread is being terminated, return at once with
+        // the exception pending. node-addon-api would make an Error of it
+        // first, which aborts the process on a terminating thread.
+        napi_value got = nullptr;
+        if (napi_call_function(env, env.Undefined(), pull, 0, nullptr, &got) != napi_ok) return Napi::Value();
+        Napi::Value next(env, got);
         if (!next.IsNull() && !next.IsUndefined() && !next.IsTypedArray())
           throw Napi::TypeError::New(env, "compileRuleText: pull() must return a Uint8Array or null");
         bool end = !next.IsTypedArray();

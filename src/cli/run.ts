@@ -1,4 +1,5 @@
 // flatwall run: the firewall as a long-running process.
+import { buildThreadsEnded, endBuildThreads } from '../control/build-thread';
 import { RuleError } from '../rules/errors';
 import { Firewall, type PortSpec } from '../control/firewall';
 import { log } from '../control/log';
@@ -493,10 +494,16 @@ function summary(c: any): Record<string, unknown> {
  * log shippers see why the firewall stopped. Exit 70 (EX_SOFTWARE).
  */
 export function logCrashes(): void {
+  let crashed = false;
   const crash = (kind: string) => (err: unknown) => {
     const e = err as Error;
     log('error', 'crash', { kind, error: excerpt(String(e?.message ?? err), 2000), stack: String(e?.stack ?? '').slice(0, 4000) });
-    process.exit(70);
+    // A build thread inside the addon would abort the process as it exits
+    // (SIGABRT, not this exit status): told to stop, it gets a moment to leave.
+    if (crashed) process.exit(70);
+    crashed = true;
+    endBuildThreads();
+    void buildThreadsEnded(3000).finally(() => process.exit(70));
   };
   process.on('uncaughtException', crash('uncaughtException'));
   process.on('unhandledRejection', crash('unhandledRejection'));

@@ -16,7 +16,7 @@ import { ruleIdsByChain } from '../rules/positions';
 import { IpsetStore, loadIpsetFiles } from '../sets/store';
 import { useSetStore } from '../sets/registry';
 import { join } from 'node:path';
-import { buildOffThread, buildStreamOffThread, type StreamRequest } from './build-thread';
+import { buildOffThread, buildStreamOffThread, buildThreadsEnded, type StreamRequest } from './build-thread';
 import { SharedBody } from './shared-body';
 import { identities } from './counters';
 import { compile, type CompiledRuleSet } from '../rules/compile';
@@ -268,6 +268,25 @@ describe('a request body compiled while it arrives', { timeout: 300_000, skip: p
     const got = await buildStreamOffThread(streamReq(body, [{ family: 4, name: 'filter' }]), [new Uint8Array(body.buffer)]);
     await done;
     assert.ok(!('declined' in got));
+  });
+
+  test('stopped while the addon waits for the rest of a body: the build rejects and its thread leaves the addon and ends', async () => {
+    const text = `${[...generateLines({ family: 'acl', rules: 20_000, seed: 6 })].join('\n')}\n`;
+    const bytes = Buffer.from(text);
+    const body = new SharedBody(bytes.length);
+    body.write(bytes.subarray(0, bytes.length * 0.7));
+    const stop = new AbortController();
+    const built = buildStreamOffThread(streamReq(body), [new Uint8Array(body.buffer)], { signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 300)); // the thread is in the addon, in pull()
+    stop.abort();
+    await assert.rejects(built, /the firewall is stopping/);
+    // Told to stop (not terminated inside the addon, which aborts the process): it ends by itself, promptly.
+    const t0 = Date.now();
+    await buildThreadsEnded(20_000);
+    assert.ok(Date.now() - t0 < 10_000, `the thread took ${Date.now() - t0} ms to end`);
+    // What arrives after is dropped, not an error of the writer's.
+    assert.equal(body.write(bytes.subarray(bytes.length * 0.7)), true);
+    assert.equal(body.end(), undefined);
   });
 
   test('a body that stops before its end fails the build', async () => {

@@ -25,6 +25,8 @@ import { logRuleOf, type CompiledRuleSet, type CompileStats, type LogRule, type 
 import type { Family, RuleSet, SkippedTable, TableName } from '../rules/model';
 import type { RuleIdentities } from './counters';
 import { describeSets } from '../sets/registry';
+import { fastPathEnabled } from '../rules/text-fast-path';
+import { abortReaders } from './shared-body';
 
 export interface BuildRequest {
   recipe: Recipe;
@@ -146,6 +148,25 @@ export interface ThreadBuilt {
 
 
 const WORKER = join(__dirname, 'build-worker.js');
+/** How long an abandoned build may take to leave the addon before its thread is terminated anyway. */
+const ADDON_GRACE_MS = 30_000;
+// Each running build thread, with what ends it (onThread's `end`).
+const live = new Map<Worker, () => void>();
+
+/** Ends every build thread as an abandoned build is ended (a crash's exit: see run.ts logCrashes). */
+export function endBuildThreads(): void {
+  for (const end of [...live.values()]) end();
+}
+
+/**
+ * Resolves once every build thread has ended (or `timeoutMs` has passed):
+ * a process that exits while one is inside the addon aborts (Firewall.stop
+ * waits for them).
+ */
+export async function buildThreadsEnded(timeoutMs = ADDON_GRACE_MS): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (live.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+}
 
 /**
  * Parse, compile and pack `req.recipe` on a worker thread. Resolves once the
@@ -161,7 +182,8 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
   // decodes them); the others are copied.
   const moved = recipe.texts.map((_t, i) => bytes?.[i]);
   const sent = { ...recipe, texts: recipe.texts.map((t, i) => (moved[i] ? { file: t.file, text: '' } : t)) };
-  return onThread({ ...req, recipe: sent, bytes: moved }, moved.filter((b): b is ArrayBuffer => b !== undefined), () => recipe, hooks) as Promise<ThreadBuilt>;
+  const addon = req.fastPath !== false && !recipe.kept?.length && fastPathEnabled();
+  return onThread({ ...req, recipe: sent, bytes: moved }, moved.filter((b): b is ArrayBuffer => b !== undefined), () => recipe, hooks, addon) as Promise<ThreadBuilt>;
 }
 
 /**
@@ -178,18 +200,46 @@ export function buildStreamOffThread(req: StreamRequest, bodies: Uint8Array[], h
   // No `kept`: the texts replace every table, and a merge would order the
   // model's tables by family, not as the files give them (as the addon numbered them).
   const recipe: Recipe = { texts: inputs.map((i, k) => ({ file: i.file, bytes: bodies[k] })), opts, sets };
-  return onThread(req, [], () => recipe, hooks);
+  // Stopped while the addon pulls, its pull throws (the bodies' readers are told) and it returns.
+  return onThread(req, [], () => recipe, hooks, true, () => inputs.forEach((i) => abortReaders(i.progress)));
 }
 
 /** One worker of build-worker.ts, its messages turned into hooks and the result. */
+/**
+ * One worker of build-worker.ts, its messages turned into hooks and the
+ * result. `addon`: the worker may call the addon's text compiler, which
+ * must not be terminated inside (V8 stops the thread's JavaScript under
+ * the addon's feet, and the addon's next call into it aborts the process):
+ * until the worker says the compiler has returned (its fast-path message),
+ * an abandoned build is ended by `cancel` (a streamed one's pull then
+ * throws) and the thread terminated only once it is out, or after
+ * ADDON_GRACE_MS.
+ */
 function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () => Recipe,
-  hooks: BuildHooks): Promise<ThreadBuilt | { declined: string }> {
+  hooks: BuildHooks, addon: boolean, cancel?: () => void): Promise<ThreadBuilt | { declined: string }> {
   return new Promise((resolve, reject) => {
     const w = new Worker(WORKER, { workerData, transferList });
+    let inAddon = addon;
+    let ending = false;
+    const end = () => {
+      if (ending) return;
+      ending = true;
+      if (!inAddon) {
+        void w.terminate();
+        return;
+      }
+      cancel?.();
+      setTimeout(() => void w.terminate(), ADDON_GRACE_MS).unref();
+    };
+    live.set(w, end);
     // The firewall stopping ends the thread.
     const stopped = () => fail(new Error('the build was stopped: the firewall is stopping'));
+    if (hooks.signal?.aborted) queueMicrotask(stopped);
     hooks.signal?.addEventListener('abort', stopped, { once: true });
-    w.once('exit', () => hooks.signal?.removeEventListener('abort', stopped));
+    w.once('exit', () => {
+      live.delete(w);
+      hooks.signal?.removeEventListener('abort', stopped);
+    });
     let settleLater: { resolve: (v: Awaited<ThreadBuilt['later']>) => void; reject: (e: Error) => void } | undefined;
     let built = false;
     let done = false;
@@ -198,9 +248,15 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () 
       done = true;
       if (!built) reject(err);
       else settleLater!.reject(err);
-      void w.terminate();
+      end();
     };
     w.on('message', (m: WorkerMessage) => {
+      // Every message but notices and progress comes after the compiler returned.
+      if (m.type !== 'notice' && m.type !== 'parse' && m.type !== 'compile' && inAddon) {
+        inAddon = false;
+        if (ending) void w.terminate();
+      }
+      if (done) return;
       switch (m.type) {
         case 'parse': hooks.onParseProgress?.(m.file, m.done, m.total); break;
         case 'compile': hooks.onProgress?.(m.done, m.total); break;
@@ -217,7 +273,7 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () 
         case 'declined':
           done = true;
           resolve({ declined: m.reason });
-          void w.terminate();
+          end();
           break;
         case 'built': {
           built = true;
@@ -237,7 +293,7 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () 
             fileCounters: m.fileCounters ? new Map(m.fileCounters.map(([id, p, b]) => [id, [p, b]])) : undefined,
             setReferences: m.setReferences ? new Map(m.setReferences) : undefined,
           });
-          void w.terminate();
+          end();
           break;
       }
     });

@@ -7,7 +7,7 @@ import { targetExtension } from '../rules/extensions/targets';
 import { decodeUtf8Sliced, readRuleTextsAsync, ruleCount, unreadable } from '../rules/load';
 import { compileAsync, compileSteps, logRuleOf, ruleIdCount, type CompiledRuleSet, type LogRule } from '../rules/compile';
 import { isDeferred, materialize, movableBytes, recipeSourceSteps, recipeTextLength, type Recipe } from '../rules/deferred';
-import { buildOffThread, buildStreamOffThread, setReferenceCounts, type BuildHooks, type StreamRequest, type ThreadBuilt } from './build-thread';
+import { buildOffThread, buildStreamOffThread, buildThreadsEnded, setReferenceCounts, type BuildHooks, type StreamRequest, type ThreadBuilt } from './build-thread';
 import { SharedBody } from './shared-body';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fastPathEnabled } from '../rules/text-fast-path';
@@ -448,6 +448,7 @@ export class Firewall {
         if (!whole) {
           for (const b of bodies) b.body.abort();
           await built.catch(() => undefined);
+          if (this.stopping.signal.aborted) throw new Error('the load was stopped: the firewall is stopping');
           return undefined;
         }
       }
@@ -1124,5 +1125,7 @@ export class Firewall {
     if (this.setGcTimer) clearInterval(this.setGcTimer);
     this.drainLogs();
     await this.dp.stop();
+    // A build thread still inside the addon (told to stop: its pull throws) must leave it before the process exits.
+    await buildThreadsEnded();
   }
 }

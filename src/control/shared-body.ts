@@ -51,7 +51,10 @@ export class SharedBody {
 
   /** Appends a piece; false (nothing written) when it would not fit. */
   write(chunk: Uint8Array): boolean {
-    if (Atomics.load(this.p, STATE) !== RECEIVING || this.n + chunk.length > this.bytes.length) return false;
+    const state = Atomics.load(this.p, STATE);
+    // Its reader was stopped (abortReaders: the firewall is stopping): the rest is dropped.
+    if (state === ABORTED) return true;
+    if (state !== RECEIVING || this.n + chunk.length > this.bytes.length) return false;
     this.bytes.set(chunk, this.n);
     this.n += chunk.length;
     this.publish(RECEIVED, this.n);
@@ -82,23 +85,33 @@ export class SharedBody {
 
   /** All bytes are there: the body as a Buffer over the shared memory. False if fewer than its length came. */
   end(): Buffer | undefined {
-    if (this.n !== this.bytes.length) {
+    if (this.n !== this.bytes.length || Atomics.compareExchange(this.p, STATE, RECEIVING, ENDED) !== RECEIVING) {
       this.abort();
       return undefined;
     }
-    this.publish(STATE, ENDED);
+    Atomics.notify(this.p, RECEIVED);
     return this.bytes;
   }
 
   /** No more will come: a reader waiting throws. */
   abort(): void {
-    if (Atomics.load(this.p, STATE) === RECEIVING) this.publish(STATE, ABORTED);
+    abortReaders(this.progress);
   }
 
   private publish(at: number, v: number): void {
     Atomics.store(this.p, at, v);
     Atomics.notify(this.p, RECEIVED);
   }
+}
+
+/**
+ * Tells the readers of the body behind `progress` that no more will come
+ * (from any thread): a build that is no longer wanted stops at its next
+ * pull, without being terminated inside the addon (build-thread.ts).
+ */
+export function abortReaders(progress: SharedArrayBuffer): void {
+  const p = new Int32Array(progress);
+  if (Atomics.compareExchange(p, STATE, RECEIVING, ABORTED) === RECEIVING) Atomics.notify(p, RECEIVED);
 }
 
 /** Thrown by a reader whose body will not be complete. */
