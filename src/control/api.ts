@@ -372,6 +372,9 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   });
 }
 
+/** How long a streamed body may send nothing before the request is dropped (its 400). */
+const BODY_STALL_MS = 60_000;
+
 /** readBody into a SharedBody of the request's Content-Length, which a reader on another thread follows. */
 function readBodyShared(req: IncomingMessage, sb: SharedBody): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -390,14 +393,20 @@ function readBodyShared(req: IncomingMessage, sb: SharedBody): Promise<Buffer> {
       }
     });
     req.on('end', () => {
+      req.setTimeout(0); // the stall limit is the body's, not the build's
       const b = sb.end();
       if (b) {
         settled = true;
         resolve(b);
+      } else if (sb.abandoned) {
+        // Its reader stopped (the firewall is stopping, or the build failed: the caller has that error).
+        fail(new ApiError(503, 'unavailable', 'the build reading the request body stopped before its end'));
       } else {
         fail(new ApiError(400, 'bad_request', `request body ended after ${sb.received} of its Content-Length, ${sb.buffer.byteLength} bytes`));
       }
     });
+    // A client that sends nothing for BODY_STALL_MS holds a build thread and its admitted memory: it is let go.
+    req.setTimeout(BODY_STALL_MS, () => req.destroy());
     // A client that goes away mid-body ('error': aborted, then 'close'): its
     // error, and the reader must not wait for the rest.
     const gone = () => fail(new ApiError(400, 'bad_request', `the client closed the connection after ${sb.received} of ${sb.buffer.byteLength} body bytes`));

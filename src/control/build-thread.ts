@@ -25,7 +25,6 @@ import { logRuleOf, type CompiledRuleSet, type CompileStats, type LogRule, type 
 import type { Family, RuleSet, SkippedTable, TableName } from '../rules/model';
 import type { RuleIdentities } from './counters';
 import { describeSets } from '../sets/registry';
-import { fastPathEnabled } from '../rules/text-fast-path';
 import { abortReaders } from './shared-body';
 
 export interface BuildRequest {
@@ -64,6 +63,8 @@ export interface BuildHooks {
   onFastPath?: (r: { taken: true; parseSeconds: number; compileSeconds: number } | { taken: false; reason: string }) => void;
   /** Aborting it ends the thread. */
   signal?: AbortSignal;
+  /** The reference's steps saw the build abandoned and stopped there (tests). */
+  onStopped?: () => void;
 }
 
 /** What the worker posts, in order: progress and notices, then built, then identities (or error at any point). */
@@ -73,6 +74,7 @@ export type WorkerMessage =
   | { type: 'notice'; message: string }
   | { type: 'parsed'; tables: number; rules: number }
   | { type: 'declined'; reason: string }
+  | { type: 'stopped' }
   | { type: 'fast-path'; taken: true; parseSeconds: number; compileSeconds: number }
   | { type: 'fast-path'; taken: false; reason: string }
   | {
@@ -153,19 +155,24 @@ const ADDON_GRACE_MS = 30_000;
 // Each running build thread, with what ends it (onThread's `end`).
 const live = new Map<Worker, () => void>();
 
-/** Ends every build thread as an abandoned build is ended (a crash's exit: see run.ts logCrashes). */
+// Set once the process is on its way out (endBuildThreads): no new build starts.
+let closed = false;
+
+/** Tells every build thread to stop, as an abandoned build is, and starts no more (a crash's exit: see run.ts logCrashes). */
 export function endBuildThreads(): void {
+  closed = true;
   for (const end of [...live.values()]) end();
 }
 
 /**
- * Resolves once every build thread has ended (or `timeoutMs` has passed):
+ * Resolves once every build thread has ended (true) or `timeoutMs` has passed (false):
  * a process that exits while one is inside the addon aborts (Firewall.stop
  * waits for them).
  */
-export async function buildThreadsEnded(timeoutMs = ADDON_GRACE_MS): Promise<void> {
+export async function buildThreadsEnded(timeoutMs = ADDON_GRACE_MS): Promise<boolean> {
   const until = Date.now() + timeoutMs;
   while (live.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  return live.size === 0;
 }
 
 /**
@@ -182,8 +189,7 @@ export function buildOffThread(req: BuildRequest, hooks: BuildHooks = {}): Promi
   // decodes them); the others are copied.
   const moved = recipe.texts.map((_t, i) => bytes?.[i]);
   const sent = { ...recipe, texts: recipe.texts.map((t, i) => (moved[i] ? { file: t.file, text: '' } : t)) };
-  const addon = req.fastPath !== false && !recipe.kept?.length && fastPathEnabled();
-  return onThread({ ...req, recipe: sent, bytes: moved }, moved.filter((b): b is ArrayBuffer => b !== undefined), () => recipe, hooks, addon) as Promise<ThreadBuilt>;
+  return onThread({ ...req, recipe: sent, bytes: moved }, moved.filter((b): b is ArrayBuffer => b !== undefined), () => recipe, hooks) as Promise<ThreadBuilt>;
 }
 
 /**
@@ -201,40 +207,41 @@ export function buildStreamOffThread(req: StreamRequest, bodies: Uint8Array[], h
   // model's tables by family, not as the files give them (as the addon numbered them).
   const recipe: Recipe = { texts: inputs.map((i, k) => ({ file: i.file, bytes: bodies[k] })), opts, sets };
   // Stopped while the addon pulls, its pull throws (the bodies' readers are told) and it returns.
-  return onThread(req, [], () => recipe, hooks, true, () => inputs.forEach((i) => abortReaders(i.progress)));
+  return onThread(req, [], () => recipe, hooks, () => inputs.forEach((i) => abortReaders(i.progress)));
 }
 
 /** One worker of build-worker.ts, its messages turned into hooks and the result. */
 /**
  * One worker of build-worker.ts, its messages turned into hooks and the
- * result. `addon`: the worker may call the addon's text compiler, which
- * must not be terminated inside (V8 stops the thread's JavaScript under
- * the addon's feet, and the addon's next call into it aborts the process):
- * until the worker says the compiler has returned (its fast-path message),
- * an abandoned build is ended by `cancel` (a streamed one's pull then
- * throws) and the thread terminated only once it is out, or after
- * ADDON_GRACE_MS.
+ * result. A worker is never terminated while it may be inside the addon
+ * (V8 stops the thread's JavaScript under the addon's feet, and the
+ * addon's next call into it aborts the process), and the addon is loaded
+ * and called at points the main thread cannot see: an abandoned build is
+ * told to stop instead (`stop`, a flag the worker's steps read; `cancel`:
+ * a streamed build's bodies, whose pull then throws) and ends by itself at
+ * its next step, or when the compiler returns. Only one that has not ended
+ * ADDON_GRACE_MS later is terminated.
  */
 function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () => Recipe,
-  hooks: BuildHooks, addon: boolean, cancel?: () => void): Promise<ThreadBuilt | { declined: string }> {
+  hooks: BuildHooks, cancel?: () => void): Promise<ThreadBuilt | { declined: string }> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(WORKER, { workerData, transferList });
-    let inAddon = addon;
+    if (hooks.signal?.aborted || closed) {
+      reject(new Error('the build was stopped: the firewall is stopping'));
+      return;
+    }
+    const stop = new SharedArrayBuffer(4);
+    const w = new Worker(WORKER, { workerData: { ...workerData, stop }, transferList });
     let ending = false;
     const end = () => {
       if (ending) return;
       ending = true;
-      if (!inAddon) {
-        void w.terminate();
-        return;
-      }
+      Atomics.store(new Int32Array(stop), 0, 1);
       cancel?.();
       setTimeout(() => void w.terminate(), ADDON_GRACE_MS).unref();
     };
     live.set(w, end);
     // The firewall stopping ends the thread.
     const stopped = () => fail(new Error('the build was stopped: the firewall is stopping'));
-    if (hooks.signal?.aborted) queueMicrotask(stopped);
     hooks.signal?.addEventListener('abort', stopped, { once: true });
     w.once('exit', () => {
       live.delete(w);
@@ -251,11 +258,7 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () 
       end();
     };
     w.on('message', (m: WorkerMessage) => {
-      // Every message but notices and progress comes after the compiler returned.
-      if (m.type !== 'notice' && m.type !== 'parse' && m.type !== 'compile' && inAddon) {
-        inAddon = false;
-        if (ending) void w.terminate();
-      }
+      if (m.type === 'stopped') hooks.onStopped?.();
       if (done) return;
       switch (m.type) {
         case 'parse': hooks.onParseProgress?.(m.file, m.done, m.total); break;
@@ -273,7 +276,6 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () 
         case 'declined':
           done = true;
           resolve({ declined: m.reason });
-          end();
           break;
         case 'built': {
           built = true;
@@ -293,7 +295,6 @@ function onThread(workerData: object, transferList: ArrayBuffer[], recipeOf: () 
             fileCounters: m.fileCounters ? new Map(m.fileCounters.map(([id, p, b]) => [id, [p, b]])) : undefined,
             setReferences: m.setReferences ? new Map(m.setReferences) : undefined,
           });
-          end();
           break;
       }
     });

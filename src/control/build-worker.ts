@@ -3,7 +3,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { compileSteps } from '../rules/compile';
 import { recipeSourceSteps } from '../rules/deferred';
-import { drain } from '../rules/steps';
 import { ruleCount } from '../rules/load';
 import { fileCounters, identities } from './counters';
 import { useSetDescriptions } from '../sets/registry';
@@ -13,6 +12,26 @@ import type { Family } from '../rules/model';
 import { logRules, serializeError, setReferenceCounts, type BuildRequest, type StreamRequest, type WorkerMessage } from './build-thread';
 
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
+
+// Set by the main thread when the build is abandoned (build-thread.ts
+// onThread): the reference's steps stop at the next one, rather than the
+// thread being terminated (which the addon does not survive).
+const stopFlag = new Int32Array((workerData as { stop: SharedArrayBuffer }).stop);
+
+/** drain, stopping between steps once the build is abandoned. */
+function drainUnlessStopped<T>(g: Generator<unknown, T>): T {
+  for (;;) {
+    const r = g.next();
+    if (r.done) return r.value;
+    if (Atomics.load(stopFlag, 0) !== 0) throw new Abandoned();
+  }
+}
+
+class Abandoned extends Error {
+  constructor() {
+    super('the build was abandoned');
+  }
+}
 
 /** A build the addon's text compiler made, posted as the reference's would be (progress, tables, then identities). */
 function postFast(r: FastBuilt, files: string[]): void {
@@ -86,11 +105,11 @@ function run(req: BuildRequest & { bytes?: Array<ArrayBuffer | undefined> }): vo
   });
   useSetDescriptions(req.recipe.sets ?? []);
   // Parse and compile, with progress and notices as the main thread would log them.
-  const { source, parsedTables } = drain(recipeSourceSteps(req.recipe,
+  const { source, parsedTables } = drainUnlessStopped(recipeSourceSteps(req.recipe,
     (file, done, total) => post({ type: 'parse', file, done, total }),
     (message) => post({ type: 'notice', message })));
   post({ type: 'parsed', tables: parsedTables, rules: ruleCount(source) });
-  const compiled = drain(compileSteps(source, { maxRecords: req.maxRecords, onProgress: (done, total) => post({ type: 'compile', done, total }) }));
+  const compiled = drainUnlessStopped(compileSteps(source, { maxRecords: req.maxRecords, onProgress: (done, total) => post({ type: 'compile', done, total }) }));
   // The packed tables go first: the classifier builds while the rest is computed.
   post({
     type: 'built', buffer: compiled.buffer, tables: compiled.tables, stats: compiled.stats, ifaceCuts: compiled.ifaces.toJSON(),
@@ -109,5 +128,5 @@ try {
   if ('stream' in data) streamed(data);
   else run(data);
 } catch (err) {
-  post({ type: 'error', error: serializeError(err) });
+  post(err instanceof Abandoned ? { type: 'stopped' } : { type: 'error', error: serializeError(err) });
 }

@@ -628,7 +628,11 @@ export class Firewall {
     this.streaming++;
     let bytes: Buffer;
     try {
-      bytes = await complete;
+      bytes = await complete.catch(async (err) => {
+        // Its reader was stopped (stopping, the thread failed): the build's error is the answer.
+        if (body.abandoned) await streamed;
+        throw err;
+      });
     } finally {
       this.streaming--;
     }
@@ -825,7 +829,9 @@ export class Firewall {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     this.queued++;
-    const p = this.chain.then(fn, fn).finally(() => this.queued--);
+    // What was queued when the firewall began to stop does not start.
+    const run = () => (this.stopping.signal.aborted ? Promise.reject(new Error('the firewall is stopping')) : fn());
+    const p = this.chain.then(run, run).finally(() => this.queued--);
     this.chain = p.catch(() => undefined);
     return p;
   }

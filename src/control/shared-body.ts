@@ -36,6 +36,8 @@ export class SharedBody {
   private readonly bytes: Buffer;
   private readonly p: Int32Array;
   private n = 0;
+  // This writer aborted it (the body did not arrive whole).
+  private mine = false;
 
   constructor(length: number) {
     if (!(Number.isInteger(length) && length >= 0 && length < 2 ** 31)) throw new RangeError(`a shared body holds 0 to 2^31-1 bytes, not ${length}`);
@@ -95,7 +97,13 @@ export class SharedBody {
 
   /** No more will come: a reader waiting throws. */
   abort(): void {
+    if (Atomics.load(this.p, STATE) === RECEIVING) this.mine = true;
     abortReaders(this.progress);
+  }
+
+  /** Its readers were told to stop from elsewhere (abortReaders: the build was abandoned), not by this writer. */
+  get abandoned(): boolean {
+    return Atomics.load(this.p, STATE) === ABORTED && !this.mine;
   }
 
   private publish(at: number, v: number): void {
