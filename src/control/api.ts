@@ -64,9 +64,10 @@ export interface ApiRequest {
   /**
    * The body read into shared memory as it arrives, for a thread that reads
    * it meanwhile (shared-body.ts); bytes() then resolves to the same bytes.
-   * Undefined without a Content-Length, over the limit, or once read.
+   * Undefined without a Content-Length of at least `minBytes`, over the
+   * limit, or once read.
    */
-  sharedBody?(): { body: SharedBody; complete: Promise<Buffer> } | undefined;
+  sharedBody?(minBytes: number): { body: SharedBody; complete: Promise<Buffer> } | undefined;
   /** Over the Unix socket (root-only by its mode), not TCP. */
   local: boolean;
   /** The body as a JSON object; an empty body is {}. */
@@ -238,9 +239,9 @@ export class ApiServer {
       let body: Promise<Buffer> | undefined;
       const bytes = () => (body ??= readBody(req, route.maxBody));
       const text = async () => bodyText(await bytes());
-      const sharedBody = () => {
+      const sharedBody = (minBytes: number) => {
         const declared = Number(req.headers['content-length'] ?? 0);
-        if (body || !(Number.isInteger(declared) && declared > 0 && declared <= route.maxBody)) return undefined;
+        if (body || !(Number.isInteger(declared) && declared > 0 && declared >= minBytes && declared <= route.maxBody)) return undefined;
         const sb = new SharedBody(declared);
         body = readBodyShared(req, sb);
         // Its reader is the build thread: the promise may be awaited only if

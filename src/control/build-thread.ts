@@ -210,7 +210,6 @@ export function buildStreamOffThread(req: StreamRequest, bodies: Uint8Array[], h
   return onThread(req, [], () => recipe, hooks, () => inputs.forEach((i) => abortReaders(i.progress)));
 }
 
-/** One worker of build-worker.ts, its messages turned into hooks and the result. */
 /**
  * One worker of build-worker.ts, its messages turned into hooks and the
  * result. A worker is never terminated while it may be inside the addon

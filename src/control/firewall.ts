@@ -11,7 +11,7 @@ import { buildOffThread, buildStreamOffThread, buildThreadsEnded, setReferenceCo
 import { SharedBody } from './shared-body';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fastPathEnabled } from '../rules/text-fast-path';
-import type { Family, RuleSet, TableName } from '../rules/model';
+import { tableOfKey, type Family, type RuleSet, type TableName } from '../rules/model';
 import { native } from '../native';
 import { log } from './log';
 import { CounterBank, fileCounters, identitiesSteps, type LiveCounters, type RuleIdentities } from './counters';
@@ -425,10 +425,12 @@ export class Firewall {
     try {
       for (const file of files) {
         try {
-          const handle = await open(file, 'r');
-          handles.push({ file, handle, size: 0, regular: false });
-          const st = await handle.stat();
-          Object.assign(handles[handles.length - 1], { size: st.size, regular: st.isFile() });
+          // Listed as soon as open, so that `finally` closes it whatever follows.
+          const h = { file, handle: await open(file, 'r'), size: 0, regular: false };
+          handles.push(h);
+          const st = await h.handle.stat();
+          h.size = st.size;
+          h.regular = st.isFile();
         } catch (err) {
           throw unreadable(file, err);
         }
@@ -653,7 +655,7 @@ export class Firewall {
   /** The running rule set's tables, by family and name. */
   private runningTables(): StreamRequest['stream']['running'] {
     return [...new Map((this.rules?.tables ?? []).map((t) => {
-      const name: TableName = t.hook.startsWith('raw/') ? 'raw' : 'filter';
+      const name = tableOfKey(t.hook);
       return [`${t.family}/${name}`, { family: t.family, name }] as const;
     })).values()];
   }

@@ -4,7 +4,7 @@
 // so the API accepts exactly iptables' syntax.
 import { RuleError } from '../rules/errors';
 import type { CompiledRuleSet } from '../rules/compile';
-import { chainKey, type Family, type RuleSet, type Table } from '../rules/model';
+import { chainKey, tableOfKey, type Family, type RuleSet, type Table } from '../rules/model';
 import { materialize, movableBytes, type Recipe } from '../rules/deferred';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { checkCount, decodeUtf8Sliced, mergeTables, ruleCount, stripBom } from '../rules/load';
@@ -129,7 +129,7 @@ async function textReplacement(fw: Firewall, input: string, family: Family | und
   fw.admit(textDemandOf('the request body', REQUEST_FILE, text, max));
   let kept: Table[] | undefined;
   let keptRules = 0;
-  if (running && running.tables.some((t) => !given.has(`${t.family}/${t.hook.startsWith('raw/') ? 'raw' : 'filter'}`))) {
+  if (running && running.tables.some((t) => !given.has(`${t.family}/${tableOfKey(t.hook)}`))) {
     await materialize(running);
     kept = running.source.tables.filter((t) => !given.has(`${t.family}/${t.name}`));
     keptRules = ruleCount({ tables: kept.filter((t) => t.family !== fam) });
@@ -298,8 +298,7 @@ export function firewallRoutes(fw: Firewall, opts: RouteOptions, router = new Ro
       if (parsed === 0) throw new ApiError(400, 'empty_ruleset', 'the body holds no *filter or *raw table');
     };
     // A large iptables-save body is compiled while it arrives (Firewall.replaceTextStreamed).
-    const declared = Number(req.headers['content-length'] ?? 0);
-    const shared = format === 'save' && declared >= fw.buildThreadMinBytes && fastPathEnabled() && fw.idle ? req.sharedBody?.() : undefined;
+    const shared = format === 'save' && fastPathEnabled() && fw.idle ? req.sharedBody?.(fw.buildThreadMinBytes) : undefined;
     if (shared) {
       const r = await fw.replaceTextStreamed(shared.body, shared.complete, { file: REQUEST_FILE, family }, restoreCounters, emptyCheck,
         async (bytes) => {

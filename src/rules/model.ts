@@ -16,6 +16,8 @@ export type TableName = 'filter' | 'raw';
 export const TABLE_BUILTINS: Record<TableName, readonly string[]> = { filter: BUILTIN_CHAINS, raw: ['PREROUTING', 'OUTPUT'] };
 /** A chain's name across tables: NAME in filter, "raw/NAME" in raw (what hook names, counters and listings key on). */
 export const chainKey = (table: TableName, chain: string): string => (table === 'filter' ? chain : `${table}/${chain}`);
+/** The table of a chain key (chainKey's inverse half), e.g. of a packed table's hook. */
+export const tableOfKey = (key: string): TableName => (key.startsWith('raw/') ? 'raw' : 'filter');
 
 /** A value with optional `!` in front. */
 export interface Neg<T> {

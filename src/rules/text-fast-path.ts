@@ -93,6 +93,11 @@ function prefixText(b: Uint8Array): string {
   return buf.toString('utf8', 0, nl === -1 ? 1 << 20 : nl + 1);
 }
 
+/** 3 if `b` starts with a UTF-8 BOM, else 0 (the preamble strips it from the text: the addon must not see it). */
+function bomLength(b: Uint8Array): number {
+  return b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+}
+
 /** Bytes of text the addon copies at a time. */
 const CHUNK = 4 << 20;
 
@@ -136,7 +141,7 @@ export function fastCompileTexts(texts: FastInput[], opts: FastPathOptions, acce
         // What has arrived of the first MiB (all of a shorter text) is the prefix.
         const s = t.stream;
         const b = s.head((1 << 20) + 3);
-        const bom = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+        const bom = bomLength(b);
         p = textPreamble(prefixText(b), file, { ...opts, onNotice }, () => {
           const all = s.all();
           return Buffer.from(all.buffer, all.byteOffset + bom, all.length - bom).toString('utf8');
@@ -144,7 +149,7 @@ export function fastCompileTexts(texts: FastInput[], opts: FastPathOptions, acce
         pull = s.puller(bom);
       } else if ('bytes' in t) {
         const b = t.bytes;
-        body = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? b.subarray(3) : b;
+        body = b.subarray(bomLength(b));
         const all = body;
         p = textPreamble(prefixText(b), file, { ...opts, onNotice }, () => Buffer.from(all.buffer, all.byteOffset, all.length).toString('utf8'));
       } else {
